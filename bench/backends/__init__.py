@@ -1,0 +1,6 @@
+"""Execution backends, by name (suite field `execution.backend`)."""
+
+from bench.registry import Registry
+
+BACKENDS: Registry = Registry("backend")
+BACKENDS.register("local", "bench.backends.local:LocalBackend")

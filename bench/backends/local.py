@@ -1,0 +1,105 @@
+"""Run each RunSpec in a fresh Python process on this machine, with a timeout.
+
+The child runs in its own session so that a Ctrl-C reaches only the parent, which then kills the
+child's whole process group; on Linux the child also dies if the parent is killed outright.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.backends.base import EventHandler, Outcome
+from bench.plan import RunSpec
+from bench.results import load_record
+from bench.worker import EVENT_PREFIX
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class LocalBackend:
+    def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
+            spec_path, out_path = Path(folder, "spec.json"), Path(folder, "result.json")
+            spec_path.write_text(spec.model_dump_json())
+            log_path.write_text("")  # one log per attempt; appended to by the child and the relay
+            with open(log_path, "a", encoding="utf-8") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path), "--machine", machine],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+                reader = threading.Thread(target=self._relay, args=(process, log, on_event), daemon=True)
+                reader.start()
+                try:
+                    return_code = process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    self._kill(process)
+                    return Outcome(None, f"timed out after {timeout_s:g} s (execution.timeout_s); killed")
+                except BaseException:  # Ctrl-C or a kill of the suite: take the child down with us
+                    self._kill(process)
+                    raise
+                finally:
+                    reader.join(timeout=5)
+            if out_path.exists():
+                return Outcome(load_record(out_path))
+        if return_code < 0:
+            name = _signal_name(-return_code)
+            hint = " (likely out of memory)" if name == "SIGKILL" else ""
+            return Outcome(None, f"worker killed by {name}{hint}\n{_tail(log_path)}".strip())
+        return Outcome(None, f"worker exited with code {return_code} without a result\n{_tail(log_path)}".strip())
+
+    @staticmethod
+    def _relay(process: subprocess.Popen, log, on_event: EventHandler) -> None:
+        for line in process.stdout:
+            if line.startswith(EVENT_PREFIX):
+                try:
+                    on_event(json.loads(line[len(EVENT_PREFIX) :]))
+                    continue
+                except json.JSONDecodeError:
+                    pass
+            log.write(line)
+            log.flush()
+
+    @staticmethod
+    def _kill(process: subprocess.Popen) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)

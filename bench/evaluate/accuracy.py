@@ -1,0 +1,89 @@
+"""Task accuracy through lm-eval, on task YAML and local JSONL data that the harness writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.tasks.base import TaskData
+
+
+@dataclass(frozen=True)
+class Score:
+    acc: float
+    acc_stderr: float | None
+    acc_norm: float | None
+    items: int
+
+
+def lmeval_task_name(task: TaskData) -> str:
+    return "bench_" + re.sub(r"[^A-Za-z0-9_]", "_", task.name)
+
+
+def write_task(task: TaskData, folder: Path) -> str:
+    """Write the items as JSONL and a multiple-choice task YAML scored by log-likelihood."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = lmeval_task_name(task)
+    data = folder / f"{name}.jsonl"
+    with data.open("w", encoding="utf-8") as stream:
+        for item in task.eval:
+            row = {"id": item.id, "context": item.context, "choices": item.choices, "label": item.label}
+            stream.write(json.dumps(row) + "\n")
+    yaml_text = "\n".join(
+        [
+            f"task: {name}",
+            "dataset_path: json",
+            f"dataset_kwargs: {{data_files: {{test: {json.dumps(str(data.resolve()))}}}}}",
+            "test_split: test",
+            "output_type: multiple_choice",
+            'doc_to_text: "{{context}}"',
+            'doc_to_choice: "{{choices}}"',
+            'doc_to_target: "{{label}}"',
+            'target_delimiter: " "',
+            "metric_list:",
+            "  - {metric: acc, aggregation: mean, higher_is_better: true}",
+            "  - {metric: acc_norm, aggregation: mean, higher_is_better: true}",
+            "",
+        ]
+    )
+    (folder / f"{name}.yaml").write_text(yaml_text, encoding="utf-8")
+    return name
+
+
+def evaluate_accuracy(
+    model: Any, tokenizer: Any, tasks: list[TaskData], folder: Path, batch_size: int
+) -> dict[str, Score]:
+    """Score each task with lm-eval on the in-memory model (adapters included)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    for noisy in ("lm_eval", "lm-eval"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    names = {lmeval_task_name(task): task for task in tasks}
+    for task in tasks:
+        write_task(task, folder)
+    model.eval()
+    language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+    output = simple_evaluate(
+        model=language_model,
+        tasks=list(names),
+        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+        log_samples=False,
+        verbosity="ERROR",
+    )
+    scores = {}
+    for name, task in names.items():
+        result = output["results"][name]
+        stderr = result.get("acc_stderr,none")
+        scores[task.name] = Score(
+            acc=float(result["acc,none"]),
+            acc_stderr=float(stderr) if isinstance(stderr, (int, float)) else None,
+            acc_norm=float(result["acc_norm,none"]) if "acc_norm,none" in result else None,
+            items=len(task.eval),
+        )
+    return scores

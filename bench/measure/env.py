@@ -1,0 +1,123 @@
+"""The environment a record came from: hardware, package versions, git state. Imports no torch."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from bench.results import Environment
+
+PACKAGES = (
+    "bench",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "bitsandbytes",
+    "lm_eval",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "numpy",
+    "pandas",
+    "pydantic",
+    "jinja2",
+)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def gpu_names() -> tuple[str, ...]:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if torch.cuda.is_available():
+            return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return ()
+    if shutil.which("nvidia-smi"):
+        try:
+            output = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            ).stdout
+            return tuple(line.strip() for line in output.splitlines() if line.strip())
+        except (OSError, subprocess.SubprocessError):
+            return ()
+    return ()
+
+
+def machine_id() -> str:
+    """Results are stored per machine kind: architecture, core count and GPUs (not the hostname)."""
+    gpus = gpu_names()
+    accelerator = f"{len(gpus)}x-{_slug(gpus[0])}" if gpus else "cpu"
+    return f"{platform.machine()}-{os.cpu_count()}c-{accelerator}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.strip())
+
+
+def capture(machine: str | None = None) -> Environment:
+    commit, dirty = git_state()
+    torch = sys.modules.get("torch")
+    return Environment(
+        machine=machine or machine_id(),
+        hostname=socket.gethostname(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count() or 0,
+        gpus=list(gpu_names()),
+        cuda=getattr(getattr(torch, "version", None), "cuda", None) if torch else None,
+        torch_threads=torch.get_num_threads() if torch else None,
+        packages=package_versions(),
+        git_commit=commit,
+        git_dirty=dirty,
+    )

@@ -1,0 +1,103 @@
+"""Per-phase peak memory: host RSS high-water mark on Linux, and CUDA allocator peaks.
+
+The host peak of a phase is the process's resident peak while the phase ran (the model loaded
+before it is included); the high-water mark is reset at the start of each phase.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.results import Metric
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+MIB = 1024 * 1024
+
+
+def _read_status_kib(key: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_host_peak() -> str | None:
+    """Reset the resident high-water mark to the current RSS; returns a reason if impossible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError as error:
+        return f"cannot reset the host peak ({_CLEAR_REFS}: {error.strerror or error})"
+    return None
+
+
+def current_rss_mib() -> float | None:
+    kib = _read_status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
+def _cuda():
+    torch = sys.modules.get("torch")  # never import torch here: only measure what the run uses
+    if torch is not None and torch.cuda.is_available():
+        return torch
+    return None
+
+
+@dataclass
+class PhaseMemory:
+    phase: str
+    host_peak_mib: float | None = None
+    host_reason: str | None = None
+    cuda_allocated_peak_mib: float | None = None
+    cuda_reserved_peak_mib: float | None = None
+    cuda_reason: str | None = None
+
+    def metrics(self) -> dict[str, Metric]:
+        def metric(value: float | None, reason: str | None) -> Metric:
+            return Metric(value=value, unit="MiB", higher_is_better=False, reason=None if value is not None else reason)
+
+        prefix = f"memory.{self.phase}"
+        return {
+            f"{prefix}.host_peak_mib": metric(self.host_peak_mib, self.host_reason),
+            f"{prefix}.cuda_allocated_peak_mib": metric(self.cuda_allocated_peak_mib, self.cuda_reason),
+            f"{prefix}.cuda_reserved_peak_mib": metric(self.cuda_reserved_peak_mib, self.cuda_reason),
+        }
+
+
+@dataclass
+class MemoryTracker:
+    """Context manager measuring one phase: `with MemoryTracker("train") as memory: ...`."""
+
+    phase: str
+    result: PhaseMemory = field(init=False)
+
+    def __enter__(self) -> PhaseMemory:
+        self.result = PhaseMemory(self.phase)
+        if not _STATUS.exists():
+            self.result.host_reason = "host peak needs Linux /proc/self/status"
+        else:
+            self.result.host_reason = reset_host_peak()
+        torch = _cuda()
+        if torch is None:
+            self.result.cuda_reason = "no CUDA device on this machine"
+        else:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        return self.result
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.result.host_reason is None:
+            kib = _read_status_kib("VmHWM")
+            self.result.host_peak_mib = None if kib is None else kib / 1024
+            if kib is None:
+                self.result.host_reason = "VmHWM missing from /proc/self/status"
+        torch = _cuda()
+        if torch is not None:
+            torch.cuda.synchronize()
+            self.result.cuda_allocated_peak_mib = torch.cuda.max_memory_allocated() / MIB
+            self.result.cuda_reserved_peak_mib = torch.cuda.max_memory_reserved() / MIB

@@ -1,0 +1,54 @@
+"""One generic registry: names map to lazily imported objects, unknown names get a suggestion."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """Maps a name to "module:attribute"; the module is imported only when the name is used."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._targets: dict[str, str] = {}
+        self._loaded: dict[str, T] = {}
+
+    def register(self, name: str, target: str) -> None:
+        self._targets[name] = target
+
+    def add(self, name: str, obj: T) -> None:
+        """Register an already imported object (plugins, tests)."""
+        self._targets[name] = f"<object {name}>"
+        self._loaded[name] = obj
+
+    def names(self) -> list[str]:
+        return sorted(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._targets
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
+
+    def get(self, name: str) -> T:
+        if name not in self._targets:
+            raise UnknownNameError(self.unknown_message(name))
+        if name not in self._loaded:
+            module_name, _, attribute = self._targets[name].partition(":")
+            self._loaded[name] = getattr(importlib.import_module(module_name), attribute)
+        return self._loaded[name]

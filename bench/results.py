@@ -1,0 +1,180 @@
+"""The record contract: one RunResult per run, versioned, validated, stored atomically.
+
+This module must never import torch: reports and comparisons rebuild from records anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "failed", "skipped"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metric(Record):
+    """A measured value with its unit and direction; `value` is None only with a `reason`."""
+
+    value: float | None
+    unit: str
+    higher_is_better: bool
+    reason: str | None = None
+    stderr: float | None = None  # item-level standard error where the source gives one
+
+    @classmethod
+    def missing(cls, unit: str, higher_is_better: bool, reason: str) -> Metric:
+        return cls(value=None, unit=unit, higher_is_better=higher_is_better, reason=reason)
+
+
+class TimingStats(Record):
+    """Raw samples after warm-up, and their percentiles."""
+
+    unit: str
+    samples: list[float]
+    warmup_excluded: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+
+class LossPoint(Record):
+    step: int
+    loss: float
+
+
+class Environment(Record):
+    machine: str
+    hostname: str
+    platform: str
+    python: str
+    cpu: str
+    cpu_count: int
+    gpus: list[str] = Field(default_factory=list)
+    cuda: str | None = None
+    torch_threads: int | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+class RunResult(Record):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    suite: str
+    strategy: str
+    label: str
+    seed: int
+    status: Status
+    reason: str | None = None
+    spec: dict[str, Any]
+    budget: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    timings: dict[str, TimingStats] = Field(default_factory=dict)
+    loss_curve: list[LossPoint] = Field(default_factory=list)
+    model: dict[str, Any] = Field(default_factory=dict)  # source, name, parameters, dtype, file hash
+    environment: Environment
+    started_at: str
+    finished_at: str
+    wall_seconds: float
+    log_path: str | None = None
+
+
+# Upgrades a raw record of version N to version N + 1; add one entry per schema change.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def parse_record(raw: dict[str, Any]) -> RunResult:
+    version = raw.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"record schema_version {version} is newer than this harness ({SCHEMA_VERSION})")
+    while version < SCHEMA_VERSION:
+        raw = MIGRATIONS[version](raw)
+        version = raw["schema_version"]
+    return RunResult.model_validate(raw)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ResultStore:
+    """Records live at <root>/<suite>/<machine>/<run_id>.json."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path_for(self, suite: str, machine: str, run_id: str) -> Path:
+        return self.root / suite / machine / f"{run_id}.json"
+
+    def write(self, result: RunResult) -> Path:
+        path = self.path_for(result.suite, result.environment.machine, result.run_id)
+        atomic_write_text(path, result.model_dump_json(indent=2) + "\n")
+        return path
+
+    def read(self, suite: str, machine: str, run_id: str) -> RunResult | None:
+        path = self.path_for(suite, machine, run_id)
+        return load_record(path) if path.exists() else None
+
+    def records(self) -> Iterator[RunResult]:
+        yield from load_records(self.root)
+
+
+def load_record(path: Path) -> RunResult:
+    return parse_record(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_records(root: Path | str) -> Iterator[RunResult]:
+    """Every record below `root` (a results folder, a suite folder or a machine folder)."""
+    for path in sorted(Path(root).rglob("*.json")):
+        if not path.name.startswith("."):
+            yield load_record(path)
+
+
+def records_frame(records: list[RunResult]) -> pd.DataFrame:
+    """One row per (run, metric), for aggregation with pandas."""
+    import pandas as pd
+
+    rows = [
+        {
+            "run_id": record.run_id,
+            "suite": record.suite,
+            "machine": record.environment.machine,
+            "strategy": record.strategy,
+            "label": record.label,
+            "seed": record.seed,
+            "status": record.status,
+            "metric": name,
+            "value": metric.value,
+            "unit": metric.unit,
+            "higher_is_better": metric.higher_is_better,
+            "reason": metric.reason,
+        }
+        for record in records
+        for name, metric in record.metrics.items()
+    ]
+    return pd.DataFrame(rows)

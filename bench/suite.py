@@ -1,0 +1,222 @@
+"""Suite YAML -> validated `Suite`. Every problem is reported at once, each naming its field path."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(Strict):
+    """Exactly one source names the base model."""
+
+    preset: str | None = None  # built-in model, pretrained once by the harness and cached
+    path: str | None = None  # a local transformers folder
+    hub: str | None = None  # a hub id (needs a network)
+    gguf: str | None = None  # a GGUF file, converted once and cached
+    packaged: str | None = None  # a model shipped inside a PyPI package
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        sources = [name for name in ("preset", "path", "hub", "gguf", "packaged") if getattr(self, name)]
+        if len(sources) != 1:
+            raise ValueError(f"expected exactly one of preset, path, hub, gguf, packaged; got {sources or 'none'}")
+        return self
+
+
+class TaskSpec(Strict):
+    name: str
+    source: Literal["synthetic", "jsonl", "olmo"] = "synthetic"
+    path: str | None = None  # jsonl: the data file
+    train_size: PositiveInt = 2000  # supervised examples available to training
+    eval_limit: PositiveInt = 100  # evaluation items scored (keeps CPU runs bounded)
+
+
+class Budget(Strict):
+    """What every strategy gets, identically. Training stops at whichever cap is reached first."""
+
+    steps: PositiveInt = 60  # optimizer steps
+    batch_size: PositiveInt = 8  # sequences per optimizer step (per device)
+    seq_len: PositiveInt = 32  # longest sequence in tokens; longer ones are truncated
+    gradient_accumulation: PositiveInt = 1
+    max_tokens: PositiveInt | None = None  # optional cap on non-padding training tokens
+    max_seconds: PositiveFloat | None = None  # optional cap on training wall-clock seconds
+
+
+class Training(Strict):
+    """Optimisation settings shared by all strategies (learning rates are per strategy)."""
+
+    optimizer: str = "adamw_torch"
+    lr_scheduler: str = "constant"  # short budgets: no decay, so steps are comparable
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_grad_norm: PositiveFloat = 1.0
+
+
+class Measure(Strict):
+    throughput_warmup_steps: NonNegativeInt = 2  # first steps left out of throughput
+    accuracy: bool = True  # task accuracy and forgetting through lm-eval
+    eval_batch_size: PositiveInt = 16
+    latency: bool = True  # batch-1 generation latency
+    latency_new_tokens: PositiveInt = 16
+    latency_repeats: PositiveInt = 10
+    latency_warmup: NonNegativeInt = 2
+
+
+class Execution(Strict):
+    backend: str = "local"  # where runs execute: see `bench ls`
+    timeout_s: PositiveFloat = 1800  # per run; a run past it is killed and recorded as failed
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: PositiveInt | None = None  # torch intra-op threads; None = torch's default
+
+
+class StrategyConfig(Strict):
+    """One entry of `strategies`, after its options were validated by the strategy itself."""
+
+    name: str
+    label: str
+    options: dict[str, Any]
+
+
+class Suite(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    description: str = ""
+    model: ModelSpec
+    task: TaskSpec
+    retain: list[TaskSpec] = Field(default_factory=list)
+    budget: Budget = Budget()
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    training: Training = Training()
+    measure: Measure = Measure()
+    execution: Execution = Execution()
+    plugins: list[str] = Field(default_factory=list)  # modules that register extra strategies
+    strategies: Annotated[list[StrategyConfig], Field(min_length=1)]
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"expected distinct seeds, got {seeds}")
+        return seeds
+
+
+class SuiteError(ValueError):
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+def _path(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind, context = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "greater_than" and context.get("gt") == 0:
+        return "expected a positive number" if isinstance(error.get("input"), float) else "expected a positive integer"
+    message = error["msg"].removeprefix("Value error, ")
+    return message.replace("Input should be", "expected", 1)
+
+
+def _problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    problems = []
+    for item in error.errors():
+        where = _path(prefix + tuple(item["loc"]))
+        got = "" if item["type"] == "missing" else f", got {item['input']!r}"
+        if item["type"] == "extra_forbidden":
+            got = f" {item['loc'][-1]!r}" if item["loc"] else ""
+        problems.append(f"{where}: {_describe(item)}{got}")
+    return problems
+
+
+def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
+    """Each entry is `name` or `{name: {options}}`; options are validated by the strategy's model."""
+    from bench.strategies import STRATEGIES
+
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"strategies: expected a non-empty list, got {raw!r}")
+        return []
+    entries = []
+    for index, entry in enumerate(raw):
+        where = f"strategies[{index}]"
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            problems.append(f"{where}: expected a strategy name or {{name: {{options}}}}, got {entry!r}")
+            continue
+        ((name, options),) = entry.items()
+        if name not in STRATEGIES:
+            problems.append(f"{where}: {STRATEGIES.unknown_message(name)}")
+            continue
+        if options is not None and not isinstance(options, dict):
+            problems.append(f"{where}.{name}: expected a mapping of options, got {options!r}")
+            continue
+        try:
+            validated = STRATEGIES.get(name).Options.model_validate(options or {})
+        except ValidationError as error:
+            problems.extend(_problems(error, ("strategies", index, name)))
+            continue
+        resolved = validated.model_dump()
+        entries.append({"name": name, "label": resolved.pop("label") or name, "options": resolved})
+    labels = [entry["label"] for entry in entries]
+    for label in sorted({label for label in labels if labels.count(label) > 1}):
+        problems.append(f"strategies: label {label!r} is used twice; give one of them `label:`")
+    return entries
+
+
+def load_plugins(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def parse_suite(data: Any, source: str = "<suite>") -> Suite:
+    if not isinstance(data, dict):
+        raise SuiteError(source, [f"(top level): expected a mapping, got {type(data).__name__}"])
+    problems: list[str] = []
+    plugins = data.get("plugins") or []
+    try:
+        load_plugins(plugins if isinstance(plugins, list) else [])
+    except ImportError as error:
+        problems.append(f"plugins: cannot import {error.name!r}: {error}")
+    strategies = _strategy_entries(data.get("strategies"), problems)
+    try:
+        suite = Suite.model_validate({**data, "strategies": strategies or [{"name": "_", "label": "_", "options": {}}]})
+    except ValidationError as error:
+        problems.extend(p for p in _problems(error) if not p.startswith("strategies"))
+        raise SuiteError(source, problems) from None
+    if problems:
+        raise SuiteError(source, problems)
+    return suite
+
+
+def load_suite(path: Path | str) -> Suite:
+    path = Path(path)
+    if not path.exists():
+        raise SuiteError(str(path), [f"file not found: {path}"])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SuiteError(str(path), [f"not valid YAML: {error}"]) from None
+    return parse_suite(data, str(path))

@@ -1,0 +1,36 @@
+"""What every task provides: supervised examples to learn from and multiple-choice items to score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised example: the model reads `prompt` and learns to write `completion`."""
+
+    prompt: str
+    completion: str
+
+
+@dataclass(frozen=True)
+class ChoiceItem:
+    """One multiple-choice evaluation item, scored by log-likelihood of each choice."""
+
+    id: str
+    context: str
+    choices: list[str]
+    label: int
+
+
+@dataclass
+class TaskData:
+    name: str
+    train: list[Example]
+    eval: list[ChoiceItem]
+    description: str = ""
+    chance: float = field(default=0.0)  # accuracy of uniform guessing over the choices
+
+    def __post_init__(self) -> None:
+        if self.eval and not self.chance:
+            self.chance = sum(1 / len(item.choices) for item in self.eval) / len(self.eval)

@@ -1,0 +1,141 @@
+"""The one training path: every strategy trains here, under the suite's budget, with one tracker.
+
+A strategy names its objective; the objective picks the TRL trainer. Adding an objective is one
+entry in TRAINERS, never a branch on the strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from bench.measure.timing import clock
+from bench.suite import Budget, Training
+from bench.tasks.base import TaskData
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainOutcome:
+    step_seconds: list[float] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)  # non-padding tokens per optimizer step
+    step_samples: list[int] = field(default_factory=list)
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    stop_reason: str = "steps"
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_seconds)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.step_tokens)
+
+
+class MeasuringCallback(TrainerCallback):
+    """Times every optimizer step end to end, counts its tokens, logs loss, enforces the caps."""
+
+    def __init__(self, budget: Budget, samples_per_step: int, progress: Progress) -> None:
+        self.budget = budget
+        self.samples_per_step = samples_per_step
+        self.progress = progress
+        self.outcome = TrainOutcome()
+        self._start = self._last = 0.0
+        self._tokens_seen = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = self._last = clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = clock()
+        self.outcome.step_seconds.append(now - self._last)
+        self.outcome.step_tokens.append(int(state.num_input_tokens_seen) - self._tokens_seen)
+        self.outcome.step_samples.append(self.samples_per_step)
+        self._tokens_seen = int(state.num_input_tokens_seen)
+        self._last = now
+        self.outcome.seconds = now - self._start
+        if self.budget.max_tokens and self._tokens_seen >= self.budget.max_tokens:
+            self.outcome.stop_reason = "max_tokens"
+            control.should_training_stop = True
+        if self.budget.max_seconds and self.outcome.seconds >= self.budget.max_seconds:
+            self.outcome.stop_reason = "max_seconds"
+            control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            loss = float(logs["loss"])
+            self.outcome.losses.append((state.global_step, loss))
+            self.progress({"event": "step", "step": state.global_step, "total": state.max_steps, "loss": loss})
+
+
+def trainer_arguments(
+    budget: Budget, training: Training, learning_rate: float, seed: int, device: str, workdir: Path
+) -> dict[str, Any]:
+    """Arguments shared by every TRL config: the matched budget and the shared optimisation."""
+    return {
+        "output_dir": str(workdir / "trainer"),
+        "max_steps": budget.steps,
+        "per_device_train_batch_size": budget.batch_size,
+        "gradient_accumulation_steps": budget.gradient_accumulation,
+        "learning_rate": learning_rate,
+        "lr_scheduler_type": training.lr_scheduler,
+        "warmup_steps": training.warmup_ratio,  # a float below 1 is a ratio of max_steps
+        "weight_decay": training.weight_decay,
+        "max_grad_norm": training.max_grad_norm,
+        "optim": training.optimizer,
+        "seed": seed,
+        "data_seed": seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": device == "cpu",
+        "bf16": False,  # TRL defaults to bf16 and gradient checkpointing; the model's dtype rules here
+        "fp16": False,
+        "gradient_checkpointing": False,
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_drop_last": True,  # every step sees a full batch
+        "disable_tqdm": True,
+    }
+
+
+def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [{"prompt": example.prompt, "completion": " " + example.completion} for example in task.train]
+    config = SFTConfig(**arguments, max_length=budget.seq_len, completion_only_loss=True, packing=False)
+    return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+
+
+TRAINERS: dict[str, Callable[..., Any]] = {"sft": _sft_trainer}
+
+
+def train(
+    model: Any,
+    tokenizer: Any,
+    objective: str,
+    task: TaskData,
+    budget: Budget,
+    training: Training,
+    learning_rate: float,
+    seed: int,
+    device: str,
+    workdir: Path,
+    progress: Progress = lambda event: None,
+) -> TrainOutcome:
+    if objective not in TRAINERS:
+        raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(TRAINERS)})")
+    arguments = trainer_arguments(budget, training, learning_rate, seed, device, workdir)
+    trainer = TRAINERS[objective](model, tokenizer, task, arguments, budget)
+    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress)
+    trainer.remove_callback(PrinterCallback)  # our tracker reports progress; no raw dicts on stdout
+    trainer.add_callback(callback)
+    trainer.train()
+    return callback.outcome

@@ -1,0 +1,257 @@
+"""One run, top to bottom, in its own process: load -> evaluate base -> prepare -> train -> save ->
+evaluate -> latency. Usage: python -m bench.worker SPEC.json OUT.json --machine ID
+
+Progress goes to stdout as lines starting with EVENT_PREFIX; the result is written to OUT.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.measure import env
+from bench.measure.memory import MemoryTracker
+from bench.measure.timing import summarize
+from bench.plan import RunSpec
+from bench.results import LossPoint, Metric, RunResult, TimingStats, atomic_write_text
+
+EVENT_PREFIX = "@@bench "
+
+
+def emit(event: dict[str, Any]) -> None:
+    print(EVENT_PREFIX + json.dumps(event), flush=True)
+
+
+def note(message: str) -> None:
+    emit({"event": "note", "message": message})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+class Run:
+    """Collects metrics and timings while the phases of one run execute."""
+
+    def __init__(self, spec: RunSpec, workdir: Path) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.metrics: dict[str, Metric] = {}
+        self.timings: dict[str, TimingStats] = {}
+        self.budget: dict[str, Any] = {"resolved": spec.budget.model_dump()}
+        self.model_info: dict[str, Any] = {}
+        self.losses: list[LossPoint] = []
+
+    def metric(self, name: str, value: float | None, unit: str, higher_is_better: bool, **extra: Any) -> None:
+        self.metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher_is_better, **extra)
+
+    def missing(self, names: list[tuple[str, str, bool]], reason: str) -> None:
+        for name, unit, higher_is_better in names:
+            self.metrics[name] = Metric.missing(unit, higher_is_better, reason)
+
+    def execute(self) -> None:
+        import torch
+        import transformers
+
+        from bench.models.load import load_model
+        from bench.strategies import STRATEGIES, PrepareContext
+        from bench.suite import load_plugins
+        from bench.tasks import load_task
+
+        spec = self.spec
+        load_plugins(spec.plugins)
+        device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        transformers.logging.set_verbosity_error()
+        transformers.set_seed(spec.seed)
+        strategy = STRATEGIES.get(spec.strategy)
+        options = strategy.Options.model_validate(spec.options)
+
+        emit({"event": "phase", "phase": "load"})
+        with MemoryTracker("load") as memory:
+            loaded = load_model(spec.model, device, note)
+        self.metrics.update(memory.metrics())
+        self.model_info = loaded.info
+        task = load_task(spec.task)
+        retained = [load_task(retain) for retain in spec.retain]
+
+        before = {}
+        if spec.measure.accuracy:
+            emit({"event": "phase", "phase": "evaluate base"})
+            before = self.evaluate(loaded.model, loaded.tokenizer, [task, *retained], "base")
+
+        emit({"event": "phase", "phase": "train"})
+        context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
+        with MemoryTracker("train") as memory:
+            model = strategy.prepare(loaded.model, options, context)
+            self.count_parameters(model)
+            from bench.train import train
+
+            outcome = train(
+                model,
+                loaded.tokenizer,
+                strategy.objective,
+                task,
+                spec.budget,
+                spec.training,
+                options.learning_rate,
+                spec.seed,
+                device,
+                self.workdir,
+                emit,
+            )
+        self.metrics.update(memory.metrics())
+        self.record_training(outcome)
+
+        with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
+            strategy.save(model, Path(artefact))
+            self.metric("storage.bytes", _folder_bytes(Path(artefact)), "bytes", False)
+
+        if spec.measure.accuracy:
+            emit({"event": "phase", "phase": "evaluate"})
+            after = self.evaluate(model, loaded.tokenizer, [task, *retained], "tuned")
+            self.record_accuracy(task.name, [t.name for t in retained], before, after)
+        else:
+            self.missing([(f"accuracy.{task.name}", "acc", True)], "accuracy disabled in the suite (measure.accuracy)")
+
+        if spec.measure.latency:
+            emit({"event": "phase", "phase": "latency"})
+            self.measure_latency(model, loaded.tokenizer, task.eval[0].context if task.eval else task.train[0].prompt)
+        else:
+            self.missing([("latency.ttft_ms.p50", "ms", False)], "latency disabled in the suite (measure.latency)")
+
+    def evaluate(self, model: Any, tokenizer: Any, tasks: list, tag: str) -> dict:
+        from bench.evaluate.accuracy import evaluate_accuracy
+
+        phase = "evaluate" if tag == "tuned" else "evaluate_base"
+        with MemoryTracker(phase) as memory:
+            scores = evaluate_accuracy(
+                model, tokenizer, tasks, self.workdir / f"lmeval-{tag}", self.spec.measure.eval_batch_size
+            )
+        if tag == "tuned":
+            self.metrics.update(memory.metrics())
+        return scores
+
+    def count_parameters(self, model: Any) -> None:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        self.metric("params.trainable", trainable, "count", False)
+        self.metric("params.total", total, "count", False)
+        self.metric("params.trainable_percent", 100 * trainable / total, "%", False)
+
+    def record_training(self, outcome: Any) -> None:
+        warmup = min(self.spec.measure.throughput_warmup_steps, max(outcome.steps - 1, 0))
+        seconds, tokens = outcome.step_seconds[warmup:], outcome.step_tokens[warmup:]
+        samples = outcome.step_samples[warmup:]
+        measured = sum(seconds)
+        self.metric("train.tokens_per_s", sum(tokens) / measured, "tokens/s", True)
+        self.metric("train.samples_per_s", sum(samples) / measured, "samples/s", True)
+        self.metric("train.steps_per_s", len(seconds) / measured, "steps/s", True)
+        self.metric("train.seconds", outcome.seconds, "s", False)
+        self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
+        self.losses = [LossPoint(step=step, loss=loss) for step, loss in outcome.losses]
+        if outcome.losses:
+            self.metric("train.final_loss", outcome.losses[-1][1], "loss", False)
+        self.budget.update(
+            steps_done=outcome.steps,
+            tokens_seen=outcome.tokens,
+            train_seconds=round(outcome.seconds, 3),
+            stop_reason=outcome.stop_reason,
+            samples_seen=sum(outcome.step_samples),
+        )
+
+    def record_accuracy(self, learned: str, retained: list[str], before: dict, after: dict) -> None:
+        for name in [learned, *retained]:
+            self.metric(f"accuracy.{name}", after[name].acc, "acc", True, stderr=after[name].acc_stderr)
+            self.metric(f"accuracy_before.{name}", before[name].acc, "acc", True, stderr=before[name].acc_stderr)
+        self.metric(f"gain.{learned}", after[learned].acc - before[learned].acc, "acc", True)
+        drops = [after[name].acc - before[name].acc for name in retained]
+        for name, drop in zip(retained, drops):
+            self.metric(f"forgetting.{name}", drop, "acc", True)
+        if drops:
+            self.metric("forgetting.mean", sum(drops) / len(drops), "acc", True)
+        else:
+            self.missing([("forgetting.mean", "acc", True)], "the suite names no retained tasks")
+
+    def measure_latency(self, model: Any, tokenizer: Any, prompt: str) -> None:
+        from bench.measure.latency import generation_latency
+
+        measure = self.spec.measure
+        with MemoryTracker("inference") as memory:
+            ttft, decode = generation_latency(
+                model, tokenizer, prompt, measure.latency_new_tokens, measure.latency_repeats, measure.latency_warmup
+            )
+        self.metrics.update(memory.metrics())
+        for name, samples in (("ttft_ms", ttft), ("decode_ms_per_token", decode)):
+            stats = summarize(samples, "ms", measure.latency_warmup)
+            self.timings[f"latency.{name}"] = stats
+            for quantile in ("p50", "p90", "p99"):
+                self.metric(f"latency.{name}.{quantile}", getattr(stats, quantile), "ms", False)
+
+
+def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
+    started, clock_start = _now(), time.perf_counter()
+    state = Run(spec, workdir)
+    status, reason = "ok", None
+    try:
+        state.execute()
+    except Exception as error:  # every failure becomes a record; the traceback travels in it
+        from bench.strategies import NotApplicable
+
+        if isinstance(error, NotApplicable):
+            status, reason = "skipped", str(error)
+        else:
+            status, reason = "failed", "".join(traceback.format_exception(error)).strip()
+    return RunResult(
+        run_id=spec.run_id,
+        suite=spec.suite,
+        strategy=spec.strategy,
+        label=spec.label,
+        seed=spec.seed,
+        status=status,
+        reason=reason,
+        spec=spec.model_dump(mode="json"),
+        budget=state.budget,
+        metrics=state.metrics if status == "ok" else {},
+        timings=state.timings if status == "ok" else {},
+        loss_curve=state.losses,
+        model=state.model_info,
+        environment=env.capture(machine),
+        started_at=started,
+        finished_at=_now(),
+        wall_seconds=round(time.perf_counter() - clock_start, 3),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker")
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--machine", required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    spec = RunSpec.model_validate_json(args.spec.read_text())
+    if not spec.model.hub:  # nothing else needs the network: fail fast instead of hanging on it
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    with tempfile.TemporaryDirectory(prefix=f"bench-{spec.run_id}-") as workdir:
+        result = run(spec, args.machine, Path(workdir))
+    atomic_write_text(args.out, result.model_dump_json(indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
