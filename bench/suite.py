@@ -17,7 +17,7 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 class Strict(BaseModel):
     """Unknown keys are errors, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class ModelSpec(Strict):
@@ -44,6 +44,15 @@ class TaskSpec(Strict):
     path: str | None = None  # jsonl: the data file
     train_size: PositiveInt = 2000  # supervised examples available to training
     eval_limit: PositiveInt = 100  # evaluation items scored (keeps CPU runs bounded)
+    # olmo/jsonl data with no shipped train split: share of items held out for evaluation, chosen by
+    # the hash of their normalised text (deterministic; see bench.tasks.split). The rest is trained on.
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _path_for_jsonl(self) -> TaskSpec:
+        if self.source == "jsonl" and not self.path:
+            raise ValueError(f"task {self.name!r}: source jsonl needs `path` (a JSONL file)")
+        return self
 
 
 class Budget(Strict):
@@ -55,6 +64,20 @@ class Budget(Strict):
     gradient_accumulation: PositiveInt = 1
     max_tokens: PositiveInt | None = None  # optional cap on non-padding training tokens
     max_seconds: PositiveFloat | None = None  # optional cap on training wall-clock seconds
+    # What is held equal across strategies. steps: the same optimizer steps and tokens.
+    # seconds: the same training wall-clock (max_seconds stops it; steps is only an upper bound).
+    # params: each strategy sizes itself (rank, adapter width, virtual tokens) to about
+    # trainable_params_target trainable parameters; the chosen size is recorded in budget.sizing.
+    match: Literal["steps", "seconds", "params"] = "steps"
+    trainable_params_target: PositiveInt | None = None  # match: params only
+
+    @model_validator(mode="after")
+    def _match_has_its_field(self) -> Budget:
+        if self.match == "seconds" and self.max_seconds is None:
+            raise ValueError("match: seconds needs max_seconds (the wall-clock every strategy gets)")
+        if (self.match == "params") != (self.trainable_params_target is not None):
+            raise ValueError("trainable_params_target is required with match: params, and only there")
+        return self
 
 
 class Training(Strict):
@@ -84,6 +107,25 @@ class Execution(Strict):
     threads: PositiveInt | None = None  # torch intra-op threads; None = torch's default
 
 
+class PreferenceSpec(Strict):
+    """Preference pairs for DPO, RLHF and the alignment metrics (see docs/alignment.md).
+
+    Omitted from a suite: runs whose objective is not sft build pairs from the learned task, and
+    sft runs get no alignment metrics. Named: every run of the suite gets alignment metrics.
+    """
+
+    jsonl: str | None = None  # a file of {"prompt", "chosen", "rejected"} rows (the TRL convention)
+    from_task: bool = True  # without jsonl: derive pairs from the learned task (chosen = correct answer)
+    train_size: PositiveInt = 1000  # pairs available to training (from_task), before the budget caps it
+    heldout_size: PositiveInt = 100  # pairs kept out of training for the alignment metrics
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PreferenceSpec:
+        if not self.jsonl and not self.from_task:
+            raise ValueError("expected `jsonl: <path>` or `from_task: true`")
+        return self
+
+
 class StrategyConfig(Strict):
     """One entry of `strategies`, after its options were validated by the strategy itself."""
 
@@ -104,6 +146,7 @@ class Suite(Strict):
     measure: Measure = Measure()
     execution: Execution = Execution()
     plugins: list[str] = Field(default_factory=list)  # modules that register extra strategies
+    preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
     strategies: Annotated[list[StrategyConfig], Field(min_length=1)]
 
     @field_validator("seeds")
@@ -146,7 +189,7 @@ def _problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]
         where = _path(prefix + tuple(item["loc"]))
         got = "" if item["type"] == "missing" else f", got {item['input']!r}"
         if item["type"] == "extra_forbidden":
-            got = f" {item['loc'][-1]!r}" if item["loc"] else ""
+            got = ""  # the path already ends with the unknown key
         problems.append(f"{where}: {_describe(item)}{got}")
     return problems
 
@@ -183,7 +226,28 @@ def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
     labels = [entry["label"] for entry in entries]
     for label in sorted({label for label in labels if labels.count(label) > 1}):
         problems.append(f"strategies: label {label!r} is used twice; give one of them `label:`")
+    problems.extend(_chain_problems(entries))
     return entries
+
+
+def _chain_problems(entries: list[dict[str, Any]]) -> list[str]:
+    """An option `start_from: <label>` must name an sft strategy of the same suite (one level deep)."""
+    from bench.strategies import STRATEGIES
+
+    by_label = {entry["label"]: entry for entry in entries}
+    problems = []
+    for index, entry in enumerate(entries):
+        parent = entry["options"].get("start_from")
+        if parent in (None, "base"):
+            continue
+        where = f"strategies[{index}].{entry['name']}.start_from"
+        if parent not in by_label:
+            problems.append(f"{where}: expected 'base' or the label of a strategy in this suite, got {parent!r}")
+        elif by_label[parent]["options"].get("start_from") not in (None, "base"):
+            problems.append(f"{where}: {parent!r} itself starts from another run; chains are one level deep")
+        elif STRATEGIES.get(by_label[parent]["name"]).objective != "sft":
+            problems.append(f"{where}: {parent!r} is not a supervised (sft) strategy")
+    return problems
 
 
 def load_plugins(modules: list[str]) -> None:

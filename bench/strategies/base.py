@@ -18,7 +18,7 @@ Objective = Literal["sft", "dpo", "rlhf"]
 class StrategyOptions(BaseModel):
     """Options every strategy accepts; each strategy subclasses this with its own fields and defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     label: str | None = None  # name in reports; lets one suite compare two settings of a strategy
     learning_rate: PositiveFloat = 1e-4
@@ -61,3 +61,69 @@ def save_adapter(model: Any, directory: Path) -> None:
 def freeze_all(model: Any) -> None:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
+
+
+# --- Optional hooks. A strategy may define any of these; callers look them up with `getattr`. ---
+#   load(base_model, directory) -> model     rebuild the tuned model from what save() wrote
+#   merge(model) -> model                    fold the update into the base weights (LoRA family);
+#                                            the worker then measures latency merged as well
+#   size_for(model, options, target, context) -> Sizing
+#                                            choose the size option (rank, width, virtual tokens)
+#                                            whose trainable-parameter count is closest to target
+
+
+@dataclass
+class Sizing:
+    """What `size_for` chose: the options to use, the option it set and the count it reaches."""
+
+    options: Any
+    field: str
+    value: int
+    trainable: int
+
+
+def load_whole_model(base_model: Any, directory: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(directory, dtype=base_model.dtype).to(base_model.device)
+
+
+def load_adapter(base_model: Any, directory: Path) -> Any:
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base_model, directory)
+
+
+def merge_adapter(model: Any) -> Any:
+    """PEFT: add the low-rank update into the base weights and drop the adapter modules."""
+    return model.merge_and_unload()
+
+
+def count_trainable(model: Any) -> int:
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+def size_by_trial(
+    strategy: Any, model: Any, options: Any, context: PrepareContext, field: str, target: int, upper: int = 4096
+) -> Sizing:
+    """Binary search on the integer option `field` (trainable count grows with it), preparing a copy
+    of the model per trial: exact for any strategy, about log2(upper) trials."""
+    import copy
+
+    counts: dict[int, int] = {}
+
+    def count(value: int) -> int:
+        if value not in counts:
+            trial = strategy.prepare(copy.deepcopy(model), options.model_copy(update={field: value}), context)
+            counts[value] = count_trainable(trial)
+        return counts[value]
+
+    low, high = 1, upper
+    while low < high:  # smallest value whose count reaches the target
+        middle = (low + high) // 2
+        if count(middle) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    best = min({low, max(low - 1, 1)}, key=lambda value: abs(count(value) - target))
+    return Sizing(options.model_copy(update={field: best}), field, best, count(best))

@@ -1,0 +1,56 @@
+"""Shared test helpers: small suites built in code, and a CLI runner in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fast_suite(name: str, strategies: list[Any], **overrides: Any) -> dict[str, Any]:
+    """A suite dict on the tiny preset that trains a few steps and skips evaluation and latency."""
+    suite: dict[str, Any] = {
+        "name": name,
+        "model": {"preset": "tiny-llama"},
+        "task": {"name": "cipher", "train_size": 64, "eval_limit": 20},
+        "retain": [{"name": "next-letter", "eval_limit": 20}],
+        "budget": {"steps": 4, "batch_size": 4, "seq_len": 16},
+        "seeds": [0],
+        "measure": {"accuracy": False, "latency": False, "throughput_warmup_steps": 1},
+        "execution": {"timeout_s": 300},
+        "strategies": strategies,
+    }
+    suite.update(overrides)
+    return suite
+
+
+def write_suite(folder: Path, suite: dict[str, Any]) -> Path:
+    path = folder / f"{suite['name']}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def bench_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_folder() -> Path:
+    """The cached pretrained tiny preset (built once, ~30 s, on a fresh machine)."""
+    from bench.models.tiny import ensure_preset
+
+    return ensure_preset("tiny-llama", report=lambda message: None)

@@ -1,0 +1,45 @@
+import time
+
+import numpy as np
+import pytest
+
+from bench.measure.memory import MemoryTracker
+from bench.measure.timing import clock, summarize
+
+MIB = 1024 * 1024
+
+
+def test_host_peak_sees_a_known_allocation_within_ten_percent():
+    with MemoryTracker("idle") as idle:
+        pass
+    with MemoryTracker("alloc") as alloc:
+        block = np.ones(256 * MIB, dtype=np.uint8)  # written, so resident
+        del block
+    with MemoryTracker("after") as after:
+        pass
+    grown = alloc.host_peak_mib - idle.host_peak_mib
+    assert grown == pytest.approx(256, rel=0.10)
+    assert after.host_peak_mib < alloc.host_peak_mib - 200  # the reset per phase works
+
+
+def test_missing_cuda_is_recorded_with_a_reason_never_zero():
+    with MemoryTracker("train") as memory:
+        pass
+    metrics = memory.metrics()
+    cuda = metrics["memory.train.cuda_allocated_peak_mib"]
+    assert cuda.value is None and "CUDA" in cuda.reason
+    assert metrics["memory.train.host_peak_mib"].value > 0
+
+
+def test_clock_measures_a_known_sleep_within_ten_percent():
+    start = clock()
+    time.sleep(0.5)
+    assert clock() - start == pytest.approx(0.5, rel=0.10)
+
+
+def test_percentiles_match_numpy():
+    samples = [float(x) for x in np.random.default_rng(0).exponential(size=101)]
+    stats = summarize(samples, "ms", warmup_excluded=2)
+    for name, q in (("p50", 50), ("p90", 90), ("p99", 99)):
+        assert getattr(stats, name) == pytest.approx(np.percentile(samples, q))
+    assert stats.warmup_excluded == 2 and len(stats.samples) == 101

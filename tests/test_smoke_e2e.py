@@ -1,0 +1,49 @@
+"""End to end: the embedded default suite, trimmed to one seed, through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bench.results import load_records
+from tests.conftest import REPO, bench_cli
+
+
+def test_smoke_suite_end_to_end(tmp_path: Path):
+    suite = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())
+    suite["seeds"] = suite["seeds"][:1]
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    done = bench_cli("run", str(path), "--results", str(tmp_path / "results"), "--no-report")
+    assert done.returncode == 0, done.stderr
+    assert "run 1/2" in done.stderr or "ok" in done.stderr  # progress or the per-run summary is shown
+    records = {r.label: r for r in load_records(tmp_path / "results")}
+    assert set(records) == {"full", "lora"}
+    for record in records.values():
+        assert record.status == "ok", record.reason
+        metrics = record.metrics
+        for name in (
+            "accuracy.cipher",
+            "accuracy_before.cipher",
+            "forgetting.next-letter",
+            "forgetting.copy",
+            "forgetting.mean",
+            "train.tokens_per_s",
+            "latency.ttft_ms.p50",
+            "latency.decode_ms_per_token.p99",
+            "memory.train.host_peak_mib",
+            "storage.bytes",
+        ):
+            assert metrics[name].value is not None, name
+        assert metrics["memory.train.cuda_allocated_peak_mib"].value is None
+        assert metrics["memory.train.cuda_allocated_peak_mib"].reason
+        assert record.budget["steps_done"] == suite["budget"]["steps"]
+        assert record.environment.packages["torch"].startswith("2.")
+        assert len(record.timings["latency.ttft_ms"].samples) == suite["measure"]["latency_repeats"]
+    # the base model knows its retained skills and not the task to learn
+    base = records["full"].metrics
+    assert base["accuracy_before.next-letter"].value >= 0.9 and base["accuracy_before.copy"].value >= 0.9
+    assert base["accuracy_before.cipher"].value <= 0.4
+    assert records["lora"].metrics["params.trainable"].value < records["full"].metrics["params.trainable"].value
+    assert records["lora"].metrics["storage.bytes"].value < records["full"].metrics["storage.bytes"].value
