@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.execute import ExecutionReport, Progress, execute
 from bench.plan import RunSpec, plan
 from bench.results import ResultStore
 from bench.suite import Suite, load_suite
+
+if TYPE_CHECKING:
+    from bench.compare import Comparison
 
 
 def run_suite(
@@ -28,3 +32,72 @@ def run_suite(
     return execute(
         specs, ResultStore(results_dir), suite.execution.backend, suite.execution.timeout_s, progress, machine
     )
+
+
+def report(
+    source: Path | str,
+    out: Path | str | None = None,
+    results_dir: Path | str = "results",
+    reports_dir: Path | str = "reports",
+) -> Path:
+    """Render the HTML report of a suite (YAML path: its records under results_dir) or of a results folder.
+
+    Reads records only (never imports torch). Returns the written path (default reports/<suite>.html).
+    """
+    from bench.report.html import write_report
+    from bench.results import load_records
+
+    source = Path(source)
+    suite_text = None
+    if source.is_file():
+        suite_text = source.read_text(encoding="utf-8")
+        suite = load_suite(source)
+        folder = Path(results_dir) / suite.name
+        records = list(load_records(folder)) if folder.exists() else []
+        current = {spec.run_id for spec in plan(suite)}
+        # records of an older version of the suite stay on disk; report the current plan's runs when there are any
+        records = [record for record in records if record.run_id in current] or records
+    else:
+        folder = source
+        records = list(load_records(folder)) if folder.exists() else []
+    if not records:
+        raise FileNotFoundError(f"no result records under {folder}")
+    if out is None:
+        suites = sorted({record.suite for record in records})
+        out = Path(reports_dir) / f"{'+'.join(suites)}.html"
+    return write_report(records, out, suite_text)
+
+
+def compare(
+    baseline: Path | str,
+    candidate: Path | str,
+    fail_on: list[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    baseline_rev: str | None = None,
+    candidate_rev: str | None = None,
+    json_out: Path | str | None = None,
+    html_out: Path | str | None = None,
+) -> Comparison:
+    """Compare a candidate result set with a baseline; optionally write JSON and an HTML report with the comparison."""
+    import json
+
+    from bench import compare as comparing
+    from bench.results import atomic_write_text
+
+    result = comparing.compare(
+        baseline,
+        candidate,
+        fail_on=fail_on,
+        thresholds=thresholds,
+        baseline_rev=baseline_rev,
+        candidate_rev=candidate_rev,
+    )
+    if json_out is not None:
+        atomic_write_text(Path(json_out), json.dumps(result.to_json(), indent=2) + "\n")
+        Path(json_out).chmod(0o644)
+    if html_out is not None:
+        from bench.report.html import write_report
+
+        records = comparing.load_set(candidate, candidate_rev)
+        write_report(records, html_out, comparison=result, title=f"Comparison: {result.candidate} vs {result.baseline}")
+    return result

@@ -32,7 +32,77 @@ def _run(args: argparse.Namespace) -> int:
             f"suite {suite.name}: {len(report.results)} runs ({report.executed} executed, {report.reused} reused): "
             + ", ".join(f"{count} {status}" for status, count in counts.items())
         )
+    if not args.no_report and report.results:
+        from bench.report.html import write_report
+
+        try:
+            reports = args.reports or args.results.parent / "reports"
+            path = write_report(report.results, reports / f"{suite.name}.html", args.suite.read_text("utf-8"))
+            if not args.quiet:
+                errors.print(f"report: {path}")
+        except Exception as error:  # a report failure must not lose the runs, which are stored already
+            errors.print(f"[red]report failed[/red]: {error}; rebuild it with: bench report {args.suite}")
     return 1 if counts["failed"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.api import report
+
+    try:
+        path = report(args.source, args.out, args.results, args.reports)
+    except FileNotFoundError as error:
+        errors.print(f"[red]error[/red]: {error}")
+        return 2
+    console.print(f"report: {path}")
+    return 0
+
+
+def _thresholds(pairs: list[str]) -> dict[str, float]:
+    thresholds = {}
+    for pair in pairs:
+        metric, _, fraction = pair.rpartition("=")
+        try:
+            thresholds[metric] = float(fraction.rstrip("%")) / (100 if fraction.endswith("%") else 1)
+        except ValueError:
+            metric = ""
+        if not metric:
+            errors.print(f"bench compare: --threshold expects METRIC=FRACTION (e.g. train.*=0.15), got {pair!r}")
+            raise SystemExit(2)
+    return thresholds
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bench.api import compare
+    from bench.compare import table
+
+    try:
+        result = compare(
+            args.baseline,
+            args.candidate,
+            args.fail_on,
+            _thresholds(args.threshold or []),
+            args.git_rev,
+            args.candidate_rev,
+            args.json,
+            args.html,
+        )
+    except FileNotFoundError as error:
+        errors.print(f"[red]error[/red]: {error}")
+        return 2
+    wide = console if console.is_terminal else Console(width=max(console.width, 180))
+    wide.print(table(result, show_unchanged=args.all))
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
+    console.print(f"{len(result.changes)} metrics compared: {counts or 'none'}")
+    for path in (args.json, args.html):
+        if path:
+            console.print(f"written: {path}")
+    if result.failed:
+        names = [f"{c.strategy}: {c.metric} {c.change:+.1%}" for c in result.regressions if c.change is not None]
+        names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
+        errors.print("[bold red]REGRESSION[/bold red] " + "; ".join(names))
+        return 1
+    console.print("[green]no gating regression[/green]")
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -83,7 +153,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
+    run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="render the HTML comparison report from stored records")
+    report.add_argument("source", type=Path, help="suite YAML (its records under --results) or a results folder")
+    report.add_argument("--out", type=Path, help="output file (default: reports/<suite>.html)")
+    report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
+    report.set_defaults(handler=_report)
+
+    compare = commands.add_parser(
+        "compare", help="hold a candidate result set against a baseline; exit 1 on regression"
+    )
+    compare.add_argument("baseline", type=Path, help="baseline results folder, e.g. results/smoke/<machine>")
+    compare.add_argument("candidate", type=Path, help="candidate results folder")
+    compare.add_argument("--fail-on", nargs="+", metavar="PATTERN", help="metric patterns that gate (default: all)")
+    compare.add_argument(
+        "--threshold",
+        action="append",
+        metavar="METRIC=FRACTION",
+        help="relative threshold per metric pattern, e.g. train.*=0.2 (default 0.1); repeatable",
+    )
+    compare.add_argument("--git-rev", metavar="REV", help="read the baseline folder as committed at this git revision")
+    compare.add_argument("--candidate-rev", metavar="REV", help="read the candidate folder at this git revision")
+    compare.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
+    compare.add_argument("--html", type=Path, metavar="OUT", help="write the candidate's report with the comparison")
+    compare.add_argument("--all", action="store_true", help="also list metrics with no change")
+    compare.set_defaults(handler=_compare)
 
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument("suites", type=Path, nargs="+")

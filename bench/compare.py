@@ -1,0 +1,394 @@
+"""Hold a candidate result set against a baseline: direction-aware, noise-aware, never guessing.
+
+A metric changes only when its relative change passes its threshold (default 10%) AND a one-sided
+Mann-Whitney U test in the observed direction agrees (p <= alpha, default 0.05), over raw timing
+samples where the records carry them, otherwise over per-seed values. When the samples are too few
+for the test ever to reach alpha (one seed per side, or 2 vs 2) the verdict is "cannot tell".
+Runs are matched by suite + label + spec minus seed; a changed spec is "not comparable"; a metric
+absent or null on either side is "missing". Imports no torch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fnmatch
+import json
+import math
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.results import RunResult, load_records
+
+BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
+UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
+DEFAULT_THRESHOLD = 0.10
+DEFAULT_ALPHA = 0.05
+# Throughput and training time share the per-step timing samples; -1: the metric moves against the samples.
+TIMING_SOURCES: dict[str, tuple[str, int]] = {
+    "train.tokens_per_s": ("train.step_seconds", -1),
+    "train.samples_per_s": ("train.step_seconds", -1),
+    "train.steps_per_s": ("train.step_seconds", -1),
+    "train.seconds": ("train.step_seconds", 1),
+}
+PERCENTILE = re.compile(r"^(?P<base>.+)\.(p\d+|mean)$")
+
+
+@dataclass
+class MetricChange:
+    strategy: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    baseline: float | None
+    candidate: float | None
+    n_baseline: int
+    n_candidate: int
+    change: float | None  # relative: (candidate - baseline) / |baseline|
+    threshold: float
+    p_value: float | None
+    test: str  # "seeds", "samples:<timing>" or ""
+    verdict: str
+    gating: bool
+    note: str = ""
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict == WORSE and self.gating
+
+
+@dataclass
+class RunIssue:
+    strategy: str
+    kind: str  # "not comparable", "only in baseline", "only in candidate", "failed in candidate"
+    detail: str
+    gating: bool = False
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    changes: list[MetricChange] = field(default_factory=list)
+    issues: list[RunIssue] = field(default_factory=list)
+    alpha: float = DEFAULT_ALPHA
+
+    @property
+    def regressions(self) -> list[MetricChange]:
+        return [change for change in self.changes if change.regression]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressions) or any(issue.gating for issue in self.issues)
+
+    def ordered(self) -> list[MetricChange]:
+        """Changes, the ones that matter first: worse, better, cannot tell, noise, missing, no change."""
+        rank = {WORSE: 0, BETTER: 1, UNKNOWN: 2, NOISE: 3, NOT_COMPARABLE: 4, MISSING: 5, SAME: 6}
+        return sorted(self.changes, key=lambda c: (rank.get(c.verdict, 9), c.strategy, c.metric))
+
+    def counts(self) -> dict[str, int]:
+        verdicts = [change.verdict for change in self.changes]
+        return {verdict: verdicts.count(verdict) for verdict in dict.fromkeys(verdicts)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "alpha": self.alpha,
+            "failed": self.failed,
+            "counts": self.counts(),
+            "regressions": [f"{c.strategy}: {c.metric}" for c in self.regressions],
+            "changes": [asdict(change) for change in self.changes],
+            "issues": [asdict(issue) for issue in self.issues],
+        }
+
+
+def spec_key(record: RunResult) -> str:
+    """The spec without its seed, canonical: two runs are comparable when these are equal."""
+    return json.dumps({k: v for k, v in record.spec.items() if k != "seed"}, sort_keys=True, default=str)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def spec_diff(a: str, b: str) -> list[str]:
+    """Dotted field names that differ between two spec keys."""
+    left, right = _flatten(json.loads(a)), _flatten(json.loads(b))
+    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+
+
+def threshold_for(metric: str, thresholds: dict[str, float]) -> float:
+    """The most specific user pattern that matches (exact name first), else the default."""
+    if metric in thresholds:
+        return thresholds[metric]
+    matches = [pattern for pattern in thresholds if fnmatch.fnmatchcase(metric, pattern)]
+    return thresholds[max(matches, key=len)] if matches else DEFAULT_THRESHOLD
+
+
+def timing_source(metric: str, runs: list[RunResult]) -> tuple[str, int] | None:
+    """Which raw timing samples measure this metric, and whether they move with it (+1) or against (-1)."""
+    if metric in TIMING_SOURCES:
+        return TIMING_SOURCES[metric]
+    match = PERCENTILE.match(metric)
+    if match and any(match["base"] in run.timings for run in runs):
+        return match["base"], 1
+    return None
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """The smallest one-sided exact Mann-Whitney p-value that n1 vs n2 samples can give."""
+    return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _one_sided_p(candidate: list[float], baseline: list[float], increased: bool) -> float:
+    from scipy.stats import mannwhitneyu
+
+    if len(set(candidate) | set(baseline)) == 1:
+        return 1.0
+    return float(mannwhitneyu(candidate, baseline, alternative="greater" if increased else "less").pvalue)
+
+
+def compare_metric(
+    strategy: str,
+    metric: str,
+    base: list[RunResult],
+    cand: list[RunResult],
+    thresholds: dict[str, float],
+    gating: bool,
+    alpha: float = DEFAULT_ALPHA,
+) -> MetricChange:
+    """One metric of one matched strategy: the verdict and the numbers behind it."""
+    entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
+    unit, higher = entries[0].unit, entries[0].higher_is_better
+    b_values = [run.metrics[metric].value for run in base if metric in run.metrics]
+    c_values = [run.metrics[metric].value for run in cand if metric in run.metrics]
+    b_values = [v for v in b_values if v is not None]
+    c_values = [v for v in c_values if v is not None]
+    threshold = threshold_for(metric, thresholds)
+    result = MetricChange(
+        strategy,
+        metric,
+        unit,
+        higher,
+        _mean(b_values),
+        _mean(c_values),
+        len(b_values),
+        len(c_values),
+        None,
+        threshold,
+        None,
+        "",
+        MISSING,
+        gating,
+    )
+    if not b_values or not c_values:
+        side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
+        runs = base + cand if side == "both" else base if side == "baseline" else cand
+        reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
+        result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
+        return result
+    b_mean, c_mean = sum(b_values) / len(b_values), sum(c_values) / len(c_values)
+    if {e.higher_is_better for e in entries} != {higher}:
+        result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
+        return result
+    if b_mean == c_mean:
+        result.change = 0.0
+    else:
+        result.change = (c_mean - b_mean) / abs(b_mean) if b_mean else math.copysign(math.inf, c_mean - b_mean)
+    if abs(result.change) <= threshold:
+        result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
+        return result
+    increased = c_mean > b_mean
+    source = timing_source(metric, base + cand)
+    b_samples: list[float] = []
+    c_samples: list[float] = []
+    if source is not None:
+        b_samples = [s for run in base if source[0] in run.timings for s in run.timings[source[0]].samples]
+        c_samples = [s for run in cand if source[0] in run.timings for s in run.timings[source[0]].samples]
+    if b_samples and c_samples and source is not None:
+        result.test = f"samples:{source[0]}"
+        sample_increase = increased if source[1] > 0 else not increased
+        n1, n2, p = len(c_samples), len(b_samples), None
+        if min_p_value(n1, n2) <= alpha:
+            p = _one_sided_p(c_samples, b_samples, sample_increase)
+    else:
+        result.test = "seeds"
+        n1, n2, p = len(c_values), len(b_values), None
+        if min_p_value(n1, n2) <= alpha:
+            p = _one_sided_p(c_values, b_values, increased)
+    if p is None:
+        result.verdict = UNKNOWN
+        result.note = f"{n2} vs {n1} samples: too few for any test to reach p<={alpha}; add seeds"
+        return result
+    result.p_value = p
+    if p > alpha:
+        result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but not significant ({result.test})"
+        return result
+    improved = increased == higher
+    result.verdict = BETTER if improved else WORSE
+    result.note = f"{result.test}: {n2} vs {n1} samples"
+    return result
+
+
+def _by_strategy(records: list[RunResult]) -> dict[str, dict[str, list[RunResult]]]:
+    """label (suite-qualified when several suites) -> spec key -> records."""
+    suites = len({record.suite for record in records})
+    grouped: dict[str, dict[str, list[RunResult]]] = {}
+    for record in sorted(records, key=lambda r: (r.label, r.seed)):
+        name = record.label if suites <= 1 else f"{record.suite}/{record.label}"
+        grouped.setdefault(name, {}).setdefault(spec_key(record), []).append(record)
+    return grouped
+
+
+def compare_records(
+    baseline: list[RunResult],
+    candidate: list[RunResult],
+    *,
+    fail_on: list[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    baseline_name: str = "baseline",
+    candidate_name: str = "candidate",
+) -> Comparison:
+    """Match runs across the two sets and compare every metric either side recorded."""
+    thresholds, patterns = thresholds or {}, fail_on or ["*"]
+    result = Comparison(baseline_name, candidate_name, alpha=alpha)
+    base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
+    for strategy in sorted(set(base_groups) | set(cand_groups)):
+        if strategy not in cand_groups:
+            result.issues.append(RunIssue(strategy, "only in baseline", "no candidate run"))
+            continue
+        if strategy not in base_groups:
+            result.issues.append(RunIssue(strategy, "only in candidate", "no baseline run"))
+            continue
+        common = [key for key in cand_groups[strategy] if key in base_groups[strategy]]
+        if not common:
+            b_key, c_key = next(iter(base_groups[strategy])), next(iter(cand_groups[strategy]))
+            fields = ", ".join(spec_diff(b_key, c_key)) or "spec"
+            result.issues.append(RunIssue(strategy, NOT_COMPARABLE, f"spec changed: {fields}"))
+            continue
+        for key in common:
+            base_runs, cand_runs = base_groups[strategy][key], cand_groups[strategy][key]
+            base_ok = [run for run in base_runs if run.status == "ok"]
+            cand_ok = [run for run in cand_runs if run.status == "ok"]
+            for run in cand_runs:
+                if run.status != "ok":
+                    broke = run.status == "failed" and bool(base_ok)
+                    kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
+                    result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
+            metrics = sorted({name for run in base_ok + cand_ok for name in run.metrics})
+            for metric in metrics:
+                gate = any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
+                result.changes.append(compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, alpha))
+    return result
+
+
+def git_snapshot(path: Path | str, rev: str) -> Path:
+    """Extract `path` as it is at git revision `rev` into a temporary folder (read-only git commands)."""
+    path = Path(path).resolve()
+    anchor = path if path.is_dir() else next((p for p in path.parents if p.is_dir()), Path.cwd())
+    found = subprocess.run(["git", "-C", str(anchor), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise FileNotFoundError(f"{path} is not inside a git repository: {found.stderr.strip()}")
+    top = Path(found.stdout.strip())
+    relative = path.relative_to(top).as_posix()
+    target = Path(tempfile.mkdtemp(prefix=f"bench-{re.sub(r'[^A-Za-z0-9]+', '-', rev)}-"))
+    atexit.register(shutil.rmtree, target, True)
+    archive = subprocess.run(
+        ["git", "-C", str(top), "archive", "--format=tar", rev, "--", relative], capture_output=True
+    )
+    if archive.returncode != 0:
+        message = archive.stderr.decode(errors="replace").strip()
+        raise FileNotFoundError(f"git archive {rev} -- {relative}: {message}")
+    with tempfile.TemporaryFile() as stream:
+        stream.write(archive.stdout)
+        stream.seek(0)
+        with tarfile.open(fileobj=stream) as tar:
+            tar.extractall(target, filter="data")
+    return target / relative
+
+
+def load_set(path: Path | str, rev: str | None = None) -> list[RunResult]:
+    """Every record below a folder, optionally as committed at a git revision."""
+    root = git_snapshot(path, rev) if rev else Path(path)
+    records = list(load_records(root)) if root.exists() else []
+    if not records:
+        raise FileNotFoundError(f"no result records under {root}" + (f" at git revision {rev}" if rev else ""))
+    return records
+
+
+def compare(
+    baseline: Path | str,
+    candidate: Path | str,
+    *,
+    fail_on: list[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    baseline_rev: str | None = None,
+    candidate_rev: str | None = None,
+) -> Comparison:
+    """Compare two result folders (each optionally read at a git revision)."""
+    base_name = f"{baseline}@{baseline_rev}" if baseline_rev else str(baseline)
+    cand_name = f"{candidate}@{candidate_rev}" if candidate_rev else str(candidate)
+    return compare_records(
+        load_set(baseline, baseline_rev),
+        load_set(candidate, candidate_rev),
+        fail_on=fail_on,
+        thresholds=thresholds,
+        alpha=alpha,
+        baseline_name=base_name,
+        candidate_name=cand_name,
+    )
+
+
+VERDICT_STYLE = {BETTER: "green", WORSE: "bold red", SAME: "", NOISE: "dim", UNKNOWN: "yellow", MISSING: "magenta"}
+
+
+def table(comparison: Comparison, show_unchanged: bool = False) -> Any:
+    """A rich Table of the comparison: every metric that is not a plain "no change" (or all of them)."""
+    from rich.table import Table
+
+    from bench.report.charts import fmt
+
+    out = Table(title=f"{comparison.baseline} -> {comparison.candidate}", title_justify="left")
+    for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "verdict", "note"):
+        numeric = column in ("baseline", "candidate", "change", "p")
+        out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
+    quiet = 0
+    for change in comparison.ordered():
+        if not show_unchanged and (change.verdict == SAME or change.note.startswith("both:")):
+            quiet += 1
+            continue
+        arrow = "↑" if change.higher_is_better else "↓"
+        style = VERDICT_STYLE.get(change.verdict, "")
+        verdict = change.verdict + (" (gating)" if change.regression else "")
+        out.add_row(
+            change.strategy,
+            f"{change.metric} {arrow}",
+            "—" if change.baseline is None else f"{fmt(change.baseline)} {change.unit}",
+            "—" if change.candidate is None else f"{fmt(change.candidate)} {change.unit}",
+            "" if change.change is None else f"{change.change:+.1%}",
+            "" if change.p_value is None else f"{change.p_value:.3g}",
+            f"[{style}]{verdict}[/{style}]" if style else verdict,
+            change.note,
+        )
+    for issue in comparison.issues:
+        out.add_row(issue.strategy, "(run)", "", "", "", "", issue.kind, issue.detail)
+    if quiet:
+        out.caption = f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"
+    return out

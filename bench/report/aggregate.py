@@ -1,0 +1,182 @@
+"""Records -> per-strategy summaries (pandas): mean and spread over seeds, and the headline answers.
+
+Generic over metric names: units and directions come from the records; only the QUESTIONS table
+below names metric patterns, and a question whose metrics no record has is simply not shown.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench.results import RunResult, records_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question users ask, answered by the first pattern that matches a measured metric."""
+
+    text: str
+    patterns: tuple[str, ...]  # fnmatch patterns; {task} is the learned task's name
+
+
+QUESTIONS: tuple[Question, ...] = (
+    Question("Most accurate", ("accuracy.{task}",)),
+    Question("Least forgetting", ("forgetting.mean",)),
+    Question("Least memory (training peak)", ("memory.train.cuda_allocated_peak_mib", "memory.train.host_peak_mib")),
+    Question("Fastest to train", ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s")),
+    Question("Lowest latency", ("latency.decode_ms_per_token.p50", "latency.ttft_ms.p50", "latency.*.p50")),
+    Question("Smallest to store", ("storage.bytes",)),
+    Question("Best aligned", ("align.preference_accuracy", "align.*")),
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    metric: str | None
+    unit: str = ""
+    higher_is_better: bool = True
+    winner: str | None = None
+    winner_mean: float | None = None
+    runner_up: str | None = None
+    runner_up_mean: float | None = None
+    margin: float | None = None  # absolute, in the metric's unit
+    margin_relative: float | None = None
+    beyond_noise: bool | None = None  # None: fewer than two seeds, noise unknown
+    note: str = ""
+
+
+def group_key(record: RunResult, machines: int) -> str:
+    """Strategies are told apart by label; across machines the machine joins the label."""
+    return record.label if machines <= 1 else f"{record.label} @ {record.environment.machine}"
+
+
+def keyed_records(records: list[RunResult]) -> dict[str, list[RunResult]]:
+    machines = len({record.environment.machine for record in records})
+    grouped: dict[str, list[RunResult]] = {}
+    for record in sorted(records, key=lambda r: (r.label, r.seed)):
+        grouped.setdefault(group_key(record, machines), []).append(record)
+    return grouped
+
+
+def summarize(records: list[RunResult]) -> pd.DataFrame:
+    """One row per (strategy, metric): mean, std over seeds, n measured, unit, direction, missing reasons."""
+    import pandas as pd
+
+    ok = [record for record in records if record.status == "ok"]
+    columns = ["strategy", "metric", "mean", "std", "n", "runs", "unit", "higher_is_better", "reason"]
+    if not ok:
+        return pd.DataFrame(columns=columns)
+    frame = records_frame(ok)
+    machines = frame["machine"].nunique()
+    frame["strategy"] = frame["label"] if machines <= 1 else frame["label"] + " @ " + frame["machine"]
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    grouped = frame.groupby(["strategy", "metric"], sort=True)
+    summary = grouped.agg(
+        mean=("value", "mean"),
+        std=("value", "std"),
+        n=("value", "count"),
+        runs=("value", "size"),
+        unit=("unit", "first"),
+        higher_is_better=("higher_is_better", "first"),
+        reason=("reason", lambda reasons: "; ".join(sorted({str(r) for r in reasons if r}))),
+    ).reset_index()
+    return summary[columns]
+
+
+def learned_task(records: list[RunResult]) -> str | None:
+    for record in records:
+        task = record.spec.get("task") or {}
+        if task.get("name"):
+            return str(task["name"])
+    return None
+
+
+def retained_tasks(records: list[RunResult]) -> list[str]:
+    names: list[str] = []
+    for record in records:
+        for task in record.spec.get("retain") or []:
+            if task.get("name") and task["name"] not in names:
+                names.append(task["name"])
+    return names
+
+
+def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) -> str | None:
+    """The first metric name (in pattern order) that some strategy measured."""
+    measured = sorted(set(summary.loc[summary["n"] > 0, "metric"])) if len(summary) else []
+    for pattern in patterns:
+        if "{task}" in pattern:
+            if task is None:
+                continue
+            pattern = pattern.replace("{task}", task)
+        matches = fnmatch.filter(measured, pattern)
+        if matches:
+            return matches[0]
+    return None
+
+
+def answer(question: Question, summary: pd.DataFrame, task: str | None) -> Answer | None:
+    """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise."""
+    metric = resolve(question.patterns, summary, task)
+    if metric is None:
+        return None
+    rows = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
+    higher = bool(rows["higher_is_better"].iloc[0])
+    rows = rows.sort_values("mean", ascending=not higher)
+    best = rows.iloc[0]
+    base = Answer(question.text, metric, str(best["unit"]), higher, str(best["strategy"]), float(best["mean"]))
+    if len(rows) < 2:
+        return Answer(**{**base.__dict__, "note": "only one strategy measured this"})
+    second = rows.iloc[1]
+    margin = abs(float(best["mean"]) - float(second["mean"]))
+    relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
+    if int(best["n"]) < 2 or int(second["n"]) < 2:
+        beyond, note = None, "single seed: noise unknown"
+    else:
+        # two standard errors of the difference of the means, over seeds
+        noise = 2 * math.sqrt(float(best["std"]) ** 2 / int(best["n"]) + float(second["std"]) ** 2 / int(second["n"]))
+        beyond = margin > noise
+        note = f"noise (2 s.e. over seeds) {noise:.3g}"
+    if margin == 0:
+        beyond, note = False, "tie"
+    return Answer(
+        question.text,
+        metric,
+        str(best["unit"]),
+        higher,
+        str(best["strategy"]),
+        float(best["mean"]),
+        str(second["strategy"]),
+        float(second["mean"]),
+        margin,
+        relative,
+        beyond,
+        note,
+    )
+
+
+def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> list[Answer]:
+    summary = summarize(records) if summary is None else summary
+    task = learned_task(records)
+    found = (answer(question, summary, task) for question in QUESTIONS)
+    return [item for item in found if item is not None]
+
+
+def cell(summary: pd.DataFrame, strategy: str, metric: str) -> dict[str, object] | None:
+    rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return {
+        "mean": None if int(row["n"]) == 0 else float(row["mean"]),
+        "std": None if int(row["n"]) < 2 or math.isnan(float(row["std"])) else float(row["std"]),
+        "n": int(row["n"]),
+        "runs": int(row["runs"]),
+        "reason": str(row["reason"]),
+    }

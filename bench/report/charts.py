@@ -1,0 +1,273 @@
+"""Hand-written inline SVG charts: scatter (with Pareto front), lines, grouped bars. No network, no torch.
+
+Every chart is an `<svg id="chart-...">` string; a chart with no data is a figure that says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+WIDTH, HEIGHT = 560, 340
+LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50  # plot margins; the legend lives in the right margin
+
+
+def colors(keys: Sequence[str]) -> dict[str, str]:
+    """One stable colour per strategy, shared by every chart."""
+    return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(keys)}
+
+
+def fmt(value: float) -> str:
+    """Short human number: 3 significant digits, thousands as k/M/G."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    magnitude = abs(value)
+    for limit, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if magnitude >= limit:
+            return f"{value / divisor:.3g}{suffix}"
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude < 1e-12:
+        return "0"
+    if magnitude >= 1e-4:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high]."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        return [0.0]
+    if high == low:
+        high, low = high + (abs(high) or 1) * 0.5, low - (abs(low) or 1) * 0.5
+    raw = (high - low) / count
+    step = 10 ** math.floor(math.log10(raw))
+    step *= next(m for m in (1, 2, 2.5, 5, 10) if raw <= step * m)
+    start = math.floor(low / step) * step
+    ticks = [round(start, 12)]
+    while ticks[-1] < high - step * 1e-9:  # the last tick covers `high`
+        ticks.append(round(ticks[-1] + step, 12))
+    return ticks
+
+
+@dataclass
+class Axes:
+    """Maps data coordinates to pixels for one plot area."""
+
+    x_ticks: list[float]
+    y_ticks: list[float]
+    x_label: str
+    y_label: str
+    x_categories: list[str] = field(default_factory=list)
+
+    def x(self, value: float) -> float:
+        low, high = self.x_ticks[0], self.x_ticks[-1]
+        return LEFT + (value - low) / ((high - low) or 1) * (WIDTH - LEFT - RIGHT)
+
+    def y(self, value: float) -> float:
+        low, high = self.y_ticks[0], self.y_ticks[-1]
+        return HEIGHT - BOTTOM - (value - low) / ((high - low) or 1) * (HEIGHT - TOP - BOTTOM)
+
+    def draw(self) -> list[str]:
+        parts = [
+            f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{HEIGHT - TOP - BOTTOM}" '
+            'fill="#fff" stroke="#999"/>'
+        ]
+        for tick in self.y_ticks:
+            y = self.y(tick)
+            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+            parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{fmt(tick)}</text>')
+        if self.x_categories:
+            band = (WIDTH - LEFT - RIGHT) / len(self.x_categories)
+            for index, name in enumerate(self.x_categories):
+                x = LEFT + band * (index + 0.5)
+                parts.append(
+                    f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
+                    f"{escape(name)}</text>"
+                )
+        else:
+            for tick in self.x_ticks:
+                x = self.x(tick)
+                parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" stroke="#eee"/>')
+                parts.append(
+                    f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">{fmt(tick)}</text>'
+                )
+        plot_middle = LEFT + (WIDTH - LEFT - RIGHT) / 2
+        parts.append(
+            f'<text x="{plot_middle:.1f}" y="{HEIGHT - 10}" text-anchor="middle" class="axis">'
+            f"{escape(self.x_label)}</text>"
+        )
+        y_middle = TOP + (HEIGHT - TOP - BOTTOM) / 2
+        parts.append(
+            f'<text transform="translate(16,{y_middle:.1f}) rotate(-90)" text-anchor="middle" class="axis">'
+            f"{escape(self.y_label)}</text>"
+        )
+        return parts
+
+
+def _svg(chart_id: str, title: str, body: list[str]) -> str:
+    return (
+        f'<svg id="chart-{chart_id}" class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def _legend(entries: Sequence[tuple[str, str]], extra: Sequence[str] = ()) -> list[str]:
+    parts = []
+    for index, (name, color) in enumerate(entries):
+        y = TOP + 8 + index * 18
+        parts.append(f'<rect x="{WIDTH - RIGHT + 12}" y="{y - 8}" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{WIDTH - RIGHT + 27}" y="{y + 1}" class="legend">{escape(name)}</text>')
+    for index, line in enumerate(extra):
+        y = TOP + 8 + (len(entries) + index) * 18
+        parts.append(f'<text x="{WIDTH - RIGHT + 12}" y="{y + 1}" class="legend note">{escape(line)}</text>')
+    return parts
+
+
+def empty(chart_id: str, title: str, reason: str) -> str:
+    """A placeholder chart that says why there is nothing to draw."""
+    body = [
+        f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#fafafa" stroke="#ccc"/>',
+        f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="axis">No data: {escape(reason)}</text>',
+    ]
+    return _svg(chart_id, title, body)
+
+
+def _span(values: list[float], pad: float = 0.08) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    margin = (high - low) * pad or (abs(high) or 1) * pad
+    return low - margin, high + margin
+
+
+def pareto_front(points: Sequence[tuple[str, float, float]], x_lower_better: bool, y_higher_better: bool) -> list[str]:
+    """Names of the points no other point beats on both axes."""
+
+    def beats(a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+        ax, ay = (a[1] if x_lower_better else -a[1]), (-a[2] if y_higher_better else a[2])
+        bx, by = (b[1] if x_lower_better else -b[1]), (-b[2] if y_higher_better else b[2])
+        return ax <= bx and ay <= by and (ax < bx or ay < by)
+
+    return [p[0] for p in points if not any(beats(q, p) for q in points if q is not p)]
+
+
+def scatter(
+    chart_id: str,
+    title: str,
+    points: Sequence[tuple[str, float, float, float, float]],
+    x_label: str,
+    y_label: str,
+    palette: dict[str, str],
+    x_lower_better: bool,
+    y_higher_better: bool,
+) -> str:
+    """Points (name, x, y, x_spread, y_spread) with spread whiskers and the Pareto front as a dashed line."""
+    if not points:
+        return empty(chart_id, title, "no strategy has both metrics")
+    xs = [p[1] - p[3] for p in points] + [p[1] + p[3] for p in points]
+    ys = [p[2] - p[4] for p in points] + [p[2] + p[4] for p in points]
+    axes = Axes(nice_ticks(*_span(xs)), nice_ticks(*_span(ys)), x_label, y_label)
+    body = axes.draw()
+    front = pareto_front([(p[0], p[1], p[2]) for p in points], x_lower_better, y_higher_better)
+    ordered = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
+    if len(ordered) > 1:
+        path = " ".join(f"{axes.x(p[1]):.1f},{axes.y(p[2]):.1f}" for p in ordered)
+        body.append(f'<polyline class="pareto" points="{path}" fill="none" stroke="#555" stroke-dasharray="5,4"/>')
+    for name, x, y, x_spread, y_spread in points:
+        color, cx, cy = palette.get(name, "#333"), axes.x(x), axes.y(y)
+        if x_spread:
+            body.append(
+                f'<line x1="{axes.x(x - x_spread):.1f}" x2="{axes.x(x + x_spread):.1f}" y1="{cy:.1f}" '
+                f'y2="{cy:.1f}" stroke="{color}"/>'
+            )
+        if y_spread:
+            body.append(
+                f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(y - y_spread):.1f}" '
+                f'y2="{axes.y(y + y_spread):.1f}" stroke="{color}"/>'
+            )
+        ring = ' stroke="#000" stroke-width="2"' if name in front else ""
+        body.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{color}"{ring}>'
+            f"<title>{escape(name)}: {fmt(x)}, {fmt(y)}</title></circle>"
+        )
+    legend = [(name, palette.get(name, "#333")) for name, *_ in points]
+    return _svg(chart_id, title, body + _legend(legend, ["ringed, dashed:", "Pareto front"]))
+
+
+def lines(
+    chart_id: str,
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    x_label: str,
+    y_label: str,
+    palette: dict[str, str],
+) -> str:
+    """One polyline per named series of (x, y) points, all on one axis."""
+    series = {name: points for name, points in series.items() if points}
+    if not series:
+        return empty(chart_id, title, "no series recorded")
+    xs = [x for points in series.values() for x, _ in points]
+    ys = [y for points in series.values() for _, y in points]
+    axes = Axes(nice_ticks(min(xs), max(xs)), nice_ticks(*_span(ys, 0.02)), x_label, y_label)
+    body = axes.draw()
+    for name, points in series.items():
+        path = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in points)
+        body.append(
+            f'<polyline points="{path}" fill="none" stroke="{palette.get(name, "#333")}" stroke-width="1.6">'
+            f"<title>{escape(name)}</title></polyline>"
+        )
+    return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in series]))
+
+
+def bars(
+    chart_id: str,
+    title: str,
+    groups: list[str],
+    values: dict[str, list[float | None]],
+    y_label: str,
+    palette: dict[str, str],
+    spreads: dict[str, list[float]] | None = None,
+) -> str:
+    """Grouped bars: one group per category, one bar per series (None = not measured, drawn as a gap)."""
+    numbers = [v for row in values.values() for v in row if v is not None]
+    if not groups or not numbers:
+        return empty(chart_id, title, "nothing measured")
+    spreads = spreads or {}
+    extent = [
+        v + sign * s
+        for name, row in values.items()
+        for v, s in zip(row, spreads.get(name) or [0.0] * len(row))
+        if v is not None
+        for sign in (-1, 1)
+    ]
+    low, high = _span(numbers + extent + [0.0])
+    low, high = (0.0 if min(numbers + extent) >= 0 else low), (0.0 if max(numbers + extent) <= 0 else high)
+    axes = Axes([0.0, 1.0], nice_ticks(low, high), "", y_label, x_categories=groups)
+    body = axes.draw()
+    band = (WIDTH - LEFT - RIGHT) / len(groups)
+    width = band * 0.8 / max(len(values), 1)
+    zero = axes.y(0.0)
+    for series_index, (name, row) in enumerate(values.items()):
+        color = palette.get(name, "#333")
+        for group_index, value in enumerate(row):
+            if value is None:
+                continue
+            x = LEFT + band * group_index + band * 0.1 + width * series_index
+            top, bottom = sorted((axes.y(value), zero))
+            body.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{max(bottom - top, 0.5):.1f}" '
+                f'fill="{color}"><title>{escape(name)} {escape(groups[group_index])}: '
+                f"{fmt(value)}</title></rect>"
+            )
+            spread = (spreads.get(name) or [0.0] * len(row))[group_index]
+            if spread:
+                middle = x + width / 2
+                body.append(
+                    f'<line x1="{middle:.1f}" x2="{middle:.1f}" y1="{axes.y(value - spread):.1f}" '
+                    f'y2="{axes.y(value + spread):.1f}" stroke="#000"/>'
+                )
+    body.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>')
+    return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in values]))

@@ -1,0 +1,248 @@
+"""Render one self-contained HTML report (inline CSS and SVG, no network) from stored records.
+
+Reads records only and never imports torch, so a report rebuilds anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.report import aggregate, charts
+from bench.results import RunResult, atomic_write_text, load_records
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.compare import Comparison
+
+TEMPLATES = Path(__file__).parent / "templates"
+FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
+LATENCY = re.compile(r"^(?P<family>latency\..+)\.p(?P<q>\d+)$")
+
+
+def _family_rank(metric: str) -> tuple[int, str]:
+    family = metric.split(".", 1)[0]
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), metric)
+
+
+def table_columns(summary: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Metrics measured somewhere become columns; metrics never measured are listed with their reasons."""
+    columns, unmeasured = [], []
+    for metric in sorted(set(summary["metric"]), key=_family_rank):
+        rows = summary[summary["metric"] == metric]
+        entry = {
+            "name": metric,
+            "family": metric.split(".", 1)[0],
+            "unit": str(rows["unit"].iloc[0]),
+            "higher_is_better": bool(rows["higher_is_better"].iloc[0]),
+        }
+        if int(rows["n"].sum()) == 0:
+            unmeasured.append({**entry, "reason": "; ".join(sorted({r for r in rows["reason"] if r}))})
+            continue
+        measured = rows[rows["n"] > 0]
+        best = measured["mean"].max() if entry["higher_is_better"] else measured["mean"].min()
+        entry["best"] = sorted(measured.loc[measured["mean"] == best, "strategy"])
+        columns.append(entry)
+    return columns, unmeasured
+
+
+def _points(summary: pd.DataFrame, x_metric: str | None, y_metric: str | None) -> list[tuple]:
+    if x_metric is None or y_metric is None:
+        return []
+    points = []
+    for strategy in sorted(set(summary["strategy"])):
+        x, y = aggregate.cell(summary, strategy, x_metric), aggregate.cell(summary, strategy, y_metric)
+        if x and y and x["mean"] is not None and y["mean"] is not None:
+            points.append((strategy, x["mean"], y["mean"], x["std"] or 0.0, y["std"] or 0.0))
+    return points
+
+
+def _direction(summary: pd.DataFrame, metric: str | None) -> bool:
+    rows = summary[summary["metric"] == metric]
+    return bool(rows["higher_is_better"].iloc[0]) if len(rows) else True
+
+
+def build_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[str, str]) -> list[dict[str, str]]:
+    """Every chart of the report, as {id, title, svg}; a chart without data says why."""
+    task = aggregate.learned_task(records)
+    accuracy = aggregate.resolve(("accuracy.{task}",), summary, task)
+    memory = aggregate.resolve(aggregate.QUESTIONS[2].patterns, summary, task)
+    speed = aggregate.resolve(aggregate.QUESTIONS[3].patterns, summary, task)
+    out = []
+
+    def add(chart_id: str, title: str, svg: str) -> None:
+        out.append({"id": chart_id, "title": title, "svg": svg})
+
+    title = f"{accuracy or 'accuracy'} vs {memory or 'peak memory'} (Pareto front marked)"
+    add(
+        "accuracy-memory",
+        title,
+        charts.scatter(
+            "accuracy-memory",
+            title,
+            _points(summary, memory, accuracy),
+            f"{memory} (lower is better)",
+            f"{accuracy} (higher is better)",
+            palette,
+            not _direction(summary, memory),
+            _direction(summary, accuracy),
+        ),
+    )
+    title = f"{accuracy or 'accuracy'} vs {speed or 'training throughput'}"
+    add(
+        "accuracy-throughput",
+        title,
+        charts.scatter(
+            "accuracy-throughput",
+            title,
+            _points(summary, speed, accuracy),
+            f"{speed} (higher is better)",
+            f"{accuracy} (higher is better)",
+            palette,
+            not _direction(summary, speed),
+            _direction(summary, accuracy),
+        ),
+    )
+
+    retained = [t for t in aggregate.retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
+    strategies = sorted(set(summary["strategy"]))
+    values: dict[str, list[float | None]] = {}
+    spreads: dict[str, list[float]] = {}
+    for strategy in strategies:
+        cells = [aggregate.cell(summary, strategy, f"forgetting.{t}") for t in retained]
+        values[strategy] = [c["mean"] if c else None for c in cells]
+        spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]
+    title = "Forgetting per retained task (accuracy after minus before; below zero = forgotten)"
+    add("forgetting", title, charts.bars("forgetting", title, retained, values, "accuracy change", palette, spreads))
+
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for key, runs in aggregate.keyed_records([r for r in records if r.status == "ok"]).items():
+        steps: dict[int, list[float]] = {}
+        for run in runs:
+            for point in run.loss_curve:
+                steps.setdefault(point.step, []).append(point.loss)
+        curves[key] = [(step, sum(v) / len(v)) for step, v in sorted(steps.items())]
+    title = "Training loss (mean over seeds)"
+    add("loss", title, charts.lines("loss", title, curves, "step", "loss", palette))
+
+    families: dict[str, dict[str, str]] = {}
+    for metric in sorted(set(summary["metric"])):
+        match = LATENCY.match(metric)
+        if match:
+            families.setdefault(match["family"], {})[f"p{match['q']}"] = metric
+    if not families:
+        add("latency", "Latency", charts.empty("latency", "Latency", "no latency metrics recorded"))
+    for family, quantiles in families.items():
+        names = sorted(quantiles, key=lambda q: int(q[1:]))
+        series = {}
+        for strategy in strategies:
+            cells = [aggregate.cell(summary, strategy, quantiles[q]) for q in names]
+            series[strategy] = [c["mean"] if c else None for c in cells]
+        unit = str(summary.loc[summary["metric"] == quantiles[names[0]], "unit"].iloc[0])
+        chart_id = "latency-" + re.sub(r"[^a-z0-9]+", "-", family.removeprefix("latency.").lower()).strip("-")
+        title = f"{family} distribution ({unit}, lower is better)"
+        add(chart_id, title, charts.bars(chart_id, title, names, series, unit, palette))
+    return out
+
+
+def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {"missing": True, "text": "—", "reason": "not recorded by this strategy"}
+    if value["mean"] is None:
+        return {"missing": True, "text": "missing", "reason": value["reason"] or "no value"}
+    text = charts.fmt(value["mean"])
+    if value["std"] is not None:
+        text += f" ± {charts.fmt(value['std'])}"
+    partial = f"{value['n']} of {value['runs']} runs measured: {value['reason']}" if value["n"] < value["runs"] else ""
+    return {"missing": False, "text": text, "n": value["n"], "reason": partial}
+
+
+def context(
+    records: list[RunResult],
+    suite_text: str | None = None,
+    comparison: Comparison | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Everything the template shows, computed from the records."""
+    summary = aggregate.summarize(records)
+    strategies = sorted(set(summary["strategy"])) if len(summary) else []
+    palette = charts.colors(strategies)
+    columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
+    keyed = aggregate.keyed_records([r for r in records if r.status == "ok"])
+    rows = [
+        {
+            "strategy": strategy,
+            "color": palette[strategy],
+            "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
+            "cells": [
+                _cell_text(aggregate.cell(summary, strategy, c["name"])) | {"best": strategy in c["best"]}
+                for c in columns
+            ],
+        }
+        for strategy in strategies
+    ]
+    suites = sorted({r.suite for r in records})
+    environments = {r.environment.machine: r.environment for r in records}
+    budgets = {
+        repr(r.budget.get("resolved") or r.spec.get("budget")): r.budget.get("resolved") or r.spec.get("budget")
+        for r in records
+    }
+    commits = sorted({(r.environment.git_commit or "unknown", r.environment.git_dirty) for r in records}, key=str)
+    return {
+        "title": title or f"Fine-tuning comparison: {', '.join(suites) or 'no records'}",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "suites": suites,
+        "task": aggregate.learned_task(records),
+        "retained": aggregate.retained_tasks(records),
+        "model": next((r.spec.get("model") for r in records), None),
+        "budgets": list(budgets.values()),
+        "environments": list(environments.values()),
+        "commits": commits,
+        "answers": aggregate.answers(records, summary) if len(summary) else [],
+        "columns": columns,
+        "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
+        "unmeasured": unmeasured,
+        "rows": rows,
+        "problems": [r for r in records if r.status != "ok"],
+        "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
+        "charts": build_charts(records, summary, palette) if len(summary) else [],
+        "suite_text": suite_text,
+        "comparison": comparison,
+        "fmt": charts.fmt,
+    }
+
+
+def render(
+    records: Iterable[RunResult],
+    suite_text: str | None = None,
+    comparison: Comparison | None = None,
+    title: str | None = None,
+) -> str:
+    """The report as one HTML string."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
+    return env.get_template("report.html.j2").render(**context(list(records), suite_text, comparison, title))
+
+
+def write_report(
+    records: Iterable[RunResult],
+    out: Path | str,
+    suite_text: str | None = None,
+    comparison: Comparison | None = None,
+    title: str | None = None,
+) -> Path:
+    """Render and write atomically; returns the path."""
+    out = Path(out)
+    atomic_write_text(out, render(records, suite_text, comparison, title))
+    out.chmod(0o644)  # a report is for sharing (the atomic temp file starts private)
+    return out
+
+
+def report_from_dir(results: Path | str, out: Path | str, suite_text: str | None = None) -> Path:
+    """Render every record below a results folder."""
+    return write_report(list(load_records(results)), out, suite_text)

@@ -1,0 +1,160 @@
+"""The HTML report: rendered from records, self-contained, honest about missing values, no torch."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.compare import compare_records
+from bench.report import aggregate, charts
+from bench.report.html import render, write_report
+from tests.synthetic_records import make_record, make_set, store
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART_IDS = ("accuracy-memory", "accuracy-throughput", "forgetting", "loss", "latency-ttft-ms")
+
+
+@pytest.fixture(scope="module")
+def records():
+    failed = make_record("lora", 3, status="failed", reason="Traceback ...\nRuntimeError: planted out of memory")
+    missing = make_record("lora", 2, values={"train.tokens_per_s": None})
+    return [r for r in make_set() if not (r.label == "lora" and r.seed == 2)] + [missing, failed]
+
+
+@pytest.fixture(scope="module")
+def page(records) -> str:
+    return render(records, suite_text="name: smoke\n")
+
+
+def test_summary_is_mean_and_spread_over_seeds(records):
+    summary = aggregate.summarize(records)
+    row = summary[(summary.strategy == "full") & (summary.metric == "train.tokens_per_s")].iloc[0]
+    values = [r.metrics["train.tokens_per_s"].value for r in records if r.label == "full"]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(sum(values) / 3)
+    assert row["std"] > 0 and row["unit"] == "tokens/s" and bool(row["higher_is_better"])
+    lora = summary[(summary.strategy == "lora") & (summary.metric == "train.tokens_per_s")].iloc[0]
+    assert lora["n"] == 2 and lora["runs"] == 3 and "planted" in lora["reason"]  # the missing one is not a 0
+
+
+def test_answers_pick_winners_by_direction(records):
+    found = {a.question: a for a in aggregate.answers(records)}
+    assert found["Most accurate"].winner == "full" and found["Most accurate"].metric == "accuracy.cipher"
+    assert found["Least forgetting"].winner == "lora"  # forgetting is "after minus before": higher is better
+    assert found["Smallest to store"].winner == "lora" and found["Smallest to store"].beyond_noise is True
+    assert found["Lowest latency"].metric == "latency.ttft_ms.p50" and found["Lowest latency"].winner == "full"
+    assert found["Least memory (training peak)"].metric == "memory.train.host_peak_mib"  # CUDA one is all missing
+    assert "Best aligned" not in found  # no align.* metric in these records: the question is not asked
+
+
+def test_single_seed_margin_is_not_called_beyond_noise():
+    answer = {a.question: a for a in aggregate.answers(make_set(seeds=(0,)))}["Most accurate"]
+    assert answer.beyond_noise is None and "single seed" in answer.note
+
+
+def test_page_has_table_charts_and_provenance(page):
+    assert 'id="results-table"' in page and 'id="answers"' in page
+    for chart_id in CHART_IDS:
+        assert f'id="chart-{chart_id}"' in page
+    assert "abc1234" in page and "peft 0.21.2" in page and "name: smoke" in page
+    assert "x86_64-2c-cpu" in page and "steps=60" in page
+
+
+def test_failed_runs_and_missing_values_are_shown_not_hidden(page):
+    problems = page[page.index('id="problems"') : page.index('id="charts"')]
+    assert "planted out of memory" in problems and "failed" in problems
+    assert "planted: not measured in this run" in page  # partial: 2 of 3 runs measured, reason on hover
+    unmeasured = page[page.index("Not measured on any run") : page.index('id="problems"')]
+    assert "memory.train.cuda_allocated_peak_mib" in unmeasured and "no CUDA device" in unmeasured
+
+
+def test_missing_value_never_rendered_as_zero():
+    records = make_set(labels=("lora",), values={"storage.bytes": None}) + make_set(labels=("full",))
+    page = render(records)
+    row = re.search(r"<b>lora</b>.*?</tr>", page, re.S).group(0)
+    assert 'class="num missing"' in row and "planted: not measured" in row
+
+
+def test_page_is_self_contained(page):
+    assert not re.search(r'(src|href)=["\']?(https?:)?//', page)
+    assert "<script" not in page and "@import" not in page
+
+
+def test_pareto_front():
+    points = [("a", 100.0, 0.9), ("b", 50.0, 0.5), ("c", 120.0, 0.6), ("d", 50.0, 0.4)]
+    assert charts.pareto_front(points, x_lower_better=True, y_higher_better=True) == ["a", "b"]
+
+
+def test_report_includes_comparison_section(records, tmp_path):
+    candidate = make_set(scale={"train.tokens_per_s": 0.7})
+    out = write_report(candidate, tmp_path / "c.html", comparison=compare_records(make_set(), candidate))
+    page = out.read_text()
+    section = page[page.index('id="comparison"') : page.index('id="environment"')]
+    assert "train.tokens_per_s" in section and "worse" in section and "Regression" in section
+
+
+def test_cli_report_from_results_folder(tmp_path):
+    folder = store(make_set(), tmp_path / "results")
+    out = tmp_path / "reports" / "smoke.html"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "report", str(folder.parent), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.exists() and 'id="results-table"' in out.read_text()
+
+
+def test_rendering_never_imports_torch(tmp_path):
+    folder = store(make_set(), tmp_path / "results")
+    code = (
+        "import sys\n"
+        "from bench.api import report, compare\n"
+        f"report({str(folder)!r}, {str(tmp_path / 'r.html')!r})\n"
+        f"compare({str(folder)!r}, {str(folder)!r}, html_out={str(tmp_path / 'c.html')!r})\n"
+        "import bench.cli\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+        "raise SystemExit(1 if heavy else 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "heavy: []" in run.stdout and (tmp_path / "r.html").exists() and (tmp_path / "c.html").exists()
+
+
+def test_number_format():
+    assert [charts.fmt(v) for v in (355912.0, 2000.4, 650.5, 0.00379, -0.0, 2.5e6)] == [
+        "356k",
+        "2,000",
+        "650",
+        "0.00379",
+        "0",
+        "2.5M",
+    ]
+    assert charts.nice_ticks(0.5, 0.708)[-1] >= 0.708  # the axis covers every point
+
+
+def test_bench_run_renders_the_report_at_the_end(tmp_path, monkeypatch):
+    import types
+
+    import bench.api
+    import bench.cli
+    from bench.execute import ExecutionReport
+
+    suite_file = tmp_path / "tiny.yaml"
+    suite_file.write_text("name: smoke  # the suite file is embedded in the report\n")
+    monkeypatch.setattr(bench.cli, "load_suite", lambda path: types.SimpleNamespace(name="smoke"))
+    monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(results=make_set(), executed=6))
+    reports = tmp_path / "reports"  # by default beside the results folder
+    args = ["run", str(suite_file), "--results", str(tmp_path / "results"), "--quiet"]
+    assert bench.cli.main(args) == 0
+    page = (reports / "smoke.html").read_text()
+    assert 'id="results-table"' in page and "the suite file is embedded" in page
+    (reports / "smoke.html").unlink()
+    assert bench.cli.main([*args, "--no-report"]) == 0
+    assert not (reports / "smoke.html").exists()
