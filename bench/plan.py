@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from bench.suite import Budget, Measure, ModelSpec, Strict, Suite, TaskSpec, Training
+from bench.suite import Budget, Measure, ModelSpec, PreferenceSpec, Strict, Suite, TaskSpec, Training
 
 
 class RunSpec(Strict):
@@ -26,32 +26,65 @@ class RunSpec(Strict):
     device: str
     threads: int | None
     plugins: list[str]
+    preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
+    parent: dict[str, Any] | None = None  # the sft run this one starts from: strategy, label, options, run_id
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for name in ("preference", "parent"):  # added later: left out when unset, so older run_ids hold
+            if data.get(name) is None:
+                data.pop(name, None)
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _preference(suite: Suite, strategy: str) -> PreferenceSpec | None:
+    """The suite's pairs; a non-sft objective without them builds pairs from the learned task."""
+    from bench.strategies import STRATEGIES
+
+    if suite.preference is not None or STRATEGIES.get(strategy).objective == "sft":
+        return suite.preference
+    return PreferenceSpec()
+
+
+def _chain(specs: list[RunSpec]) -> list[RunSpec]:
+    """A run with option `start_from: <label>` embeds that run's resolved spec and run_id (same seed),
+    so its own run_id changes whenever its parent's does."""
+    by_key = {(spec.label, spec.seed): spec for spec in specs}
+    chained = []
+    for spec in specs:
+        start = spec.options.get("start_from")
+        if start not in (None, "base"):
+            parent = by_key[(start, spec.seed)]
+            link = {"strategy": parent.strategy, "label": parent.label, "options": parent.options}
+            spec = spec.model_copy(update={"parent": {**link, "run_id": parent.run_id}})
+        chained.append(spec)
+    return chained
 
 
 def plan(suite: Suite) -> list[RunSpec]:
     """Seed-major order, so that every strategy has one finished seed as early as possible."""
-    return [
-        RunSpec(
-            suite=suite.name,
-            strategy=strategy.name,
-            label=strategy.label,
-            options=strategy.options,
-            seed=seed,
-            model=suite.model,
-            task=suite.task,
-            retain=suite.retain,
-            budget=suite.budget,
-            training=suite.training,
-            measure=suite.measure,
-            device=suite.execution.device,
-            threads=suite.execution.threads,
-            plugins=suite.plugins,
-        )
-        for seed in suite.seeds
-        for strategy in suite.strategies
-    ]
+    return _chain(
+        [
+            RunSpec(
+                suite=suite.name,
+                strategy=strategy.name,
+                label=strategy.label,
+                options=strategy.options,
+                seed=seed,
+                model=suite.model,
+                task=suite.task,
+                retain=suite.retain,
+                budget=suite.budget,
+                training=suite.training,
+                measure=suite.measure,
+                device=suite.execution.device,
+                threads=suite.execution.threads,
+                plugins=suite.plugins,
+                preference=_preference(suite, strategy.name),
+            )
+            for seed in suite.seeds
+            for strategy in suite.strategies
+        ]
+    )

@@ -1,12 +1,16 @@
 """The one training path: every strategy trains here, under the suite's budget, with one tracker.
 
 A strategy names its objective; the objective picks the TRL trainer. Adding an objective is one
-entry in TRAINERS, never a branch on the strategy.
+entry in TRAINERS, never a branch on the strategy. An entry returns one trainer, or is a generator
+that yields `(phase, trainer)` pairs for a method with several phases (RLHF: reward, then policy);
+each phase runs through the same MeasuringCallback, under its own MemoryTracker, with the full
+budget of steps (see docs/alignment.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from bench.measure.memory import MemoryTracker, PhaseMemory
 from bench.measure.timing import clock
 from bench.suite import Budget, Training
 from bench.tasks.base import TaskData
@@ -29,6 +34,11 @@ class TrainOutcome:
     losses: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
     stop_reason: str = "steps"
+    phase: str = "train"
+    generated_tokens: int = 0  # tokens the trainer generated itself (online RL), from its logs
+    memory: PhaseMemory | None = None  # this phase's peak, for objectives with several phases
+    phases: list[TrainOutcome] = field(default_factory=list)  # one per phase when there are several
+    artefacts: dict[str, Any] = field(default_factory=dict)  # e.g. the trained reward model
 
     @property
     def steps(self) -> int:
@@ -37,6 +47,21 @@ class TrainOutcome:
     @property
     def tokens(self) -> int:
         return sum(self.step_tokens)
+
+    @classmethod
+    def combine(cls, phases: list[TrainOutcome], artefacts: dict[str, Any]) -> TrainOutcome:
+        """Totals over the phases; the loss curve is the last phase's (the model that is kept)."""
+        return cls(
+            step_seconds=[s for phase in phases for s in phase.step_seconds],
+            step_tokens=[t for phase in phases for t in phase.step_tokens],
+            step_samples=[n for phase in phases for n in phase.step_samples],
+            losses=phases[-1].losses,
+            seconds=sum(phase.seconds for phase in phases),
+            stop_reason=",".join(dict.fromkeys(phase.stop_reason for phase in phases)),
+            generated_tokens=sum(phase.generated_tokens for phase in phases),
+            phases=phases,
+            artefacts=artefacts,
+        )
 
 
 class MeasuringCallback(TrainerCallback):
@@ -69,6 +94,8 @@ class MeasuringCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "completions/mean_length" in logs:  # online RL: mean length of this step's completions
+            self.outcome.generated_tokens += round(float(logs["completions/mean_length"]) * self.samples_per_step)
         if logs and "loss" in logs:
             loss = float(logs["loss"])
             self.outcome.losses.append((state.global_step, loss))
@@ -105,7 +132,7 @@ def trainer_arguments(
     }
 
 
-def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget):
+def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **_: Any):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -114,7 +141,28 @@ def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str
     return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 
 
-TRAINERS: dict[str, Callable[..., Any]] = {"sft": _sft_trainer}
+def _dpo_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **inputs: Any):
+    from bench.train_alignment import dpo_trainer
+
+    return dpo_trainer(model, tokenizer, arguments, budget, **inputs)
+
+
+def _rlhf_phases(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **inputs: Any):
+    from bench.train_alignment import rlhf_phases
+
+    yield from rlhf_phases(model, tokenizer, arguments, budget, **inputs)
+
+
+TRAINERS: dict[str, Callable[..., Any]] = {"sft": _sft_trainer, "dpo": _dpo_trainer, "rlhf": _rlhf_phases}
+
+
+def _run(trainer: Any, budget: Budget, progress: Progress, phase: str = "train") -> TrainOutcome:
+    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress)
+    callback.outcome.phase = phase
+    trainer.remove_callback(PrinterCallback)  # our tracker reports progress; no raw dicts on stdout
+    trainer.add_callback(callback)
+    trainer.train()
+    return callback.outcome
 
 
 def train(
@@ -129,13 +177,23 @@ def train(
     device: str,
     workdir: Path,
     progress: Progress = lambda event: None,
+    **inputs: Any,
 ) -> TrainOutcome:
+    """`inputs` reach the objective's builder: `preference` (PreferenceData) and `options` (the
+    strategy's options) for dpo and rlhf."""
     if objective not in TRAINERS:
         raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(TRAINERS)})")
     arguments = trainer_arguments(budget, training, learning_rate, seed, device, workdir)
-    trainer = TRAINERS[objective](model, tokenizer, task, arguments, budget)
-    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress)
-    trainer.remove_callback(PrinterCallback)  # our tracker reports progress; no raw dicts on stdout
-    trainer.add_callback(callback)
-    trainer.train()
-    return callback.outcome
+    artefacts: dict[str, Any] = {}
+    built = TRAINERS[objective](model, tokenizer, task, arguments, budget, artefacts=artefacts, **inputs)
+    if not inspect.isgenerator(built):
+        return _run(built, budget, progress)
+    phases: Iterator[tuple[str, Any]] = built
+    outcomes = []
+    for phase, trainer in phases:  # the generator builds a phase only after the previous one trained
+        progress({"event": "phase", "phase": f"train {phase}"})
+        with MemoryTracker(f"{phase}_train") as memory:
+            outcome = _run(trainer, budget, progress, phase)
+        outcome.memory = memory
+        outcomes.append(outcome)
+    return TrainOutcome.combine(outcomes, artefacts)

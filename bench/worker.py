@@ -87,16 +87,26 @@ class Run:
         self.model_info = loaded.info
         task = load_task(spec.task)
         retained = [load_task(retain) for retain in spec.retain]
+        # the record has no data field: the data's provenance and eval item ids travel with the model's
+        self.model_info["tasks"] = {data.name: data.record() for data in [task, *retained]}
+        preference = self.load_preference()
 
         before = {}
         if spec.measure.accuracy:
             emit({"event": "phase", "phase": "evaluate base"})
             before = self.evaluate(loaded.model, loaded.tokenizer, [task, *retained], "base")
+        if preference is not None:
+            from bench.evaluate.alignment import measure_base
+
+            emit({"event": "phase", "phase": "evaluate base alignment"})
+            align_base = measure_base(loaded.model, loaded.tokenizer, preference)
+        base_model = self.start_from_parent(loaded, device) if spec.parent else loaded.model
 
         emit({"event": "phase", "phase": "train"})
         context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
+        options = self.size(strategy, options, loaded.model, context)
         with MemoryTracker("train") as memory:
-            model = strategy.prepare(loaded.model, options, context)
+            model = strategy.prepare(base_model, options, context)
             self.count_parameters(model)
             from bench.train import train
 
@@ -112,6 +122,8 @@ class Run:
                 device,
                 self.workdir,
                 emit,
+                preference=preference,
+                options=options,
             )
         self.metrics.update(memory.metrics())
         self.record_training(outcome)
@@ -127,9 +139,15 @@ class Run:
         else:
             self.missing([(f"accuracy.{task.name}", "acc", True)], "accuracy disabled in the suite (measure.accuracy)")
 
+        if preference is not None:
+            emit({"event": "phase", "phase": "evaluate alignment"})
+            reward_model = outcome.artefacts.get("reward_model")
+            self.record_alignment(model, loaded.tokenizer, preference, align_base, reward_model)
+
         if spec.measure.latency:
             emit({"event": "phase", "phase": "latency"})
-            self.measure_latency(model, loaded.tokenizer, task.eval[0].context if task.eval else task.train[0].prompt)
+            prompt = task.eval[0].context if task.eval else task.train[0].prompt
+            self.measure_latency(model, loaded.tokenizer, prompt, getattr(strategy, "merge", None))
         else:
             self.missing([("latency.ttft_ms.p50", "ms", False)], "latency disabled in the suite (measure.latency)")
 
@@ -172,6 +190,27 @@ class Run:
             stop_reason=outcome.stop_reason,
             samples_seen=sum(outcome.step_samples),
         )
+        if outcome.generated_tokens:
+            self.budget["generated_tokens"] = outcome.generated_tokens
+        if outcome.phases:
+            from bench.worker_alignment import record_phases
+
+            record_phases(self, outcome)
+
+    def load_preference(self) -> Any:
+        from bench.worker_alignment import load_preference_data
+
+        return load_preference_data(self)
+
+    def start_from_parent(self, loaded: Any, device: str) -> Any:
+        from bench.worker_alignment import start_from_parent
+
+        return start_from_parent(self, loaded, device)
+
+    def record_alignment(self, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:
+        from bench.worker_alignment import record_alignment
+
+        record_alignment(self, model, tokenizer, preference, base, reward_model)
 
     def record_accuracy(self, learned: str, retained: list[str], before: dict, after: dict) -> None:
         for name in [learned, *retained]:
@@ -186,7 +225,27 @@ class Run:
         else:
             self.missing([("forgetting.mean", "acc", True)], "the suite names no retained tasks")
 
-    def measure_latency(self, model: Any, tokenizer: Any, prompt: str) -> None:
+    def size(self, strategy: Any, options: Any, model: Any, context: Any) -> Any:
+        """Budget match "params": let the strategy size itself to the target; record what it chose."""
+        budget = self.spec.budget
+        if budget.match != "params":
+            return options
+        size_for = getattr(strategy, "size_for", None)
+        if size_for is None:
+            self.budget["sizing"] = {"target": budget.trainable_params_target, "reason": "fixed size: not sizable"}
+            return options
+        sizing = size_for(model, options, budget.trainable_params_target, context)
+        self.budget["sizing"] = {
+            "target": budget.trainable_params_target,
+            "field": sizing.field,
+            "value": sizing.value,
+            "trainable": sizing.trainable,
+        }
+        note(f"sized {sizing.field}={sizing.value}: {sizing.trainable} trainable parameters")
+        return sizing.options
+
+    def measure_latency(self, model: Any, tokenizer: Any, prompt: str, merge: Any = None) -> None:
+        """Latency as trained (latency.*); for strategies with a merge hook, merged too (latency.merged.*)."""
         from bench.measure.latency import generation_latency
 
         measure = self.spec.measure
@@ -195,11 +254,22 @@ class Run:
                 model, tokenizer, prompt, measure.latency_new_tokens, measure.latency_repeats, measure.latency_warmup
             )
         self.metrics.update(memory.metrics())
-        for name, samples in (("ttft_ms", ttft), ("decode_ms_per_token", decode)):
-            stats = summarize(samples, "ms", measure.latency_warmup)
-            self.timings[f"latency.{name}"] = stats
-            for quantile in ("p50", "p90", "p99"):
-                self.metric(f"latency.{name}.{quantile}", getattr(stats, quantile), "ms", False)
+        samples = {"latency": (ttft, decode)}
+        if merge is not None:  # after evaluation and save: merging changes the model in place
+            samples["latency.merged"] = generation_latency(
+                merge(model),
+                tokenizer,
+                prompt,
+                measure.latency_new_tokens,
+                measure.latency_repeats,
+                measure.latency_warmup,
+            )
+        for prefix, (ttft, decode) in samples.items():
+            for name, values in (("ttft_ms", ttft), ("decode_ms_per_token", decode)):
+                stats = summarize(values, "ms", measure.latency_warmup)
+                self.timings[f"{prefix}.{name}"] = stats
+                for quantile in ("p50", "p90", "p99"):
+                    self.metric(f"{prefix}.{name}.{quantile}", getattr(stats, quantile), "ms", False)
 
 
 def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:

@@ -106,8 +106,8 @@ def count_trainable(model: Any) -> int:
 def size_by_trial(
     strategy: Any, model: Any, options: Any, context: PrepareContext, field: str, target: int, upper: int = 4096
 ) -> Sizing:
-    """Binary search on the integer option `field` (trainable count grows with it), preparing a copy
-    of the model per trial: exact for any strategy, about log2(upper) trials."""
+    """Search the integer option `field` (the trainable count grows with it) by doubling, then
+    bisection, preparing a copy of the model per trial: exact for any strategy, ~2 log2(value) trials."""
     import copy
 
     counts: dict[int, int] = {}
@@ -118,7 +118,9 @@ def size_by_trial(
             counts[value] = count_trainable(trial)
         return counts[value]
 
-    low, high = 1, upper
+    low, high = 1, 1
+    while high < upper and count(high) < target:  # doubling keeps the trials small
+        low, high = high + 1, min(high * 2, upper)
     while low < high:  # smallest value whose count reaches the target
         middle = (low + high) // 2
         if count(middle) >= target:

@@ -1,0 +1,72 @@
+"""DPO (TRL DPOTrainer): learn from preference pairs directly, no reward model, no generation.
+
+Full fine-tuning by default; with `lora: {r, alpha}` only a LoRA adapter trains and the reference
+model is the adapter's initial state (the base). `start_from: <label>` starts from the result of
+an sft strategy of the same suite (the worker trains or loads that parent first; docs/alignment.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.strategies.base import PrepareContext, StrategyOptions, save_whole_model
+from bench.suite import PositiveFloat, PositiveInt
+
+LossType = Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"]
+
+
+class LoraShape(BaseModel):
+    """The adapter a preference strategy trains instead of the whole model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    r: PositiveInt = 8
+    alpha: PositiveFloat = 16
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class Options(StrategyOptions):
+    learning_rate: PositiveFloat = 5e-6  # DPO practice for pretrained LMs (small: the loss is sharp)
+    beta: PositiveFloat = 0.1  # strength of the pull towards the reference model (DPO paper)
+    loss_type: LossType = "sigmoid"  # the original DPO loss; the others are TRL's variants
+    lora: LoraShape | None = None  # None: full fine-tuning
+    start_from: str = "base"  # "base", or the label of an sft strategy in the same suite
+
+
+def prepare_policy(model: Any, lora: LoraShape | None) -> Any:
+    """Wrap in a LoRA adapter (TRL then uses the adapter's initial state as reference), or unfreeze all."""
+    if lora is None:
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        return model
+    from peft import get_peft_model
+
+    from bench.strategies.lora import lora_config
+
+    return get_peft_model(model, lora_config(lora))
+
+
+def save_policy(model: Any, directory: Path) -> None:
+    """An adapter alone (the trained one, not TRL's frozen reference copy), or the whole model."""
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(directory, selected_adapters=["default"])
+    else:
+        save_whole_model(model, directory)
+
+
+class DPO:
+    objective: ClassVar = "dpo"
+    Options: ClassVar = Options
+
+    def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
+        return prepare_policy(model, options.lora)
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_policy(model, directory)
+
+
+STRATEGY = DPO()

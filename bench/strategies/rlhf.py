@@ -1,0 +1,42 @@
+"""RLHF: a reward model trained on preference pairs (TRL RewardTrainer), then online optimisation
+of the policy against it (TRL RLOOTrainer by default, GRPOTrainer as an option). Both phases run
+through bench.train and are measured separately (docs/alignment.md). TRL 1.16 has no PPO:
+`algorithm: ppo` fails with a clear message unless the installed TRL provides a PPOTrainer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from bench.strategies.base import PrepareContext, StrategyOptions
+from bench.strategies.dpo import LoraShape, prepare_policy, save_policy
+from bench.suite import PositiveFloat, PositiveInt
+
+
+class Options(StrategyOptions):
+    learning_rate: PositiveFloat = 1e-6  # policy; RL on pretrained LMs uses small steps
+    algorithm: Literal["rloo", "grpo", "ppo"] = "rloo"
+    num_generations: int = Field(default=4, ge=2)  # completions per prompt (RLOO/GRPO baselines need >= 2)
+    max_new_tokens: PositiveInt = 4  # generation length of each completion
+    temperature: PositiveFloat = 1.0  # sampling temperature of the generations
+    beta: float = Field(default=0.05, ge=0)  # KL penalty towards the reference (0: no reference model)
+    reward_learning_rate: PositiveFloat = 1e-4  # the reward model's own learning rate (phase 1)
+    lora: LoraShape | None = None  # policy adapter; None: full fine-tuning of the policy
+    start_from: str = "base"  # "base", or the label of an sft strategy in the same suite
+
+
+class RLHF:
+    objective: ClassVar = "rlhf"
+    Options: ClassVar = Options
+
+    def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
+        return prepare_policy(model, options.lora)
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_policy(model, directory)
+
+
+STRATEGY = RLHF()
