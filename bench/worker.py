@@ -154,13 +154,21 @@ class Run:
     def evaluate(self, model: Any, tokenizer: Any, tasks: list, tag: str) -> dict:
         from bench.evaluate.accuracy import evaluate_accuracy
 
-        phase = "evaluate" if tag == "tuned" else "evaluate_base"
-        with MemoryTracker(phase) as memory:
-            scores = evaluate_accuracy(
+        def score() -> dict:
+            return evaluate_accuracy(
                 model, tokenizer, tasks, self.workdir / f"lmeval-{tag}", self.spec.measure.eval_batch_size
             )
-        if tag == "tuned":
-            self.metrics.update(memory.metrics())
+
+        if tag != "tuned":  # the base model's scores are shared by every run of the suite
+            from bench.evaluate.base_cache import base_scores_key, cached_base_scores
+
+            key = base_scores_key(self.model_info, tasks, self.spec.measure.eval_batch_size, str(model.device))
+            scores, cached = cached_base_scores(key, score)
+            self.model_info["base_scores"] = {"key": key, "reused_from_cache": cached}
+            return scores
+        with MemoryTracker("evaluate") as memory:
+            scores = score()
+        self.metrics.update(memory.metrics())
         return scores
 
     def count_parameters(self, model: Any) -> None:

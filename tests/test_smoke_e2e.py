@@ -47,3 +47,8 @@ def test_smoke_suite_end_to_end(tmp_path: Path):
     assert base["accuracy_before.cipher"].value <= 0.4
     assert records["lora"].metrics["params.trainable"].value < records["full"].metrics["params.trainable"].value
     assert records["lora"].metrics["storage.bytes"].value < records["full"].metrics["storage.bytes"].value
+    # the base model is scored once per suite: later runs reuse the same scores
+    keys = {r.model["base_scores"]["key"] for r in records.values()}
+    assert len(keys) == 1 and records["lora"].model["base_scores"]["reused_from_cache"]
+    for name in ("accuracy_before.cipher", "accuracy_before.copy"):
+        assert records["full"].metrics[name].value == records["lora"].metrics[name].value

@@ -1,0 +1,46 @@
+"""The base model's scores are the same for every run of a suite: measure them once, then reuse.
+
+The key covers everything that can change them: the model (source, folder, weights hash, dtype),
+every evaluation item, the batch size, the device and the versions of the scoring stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from bench.evaluate.accuracy import Score
+from bench.models.tiny import cache_root
+from bench.results import atomic_write_text
+from bench.tasks.base import TaskData
+
+SCORING_PACKAGES = ("torch", "transformers", "peft", "lm_eval")
+
+
+IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "sha256")
+
+
+def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, device: str) -> str:
+    payload = {
+        "model": {field: model_info.get(field) for field in IDENTITY},  # not timings such as load_seconds
+        "tasks": [[task.name, [dataclasses.asdict(item) for item in task.eval]] for task in tasks],
+        "batch_size": batch_size,
+        "device": device,
+        "versions": {name: metadata.version(name) for name in SCORING_PACKAGES},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_base_scores(key: str, compute: Callable[[], dict[str, Score]]) -> tuple[dict[str, Score], bool]:
+    """(scores, whether they came from the cache)."""
+    path = cache_root() / "base-scores" / f"{key}.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return {name: Score(**fields) for name, fields in raw.items()}, True
+    scores = compute()
+    atomic_write_text(path, json.dumps({name: dataclasses.asdict(score) for name, score in scores.items()}))
+    return scores, False
