@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -40,6 +41,12 @@ def _now() -> str:
 
 def _folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _logical_numel(parameter: Any) -> int:
+    """Elements of the full-precision tensor: bitsandbytes packs two 4-bit weights per byte."""
+    shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
+    return int(math.prod(shape)) if shape is not None else parameter.numel()
 
 
 class Run:
@@ -172,8 +179,8 @@ class Run:
         return scores
 
     def count_parameters(self, model: Any) -> None:
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(_logical_numel(p) for p in model.parameters() if p.requires_grad)
+        total = sum(_logical_numel(p) for p in model.parameters())
         self.metric("params.trainable", trainable, "count", False)
         self.metric("params.total", total, "count", False)
         self.metric("params.trainable_percent", 100 * trainable / total, "%", False)

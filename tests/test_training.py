@@ -74,3 +74,15 @@ def test_token_and_time_caps_stop_training_early(tmp_path: Path, tiny_folder: Pa
     outcome = train(loaded.model, loaded.tokenizer, "sft", task, budget, Training(), 1e-3, 0, "cpu", tmp_path)
     expected = {"max_tokens": 2, "max_seconds": 1}[next(iter(cap))]  # 40 tokens per step
     assert outcome.steps == expected and outcome.stop_reason == next(iter(cap))
+
+
+def test_quantised_weights_are_counted_at_their_full_size(tiny_folder: Path):
+    from bench.worker import _logical_numel
+
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
+    base_total = sum(p.numel() for p in loaded.model.parameters())
+    strategy = STRATEGIES.get("qlora")
+    model = strategy.prepare(loaded.model, strategy.Options(), PrepareContext(loaded.tokenizer, BUDGET, 0, "cpu"))
+    adapter = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for p in model.parameters()) < base_total  # packed 4-bit storage undercounts
+    assert sum(_logical_numel(p) for p in model.parameters()) == base_total + adapter

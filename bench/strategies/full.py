@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.strategies.base import PrepareContext, StrategyOptions, save_whole_model
+from bench.strategies.base import PrepareContext, StrategyOptions, load_whole_model, save_whole_model
 from bench.suite import PositiveFloat
 
 
@@ -24,6 +24,9 @@ class FullFineTuning:
 
     def save(self, model: Any, directory: Path) -> None:
         save_whole_model(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        return load_whole_model(base_model, directory)
 
 
 STRATEGY = FullFineTuning()

@@ -1,4 +1,4 @@
-"""LoRA (PEFT): trainable low-rank updates beside frozen linear layers."""
+"""LoRA (PEFT): trainable low-rank updates beside frozen linear layers. Mergeable into the base."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from bench.strategies.base import PrepareContext, StrategyOptions, save_adapter
+from bench.strategies.base import (
+    PrepareContext,
+    Sizing,
+    StrategyOptions,
+    load_adapter,
+    merge_adapter,
+    save_adapter,
+    size_by_trial,
+)
 from bench.suite import PositiveFloat, PositiveInt
 
 
@@ -19,7 +27,8 @@ class Options(StrategyOptions):
     target_modules: list[str] | str = "all-linear"  # PEFT's shorthand: every linear layer but the head
 
 
-def lora_config(options: Options):
+def lora_config(options: Options, **extra: Any):
+    """The LoraConfig for these options; the LoRA family (QLoRA, DoRA) passes its extras here."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -28,6 +37,7 @@ def lora_config(options: Options):
         lora_dropout=options.dropout,
         target_modules=options.target_modules,
         task_type="CAUSAL_LM",
+        **extra,
     )
 
 
@@ -42,6 +52,15 @@ class LoRA:
 
     def save(self, model: Any, directory: Path) -> None:
         save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        return load_adapter(base_model, directory)
+
+    def merge(self, model: Any) -> Any:
+        return merge_adapter(model)
+
+    def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
+        return size_by_trial(self, model, options, context, "r", target)
 
 
 STRATEGY = LoRA()

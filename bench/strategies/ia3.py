@@ -1,0 +1,62 @@
+"""IA3 (Liu et al. 2022, PEFT): learned vectors that rescale keys, values and the feed-forward input.
+
+Target and feed-forward modules are resolved for the architecture from PEFT's own tables
+(model.config.model_type), unless the suite names them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.strategies.base import PrepareContext, StrategyOptions, load_adapter, merge_adapter, save_adapter
+from bench.suite import PositiveFloat
+
+
+class Options(StrategyOptions):
+    # IA3 paper: 3e-3 with Adafactor; it barely moves at LoRA's rates (FINDINGS.md).
+    learning_rate: PositiveFloat = 3e-3
+    target_modules: list[str] | None = None  # None: PEFT's table for the architecture (Llama: k, v, down)
+    feedforward_modules: list[str] | None = None  # scaled on their input; None: PEFT's table (Llama: down)
+
+
+def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]:
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FEEDFORWARD,
+    )
+    from peft.utils.constants import (
+        TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS,
+    )
+
+    model_type = getattr(model.config, "model_type", None)
+    targets = options.target_modules or TARGETS.get(model_type)
+    feedforward = options.feedforward_modules or FEEDFORWARD.get(model_type)
+    if not targets or feedforward is None:
+        raise ValueError(
+            f"ia3: PEFT has no module table for {model_type!r}; set target_modules and feedforward_modules"
+        )
+    return list(targets), [name for name in feedforward if name in targets]
+
+
+class IA3:
+    objective: ClassVar = "sft"
+    Options: ClassVar = Options
+
+    def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
+        from peft import IA3Config, get_peft_model
+
+        targets, feedforward = resolve_modules(model, options)
+        config = IA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=feedforward)
+        return get_peft_model(model, config)
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        return load_adapter(base_model, directory)
+
+    def merge(self, model: Any) -> Any:
+        return merge_adapter(model)  # the scaling vectors fold into the weights
+
+
+STRATEGY = IA3()

@@ -1,0 +1,60 @@
+"""Prefix tuning (Li & Liang 2021, PEFT): trainable key/value prefixes in every attention layer.
+
+The cache trap (FINDINGS.md): PEFT hands the prefixes to the model as `past_key_values`, and a
+forward with `use_cache=False` (TRL's SFTTrainer always passes it) drops them while the attention
+mask still counts them: "The size of tensor a (21) must match the size of tensor b (15)". A
+forward pre-hook on the PEFT model forces `use_cache=True`; the cache is only the prefixes plus
+this batch's keys/values, so the cost is small. Gradient checkpointing stays off (train.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.strategies.base import PrepareContext, Sizing, StrategyOptions, load_adapter, save_adapter, size_by_trial
+from bench.suite import PositiveFloat, PositiveInt
+
+
+class Options(StrategyOptions):
+    learning_rate: PositiveFloat = 1e-2  # PEFT's prefix-tuning examples; far above LoRA's rate
+    num_virtual_tokens: PositiveInt = 8  # prefix length; Li & Liang used 10-200 on longer inputs
+    projection: bool = False  # reparameterise through an MLP (Li & Liang); off keeps it small
+
+
+def keep_cache_on(model: Any) -> None:
+    def hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        return args, {**kwargs, "use_cache": True}
+
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+class PrefixTuning:
+    objective: ClassVar = "sft"
+    Options: ClassVar = Options
+
+    def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
+        from peft import PrefixTuningConfig, get_peft_model
+
+        config = PrefixTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=options.num_virtual_tokens,
+            prefix_projection=options.projection,
+        )
+        peft_model = get_peft_model(model, config)
+        keep_cache_on(peft_model)
+        return peft_model
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        model = load_adapter(base_model, directory)
+        keep_cache_on(model)
+        return model
+
+    def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
+        return size_by_trial(self, model, options, context, "num_virtual_tokens", target)
+
+
+STRATEGY = PrefixTuning()
