@@ -99,6 +99,21 @@ def merge_adapter(model: Any) -> Any:
     return model.merge_and_unload()
 
 
+class MergeablePeftAdapter:
+    """save/load/merge shared by PEFT adapters that fold into the base weights (LoRA, LoHa, VeRA, IA3)."""
+
+    objective: ClassVar[Objective] = "sft"
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        return load_adapter(base_model, directory)
+
+    def merge(self, model: Any) -> Any:
+        return merge_adapter(model)
+
+
 def count_trainable(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 

@@ -6,10 +6,9 @@ Target and feed-forward modules are resolved for the architecture from PEFT's ow
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.strategies.base import PrepareContext, StrategyOptions, load_adapter, merge_adapter, save_adapter
+from bench.strategies.base import MergeablePeftAdapter, PrepareContext, StrategyOptions
 from bench.suite import PositiveFloat
 
 
@@ -38,8 +37,7 @@ def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]
     return list(targets), [name for name in feedforward if name in targets]
 
 
-class IA3:
-    objective: ClassVar = "sft"
+class IA3(MergeablePeftAdapter):
     Options: ClassVar = Options
 
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
@@ -48,15 +46,6 @@ class IA3:
         targets, feedforward = resolve_modules(model, options)
         config = IA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=feedforward)
         return get_peft_model(model, config)
-
-    def save(self, model: Any, directory: Path) -> None:
-        save_adapter(model, directory)
-
-    def load(self, base_model: Any, directory: Path) -> Any:
-        return load_adapter(base_model, directory)
-
-    def merge(self, model: Any) -> Any:
-        return merge_adapter(model)  # the scaling vectors fold into the weights
 
 
 STRATEGY = IA3()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from bench.strategies.base import (
+    MergeablePeftAdapter,
     PrepareContext,
     Sizing,
     StrategyOptions,
-    load_adapter,
-    merge_adapter,
-    save_adapter,
     size_by_trial,
 )
 from bench.suite import PositiveFloat, PositiveInt
@@ -41,23 +38,13 @@ def lora_config(options: Options, **extra: Any):
     )
 
 
-class LoRA:
-    objective: ClassVar = "sft"
+class LoRA(MergeablePeftAdapter):
     Options: ClassVar = Options
 
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import get_peft_model
 
         return get_peft_model(model, lora_config(options))
-
-    def save(self, model: Any, directory: Path) -> None:
-        save_adapter(model, directory)
-
-    def load(self, base_model: Any, directory: Path) -> Any:
-        return load_adapter(base_model, directory)
-
-    def merge(self, model: Any) -> Any:
-        return merge_adapter(model)
 
     def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
         return size_by_trial(self, model, options, context, "r", target)
