@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -56,6 +56,29 @@ class LossPoint(Record):
     loss: float
 
 
+class Hardware(Record):
+    """What decides whether two timings can be compared: the same values mean the same kind of machine."""
+
+    cpu: str
+    cores: int  # CPUs this process may use (affinity), not the host's count
+    isa: list[str] | None = None  # SIMD extensions that pick kernel paths; None: not recorded (schema 1)
+    gpus: list[str] = Field(default_factory=list)
+    torch_threads: int | None = None
+
+    def fingerprint(self) -> str:
+        """A readable slug plus a short hash of every field, e.g. `amd-epyc-2c-2t-cpu-1a2b3c4d`."""
+        import hashlib
+        import re
+
+        def slug(text: str) -> str:
+            return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+        gpus = f"{len(self.gpus)}x-{slug(self.gpus[0])}" if self.gpus else "cpu"
+        threads = f"{self.torch_threads}t" if self.torch_threads else "t-unknown"
+        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        return f"{slug(self.cpu)[:24]}-{self.cores}c-{threads}-{gpus}-{digest}"
+
+
 class Environment(Record):
     machine: str
     hostname: str
@@ -69,6 +92,32 @@ class Environment(Record):
     packages: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
+    hardware: Hardware | None = None  # None only for a failure recorded before anything ran
+    omp: dict[str, str] = Field(default_factory=dict)  # OpenMP settings in the worker's environment
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.hardware.fingerprint() if self.hardware else None
+
+
+class PhaseContention(Record):
+    """What else used the machine while a timed phase ran (see bench/measure/contention.py)."""
+
+    seconds: float
+    others_cpu: float | None  # CPU-seconds per second used by other processes (1.0 = one busy core)
+    steal: float | None  # share of CPU time the hypervisor gave to other guests
+    load_average: float | None  # 1-minute load average at the end of the phase
+    cores: int
+    torch_threads: int | None
+
+
+class TimingQuality(Record):
+    """Whether this run's timings can be trusted; `reasons` says why not."""
+
+    contaminated: bool
+    reasons: list[str] = Field(default_factory=list)
+    phases: dict[str, PhaseContention] = Field(default_factory=dict)
+    step_time_spread: float | None = None  # p90 / p50 of the measured step times
 
 
 class RunResult(Record):
@@ -91,10 +140,29 @@ class RunResult(Record):
     finished_at: str
     wall_seconds: float
     log_path: str | None = None
+    timing_quality: TimingQuality | None = None  # None where nothing was timed (failed, skipped, schema 1)
+
+
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 added the hardware fingerprint and timing quality. A v1 record's hardware is rebuilt
+    from the fields it has; its SIMD extensions were not recorded (isa None), so its fingerprint
+    never equals a v2 one and its timings are never compared with newer records."""
+    environment = dict(raw.get("environment") or {})
+    environment.setdefault(
+        "hardware",
+        {
+            "cpu": environment.get("cpu", "unknown"),
+            "cores": environment.get("cpu_count", 0),
+            "isa": None,
+            "gpus": environment.get("gpus", []),
+            "torch_threads": environment.get("torch_threads"),
+        },
+    )
+    return {**raw, "environment": environment, "schema_version": 2}
 
 
 # Upgrades a raw record of version N to version N + 1; add one entry per schema change.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def parse_record(raw: dict[str, Any]) -> RunResult:

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import env
+from bench.measure.contention import ContentionMonitor, judge
 from bench.measure.memory import MemoryTracker
 from bench.measure.timing import summarize
 from bench.plan import RunSpec
-from bench.results import LossPoint, Metric, RunResult, TimingStats, atomic_write_text
+from bench.results import LossPoint, Metric, PhaseContention, RunResult, TimingQuality, TimingStats, atomic_write_text
 
 EVENT_PREFIX = "@@bench "
 
@@ -60,6 +61,11 @@ class Run:
         self.budget: dict[str, Any] = {"resolved": spec.budget.model_dump()}
         self.model_info: dict[str, Any] = {}
         self.losses: list[LossPoint] = []
+        self.contention: dict[str, PhaseContention] = {}
+        self.step_seconds: list[float] = []
+
+    def timing_quality(self) -> TimingQuality | None:
+        return judge(self.contention, self.step_seconds) if self.contention else None
 
     def metric(self, name: str, value: float | None, unit: str, higher_is_better: bool, **extra: Any) -> None:
         self.metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher_is_better, **extra)
@@ -80,8 +86,6 @@ class Run:
         spec = self.spec
         load_plugins(spec.plugins)
         device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        if spec.threads:
-            torch.set_num_threads(spec.threads)
         transformers.logging.set_verbosity_error()
         transformers.set_seed(spec.seed)
         strategy = STRATEGIES.get(spec.strategy)
@@ -92,6 +96,8 @@ class Run:
             loaded = load_model(spec.model, device, note)
         self.metrics.update(memory.metrics())
         self.model_info = loaded.info
+        # after loading, so the default can depend on the model's size; before any timed work
+        torch.set_num_threads(spec.threads or env.default_threads(loaded.info["parameters"]))
         task = load_task(spec.task)
         retained = [load_task(retain) for retain in spec.retain]
         # the record has no data field: the data's provenance and eval item ids travel with the model's
@@ -112,7 +118,7 @@ class Run:
         emit({"event": "phase", "phase": "train"})
         context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
         options = self.size(strategy, options, loaded.model, context)
-        with MemoryTracker("train") as memory:
+        with MemoryTracker("train") as memory, ContentionMonitor(torch.get_num_threads()) as contention:
             model = strategy.prepare(base_model, options, context)
             self.count_parameters(model)
             from bench.train import train
@@ -133,6 +139,7 @@ class Run:
                 options=options,
             )
         self.metrics.update(memory.metrics())
+        self.contention["train"] = contention.result
         self.record_training(outcome)
 
         with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
@@ -195,6 +202,7 @@ class Run:
         self.metric("train.steps_per_s", len(seconds) / measured, "steps/s", True)
         self.metric("train.seconds", outcome.seconds, "s", False)
         self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
+        self.step_seconds = seconds
         self.losses = [LossPoint(step=step, loss=loss) for step, loss in outcome.losses]
         if outcome.losses:
             self.metric("train.final_loss", outcome.losses[-1][1], "loss", False)
@@ -261,24 +269,29 @@ class Run:
 
     def measure_latency(self, model: Any, tokenizer: Any, prompt: str, merge: Any = None) -> None:
         """Latency as trained (latency.*); for strategies with a merge hook, merged too (latency.merged.*)."""
+        import torch
+
         from bench.measure.latency import generation_latency
 
         measure = self.spec.measure
-        with MemoryTracker("inference") as memory:
-            ttft, decode = generation_latency(
-                model, tokenizer, prompt, measure.latency_new_tokens, measure.latency_repeats, measure.latency_warmup
-            )
-        self.metrics.update(memory.metrics())
-        samples = {"latency": (ttft, decode)}
-        if merge is not None:  # after evaluation and save: merging changes the model in place
-            samples["latency.merged"] = generation_latency(
-                merge(model),
+
+        def timed(candidate: Any) -> tuple[list[float], list[float]]:
+            return generation_latency(
+                candidate,
                 tokenizer,
                 prompt,
                 measure.latency_new_tokens,
                 measure.latency_repeats,
                 measure.latency_warmup,
             )
+
+        with ContentionMonitor(torch.get_num_threads()) as contention:
+            with MemoryTracker("inference") as memory:
+                samples = {"latency": timed(model)}
+            if merge is not None:  # after evaluation and save: merging changes the model in place
+                samples["latency.merged"] = timed(merge(model))
+        self.metrics.update(memory.metrics())
+        self.contention["latency"] = contention.result
         for prefix, (ttft, decode) in samples.items():
             for name, values in (("ttft_ms", ttft), ("decode_ms_per_token", decode)):
                 stats = summarize(values, "ms", measure.latency_warmup)
@@ -318,6 +331,7 @@ def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
         started_at=started,
         finished_at=_now(),
         wall_seconds=round(time.perf_counter() - clock_start, 3),
+        timing_quality=state.timing_quality() if status == "ok" else None,
     )
 
 

@@ -1,8 +1,18 @@
-"""Built-in tiny presets: a locally trained word-level tokenizer and a Llama model pretrained once
-on synthetic skills, cached by its recipe so every later run loads it in well under a second.
+"""Built-in tiny presets: a word-level tokenizer and a Llama model pretrained on synthetic skills.
 
-The pretraining loop below builds the *base model*; it is not a measured strategy, so it does not
-go through `bench.train` (which exists to measure fine-tuning).
+The weights the recipe below produced are SHIPPED in `bench/models/presets/<name>/` (about 350 KB
+each), because pretraining is not bit-reproducible across CPUs: the same recipe and seed gave
+different weights on an AMD EPYC and an Intel Xeon (different SIMD paths sum in different orders,
+and one ulp early in training becomes different weights). Shipping them makes the base model the
+same file, with the same sha256, on every machine; `tests/test_presets.py` pins it.
+
+The recipe stays here, both as the record of how the weights were made and to rebuild them:
+`python -m bench.models.tiny build` writes new folders (then update the pins in the test). A
+preset whose shipped folder does not match the current recipe is built locally into the cache,
+with a warning that its weights are machine-specific.
+
+The pretraining loop builds the *base model*; it is not a measured strategy, so it does not go
+through `bench.train` (which exists to measure fine-tuning).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from bench.tasks.synthetic import build_synthetic, vocabulary_corpus
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 RECIPE_VERSION = 1  # bump when the pretraining code changes what a preset learns
+SHIPPED = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,6 @@ def _pretrain(preset: TinyPreset, folder: Path, report: Callable[[str], None]) -
     model.eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / "bench-preset.json").write_text(json.dumps(asdict(preset), indent=2))
 
 
 @contextlib.contextmanager
@@ -143,15 +153,62 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def shipped_folder(name: str) -> Path:
+    return SHIPPED / name
+
+
+def shipped_recipe_key(name: str) -> str | None:
+    """The recipe key the shipped weights were built with, or None when none are shipped."""
+    marker = shipped_folder(name) / "bench-preset.json"
+    if not marker.exists():
+        return None
+    return json.loads(marker.read_text()).get("recipe_key")
+
+
+def build_preset(name: str, folder: Path, report: Callable[[str], None] = print) -> Path:
+    """Pretrain a preset into `folder` (staged, then renamed, so a crash leaves nothing half-written)."""
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    _pretrain(PRESETS[name], staging, report)
+    (staging / "bench-preset.json").write_text(
+        json.dumps({"recipe_key": recipe_key(name), **asdict(PRESETS[name])}, indent=2) + "\n"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
 def ensure_preset(name: str, report: Callable[[str], None] = print) -> Path:
-    """The cached folder of a pretrained preset, pretraining it first if it is not cached yet."""
+    """The folder of a preset: the shipped weights when they match the recipe, else a local build."""
+    if shipped_recipe_key(name) == recipe_key(name):
+        return shipped_folder(name)
     folder = cache_root() / "presets" / f"{name}-{recipe_key(name)}"
     with _locked(folder.with_suffix(".lock")):
         if not (folder / "config.json").exists():
-            report(f"building preset {name!r} once; cached at {folder}")
-            staging = folder.with_name(folder.name + ".partial")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            _pretrain(PRESETS[name], staging, report)
-            staging.rename(folder)
+            report(
+                f"preset {name!r}: the shipped weights do not match the current recipe, so it is built "
+                f"locally (its weights are specific to this CPU); cached at {folder}. "
+                "Ship it with `python -m bench.models.tiny build`."
+            )
+            build_preset(name, folder, report)
     return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.models.tiny", description="rebuild the shipped presets")
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("names", nargs="*", help=f"presets to build (default: all of {', '.join(PRESETS)})")
+    parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write <name>/ (default: the package)")
+    args = parser.parse_args(argv)
+    for name in args.names or list(PRESETS):
+        folder = build_preset(name, args.out / name)
+        weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        print(f"{name}: {folder} model.safetensors sha256 {weights}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

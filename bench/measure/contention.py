@@ -1,0 +1,107 @@
+"""Did anything else use the machine while we timed? A timing is only meaningful next to that.
+
+`ContentionMonitor` wraps a timed phase (training, latency) and records, from psutil and the
+kernel's counters, what the rest of the machine did meanwhile:
+
+* others_cpu: CPU-seconds per second used by every other process (the machine's busy time minus
+  this process's own), e.g. 1.0 when one neighbour keeps a core busy;
+* steal: the share of CPU time the hypervisor gave to other virtual machines;
+* load_average: the 1-minute load average when the phase ended;
+* torch threads against the cores this process may use.
+
+`judge` turns the phases and the run's own step-time spread into a `TimingQuality` with reasons.
+The thresholds are declared once below with what they rest on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from types import TracebackType
+
+import psutil
+
+from bench.measure.env import available_cores
+from bench.results import PhaseContention, TimingQuality
+
+# Others' CPU: a busy neighbour on a 2-core machine cost tiny-llama training 3.2x with 2 torch
+# threads (docs/statistics.md). A quarter of a core is well above what a quiet machine shows (the
+# harness's own parent process relaying progress) and well below one busy neighbour (about 1.0).
+MAX_OTHERS_CPU = 0.25
+# Steal above 5% means another guest is taking this VM's cores: timings drift with it.
+MAX_STEAL = 0.05
+# p90/p50 of the step times: a step that had to wait for a core takes about twice as long.
+MAX_STEP_SPREAD = 2.0
+
+
+def _total(times) -> float:
+    """All CPU-seconds; guest time is already counted inside user time on Linux."""
+    return sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+
+def _busy(times) -> float:
+    """CPU-seconds the machine spent running anything (idle, iowait and steal are not running)."""
+    return _total(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
+
+
+class ContentionMonitor:
+    """Context manager: snapshots before and after a phase; `result` holds the PhaseContention."""
+
+    def __init__(self, torch_threads: int | None = None) -> None:
+        self.torch_threads = torch_threads
+        self.result: PhaseContention | None = None
+        self._process = psutil.Process()
+
+    def _own_cpu(self) -> float:
+        times = self._process.cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    def __enter__(self) -> ContentionMonitor:
+        self._wall = time.perf_counter()
+        self._machine = psutil.cpu_times()
+        self._own = self._own_cpu()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        seconds = time.perf_counter() - self._wall
+        machine, own = psutil.cpu_times(), self._own_cpu()
+        elapsed_cpu = _total(machine) - _total(self._machine)
+        others = steal = None
+        if seconds > 0 and elapsed_cpu > 0:
+            # clamp at 0: the two counters tick at different moments, so a quiet machine can read -0.01
+            others = max(0.0, (_busy(machine) - _busy(self._machine) - (own - self._own)) / seconds)
+            steal = max(0.0, (getattr(machine, "steal", 0.0) - getattr(self._machine, "steal", 0.0)) / elapsed_cpu)
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = None
+        self.result = PhaseContention(
+            seconds=round(seconds, 3),
+            others_cpu=None if others is None else round(others, 3),
+            steal=None if steal is None else round(steal, 4),
+            load_average=load,
+            cores=available_cores(),
+            torch_threads=self.torch_threads,
+        )
+
+
+def judge(phases: dict[str, PhaseContention], step_seconds: list[float]) -> TimingQuality:
+    """Contaminated when any timed phase shared the machine, or the run's own steps scattered."""
+    reasons = []
+    for name, phase in phases.items():
+        if phase.others_cpu is not None and phase.others_cpu > MAX_OTHERS_CPU:
+            reasons.append(f"{name}: other processes used {phase.others_cpu:.2f} cores (limit {MAX_OTHERS_CPU})")
+        if phase.steal is not None and phase.steal > MAX_STEAL:
+            reasons.append(f"{name}: CPU steal {phase.steal:.1%} (limit {MAX_STEAL:.0%})")
+        if phase.torch_threads and phase.torch_threads > phase.cores:
+            reasons.append(f"{name}: {phase.torch_threads} torch threads on {phase.cores} available cores")
+    spread = None
+    if len(step_seconds) >= 5:
+        ordered = sorted(step_seconds)
+        middle = ordered[len(ordered) // 2]
+        spread = round(ordered[int(0.9 * (len(ordered) - 1))] / middle, 3) if middle > 0 else None
+        if spread is not None and spread > MAX_STEP_SPREAD:
+            reasons.append(f"train: step times scattered (p90/p50 {spread:.2f}, limit {MAX_STEP_SPREAD})")
+    return TimingQuality(contaminated=bool(reasons), reasons=reasons, phases=phases, step_time_spread=spread)

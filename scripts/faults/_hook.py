@@ -1,0 +1,40 @@
+"""Shared by the fault injections: run `patch(module)` once `torch.optim.optimizer` is imported.
+
+A stand-in for a library regression, applied from OUTSIDE the harness: a `sitecustomize` on
+PYTHONPATH is imported by every Python process, so the harness's code, suite and run ids are
+unchanged. Used by scripts/aa_experiment.py only.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable
+from types import ModuleType
+
+TARGET = "torch.optim.optimizer"
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    def __init__(self, patch: Callable[[ModuleType], None]) -> None:
+        self.patch = patch
+
+    def find_spec(self, name, path, target=None):
+        if name != TARGET:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        original, patch = spec.loader.exec_module, self.patch
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
+    sys.meta_path.insert(0, _AfterImport(patch))

@@ -1,0 +1,26 @@
+"""Fault: every optimizer step uses a tenth of the learning rate it was given (it learns less)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _hook import after_optimizer_import  # noqa: E402
+
+FACTOR = 0.1
+
+
+def _patch(module) -> None:
+    def weaken(optimizer, args, kwargs) -> None:
+        optimizer._bench_fault_lrs = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * FACTOR
+
+    def restore(optimizer, args, kwargs) -> None:
+        for group, rate in zip(optimizer.param_groups, optimizer._bench_fault_lrs):
+            group["lr"] = rate
+
+    module.register_optimizer_step_pre_hook(weaken)
+    module.register_optimizer_step_post_hook(restore)
+
+
+after_optimizer_import(_patch)
