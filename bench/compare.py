@@ -1,11 +1,19 @@
 """Hold a candidate result set against a baseline: direction-aware, noise-aware, never guessing.
 
-A metric changes only when its relative change passes its threshold (default 10%) AND a one-sided
-Mann-Whitney U test in the observed direction agrees (p <= alpha, default 0.05), over raw timing
-samples where the records carry them, otherwise over per-seed values. When the samples are too few
-for the test ever to reach alpha (one seed per side, or 2 vs 2) the verdict is "cannot tell".
-Runs are matched by suite + label + spec minus seed; a changed spec is "not comparable"; a metric
-absent or null on either side is "missing". Imports no torch.
+Runs are matched by suite + label + spec minus seed; a changed spec is "not comparable". Then:
+
+* a changed base model (its weights' sha256) makes the strategy "not comparable", never a regression;
+* timing and memory are compared only between records of the same hardware fingerprint; across
+  fingerprints they are "not comparable: hardware differs" while quality metrics are still compared;
+* timing from a run whose record says it was contaminated (another process, steal, scattered steps)
+  is shown but never gates;
+* per-suite constants (the base model's scores) are identities: equal or "changed", never tested;
+* everything else changes only when its relative change passes its threshold (default 10%) AND an
+  exact permutation test over the runs (seeds) agrees, one-sided in the observed direction
+  (p <= alpha, default 0.05). The run is the unit: see bench/stats.py. Designs too small for any
+  test to reach alpha say "cannot tell".
+
+A metric absent or null on either side is "missing". Imports no torch.
 """
 
 from __future__ import annotations
@@ -23,20 +31,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import stats
 from bench.results import RunResult, load_records
 
 BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
 UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
+CHANGED = "changed"  # an identity (per-suite constant) that differs: said, never tested or gated
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
-# Throughput and training time share the per-step timing samples; -1: the metric moves against the samples.
-TIMING_SOURCES: dict[str, tuple[str, int]] = {
-    "train.tokens_per_s": ("train.step_seconds", -1),
-    "train.samples_per_s": ("train.step_seconds", -1),
-    "train.steps_per_s": ("train.step_seconds", -1),
-    "train.seconds": ("train.step_seconds", 1),
-}
-PERCENTILE = re.compile(r"^(?P<base>.+)\.(p\d+|mean)$")
+min_p_value = stats.min_p_value
 
 
 @dataclass
@@ -52,7 +55,7 @@ class MetricChange:
     change: float | None  # relative: (candidate - baseline) / |baseline|
     threshold: float
     p_value: float | None
-    test: str  # "seeds", "samples:<timing>" or ""
+    test: str  # "runs" (permutation test over per-run values), "identity" or ""
     verdict: str
     gating: bool
     note: str = ""
@@ -88,7 +91,7 @@ class Comparison:
 
     def ordered(self) -> list[MetricChange]:
         """Changes, the ones that matter first: worse, better, cannot tell, noise, missing, no change."""
-        rank = {WORSE: 0, BETTER: 1, UNKNOWN: 2, NOISE: 3, NOT_COMPARABLE: 4, MISSING: 5, SAME: 6}
+        rank = {WORSE: 0, BETTER: 1, CHANGED: 2, UNKNOWN: 3, NOISE: 4, NOT_COMPARABLE: 5, MISSING: 6, SAME: 7}
         return sorted(self.changes, key=lambda c: (rank.get(c.verdict, 9), c.strategy, c.metric))
 
     def counts(self) -> dict[str, int]:
@@ -136,33 +139,6 @@ def threshold_for(metric: str, thresholds: dict[str, float]) -> float:
     return thresholds[max(matches, key=len)] if matches else DEFAULT_THRESHOLD
 
 
-def timing_source(metric: str, runs: list[RunResult]) -> tuple[str, int] | None:
-    """Which raw timing samples measure this metric, and whether they move with it (+1) or against (-1)."""
-    if metric in TIMING_SOURCES:
-        return TIMING_SOURCES[metric]
-    match = PERCENTILE.match(metric)
-    if match and any(match["base"] in run.timings for run in runs):
-        return match["base"], 1
-    return None
-
-
-def min_p_value(n1: int, n2: int) -> float:
-    """The smallest one-sided exact Mann-Whitney p-value that n1 vs n2 samples can give."""
-    return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _one_sided_p(candidate: list[float], baseline: list[float], increased: bool) -> float:
-    from scipy.stats import mannwhitneyu
-
-    if len(set(candidate) | set(baseline)) == 1:
-        return 1.0
-    return float(mannwhitneyu(candidate, baseline, alternative="greater" if increased else "less").pvalue)
-
-
 def compare_metric(
     strategy: str,
     metric: str,
@@ -172,7 +148,7 @@ def compare_metric(
     gating: bool,
     alpha: float = DEFAULT_ALPHA,
 ) -> MetricChange:
-    """One metric of one matched strategy: the verdict and the numbers behind it."""
+    """One metric of one matched strategy over per-run values: the verdict and the numbers behind it."""
     entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
     unit, higher = entries[0].unit, entries[0].higher_is_better
     b_values = [run.metrics[metric].value for run in base if metric in run.metrics]
@@ -180,29 +156,17 @@ def compare_metric(
     b_values = [v for v in b_values if v is not None]
     c_values = [v for v in c_values if v is not None]
     threshold = threshold_for(metric, thresholds)
+    b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
     result = MetricChange(
-        strategy,
-        metric,
-        unit,
-        higher,
-        _mean(b_values),
-        _mean(c_values),
-        len(b_values),
-        len(c_values),
-        None,
-        threshold,
-        None,
-        "",
-        MISSING,
-        gating,
-    )
-    if not b_values or not c_values:
+        strategy, metric, unit, higher, b_mean, c_mean, len(b_values), len(c_values), None, threshold, None, "",
+        MISSING, gating,
+    )  # fmt: skip
+    if b_mean is None or c_mean is None:
         side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
         runs = base + cand if side == "both" else base if side == "baseline" else cand
         reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
         result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
         return result
-    b_mean, c_mean = sum(b_values) / len(b_values), sum(c_values) / len(c_values)
     if {e.higher_is_better for e in entries} != {higher}:
         result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
         return result
@@ -210,39 +174,81 @@ def compare_metric(
         result.change = 0.0
     else:
         result.change = (c_mean - b_mean) / abs(b_mean) if b_mean else math.copysign(math.inf, c_mean - b_mean)
+    if stats.matches(metric, stats.IDENTITY):
+        result.test, result.gating = "identity", False
+        result.n_baseline, result.n_candidate = len(set(b_values)), len(set(c_values))
+        result.verdict = SAME if set(b_values) == set(c_values) else CHANGED
+        result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
+        return result
     if abs(result.change) <= threshold:
         result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
         return result
+    result.test = "runs"
     increased = c_mean > b_mean
-    source = timing_source(metric, base + cand)
-    b_samples: list[float] = []
-    c_samples: list[float] = []
-    if source is not None:
-        b_samples = [s for run in base if source[0] in run.timings for s in run.timings[source[0]].samples]
-        c_samples = [s for run in cand if source[0] in run.timings for s in run.timings[source[0]].samples]
-    if b_samples and c_samples and source is not None:
-        result.test = f"samples:{source[0]}"
-        sample_increase = increased if source[1] > 0 else not increased
-        n1, n2, p = len(c_samples), len(b_samples), None
-        if min_p_value(n1, n2) <= alpha:
-            p = _one_sided_p(c_samples, b_samples, sample_increase)
-    else:
-        result.test = "seeds"
-        n1, n2, p = len(c_values), len(b_values), None
-        if min_p_value(n1, n2) <= alpha:
-            p = _one_sided_p(c_values, b_values, increased)
-    if p is None:
+    if stats.min_p_value(len(c_values), len(b_values)) > alpha:
         result.verdict = UNKNOWN
-        result.note = f"{n2} vs {n1} samples: too few for any test to reach p<={alpha}; add seeds"
+        result.note = f"{len(b_values)} vs {len(c_values)} runs: too few for any test to reach p<={alpha}; add seeds"
         return result
-    result.p_value = p
-    if p > alpha:
-        result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but not significant ({result.test})"
+    result.p_value = stats.permutation_p(c_values, b_values, increased)
+    if result.p_value > alpha:
+        result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but within run-to-run noise"
         return result
-    improved = increased == higher
-    result.verdict = BETTER if improved else WORSE
-    result.note = f"{result.test}: {n2} vs {n1} samples"
+    result.verdict = BETTER if increased == higher else WORSE
+    result.note = f"{len(b_values)} vs {len(c_values)} runs"
     return result
+
+
+def _base_models(runs: list[RunResult]) -> set[str | None]:
+    return {run.model.get("sha256") for run in runs}
+
+
+def _fingerprints(runs: list[RunResult]) -> set[str | None]:
+    return {run.environment.fingerprint for run in runs}
+
+
+def _contamination(runs: list[RunResult], side: str) -> list[str]:
+    return [
+        f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons)
+        for run in runs
+        if run.timing_quality is not None and run.timing_quality.contaminated
+    ]
+
+
+def _compare_runs(
+    strategy: str,
+    base_ok: list[RunResult],
+    cand_ok: list[RunResult],
+    result: Comparison,
+    patterns: list[str],
+    thresholds: dict[str, float],
+) -> None:
+    """Every metric of one matched strategy, after the checks that can make it not comparable."""
+    base_models, cand_models = _base_models(base_ok), _base_models(cand_ok)
+    if None in base_models | cand_models:
+        result.issues.append(RunIssue(strategy, "unchecked", "base model sha256 not recorded on one side"))
+    elif base_models != cand_models:
+        before, after = ",".join(sorted(base_models)), ",".join(sorted(cand_models))
+        detail = f"base model changed (sha {before[:12]} -> {after[:12]})"
+        result.issues.append(RunIssue(strategy, NOT_COMPARABLE, detail))
+        return
+    base_hw, cand_hw = _fingerprints(base_ok), _fingerprints(cand_ok)
+    hardware_note = ""
+    if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
+        names = " -> ".join(",".join(sorted(str(f) for f in side)) for side in (base_hw, cand_hw))
+        hardware_note = f"hardware differs ({names})"
+        result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
+    contaminated = _contamination(base_ok, "baseline") + _contamination(cand_ok, "candidate")
+    if contaminated:
+        result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
+    for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
+        gate = any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
+        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha)
+        if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
+            change.verdict, change.gating, change.note = NOT_COMPARABLE, False, hardware_note
+        elif contaminated and stats.matches(metric, stats.TIMING):
+            change.gating = False
+            change.note = f"not gated: timing contaminated ({len(contaminated)} runs); " + change.note
+        result.changes.append(change)
 
 
 def _by_strategy(records: list[RunResult]) -> dict[str, dict[str, list[RunResult]]]:
@@ -291,10 +297,8 @@ def compare_records(
                     broke = run.status == "failed" and bool(base_ok)
                     kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
                     result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
-            metrics = sorted({name for run in base_ok + cand_ok for name in run.metrics})
-            for metric in metrics:
-                gate = any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
-                result.changes.append(compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, alpha))
+            if base_ok and cand_ok:
+                _compare_runs(strategy, base_ok, cand_ok, result, patterns, thresholds)
     return result
 
 
@@ -356,7 +360,16 @@ def compare(
     )
 
 
-VERDICT_STYLE = {BETTER: "green", WORSE: "bold red", SAME: "", NOISE: "dim", UNKNOWN: "yellow", MISSING: "magenta"}
+VERDICT_STYLE = {
+    BETTER: "green",
+    WORSE: "bold red",
+    SAME: "",
+    NOISE: "dim",
+    UNKNOWN: "yellow",
+    MISSING: "magenta",
+    CHANGED: "cyan",
+    NOT_COMPARABLE: "yellow",
+}
 
 
 def table(comparison: Comparison, show_unchanged: bool = False) -> Any:

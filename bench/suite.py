@@ -9,15 +9,21 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+# Nothing absurd is accepted: every float is finite (no .inf, no .nan), every count fits the int32
+# that torch and tokenizers index with, and the budget's sizes have ceilings no machine reaches.
+MAX_COUNT = 2**31 - 1
+MAX_SECONDS = 31 * 24 * 3600  # a month: no single run or cap is meant to last longer
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+PositiveFloat = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]  # scales, norms, temperatures
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy and torch seeds are unsigned 32-bit
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors, never silently ignored."""
+    """Unknown keys are errors, never silently ignored; floats must be finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class ModelSpec(Strict):
@@ -59,11 +65,11 @@ class Budget(Strict):
     """What every strategy gets, identically. Training stops at whichever cap is reached first."""
 
     steps: PositiveInt = 60  # optimizer steps
-    batch_size: PositiveInt = 8  # sequences per optimizer step (per device)
-    seq_len: PositiveInt = 32  # longest sequence in tokens; longer ones are truncated
-    gradient_accumulation: PositiveInt = 1
-    max_tokens: PositiveInt | None = None  # optional cap on non-padding training tokens
-    max_seconds: PositiveFloat | None = None  # optional cap on training wall-clock seconds
+    batch_size: Annotated[int, Field(gt=0, le=2**20)] = 8  # sequences per optimizer step (per device)
+    seq_len: Annotated[int, Field(gt=0, le=2**20)] = 32  # longest sequence in tokens; longer ones are truncated
+    gradient_accumulation: Annotated[int, Field(gt=0, le=2**16)] = 1
+    max_tokens: Annotated[int, Field(gt=0, le=10**15)] | None = None  # optional cap on non-padding training tokens
+    max_seconds: Seconds | None = None  # optional cap on training wall-clock seconds
     # What is held equal across strategies. steps: the same optimizer steps and tokens.
     # seconds: the same training wall-clock (max_seconds stops it; steps is only an upper bound).
     # params: each strategy sizes itself (rank, adapter width, virtual tokens) to about
@@ -86,7 +92,7 @@ class Training(Strict):
     optimizer: str = "adamw_torch"
     lr_scheduler: str = "constant"  # short budgets: no decay, so steps are comparable
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
 
 
@@ -102,9 +108,11 @@ class Measure(Strict):
 
 class Execution(Strict):
     backend: str = "local"  # where runs execute: see `bench ls`
-    timeout_s: PositiveFloat = 1800  # per run; a run past it is killed and recorded as failed
+    timeout_s: Seconds = 1800  # per run; a run past it is killed and recorded as failed
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: PositiveInt | None = None  # torch intra-op threads; None = torch's default
+    # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there
+    # and cost 3x beside a busy neighbour), else every core this process may use (docs/statistics.md)
+    threads: Annotated[int, Field(gt=0, le=4096)] | None = None
 
 
 class PreferenceSpec(Strict):
@@ -141,7 +149,7 @@ class Suite(Strict):
     task: TaskSpec
     retain: list[TaskSpec] = Field(default_factory=list)
     budget: Budget = Budget()
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
     training: Training = Training()
     measure: Measure = Measure()
     execution: Execution = Execution()
@@ -177,6 +185,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required field is missing"
+    if kind == "int_parsing_size":
+        return "expected an integer, and this one is far too large"
     if kind == "greater_than" and context.get("gt") == 0:
         return "expected a positive number" if isinstance(error.get("input"), float) else "expected a positive integer"
     message = error["msg"].removeprefix("Value error, ")

@@ -1,13 +1,14 @@
 """The A/A experiment: how often does `bench compare` cry wolf, and does it catch a real regression?
 
-    python scripts/aa_experiment.py run [--repeats 8] [--weak-repeats 4] [--out results/aa]
+    python scripts/aa_experiment.py run [--repeats 16] [--slow-repeats 8] [--weak-repeats 4] [--out results/aa]
     python scripts/aa_experiment.py analyze [--out results/aa]
 
 `run` repeats the smoke suite on this machine under three conditions, interleaved (A, S, W, A, S,
-W, ...) so that a slow drift of the machine touches every condition alike:
+W, ...; repeats still pending are interleaved the same way) so that a slow drift of the machine
+touches every condition alike:
 
   baseline   the commit as it is;
-  slow-step  the same, with about 20% added to every optimizer step by a sitecustomize on
+  slow-step  the same, with 20% added to every optimizer step by a sitecustomize on
              PYTHONPATH (scripts/faults/slow_step), a stand-in for a library regression;
   weak-lr    the same, with each optimizer step taking a tenth of its learning rate
              (scripts/faults/weak_lr): a change that learns less.
@@ -45,7 +46,9 @@ def run_repeat(out: Path, condition: str, index: int) -> None:
     env = dict(os.environ)
     fault = FAULTS[condition]
     if fault:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "scripts" / "faults" / fault), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO / "scripts" / "faults" / fault), env.get("PYTHONPATH")])
+        )
     started = time.perf_counter()
     command = [sys.executable, "-m", "bench.cli", "run", str(SUITE), "--results", str(folder), "--quiet", "--no-report"]
     subprocess.run(command, cwd=REPO, env=env, check=True)
@@ -53,12 +56,16 @@ def run_repeat(out: Path, condition: str, index: int) -> None:
     print(f"{condition} rep-{index}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def run(out: Path, repeats: int, weak_repeats: int) -> None:
-    for index in range(repeats):
-        run_repeat(out, "baseline", index)
-        run_repeat(out, "slow-step", index)
-        if index < weak_repeats:
-            run_repeat(out, "weak-lr", index)
+def run(out: Path, repeats: dict[str, int]) -> None:
+    """Round-robin over the conditions' pending repeats, so new runs of each condition interleave."""
+    pending = {
+        condition: [i for i in range(count) if not (out / condition / f"rep-{i}" / ".done").exists()]
+        for condition, count in repeats.items()
+    }
+    for turn in range(max(map(len, pending.values()), default=0)):
+        for condition, indices in pending.items():
+            if turn < len(indices):
+                run_repeat(out, condition, indices[turn])
 
 
 def _load(folder: Path):
@@ -71,7 +78,9 @@ def analyze(out: Path) -> dict:
     from bench.compare import compare_records
 
     sets = {
-        condition: {path.name: _load(path) for path in sorted((out / condition).glob("rep-*")) if (path / ".done").exists()}
+        condition: {
+            path.name: _load(path) for path in sorted((out / condition).glob("rep-*")) if (path / ".done").exists()
+        }
         for condition in FAULTS
     }
     baseline = sets["baseline"]
@@ -141,11 +150,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["run", "analyze"])
     parser.add_argument("--out", type=Path, default=REPO / "results" / "aa")
-    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=16, help="baseline repeats")
+    parser.add_argument("--slow-repeats", type=int, default=8)
     parser.add_argument("--weak-repeats", type=int, default=4)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.repeats, args.weak_repeats)
+        run(args.out, {"baseline": args.repeats, "slow-step": args.slow_repeats, "weak-lr": args.weak_repeats})
     else:
         print(markdown(analyze(args.out)))
     return 0

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from bench.results import Environment, LossPoint, Metric, ResultStore, RunResult, TimingStats
+from bench.results import Environment, Hardware, LossPoint, Metric, ResultStore, RunResult, TimingQuality, TimingStats
 
 TASK, RETAINED = "cipher", ("next-letter", "copy")
 
@@ -28,6 +28,7 @@ BASE_METRICS: dict[str, tuple[str, bool, dict[str, float]]] = {
     "latency.ttft_ms.p99": ("ms", False, {"full": 11.0, "lora": 17.0}),
 }
 CUDA_REASON = "no CUDA device on this machine"
+BASE_SHA = "95f97e3f6575a0d89ea921482aee04c10875e3c72a809bb7bcf8969faadde9e1"
 
 
 def spec(label: str, seed: int, learning_rate: float = 3e-3) -> dict[str, Any]:
@@ -73,6 +74,9 @@ def make_record(
     reason: str | None = None,
     learning_rate: float = 3e-3,
     noise: float = 0.01,
+    base_sha: str | None = BASE_SHA,
+    cpu: str = "Test CPU",
+    contaminated: str | None = None,
 ) -> RunResult:
     """One run: typical values times (1 + small seeded noise), `scale`d or replaced by `values` per metric.
 
@@ -114,13 +118,18 @@ def make_record(
         metrics=metrics if ok else {},
         timings=stats if ok else {},
         loss_curve=loss if ok else [],
+        model={"source": "preset", "name": "tiny-llama", "sha256": base_sha},
+        timing_quality=TimingQuality(contaminated=bool(contaminated), reasons=[contaminated] if contaminated else [])
+        if ok
+        else None,
         environment=Environment(
             machine="x86_64-2c-cpu",
             hostname="test",
             platform="Linux",
             python="3.11",
-            cpu="Test CPU",
+            cpu=cpu,
             cpu_count=2,
+            hardware=Hardware(cpu=cpu, cores=2, isa=["avx2"], torch_threads=1),
             packages={"torch": "2.13.0+cpu", "peft": "0.21.2"},
             git_commit="abc1234",
             git_dirty=False,

@@ -72,3 +72,38 @@ def test_environment_names_machine_packages_and_git():
     assert environment.cpu_count >= 1 and environment.cpu
     assert "pydantic" in environment.packages
     assert environment.git_commit is None or len(environment.git_commit) == 40
+
+
+FIXTURE_V1 = Path(__file__).parent / "fixtures" / "record-schema-1.json"
+
+
+def test_a_schema_1_record_still_loads_with_its_hardware_rebuilt():
+    """A record as the harness wrote it before the hardware fingerprint (kept verbatim as a fixture)."""
+    raw = json.loads(FIXTURE_V1.read_text())
+    assert raw["schema_version"] == 1 and "hardware" not in raw["environment"]
+    loaded = parse_record(raw)
+    assert loaded.schema_version == SCHEMA_VERSION == 2
+    hardware = loaded.environment.hardware
+    assert (hardware.cpu, hardware.cores, hardware.isa) == (raw["environment"]["cpu"], 2, None)
+    assert hardware.torch_threads == raw["environment"]["torch_threads"]
+    assert loaded.timing_quality is None  # not measured then; never invented
+    # its SIMD extensions are unknown, so its timings never match a newer record's fingerprint
+    newer = hardware.model_copy(update={"isa": env.cpu_flags()})
+    assert loaded.environment.fingerprint != newer.fingerprint()
+
+
+def test_fingerprint_tells_apart_cpu_cores_threads_and_gpus():
+    from bench.results import Hardware
+
+    base = Hardware(cpu="AMD EPYC", cores=2, isa=["avx2"], torch_threads=2)
+    variants = [
+        base.model_copy(update={"cpu": "Intel Xeon"}),
+        base.model_copy(update={"cores": 4}),
+        base.model_copy(update={"torch_threads": 1}),
+        base.model_copy(update={"isa": ["avx2", "avx512f"]}),
+        base.model_copy(update={"gpus": ["NVIDIA H100 80GB HBM3"]}),
+    ]
+    prints = {base.fingerprint(), *(variant.fingerprint() for variant in variants)}
+    assert len(prints) == 6
+    assert base.fingerprint().startswith("amd-epyc-2c-2t-cpu-")
+    assert base.fingerprint() == Hardware(cpu="AMD EPYC", cores=2, isa=["avx2"], torch_threads=2).fingerprint()

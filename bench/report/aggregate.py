@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bench import stats
 from bench.results import RunResult, records_frame
+
+REPORT_ALPHA = 0.05  # the same level as bench compare's default
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,7 +73,7 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
     import pandas as pd
 
     ok = [record for record in records if record.status == "ok"]
-    columns = ["strategy", "metric", "mean", "std", "n", "runs", "unit", "higher_is_better", "reason"]
+    columns = ["strategy", "metric", "mean", "std", "n", "runs", "unit", "higher_is_better", "reason", "values"]
     if not ok:
         return pd.DataFrame(columns=columns)
     frame = records_frame(ok)
@@ -86,6 +89,7 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
         unit=("unit", "first"),
         higher_is_better=("higher_is_better", "first"),
         reason=("reason", lambda reasons: "; ".join(sorted({str(r) for r in reasons if r}))),
+        values=("value", lambda values: [float(v) for v in values if pd.notna(v)]),  # per run: the unit of tests
     ).reset_index()
     return summary[columns]
 
@@ -136,13 +140,12 @@ def answer(question: Question, summary: pd.DataFrame, task: str | None) -> Answe
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
-    if int(best["n"]) < 2 or int(second["n"]) < 2:
-        beyond, note = None, "single seed: noise unknown"
+    # the same test as bench compare: exact permutation over runs (seeds), see bench/stats.py
+    beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)
+    if beyond is None:
+        note = f"{int(best['n'])} vs {int(second['n'])} seeds: too few to tell at p<={REPORT_ALPHA}"
     else:
-        # two standard errors of the difference of the means, over seeds
-        noise = 2 * math.sqrt(float(best["std"]) ** 2 / int(best["n"]) + float(second["std"]) ** 2 / int(second["n"]))
-        beyond = margin > noise
-        note = f"noise (2 s.e. over seeds) {noise:.3g}"
+        note = f"permutation test over seeds, p = {p:.3g}"
     if margin == 0:
         beyond, note = False, "tie"
     return Answer(

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from bench.strategies.base import PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
-from bench.suite import PositiveFloat, PositiveInt
+from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
+from bench.suite import PositiveInt
 
 # Output projections of attention and MLP per architecture (model.config.model_type).
 SITES: dict[str, tuple[str, str]] = {
@@ -30,7 +30,7 @@ WEIGHTS, CONFIG = "adapter_model.safetensors", "adapter_config.json"
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 1e-4  # AdapterHub's recommended rate (Pfeiffer et al. 2020)
+    learning_rate: LearningRate = 1e-4  # AdapterHub's recommended rate (Pfeiffer et al. 2020)
     variant: Literal["houlsby", "pfeiffer"] = "houlsby"
     bottleneck: PositiveInt | None = None  # adapter width; None: hidden_size // reduction_factor
     reduction_factor: PositiveInt = 16  # AdapterHub default for both variants

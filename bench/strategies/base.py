@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from bench.suite import Budget, PositiveFloat
+from bench.suite import Budget
+
+# No optimizer setting in practice goes near 10; above it a run only diverges.
+LearningRate = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
 
 Objective = Literal["sft", "dpo", "rlhf"]
 
@@ -18,10 +21,10 @@ Objective = Literal["sft", "dpo", "rlhf"]
 class StrategyOptions(BaseModel):
     """Options every strategy accepts; each strategy subclasses this with its own fields and defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     label: str | None = None  # name in reports; lets one suite compare two settings of a strategy
-    learning_rate: PositiveFloat = 1e-4
+    learning_rate: LearningRate = 1e-4
 
 
 class NotApplicable(Exception):

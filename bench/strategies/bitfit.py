@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.strategies.base import (
+    LearningRate,
     NotApplicable,
     PrepareContext,
     StrategyOptions,
@@ -18,11 +19,10 @@ from bench.strategies.base import (
     load_whole_model,
     save_whole_model,
 )
-from bench.suite import PositiveFloat
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 1e-3  # BitFit paper swept 1e-4..1e-3 for BERT; biases need a high rate
+    learning_rate: LearningRate = 1e-3  # BitFit paper swept 1e-4..1e-3 for BERT; biases need a high rate
 
 
 class BitFit:

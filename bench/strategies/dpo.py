@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.strategies.base import PrepareContext, StrategyOptions, save_whole_model
+from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, save_whole_model
 from bench.suite import PositiveFloat, PositiveInt
 
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"]
@@ -30,7 +30,7 @@ class LoraShape(BaseModel):
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 5e-6  # DPO practice for pretrained LMs (small: the loss is sharp)
+    learning_rate: LearningRate = 5e-6  # DPO practice for pretrained LMs (small: the loss is sharp)
     beta: PositiveFloat = 0.1  # strength of the pull towards the reference model (DPO paper)
     loss_type: LossType = "sigmoid"  # the original DPO loss; the others are TRL's variants
     lora: LoraShape | None = None  # None: full fine-tuning

@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.strategies.base import PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
-from bench.suite import PositiveFloat, PositiveInt
+from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
+from bench.suite import PositiveInt
 
 WEIGHTS, CONFIG = "trained_blocks.safetensors", "freeze_config.json"
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 2e-5  # as full SFT: the trained blocks are ordinary weights
+    learning_rate: LearningRate = 2e-5  # as full SFT: the trained blocks are ordinary weights
     last_n_blocks: PositiveInt = 1  # the blocks nearest the output adapt most to a new task
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.strategies.base import PrepareContext, StrategyOptions, load_whole_model, save_whole_model
-from bench.suite import PositiveFloat
+from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, load_whole_model, save_whole_model
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 2e-5  # usual for full SFT of pretrained LMs
+    learning_rate: LearningRate = 2e-5  # usual for full SFT of pretrained LMs
 
 
 class FullFineTuning:

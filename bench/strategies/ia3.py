@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from bench.strategies.base import MergeablePeftAdapter, PrepareContext, StrategyOptions
-from bench.suite import PositiveFloat
+from bench.strategies.base import LearningRate, MergeablePeftAdapter, PrepareContext, StrategyOptions
 
 
 class Options(StrategyOptions):
     # IA3 paper: 3e-3 with Adafactor; it barely moves at LoRA's rates (FINDINGS.md).
-    learning_rate: PositiveFloat = 3e-3
+    learning_rate: LearningRate = 3e-3
     target_modules: list[str] | None = None  # None: PEFT's table for the architecture (Llama: k, v, down)
     feedforward_modules: list[str] | None = None  # scaled on their input; None: PEFT's table (Llama: down)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from bench.strategies.base import (
+    LearningRate,
     MergeablePeftAdapter,
     PrepareContext,
     Sizing,
@@ -16,7 +17,7 @@ from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 2e-4  # as LoRA (LyCORIS recommends LoRA-like rates)
+    learning_rate: LearningRate = 2e-4  # as LoRA (LyCORIS recommends LoRA-like rates)
     r: PositiveInt = 8  # PEFT default
     alpha: PositiveFloat = 8  # PEFT default (scale alpha / r = 1)
     target_modules: list[str] | str = "all-linear"  # as lora.py

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from bench.strategies.base import (
+    LearningRate,
     MergeablePeftAdapter,
     PrepareContext,
     Sizing,
@@ -17,7 +18,7 @@ from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 2e-4  # LoRA paper / QLoRA practice for small models
+    learning_rate: LearningRate = 2e-4  # LoRA paper / QLoRA practice for small models
     r: PositiveInt = 8
     alpha: PositiveFloat = 16
     dropout: float = Field(default=0.0, ge=0, lt=1)

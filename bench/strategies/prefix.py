@@ -12,12 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.strategies.base import PrepareContext, Sizing, StrategyOptions, load_adapter, save_adapter, size_by_trial
-from bench.suite import PositiveFloat, PositiveInt
+from bench.strategies.base import (
+    LearningRate,
+    PrepareContext,
+    Sizing,
+    StrategyOptions,
+    load_adapter,
+    save_adapter,
+    size_by_trial,
+)
+from bench.suite import PositiveInt
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 1e-2  # PEFT's prefix-tuning examples; far above LoRA's rate
+    learning_rate: LearningRate = 1e-2  # PEFT's prefix-tuning examples; far above LoRA's rate
     num_virtual_tokens: PositiveInt = 8  # prefix length; Li & Liang used 10-200 on longer inputs
     projection: bool = False  # reparameterise through an MLP (Li & Liang); off keeps it small
 

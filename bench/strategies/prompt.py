@@ -11,13 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from bench.strategies.base import PrepareContext, Sizing, StrategyOptions, load_adapter, save_adapter, size_by_trial
-from bench.suite import PositiveFloat, PositiveInt
+from bench.strategies.base import (
+    LearningRate,
+    PrepareContext,
+    Sizing,
+    StrategyOptions,
+    load_adapter,
+    save_adapter,
+    size_by_trial,
+)
+from bench.suite import PositiveInt
 
 
 class Options(StrategyOptions):
     # Lester et al. used 0.3 with Adafactor; PEFT's AdamW examples use 3e-2. Far above LoRA's rate.
-    learning_rate: PositiveFloat = 3e-2
+    learning_rate: LearningRate = 3e-2
     num_virtual_tokens: PositiveInt = 8  # short prompts here (seq_len 32); the paper used 5-150
     # Lester et al.: initialising from vocabulary embeddings beats random init (which has the
     # wrong scale for the model's embeddings); "text" init needs a natural-language prompt.

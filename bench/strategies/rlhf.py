@@ -11,19 +11,19 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from bench.strategies.base import PrepareContext, StrategyOptions
+from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions
 from bench.strategies.dpo import LoraShape, prepare_policy, save_policy
 from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 1e-6  # policy; RL on pretrained LMs uses small steps
+    learning_rate: LearningRate = 1e-6  # policy; RL on pretrained LMs uses small steps
     algorithm: Literal["rloo", "grpo", "ppo"] = "rloo"
     num_generations: int = Field(default=4, ge=2)  # completions per prompt (RLOO/GRPO baselines need >= 2)
     max_new_tokens: PositiveInt = 4  # generation length of each completion
     temperature: PositiveFloat = 1.0  # sampling temperature of the generations
     beta: float = Field(default=0.05, ge=0)  # KL penalty towards the reference (0: no reference model)
-    reward_learning_rate: PositiveFloat = 1e-4  # the reward model's own learning rate (phase 1)
+    reward_learning_rate: LearningRate = 1e-4  # the reward model's own learning rate (phase 1)
     lora: LoraShape | None = None  # policy adapter; None: full fine-tuning of the policy
     start_from: str = "base"  # "base", or the label of an sft strategy in the same suite
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from bench.strategies.base import (
+    LearningRate,
     MergeablePeftAdapter,
     PrepareContext,
     Sizing,
     StrategyOptions,
     size_by_trial,
 )
-from bench.suite import PositiveFloat, PositiveInt
+from bench.suite import PositiveInt
 
 
 class Options(StrategyOptions):
-    learning_rate: PositiveFloat = 1e-2  # VeRA paper: ~10x LoRA's rates (it trains only vectors)
+    learning_rate: LearningRate = 1e-2  # VeRA paper: ~10x LoRA's rates (it trains only vectors)
     r: PositiveInt = 256  # VeRA paper / PEFT default: the shared random matrices are wide
     target_modules: list[str] | None = None  # None: PEFT's table for the architecture (Llama: q, v)
 

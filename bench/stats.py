@@ -1,0 +1,76 @@
+"""The statistics behind every "is this a real difference?" answer: `bench compare`, the report's
+"beyond seed noise", and the A/A experiment all call these. Imports no torch.
+
+The unit of replication is the run (one seed), never the step or the token. Steps and tokens
+inside one run share its moment on the machine (one slow second moves many of them), so pooling
+them as independent samples makes p-values far too small: two runs of the same commit on a quiet
+machine differed by 14-26% on pooled latency samples with p < 1e-20 (FINDINGS.md). Each run is
+summarised first (its tokens/s, its p50 latency, its accuracy), and the test is across runs.
+
+The test is a two-sample permutation test of the difference in means (scipy's
+`permutation_test`), one-sided in the direction observed. It assumes nothing about the shape of
+the distribution, handles ties (discrete accuracies) exactly, and is exact for the few runs a
+suite has: every split of the pooled runs into two groups is enumerated. With n and m runs the
+smallest p it can give is 1 / C(n+m, n): 0.05 for 3 vs 3, 0.167 for 2 vs 2. A design that can
+never reach alpha says "cannot tell" instead of pretending.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Sequence
+
+# Metric families: which rules apply to a metric, by name (docs/statistics.md).
+# Per-suite constants: the base model's scores, the same for every seed. Identities, not samples.
+IDENTITY = ("accuracy_before.*", "align.preference_accuracy_before")
+# Timings: only comparable on the same hardware fingerprint, and only when not contaminated.
+TIMING = ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s", "train.seconds", "latency.*")
+# Depends on the hardware but not on what else runs: compared on the same fingerprint only.
+HARDWARE_BOUND = (*TIMING, "memory.*")
+EXACT_LIMIT = 20_000  # up to this many splits the test enumerates them all; beyond, it samples them
+
+
+def matches(metric: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """The smallest one-sided p-value an exact permutation test of n1 vs n2 runs can give."""
+    return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def permutation_p(candidate: Sequence[float], baseline: Sequence[float], increased: bool) -> float:
+    """One-sided p that the candidate's mean is above (increased) or below the baseline's by chance."""
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    if len(set(candidate) | set(baseline)) == 1:
+        return 1.0
+    result = permutation_test(
+        (np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)),
+        lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        permutation_type="independent",
+        alternative="greater" if increased else "less",
+        n_resamples=EXACT_LIMIT,
+        vectorized=True,
+        rng=np.random.default_rng(0),  # only used past EXACT_LIMIT splits; fixed so answers repeat
+    )
+    return float(result.pvalue)
+
+
+def differs(a: Sequence[float], b: Sequence[float], alpha: float) -> tuple[bool | None, float | None]:
+    """(beyond noise?, p) for two groups of per-run values: the one-sided test in the direction the
+    means point, as `bench compare` uses it (so its two-sided level is 2 x alpha).
+
+    (None, None) when the design cannot tell: too few runs for any split to reach alpha.
+    """
+    mean_a, mean_b = mean(a), mean(b)
+    if mean_a is None or mean_b is None or min_p_value(len(a), len(b)) > alpha:
+        return None, None
+    p = permutation_p(a, b, increased=mean_a > mean_b)
+    return p <= alpha, p

@@ -1,0 +1,46 @@
+"""Contaminated timing is detected: a busy neighbouring process, CPU steal, too many threads, scattered steps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from bench.measure.contention import MAX_OTHERS_CPU, ContentionMonitor, judge
+from bench.results import PhaseContention
+
+
+def quiet(**changes) -> PhaseContention:
+    fields = dict(seconds=2.0, others_cpu=0.02, steal=0.0, load_average=0.3, cores=2, torch_threads=1)
+    return PhaseContention(**(fields | changes))
+
+
+def test_a_busy_neighbour_is_seen_and_flags_the_run():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        with ContentionMonitor(torch_threads=1) as monitor:
+            time.sleep(2.0)  # the timed phase: this process is idle, the neighbour is not
+    finally:
+        busy.kill()
+        busy.wait()
+    phase = monitor.result
+    assert phase.others_cpu is not None and phase.others_cpu > 0.6, phase  # about one core
+    assert phase.seconds >= 2.0 and phase.cores >= 1
+    quality = judge({"train": phase}, [0.01] * 20)
+    assert quality.contaminated
+    assert (
+        quality.reasons[0].startswith("train: other processes used") and f"limit {MAX_OTHERS_CPU}" in quality.reasons[0]
+    )
+
+
+def test_judge_names_every_reason():
+    assert not judge({"train": quiet(), "latency": quiet()}, [0.01] * 20).contaminated
+    quality = judge(
+        {"train": quiet(steal=0.2), "latency": quiet(torch_threads=4)},
+        [0.01] * 15 + [0.05] * 5,
+    )
+    assert quality.contaminated and quality.step_time_spread == 5.0
+    assert [reason.split(":")[0] for reason in quality.reasons] == ["train", "latency", "train"]
+    assert "CPU steal 20.0%" in quality.reasons[0] and "4 torch threads on 2" in quality.reasons[1]
+    assert "p90/p50 5.00" in quality.reasons[2]
