@@ -147,14 +147,15 @@ def compare_metric(
     thresholds: dict[str, float],
     gating: bool,
     alpha: float = DEFAULT_ALPHA,
+    adjust: bool = False,
 ) -> MetricChange:
-    """One metric of one matched strategy over per-run values: the verdict and the numbers behind it."""
+    """One metric of one matched strategy over per-run values: the verdict and the numbers behind it.
+
+    `adjust`: timings are first brought to one machine speed with each run's reference workload."""
     entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
     unit, higher = entries[0].unit, entries[0].higher_is_better
-    b_values = [run.metrics[metric].value for run in base if metric in run.metrics]
-    c_values = [run.metrics[metric].value for run in cand if metric in run.metrics]
-    b_values = [v for v in b_values if v is not None]
-    c_values = [v for v in c_values if v is not None]
+    speed = _speed_factors(base + cand, unit) if adjust and stats.matches(metric, stats.TIMING) else None
+    b_values, c_values = _values(base, metric, speed), _values(cand, metric, speed)
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
     result = MetricChange(
@@ -198,12 +199,51 @@ def compare_metric(
     return result
 
 
+def _speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
+    """Per run, the factor that brings a timing to the runs' common machine speed, or None when a run
+    has no reference (schema 1) or the unit is neither a time nor a rate.
+
+    A run whose reference took 10% longer ran on a 10% slower machine: its seconds are divided by 1.1
+    and its tokens/s multiplied by 1.1, relative to the mean reference of all the runs compared."""
+    references = {id(run): run.timing_quality and run.timing_quality.reference for run in runs}
+    if not references or any(not value for value in references.values()):
+        return None
+    common = sum(references.values()) / len(references)
+    if unit.endswith("/s"):
+        return {key: value / common for key, value in references.items()}
+    if unit in ("s", "ms"):
+        return {key: common / value for key, value in references.items()}
+    return None
+
+
+def _values(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:
+    values = []
+    for run in runs:
+        value = run.metrics[metric].value if metric in run.metrics else None
+        if value is not None:
+            values.append(value * speed[id(run)] if speed else value)
+    return values
+
+
 def _base_models(runs: list[RunResult]) -> set[str | None]:
     return {run.model.get("sha256") for run in runs}
 
 
 def _fingerprints(runs: list[RunResult]) -> set[str | None]:
     return {run.environment.fingerprint for run in runs}
+
+
+def _speed_change(base: list[RunResult], cand: list[RunResult]) -> str:
+    """How much the reference workload's time moved from the baseline to the candidate."""
+
+    def mean_reference(runs: list[RunResult]) -> float | None:
+        values = [run.timing_quality.reference for run in runs if run.timing_quality]
+        return sum(values) / len(values) if values and all(values) else None
+
+    before, after = mean_reference(base), mean_reference(cand)
+    if not before or not after:
+        return "no reference"
+    return f"reference workload {after / before - 1:+.1%}"
 
 
 def _contamination(runs: list[RunResult], side: str) -> list[str]:
@@ -221,6 +261,7 @@ def _compare_runs(
     result: Comparison,
     patterns: list[str],
     thresholds: dict[str, float],
+    adjust: bool,
 ) -> None:
     """Every metric of one matched strategy, after the checks that can make it not comparable."""
     base_models, cand_models = _base_models(base_ok), _base_models(cand_ok)
@@ -238,11 +279,14 @@ def _compare_runs(
         hardware_note = f"hardware differs ({names})"
         result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
     contaminated = _contamination(base_ok, "baseline") + _contamination(cand_ok, "candidate")
+    speed_note = _speed_change(base_ok, cand_ok)
     if contaminated:
         result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
     for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
         gate = any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
-        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha)
+        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust)
+        if adjust and change.verdict != MISSING and _speed_factors(base_ok + cand_ok, change.unit):
+            change.note = f"at equal machine speed ({speed_note}); " + change.note
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
             change.verdict, change.gating, change.note = NOT_COMPARABLE, False, hardware_note
         elif contaminated and stats.matches(metric, stats.TIMING):
@@ -270,8 +314,11 @@ def compare_records(
     alpha: float = DEFAULT_ALPHA,
     baseline_name: str = "baseline",
     candidate_name: str = "candidate",
+    adjust_timing: bool = True,
 ) -> Comparison:
-    """Match runs across the two sets and compare every metric either side recorded."""
+    """Match runs across the two sets and compare every metric either side recorded.
+
+    `adjust_timing`: compare timings at equal machine speed, using each run's reference workload."""
     thresholds, patterns = thresholds or {}, fail_on or ["*"]
     result = Comparison(baseline_name, candidate_name, alpha=alpha)
     base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
@@ -298,7 +345,7 @@ def compare_records(
                     kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
                     result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
             if base_ok and cand_ok:
-                _compare_runs(strategy, base_ok, cand_ok, result, patterns, thresholds)
+                _compare_runs(strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing)
     return result
 
 

@@ -64,6 +64,8 @@ class Hardware(Record):
     isa: list[str] | None = None  # SIMD extensions that pick kernel paths; None: not recorded (schema 1)
     gpus: list[str] = Field(default_factory=list)
     torch_threads: int | None = None
+    # the SIMD level torch's CPU kernels dispatch to (AVX512, AVX2, DEFAULT; ATEN_CPU_CAPABILITY lowers it)
+    cpu_capability: str | None = None
 
     def fingerprint(self) -> str:
         """A readable slug plus a short hash of every field, e.g. `amd-epyc-2c-2t-cpu-1a2b3c4d`."""
@@ -118,6 +120,13 @@ class TimingQuality(Record):
     reasons: list[str] = Field(default_factory=list)
     phases: dict[str, PhaseContention] = Field(default_factory=dict)
     step_time_spread: float | None = None  # p90 / p50 of the measured step times
+    # seconds of the fixed reference workload (bench/measure/reference.py), timed before training and
+    # after the latency phase: how fast the machine was while this run was timed
+    reference_seconds: list[float] = Field(default_factory=list)
+
+    @property
+    def reference(self) -> float | None:
+        return sum(self.reference_seconds) / len(self.reference_seconds) if self.reference_seconds else None
 
 
 class RunResult(Record):

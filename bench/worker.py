@@ -21,6 +21,7 @@ from typing import Any
 from bench.measure import env
 from bench.measure.contention import ContentionMonitor, judge
 from bench.measure.memory import MemoryTracker
+from bench.measure.reference import reference_seconds
 from bench.measure.timing import summarize
 from bench.plan import RunSpec
 from bench.results import LossPoint, Metric, PhaseContention, RunResult, TimingQuality, TimingStats, atomic_write_text
@@ -63,9 +64,10 @@ class Run:
         self.losses: list[LossPoint] = []
         self.contention: dict[str, PhaseContention] = {}
         self.step_seconds: list[float] = []
+        self.reference_seconds: list[float] = []
 
     def timing_quality(self) -> TimingQuality | None:
-        return judge(self.contention, self.step_seconds) if self.contention else None
+        return judge(self.contention, self.step_seconds, self.reference_seconds) if self.contention else None
 
     def metric(self, name: str, value: float | None, unit: str, higher_is_better: bool, **extra: Any) -> None:
         self.metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher_is_better, **extra)
@@ -116,6 +118,7 @@ class Run:
         base_model = self.start_from_parent(loaded, device) if spec.parent else loaded.model
 
         emit({"event": "phase", "phase": "train"})
+        self.reference_seconds.append(reference_seconds())  # how fast the machine is, just before timing
         context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
         options = self.size(strategy, options, loaded.model, context)
         with MemoryTracker("train") as memory, ContentionMonitor(torch.get_num_threads()) as contention:
@@ -162,6 +165,7 @@ class Run:
             emit({"event": "phase", "phase": "latency"})
             prompt = task.eval[0].context if task.eval else task.train[0].prompt
             self.measure_latency(model, loaded.tokenizer, prompt, getattr(strategy, "merge", None))
+            self.reference_seconds.append(reference_seconds())  # ... and after the last timed phase
         else:
             self.missing([("latency.ttft_ms.p50", "ms", False)], "latency disabled in the suite (measure.latency)")
 
@@ -174,9 +178,13 @@ class Run:
             )
 
         if tag != "tuned":  # the base model's scores are shared by every run of the suite
+            import torch
+
             from bench.evaluate.base_cache import base_scores_key, cached_base_scores
 
-            key = base_scores_key(self.model_info, tasks, self.spec.measure.eval_batch_size, str(model.device))
+            # the kernels and threads decide the floating-point order, so they are part of the key
+            compute = f"{model.device}/{torch.backends.cpu.get_cpu_capability()}/{torch.get_num_threads()}t"
+            key = base_scores_key(self.model_info, tasks, self.spec.measure.eval_batch_size, compute)
             scores, cached = cached_base_scores(key, score)
             self.model_info["base_scores"] = {"key": key, "reused_from_cache": cached}
             return scores

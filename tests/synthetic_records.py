@@ -77,6 +77,7 @@ def make_record(
     base_sha: str | None = BASE_SHA,
     cpu: str = "Test CPU",
     contaminated: str | None = None,
+    reference: float | None = 0.007,
 ) -> RunResult:
     """One run: typical values times (1 + small seeded noise), `scale`d or replaced by `values` per metric.
 
@@ -119,7 +120,11 @@ def make_record(
         timings=stats if ok else {},
         loss_curve=loss if ok else [],
         model={"source": "preset", "name": "tiny-llama", "sha256": base_sha},
-        timing_quality=TimingQuality(contaminated=bool(contaminated), reasons=[contaminated] if contaminated else [])
+        timing_quality=TimingQuality(
+            contaminated=bool(contaminated),
+            reasons=[contaminated] if contaminated else [],
+            reference_seconds=[reference, reference] if reference else [],
+        )
         if ok
         else None,
         environment=Environment(

@@ -251,3 +251,24 @@ def test_samples_correlated_within_a_run_give_no_false_alarm():
     print(f"A/A false alarms: per-run test {alarms}/{trials}, pooled steps {pooled_alarms}/{trials}")
     assert alarms / trials <= 0.05, alarms
     assert pooled_alarms / trials > 0.15, pooled_alarms  # the data really are correlated: pooling cries wolf
+
+
+def test_a_slower_machine_is_not_a_slower_commit():
+    """The reference workload took 12% longer in the candidate, and so did every step: the machine
+    slowed, not the code. Timings compared at equal machine speed show no change."""
+    slower_machine = make_set(scale={"train.tokens_per_s": 1 / 1.12, "train.seconds": 1.12}, reference=0.007 * 1.12)
+    result = compare_records(make_set(), slower_machine)
+    change = next(c for c in result.changes if c.metric == "train.tokens_per_s" and c.strategy == "full")
+    assert change.verdict == SAME and "reference workload +12.0%" in change.note
+    assert not result.failed
+    raw = compare_records(make_set(), slower_machine, adjust_timing=False)
+    assert {c.metric for c in raw.regressions} == {"train.tokens_per_s", "train.seconds"}
+    # the same slowdown on an unchanged machine is the code's: it gates
+    slower_code = make_set(scale={"train.tokens_per_s": 1 / 1.12, "train.seconds": 1.12})
+    assert {c.metric for c in compare_records(make_set(), slower_code).regressions} == {
+        "train.tokens_per_s",
+        "train.seconds",
+    }
+    # records without a reference (schema 1) are compared as measured
+    old = compare_records(make_set(reference=None), make_set(scale=SLOW, reference=None))
+    assert {c.metric for c in old.regressions} == {"train.tokens_per_s"}

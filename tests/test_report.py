@@ -50,9 +50,12 @@ def test_answers_pick_winners_by_direction(records):
     assert "Best aligned" not in found  # no align.* metric in these records: the question is not asked
 
 
-def test_single_seed_margin_is_not_called_beyond_noise():
-    answer = {a.question: a for a in aggregate.answers(make_set(seeds=(0,)))}["Most accurate"]
-    assert answer.beyond_noise is None and "single seed" in answer.note
+def test_too_few_seeds_are_not_called_beyond_noise():
+    for seeds in ((0,), (0, 1)):  # 2 vs 2 runs: no split of four runs gives p <= 0.05
+        answer = {a.question: a for a in aggregate.answers(make_set(seeds=seeds))}["Most accurate"]
+        assert answer.beyond_noise is None and "too few to tell" in answer.note, answer
+    three = {a.question: a for a in aggregate.answers(make_set())}["Most accurate"]
+    assert three.beyond_noise is True and "permutation test over seeds, p = 0.05" in three.note
 
 
 def test_page_has_table_charts_and_provenance(page):

@@ -102,8 +102,9 @@ def test_fingerprint_tells_apart_cpu_cores_threads_and_gpus():
         base.model_copy(update={"torch_threads": 1}),
         base.model_copy(update={"isa": ["avx2", "avx512f"]}),
         base.model_copy(update={"gpus": ["NVIDIA H100 80GB HBM3"]}),
+        base.model_copy(update={"cpu_capability": "AVX2"}),
     ]
     prints = {base.fingerprint(), *(variant.fingerprint() for variant in variants)}
-    assert len(prints) == 6
+    assert len(prints) == 7
     assert base.fingerprint().startswith("amd-epyc-2c-2t-cpu-")
     assert base.fingerprint() == Hardware(cpu="AMD EPYC", cores=2, isa=["avx2"], torch_threads=2).fingerprint()

@@ -1,7 +1,8 @@
 """The base model's scores are the same for every run of a suite: measure them once, then reuse.
 
 The key covers everything that can change them: the model (source, folder, weights hash, dtype),
-every evaluation item, the batch size, the device and the versions of the scoring stack.
+every evaluation item, the batch size, the device with its kernel level and threads (they set the
+floating-point order), and the versions of the scoring stack.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ SCORING_PACKAGES = ("torch", "transformers", "peft", "lm_eval")
 IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "sha256")
 
 
-def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, device: str) -> str:
+def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, compute: str) -> str:
     payload = {
         "model": {field: model_info.get(field) for field in IDENTITY},  # not timings such as load_seconds
         "tasks": [[task.name, [dataclasses.asdict(item) for item in task.eval]] for task in tasks],
         "batch_size": batch_size,
-        "device": device,
+        "device": compute,
         "versions": {name: metadata.version(name) for name in SCORING_PACKAGES},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]

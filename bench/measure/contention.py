@@ -87,7 +87,9 @@ class ContentionMonitor:
         )
 
 
-def judge(phases: dict[str, PhaseContention], step_seconds: list[float]) -> TimingQuality:
+def judge(
+    phases: dict[str, PhaseContention], step_seconds: list[float], reference_seconds: list[float] | None = None
+) -> TimingQuality:
     """Contaminated when any timed phase shared the machine, or the run's own steps scattered."""
     reasons = []
     for name, phase in phases.items():
@@ -104,4 +106,10 @@ def judge(phases: dict[str, PhaseContention], step_seconds: list[float]) -> Timi
         spread = round(ordered[int(0.9 * (len(ordered) - 1))] / middle, 3) if middle > 0 else None
         if spread is not None and spread > MAX_STEP_SPREAD:
             reasons.append(f"train: step times scattered (p90/p50 {spread:.2f}, limit {MAX_STEP_SPREAD})")
-    return TimingQuality(contaminated=bool(reasons), reasons=reasons, phases=phases, step_time_spread=spread)
+    return TimingQuality(
+        contaminated=bool(reasons),
+        reasons=reasons,
+        phases=phases,
+        step_time_spread=spread,
+        reference_seconds=[round(value, 6) for value in reference_seconds or []],
+    )

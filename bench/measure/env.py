@@ -72,7 +72,15 @@ def gpu_names() -> tuple[str, ...]:
 
 # SIMD extensions that decide which kernels torch and bitsandbytes run (and so the floating-point order).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_tile", "asimd", "sve")
-OMP_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
+# Environment variables that change how torch computes on the CPU, recorded with every run.
+OMP_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "KMP_BLOCKTIME",
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+)
 
 
 def cpu_flags() -> list[str]:
@@ -108,8 +116,14 @@ def default_threads(parameters: int) -> int:
 def hardware(torch_threads: int | None = None) -> Hardware:
     torch = sys.modules.get("torch")
     threads = torch_threads or (torch.get_num_threads() if torch else None)
+    capability = torch.backends.cpu.get_cpu_capability() if torch else None
     return Hardware(
-        cpu=cpu_name(), cores=available_cores(), isa=cpu_flags(), gpus=list(gpu_names()), torch_threads=threads
+        cpu=cpu_name(),
+        cores=available_cores(),
+        isa=cpu_flags(),
+        gpus=list(gpu_names()),
+        torch_threads=threads,
+        cpu_capability=capability,
     )
 
 
