@@ -77,6 +77,7 @@ def compare(
     candidate_rev: str | None = None,
     json_out: Path | str | None = None,
     html_out: Path | str | None = None,
+    adjust_timing: bool = True,
 ) -> Comparison:
     """Compare a candidate result set with a baseline; optionally write JSON and an HTML report with the comparison."""
     import json
@@ -91,6 +92,7 @@ def compare(
         thresholds=thresholds,
         baseline_rev=baseline_rev,
         candidate_rev=candidate_rev,
+        adjust_timing=adjust_timing,
     )
     if json_out is not None:
         atomic_write_text(Path(json_out), json.dumps(result.to_json(), indent=2) + "\n")

@@ -86,6 +86,7 @@ def _compare(args: argparse.Namespace) -> int:
             args.candidate_rev,
             args.json,
             args.html,
+            adjust_timing=not args.raw_timing,
         )
     except FileNotFoundError as error:
         errors.print(f"[red]error[/red]: {error}")
@@ -182,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
     compare.add_argument("--html", type=Path, metavar="OUT", help="write the candidate's report with the comparison")
     compare.add_argument("--all", action="store_true", help="also list metrics with no change")
+    compare.add_argument(
+        "--raw-timing",
+        action="store_true",
+        help="compare timings as measured, not at equal machine speed (the reference workload; docs/statistics.md)",
+    )
     compare.set_defaults(handler=_compare)
 
     validate = commands.add_parser("validate", help="check suites without running them")

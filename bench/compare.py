@@ -18,21 +18,16 @@ A metric absent or null on either side is "missing". Imports no torch.
 
 from __future__ import annotations
 
-import atexit
 import fnmatch
 import json
 import math
-import re
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.results import RunResult, load_records
+from bench.results import RunResult
+from bench.snapshot import load_set
 
 BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
 UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
@@ -349,40 +344,6 @@ def compare_records(
     return result
 
 
-def git_snapshot(path: Path | str, rev: str) -> Path:
-    """Extract `path` as it is at git revision `rev` into a temporary folder (read-only git commands)."""
-    path = Path(path).resolve()
-    anchor = path if path.is_dir() else next((p for p in path.parents if p.is_dir()), Path.cwd())
-    found = subprocess.run(["git", "-C", str(anchor), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if found.returncode != 0:
-        raise FileNotFoundError(f"{path} is not inside a git repository: {found.stderr.strip()}")
-    top = Path(found.stdout.strip())
-    relative = path.relative_to(top).as_posix()
-    target = Path(tempfile.mkdtemp(prefix=f"bench-{re.sub(r'[^A-Za-z0-9]+', '-', rev)}-"))
-    atexit.register(shutil.rmtree, target, True)
-    archive = subprocess.run(
-        ["git", "-C", str(top), "archive", "--format=tar", rev, "--", relative], capture_output=True
-    )
-    if archive.returncode != 0:
-        message = archive.stderr.decode(errors="replace").strip()
-        raise FileNotFoundError(f"git archive {rev} -- {relative}: {message}")
-    with tempfile.TemporaryFile() as stream:
-        stream.write(archive.stdout)
-        stream.seek(0)
-        with tarfile.open(fileobj=stream) as tar:
-            tar.extractall(target, filter="data")
-    return target / relative
-
-
-def load_set(path: Path | str, rev: str | None = None) -> list[RunResult]:
-    """Every record below a folder, optionally as committed at a git revision."""
-    root = git_snapshot(path, rev) if rev else Path(path)
-    records = list(load_records(root)) if root.exists() else []
-    if not records:
-        raise FileNotFoundError(f"no result records under {root}" + (f" at git revision {rev}" if rev else ""))
-    return records
-
-
 def compare(
     baseline: Path | str,
     candidate: Path | str,
@@ -392,6 +353,7 @@ def compare(
     alpha: float = DEFAULT_ALPHA,
     baseline_rev: str | None = None,
     candidate_rev: str | None = None,
+    adjust_timing: bool = True,
 ) -> Comparison:
     """Compare two result folders (each optionally read at a git revision)."""
     base_name = f"{baseline}@{baseline_rev}" if baseline_rev else str(baseline)
@@ -404,6 +366,7 @@ def compare(
         alpha=alpha,
         baseline_name=base_name,
         candidate_name=cand_name,
+        adjust_timing=adjust_timing,
     )
 
 

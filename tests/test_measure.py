@@ -43,3 +43,14 @@ def test_percentiles_match_numpy():
     for name, q in (("p50", 50), ("p90", 90), ("p99", 99)):
         assert getattr(stats, name) == pytest.approx(np.percentile(samples, q))
     assert stats.warmup_excluded == 2 and len(stats.samples) == 101
+
+
+def test_reference_workload_is_timed_and_repeatable():
+    import torch
+
+    from bench.measure.reference import reference_seconds
+
+    torch.set_num_threads(1)
+    first, second = reference_seconds(), reference_seconds()
+    assert 0 < first < 5 and 0 < second < 5
+    assert 0.5 < first / second < 2  # the same fixed work: the same time, up to machine noise
