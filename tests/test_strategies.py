@@ -18,7 +18,11 @@ from bench.train import train
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "strategies.yaml"
 SFT = [name for name in STRATEGIES.names() if STRATEGIES.get(name).objective == "sft"]
-BUDGET = Budget(steps=8, batch_size=8, seq_len=32)
+# 24 steps: every strategy's probe loss falls by 19% or more (VeRA least; 8 steps moved LoHa 1% and
+# VeRA 3%, which another CPU's floating-point order could undo). Identical with 1 and 2 threads and with
+# torch's AVX512, AVX2 and default kernels (ATEN_CPU_CAPABILITY), so a 10% margin holds on any CPU.
+BUDGET = Budget(steps=24, batch_size=8, seq_len=32)
+MIN_LOSS_DROP = 0.10  # a fraction of the loss before training
 
 # The parameters each strategy is meant to train (a substring of every trainable name). A new
 # strategy fails here until its intent is written down.
@@ -105,7 +109,7 @@ def test_strategy_trains_only_its_parameters_and_reloads(name: str, task, tmp_pa
     unchanged = [n for n in trainable if torch.equal(before[n], after[n])]
     assert not unchanged, f"trainable weights did not change: {unchanged[:5]}"
     logits, loss_after = logits_and_loss(model, batch)
-    assert loss_after < loss_before, (loss_before, loss_after)
+    assert loss_after < (1 - MIN_LOSS_DROP) * loss_before, (loss_before, loss_after)
 
     strategy.save(model, tmp_path / "artefact")
     reloaded = strategy.load(fresh().model, tmp_path / "artefact")

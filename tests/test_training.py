@@ -56,7 +56,7 @@ def test_full_fine_tuning_changes_the_base_weights(tmp_path: Path, tiny_folder: 
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) == len(before)
-    assert outcome.losses[-1][1] < outcome.losses[0][1]
+    assert outcome.losses[-1][1] < 0.9 * outcome.losses[0][1]  # a margin no floating-point order undoes
 
 
 def test_tokens_counted_are_the_non_padding_tokens(tmp_path: Path, tiny_folder: Path):
