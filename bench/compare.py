@@ -241,6 +241,23 @@ def _speed_change(base: list[RunResult], cand: list[RunResult]) -> str:
     return f"reference workload {after / before - 1:+.1%}"
 
 
+def _hardware_diff(base: list[RunResult], cand: list[RunResult]) -> str:
+    """Which hardware fields differ, e.g. `cpu_capability AVX512 -> AVX2`; fingerprints when several."""
+
+    def fields(runs: list[RunResult]) -> dict[str, str]:
+        seen: dict[str, set[str]] = {}
+        for run in runs:
+            hardware = run.environment.hardware.model_dump() if run.environment.hardware else {}
+            for key, value in hardware.items():
+                seen.setdefault(key, set()).add(str(value))
+        return {key: " | ".join(sorted(values)) for key, values in seen.items()}
+
+    before, after = fields(base), fields(cand)
+    keys = [key for key in before | after if before.get(key) != after.get(key)]
+    changed = [f"{key} {before.get(key)} -> {after.get(key)}" for key in keys]
+    return "; ".join(changed) or "mixed fingerprints within a set"
+
+
 def _contamination(runs: list[RunResult], side: str) -> list[str]:
     return [
         f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons)
@@ -270,8 +287,7 @@ def _compare_runs(
     base_hw, cand_hw = _fingerprints(base_ok), _fingerprints(cand_ok)
     hardware_note = ""
     if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
-        names = " -> ".join(",".join(sorted(str(f) for f in side)) for side in (base_hw, cand_hw))
-        hardware_note = f"hardware differs ({names})"
+        hardware_note = f"hardware differs ({_hardware_diff(base_ok, cand_ok)})"
         result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
     contaminated = _contamination(base_ok, "baseline") + _contamination(cand_ok, "candidate")
     speed_note = _speed_change(base_ok, cand_ok)
@@ -283,7 +299,7 @@ def _compare_runs(
         if adjust and change.verdict != MISSING and _speed_factors(base_ok + cand_ok, change.unit):
             change.note = f"at equal machine speed ({speed_note}); " + change.note
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
-            change.verdict, change.gating, change.note = NOT_COMPARABLE, False, hardware_note
+            change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None
         elif contaminated and stats.matches(metric, stats.TIMING):
             change.gating = False
             change.note = f"not gated: timing contaminated ({len(contaminated)} runs); " + change.note
