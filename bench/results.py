@@ -111,6 +111,10 @@ class PhaseContention(Record):
     load_average: float | None  # 1-minute load average at the end of the phase
     cores: int
     torch_threads: int | None
+    # diagnostics of this process during the phase (getrusage): page faults served without disk
+    # (allocator churn shows here) and times the kernel took the CPU away from it
+    minor_faults: int | None = None
+    involuntary_switches: int | None = None
 
 
 class TimingQuality(Record):

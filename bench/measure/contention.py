@@ -16,6 +16,7 @@ The thresholds are declared once below with what they rest on.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from types import TracebackType
 
@@ -60,6 +61,7 @@ class ContentionMonitor:
         self._wall = time.perf_counter()
         self._machine = psutil.cpu_times()
         self._own = self._own_cpu()
+        self._usage = resource.getrusage(resource.RUSAGE_SELF)
         return self
 
     def __exit__(
@@ -67,6 +69,7 @@ class ContentionMonitor:
     ) -> None:
         seconds = time.perf_counter() - self._wall
         machine, own = psutil.cpu_times(), self._own_cpu()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         elapsed_cpu = _total(machine) - _total(self._machine)
         others = steal = None
         if seconds > 0 and elapsed_cpu > 0:
@@ -84,6 +87,8 @@ class ContentionMonitor:
             load_average=load,
             cores=available_cores(),
             torch_threads=self.torch_threads,
+            minor_faults=usage.ru_minflt - self._usage.ru_minflt,
+            involuntary_switches=usage.ru_nivcsw - self._usage.ru_nivcsw,
         )
 
 
