@@ -54,6 +54,7 @@ class MetricChange:
     verdict: str
     gating: bool
     note: str = ""
+    adjusted: bool = False  # timings brought to equal machine speed with the runs' reference workload
 
     @property
     def regression(self) -> bool:
@@ -157,6 +158,7 @@ def compare_metric(
         strategy, metric, unit, higher, b_mean, c_mean, len(b_values), len(c_values), None, threshold, None, "",
         MISSING, gating,
     )  # fmt: skip
+    result.adjusted = speed is not None
     if b_mean is None or c_mean is None:
         side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
         runs = base + cand if side == "both" else base if side == "baseline" else cand
@@ -180,16 +182,15 @@ def compare_metric(
         result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
         return result
     result.test = "runs"
-    increased = c_mean > b_mean
-    if stats.min_p_value(len(c_values), len(b_values)) > alpha:
+    beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
+    if beyond is None:
         result.verdict = UNKNOWN
         result.note = f"{len(b_values)} vs {len(c_values)} runs: too few for any test to reach p<={alpha}; add seeds"
         return result
-    result.p_value = stats.permutation_p(c_values, b_values, increased)
-    if result.p_value > alpha:
+    if not beyond:
         result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but within run-to-run noise"
         return result
-    result.verdict = BETTER if increased == higher else WORSE
+    result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
     result.note = f"{len(b_values)} vs {len(c_values)} runs"
     return result
 
@@ -233,7 +234,7 @@ def _speed_change(base: list[RunResult], cand: list[RunResult]) -> str:
 
     def mean_reference(runs: list[RunResult]) -> float | None:
         values = [run.timing_quality.reference for run in runs if run.timing_quality]
-        return sum(values) / len(values) if values and all(values) else None
+        return stats.mean(values) if all(values) else None
 
     before, after = mean_reference(base), mean_reference(cand)
     if not before or not after:
@@ -260,9 +261,7 @@ def _hardware_diff(base: list[RunResult], cand: list[RunResult]) -> str:
 
 def _contamination(runs: list[RunResult], side: str) -> list[str]:
     return [
-        f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons)
-        for run in runs
-        if run.timing_quality is not None and run.timing_quality.contaminated
+        f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons) for run in runs if run.timing_contaminated
     ]
 
 
@@ -294,9 +293,9 @@ def _compare_runs(
     if contaminated:
         result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
     for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
-        gate = any(fnmatch.fnmatchcase(metric, pattern) for pattern in patterns)
+        gate = stats.matches(metric, patterns)
         change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust)
-        if adjust and change.verdict != MISSING and _speed_factors(base_ok + cand_ok, change.unit):
+        if change.adjusted and change.verdict != MISSING:
             change.note = f"at equal machine speed ({speed_note}); " + change.note
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
             change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None

@@ -5,8 +5,10 @@ This module must never import torch: reports and comparisons rebuild from record
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,8 +71,6 @@ class Hardware(Record):
 
     def fingerprint(self) -> str:
         """A readable slug plus a short hash of every field, e.g. `amd-epyc-2c-2t-cpu-1a2b3c4d`."""
-        import hashlib
-        import re
 
         def slug(text: str) -> str:
             return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
@@ -154,6 +154,10 @@ class RunResult(Record):
     wall_seconds: float
     log_path: str | None = None
     timing_quality: TimingQuality | None = None  # None where nothing was timed (failed, skipped, schema 1)
+
+    @property
+    def timing_contaminated(self) -> bool:
+        return self.timing_quality is not None and self.timing_quality.contaminated
 
 
 def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:

@@ -63,11 +63,13 @@ class Run:
         self.model_info: dict[str, Any] = {}
         self.losses: list[LossPoint] = []
         self.contention: dict[str, PhaseContention] = {}
-        self.step_seconds: list[float] = []
         self.reference_seconds: list[float] = []
 
     def timing_quality(self) -> TimingQuality | None:
-        return judge(self.contention, self.step_seconds, self.reference_seconds) if self.contention else None
+        if not self.contention:
+            return None
+        steps = self.timings.get("train.step_seconds")
+        return judge(self.contention, steps.samples if steps else [], self.reference_seconds)
 
     def metric(self, name: str, value: float | None, unit: str, higher_is_better: bool, **extra: Any) -> None:
         self.metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher_is_better, **extra)
@@ -210,7 +212,6 @@ class Run:
         self.metric("train.steps_per_s", len(seconds) / measured, "steps/s", True)
         self.metric("train.seconds", outcome.seconds, "s", False)
         self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
-        self.step_seconds = seconds
         self.losses = [LossPoint(step=step, loss=loss) for step, loss in outcome.losses]
         if outcome.losses:
             self.metric("train.final_loss", outcome.losses[-1][1], "loss", False)

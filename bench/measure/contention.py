@@ -23,6 +23,7 @@ from types import TracebackType
 import psutil
 
 from bench.measure.env import available_cores
+from bench.measure.timing import percentile
 from bench.results import PhaseContention, TimingQuality
 
 # Others' CPU: a busy neighbour on a 2-core machine cost tiny-llama training 3.2x with 2 torch
@@ -107,8 +108,8 @@ def judge(
     spread = None
     if len(step_seconds) >= 5:
         ordered = sorted(step_seconds)
-        middle = ordered[len(ordered) // 2]
-        spread = round(ordered[int(0.9 * (len(ordered) - 1))] / middle, 3) if middle > 0 else None
+        middle = percentile(ordered, 0.5)
+        spread = round(percentile(ordered, 0.9) / middle, 3) if middle > 0 else None
         if spread is not None and spread > MAX_STEP_SPREAD:
             reasons.append(f"train: step times scattered (p90/p50 {spread:.2f}, limit {MAX_STEP_SPREAD})")
     return TimingQuality(

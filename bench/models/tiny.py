@@ -203,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"presets to build (default: all of {', '.join(PRESETS)})")
     parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write <name>/ (default: the package)")
     args = parser.parse_args(argv)
+    from bench.models.load import file_sha256
+
     for name in args.names or list(PRESETS):
         folder = build_preset(name, args.out / name)
-        weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        weights = file_sha256(folder / "model.safetensors")
         print(f"{name}: {folder} model.safetensors sha256 {weights}")
     return 0
 

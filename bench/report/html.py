@@ -161,10 +161,6 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
 
 
-def _contaminated(record: RunResult) -> bool:
-    return record.timing_quality is not None and record.timing_quality.contaminated
-
-
 def context(
     records: list[RunResult],
     suite_text: str | None = None,
@@ -182,7 +178,7 @@ def context(
             "strategy": strategy,
             "color": palette[strategy],
             "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
-            "contaminated": sum(_contaminated(r) for r in keyed.get(strategy, [])),
+            "contaminated": sum(r.timing_contaminated for r in keyed.get(strategy, [])),
             "cells": [
                 _cell_text(aggregate.cell(summary, strategy, c["name"])) | {"best": strategy in c["best"]}
                 for c in columns
@@ -213,7 +209,7 @@ def context(
         "unmeasured": unmeasured,
         "rows": rows,
         "problems": [r for r in records if r.status != "ok"],
-        "contaminated": [r for r in records if r.status == "ok" and _contaminated(r)],
+        "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
         "charts": build_charts(records, summary, palette) if len(summary) else [],
         "suite_text": suite_text,
