@@ -38,13 +38,17 @@ def write_suite(folder: Path, suite: dict[str, Any]) -> Path:
 
 
 def bench_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI; a PYTHONPATH in `env` is put in front of the caller's (which may hold our packages)."""
+    env = dict(env or {})
+    if "PYTHONPATH" in env and os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] += os.pathsep + os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "bench.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
     )
 
 
