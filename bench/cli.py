@@ -1,4 +1,4 @@
-"""`bench`: run | validate | ls | report | compare. Thin: parses arguments and calls bench.api."""
+"""`bench`: run | validate | ls | report | compare | history. Thin: parses arguments and calls bench.api."""
 
 from __future__ import annotations
 
@@ -107,6 +107,58 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.table import Table
+
+    from bench.history import build, new_regressions
+
+    history = build(args.results, args.suite, args.metric, alpha=args.alpha, min_shift=args.min_shift)
+    if not history.series:
+        errors.print(f"no records under {args.results}" + (f" for suite {args.suite}" if args.suite else ""))
+        return 2
+    grid = Table(title=f"history of {args.results}")
+    for column in ("suite", "fingerprint", "strategy", "metric", "points", "latest", "change points"):
+        grid.add_column(column, overflow="fold")
+    for one in history.series:
+        if not one.change_points and not args.all:
+            continue
+        marks = "; ".join(
+            f"at point {c.index + 1} ({(c.commit or '?')[:8]}): {c.shift:+.1%}"
+            f" [{c.shift_low:+.1%}, {c.shift_high:+.1%}] p={c.p:.2g} {'worse' if c.worse else 'better'}"
+            for c in one.change_points
+        )
+        grid.add_row(
+            one.suite,
+            one.fingerprint,
+            one.strategy,
+            one.metric,
+            str(len(one.points)),
+            f"{one.points[-1].mean:.4g} {one.unit}",
+            marks or "none",
+        )
+    wide = Console(width=max(console.width, 200))
+    wide.print(grid)
+    found = sum(len(s.change_points) for s in history.series)
+    left_out = sum(p.left_out for s in history.series for p in s.points)
+    console.print(
+        f"{len(history.series)} series, {found} change points"
+        + (f"; {left_out} contaminated timing values left out" if left_out else "")
+        + (f"; {history.skipped_files} JSON files that are not records skipped" if history.skipped_files else "")
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(history.to_json(), indent=1))
+        console.print(f"written: {args.json}")
+    fresh = new_regressions(history)
+    if args.fail_on_new and fresh:
+        names = [f"{s.strategy}: {s.metric} {c.shift:+.1%}" for s, c in fresh]
+        errors.print("[bold red]NEW CHANGE POINT (worse)[/bold red] " + "; ".join(names))
+        return 1
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from bench.plan import plan
 
@@ -189,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare timings as measured, not at equal machine speed (the reference workload; docs/statistics.md)",
     )
     compare.set_defaults(handler=_compare)
+
+    history = commands.add_parser(
+        "history", help="every metric's series over commits and nights, with change points (docs/history.md)"
+    )
+    history.add_argument("results", type=Path, help="a results root or history store; every record below it")
+    history.add_argument("--suite", help="only this suite")
+    history.add_argument("--metric", metavar="PATTERN", help="only metrics matching this pattern, e.g. 'train.*'")
+    history.add_argument("--json", type=Path, metavar="OUT", help="write the series and change points as JSON")
+    history.add_argument("--all", action="store_true", help="also list series without change points")
+    history.add_argument("--alpha", type=float, default=0.01, help="significance of a change point (default 0.01)")
+    history.add_argument(
+        "--min-shift", type=float, default=0.10, help="smallest relative shift reported (default 0.10)"
+    )
+    history.add_argument(
+        "--fail-on-new", action="store_true", help="exit 1 when the newest point starts a change for the worse"
+    )
+    history.set_defaults(handler=_history)
 
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument("suites", type=Path, nargs="+")

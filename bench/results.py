@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -94,6 +94,7 @@ class Environment(Record):
     packages: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
+    git_commit_time: str | None = None  # committer date (ISO 8601): a record's place in history
     hardware: Hardware | None = None  # None only for a failure recorded before anything ran
     omp: dict[str, str] = Field(default_factory=dict)  # OpenMP settings in the worker's environment
 
@@ -178,8 +179,15 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "environment": environment, "schema_version": 2}
 
 
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 added the commit time (`environment.git_commit_time`); older records have none and
+    are placed in history by when they ran."""
+    environment = {**(raw.get("environment") or {}), "git_commit_time": None}
+    return {**raw, "environment": environment, "schema_version": 3}
+
+
 # Upgrades a raw record of version N to version N + 1; add one entry per schema change.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def parse_record(raw: dict[str, Any]) -> RunResult:

@@ -82,7 +82,7 @@ def test_a_schema_1_record_still_loads_with_its_hardware_rebuilt():
     raw = json.loads(FIXTURE_V1.read_text())
     assert raw["schema_version"] == 1 and "hardware" not in raw["environment"]
     loaded = parse_record(raw)
-    assert loaded.schema_version == SCHEMA_VERSION == 2
+    assert loaded.schema_version == SCHEMA_VERSION == 3
     hardware = loaded.environment.hardware
     assert (hardware.cpu, hardware.cores, hardware.isa) == (raw["environment"]["cpu"], 2, None)
     assert hardware.torch_threads == raw["environment"]["torch_threads"]
@@ -90,6 +90,23 @@ def test_a_schema_1_record_still_loads_with_its_hardware_rebuilt():
     # its SIMD extensions are unknown, so its timings never match a newer record's fingerprint
     newer = hardware.model_copy(update={"isa": env.cpu_flags()})
     assert loaded.environment.fingerprint != newer.fingerprint()
+
+
+FIXTURE_V2 = Path(__file__).parent / "fixtures" / "record-schema-2.json"
+
+
+def test_a_schema_2_record_loads_without_a_commit_time_and_keeps_its_fingerprint():
+    raw = json.loads(FIXTURE_V2.read_text())
+    assert raw["schema_version"] == 2 and "git_commit_time" not in raw["environment"]
+    loaded = parse_record(raw)
+    assert loaded.environment.git_commit_time is None
+    assert loaded.environment.hardware.model_dump() == raw["environment"]["hardware"]
+
+
+def test_new_records_carry_the_commit_time():
+    environment = env.capture()
+    if environment.git_commit is not None:
+        assert environment.git_commit_time and environment.git_commit_time[:2] == "20"
 
 
 def test_fingerprint_tells_apart_cpu_cores_threads_and_gpus():

@@ -144,11 +144,16 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
+def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None, str | None]:
+    """(commit, dirty, committer date) of the harness's checkout; Nones outside git."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+        commit, commit_time = subprocess.run(
+            ["git", "-C", str(root), "show", "-s", "--format=%H %cI", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
         status = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
@@ -156,13 +161,13 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
             timeout=10,
             check=True,
         ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit, bool(status.strip())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None, None, None
+    return commit, bool(status.strip()), commit_time
 
 
 def capture(machine: str | None = None) -> Environment:
-    commit, dirty = git_state()
+    commit, dirty, commit_time = git_state()
     torch = sys.modules.get("torch")
     return Environment(
         machine=machine or machine_id(),
@@ -177,6 +182,7 @@ def capture(machine: str | None = None) -> Environment:
         packages=package_versions(),
         git_commit=commit,
         git_dirty=dirty,
+        git_commit_time=commit_time,
         hardware=hardware(),
         omp={name: os.environ[name] for name in OMP_VARIABLES if name in os.environ},
     )

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import json
+import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
 
 TARGET = "torch.optim.optimizer"
+
+
+def targeted() -> bool:
+    """False in a worker whose strategy label is not $BENCH_FAULT_LABEL (when that is set): a fault
+    can hit one strategy of a suite. The worker's first argument is its spec file."""
+    wanted = os.environ.get("BENCH_FAULT_LABEL")
+    if not wanted:
+        return True
+    spec = next((a for a in sys.argv[1:] if a.endswith(".json") and os.path.isfile(a)), None)
+    if spec is None:
+        return False
+    with open(spec, encoding="utf-8") as stream:
+        return json.load(stream).get("label") == wanted
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -37,4 +52,8 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 
 def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
-    sys.meta_path.insert(0, _AfterImport(patch))
+    def patch_if_targeted(module: ModuleType) -> None:
+        if targeted():
+            patch(module)
+
+    sys.meta_path.insert(0, _AfterImport(patch_if_targeted))

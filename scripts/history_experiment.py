@@ -1,0 +1,65 @@
+"""A simulated history made of real runs: `scripts/nightly` on the smoke suite, night after night,
+at one commit on this machine (docs/history.md).
+
+    python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 4] [--out results/history-sim]
+
+Nights --slow-from and later run with about 20% added to every optimizer step (the sitecustomize
+in scripts/faults/slow_step on PYTHONPATH); night --weak-night runs LoRA alone with a tenth of its
+learning rate (scripts/faults/weak_lr, BENCH_FAULT_LABEL=lora). Each night's exit code is kept
+in <out>/nights.json; finished nights are skipped, so an interrupted experiment resumes. At the end
+`bench history` over the store is written to <out>/history.json and <out>/history.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nights", type=int, default=12)
+    parser.add_argument("--slow-from", type=int, default=8)
+    parser.add_argument("--weak-night", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "history-sim")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "nights.json"
+    nights = json.loads(log.read_text()) if log.exists() else []
+    for night in range(len(nights) + 1, args.nights + 1):
+        env, fault = dict(os.environ), None
+        if night >= args.slow_from:
+            fault = "slow_step"
+        elif night == args.weak_night:
+            fault, env["BENCH_FAULT_LABEL"] = "weak_lr", "lora"
+        if fault:
+            path = [str(REPO / "scripts" / "faults" / fault), env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+        command = [sys.executable, str(REPO / "scripts" / "nightly"), "--store", str(args.out / "store")]
+        command += ["--reports", str(args.out / "reports")]
+        done = subprocess.run(command, cwd=REPO, env=env)
+        nights.append({"night": night, "fault": fault, "exit": done.returncode})
+        log.write_text(json.dumps(nights, indent=1))
+        print(f"night {night} ({fault or 'clean'}): exit {done.returncode}", flush=True)
+    history = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "history",
+        str(args.out / "store"),
+        "--json",
+        str(args.out / "history.json"),
+    ]
+    with open(args.out / "history.txt", "w") as stream:
+        subprocess.run(history, cwd=REPO, stdout=stream, env={**os.environ, "COLUMNS": "200"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
