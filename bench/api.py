@@ -39,11 +39,15 @@ def report(
     out: Path | str | None = None,
     results_dir: Path | str = "results",
     reports_dir: Path | str = "reports",
+    history_dir: Path | str | None = None,
 ) -> Path:
     """Render the HTML report of a suite (YAML path: its records under results_dir) or of a results folder.
 
+    The history section (trend charts, change points) is built from `history_dir`, else from the
+    records' own folder; it appears when that holds more than one night.
     Reads records only (never imports torch). Returns the written path (default reports/<suite>.html).
     """
+    from bench.history import build
     from bench.report.html import write_report
     from bench.results import load_records
 
@@ -65,7 +69,9 @@ def report(
     if out is None:
         suites = sorted({record.suite for record in records})
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
-    return write_report(records, out, suite_text)
+    suite_names = {record.suite for record in records}
+    history = build(history_dir or folder, next(iter(suite_names)) if len(suite_names) == 1 else None)
+    return write_report(records, out, suite_text, history=history)
 
 
 def compare(

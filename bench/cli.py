@@ -50,7 +50,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.api import report
 
     try:
-        path = report(args.source, args.out, args.results, args.reports)
+        path = report(args.source, args.out, args.results, args.reports, args.history)
     except FileNotFoundError as error:
         errors.print(f"[red]error[/red]: {error}")
         return 2
@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="output file (default: reports/<suite>.html)")
     report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
+    report.add_argument(
+        "--history", type=Path, metavar="STORE", help="add trend charts from this history store (docs/history.md)"
+    )
     report.set_defaults(handler=_report)
 
     compare = commands.add_parser(

@@ -6,16 +6,16 @@ Series are kept per (suite, hardware fingerprint, strategy label, metric), so ti
 ever set beside timings of the same hardware; contaminated runs are left out of timing series and
 counted.
 
-Change points: ruptures' PELT (l2 cost) proposes where the mean of the point series shifts, with a
-penalty of 3 sigma^2 log(n) (sigma from the median absolute first difference, robust to the shifts
-themselves). Each proposal is then confirmed or dropped by the permutation test of bench.stats
-between the segments either side of it, at `alpha`, and only when the shift is at least
-`min_shift` (relative, as `bench compare`'s threshold). The unit of that test follows
-docs/statistics.md: timings vary night to night as a whole, so for hardware-bound metrics the unit
-is the night's mean; quality metrics are exact repeats at one commit, so their unit is the run.
-A segment of a single night (the newest, or a one-night blip) has no night-to-night spread of its
-own; it is tested with its runs against the runs of the adjoining segment, as `bench compare`
-tests tonight against pooled recent nights.
+Change points (docs/history.md): ruptures' PELT (l2 cost) proposes where the mean of the point
+series shifts, with a penalty of 3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed
+or dropped by a permutation test between the segments either side of it, at `alpha`, scanning
+for the best split in each permuted series as E-Divisive does (`scan_p`), and only when the
+shift is at least `min_shift` (relative, as `bench compare`'s threshold); a dropped proposal
+merges its segments and the others are retested. The unit of the test follows
+docs/statistics.md: timings vary night to night as a whole, so for hardware-bound metrics the
+unit is the night's mean; quality metrics are exact repeats at one commit, so their unit is the
+run. A timing segment of a single night is only tested when it is the newest night: its runs
+against the runs of the nights before, as `bench compare` tests tonight against pooled nights.
 
 Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
 package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,22 @@ def _robust_sigma(means: list[float]) -> float:
     return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / math.sqrt(2))
 
 
-def candidates(means: list[float]) -> list[int]:
+def _noise(series: Series) -> float:
+    """The noise of a night's mean that the penalty is scaled to. Timings: from the night-to-night
+    differences (robust to shifts). Quality metrics, whose runs are the unit: the seeds' spread within
+    a night over the square root of the runs (their nights repeat exactly, so differences are 0)."""
+    means = [p.mean for p in series.points]
+    if series.hardware_bound:
+        return _robust_sigma(means)
+    spread = [(v - p.mean) ** 2 for p in series.points for v in p.runs]
+    degrees = sum(len(p.runs) - 1 for p in series.points)
+    if not degrees:
+        return _robust_sigma(means)
+    runs = sum(len(p.runs) for p in series.points) / len(series.points)
+    return math.sqrt(sum(spread) / degrees / runs)
+
+
+def candidates(means: list[float], sigma: float) -> list[int]:
     """Indices where ruptures' PELT puts the start of a new level (not yet tested)."""
     import numpy as np
     import ruptures
@@ -181,16 +197,50 @@ def candidates(means: list[float]) -> list[int]:
     n = len(means)
     if n < 2 or len(set(means)) == 1:
         return []
-    sigma = _robust_sigma(means)
     penalty = PENALTY_FACTOR * max(sigma, 1e-12) ** 2 * math.log(max(n, 2))
     signal = np.asarray(means, dtype=float).reshape(-1, 1)
     return [b for b in ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty) if b < n]
 
 
-def _units(series: Series, points: list[Point]) -> list[float]:
-    if series.hardware_bound and len(points) > 1:
-        return [p.mean for p in points]
-    return [v for p in points for v in p.runs]
+def _test_units(series: Series, left: list[Point], right: list[Point], newest: bool) -> list[list[float]] | None:
+    """Groups (one per night) of the values the test compares, or None where no honest test exists."""
+    if not series.hardware_bound:
+        return [p.runs for p in left + right]
+    if len(left) >= 2 and len(right) >= 2:
+        return [[p.mean] for p in left + right]
+    return [p.runs for p in left + right] if newest and len(right) == 1 else None
+
+
+def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: int = 999) -> float:
+    """Permutation p of a shift in mean at night `split` of `groups`.
+
+    With `scan`, the observed split is held against the BEST split of each permuted series (E-Divisive's
+    test): the split was chosen for fitting the data well, and testing it as if given would find
+    changes in pure noise. Without it (a split fixed in advance, tonight against the nights before),
+    against the same split of each permuted series."""
+    import numpy as np
+
+    sizes = np.array([len(g) for g in groups])
+    values = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    ends = np.cumsum(sizes)
+    allowed = np.arange(1, len(groups)) if scan else np.array([split])
+    if scan and all(len(g) == 1 for g in groups):
+        allowed = allowed[(allowed >= 2) & (allowed <= len(groups) - 2)]
+
+    def statistic(matrix):  # (rows, n) -> per row, the statistic at each allowed split
+        total, n = matrix.sum(axis=1, keepdims=True), matrix.shape[1]
+        left_n = ends[allowed - 1]
+        left_sum = np.cumsum(matrix, axis=1)[:, left_n - 1]
+        difference = left_sum / left_n - (total - left_sum) / (n - left_n)
+        return np.abs(difference) * np.sqrt(left_n * (n - left_n) / n)
+
+    observed = statistic(values[None, :])[0, list(allowed).index(split)] if split in allowed else None
+    if observed is None or np.ptp(values) == 0:
+        return 1.0
+    rng = np.random.default_rng(0)  # fixed: the same history gives the same answer
+    shuffled = rng.permuted(np.tile(values, (resamples, 1)), axis=1)
+    null = statistic(shuffled).max(axis=1)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
 
 
 def _interval(before: list[float], after: list[float], base: float) -> tuple[float, float]:
@@ -199,37 +249,47 @@ def _interval(before: list[float], after: list[float], base: float) -> tuple[flo
     shift = (stats.mean(after) - stats.mean(before)) / abs(base)
     if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
         return shift, shift
-    result = scipy_stats.ttest_ind(after, before, equal_var=False)
-    low, high = result.confidence_interval(0.95)
+    with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
     return low / abs(base), high / abs(base)
+
+
+def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable)."""
+    points = series.points
+    left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
+    newest = edges[k + 1] == len(points) and len(right) == 1
+    groups = _test_units(series, left, right, newest)
+    if groups is None:
+        return 1.0
+    before = [v for g in groups[: len(left)] for v in g]
+    after = [v for g in groups[len(left) :] for v in g]
+    base = stats.mean(before)
+    if not base:
+        return 1.0
+    shift = (stats.mean(after) - base) / abs(base)
+    p = scan_p(groups, len(left), scan=not newest)
+    if p > alpha or abs(shift) < min_shift:
+        return p
+    low, high = _interval(before, after, base)
+    worse = (shift < 0) if series.higher_is_better else (shift > 0)
+    return ChangePoint(edges[k], right[0].commit, right[0].folder, base, stats.mean(after), shift, low, high, p, worse)
 
 
 def change_points(
     series: Series, alpha: float = DEFAULT_ALPHA, min_shift: float = DEFAULT_MIN_SHIFT
 ) -> list[ChangePoint]:
-    points = series.points
-    bounds = candidates([p.mean for p in points])
-    edges = [0, *bounds, len(points)]
-    found = []
-    for k in range(1, len(edges) - 1):
-        left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
-        one_night = len(left) == 1 or len(right) == 1
-        before = [v for p in left for v in p.runs] if one_night else _units(series, left)
-        after = [v for p in right for v in p.runs] if one_night else _units(series, right)
-        base = stats.mean(before)
-        if not base:
-            continue
-        shift = (stats.mean(after) - base) / abs(base)
-        beyond, p = stats.differs(after, before, alpha)
-        if not beyond or abs(shift) < min_shift:
-            continue
-        low, high = _interval(before, after, base)
-        worse = (shift < 0) if series.higher_is_better else (shift > 0)
-        start = right[0]
-        found.append(
-            ChangePoint(edges[k], start.commit, start.folder, base, stats.mean(after), shift, low, high, p, worse)
-        )
-    return found
+    """PELT's proposals, pruned: while any proposal fails its test, the least significant one is
+    dropped and its two segments merge, so the others are retested with more data."""
+    bounds = candidates([p.mean for p in series.points], _noise(series))
+    while True:
+        edges = [0, *bounds, len(series.points)]
+        outcomes = [_confirm(series, edges, k, alpha, min_shift) for k in range(1, len(edges) - 1)]
+        failed = [(outcome, i) for i, outcome in enumerate(outcomes) if not isinstance(outcome, ChangePoint)]
+        if not failed:
+            return list(outcomes)
+        del bounds[max(failed)[1]]
 
 
 def new_regressions(history: History) -> list[tuple[Series, ChangePoint]]:

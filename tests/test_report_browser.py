@@ -73,3 +73,30 @@ def test_report_in_headless_chromium(tmp_path):
     assert shot.exists() and shot.stat().st_size > 20_000
     shutil.copy(page, ARTIFACTS / "report.html")
     print(f"screenshot: {shot}")
+
+
+def test_report_with_history_in_headless_chromium(tmp_path):
+    """Twelve nights, the last five 25% slower: trend charts with points, whiskers and a change point."""
+    from bench.history import build
+    from bench.results import atomic_write_text
+
+    store = tmp_path / "store"
+    for night in range(12):
+        scale = {"train.tokens_per_s": 0.75 if night >= 7 else 1.0}
+        for record in make_set(scale=scale, noise=0.02):
+            record.started_at = f"2026-11-{night + 10:02d}T03:17:00+00:00"
+            record.environment.git_commit = f"{night:07x}abcdef"
+            record.run_id = f"{record.run_id}-{night}"
+            atomic_write_text(store / f"night-{night}" / f"{record.run_id}.json", record.model_dump_json())
+    history = build(store)
+    tonight = [r for r in make_set(scale={"train.tokens_per_s": 0.75})]
+    page = write_report(tonight, tmp_path / "nightly.html", history=history)
+
+    dom, messages = chromium(page, tmp_path / "profile", "--dump-dom")
+    assert messages == [], f"console messages in the report: {messages}"
+    section = re.search(r'<section id="history">(.*?)</section>', dom, re.S)
+    assert section, "no history section"
+    trend = re.search(r'<svg id="chart-trend-train-tokens-per-s[^"]*"[^>]*>(.*?)</svg>', section.group(1), re.S)
+    assert trend and trend.group(1).count("<circle") == 24  # 12 nights x 2 strategies
+    assert trend.group(1).count('class="change-point"') == 2  # both strategies, at night 8
+    assert "commit 0000007ab" in trend.group(1)  # hover text names the night's commit

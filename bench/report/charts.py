@@ -271,3 +271,47 @@ def bars(
                 )
     body.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>')
     return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in values]))
+
+
+def trend(
+    chart_id: str,
+    title: str,
+    series: dict[str, list[tuple[float, float, float, str]]],
+    changes: dict[str, list[int]],
+    y_label: str,
+    palette: dict[str, str],
+) -> str:
+    """History of one metric: per series, points (x, mean, spread, hover text) joined by a line, with
+    whiskers for the spread over seeds and each change point marked by a dashed line at its x."""
+    series = {name: points for name, points in series.items() if points}
+    if not series:
+        return empty(chart_id, title, "no history recorded")
+    xs = [x for points in series.values() for x, *_ in points]
+    ys = [v for points in series.values() for _, y, s, _ in points for v in (y - s, y + s)]
+    axes = Axes(
+        nice_ticks(min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1), nice_ticks(*_span(ys)), "night", y_label
+    )
+    body = axes.draw()
+    for name, points in series.items():
+        color = palette.get(name, "#333")
+        for index in changes.get(name, []):
+            x = axes.x(points[index][0])
+            body.append(
+                f'<line class="change-point" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
+                f'stroke="{color}" stroke-dasharray="4,3" stroke-width="1.5"><title>{escape(name)}: change point '
+                f"at night {fmt(points[index][0])}</title></line>"
+            )
+        path = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y, _, _ in points)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.2"/>')
+        for x, y, spread, hover in points:
+            cx, cy = axes.x(x), axes.y(y)
+            if spread:
+                body.append(
+                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(y - spread):.1f}" y2="{axes.y(y + spread):.1f}" '
+                    f'stroke="{color}"/>'
+                )
+            body.append(
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{color}"><title>{escape(hover)}</title></circle>'
+            )
+    legend = [(name, palette.get(name, "#333")) for name in series]
+    return _svg(chart_id, title, body + _legend(legend, ["dashed: change point", "whiskers: seed spread"]))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bench.compare import Comparison
+    from bench.history import History
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
@@ -161,11 +162,65 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
 
 
+# Metrics that get a trend chart in the history section (plus every metric with a change point)
+TREND_METRICS = (
+    "train.tokens_per_s",
+    "accuracy.*",
+    "forgetting.mean",
+    "latency.ttft_ms.p50",
+    "memory.train.host_peak_mib",
+    "memory.train.cuda_allocated_peak_mib",
+)
+
+
+def history_charts(history: History | None) -> list[dict[str, str]]:
+    """One trend chart per (metric, hardware fingerprint) with more than one night, a line per strategy."""
+    if history is None or not any(len(s.points) > 1 for s in history.series):
+        return []
+    from bench.stats import IDENTITY, matches
+
+    groups: dict[tuple[str, str], list] = {}
+    for one in history.series:
+        wanted = matches(one.metric, TREND_METRICS) and not matches(one.metric, IDENTITY)
+        if len(one.points) > 1 and (wanted or one.change_points):
+            groups.setdefault((one.metric, one.fingerprint), []).append(one)
+    fingerprints = {one.fingerprint for one in history.series}
+    palette = charts.colors(sorted({one.strategy for one in history.series}))
+    found = []
+    for (metric, fingerprint), members in sorted(groups.items()):
+        lines, changes = {}, {}
+        for one in members:
+            lines[one.strategy] = [
+                (
+                    index + 1,
+                    point.mean,
+                    (max(point.runs) - min(point.runs)) / 2,
+                    f"{one.strategy}, night {index + 1}: {charts.fmt(point.mean)} {one.unit} "
+                    f"(seeds {charts.fmt(min(point.runs))}..{charts.fmt(max(point.runs))}), "
+                    f"commit {(point.commit or 'unknown')[:10]}, {point.started_at[:16]}",
+                )
+                for index, point in enumerate(one.points)
+            ]
+            changes[one.strategy] = [c.index for c in one.change_points]
+        title = metric + (f" on {fingerprint}" if len(fingerprints) > 1 else "")
+        chart_id = "trend-" + re.sub(r"[^a-z0-9]+", "-", f"{metric}-{fingerprint}".lower()).strip("-")
+        found.append(
+            {
+                "id": chart_id,
+                "title": title,
+                "svg": charts.trend(chart_id, title, lines, changes, members[0].unit, palette),
+                "changes": [(one.strategy, c) for one in members for c in one.change_points],
+            }
+        )
+    return found
+
+
 def context(
     records: list[RunResult],
     suite_text: str | None = None,
     comparison: Comparison | None = None,
     title: str | None = None,
+    history: History | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, computed from the records."""
     summary = aggregate.summarize(records)
@@ -214,6 +269,7 @@ def context(
         "charts": build_charts(records, summary, palette) if len(summary) else [],
         "suite_text": suite_text,
         "comparison": comparison,
+        "history": history_charts(history),
         "fmt": charts.fmt,
     }
 
@@ -223,12 +279,13 @@ def render(
     suite_text: str | None = None,
     comparison: Comparison | None = None,
     title: str | None = None,
+    history: History | None = None,
 ) -> str:
     """The report as one HTML string."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    return env.get_template("report.html.j2").render(**context(list(records), suite_text, comparison, title))
+    return env.get_template("report.html.j2").render(**context(list(records), suite_text, comparison, title, history))
 
 
 def write_report(
@@ -237,14 +294,17 @@ def write_report(
     suite_text: str | None = None,
     comparison: Comparison | None = None,
     title: str | None = None,
+    history: History | None = None,
 ) -> Path:
     """Render and write atomically; returns the path."""
     out = Path(out)
-    atomic_write_text(out, render(records, suite_text, comparison, title))
+    atomic_write_text(out, render(records, suite_text, comparison, title, history))
     out.chmod(0o644)  # a report is for sharing (the atomic temp file starts private)
     return out
 
 
 def report_from_dir(results: Path | str, out: Path | str, suite_text: str | None = None) -> Path:
-    """Render every record below a results folder."""
-    return write_report(list(load_records(results)), out, suite_text)
+    """Render every record below a results folder (with history when it holds several nights)."""
+    from bench.history import build
+
+    return write_report(list(load_records(results)), out, suite_text, history=build(results))
