@@ -302,7 +302,17 @@ def _compare_runs(
         elif contaminated and stats.matches(metric, stats.TIMING):
             change.gating = False
             change.note = f"not gated: timing contaminated ({len(contaminated)} runs); " + change.note
+        elif thin := stats.thin_tail(metric, _fewest_samples(base_ok + cand_ok, metric)):
+            change.gating = False
+            change.note = f"not gated: {thin}; " + change.note
         result.changes.append(change)
+
+
+def _fewest_samples(runs: list[RunResult], metric: str) -> int:
+    """Samples per run behind a percentile metric (latency.ttft_ms.p99 -> timings latency.ttft_ms)."""
+    family = metric.rsplit(".", 1)[0]
+    counts = [len(run.timings[family].samples) for run in runs if family in run.timings]
+    return min(counts) if counts else 0
 
 
 def _by_strategy(records: list[RunResult]) -> dict[str, dict[str, list[RunResult]]]:

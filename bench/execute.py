@@ -70,6 +70,14 @@ def execute(
     machine = machine or env.machine_id()
     backend = BACKENDS.get(backend_name)()
     report = ExecutionReport()
+    try:
+        _execute_all(specs, store, backend, timeout_s, progress, machine, clock, report)
+    finally:
+        getattr(backend, "close", lambda: None)()
+    return report
+
+
+def _execute_all(specs, store, backend, timeout_s, progress, machine, clock, report) -> None:
     for index, spec in enumerate(specs):
         stored = store.read(spec.suite, machine, spec.run_id)
         if stored is not None and stored.status in KEEP:
@@ -90,4 +98,3 @@ def execute(
         report.results.append(result)
         report.executed += 1
         progress.end_run(result, reused=False)
-    return report

@@ -154,6 +154,9 @@ class RunResult(Record):
     finished_at: str
     wall_seconds: float
     log_path: str | None = None
+    # how the run's process started: "warm" (forked from a pre-imported server) or "cold" (a fresh
+    # interpreter), with the reason where a warm start was asked for and not possible
+    start: str | None = None
     timing_quality: TimingQuality | None = None  # None where nothing was timed (failed, skipped, schema 1)
 
     @property

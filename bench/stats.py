@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 # Metric families: which rules apply to a metric, by name (docs/statistics.md).
@@ -29,6 +30,21 @@ TIMING = ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s", "tra
 # Depends on the hardware but not on what else runs: compared on the same fingerprint only.
 HARDWARE_BOUND = (*TIMING, "memory.*")
 EXACT_LIMIT = 20_000  # up to this many splits the test enumerates them all; beyond, it samples them
+# A quantile q is a stable summary of a run only with at least this many samples beyond it
+SAMPLES_BEYOND_QUANTILE = 10
+
+
+def thin_tail(metric: str, samples: int) -> str | None:
+    """Why a latency percentile of `samples` values per run is not gated, or None when it can be:
+    the p99 of 8 samples is their largest value, which one slow moment decides."""
+    match = re.fullmatch(r"latency\..+\.p(\d+)", metric)
+    if not match or int(match.group(1)) <= 50:
+        return None
+    q = int(match.group(1)) / 100
+    needed = math.ceil(round(SAMPLES_BEYOND_QUANTILE / (1 - q), 6))
+    if samples >= needed:
+        return None
+    return f"p{match.group(1)} of {samples} samples per run is not a stable quantile (needs {needed})"
 
 
 def matches(metric: str, patterns: Iterable[str]) -> bool:

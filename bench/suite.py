@@ -107,7 +107,9 @@ class Measure(Strict):
 
 
 class Execution(Strict):
-    backend: str = "local"  # where runs execute: see `bench ls`
+    # where runs execute (`bench ls`): warm forks each run from a server that imported the stack once;
+    # local starts a fresh interpreter per run (the cold start, ~10 s more per run)
+    backend: str = "warm"
     timeout_s: Seconds = 1800  # per run; a run past it is killed and recorded as failed
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there

@@ -309,6 +309,12 @@ class Run:
                     self.metric(f"{prefix}.{name}.{quantile}", getattr(stats, quantile), "ms", False)
 
 
+def _start_path() -> str:
+    start = os.environ.get("BENCH_START", "cold")
+    reason = os.environ.get("BENCH_COLD_REASON")
+    return f"{start} ({reason})" if reason else start
+
+
 def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
     started, clock_start = _now(), time.perf_counter()
     state = Run(spec, workdir)
@@ -340,6 +346,7 @@ def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
         started_at=started,
         finished_at=_now(),
         wall_seconds=round(time.perf_counter() - clock_start, 3),
+        start=_start_path(),
         timing_quality=state.timing_quality() if status == "ok" else None,
     )
 

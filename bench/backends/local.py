@@ -14,21 +14,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from bench.backends.base import EventHandler, Outcome
 from bench.plan import RunSpec
 from bench.results import load_record
 from bench.worker import EVENT_PREFIX
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from bench.zygote import die_with_parent
 
 
 def _signal_name(number: int) -> str:
@@ -45,7 +39,41 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def relay(lines: Iterable[str], log: TextIO, on_event: EventHandler) -> None:
+    """Events from a worker's stdout go to the progress display; any other output goes to the log."""
+    for line in lines:
+        if line.startswith(EVENT_PREFIX):
+            try:
+                on_event(json.loads(line[len(EVENT_PREFIX) :]))
+                continue
+            except json.JSONDecodeError:
+                pass
+        log.write(line)
+        log.flush()
+
+
+def kill_group(pid: int) -> None:
+    """Kill a run's whole process group (the run is its session's leader)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def outcome(out_path: Path, return_code: int, log_path: Path) -> Outcome:
+    """The worker's record, or why there is none."""
+    if out_path.exists():
+        return Outcome(load_record(out_path))
+    if return_code < 0:
+        name = _signal_name(-return_code)
+        hint = " (likely out of memory)" if name == "SIGKILL" else ""
+        return Outcome(None, f"worker killed by {name}{hint}\n{_tail(log_path)}".strip())
+    return Outcome(None, f"worker exited with code {return_code} without a result\n{_tail(log_path)}".strip())
+
+
 class LocalBackend:
+    """A fresh interpreter per run: the cold start (about 10 s of imports on 2 cores)."""
+
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
@@ -59,10 +87,10 @@ class LocalBackend:
                     stderr=log,
                     text=True,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_START": "cold"},
                 )
-                reader = threading.Thread(target=self._relay, args=(process, log, on_event), daemon=True)
+                reader = threading.Thread(target=relay, args=(process.stdout, log, on_event), daemon=True)
                 reader.start()
                 try:
                     return_code = process.wait(timeout=timeout_s)
@@ -74,32 +102,11 @@ class LocalBackend:
                     raise
                 finally:
                     reader.join(timeout=5)
-            if out_path.exists():
-                return Outcome(load_record(out_path))
-        if return_code < 0:
-            name = _signal_name(-return_code)
-            hint = " (likely out of memory)" if name == "SIGKILL" else ""
-            return Outcome(None, f"worker killed by {name}{hint}\n{_tail(log_path)}".strip())
-        return Outcome(None, f"worker exited with code {return_code} without a result\n{_tail(log_path)}".strip())
-
-    @staticmethod
-    def _relay(process: subprocess.Popen, log, on_event: EventHandler) -> None:
-        for line in process.stdout:
-            if line.startswith(EVENT_PREFIX):
-                try:
-                    on_event(json.loads(line[len(EVENT_PREFIX) :]))
-                    continue
-                except json.JSONDecodeError:
-                    pass
-            log.write(line)
-            log.flush()
+            return outcome(out_path, return_code, log_path)
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(process.pid)
         deadline = time.monotonic() + 10
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)

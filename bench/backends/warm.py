@@ -1,0 +1,148 @@
+"""Each run in its own process, forked from a warm server that imported the training stack once
+(bench/zygote.py): isolation as with `local`, without ~10 s of imports per run.
+
+The server starts with the first run and ends with the suite. A run's child is in its own session;
+on a timeout or Ctrl-C its whole process group is killed, as with `local`. Where forking is not
+possible or not safe (no fork on this platform, the server died, or CUDA was initialised in it), the
+run starts a fresh process instead, and its record says so (`start`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from bench.backends.base import EventHandler, Outcome
+from bench.backends.local import LocalBackend, kill_group, outcome, relay
+from bench.plan import RunSpec
+from bench.zygote import die_with_parent
+
+START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine
+
+
+class WarmBackend:
+    def __init__(self) -> None:
+        self.server: subprocess.Popen | None = None
+        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.cold_reason: str | None = None if hasattr(os, "fork") else "this platform cannot fork"
+
+    def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
+        if self.cold_reason is None:
+            self._start()
+        if self.cold_reason is not None:
+            return self._cold(spec, machine, timeout_s, log_path, on_event, self.cold_reason)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")
+        with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
+            spec_path, out_path, events = Path(folder, "spec.json"), Path(folder, "result.json"), Path(folder, "events")
+            spec_path.write_text(spec.model_dump_json())
+            os.mkfifo(events)
+            request = {"spec": str(spec_path), "out": str(out_path), "machine": machine, "log": str(log_path)}
+            self._send(request | {"events": str(events)})
+            reply = self._reply(60)
+            if reply is None or "pid" not in reply:  # no answer, the server ended, or forking is unsafe
+                reason = (reply or {}).get("unsafe") or "the warm server stopped answering"
+                self._stop(reason)
+                return self._cold(spec, machine, timeout_s, log_path, on_event, reason)
+            pid = reply["pid"]
+            with open(log_path, "a", encoding="utf-8") as log:
+                reader = threading.Thread(target=self._relay_fifo, args=(events, log, on_event), daemon=True)
+                reader.start()
+                try:
+                    ended = self._reply(timeout_s)
+                    if ended is None:
+                        kill_group(pid)
+                        self._reply(15)  # the server reaps the killed child and says so
+                        return Outcome(None, f"timed out after {timeout_s:g} s (execution.timeout_s); killed")
+                    if ended.get("ended"):  # the server itself died: the run's child died with it
+                        self._stop("the warm server died during a run")
+                        return Outcome(None, "the warm server died during this run; later runs start cold")
+                except BaseException:  # Ctrl-C or a kill of the suite: take the run down with us
+                    kill_group(pid)
+                    raise
+                finally:
+                    self._unblock(events)
+                    reader.join(timeout=5)
+            return outcome(out_path, ended.get("exit", 1), log_path)
+
+    # -- the server -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            return
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "bench.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read_replies, args=(self.server,), daemon=True).start()
+        if not (self._reply(START_TIMEOUT_S) or {}).get("ready"):
+            self._stop("the warm server did not start")
+
+    def _read_replies(self, server: subprocess.Popen) -> None:
+        for line in server.stdout:
+            self.replies.put(json.loads(line))
+        self.replies.put({"ended": True})
+
+    def _send(self, request: dict[str, Any]) -> None:
+        try:
+            self.server.stdin.write(json.dumps(request) + "\n")
+            self.server.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the reply times out or reads None; the run then starts cold
+
+    def _reply(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self.replies.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _stop(self, reason: str) -> None:
+        self.cold_reason = reason
+        if self.server is not None and self.server.poll() is None:
+            self.server.kill()
+
+    def close(self) -> None:
+        """End the server: its input closes and it exits; killed if it has not within 10 s."""
+        if self.server is None or self.server.poll() is not None:
+            return
+        try:
+            self.server.stdin.close()
+            self.server.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.server.kill()
+
+    # -- one run ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _relay_fifo(events: Path, log, on_event: EventHandler) -> None:
+        with open(events, encoding="utf-8") as lines:  # blocks until the child opens its end
+            relay(lines, log, on_event)
+
+    @staticmethod
+    def _unblock(events: Path) -> None:
+        """If the child died before opening its end of the FIFO, the reader still waits: open and close
+        a writer so that it sees the end."""
+        try:
+            os.close(os.open(events, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader waiting (the usual case: it saw the child's end)
+
+    @staticmethod
+    def _cold(spec, machine, timeout_s, log_path, on_event, reason: str) -> Outcome:
+        os.environ["BENCH_COLD_REASON"] = reason
+        try:
+            return LocalBackend().execute(spec, machine, timeout_s, log_path, on_event)
+        finally:
+            os.environ.pop("BENCH_COLD_REASON", None)
