@@ -39,6 +39,8 @@ class TrainOutcome:
     memory: PhaseMemory | None = None  # this phase's peak, for objectives with several phases
     phases: list[TrainOutcome] = field(default_factory=list)  # one per phase when there are several
     artefacts: dict[str, Any] = field(default_factory=dict)  # e.g. the trained reward model
+    # per optimizer step, where its time went (seconds): see MeasuringCallback
+    breakdown: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -61,11 +63,20 @@ class TrainOutcome:
             generated_tokens=sum(phase.generated_tokens for phase in phases),
             phases=phases,
             artefacts=artefacts,
+            breakdown={part: [v for phase in phases for v in phase.breakdown.get(part, [])] for part in STEP_PARTS},
         )
 
 
+# Where an optimizer step's time goes, from the trainer's callback points:
+#   data       previous step's end -> this step's begin (the next batch: loading, collation, the loop)
+#   compute    step begin -> before the optimizer (forward and backward of every micro-batch)
+#   optimizer  the optimizer's step (with gradient clipping, which the trainer does just before it)
+#   harness    after the optimizer -> step end (scheduler, zero_grad, logging, callbacks: ours included)
+STEP_PARTS = ("data", "compute", "optimizer", "harness")
+
+
 class MeasuringCallback(TrainerCallback):
-    """Times every optimizer step end to end, counts its tokens, logs loss, enforces the caps."""
+    """Times every optimizer step end to end and by part, counts its tokens, logs loss, enforces the caps."""
 
     def __init__(self, budget: Budget, samples_per_step: int, progress: Progress) -> None:
         self.budget = budget
@@ -73,13 +84,37 @@ class MeasuringCallback(TrainerCallback):
         self.progress = progress
         self.outcome = TrainOutcome()
         self._start = self._last = 0.0
+        self._marks: dict[str, float] = {}
         self._tokens_seen = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = self._last = clock()
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._marks = {"begin": clock()}
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self._marks["pre_optimizer"] = clock()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self._marks["optimizer"] = clock()
+
+    def _split(self, now: float) -> None:
+        marks = self._marks
+        if not {"begin", "pre_optimizer", "optimizer"} <= set(marks):
+            return  # a trainer that skips a callback point: no breakdown rather than a wrong one
+        parts = (
+            marks["begin"] - self._last,
+            marks["pre_optimizer"] - marks["begin"],
+            marks["optimizer"] - marks["pre_optimizer"],
+            now - marks["optimizer"],
+        )
+        for name, seconds in zip(STEP_PARTS, parts):
+            self.outcome.breakdown.setdefault(name, []).append(seconds)
+
     def on_step_end(self, args, state, control, **kwargs):
         now = clock()
+        self._split(now)
         self.outcome.step_seconds.append(now - self._last)
         self.outcome.step_tokens.append(int(state.num_input_tokens_seen) - self._tokens_seen)
         self.outcome.step_samples.append(self.samples_per_step)

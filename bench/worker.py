@@ -212,6 +212,9 @@ class Run:
         self.metric("train.steps_per_s", len(seconds) / measured, "steps/s", True)
         self.metric("train.seconds", outcome.seconds, "s", False)
         self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
+        for part, values in outcome.breakdown.items():
+            if len(values) == outcome.steps:  # every step split (docs/performance.md)
+                self.timings[f"train.step_{part}_seconds"] = summarize(values[warmup:], "s", warmup)
         self.losses = [LossPoint(step=step, loss=loss) for step, loss in outcome.losses]
         if outcome.losses:
             self.metric("train.final_loss", outcome.losses[-1][1], "loss", False)

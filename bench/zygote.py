@@ -75,7 +75,9 @@ def _child(request: dict) -> None:
         os.environ["BENCH_START"] = "warm"
         from bench import worker
 
-        code = worker.main([request["spec"], request["out"], "--machine", request["machine"]])
+        arguments = [request["spec"], request["out"], "--machine", request["machine"]]
+        sys.argv = ["bench.worker", *arguments]  # as a cold worker sees it (tools that read argv)
+        code = worker.main(arguments)
     except BaseException:  # the child must never return into the server's loop
         traceback.print_exc()
     finally:

@@ -18,9 +18,19 @@ from types import ModuleType
 TARGET = "torch.optim.optimizer"
 
 
+_TARGETED: dict[int, bool] = {}
+
+
 def targeted() -> bool:
     """False in a worker whose strategy label is not $BENCH_FAULT_LABEL (when that is set): a fault
-    can hit one strategy of a suite. The worker's first argument is its spec file."""
+    can hit one strategy of a suite. Asked when the fault acts, not at import: with the warm backend,
+    torch is imported by the server before any run. The worker's first argument is its spec file."""
+    if os.getpid() not in _TARGETED:
+        _TARGETED[os.getpid()] = _is_target()
+    return _TARGETED[os.getpid()]
+
+
+def _is_target() -> bool:
     wanted = os.environ.get("BENCH_FAULT_LABEL")
     if not wanted:
         return True
@@ -52,8 +62,4 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 
 def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
-    def patch_if_targeted(module: ModuleType) -> None:
-        if targeted():
-            patch(module)
-
-    sys.meta_path.insert(0, _AfterImport(patch_if_targeted))
+    sys.meta_path.insert(0, _AfterImport(patch))

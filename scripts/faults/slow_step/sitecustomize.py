@@ -7,7 +7,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _hook import after_optimizer_import  # noqa: E402
+from _hook import after_optimizer_import, targeted  # noqa: E402
 
 SLOWDOWN = 0.20
 _last: list[float] = []
@@ -15,6 +15,8 @@ _last: list[float] = []
 
 def _patch(module) -> None:
     def slow(optimizer, args, kwargs) -> None:
+        if not targeted():
+            return
         now = time.perf_counter()
         if _last:
             until = now + SLOWDOWN * (now - _last[-1])

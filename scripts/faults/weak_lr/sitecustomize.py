@@ -4,18 +4,22 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _hook import after_optimizer_import  # noqa: E402
+from _hook import after_optimizer_import, targeted  # noqa: E402
 
 FACTOR = 0.1
 
 
 def _patch(module) -> None:
     def weaken(optimizer, args, kwargs) -> None:
+        if not targeted():
+            return
         optimizer._bench_fault_lrs = [group["lr"] for group in optimizer.param_groups]
         for group in optimizer.param_groups:
             group["lr"] = group["lr"] * FACTOR
 
     def restore(optimizer, args, kwargs) -> None:
+        if not hasattr(optimizer, "_bench_fault_lrs"):
+            return
         for group, rate in zip(optimizer.param_groups, optimizer._bench_fault_lrs):
             group["lr"] = rate
 
