@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("baseline", type=Path, help="baseline results folder, e.g. results/smoke/<machine>")
     compare.add_argument("candidate", type=Path, help="candidate results folder")
-    compare.add_argument("--fail-on", nargs="+", metavar="PATTERN", help="metric patterns that gate (default: all)")
+    compare.add_argument(
+        "--fail-on", nargs="+", metavar="PATTERN", help="metric patterns that gate (default: all but latency p90/p99)"
+    )
     compare.add_argument(
         "--threshold",
         action="append",

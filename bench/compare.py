@@ -34,6 +34,7 @@ UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
 CHANGED = "changed"  # an identity (per-suite constant) that differs: said, never tested or gated
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
+DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
 min_p_value = stats.min_p_value
 
 
@@ -293,7 +294,9 @@ def _compare_runs(
     if contaminated:
         result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
     for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
-        gate = stats.matches(metric, patterns)
+        gate = stats.matches(metric, patterns) and not (
+            patterns is DEFAULT_GATES and stats.matches(metric, stats.TAILS)
+        )
         change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust)
         if change.adjusted and change.verdict != MISSING:
             change.note = f"at equal machine speed ({speed_note}); " + change.note
@@ -339,7 +342,7 @@ def compare_records(
     """Match runs across the two sets and compare every metric either side recorded.
 
     `adjust_timing`: compare timings at equal machine speed, using each run's reference workload."""
-    thresholds, patterns = thresholds or {}, fail_on or ["*"]
+    thresholds, patterns = thresholds or {}, fail_on or DEFAULT_GATES
     result = Comparison(baseline_name, candidate_name, alpha=alpha)
     base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
     for strategy in sorted(set(base_groups) | set(cand_groups)):

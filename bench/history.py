@@ -258,6 +258,8 @@ def _interval(before: list[float], after: list[float], base: float) -> tuple[flo
 def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
     """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable)."""
     points = series.points
+    if stats.matches(series.metric, stats.TAILS):
+        return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
     left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
     newest = edges[k + 1] == len(points) and len(right) == 1
     groups = _test_units(series, left, right, newest)

@@ -1,0 +1,109 @@
+"""The training path against a bare PyTorch loop doing the same optimizer steps on the same batches
+of the same model (tiny-llama, the smoke suite's budget: 60 steps of 8 x 32), and our trackers on
+against off. One process, one thread, the three variants in the same session.
+
+Run with: pytest tests/benchmarks/test_training_path.py --benchmark-enable --benchmark-only
+Ratios (docs/performance.md): harness / bare and harness / harness-without-trackers, from the
+medians of the rounds (each round trains a fresh copy of the model for STEPS steps).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def setting(tiny_folder: Path, tmp_path_factory):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.suite import Budget, TaskSpec, Training
+    from bench.tasks import load_task
+    from bench.train import _sft_trainer, trainer_arguments
+
+    torch.set_num_threads(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_folder)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
+    task = load_task(TaskSpec(name="cipher", train_size=2000, eval_limit=100))
+    budget = Budget(steps=STEPS, batch_size=8, seq_len=32)
+    workdir = tmp_path_factory.mktemp("train")
+    arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", workdir)
+    # the batches the harness's trainer feeds, collated once, for the bare loop
+    trainer = _sft_trainer(copy.deepcopy(model), tokenizer, task, arguments, budget)
+    model_inputs = ("input_ids", "attention_mask", "labels", "position_ids")
+    batches = [
+        {key: value for key, value in batch.items() if key in model_inputs}
+        for _, batch in zip(range(STEPS), trainer.get_train_dataloader())
+    ]
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "task": task,
+        "budget": budget,
+        "workdir": workdir,
+        "batches": batches,
+    }
+
+
+def _bare(model, batches) -> None:
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    model.train()
+    for batch in batches:
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _trainer(model, setting, trackers: bool):
+    """The harness's SFT trainer as bench/train.py builds it, with or without our tracker."""
+    from transformers.trainer_callback import PrinterCallback
+
+    from bench.suite import Training
+    from bench.train import MeasuringCallback, _sft_trainer, trainer_arguments
+
+    budget = setting["budget"]
+    arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", setting["workdir"])
+    trainer = _sft_trainer(model, setting["tokenizer"], setting["task"], arguments, budget)
+    trainer.remove_callback(PrinterCallback)
+    if trackers:
+        trainer.add_callback(MeasuringCallback(budget, budget.batch_size, lambda event: None))
+    return trainer
+
+
+def _harness(trainer, trackers: bool) -> None:
+    from bench.measure.contention import ContentionMonitor
+    from bench.measure.memory import MemoryTracker
+
+    if not trackers:
+        trainer.train()
+        return
+    with MemoryTracker("train"), ContentionMonitor(1):
+        trainer.train()
+
+
+@pytest.mark.benchmark(group="training-path")
+@pytest.mark.parametrize("variant", ["bare", "harness", "harness-no-trackers"])
+def test_training_path(benchmark, setting, variant: str):
+    trackers = variant == "harness"
+
+    def fresh():  # not timed: a fresh copy of the model, and for the harness its trainer
+        model = copy.deepcopy(setting["model"])
+        return ((model if variant == "bare" else _trainer(model, setting, trackers)),), {}
+
+    def go(subject):  # timed: STEPS optimizer steps
+        if variant == "bare":
+            _bare(subject, setting["batches"])
+        else:
+            _harness(subject, trackers)
+
+    benchmark.pedantic(go, setup=fresh, rounds=7, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["steps"] = STEPS
