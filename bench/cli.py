@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--metric", metavar="PATTERN", help="only metrics matching this pattern, e.g. 'train.*'")
     history.add_argument("--json", type=Path, metavar="OUT", help="write the series and change points as JSON")
     history.add_argument("--all", action="store_true", help="also list series without change points")
-    history.add_argument("--alpha", type=float, default=0.01, help="significance of a change point (default 0.01)")
+    history.add_argument("--alpha", type=float, default=0.05, help="significance of a change point (default 0.05)")
     history.add_argument(
         "--min-shift", type=float, default=0.10, help="smallest relative shift reported (default 0.10)"
     )

@@ -37,8 +37,11 @@ from bench import stats
 from bench.results import RunResult, load_record
 
 PENALTY_FACTOR = 3.0
-DEFAULT_ALPHA = 0.01
+DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SHIFT = 0.10
+# tonight's runs against the nights before share tonight's state, which their test cannot see: it is
+# held to a tenth of alpha (pure noise then gives a change point in 3.2% of series, docs/history.md)
+NEWEST_SHARE = 0.1
 
 
 @dataclass
@@ -272,7 +275,7 @@ def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: 
         return 1.0
     shift = (stats.mean(after) - base) / abs(base)
     p = scan_p(groups, len(left), scan=not newest)
-    if p > alpha or abs(shift) < min_shift:
+    if p > (alpha * NEWEST_SHARE if newest and series.hardware_bound else alpha) or abs(shift) < min_shift:
         return p
     low, high = _interval(before, after, base)
     worse = (shift < 0) if series.higher_is_better else (shift > 0)

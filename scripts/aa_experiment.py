@@ -9,9 +9,9 @@ touches every condition alike:
 
   baseline   the commit as it is;
   slow-step  the same, with 20% added to every optimizer step by a sitecustomize on
-             PYTHONPATH (scripts/faults/slow_step), a stand-in for a library regression;
+             PYTHONPATH (scripts/faults/site with BENCH_FAULTS=slow_step), a stand-in for a library regression;
   weak-lr    the same, with each optimizer step taking a tenth of its learning rate
-             (scripts/faults/weak_lr): a change that learns less.
+             (BENCH_FAULTS=weak_lr): a change that learns less.
 
 Each repeat is one `bench run` into its own folder, `<out>/<condition>/rep-<k>/`. Nothing in the
 harness, the suite or the run ids changes between conditions. Already finished repeats are kept,
@@ -46,8 +46,9 @@ def run_repeat(out: Path, condition: str, index: int) -> None:
     env = dict(os.environ)
     fault = FAULTS[condition]
     if fault:
+        env["BENCH_FAULTS"] = fault
         env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(REPO / "scripts" / "faults" / fault), env.get("PYTHONPATH")])
+            filter(None, [str(REPO / "scripts" / "faults" / "site"), env.get("PYTHONPATH")])
         )
     started = time.perf_counter()
     command = [sys.executable, "-m", "bench.cli", "run", str(SUITE), "--results", str(folder), "--quiet", "--no-report"]

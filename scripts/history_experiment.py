@@ -3,9 +3,10 @@ at one commit on this machine (docs/history.md).
 
     python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 10] [--out results/history-sim]
 
-Nights --slow-from and later run with about 20% added to every optimizer step (the sitecustomize
-in scripts/faults/slow_step on PYTHONPATH); night --weak-night runs LoRA alone with a tenth of its
-learning rate (scripts/faults/weak_lr, BENCH_FAULT_LABEL=lora). Each night's exit code is kept
+Nights --slow-from and later run with about 20% added to every optimizer step; on night
+--weak-night, LoRA alone also learns with a tenth of its learning rate. Both faults come from
+outside the suite: scripts/faults/site (a sitecustomize) on PYTHONPATH with BENCH_FAULTS=slow_step,
+weak_lr and BENCH_FAULT_LABEL_WEAK_LR=lora. Each night's exit code is kept
 in <out>/nights.json; finished nights are skipped, so an interrupted experiment resumes. At the end
 `bench history` over the store is written to <out>/history.json and <out>/history.txt.
 """
@@ -33,14 +34,17 @@ def main() -> int:
     log = args.out / "nights.json"
     nights = json.loads(log.read_text()) if log.exists() else []
     for night in range(len(nights) + 1, args.nights + 1):
-        env, fault = dict(os.environ), None
+        env, faults = dict(os.environ), []
         if night >= args.slow_from:
-            fault = "slow_step"
-        elif night == args.weak_night:
-            fault, env["BENCH_FAULT_LABEL"] = "weak_lr", "lora"
-        if fault:
-            path = [str(REPO / "scripts" / "faults" / fault), env.get("PYTHONPATH", "")]
+            faults.append("slow_step")
+        if night == args.weak_night:
+            faults.append("weak_lr")
+            env["BENCH_FAULT_LABEL_WEAK_LR"] = "lora"
+        if faults:
+            env["BENCH_FAULTS"] = ",".join(faults)
+            path = [str(REPO / "scripts" / "faults" / "site"), env.get("PYTHONPATH", "")]
             env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+        fault = "+".join(faults) or None
         command = [sys.executable, str(REPO / "scripts" / "nightly"), "--store", str(args.out / "store")]
         command += ["--reports", str(args.out / "reports")]
         done = subprocess.run(command, cwd=REPO, env=env)

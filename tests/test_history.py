@@ -46,7 +46,7 @@ def test_a_step_in_throughput_is_found_at_the_night_it_starts(seed: int):
 
 def test_detection_rate_at_the_noise_of_our_ci_machines():
     """Night-to-night 5% and run-to-run 10% (about what the A/A experiment measured on 2 cores):
-    a 20% step is found within one night in 70 of 100 series; the assertion leaves a margin."""
+    a 20% step is found within one night in 82 of 100 series; the assertion leaves a margin."""
     rng = np.random.default_rng(11)
     hits = 0
     for _ in range(100):
@@ -62,15 +62,16 @@ def test_a_one_night_accuracy_drop_is_found_where_it_starts_and_ends():
     assert [(c.index, c.worse) for c in found] == [(3, True), (4, False)]
 
 
-def test_pure_noise_gives_a_change_point_in_at_most_5_of_100_series():
-    rng = np.random.default_rng(2026)
-    timing = sum(bool(change_points(series(noisy_nights(rng, 12)))) for _ in range(100))
+def test_pure_noise_gives_a_change_point_in_at_most_5_percent_of_series():
+    """500 series each, so that the rate is measured, not one lucky draw of 100 (16 of 500 here)."""
+    rng = np.random.default_rng(99)
+    timing = sum(bool(change_points(series(noisy_nights(rng, 12)))) for _ in range(500))
     quality = sum(
         bool(change_points(series([list(0.8 + rng.normal(0, 0.03, 3)) for _ in range(12)], "accuracy.cipher")))
-        for _ in range(100)
+        for _ in range(500)
     )
-    assert timing <= 5, timing
-    assert quality <= 5, quality
+    assert timing <= 25, timing
+    assert quality <= 25, quality
 
 
 def test_the_newest_night_starting_a_worse_level_is_a_new_regression(tmp_path: Path):

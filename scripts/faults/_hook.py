@@ -2,7 +2,7 @@
 
 A stand-in for a library regression, applied from OUTSIDE the harness: a `sitecustomize` on
 PYTHONPATH is imported by every Python process, so the harness's code, suite and run ids are
-unchanged. Used by scripts/aa_experiment.py only.
+unchanged. Used by scripts/aa_experiment.py and scripts/history_experiment.py.
 """
 
 from __future__ import annotations
@@ -18,20 +18,23 @@ from types import ModuleType
 TARGET = "torch.optim.optimizer"
 
 
-_TARGETED: dict[int, bool] = {}
+_TARGETED: dict[tuple[int, str], bool] = {}
 
 
-def targeted() -> bool:
-    """False in a worker whose strategy label is not $BENCH_FAULT_LABEL (when that is set): a fault
-    can hit one strategy of a suite. Asked when the fault acts, not at import: with the warm backend,
-    torch is imported by the server before any run. The worker's first argument is its spec file."""
-    if os.getpid() not in _TARGETED:
-        _TARGETED[os.getpid()] = _is_target()
-    return _TARGETED[os.getpid()]
+def targeted(fault: str) -> bool:
+    """False in a worker whose strategy label is not $BENCH_FAULT_LABEL_<FAULT> (or, for every fault,
+    $BENCH_FAULT_LABEL) when set: a fault can hit one strategy of a suite. Asked when the fault acts,
+    not at import: with the warm backend, torch is imported by the server before any run. The
+    worker's first argument is its spec file."""
+    key = (os.getpid(), fault)
+    if key not in _TARGETED:
+        _TARGETED[key] = _is_target(
+            os.environ.get(f"BENCH_FAULT_LABEL_{fault.upper()}") or os.environ.get("BENCH_FAULT_LABEL")
+        )
+    return _TARGETED[key]
 
 
-def _is_target() -> bool:
-    wanted = os.environ.get("BENCH_FAULT_LABEL")
+def _is_target(wanted: str | None) -> bool:
     if not wanted:
         return True
     spec = next((a for a in sys.argv[1:] if a.endswith(".json") and os.path.isfile(a)), None)
@@ -41,9 +44,11 @@ def _is_target() -> bool:
         return json.load(stream).get("label") == wanted
 
 
+_PATCHES: list[Callable[[ModuleType], None]] = []
+
+
 class _AfterImport(importlib.abc.MetaPathFinder):
-    def __init__(self, patch: Callable[[ModuleType], None]) -> None:
-        self.patch = patch
+    """One finder for every fault: each patch runs once the target module has executed."""
 
     def find_spec(self, name, path, target=None):
         if name != TARGET:
@@ -51,15 +56,18 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
-        original, patch = spec.loader.exec_module, self.patch
+        original = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
             original(module)
-            patch(module)
+            for patch in _PATCHES:
+                patch(module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
 def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
-    sys.meta_path.insert(0, _AfterImport(patch))
+    if not _PATCHES:
+        sys.meta_path.insert(0, _AfterImport())
+    _PATCHES.append(patch)

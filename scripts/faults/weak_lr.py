@@ -1,17 +1,13 @@
 """Fault: every optimizer step uses a tenth of the learning rate it was given (it learns less)."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _hook import after_optimizer_import, targeted  # noqa: E402
+from _hook import after_optimizer_import, targeted
 
 FACTOR = 0.1
 
 
 def _patch(module) -> None:
     def weaken(optimizer, args, kwargs) -> None:
-        if not targeted():
+        if not targeted("weak_lr"):
             return
         optimizer._bench_fault_lrs = [group["lr"] for group in optimizer.param_groups]
         for group in optimizer.param_groups:

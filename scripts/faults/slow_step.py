@@ -2,12 +2,9 @@
 for a fifth of the time the step took. Busy-waiting, not sleeping: a sleep's wake-up latency on a
 virtual machine adds a fixed ~0.1-0.5 ms per step, which made a "20%" fault cost 29% on 4 ms steps."""
 
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _hook import after_optimizer_import, targeted  # noqa: E402
+from _hook import after_optimizer_import, targeted
 
 SLOWDOWN = 0.20
 _last: list[float] = []
@@ -15,7 +12,7 @@ _last: list[float] = []
 
 def _patch(module) -> None:
     def slow(optimizer, args, kwargs) -> None:
-        if not targeted():
+        if not targeted("slow_step"):
             return
         now = time.perf_counter()
         if _last:
