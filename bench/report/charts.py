@@ -288,9 +288,10 @@ def trend(
         return empty(chart_id, title, "no history recorded")
     xs = [x for points in series.values() for x, *_ in points]
     ys = [v for points in series.values() for _, y, s, _ in points for v in (y - s, y + s)]
-    axes = Axes(
-        nice_ticks(min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1), nice_ticks(*_span(ys)), "night", y_label
-    )
+    last = max(max(xs), min(xs) + 1)
+    step = max(1, math.ceil((last - min(xs)) / 6))  # nights are whole numbers: integer ticks
+    x_ticks = [float(x) for x in range(int(min(xs)), int(last) + step, step)]
+    axes = Axes(x_ticks, nice_ticks(*_span(ys)), "night", y_label)
     body = axes.draw()
     for name, points in series.items():
         color = palette.get(name, "#333")

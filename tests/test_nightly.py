@@ -1,0 +1,57 @@
+"""scripts/nightly: the first night creates the baseline, later nights compare with recent history,
+a regressed night stays out of the baseline until accepted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, fast_suite, write_suite
+
+
+def nightly(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "nightly"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def _load_script():
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("nightly_script", str(REPO / "scripts" / "nightly"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("nightly_script", loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_first_night_creates_the_baseline_and_the_second_compares(tmp_path: Path):
+    suite = write_suite(tmp_path, fast_suite("nightly", ["full"], seeds=[0, 1]))
+    store, reports = tmp_path / "history", tmp_path / "reports"
+    first = nightly("--suite", str(suite), "--store", str(store), "--reports", str(reports))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "baseline created for " in first.stdout
+    second = nightly("--suite", str(suite), "--store", str(store), "--reports", str(reports))
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "no regression against the last 1 nights" in second.stdout
+    (fingerprint,) = [p for p in (store / "nightly").iterdir() if p.is_dir()]
+    nights = sorted(p for p in fingerprint.iterdir() if p.is_dir())
+    assert len(nights) == 2 and all(len(list(n.glob("*.json"))) == 2 for n in nights)
+    history = json.loads((store / "nightly" / f"{fingerprint.name}.history.json").read_text())
+    assert {s["metric"] for s in history["series"]} >= {"train.tokens_per_s", "train.final_loss"}
+    page = (reports / "nightly-nightly.html").read_text()
+    assert 'id="history"' in page and "chart-trend-train-tokens-per-s" in page
+
+    # a night marked as regressed stays out of the baseline until accepted
+    (nights[1] / ".comparison.json").write_text(json.dumps({"failed": True}))
+    script = _load_script()
+    assert not script.passed(nights[1]) and script.passed(nights[0])
+    accepted = nightly("--store", str(store), "--accept")
+    assert accepted.returncode == 0 and nights[1].name in accepted.stdout
+    assert script.passed(nights[1])
