@@ -42,7 +42,10 @@ def test_first_night_creates_the_baseline_and_the_second_compares(tmp_path: Path
     assert "no regression against the last 1 nights" in second.stdout
     (fingerprint,) = [p for p in (store / "nightly").iterdir() if p.is_dir()]
     nights = sorted(p for p in fingerprint.iterdir() if p.is_dir())
-    assert len(nights) == 2 and all(len(list(n.glob("*.json"))) == 2 for n in nights)
+    assert len(nights) == 2 and all(
+        len([p for p in n.glob("*.json") if not p.name.startswith(".")]) == 2 for n in nights
+    )
+    assert (nights[1] / ".comparison.json").exists()
     history = json.loads((store / "nightly" / f"{fingerprint.name}.history.json").read_text())
     assert {s["metric"] for s in history["series"]} >= {"train.tokens_per_s", "train.final_loss"}
     page = (reports / "nightly-nightly.html").read_text()
