@@ -143,9 +143,10 @@ def _order(runs: list[RunResult]) -> tuple[str, str]:
 def _points(folder: Path, runs: list[RunResult], only: str | None):
     groups: dict[tuple[str, str, str, str], list[RunResult]] = {}
     for run in runs:
+        fingerprint = run.environment.fingerprint or "unknown"
         for name in run.metrics:
             if only is None or stats.matches(name, [only]):
-                key = (run.suite, run.environment.fingerprint or "unknown", run.label, name)
+                key = (run.suite, fingerprint, run.label, name)
                 groups.setdefault(key, []).append(run)
     for key, group in groups.items():
         name = key[3]
@@ -288,9 +289,15 @@ def change_points(
     """PELT's proposals, pruned: while any proposal fails its test, the least significant one is
     dropped and its two segments merge, so the others are retested with more data."""
     bounds = candidates([p.mean for p in series.points], _noise(series))
+    tested: dict[tuple[int, int, int], ChangePoint | float] = {}  # a boundary's test depends on its segments only
     while True:
         edges = [0, *bounds, len(series.points)]
-        outcomes = [_confirm(series, edges, k, alpha, min_shift) for k in range(1, len(edges) - 1)]
+        outcomes = []
+        for k in range(1, len(edges) - 1):
+            key = (edges[k - 1], edges[k], edges[k + 1])
+            if key not in tested:
+                tested[key] = _confirm(series, edges, k, alpha, min_shift)
+            outcomes.append(tested[key])
         failed = [(outcome, i) for i, outcome in enumerate(outcomes) if not isinstance(outcome, ChangePoint)]
         if not failed:
             return list(outcomes)

@@ -12,6 +12,7 @@ session, so a crash, leak or hang in one run cannot touch the server or the next
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -92,6 +93,7 @@ def main() -> int:
     started = time.perf_counter()
     for name in PRELOAD:
         importlib.import_module(name)
+    gc.freeze()  # the imported stack is permanent: children neither scan it in collections nor copy it
     _reply({"ready": round(time.perf_counter() - started, 3)})
     for line in sys.stdin:
         request = json.loads(line)

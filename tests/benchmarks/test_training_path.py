@@ -27,6 +27,9 @@ def setting(tiny_folder: Path, tmp_path_factory):
     from bench.train import _sft_trainer, trainer_arguments
 
     torch.set_num_threads(1)
+    import gc
+
+    gc.freeze()  # as the worker does before training (bench/worker.py)
     model = AutoModelForCausalLM.from_pretrained(tiny_folder)
     tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
     task = load_task(TaskSpec(name="cipher", train_size=2000, eval_limit=100))
