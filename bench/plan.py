@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from bench.suite import Budget, Measure, ModelSpec, PreferenceSpec, Strict, Suite, TaskSpec, Training
+from bench.spec import Budget, Measure, ModelSpec, PreferenceSpec, Strict, TaskSpec, Training
+from bench.suite import Suite
 
 
 class RunSpec(Strict):

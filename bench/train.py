@@ -20,7 +20,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from bench.measure.memory import MemoryTracker, PhaseMemory
 from bench.measure.timing import clock
-from bench.suite import Budget, Training
+from bench.spec import Budget, Training
 from bench.tasks.base import TaskData
 
 Progress = Callable[[dict[str, Any]], None]

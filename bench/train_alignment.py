@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.suite import Budget
+from bench.spec import Budget
 from bench.tasks.preference import PreferenceData
 
 

@@ -1,14 +1,13 @@
 """One run, top to bottom, in its own process: load -> evaluate base -> prepare -> train -> save ->
 evaluate -> latency. Usage: python -m bench.worker SPEC.json OUT.json --machine ID
 
-Progress goes to stdout as lines starting with EVENT_PREFIX; the result is written to OUT.json.
+Progress goes to stdout as event lines (bench/events.py); the result is written to OUT.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import sys
@@ -19,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.events import emit, note
 from bench.measure import env
 from bench.measure.contention import ContentionMonitor, judge
 from bench.measure.memory import MemoryTracker
@@ -26,16 +26,6 @@ from bench.measure.reference import reference_seconds
 from bench.measure.timing import summarize
 from bench.plan import RunSpec
 from bench.results import LossPoint, Metric, PhaseContention, RunResult, TimingQuality, TimingStats, atomic_write_text
-
-EVENT_PREFIX = "@@bench "
-
-
-def emit(event: dict[str, Any]) -> None:
-    print(EVENT_PREFIX + json.dumps(event), flush=True)
-
-
-def note(message: str) -> None:
-    emit({"event": "note", "message": message})
 
 
 def _now() -> str:

@@ -45,10 +45,10 @@ def start_from_parent(run: Any, loaded: Any, device: str) -> Any:
     rebuild a reference model from it get the sft result, not the base."""
     from transformers import AutoModelForCausalLM
 
+    from bench.events import emit
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.tasks import load_task
     from bench.train import train
-    from bench.worker import emit
 
     spec, parent = run.spec, run.spec.parent
     folder = artefact_folder(parent["run_id"])

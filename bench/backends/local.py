@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.backends.base import EventHandler, Outcome
+from bench.events import EVENT_PREFIX
 from bench.plan import RunSpec
 from bench.results import load_record
-from bench.worker import EVENT_PREFIX
 from bench.zygote import die_with_parent
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.suite import ModelSpec
+from bench.spec import ModelSpec
 
 Report = Callable[[str], None]
 CONVERSION_VERSION = 1  # bump when the conversion changes what the cached folder holds

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from bench.spec import PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
-from bench.suite import PositiveInt
 
 # Output projections of attention and MLP per architecture (model.config.model_type).
 SITES: dict[str, tuple[str, str]] = {

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.suite import Budget
+from bench.spec import Budget
 
 # No optimizer setting in practice goes near 10; above it a run only diverges.
 LearningRate = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]

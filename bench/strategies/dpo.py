@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.spec import PositiveFloat, PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, save_whole_model
-from bench.suite import PositiveFloat, PositiveInt
 
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"]
 

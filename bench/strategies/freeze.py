@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.spec import PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
-from bench.suite import PositiveInt
 
 WEIGHTS, CONFIG = "trained_blocks.safetensors", "freeze_config.json"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from bench.spec import PositiveFloat, PositiveInt
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
@@ -13,7 +14,6 @@ from bench.strategies.base import (
     StrategyOptions,
     size_by_trial,
 )
-from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):

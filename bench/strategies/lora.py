@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from bench.spec import PositiveFloat, PositiveInt
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
@@ -14,7 +15,6 @@ from bench.strategies.base import (
     StrategyOptions,
     size_by_trial,
 )
-from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from bench.spec import PositiveInt
 from bench.strategies.base import (
     LearningRate,
     PrepareContext,
@@ -20,7 +21,6 @@ from bench.strategies.base import (
     save_adapter,
     size_by_trial,
 )
-from bench.suite import PositiveInt
 
 
 class Options(StrategyOptions):

@@ -11,9 +11,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from bench.spec import PositiveFloat, PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions
 from bench.strategies.dpo import LoraShape, prepare_policy, save_policy
-from bench.suite import PositiveFloat, PositiveInt
 
 
 class Options(StrategyOptions):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from bench.spec import PositiveInt
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
@@ -13,7 +14,6 @@ from bench.strategies.base import (
     StrategyOptions,
     size_by_trial,
 )
-from bench.suite import PositiveInt
 
 
 class Options(StrategyOptions):

@@ -6,7 +6,7 @@ bench.tasks.olmo) and `jsonl` (your own file, bench.tasks.jsonl).
 
 from __future__ import annotations
 
-from bench.suite import TaskSpec
+from bench.spec import TaskSpec
 from bench.tasks.base import ChoiceItem, Example, TaskData
 from bench.tasks.synthetic import SYNTHETIC_TASKS, build_synthetic
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.suite import PreferenceSpec
+    from bench.spec import PreferenceSpec
 
 FIELDS = ("prompt", "chosen", "rejected")
 

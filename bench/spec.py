@@ -1,0 +1,135 @@
+"""The parts of a suite that other modules build on: value types, model, task, budget, training,
+measurement, execution and preference specs. No imports from the rest of bench, so strategies,
+tasks and the trainer depend on this module and never on bench.suite (which depends on them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Nothing absurd is accepted: every float is finite (no .inf, no .nan), every count fits the int32
+# that torch and tokenizers index with, and the budget's sizes have ceilings no machine reaches.
+MAX_COUNT = 2**31 - 1
+MAX_SECONDS = 31 * 24 * 3600  # a month: no single run or cap is meant to last longer
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+PositiveFloat = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]  # scales, norms, temperatures
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy and torch seeds are unsigned 32-bit
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors, never silently ignored; floats must be finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+
+class ModelSpec(Strict):
+    """Exactly one source names the base model."""
+
+    preset: str | None = None  # built-in model, pretrained once by the harness and cached
+    path: str | None = None  # a local transformers folder
+    hub: str | None = None  # a hub id (needs a network)
+    gguf: str | None = None  # a GGUF file, converted once and cached
+    packaged: str | None = None  # a model shipped inside a PyPI package
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        sources = [name for name in ("preset", "path", "hub", "gguf", "packaged") if getattr(self, name)]
+        if len(sources) != 1:
+            raise ValueError(f"expected exactly one of preset, path, hub, gguf, packaged; got {sources or 'none'}")
+        return self
+
+
+class TaskSpec(Strict):
+    name: str
+    source: Literal["synthetic", "jsonl", "olmo"] = "synthetic"
+    path: str | None = None  # jsonl: the data file
+    train_size: PositiveInt = 2000  # supervised examples available to training
+    eval_limit: PositiveInt = 100  # evaluation items scored (keeps CPU runs bounded)
+    # olmo/jsonl data with no shipped train split: share of items held out for evaluation, chosen by
+    # the hash of their normalised text (deterministic; see bench.tasks.split). The rest is trained on.
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _path_for_jsonl(self) -> TaskSpec:
+        if self.source == "jsonl" and not self.path:
+            raise ValueError(f"task {self.name!r}: source jsonl needs `path` (a JSONL file)")
+        return self
+
+
+class Budget(Strict):
+    """What every strategy gets, identically. Training stops at whichever cap is reached first."""
+
+    steps: PositiveInt = 60  # optimizer steps
+    batch_size: Annotated[int, Field(gt=0, le=2**20)] = 8  # sequences per optimizer step (per device)
+    seq_len: Annotated[int, Field(gt=0, le=2**20)] = 32  # longest sequence in tokens; longer ones are truncated
+    gradient_accumulation: Annotated[int, Field(gt=0, le=2**16)] = 1
+    max_tokens: Annotated[int, Field(gt=0, le=10**15)] | None = None  # optional cap on non-padding training tokens
+    max_seconds: Seconds | None = None  # optional cap on training wall-clock seconds
+    # What is held equal across strategies. steps: the same optimizer steps and tokens.
+    # seconds: the same training wall-clock (max_seconds stops it; steps is only an upper bound).
+    # params: each strategy sizes itself (rank, adapter width, virtual tokens) to about
+    # trainable_params_target trainable parameters; the chosen size is recorded in budget.sizing.
+    match: Literal["steps", "seconds", "params"] = "steps"
+    trainable_params_target: PositiveInt | None = None  # match: params only
+
+    @model_validator(mode="after")
+    def _match_has_its_field(self) -> Budget:
+        if self.match == "seconds" and self.max_seconds is None:
+            raise ValueError("match: seconds needs max_seconds (the wall-clock every strategy gets)")
+        if (self.match == "params") != (self.trainable_params_target is not None):
+            raise ValueError("trainable_params_target is required with match: params, and only there")
+        return self
+
+
+class Training(Strict):
+    """Optimisation settings shared by all strategies (learning rates are per strategy)."""
+
+    optimizer: str = "adamw_torch"
+    lr_scheduler: str = "constant"  # short budgets: no decay, so steps are comparable
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
+    max_grad_norm: PositiveFloat = 1.0
+
+
+class Measure(Strict):
+    throughput_warmup_steps: NonNegativeInt = 2  # first steps left out of throughput
+    accuracy: bool = True  # task accuracy and forgetting through lm-eval
+    eval_batch_size: PositiveInt = 16
+    latency: bool = True  # batch-1 generation latency
+    latency_new_tokens: PositiveInt = 16
+    latency_repeats: PositiveInt = 10
+    latency_warmup: NonNegativeInt = 2
+
+
+class Execution(Strict):
+    # where runs execute (`bench ls`): warm forks each run from a server that imported the stack once;
+    # local starts a fresh interpreter per run (the cold start, ~10 s more per run)
+    backend: str = "warm"
+    timeout_s: Seconds = 1800  # per run; a run past it is killed and recorded as failed
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there
+    # and cost 3x beside a busy neighbour), else every core this process may use (docs/statistics.md)
+    threads: Annotated[int, Field(gt=0, le=4096)] | None = None
+
+
+class PreferenceSpec(Strict):
+    """Preference pairs for DPO, RLHF and the alignment metrics (see docs/alignment.md).
+
+    Omitted from a suite: runs whose objective is not sft build pairs from the learned task, and
+    sft runs get no alignment metrics. Named: every run of the suite gets alignment metrics.
+    """
+
+    jsonl: str | None = None  # a file of {"prompt", "chosen", "rejected"} rows (the TRL convention)
+    from_task: bool = True  # without jsonl: derive pairs from the learned task (chosen = correct answer)
+    train_size: PositiveInt = 1000  # pairs available to training (from_task), before the budget caps it
+    heldout_size: PositiveInt = 100  # pairs kept out of training for the alignment metrics
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PreferenceSpec:
+        if not self.jsonl and not self.from_task:
+            raise ValueError("expected `jsonl: <path>` or `from_task: true`")
+        return self
