@@ -33,7 +33,7 @@ def load_preference_data(run: Any) -> Any:
 
 
 def artefact_folder(run_id: str) -> Path:
-    from bench.models.tiny import cache_root
+    from bench.models.cache import cache_root
 
     return cache_root() / "artefacts" / run_id
 

@@ -84,8 +84,8 @@ def smollm2():
 
 
 def test_packaged_gguf_loads_as_a_cached_transformers_model(smollm2):
+    from bench.models.cache import cache_root
     from bench.models.packaged import packaged_file
-    from bench.models.tiny import cache_root
 
     info = smollm2.info
     gguf = packaged_file("smollm2-135m-instruct")

@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from bench.evaluate.accuracy import Score
-from bench.models.tiny import cache_root
+from bench.models.cache import cache_root
 from bench.results import atomic_write_text
 from bench.tasks.base import TaskData
 

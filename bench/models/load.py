@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.models.cache import cache_root, file_sha256, locked
 from bench.spec import ModelSpec
 
 Report = Callable[[str], None]
@@ -52,14 +53,6 @@ def _torch_dtype(name: str):
     return getattr(torch, name)
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def folder_sha256(folder: Path) -> str | None:
     """sha256 of the weights in a folder: the single safetensors file's own hash, or for several
     (sharded) files the hash of their sorted `name sha256` lines. None when there are no weights."""
@@ -78,11 +71,10 @@ def convert_gguf(gguf: Path, report: Report = print, digest: str | None = None) 
     The folder is keyed by the file's sha256, built in a `.partial` staging folder under a file lock
     and renamed when complete, so concurrent runs convert once and never see a half-written folder.
     """
-    from bench.models.tiny import _locked, cache_root
 
     digest = digest or file_sha256(gguf)
     folder = cache_root() / "converted" / f"{gguf.stem}-{digest[:12]}"
-    with _locked(folder.with_name(folder.name + ".lock")):
+    with locked(folder.with_name(folder.name + ".lock")):
         if (folder / "config.json").exists():
             return folder
         import torch

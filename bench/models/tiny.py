@@ -17,17 +17,15 @@ through `bench.train` (which exists to measure fine-tuning).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.models.cache import cache_root, file_sha256, locked
 from bench.tasks.synthetic import build_synthetic, vocabulary_corpus
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
@@ -68,11 +66,6 @@ PRESETS: dict[str, TinyPreset] = {
         skills=("next-letter", "copy"),
     ),
 }
-
-
-def cache_root() -> Path:
-    """`BENCH_CACHE_DIR` if set, else ~/.cache/fine-tune-bench."""
-    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "fine-tune-bench")
 
 
 def build_tokenizer():
@@ -142,17 +135,6 @@ def _pretrain(preset: TinyPreset, folder: Path, report: Callable[[str], None]) -
     tokenizer.save_pretrained(folder)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def shipped_folder(name: str) -> Path:
     return SHIPPED / name
 
@@ -184,7 +166,7 @@ def ensure_preset(name: str, report: Callable[[str], None] = print) -> Path:
     if shipped_recipe_key(name) == recipe_key(name):
         return shipped_folder(name)
     folder = cache_root() / "presets" / f"{name}-{recipe_key(name)}"
-    with _locked(folder.with_suffix(".lock")):
+    with locked(folder.with_suffix(".lock")):
         if not (folder / "config.json").exists():
             report(
                 f"preset {name!r}: the shipped weights do not match the current recipe, so it is built "
@@ -203,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"presets to build (default: all of {', '.join(PRESETS)})")
     parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write <name>/ (default: the package)")
     args = parser.parse_args(argv)
-    from bench.models.load import file_sha256
 
     for name in args.names or list(PRESETS):
         folder = build_preset(name, args.out / name)
