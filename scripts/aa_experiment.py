@@ -124,6 +124,18 @@ def analyze(out: Path) -> dict:
         ]
         summary[f"detection:{condition}"] = verdicts(pairs)
         summary[f"detection:{condition} (raw timing)"] = verdicts(pairs, adjust=False)
+    # The same gate on repeats that ran next to each other only (round k of the interleaving against
+    # round k+1, and round k's baseline against round k's fault): what an interleaved A/B run sees
+    names = list(baseline)
+    adjacent = {
+        "false_alarms": [(f"baseline/{a}", baseline[a], f"baseline/{b}", baseline[b]) for a, b in zip(names, names[1:])]
+    }
+    for condition in ("slow-step", "weak-lr"):
+        adjacent[f"detection:{condition}"] = [
+            (f"baseline/{a}", baseline[a], f"{condition}/{b}", sets[condition][b])
+            for a, b in zip(names, sets[condition])
+        ]
+    summary["adjacent"] = {key: verdicts(pairs) for key, pairs in adjacent.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     return summary
@@ -152,6 +164,18 @@ def markdown(summary: dict) -> str:
         rate = "n/a" if block["rate"] is None else f"{block['rate']:.1%}"
         raw_rate = "n/a" if raw["rate"] is None else f"{raw['rate']:.1%}"
         lines.append(f"| {label} | {block['pairs']} | {block['exit_1']} | {rate} | {raw['exit_1']} | {raw_rate} |")
+    if "adjacent" in summary:
+        lines += [
+            "",
+            "The same gate on repeats that ran next to each other in time (round k against round k+1 for",
+            "baseline pairs, round k's baseline against round k's fault): what an interleaved A/B run sees.",
+            "",
+            "| comparison | adjacent pairs | exit 1 | rate |",
+            "|---|---|---|---|",
+        ]
+        for key, block in summary["adjacent"].items():
+            rate = "n/a" if block["rate"] is None else f"{block['rate']:.1%}"
+            lines.append(f"| {key} | {block['pairs']} | {block['exit_1']} | {rate} |")
     for key in ("false_alarms", "detection:slow-step", "detection:weak-lr", "false_alarms (raw timing)"):
         top = list(summary[key]["regressions_by_metric"].items())[:8]
         if top:
