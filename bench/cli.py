@@ -1,4 +1,4 @@
-"""`bench`: run | validate | ls | report | compare | history. Thin: parses arguments and calls bench.api."""
+"""`bench`: run | validate | ls | report | compare | history | ab. Thin: parses arguments and calls bench.api."""
 
 from __future__ import annotations
 
@@ -159,6 +159,52 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    found = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"bench ab: {flag} expects NAME=VALUE, got {item!r}")
+        found[name] = value
+    return found
+
+
+def _ab(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.ab import compare_rounds, load_rounds, run_rounds
+    from bench.compare import table
+
+    if args.rounds < 1:
+        errors.print(f"bench ab: --rounds must be at least 1, got {args.rounds}")
+        return 2
+    load_suite(args.suite)  # a bad suite fails here, with its field paths, before anything runs
+    out = args.out or Path("results") / "ab" / Path(args.suite).stem
+    base, cand = run_rounds(
+        Path(args.suite),
+        out,
+        args.rounds,
+        args.baseline_rev,
+        _pairs(args.baseline_env, "--baseline-env"),
+        _pairs(args.candidate_env, "--candidate-env"),
+        args.only,
+        say=lambda message: errors.print(message),
+    )
+    result = compare_rounds(load_rounds(base), load_rounds(cand), _thresholds(args.threshold or []))
+    Console(width=max(console.width, 200)).print(table(result, show_unchanged=args.all))
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
+    console.print(f"{len(result.changes)} metrics compared over {args.rounds} interleaved rounds: {counts}")
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if result.failed:
+        names = [f"{c.strategy}: {c.metric} {c.change:+.1%}" for c in result.regressions if c.change is not None]
+        names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
+        errors.print("[bold red]REGRESSION[/bold red] " + "; ".join(names))
+        return 1
+    console.print("[green]no gating regression[/green]")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from bench.plan import plan
 
@@ -263,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-new", action="store_true", help="exit 1 when the newest point starts a change for the worse"
     )
     history.set_defaults(handler=_history)
+
+    ab = commands.add_parser(
+        "ab", help="run baseline and candidate interleaved, compare round by round (docs/statistics.md)"
+    )
+    ab.add_argument("suite", type=Path, help="suite YAML, run by both sides")
+    ab.add_argument(
+        "--baseline-rev", metavar="REV", help="git revision of the baseline's code (default: this checkout)"
+    )
+    ab.add_argument("--baseline-env", nargs="+", metavar="NAME=VALUE", help="environment of the baseline's runs")
+    ab.add_argument("--candidate-env", nargs="+", metavar="NAME=VALUE", help="environment of the candidate's runs")
+    ab.add_argument("--rounds", type=int, default=5, help="rounds per side (default 5: the fewest for p<=0.05)")
+    ab.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
+    ab.add_argument("--out", type=Path, help="where the rounds go (default results/ab/<suite>); resumes")
+    ab.add_argument("--threshold", action="append", metavar="METRIC=FRACTION", help="as for bench compare")
+    ab.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
+    ab.add_argument("--all", action="store_true", help="also list metrics with no change")
+    ab.set_defaults(handler=_ab)
 
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument("suites", type=Path, nargs="+")

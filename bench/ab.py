@@ -1,0 +1,158 @@
+"""`bench ab`: baseline and candidate run interleaved in one session, compared round by round.
+
+A shared machine's speed drifts over minutes (docs/statistics.md): two invocations of the same
+commit minutes apart differ by 5-10% with nothing else running, so one invocation against
+another cannot be tested for timing. Interleaving puts both sides in the same minutes, and a paired
+test over the rounds cancels what drifts.
+
+The baseline is a git revision (checked out once into a worktree under the output folder) and/or
+environment variables; the candidate is this checkout, with its own variables if given. Each round
+runs the suite once per side, each into its own folder; which side goes first alternates (ABBA).
+Verdicts: quality metrics as `bench compare` gives them (runs pooled over the rounds: they repeat
+exactly); timings with the round as the unit: each side's mean per round, then a sign-flip
+permutation test over the paired round differences (5 rounds reach p = 0.031).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import stats
+from bench.compare import (
+    BETTER,
+    MISSING,
+    NOISE,
+    NOT_COMPARABLE,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Comparison,
+    MetricChange,
+    compare_records,
+    threshold_for,
+)
+from bench.results import RunResult, load_records
+
+SOURCE = Path(__file__).resolve().parents[1]  # this checkout: the candidate's code
+
+
+def _checkout(rev: str, out: Path) -> Path:
+    """A worktree of `rev` under `out`, made once and kept for a resumed run."""
+    folder = out / "baseline-src"
+    if not (folder / "bench").is_dir():
+        subprocess.run(
+            ["git", "-C", str(SOURCE), "worktree", "add", "--force", "--detach", str(folder), rev],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return folder
+
+
+def run_rounds(
+    suite: Path,
+    out: Path,
+    rounds: int,
+    baseline_rev: str | None = None,
+    baseline_env: dict[str, str] | None = None,
+    candidate_env: dict[str, str] | None = None,
+    only: list[str] | None = None,
+    say: Callable[[str], None] = print,
+) -> tuple[list[Path], list[Path]]:
+    """Run the suite `rounds` times per side, interleaved; returns each side's round folders.
+    A round folder that is complete (`.done`) is kept, so an interrupted A/B run resumes."""
+    sides = {
+        "baseline": (_checkout(baseline_rev, out) if baseline_rev else SOURCE, baseline_env or {}),
+        "candidate": (SOURCE, candidate_env or {}),
+    }
+    folders: dict[str, list[Path]] = {"baseline": [], "candidate": []}
+    for index in range(rounds):
+        order = ("baseline", "candidate") if index % 2 == 0 else ("candidate", "baseline")
+        for side in order:
+            source, extra = sides[side]
+            folder = out / side / f"round-{index + 1}"
+            folders[side].append(folder)
+            if (folder / ".done").exists():
+                continue
+            command = [sys.executable, "-m", "bench.cli", "run", str(suite.resolve()), "--results", str(folder)]
+            command += ["--quiet", "--no-report", *(["--only", *only] if only else [])]
+            done = subprocess.run(command, cwd=source, env={**os.environ, **extra})
+            if done.returncode not in (0, 1):  # 1: some runs failed, and their records say why
+                raise RuntimeError(f"{side} round {index + 1}: bench run exited {done.returncode}")
+            (folder / ".done").write_text("")
+            say(f"round {index + 1}/{rounds}: {side} done")
+    return folders["baseline"], folders["candidate"]
+
+
+def _round_means(rounds: list[list[RunResult]], strategy: str, metric: str) -> list[float | None]:
+    means = []
+    for runs in rounds:
+        values = [
+            r.metrics[metric].value
+            for r in runs
+            if r.status == "ok" and r.label == strategy and metric in r.metrics and r.metrics[metric].value is not None
+        ]
+        means.append(sum(values) / len(values) if values else None)
+    return means
+
+
+def _paired(change: MetricChange, base: list[list[RunResult]], cand: list[list[RunResult]], alpha: float) -> None:
+    """Replace a timing row's verdict by the paired test over rounds."""
+    pairs = [
+        (b, c)
+        for b, c in zip(
+            _round_means(base, change.strategy, change.metric), _round_means(cand, change.strategy, change.metric)
+        )
+        if b is not None and c is not None
+    ]
+    if not pairs:
+        return
+    b_values, c_values = [b for b, _ in pairs], [c for _, c in pairs]
+    change.baseline, change.candidate = stats.mean(b_values), stats.mean(c_values)
+    change.n_baseline = change.n_candidate = len(pairs)
+    change.change = (change.candidate - change.baseline) / abs(change.baseline) if change.baseline else None
+    change.test, change.adjusted, change.p_value = "rounds", False, None
+    rounds = f"{len(pairs)} interleaved rounds, paired"
+    if change.change is None or abs(change.change) <= change.threshold:
+        change.verdict, change.note = SAME, f"within ±{change.threshold:.0%}; {rounds}"
+        return
+    if 1 / 2 ** len(pairs) > alpha:
+        change.verdict, change.note = UNKNOWN, f"{rounds}: too few for any test to reach p<={alpha}; use >= 5"
+        return
+    change.p_value = stats.paired_p(c_values, b_values, increased=change.candidate > change.baseline)
+    if change.p_value > alpha:
+        change.verdict, change.note = NOISE, f"beyond ±{change.threshold:.0%} but within round-to-round noise; {rounds}"
+        return
+    change.verdict = BETTER if (change.candidate > change.baseline) == change.higher_is_better else WORSE
+    change.note = rounds
+
+
+def compare_rounds(
+    base: list[list[RunResult]],
+    cand: list[list[RunResult]],
+    thresholds: dict[str, float] | None = None,
+    alpha: float = 0.05,
+) -> Comparison:
+    """bench compare over the pooled runs, with every timing row re-tested round against round."""
+    result = compare_records(
+        [r for runs in base for r in runs],
+        [r for runs in cand for r in runs],
+        thresholds=thresholds,
+        alpha=alpha,
+        baseline_name="baseline (interleaved)",
+        candidate_name="candidate (interleaved)",
+        adjust_timing=False,  # pairing in time does what the reference workload tried to
+    )
+    for change in result.changes:
+        if stats.matches(change.metric, stats.TIMING) and change.verdict not in (MISSING, NOT_COMPARABLE):
+            change.threshold = threshold_for(change.metric, thresholds or {})
+            _paired(change, base, cand, alpha)
+    return result
+
+
+def load_rounds(folders: list[Path]) -> list[list[RunResult]]:
+    return [list(load_records(folder)) for folder in folders]
