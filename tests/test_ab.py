@@ -1,0 +1,60 @@
+"""bench ab: interleaved rounds, timings tested round against round, quality as compare does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.ab import compare_rounds
+from bench.compare import UNKNOWN, WORSE
+from bench.stats import paired_p
+from tests.conftest import bench_cli, fast_suite, write_suite
+from tests.synthetic_records import make_set
+
+DRIFT = [1.0, 0.6, 1.4, 0.7, 1.3]  # the machine's speed in each round: a drifting, shared host
+
+
+def rounds(slowdown: float = 1.0) -> list[list]:
+    return [make_set(scale={"train.tokens_per_s": speed * slowdown}) for speed in DRIFT]
+
+
+def test_paired_sign_flip_test_reaches_its_smallest_p_with_five_rounds():
+    assert paired_p([2.0] * 5, [1.0] * 5, increased=True) == 1 / 32
+    assert paired_p([1.0] * 5, [1.0] * 5, increased=True) == 1.0
+
+
+def test_a_slowdown_is_found_through_drift_that_hides_it_from_a_pooled_comparison():
+    from bench.compare import compare_records
+
+    pooled = compare_records([r for runs in rounds() for r in runs], [r for runs in rounds(0.85) for r in runs])
+    assert not any(c.metric == "train.tokens_per_s" and c.verdict == WORSE for c in pooled.changes)
+    result = compare_rounds(rounds(), rounds(slowdown=0.85))
+    rows = {(c.strategy, c.metric): c for c in result.changes}
+    for label in ("full", "lora"):
+        row = rows[(label, "train.tokens_per_s")]
+        assert row.test == "rounds" and row.verdict == WORSE and row.p_value == 1 / 32
+        assert abs(row.change + 0.15) < 0.03
+    assert result.failed
+
+
+def test_the_same_drift_on_both_sides_is_no_regression():
+    result = compare_rounds(rounds(), rounds())
+    assert not result.failed
+    assert all(c.verdict != WORSE for c in result.changes)
+
+
+def test_two_rounds_cannot_tell_and_say_so():
+    result = compare_rounds(rounds()[:2], rounds(slowdown=0.5)[:2])
+    row = next(c for c in result.changes if c.metric == "train.tokens_per_s")
+    assert row.verdict == UNKNOWN and "use >= 5" in row.note
+
+
+def test_bench_ab_runs_both_sides_interleaved_and_resumes(tmp_path: Path):
+    suite = write_suite(tmp_path, fast_suite("ab", ["full"], seeds=[0]))
+    out = tmp_path / "ab"
+    args = ("ab", str(suite), "--rounds", "2", "--out", str(out), "--candidate-env", "BENCH_TEST_SIDE=candidate")
+    first = bench_cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "round 2/2: baseline done" in first.stderr and "interleaved rounds" in first.stdout
+    assert sorted(p.name for p in (out / "candidate").iterdir()) == ["round-1", "round-2"]
+    again = bench_cli(*args)  # every round is done: nothing runs again
+    assert again.returncode == 0 and "done" not in again.stderr
