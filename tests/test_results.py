@@ -125,3 +125,23 @@ def test_fingerprint_tells_apart_cpu_cores_threads_and_gpus():
     assert len(prints) == 7
     assert base.fingerprint().startswith("amd-epyc-2c-2t-cpu-")
     assert base.fingerprint() == Hardware(cpu="AMD EPYC", cores=2, isa=["avx2"], torch_threads=2).fingerprint()
+
+
+def test_dirty_means_the_code_changed_not_the_results_or_reports(tmp_path):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    for name in ("bench/code.py", "reports/smoke.html", "results/smoke/run.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("original\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    assert env.git_state(tmp_path)[1] is False
+    (tmp_path / "reports/smoke.html").write_text("rewritten by a run\n")
+    (tmp_path / "results/smoke/run.json").write_text("appended by an experiment\n")
+    assert env.git_state(tmp_path)[1] is False
+    (tmp_path / "bench/code.py").write_text("changed\n")
+    assert env.git_state(tmp_path)[1] is True

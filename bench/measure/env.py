@@ -144,6 +144,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+# What "dirty" is about: the code. Results and reports are the harness's own output (a run rewrites
+# reports/<suite>.html, an experiment appends to its summary), so changes there do not make a record dirty.
+CODE_PATHSPEC = (".", ":(exclude)results", ":(exclude)reports")
+
+
 def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None, str | None]:
     """(commit, dirty, committer date) of the harness's checkout; Nones outside git."""
     try:
@@ -155,7 +160,7 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None, str | 
             check=True,
         ).stdout.split()
         status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPEC],
             capture_output=True,
             text=True,
             timeout=10,
