@@ -66,11 +66,10 @@ def report(
         records = list(load_records(folder)) if folder.exists() else []
     if not records:
         raise FileNotFoundError(f"no result records under {folder}")
+    suites = sorted({record.suite for record in records})
     if out is None:
-        suites = sorted({record.suite for record in records})
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
-    suite_names = {record.suite for record in records}
-    history = build(history_dir or folder, next(iter(suite_names)) if len(suite_names) == 1 else None)
+    history = build(history_dir or folder, suites[0] if len(suites) == 1 else None)
     return write_report(records, out, suite_text, history=history)
 
 

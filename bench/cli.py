@@ -6,10 +6,14 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from bench.suite import SuiteError, load_suite
+
+if TYPE_CHECKING:
+    from bench.compare import Comparison
 
 console = Console()
 errors = Console(stderr=True)
@@ -74,7 +78,7 @@ def _thresholds(pairs: list[str]) -> dict[str, float]:
 
 def _compare(args: argparse.Namespace) -> int:
     from bench.api import compare
-    from bench.compare import table
+    from bench.console import comparison_table
 
     try:
         result = compare(
@@ -92,12 +96,17 @@ def _compare(args: argparse.Namespace) -> int:
         errors.print(f"[red]error[/red]: {error}")
         return 2
     wide = console if console.is_terminal else Console(width=max(console.width, 180))
-    wide.print(table(result, show_unchanged=args.all))
+    wide.print(comparison_table(result, show_unchanged=args.all))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
     console.print(f"{len(result.changes)} metrics compared: {counts or 'none'}")
     for path in (args.json, args.html):
         if path:
             console.print(f"written: {path}")
+    return _verdict(result)
+
+
+def _verdict(result: Comparison) -> int:
+    """Say whether a comparison regressed, and the exit code that says it too (1: regression)."""
     if result.failed:
         names = [f"{c.strategy}: {c.metric} {c.change:+.1%}" for c in result.regressions if c.change is not None]
         names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
@@ -173,7 +182,7 @@ def _ab(args: argparse.Namespace) -> int:
     import json
 
     from bench.ab import compare_rounds, load_rounds, run_rounds
-    from bench.compare import table
+    from bench.console import comparison_table
 
     if args.rounds < 1:
         errors.print(f"bench ab: --rounds must be at least 1, got {args.rounds}")
@@ -191,18 +200,12 @@ def _ab(args: argparse.Namespace) -> int:
         say=lambda message: errors.print(message),
     )
     result = compare_rounds(load_rounds(base), load_rounds(cand), _thresholds(args.threshold or []))
-    Console(width=max(console.width, 200)).print(table(result, show_unchanged=args.all))
+    Console(width=max(console.width, 200)).print(comparison_table(result, show_unchanged=args.all))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
     console.print(f"{len(result.changes)} metrics compared over {args.rounds} interleaved rounds: {counts}")
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=1))
-    if result.failed:
-        names = [f"{c.strategy}: {c.metric} {c.change:+.1%}" for c in result.regressions if c.change is not None]
-        names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
-        errors.print("[bold red]REGRESSION[/bold red] " + "; ".join(names))
-        return 1
-    console.print("[green]no gating regression[/green]")
-    return 0
+    return _verdict(result)
 
 
 def _validate(args: argparse.Namespace) -> int:

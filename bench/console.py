@@ -1,4 +1,5 @@
-"""Progress shown on long work: run i of n, strategy, seed, phase, step and loss (rich)."""
+"""What the terminal shows: progress on long work (run i of n, strategy, seed, phase, step and loss) and
+the table of a comparison (rich)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import execute
+from bench.compare import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison
 from bench.plan import RunSpec
 from bench.results import RunResult
 
@@ -58,3 +60,50 @@ class RichProgress(execute.Progress):
     def close(self) -> None:
         if self.task_id is not None:
             self.bar.stop()
+
+
+VERDICT_STYLE = {
+    BETTER: "green",
+    WORSE: "bold red",
+    SAME: "",
+    NOISE: "dim",
+    UNKNOWN: "yellow",
+    MISSING: "magenta",
+    CHANGED: "cyan",
+    NOT_COMPARABLE: "yellow",
+}
+
+
+def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> Any:
+    """A rich Table of the comparison: every metric that is not a plain "no change" (or all of them)."""
+    from rich.table import Table
+
+    from bench.report.charts import fmt
+
+    out = Table(title=f"{comparison.baseline} -> {comparison.candidate}", title_justify="left")
+    for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "verdict", "note"):
+        numeric = column in ("baseline", "candidate", "change", "p")
+        out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
+    quiet = 0
+    for change in comparison.ordered():
+        if not show_unchanged and (change.verdict == SAME or change.note.startswith("both:")):
+            quiet += 1
+            continue
+        arrow = "↑" if change.higher_is_better else "↓"
+        style = VERDICT_STYLE.get(change.verdict, "")
+        verdict = change.verdict + (" (gating)" if change.regression else "")
+        out.add_row(
+            change.strategy,
+            f"{change.metric} {arrow}",
+            "—" if change.baseline is None else f"{fmt(change.baseline)} {change.unit}",
+            "—" if change.candidate is None else f"{fmt(change.candidate)} {change.unit}",
+            "" if change.change is None else f"{change.change:+.1%}",
+            "" if change.p_value is None else f"{change.p_value:.3g}",
+            f"[{style}]{verdict}[/{style}]" if style else verdict,
+            change.note,
+        )
+    for issue in comparison.issues:
+        out.add_row(issue.strategy, "(run)", "", "", "", "", issue.kind, issue.detail)
+    if quiet:
+        out.caption = f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"
+    return out

@@ -28,6 +28,7 @@ import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ DEFAULT_MIN_SHIFT = 0.10
 # tonight's runs against the nights before share tonight's state, which their test cannot see: it is
 # held to a tenth of alpha (pure noise then gives a change point in 3.2% of series, docs/history.md)
 NEWEST_SHARE = 0.1
+_BEFORE_HISTORY = datetime.min.replace(tzinfo=timezone.utc)  # where records without a commit time sort
 
 
 @dataclass
@@ -135,9 +137,10 @@ def build(
     return History(sorted(series.values(), key=lambda s: (s.suite, s.fingerprint, s.strategy, s.metric)), skipped)
 
 
-def _order(runs: list[RunResult]) -> tuple[str, str]:
-    commit_times = [r.environment.git_commit_time or "" for r in runs]
-    return (max(commit_times), min(r.started_at for r in runs))
+def _order(runs: list[RunResult]) -> tuple[datetime, str]:
+    """Commit time (as instants: committers' time zones differ), then when the folder's runs began."""
+    committed = [datetime.fromisoformat(r.environment.git_commit_time) for r in runs if r.environment.git_commit_time]
+    return (max(committed, default=_BEFORE_HISTORY), min(r.started_at for r in runs))
 
 
 def _points(folder: Path, runs: list[RunResult], only: str | None):

@@ -72,7 +72,12 @@ def outcome(out_path: Path, return_code: int, log_path: Path) -> Outcome:
 
 
 class LocalBackend:
-    """A fresh interpreter per run: the cold start (about 10 s of imports on 2 cores)."""
+    """A fresh interpreter per run: the cold start (about 10 s of imports on 2 cores).
+
+    `why_cold`: when another backend falls back to this one, the reason, recorded in each run's `start`."""
+
+    def __init__(self, why_cold: str | None = None) -> None:
+        self.start_env = {"BENCH_START": "cold", **({"BENCH_COLD_REASON": why_cold} if why_cold else {})}
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +93,7 @@ class LocalBackend:
                     text=True,
                     start_new_session=True,
                     preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_START": "cold"},
+                    env={**os.environ, "PYTHONUNBUFFERED": "1", **self.start_env},
                 )
                 reader = threading.Thread(target=relay, args=(process.stdout, log, on_event), daemon=True)
                 reader.start()

@@ -30,7 +30,7 @@ START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine
 class WarmBackend:
     def __init__(self) -> None:
         self.server: subprocess.Popen | None = None
-        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cold_reason: str | None = None if hasattr(os, "fork") else "this platform cannot fork"
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
@@ -141,8 +141,4 @@ class WarmBackend:
 
     @staticmethod
     def _cold(spec, machine, timeout_s, log_path, on_event, reason: str) -> Outcome:
-        os.environ["BENCH_COLD_REASON"] = reason
-        try:
-            return LocalBackend().execute(spec, machine, timeout_s, log_path, on_event)
-        finally:
-            os.environ.pop("BENCH_COLD_REASON", None)
+        return LocalBackend(why_cold=reason).execute(spec, machine, timeout_s, log_path, on_event)
