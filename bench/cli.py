@@ -1,8 +1,11 @@
-"""`bench`: run | validate | ls | report | compare | history | ab. Thin: parses arguments and calls bench.api."""
+"""`bench`: run | validate | ls | report | compare | history | ab | recommend.
+
+Thin: parses arguments and calls bench.api (or the module that does the work)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
@@ -168,6 +171,75 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain(message: str, to: Console = errors) -> None:
+    """Print as is: no rich markup or highlighting (paths and labels may hold brackets), no wrapping."""
+    to.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _limit(flag: str, value: float | None, low: float, high: float) -> str | None:
+    """Why a numeric option is out of range (naming the option and the value), or None."""
+    if value is None or (math.isfinite(value) and low <= value <= high):
+        return None
+    return f"{flag} must be between {low:g} and {high:g}, got {value!r}"
+
+
+def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
+    """(memory bytes, ok records, model config or None), or what is wrong with the input."""
+    from bench.estimate import parse_bytes
+    from bench.recommend import load_model_config
+    from bench.snapshot import load_set
+
+    try:
+        memory = parse_bytes(args.memory)
+    except ValueError as error:
+        return f"--memory: {error}"
+    problems = [
+        _limit("--min-accuracy", args.min_accuracy, 0, 1),
+        _limit("--max-forgetting", args.max_forgetting, 0, 1),
+    ]
+    if any(problems):
+        return "; ".join(p for p in problems if p)
+    try:
+        records = [record for record in load_set(args.results) if record.status == "ok"]
+    except FileNotFoundError as error:
+        return str(error)
+    except ValueError as error:  # a JSON file below it that is not a record
+        return f"{args.results}: {error}"
+    if not records:
+        return f"no successful (ok) runs under {args.results}"
+    try:
+        config = load_model_config(args.model_config) if args.model_config else None
+    except ValueError as error:
+        return f"--model-config: {error}"
+    return memory, records, config
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.recommend import recommend, render_text
+    from bench.results import atomic_write_text
+
+    inputs = _recommend_inputs(args)
+    if isinstance(inputs, str):
+        _plain(f"bench recommend: {inputs}")
+        return 2
+    memory, records, config = inputs
+    try:
+        result = recommend(records, memory, args.min_accuracy, args.max_forgetting, args.objective, config)
+    except ValueError as error:  # only the model config can be wrong here: the rest was checked above
+        _plain(f"bench recommend: --model-config: {error}")
+        return 2
+    _plain(render_text(result), console)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+        _plain(f"written: {args.json}", console)
+    if result.choice is None:
+        _plain(f"no recommendation: {result.reason}")
+        return 1
+    return 0
+
+
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
     found = {}
     for item in items or []:
@@ -329,6 +401,30 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
     ab.add_argument("--all", action="store_true", help="also list metrics with no change")
     ab.set_defaults(handler=_ab)
+
+    recommend = commands.add_parser(
+        "recommend", help="the strategies that fit a memory limit, their Pareto set and one recommendation"
+    )
+    recommend.add_argument("results", type=Path, help="a results root or suite folder; every record below it")
+    recommend.add_argument("--memory", required=True, help="memory to train in, e.g. 24GiB, 80GB, 512MiB")
+    recommend.add_argument("--min-accuracy", type=float, metavar="A", help="least mean accuracy on the learned task")
+    recommend.add_argument(
+        "--max-forgetting", type=float, metavar="F", help="largest mean accuracy drop on retained tasks, e.g. 0.05"
+    )
+    recommend.add_argument(
+        "--objective",
+        choices=("accuracy", "throughput"),
+        default="accuracy",
+        help="what to maximise (default accuracy)",
+    )
+    recommend.add_argument(
+        "--model-config",
+        type=Path,
+        metavar="CONFIG",
+        help="your model's transformers config.json: estimate memory on it where it is larger than the measured one",
+    )
+    recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
+    recommend.set_defaults(handler=_recommend)
 
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument("suites", type=Path, nargs="+")

@@ -36,6 +36,8 @@ class RunSpec(Strict):
         for name in ("preference", "parent"):  # added later: left out when unset, so older run_ids hold
             if data.get(name) is None:
                 data.pop(name, None)
+        if not data["training"].get("gradient_checkpointing"):  # added later, likewise
+            data["training"].pop("gradient_checkpointing", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

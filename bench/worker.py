@@ -54,6 +54,7 @@ class Run:
         self.model_info: dict[str, Any] = {}
         self.losses: list[LossPoint] = []
         self.contention: dict[str, PhaseContention] = {}
+        self.memory: dict[str, Any] | None = None
         self.reference_seconds: list[float] = []
 
     def timing_quality(self) -> TimingQuality | None:
@@ -141,6 +142,7 @@ class Run:
         self.metrics.update(memory.metrics())
         self.contention["train"] = contention.result
         self.record_training(outcome)
+        self.record_memory_components(outcome, loaded, task)
 
         with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
             strategy.save(model, Path(artefact))
@@ -226,6 +228,14 @@ class Run:
             from bench.worker_alignment import record_phases
 
             record_phases(self, outcome)
+
+    def record_memory_components(self, outcome: Any, loaded: Any, task: Any) -> None:
+        from bench.measure.memory_record import component_metrics, estimate_for_run, memory_field
+
+        self.metrics.update(component_metrics(outcome.components, "the trainer gave no first step to count"))
+        shape = outcome.components.batch_shape if outcome.components else None
+        estimate, reason = estimate_for_run(self.spec, loaded.model, loaded.tokenizer, task, shape)
+        self.memory = memory_field(outcome.components, estimate, reason)
 
     def load_preference(self) -> Any:
         from bench.worker_alignment import load_preference_data
@@ -346,6 +356,7 @@ def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
         wall_seconds=round(time.perf_counter() - clock_start, 3),
         start=_start_path(),
         timing_quality=state.timing_quality() if status == "ok" else None,
+        memory=state.memory if status == "ok" else None,
     )
 
 

@@ -82,7 +82,7 @@ def test_a_schema_1_record_still_loads_with_its_hardware_rebuilt():
     raw = json.loads(FIXTURE_V1.read_text())
     assert raw["schema_version"] == 1 and "hardware" not in raw["environment"]
     loaded = parse_record(raw)
-    assert loaded.schema_version == SCHEMA_VERSION == 3
+    assert loaded.schema_version == SCHEMA_VERSION == 4
     hardware = loaded.environment.hardware
     assert (hardware.cpu, hardware.cores, hardware.isa) == (raw["environment"]["cpu"], 2, None)
     assert hardware.torch_threads == raw["environment"]["torch_threads"]
@@ -101,6 +101,18 @@ def test_a_schema_2_record_loads_without_a_commit_time_and_keeps_its_fingerprint
     loaded = parse_record(raw)
     assert loaded.environment.git_commit_time is None
     assert loaded.environment.hardware.model_dump() == raw["environment"]["hardware"]
+
+
+FIXTURE_V3 = Path(__file__).parent / "fixtures" / "record-schema-3.json"
+
+
+def test_a_schema_3_record_loads_without_memory_components():
+    """Schema 4 added `memory` (components, estimate); a record from before has none, never zeros."""
+    raw = json.loads(FIXTURE_V3.read_text())
+    assert raw["schema_version"] == 3 and "memory" not in raw
+    loaded = parse_record(raw)
+    assert loaded.memory is None
+    assert loaded.metrics == parse_record(raw).metrics and "memory.train.components_mib" not in loaded.metrics
 
 
 def test_new_records_carry_the_commit_time():

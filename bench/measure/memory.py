@@ -6,6 +6,7 @@ before it is included); the high-water mark is reset at the start of each phase.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ class PhaseMemory:
     cuda_allocated_peak_mib: float | None = None
     cuda_reserved_peak_mib: float | None = None
     cuda_reason: str | None = None
+    nvml_process_mib: float | None = None
+    nvml_device_used_mib: float | None = None  # every process on the GPU(s) this process uses
+    nvml_reason: str | None = None
 
     def metrics(self) -> dict[str, Metric]:
         def metric(value: float | None, reason: str | None) -> Metric:
@@ -66,6 +70,8 @@ class PhaseMemory:
             f"{prefix}.host_peak_mib": metric(self.host_peak_mib, self.host_reason),
             f"{prefix}.cuda_allocated_peak_mib": metric(self.cuda_allocated_peak_mib, self.cuda_reason),
             f"{prefix}.cuda_reserved_peak_mib": metric(self.cuda_reserved_peak_mib, self.cuda_reason),
+            f"{prefix}.nvml_process_mib": metric(self.nvml_process_mib, self.nvml_reason or self.cuda_reason),
+            f"{prefix}.nvml_device_used_mib": metric(self.nvml_device_used_mib, self.nvml_reason or self.cuda_reason),
         }
 
 
@@ -101,3 +107,40 @@ class MemoryTracker:
             torch.cuda.synchronize()
             self.result.cuda_allocated_peak_mib = torch.cuda.max_memory_allocated() / MIB
             self.result.cuda_reserved_peak_mib = torch.cuda.max_memory_reserved() / MIB
+            process, device, reason = nvml_used_mib()
+            self.result.nvml_process_mib, self.result.nvml_device_used_mib, self.result.nvml_reason = (
+                process,
+                device,
+                reason,
+            )
+
+
+def nvml_used_mib() -> tuple[float | None, float | None, str | None]:
+    """(this process's GPU memory, the used memory of the GPUs it is on, reason for what is missing)
+    as the driver sees them (what nvidia-smi shows), at the end of the phase. The caching allocator
+    keeps its peak reserve until emptied, so this is the phase's peak reserve plus the CUDA context."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, None, "nvidia-ml-py is not installed (pip install '.[gpu]')"
+    try:
+        pynvml.nvmlInit()
+        process_bytes, device_bytes = [], []
+        for index in range(pynvml.nvmlDeviceGetCount()):  # every GPU: CUDA_VISIBLE_DEVICES renumbers them
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            mine = [
+                p.usedGpuMemory
+                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                if p.pid == os.getpid() and p.usedGpuMemory is not None
+            ]
+            if mine:
+                process_bytes += mine
+                device_bytes.append(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+        if not process_bytes:
+            hidden = "NVML lists no memory for this process (a container may hide its pid)"
+            if pynvml.nvmlDeviceGetCount() == 1:  # the only GPU must be ours: its whole use still tells
+                return None, pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).used / MIB, hidden
+            return None, None, hidden
+        return sum(process_bytes) / MIB, sum(device_bytes) / MIB, None
+    except pynvml.NVMLError as error:
+        return None, None, f"NVML: {error}"

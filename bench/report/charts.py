@@ -82,11 +82,13 @@ class Axes:
             parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{fmt(tick)}</text>')
         if self.x_categories:
             band = (WIDTH - LEFT - RIGHT) / len(self.x_categories)
+            crowded = band < 7 * max(len(name) for name in self.x_categories)  # ~7 px per character
             for index, name in enumerate(self.x_categories):
-                x = LEFT + band * (index + 0.5)
+                x, y = LEFT + band * (index + 0.5), HEIGHT - BOTTOM + 16
+                turn = f' transform="rotate(-30 {x:.1f} {y})"' if crowded else ""
+                anchor = "end" if crowded else "middle"
                 parts.append(
-                    f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
-                    f"{escape(name)}</text>"
+                    f'<text x="{x:.1f}" y="{y}" text-anchor="{anchor}"{turn} class="tick">{escape(name)}</text>'
                 )
         else:
             for tick in self.x_ticks:
@@ -271,6 +273,52 @@ def bars(
                 )
     body.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>')
     return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in values]))
+
+
+def stacked(
+    chart_id: str,
+    title: str,
+    groups: list[str],
+    parts: dict[str, list[float | None]],
+    y_label: str,
+    part_colors: dict[str, str],
+    markers: dict[str, list[float | None]] | None = None,
+) -> str:
+    """One stacked bar per group (strategy), one segment per part (component); `markers` draws a
+    diamond per group (e.g. an estimate of the stack's total). None parts are drawn as nothing."""
+    totals = [sum(v or 0.0 for v in column) for column in zip(*parts.values())] if parts else []
+    marks = [v for row in (markers or {}).values() for v in row if v is not None]
+    if not groups or not any(totals):
+        return empty(chart_id, title, "nothing measured")
+    axes = Axes([0.0, 1.0], nice_ticks(0.0, max(totals + marks) * 1.08), "", y_label, x_categories=groups)
+    body = axes.draw()
+    band = (WIDTH - LEFT - RIGHT) / len(groups)
+    width = band * 0.6
+    for index, group in enumerate(groups):
+        x, base = LEFT + band * index + band * 0.2, 0.0
+        for part, row in parts.items():
+            value = row[index] or 0.0
+            if value <= 0:
+                continue
+            top, bottom = axes.y(base + value), axes.y(base)
+            body.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{max(bottom - top, 0.5):.1f}" '
+                f'fill="{part_colors.get(part, "#333")}"><title>{escape(group)} {escape(part)}: {fmt(value)} '
+                f"{escape(y_label)}</title></rect>"
+            )
+            base += value
+        for name, row in (markers or {}).items():
+            value = row[index]
+            if value is not None:
+                cx, cy = x + width / 2, axes.y(value)
+                body.append(
+                    f'<path d="M{cx:.1f},{cy - 6:.1f} L{cx + 6:.1f},{cy:.1f} L{cx:.1f},{cy + 6:.1f} '
+                    f'L{cx - 6:.1f},{cy:.1f} Z" fill="none" stroke="#000" stroke-width="1.5">'
+                    f"<title>{escape(group)} {escape(name)}: {fmt(value)} {escape(y_label)}</title></path>"
+                )
+    legend = [(part, part_colors.get(part, "#333")) for part in parts]
+    extra = [f"◇ {name}" for name in (markers or {})]
+    return _svg(chart_id, title, body + _legend(legend, extra))
 
 
 def trend(

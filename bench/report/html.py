@@ -215,6 +215,87 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
     return found
 
 
+COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers see
+    "weights_frozen": "#9ecae1",
+    "weights_trainable": "#3182bd",
+    "gradients": "#fd8d3c",
+    "optimizer": "#e6550d",
+    "activations": "#74c476",
+}
+COMPONENT_NAMES = {
+    "weights_frozen": "frozen weights",
+    "weights_trainable": "trained weights",
+    "gradients": "gradients",
+    "optimizer": "optimizer",
+    "activations": "activations",
+}
+DEVICE_FIGURES = ("cuda_allocated_peak_mib", "cuda_reserved_peak_mib", "nvml_process_mib", "host_peak_mib")
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
+    """Training memory by component per strategy (mean over seeds, MiB), the estimate beside it and
+    its error, and the device-level figures; None when no record counted its components."""
+    keyed = aggregate.keyed_records([r for r in records if r.status == "ok" and r.memory and r.memory.get("measured")])
+    if not keyed:
+        return None
+    rows = []
+    for strategy, runs in sorted(keyed.items()):
+        measured = [r.memory["measured"] for r in runs]
+        estimates = [r.memory["estimate"] for r in runs if r.memory.get("estimate")]
+        components = {
+            name: _mean([m["bytes"][name] / 2**20 for m in measured if m["bytes"].get(name) is not None])
+            for name in COMPONENT_COLORS
+        }
+        total = _mean([m["total_bytes"] / 2**20 for m in measured if m.get("total_bytes") is not None])
+        estimate = _mean([e["total_bytes"] / 2**20 for e in estimates if e.get("total_bytes") is not None])
+        errors = [
+            r.memory["estimate_error_percent"] for r in runs if r.memory.get("estimate_error_percent") is not None
+        ]
+        device = {
+            name: _mean(
+                [r.metrics[f"memory.train.{name}"].value for r in runs if _value(r, f"memory.train.{name}") is not None]
+            )
+            for name in DEVICE_FIGURES
+        }
+        rows.append(
+            {
+                "strategy": strategy,
+                "components": components,
+                "total": total,
+                "estimate": estimate,
+                "error": _mean(errors),
+                "device": device,
+                "dtypes": measured[0].get("weights_by_dtype") or {},
+                "reason": next(
+                    (r.memory.get("estimate_reason") for r in runs if r.memory.get("estimate_reason")), None
+                ),
+            }
+        )
+    strategies = [row["strategy"] for row in rows]
+    parts = {COMPONENT_NAMES[name]: [row["components"][name] for row in rows] for name in COMPONENT_COLORS}
+    title = "Training memory by component (MiB, mean over seeds; ◇ = estimate before training)"
+    chart = charts.stacked(
+        "memory-components",
+        title,
+        strategies,
+        parts,
+        "MiB",
+        {COMPONENT_NAMES[name]: color for name, color in COMPONENT_COLORS.items()},
+        {"estimate": [row["estimate"] for row in rows]},
+    )
+    shown = [name for name in DEVICE_FIGURES if any(row["device"][name] is not None for row in rows)]
+    return {"rows": rows, "chart": chart, "title": title, "components": COMPONENT_NAMES, "device": shown}
+
+
+def _value(record: RunResult, name: str) -> float | None:
+    metric = record.metrics.get(name)
+    return None if metric is None else metric.value
+
+
 def context(
     records: list[RunResult],
     suite_text: str | None = None,
@@ -270,6 +351,7 @@ def context(
         "suite_text": suite_text,
         "comparison": comparison,
         "history": history_charts(history),
+        "memory": memory_section(records),
         "fmt": charts.fmt,
     }
 

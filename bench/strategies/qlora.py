@@ -72,7 +72,8 @@ def quantized_base(model: Any, options: Options) -> Any:
         )
 
     folder = Path(model.config._name_or_path or "")
-    if (folder / "config.json").is_file():
+    has_weights = any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) if folder.is_dir() else False
+    if (folder / "config.json").is_file() and has_weights:
         quantized = load(folder)
     else:
         with tempfile.TemporaryDirectory() as temporary:

@@ -1,0 +1,168 @@
+"""Training memory by component, counted from the tensors themselves, on any device.
+
+    weights      every parameter's storage, split trainable / frozen and by dtype; a bitsandbytes
+                 4-bit weight counts its packed bytes plus its quantisation state (absmax, code)
+    gradients    the `.grad` tensors present just before the optimizer step
+    optimizer    every tensor in the optimizer's state after its first step (AdamW: two moments
+                 per trainable parameter, in the parameter's dtype, plus a step counter)
+    activations  the peak of what autograd holds for backward during one training step, from
+                 `torch.autograd.graph.saved_tensors_hooks`: each saved tensor's storage counts once
+                 while it is alive; parameters saved for backward are weights, not activations
+
+The sum is what training needs beyond the process itself: it leaves out the allocator's slack,
+temporaries that die within one operation, the CUDA context and, on CPU, the interpreter and
+libraries (which the host RSS peak includes). Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPONENTS = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations")
+MIB = 1024 * 1024
+
+
+def _storage_key(tensor: Any) -> tuple[str, int]:
+    """What identifies a tensor's memory; meta tensors have none, so their base tensor stands in."""
+    if tensor.device.type == "meta":
+        return ("meta", id(tensor._base if tensor._base is not None else tensor))
+    return (str(tensor.device), tensor.untyped_storage().data_ptr())
+
+
+def _storage_bytes(tensor: Any) -> int:
+    if tensor.device.type == "meta":  # no storage to share: what the tensor spans
+        return tensor.numel() * tensor.element_size()
+    return tensor.untyped_storage().nbytes()
+
+
+def quant_state_bytes(state: Any) -> int:
+    """Bytes of a bitsandbytes QuantState's tensors (absmax, code, the nested state's too)."""
+    if state is None:
+        return 0
+    total = 0
+    for name in ("absmax", "code", "offset"):
+        value = getattr(state, name, None)
+        if value is not None and hasattr(value, "element_size"):
+            total += value.numel() * value.element_size()
+    return total + quant_state_bytes(getattr(state, "state2", None))
+
+
+def parameter_bytes(parameter: Any) -> int:
+    """Storage of one parameter as held: packed 4-bit bytes plus their quantisation state."""
+    return parameter.numel() * parameter.element_size() + quant_state_bytes(getattr(parameter, "quant_state", None))
+
+
+def _dtype_name(parameter: Any) -> str:
+    if getattr(parameter, "quant_state", None) is not None:
+        return f"{getattr(parameter.quant_state, 'quant_type', '4bit')}(4-bit)"
+    return str(parameter.dtype).removeprefix("torch.")
+
+
+@dataclass
+class Components:
+    """Bytes per component, and the weights by dtype; None where a component was not measured."""
+
+    weights_trainable: int | None = None
+    weights_frozen: int | None = None
+    gradients: int | None = None
+    optimizer: int | None = None
+    activations: int | None = None
+    weights_by_dtype: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    batch_shape: tuple[int, int] | None = None  # (sequences, tokens) of the step the activations are of
+
+    def total(self) -> int | None:
+        values = [getattr(self, name) for name in COMPONENTS]
+        return None if any(value is None for value in values) else sum(values)
+
+    def mib(self) -> dict[str, float | None]:
+        out = {name: _mib(getattr(self, name)) for name in COMPONENTS}
+        out["total"] = _mib(self.total())
+        return out
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else value / MIB
+
+
+def count_weights(model: Any, components: Components) -> None:
+    """Trainable and frozen weights, each shared storage once (tied embeddings count once)."""
+    seen: set[tuple[str, int]] = set()
+    trainable = frozen = 0
+    by_dtype: dict[str, int] = {}
+    for parameter in model.parameters():
+        key = _storage_key(parameter)
+        if key in seen:
+            continue
+        seen.add(key)
+        size = parameter_bytes(parameter)
+        by_dtype[_dtype_name(parameter)] = by_dtype.get(_dtype_name(parameter), 0) + size
+        if parameter.requires_grad:
+            trainable += size
+        else:
+            frozen += size
+    components.weights_trainable, components.weights_frozen = trainable, frozen
+    components.weights_by_dtype = by_dtype
+
+
+def count_gradients(model: Any) -> int:
+    return sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
+
+
+def count_optimizer_state(optimizer: Any) -> int:
+    """Every tensor in the optimizer's per-parameter state (accelerate's wrapper exposes `.state`)."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    total = 0
+    for state in inner.state.values():
+        for value in state.values():
+            if hasattr(value, "element_size"):
+                total += value.numel() * value.element_size()
+    return total
+
+
+class SavedTensorPeak:
+    """Peak bytes autograd holds for backward while active: `with SavedTensorPeak(model) as peak:`.
+
+    Each saved tensor's storage counts once while any saved tensor on it is alive (a weakref
+    finalizer releases it when autograd drops it), so recomputation under gradient checkpointing
+    is counted as it really is held. Storages of the `exclude` tensors (the parameters) never count.
+    """
+
+    def __init__(self, exclude: Any = ()) -> None:
+        self._excluded = {_storage_key(t) for t in exclude}
+        self._refs: dict[tuple[str, int], int] = {}
+        self._sizes: dict[tuple[str, int], int] = {}
+        self.live = 0
+        self.peak = 0
+        self._context: Any = None
+
+    def _release(self, key: tuple[str, int]) -> None:
+        self._refs[key] -= 1
+        if self._refs[key] == 0:
+            self.live -= self._sizes.pop(key)
+            del self._refs[key]
+
+    def _pack(self, tensor: Any) -> Any:
+        key = _storage_key(tensor)
+        if key in self._excluded:
+            return tensor
+        if key not in self._refs:
+            self._refs[key] = 0
+            self._sizes[key] = _storage_bytes(tensor)
+            self.live += self._sizes[key]
+            self.peak = max(self.peak, self.live)
+        self._refs[key] += 1
+        weakref.finalize(tensor, self._release, key)
+        return tensor
+
+    def __enter__(self) -> SavedTensorPeak:
+        import torch
+
+        self._context = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._context.__exit__(*exc_info)
