@@ -1,4 +1,4 @@
-"""`bench`: run | validate | ls | report | compare | history | ab | recommend.
+"""`bench`: run | validate | ls | report | compare | history | ab | estimate | recommend.
 
 Thin: parses arguments and calls bench.api (or the module that does the work)."""
 
@@ -181,6 +181,57 @@ def _limit(flag: str, value: float | None, low: float, high: float) -> str | Non
     if value is None or (math.isfinite(value) and low <= value <= high):
         return None
     return f"{flag} must be between {low:g} and {high:g}, got {value!r}"
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.estimate import config_from_file, parse_bytes
+    from bench.estimate_suite import fits, render, suite_estimates, suite_lengths, suite_model_config
+    from bench.results import atomic_write_text
+
+    suite = load_suite(args.suite)
+    try:
+        device = parse_bytes(args.device_memory) if args.device_memory else None
+        reserve = parse_bytes(args.reserve, allow_zero=True)
+    except ValueError as error:
+        _plain(f"bench estimate: --device-memory/--reserve: {error}")
+        return 2
+    if args.tokens is not None and args.tokens < 1:
+        _plain(f"bench estimate: --tokens must be a positive count, got {args.tokens}")
+        return 2
+    note = (lambda message: None) if args.json and args.quiet else (lambda message: _plain(message))
+    try:
+        config = config_from_file(args.model_config) if args.model_config else suite_model_config(suite.model, note)
+    except (OSError, ValueError) as error:
+        _plain(f"bench estimate: {error}")
+        return 2
+    if args.tokens is not None:
+        source, lengths = "--tokens", None
+    elif args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
+        source, lengths = "seq_len (another model's config)", None
+    else:
+        found = suite_lengths(suite, note)
+        source = "longest training example" if found else "seq_len"
+        lengths = (lambda: found) if found else None
+    estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    _plain(render(estimates, device, reserve, source), console)
+    for label, why in skipped.items():
+        _plain(f"{label}: not applicable to this model ({why})", console)
+    if args.json:
+        payload = {
+            "suite": suite.name,
+            "model_config": str(args.model_config) if args.model_config else None,
+            "device_bytes": device,
+            "reserve_bytes": reserve,
+            "estimates": [{"label": e.label, "strategy": e.strategy, **e.as_dict()} for e in estimates],
+            "not_applicable": skipped,
+        }
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
+    if too_big:
+        _plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}")
+    return 0
 
 
 def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
@@ -401,6 +452,27 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
     ab.add_argument("--all", action="store_true", help="also list metrics with no change")
     ab.set_defaults(handler=_ab)
+
+    estimate = commands.add_parser(
+        "estimate", help="predict each run's training memory by component before running (docs/memory.md)"
+    )
+    estimate.add_argument("suite", type=Path, help="suite YAML")
+    estimate.add_argument("--device-memory", metavar="SIZE", help="say which runs fit, e.g. 24GiB, 80GB")
+    estimate.add_argument(
+        "--reserve", default="2GiB", metavar="SIZE", help="kept free for the CUDA context and allocator (default 2GiB)"
+    )
+    estimate.add_argument(
+        "--model-config",
+        type=Path,
+        metavar="CONFIG",
+        help="a transformers config.json to use instead of the suite's model",
+    )
+    estimate.add_argument(
+        "--tokens", type=int, metavar="N", help="tokens per sequence (default: the suite data's longest, or seq_len)"
+    )
+    estimate.add_argument("--json", type=Path, metavar="OUT", help="write the estimates as JSON")
+    estimate.add_argument("--quiet", action="store_true", help="with --json: no progress lines")
+    estimate.set_defaults(handler=_estimate)
 
     recommend = commands.add_parser(
         "recommend", help="the strategies that fit a memory limit, their Pareto set and one recommendation"

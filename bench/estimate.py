@@ -21,7 +21,7 @@ What is modelled rather than run:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,7 +266,7 @@ def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
     return tracker.peak
 
 
-def parse_bytes(text: str) -> int:
+def parse_bytes(text: str, allow_zero: bool = False) -> int:
     """'24GiB', '80 GB', '512MiB', '1e9' -> bytes; raises ValueError naming the text."""
     units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
     units |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -277,39 +277,9 @@ def parse_bytes(text: str) -> int:
         value = float(number)
     except ValueError:
         value = float("nan")
-    if unit not in units or not math.isfinite(value) or value <= 0:
+    if unit not in units or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{text!r} is not a memory size (examples: 24GiB, 80GB, 512MiB)")
     return int(value * units[unit])
-
-
-def suite_estimates(
-    suite: Any, config: Any | None = None, lengths: Callable[[], list[int]] | None = None, report=print
-) -> list[Estimate]:
-    """One estimate per strategy entry of a suite (seeds do not change memory)."""
-    from bench.plan import plan
-
-    specs = {spec.label: spec for spec in plan(suite)}
-    estimates = []
-    for label, spec in specs.items():
-        budget = spec.budget
-        tokens = budget.seq_len  # for planning, the worst step: the longest sequence that can occur
-        if lengths is not None:
-            tokens = min(max(lengths(), default=budget.seq_len), budget.seq_len)
-        report(f"estimating {label}")
-        estimates.append(
-            estimate_run(
-                config,
-                dtype=spec.model.dtype,
-                strategy=spec.strategy,
-                options=spec.options,
-                batch_size=budget.batch_size,
-                tokens=tokens,
-                optimizer=spec.training.optimizer,
-                gradient_checkpointing=spec.training.gradient_checkpointing,
-                label=label,
-            )
-        )
-    return estimates
 
 
 def config_from_file(path: Path) -> Any:
@@ -325,41 +295,3 @@ def config_from_file(path: Path) -> Any:
     if "model_type" not in raw:
         raise ValueError(f'--model-config: {str(file)!r} names no model_type (e.g. "llama")')
     return AutoConfig.for_model(raw.pop("model_type"), **raw)
-
-
-def _pretrained_source(spec: Any, report: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
-    """Where transformers reads the model's config and tokenizer from, without loading weights."""
-    from bench.models.load import resolve_folder
-
-    if spec.gguf or spec.packaged:
-        if spec.packaged:
-            from bench.models.packaged import packaged_file
-
-            gguf = packaged_file(spec.packaged)
-        else:
-            gguf = Path(spec.gguf).expanduser()
-        return gguf.parent, {"gguf_file": gguf.name}  # read from the GGUF header
-    return resolve_folder(spec, report).where, {}
-
-
-def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
-    """The config of the model a suite names, read without its weights."""
-    from transformers import AutoConfig
-
-    where, extra = _pretrained_source(spec, report)
-    return AutoConfig.from_pretrained(where, **extra)
-
-
-def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
-    """Tokenised lengths of the suite's training data, or None (with the reason reported)."""
-    from transformers import AutoTokenizer
-
-    from bench.tasks import load_task
-
-    try:
-        where, extra = _pretrained_source(suite.model, report)
-        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-        return training_lengths(load_task(suite.task), tokenizer)
-    except Exception as error:  # the estimate still stands, at seq_len
-        report(f"sequence lengths: budget.seq_len (the data could not be tokenised: {type(error).__name__}: {error})")
-        return None

@@ -216,3 +216,50 @@ def test_unknown_optimizer_is_refused_naming_the_field(tmp_path):
     bad.write_text(json.dumps({"hidden_size": 8}))
     with pytest.raises(ValueError, match="model_type"):
         config_from_file(bad)
+
+
+def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
+    from bench.cli import main
+
+    out = tmp_path / "estimate.json"
+    code = main(
+        [
+            "estimate",
+            str(ROOT / "suites" / "strategies.yaml"),
+            "--model-config",
+            str(ROOT / "suites" / "model-configs" / "llama-2-7b.json"),
+            "--device-memory",
+            "24GiB",
+            "--tokens",
+            "256",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    payload = json.loads(out.read_text())
+    by_label = {row["label"]: row for row in payload["estimates"]}
+    labels = {next(iter(entry)) for entry in STRATEGIES_SUITE["strategies"]}
+    assert set(by_label) == labels - {"bitfit"} and set(payload["not_applicable"]) == {"bitfit"}  # no biases
+    # fp32 Llama-2-7B: full fine-tuning needs 16 bytes per weight before activations; QLoRA stores ~0.5
+    assert by_label["full"]["total_bytes"] > 16 * 6.7e9
+    assert by_label["qlora"]["bytes"]["weights_frozen"] < 0.2 * by_label["lora"]["bytes"]["weights_frozen"]
+    assert by_label["full"]["tokens"] == 256 and by_label["full"]["sequences"] == 8
+    assert "will not fit in 24GiB" in printed and "full" in printed.split("will not fit in 24GiB")[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device-memory", "lots"], "--device-memory/--reserve: 'lots' is not a memory size"),
+        (["--tokens", "0"], "--tokens must be a positive count, got 0"),
+        (["--model-config", "/nonexistent/config.json"], "--model-config: no config.json"),
+    ],
+)
+def test_cli_estimate_refuses_bad_input_naming_the_option(args, message, capsys):
+    from bench.cli import main
+
+    assert main(["estimate", str(ROOT / "suites" / "smoke.yaml"), *args]) == 2
+    assert message in capsys.readouterr().err

@@ -161,3 +161,33 @@ def test_bench_run_renders_the_report_at_the_end(tmp_path, monkeypatch):
     (reports / "smoke.html").unlink()
     assert bench.cli.main([*args, "--no-report"]) == 0
     assert not (reports / "smoke.html").exists()
+
+
+GPU_MEMORY = ROOT / "results" / "smollm2-gpu-memory"
+
+
+def test_memory_section_stacks_the_components_and_shows_the_estimate_error():
+    """The committed H200 records: one stacked bar per strategy, the estimate beside each, and the
+    error the record holds (never recomputed differently by the report)."""
+    from bench.results import load_records
+
+    records = list(load_records(GPU_MEMORY))
+    page = render(records)
+    svg = re.search(r'<svg id="chart-memory-components"[^>]*>(.*?)</svg>', page, re.S).group(1)
+    assert svg.count("<rect") >= 6 * 3 and svg.count("<path") == 6  # >= 3 parts per bar; 6 estimates
+    table = re.search(r'<table class="metrics" id="memory-table">(.*?)</table>', page, re.S).group(1)
+    for record in records:
+        error = record.memory["estimate_error_percent"]
+        assert f"{error:+.1f}%" in table
+    assert "nvml process" in table and "cuda allocated peak" in table
+
+
+def test_recommendation_section_answers_for_common_gpu_sizes():
+    from bench.results import load_records
+
+    page = render(list(load_records(GPU_MEMORY)))
+    table = re.search(r'<table class="metrics" id="recommend-table">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr><td class=\"num\">(\d+) GiB</td>\s*<td>(.*?)</td>", table, re.S)
+    assert [size for size, _ in rows] == ["8", "24", "80"]
+    assert "none" in rows[0][1]  # nothing trains in 8 GiB at batch 32 x 457 tokens
+    assert "prompt" in rows[1][1] and "<b>full</b>: needs 23.8 GiB &gt; 8 GiB" in table

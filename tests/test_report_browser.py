@@ -100,3 +100,16 @@ def test_report_with_history_in_headless_chromium(tmp_path):
     assert trend and trend.group(1).count("<circle") == 24  # 12 nights x 2 strategies
     assert trend.group(1).count('class="change-point"') == 2  # both strategies, at night 8
     assert "commit 0000007ab" in trend.group(1)  # hover text names the night's commit
+
+
+def test_memory_and_recommendation_sections_in_headless_chromium(tmp_path):
+    """The committed H200 records: the stacked memory chart and the recommendation table render."""
+    from bench.results import load_records
+
+    records = list(load_records(Path(__file__).resolve().parents[1] / "results" / "smollm2-gpu-memory"))
+    page = write_report(records, tmp_path / "gpu.html")
+    dom, messages = chromium(page, tmp_path / "profile", "--dump-dom")
+    assert messages == [], f"console messages in the report: {messages}"
+    svg = re.search(r'<svg id="chart-memory-components"[^>]*>(.*?)</svg>', dom, re.S)
+    assert svg and svg.group(1).count("<rect") >= 18
+    assert re.search(r'<table class="metrics" id="recommend-table"', dom)

@@ -291,6 +291,39 @@ def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
     return {"rows": rows, "chart": chart, "title": title, "components": COMPONENT_NAMES, "device": shown}
 
 
+# Device sizes the report recommends for (common GPUs: 8 GiB consumer, 24 GiB workstation, 80 GiB
+# data-centre); `bench recommend --memory` answers for any other.
+RECOMMEND_FOR_GIB = (8, 24, 80)
+
+
+def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
+    """`bench recommend` for each size in RECOMMEND_FOR_GIB (objective: accuracy, else throughput)."""
+    from bench.recommend import recommend
+
+    ok = [r for r in records if r.status == "ok"]
+    if not ok:
+        return []
+    task = aggregate.learned_task(ok)
+    has_accuracy = any(_value(r, f"accuracy.{task}") is not None for r in ok)
+    objective = "accuracy" if has_accuracy else "throughput"
+    out = []
+    for gib in RECOMMEND_FOR_GIB:
+        result = recommend(ok, gib * 2**30, objective=objective)
+        out.append(
+            {
+                "memory": f"{gib} GiB",
+                "objective": objective,
+                "choice": result.choice,
+                "reason": result.reason,
+                "pareto": result.pareto,
+                "rejected": result.rejected,
+                "dominated": result.dominated,
+                "notes": result.notes,
+            }
+        )
+    return out
+
+
 def _value(record: RunResult, name: str) -> float | None:
     metric = record.metrics.get(name)
     return None if metric is None else metric.value
@@ -352,6 +385,7 @@ def context(
         "comparison": comparison,
         "history": history_charts(history),
         "memory": memory_section(records),
+        "recommendations": recommendation_section(records),
         "fmt": charts.fmt,
     }
 
