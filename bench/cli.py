@@ -230,7 +230,7 @@ def _estimate(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
     if too_big:
-        _plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}")
+        _plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
     return 0
 
 
