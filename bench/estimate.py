@@ -20,6 +20,7 @@ What is modelled rather than run:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,6 +187,7 @@ def meta_model(config: Any, dtype: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     _register_attention()
+    config = copy.deepcopy(config)  # from_config sets the attention on the config: never on the caller's
     asked = getattr(config, "_attn_implementation_internal", None) or getattr(config, "_attn_implementation", None)
     attention = "eager" if asked == "eager" else ATTENTION
     with torch.device("meta"):

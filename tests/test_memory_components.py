@@ -172,7 +172,7 @@ def test_estimate_is_within_15_percent_of_the_measured_components(name, options,
 
 def test_large_configs_are_estimated_without_weights():
     """Llama-2-70B's shape on meta: parameters x 2 bytes in bf16, LoRA a sliver of that."""
-    config = config_from_file(ROOT / "suites" / "model-configs" / "llama-2-70b.json")
+    config = config_from_file(ROOT / "suites" / "model-configs" / "llama-2-70b")
     parameters = sum(p.numel() for p in meta_model(config, "bfloat16").parameters())
     assert parameters == 68_976_648_192
     full = estimate_run(config, dtype="bfloat16", strategy="full", options={}, batch_size=1, tokens=512)
@@ -209,7 +209,7 @@ def test_bad_memory_sizes_are_refused_naming_the_text(text):
 
 
 def test_unknown_optimizer_is_refused_naming_the_field(tmp_path):
-    config = config_from_file(ROOT / "suites" / "model-configs" / "llama-2-7b.json")
+    config = config_from_file(ROOT / "suites" / "model-configs" / "llama-2-7b")
     with pytest.raises(ValueError, match="training.optimizer.*'lion'"):
         estimate_run(config, dtype="bfloat16", strategy="full", options={}, batch_size=1, tokens=8, optimizer="lion")
     bad = tmp_path / "config.json"
@@ -227,7 +227,7 @@ def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
             "estimate",
             str(ROOT / "suites" / "strategies.yaml"),
             "--model-config",
-            str(ROOT / "suites" / "model-configs" / "llama-2-7b.json"),
+            str(ROOT / "suites" / "model-configs" / "llama-2-7b"),
             "--device-memory",
             "24GiB",
             "--tokens",
@@ -263,3 +263,20 @@ def test_cli_estimate_refuses_bad_input_naming_the_option(args, message, capsys)
 
     assert main(["estimate", str(ROOT / "suites" / "smoke.yaml"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_estimating_leaves_the_real_model_untouched():
+    """The estimate runs inside every run, after training and before evaluation and latency: it must
+    not change the real model's config (its attention implementation) or outputs."""
+    loaded = tiny()
+    ids = torch.randint(0, loaded.model.config.vocab_size, (2, 12))
+    before_config = loaded.model.config.to_dict()
+    attention = loaded.model.config._attn_implementation
+    with torch.no_grad():
+        before = loaded.model(input_ids=ids).logits
+    for strategy in ("full", "lora", "prompt"):
+        estimate_run(loaded.model.config, dtype="float32", strategy=strategy, options={}, batch_size=2, tokens=12)
+    assert loaded.model.config._attn_implementation == attention
+    assert loaded.model.config.to_dict() == before_config
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(input_ids=ids).logits, before, rtol=0, atol=0)
