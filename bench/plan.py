@@ -28,6 +28,7 @@ class RunSpec(Strict):
     threads: int | None
     plugins: list[str]
     preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
+    processes: int = 1  # data-parallel processes (torchrun); budget.batch_size is the global batch
     parent: dict[str, Any] | None = None  # the sft run this one starts from: strategy, label, options, run_id
 
     @property
@@ -36,6 +37,10 @@ class RunSpec(Strict):
         for name in ("preference", "parent"):  # added later: left out when unset, so older run_ids hold
             if data.get(name) is None:
                 data.pop(name, None)
+        if data.get("processes") == 1:  # likewise
+            data.pop("processes")
+        if data["model"].get("config") is None:  # likewise
+            data["model"].pop("config", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise
             data["training"].pop("gradient_checkpointing", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -84,6 +89,7 @@ def plan(suite: Suite) -> list[RunSpec]:
                 measure=suite.measure,
                 device=suite.execution.device,
                 threads=suite.execution.threads,
+                processes=suite.execution.processes,
                 plugins=suite.plugins,
                 preference=_preference(suite, strategy.name),
             )

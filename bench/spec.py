@@ -112,6 +112,14 @@ class Measure(Strict):
     latency_warmup: NonNegativeInt = 2
 
 
+class Resources(Strict):
+    """What one run needs from a machine (per run, all its processes together)."""
+
+    cpus: Annotated[float, Field(gt=0, le=4096, allow_inf_nan=False)] = 1
+    gpus: Annotated[float, Field(ge=0, le=1024, allow_inf_nan=False)] = 0
+    memory_gib: Annotated[float, Field(gt=0, le=2**20, allow_inf_nan=False)] | None = None
+
+
 class Execution(Strict):
     # where runs execute (`bench ls`): warm forks each run from a server that imported the stack once;
     # local starts a fresh interpreter per run (the cold start, ~10 s more per run)
@@ -121,6 +129,12 @@ class Execution(Strict):
     # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there
     # and cost 3x beside a busy neighbour), else every core this process may use (docs/statistics.md)
     threads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    # processes per run: >1 launches each run with torchrun, data parallel (gloo on CPU, nccl on CUDA);
+    # budget.batch_size stays the global batch (split evenly across processes), steps stay the same
+    processes: Annotated[int, Field(gt=0, le=1024)] = 1
+    # what one run needs: the Ray executor schedules by it, and `memory_gib` is also enforced in the
+    # run's process (resource.setrlimit): a run past it fails as out of memory
+    resources: Resources = Field(default_factory=Resources)
 
 
 class PreferenceSpec(Strict):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users import them)
     MAX_COUNT,
@@ -57,6 +57,16 @@ class Suite(Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"expected distinct seeds, got {seeds}")
         return seeds
+
+    @model_validator(mode="after")
+    def _processes_split_the_batch(self) -> Suite:
+        processes, batch = self.execution.processes, self.budget.batch_size
+        if batch % processes:
+            raise ValueError(
+                f"execution.processes: {processes} processes cannot split budget.batch_size {batch} evenly "
+                "(the batch is global: each process takes batch_size / processes)"
+            )
+        return self
 
 
 class SuiteError(ValueError):

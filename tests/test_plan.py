@@ -42,3 +42,15 @@ def test_budget_and_task_changes_touch_every_run_but_timeouts_touch_none():
 
 def test_a_default_written_out_gives_the_same_id():
     assert ids(fast_suite("s", ["lora"])) == ids(fast_suite("s", [{"lora": {"r": 8, "alpha": 16}}]))
+
+
+def test_committed_smoke_records_keep_their_run_ids():
+    """A field added to the spec must leave existing run ids alone (resume, compare and history key
+    on them): the plan of suites/smoke.yaml names exactly the committed records."""
+    from pathlib import Path
+
+    from bench.suite import load_suite
+
+    root = Path(__file__).resolve().parents[1]
+    committed = {path.stem for path in (root / "results" / "smoke" / "x86_64-2c-cpu").glob("*.json")}
+    assert {spec.run_id for spec in plan(load_suite(root / "suites" / "smoke.yaml"))} == committed
