@@ -192,10 +192,13 @@ def trainer_arguments(
     budget: Budget, training: Training, learning_rate: float, seed: int, device: str, workdir: Path
 ) -> dict[str, Any]:
     """Arguments shared by every TRL config: the matched budget and the shared optimisation."""
+    from bench.distributed import world_size
+
+    processes = world_size()  # budget.batch_size is global: each process takes its share
     return {
         "output_dir": str(workdir / "trainer"),
         "max_steps": budget.steps,
-        "per_device_train_batch_size": budget.batch_size,
+        "per_device_train_batch_size": budget.batch_size // processes,
         "gradient_accumulation_steps": budget.gradient_accumulation,
         "learning_rate": learning_rate,
         "lr_scheduler_type": training.lr_scheduler,
@@ -216,6 +219,7 @@ def trainer_arguments(
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_drop_last": True,  # every step sees a full batch
         "disable_tqdm": True,
+        **({"ddp_backend": "gloo" if device == "cpu" else "nccl"} if processes > 1 else {}),
     }
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench import distributed
 from bench.events import emit, note
 from bench.measure import env
 from bench.measure.contention import ContentionMonitor, judge
@@ -82,6 +83,8 @@ class Run:
         spec = self.spec
         load_plugins(spec.plugins)
         device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = distributed.device_for_rank(device)
+        lead = distributed.rank() == 0  # with several processes, rank 0 evaluates and records
         transformers.logging.set_verbosity_error()
         transformers.set_seed(spec.seed)
         strategy = STRATEGIES.get(spec.strategy)
@@ -105,10 +108,10 @@ class Run:
         gc.freeze()
 
         before = {}
-        if spec.measure.accuracy:
+        if spec.measure.accuracy and lead:
             emit({"event": "phase", "phase": "evaluate base"})
             before = self.evaluate(loaded.model, loaded.tokenizer, [task, *retained], "base")
-        if preference is not None:
+        if preference is not None and lead:
             from bench.evaluate.alignment import measure_base
 
             emit({"event": "phase", "phase": "evaluate base alignment"})
@@ -143,6 +146,9 @@ class Run:
         self.contention["train"] = contention.result
         self.record_training(outcome)
         self.record_memory_components(outcome, loaded, task)
+        self.record_ranks()
+        if not lead:
+            return  # the other ranks' part ends with training; rank 0 goes on alone
 
         with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
             strategy.save(model, Path(artefact))
@@ -236,6 +242,26 @@ class Run:
         shape = outcome.components.batch_shape if outcome.components else None
         estimate, reason = estimate_for_run(self.spec, loaded.model, loaded.tokenizer, task, shape)
         self.memory = memory_field(outcome.components, estimate, reason)
+
+    def record_ranks(self) -> None:
+        """With several processes: world size and batches in the budget, every rank's training memory
+        in `record.memory["per_rank"]`, and each memory.train metric as the maximum over ranks."""
+        processes = distributed.world_size()
+        self.budget.update(
+            world_size=processes,
+            per_rank_batch=self.spec.budget.batch_size // processes,
+            global_batch=self.spec.budget.batch_size,
+        )
+        if processes == 1:
+            return
+        mine = {name: m.value for name, m in self.metrics.items() if name.startswith("memory.train.")}
+        ranks = distributed.gather(mine)
+        if self.memory is not None:
+            self.memory["per_rank"] = ranks
+        for name, metric in self.metrics.items():
+            values = [rank[name] for rank in ranks if rank.get(name) is not None]
+            if name in mine and values:
+                self.metrics[name] = metric.model_copy(update={"value": max(values)})
 
     def load_preference(self) -> Any:
         from bench.worker_alignment import load_preference_data
@@ -368,12 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec = RunSpec.model_validate_json(args.spec.read_text())
+    if spec.processes > 1 and not distributed.launched():  # become the launcher of its ranks
+        return distributed.launch(spec.processes, [str(args.spec), str(args.out), "--machine", args.machine])
     if not spec.model.hub:  # nothing else needs the network: fail fast instead of hanging on it
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix=f"bench-{spec.run_id}-") as workdir:
         result = run(spec, args.machine, Path(workdir))
-    atomic_write_text(args.out, result.model_dump_json(indent=2))
+    if distributed.rank() == 0:
+        atomic_write_text(args.out, result.model_dump_json(indent=2))
     return 0
 
 

@@ -50,13 +50,25 @@ class ContentionMonitor:
     """Context manager: snapshots before and after a phase; `result` holds the PhaseContention."""
 
     def __init__(self, torch_threads: int | None = None) -> None:
+        from bench.distributed import sibling_pids
+
         self.torch_threads = torch_threads
         self.result: PhaseContention | None = None
         self._process = psutil.Process()
+        # the run's other ranks (execution.processes > 1) are the run's own work, not a neighbour's
+        self._siblings = [psutil.Process(pid) for pid in sibling_pids()]
+        self._sibling_cpu: dict[int, float] = {}
 
     def _own_cpu(self) -> float:
         times = self._process.cpu_times()
-        return times.user + times.system + times.children_user + times.children_system
+        own = times.user + times.system + times.children_user + times.children_system
+        for sibling in self._siblings:
+            try:
+                sibling_times = sibling.cpu_times()
+                self._sibling_cpu[sibling.pid] = sibling_times.user + sibling_times.system
+            except psutil.Error:  # it has ended: its last reading stands
+                pass
+        return own + sum(self._sibling_cpu.values())
 
     def __enter__(self) -> ContentionMonitor:
         self._wall = time.perf_counter()

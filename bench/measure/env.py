@@ -109,8 +109,11 @@ SINGLE_THREAD_BELOW_PARAMETERS = 10_000_000
 
 
 def default_threads(parameters: int) -> int:
-    """torch threads when the suite leaves `execution.threads` unset (docs/statistics.md)."""
-    return 1 if parameters < SINGLE_THREAD_BELOW_PARAMETERS else available_cores()
+    """torch threads when the suite leaves `execution.threads` unset (docs/statistics.md); with
+    several processes on this machine (torchrun), each takes its share of the cores."""
+    if parameters < SINGLE_THREAD_BELOW_PARAMETERS:
+        return 1
+    return max(1, available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def hardware(torch_threads: int | None = None) -> Hardware:
