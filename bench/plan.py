@@ -29,6 +29,7 @@ class RunSpec(Strict):
     plugins: list[str]
     preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
     processes: int = 1  # data-parallel processes (torchrun); budget.batch_size is the global batch
+    parallel: str = "ddp"  # ddp or fsdp, with several processes
     parent: dict[str, Any] | None = None  # the sft run this one starts from: strategy, label, options, run_id
 
     @property
@@ -39,6 +40,8 @@ class RunSpec(Strict):
                 data.pop(name, None)
         if data.get("processes") == 1:  # likewise
             data.pop("processes")
+        if data.get("parallel") == "ddp":  # likewise
+            data.pop("parallel")
         if data["model"].get("config") is None:  # likewise
             data["model"].pop("config", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise
@@ -90,6 +93,7 @@ def plan(suite: Suite) -> list[RunSpec]:
                 device=suite.execution.device,
                 threads=suite.execution.threads,
                 processes=suite.execution.processes,
+                parallel=suite.execution.parallel,
                 plugins=suite.plugins,
                 preference=_preference(suite, strategy.name),
             )

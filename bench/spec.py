@@ -132,6 +132,9 @@ class Execution(Strict):
     # processes per run: >1 launches each run with torchrun, data parallel (gloo on CPU, nccl on CUDA);
     # budget.batch_size stays the global batch (split evenly across processes), steps stay the same
     processes: Annotated[int, Field(gt=0, le=1024)] = 1
+    # with several processes: ddp replicates the model; fsdp shards weights, gradients and optimizer
+    # state across them (transformers' FSDP integration, where the installed torch supports it)
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     # what one run needs: the Ray executor schedules by it, and `memory_gib` is also enforced in the
     # run's process (resource.setrlimit): a run past it fails as out of memory
     resources: Resources = Field(default_factory=Resources)

@@ -189,7 +189,13 @@ class MeasuringCallback(TrainerCallback):
 
 
 def trainer_arguments(
-    budget: Budget, training: Training, learning_rate: float, seed: int, device: str, workdir: Path
+    budget: Budget,
+    training: Training,
+    learning_rate: float,
+    seed: int,
+    device: str,
+    workdir: Path,
+    parallel: str = "ddp",
 ) -> dict[str, Any]:
     """Arguments shared by every TRL config: the matched budget and the shared optimisation."""
     from bench.distributed import world_size
@@ -219,8 +225,17 @@ def trainer_arguments(
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_drop_last": True,  # every step sees a full batch
         "disable_tqdm": True,
-        **({"ddp_backend": "gloo" if device == "cpu" else "nccl"} if processes > 1 else {}),
+        **(_parallel_arguments(parallel, device) if processes > 1 else {}),
     }
+
+
+def _parallel_arguments(parallel: str, device: str) -> dict[str, Any]:
+    """Several processes: DDP (the Trainer's default), or FSDP sharding every decoder layer."""
+    arguments: dict[str, Any] = {"ddp_backend": "gloo" if device == "cpu" else "nccl"}
+    if parallel == "fsdp":
+        arguments["fsdp"] = "full_shard auto_wrap"
+        arguments["fsdp_config"] = {"use_orig_params": True}
+    return arguments
 
 
 def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **_: Any):
@@ -274,7 +289,7 @@ def train(
     strategy's options) for dpo and rlhf."""
     if objective not in TRAINERS:
         raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(TRAINERS)})")
-    arguments = trainer_arguments(budget, training, learning_rate, seed, device, workdir)
+    arguments = trainer_arguments(budget, training, learning_rate, seed, device, workdir, inputs.pop("parallel", "ddp"))
     artefacts: dict[str, Any] = {}
     built = TRAINERS[objective](model, tokenizer, task, arguments, budget, artefacts=artefacts, **inputs)
     if not inspect.isgenerator(built):

@@ -84,6 +84,12 @@ class Run:
         load_plugins(spec.plugins)
         device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         device = distributed.device_for_rank(device)
+        if spec.parallel == "fsdp" and spec.processes > 1 and device == "cpu":
+            from bench.strategies import NotApplicable
+
+            # measured: transformers and accelerate accept the FSDP arguments on CPU and then run plain
+            # data parallel (distributed type MULTI_CPU), so an "FSDP" record would be a DDP one
+            raise NotApplicable("execution.parallel fsdp needs CUDA: on CPU accelerate runs plain data parallel")
         lead = distributed.rank() == 0  # with several processes, rank 0 evaluates and records
         transformers.logging.set_verbosity_error()
         transformers.set_seed(spec.seed)
@@ -141,6 +147,7 @@ class Run:
                 emit,
                 preference=preference,
                 options=options,
+                parallel=spec.parallel,
             )
         self.metrics.update(memory.metrics())
         self.contention["train"] = contention.result
@@ -254,6 +261,12 @@ class Run:
         )
         if processes == 1:
             return
+        from accelerate.state import AcceleratorState
+
+        # what really ran (accelerate may fall back from FSDP): "MULTI_CPU", "MULTI_GPU", "FSDP"
+        self.budget["parallel"] = str(AcceleratorState().distributed_type).split(".")[-1]
+        if self.spec.parallel == "fsdp" and self.budget["parallel"] != "FSDP":
+            raise RuntimeError(f"execution.parallel fsdp asked, but accelerate ran {self.budget['parallel']}")
         mine = {name: m.value for name, m in self.metrics.items() if name.startswith("memory.train.")}
         ranks = distributed.gather(mine)
         if self.memory is not None:

@@ -69,3 +69,11 @@ def test_every_rank_reports_its_memory_and_the_metric_is_the_maximum(runs):
 def test_processes_must_split_the_global_batch(tmp_path: Path):
     with pytest.raises(SuiteError, match="execution.processes: 3 processes cannot split budget.batch_size 8"):
         parse_suite(_suite("uneven", 3, [0]))
+
+
+def test_fsdp_on_cpu_is_skipped_with_the_reason(tmp_path: Path):
+    """accelerate takes FSDP arguments on CPU and runs plain data parallel: not an FSDP record."""
+    suite = _suite("fsdp-cpu", 2, [0])
+    suite["execution"]["parallel"] = "fsdp"
+    (result,) = run_suite(parse_suite(suite), tmp_path).results
+    assert result.status == "skipped" and "fsdp needs CUDA" in result.reason
