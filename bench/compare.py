@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.paired import metric_difference, sentence
 from bench.results import RunResult
 from bench.snapshot import load_set
 
@@ -182,6 +183,9 @@ def compare_metric(
     if abs(result.change) <= threshold:
         result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
         return result
+    paired = metric_difference(cand, base, metric)  # quality metrics with per-item outcomes on both sides
+    if paired is not None:
+        return _paired_verdict(result, paired, alpha, c_mean > b_mean)
     result.test = "runs"
     beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
     if beyond is None:
@@ -193,6 +197,19 @@ def compare_metric(
         return result
     result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
     result.note = f"{len(b_values)} vs {len(c_values)} runs"
+    return result
+
+
+def _paired_verdict(result: MetricChange, paired: Any, alpha: float, increased: bool) -> MetricChange:
+    """A quality metric tested item by item (bench/paired.py): one-sided in the observed direction."""
+    result.test = "items"
+    result.p_value = paired.p_value / 2
+    span = f"{100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to {100 * paired.high:+.1f}"
+    if result.p_value > alpha:
+        result.verdict, result.note = NOISE, f"within item-level noise ({span}; {sentence(paired)})"
+        return result
+    result.verdict = BETTER if increased == result.higher_is_better else WORSE
+    result.note = f"paired by item: {span}"
     return result
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -162,6 +162,10 @@ class RunResult(Record):
     # "estimate" (bench.estimate's prediction for this run) and "estimate_error_percent"; None before
     # schema 4 and where the run did not train
     memory: dict[str, Any] | None = None
+    # per-item correctness of each scored task, for paired statistics (bench/paired.py):
+    # {task: {"ids_sha256", "n", "before": "0110...", "after": "1110..."}} in the order of
+    # model.tasks[task].eval_ids; None before schema 5 and where accuracy was not measured
+    items: dict[str, dict[str, Any]] | None = None
 
     @property
     def timing_contaminated(self) -> bool:
@@ -198,8 +202,18 @@ def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "memory": None, "schema_version": 4}
 
 
+def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 5 added per-item correctness (`items`); older records have none."""
+    return {**raw, "items": None, "schema_version": 5}
+
+
 # Upgrades a raw record of version N to version N + 1; add one entry per schema change.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 
 
 def parse_record(raw: dict[str, Any]) -> RunResult:

@@ -56,6 +56,7 @@ class Run:
         self.losses: list[LossPoint] = []
         self.contention: dict[str, PhaseContention] = {}
         self.memory: dict[str, Any] | None = None
+        self.items: dict[str, dict[str, Any]] | None = None
         self.reference_seconds: list[float] = []
 
     def timing_quality(self) -> TimingQuality | None:
@@ -292,6 +293,13 @@ class Run:
         record_alignment(self, model, tokenizer, preference, base, reward_model)
 
     def record_accuracy(self, learned: str, retained: list[str], before: dict, after: dict) -> None:
+        from bench.paired import item_record
+
+        self.items = {
+            name: item_record(self.model_info["tasks"][name]["eval_ids"], before[name].correct, after[name].correct)
+            for name in [learned, *retained]
+            if before[name].correct is not None and after[name].correct is not None
+        } or None
         for name in [learned, *retained]:
             self.metric(f"accuracy.{name}", after[name].acc, "acc", True, stderr=after[name].acc_stderr)
             self.metric(f"accuracy_before.{name}", before[name].acc, "acc", True, stderr=before[name].acc_stderr)
@@ -396,6 +404,7 @@ def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
         start=_start_path(),
         timing_quality=state.timing_quality() if status == "ok" else None,
         memory=state.memory if status == "ok" else None,
+        items=state.items if status == "ok" else None,
     )
 
 

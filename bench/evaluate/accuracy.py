@@ -18,6 +18,8 @@ class Score:
     acc_stderr: float | None
     acc_norm: float | None
     items: int
+    # per item, in the task's evaluation order: "1" scored correct, "0" not (bench.paired uses it)
+    correct: str | None = None
 
 
 def lmeval_task_name(task: TaskData) -> str:
@@ -73,7 +75,7 @@ def evaluate_accuracy(
         model=language_model,
         tasks=list(names),
         task_manager=TaskManager(include_path=str(folder), include_defaults=False),
-        log_samples=False,
+        log_samples=True,  # per-item correctness, for paired statistics (bench/paired.py)
         verbosity="ERROR",
     )
     scores = {}
@@ -85,5 +87,15 @@ def evaluate_accuracy(
             acc_stderr=float(stderr) if isinstance(stderr, (int, float)) else None,
             acc_norm=float(result["acc_norm,none"]) if "acc_norm,none" in result else None,
             items=len(task.eval),
+            correct=_correct(task, output.get("samples", {}).get(name, [])),
         )
     return scores
+
+
+def _correct(task: TaskData, samples: list[dict[str, Any]]) -> str | None:
+    """The items' correctness in evaluation order, or None when lm-eval's samples do not cover them."""
+    by_id = {sample["doc"]["id"]: sample.get("acc") for sample in samples if isinstance(sample.get("doc"), dict)}
+    marks = [by_id.get(item.id) for item in task.eval]
+    if any(mark is None for mark in marks):
+        return None
+    return "".join("1" if float(mark) > 0 else "0" for mark in marks)

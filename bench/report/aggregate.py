@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bench import stats
+from bench.paired import sentence
 from bench.results import RunResult, records_frame
 
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
@@ -128,7 +129,9 @@ def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) 
     return None
 
 
-def answer(question: Question, summary: pd.DataFrame, task: str | None) -> Answer | None:
+def answer(
+    question: Question, summary: pd.DataFrame, task: str | None, records: list[RunResult] | None = None
+) -> Answer | None:
     """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise."""
     metric = resolve(question.patterns, summary, task)
     if metric is None:
@@ -143,12 +146,21 @@ def answer(question: Question, summary: pd.DataFrame, task: str | None) -> Answe
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
-    # the same test as bench compare: exact permutation over runs (seeds), see bench/stats.py
-    beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)
-    if beyond is None:
-        note = f"{int(best['n'])} vs {int(second['n'])} seeds: too few to tell at p<={REPORT_ALPHA}"
+    # the same tests as bench compare: paired by item where the records hold per-item outcomes
+    # (bench/paired.py), else an exact permutation over runs (seeds), see bench/stats.py
+    paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
+    if paired is not None:
+        beyond = paired.beyond_noise
+        note = (
+            f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
+            f"{100 * paired.high:+.1f}; {sentence(paired)}"
+        )
     else:
-        note = f"permutation test over seeds, p = {p:.3g}"
+        beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)
+        if beyond is None:
+            note = f"{int(best['n'])} vs {int(second['n'])} seeds: too few to tell at p<={REPORT_ALPHA}"
+        else:
+            note = f"permutation test over seeds, p = {p:.3g}"
     if margin == 0:
         beyond, note = False, "tie"
     return Answer(
@@ -167,10 +179,22 @@ def answer(question: Question, summary: pd.DataFrame, task: str | None) -> Answe
     )
 
 
+def _paired(records: list[RunResult] | None, first: str, second: str, metric: str):
+    """The item-paired difference of two strategies on a quality metric, or None (no items)."""
+    if not records:
+        return None
+    from bench.paired import metric_difference
+
+    keyed = keyed_records([r for r in records if r.status == "ok"])
+    if first not in keyed or second not in keyed:
+        return None
+    return metric_difference(keyed[first], keyed[second], metric)
+
+
 def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> list[Answer]:
     summary = summarize(records) if summary is None else summary
     task = learned_task(records)
-    found = (answer(question, summary, task) for question in QUESTIONS)
+    found = (answer(question, summary, task, records) for question in QUESTIONS)
     return [item for item in found if item is not None]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.report import aggregate, charts
+from bench.report.quality import quality_section
 from bench.results import RunResult, atomic_write_text, load_records
 
 if TYPE_CHECKING:
@@ -385,6 +386,7 @@ def context(
         "comparison": comparison,
         "history": history_charts(history),
         "memory": memory_section(records),
+        "quality": quality_section(records),
         "recommendations": recommendation_section(records),
         "fmt": charts.fmt,
     }

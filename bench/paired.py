@@ -1,0 +1,256 @@
+"""Paired, item-level statistics for quality metrics (Miller 2024, "Adding Error Bars to Evals").
+
+Before and after a fine-tuning are scored on the same items, and so are two strategies: the unit
+is the item, and what varies between the two sides is read from the per-item differences, not
+from two independent proportions. Seeds are a second level: a run's (seed's) shift of every item
+at once is its own variance component.
+
+For a seeds x items matrix X of per-item outcomes (correct 0/1, or after-minus-before -1/0/1) the
+estimate is the grand mean and its variance follows the two-way random-effects decomposition
+X_si = mu + a_s + b_i + e_si:
+
+    Var(mean) = sigma_a^2 / k + sigma_b^2 / n + sigma_e^2 / (k n)
+              = (MS_seed + MS_item - MS_error) / (k n)     (each component clipped at 0)
+
+With one seed there is no seed component to estimate; the interval then covers the items only,
+and says so. Two strategies on the same items: the per-item difference of their seed means
+carries the item and residual terms, each side adds its own seed component.
+Intervals are normal (z = 1.96); the minimum detectable effect at 80% power, two-sided alpha
+0.05, is (1.96 + 0.84) x SE: a true difference smaller than that is missed more often than not
+found, so "no difference" below it means "cannot tell".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Z95 = 1.959963984540054  # two-sided 95%
+Z_POWER = 0.8416212335729143  # 80% power
+MDE_FACTOR = Z95 + Z_POWER  # 2.80
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def item_record(ids: Sequence[str], before: str, after: str) -> dict[str, Any]:
+    """What a run record keeps per task: which items (a digest of their ids), and each one's outcome."""
+    return {"ids_sha256": ids_digest(ids), "n": len(ids), "before": before, "after": after}
+
+
+@dataclass
+class Interval:
+    """A mean with its standard error, 95% interval and minimum detectable effect."""
+
+    mean: float
+    se: float
+    items: int
+    seeds: int
+    notes: list[str] = field(default_factory=list)
+    df: float = math.inf  # degrees of freedom of the standard error (Satterthwaite); inf: normal
+
+    def _t(self, probability: float) -> float:
+        if math.isinf(self.df):
+            return Z95 if probability == 0.975 else Z_POWER
+        from scipy.stats import t
+
+        return float(t.ppf(probability, self.df))
+
+    @property
+    def low(self) -> float:
+        return self.mean - self._t(0.975) * self.se
+
+    @property
+    def high(self) -> float:
+        return self.mean + self._t(0.975) * self.se
+
+    @property
+    def mde(self) -> float:
+        return (self._t(0.975) + self._t(0.8)) * self.se
+
+    @property
+    def beyond_noise(self) -> bool:
+        """The 95% interval excludes zero (for a difference)."""
+        return self.low > 0 or self.high < 0
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided, t with the interval's degrees of freedom."""
+        if self.se == 0:
+            return 0.0 if self.mean != 0 else 1.0
+        if math.isinf(self.df):
+            return math.erfc(abs(self.mean) / self.se / math.sqrt(2))
+        from scipy.stats import t
+
+        return float(2 * t.sf(abs(self.mean) / self.se, self.df))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "se": self.se,
+            "low": self.low,
+            "high": self.high,
+            "mde": self.mde,
+            "items": self.items,
+            "seeds": self.seeds,
+            "df": self.df,
+            "notes": self.notes,
+        }
+
+
+def _outcomes(text: str) -> list[int]:
+    return [1 if mark == "1" else 0 for mark in text]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _components(matrix: list[list[float]]) -> tuple[float, float, float, float]:
+    """(seed, item, residual) variance contributions to the grand mean's variance, clipped at 0, and
+    the Satterthwaite degrees of freedom of their sum (few seeds: few degrees of freedom)."""
+    k, n = len(matrix), len(matrix[0])
+    grand = _mean([x for row in matrix for x in row])
+    seed_means = [_mean(row) for row in matrix]
+    item_means = [_mean([row[i] for row in matrix]) for i in range(n)]
+    ms_seed = n * sum((m - grand) ** 2 for m in seed_means) / (k - 1) if k > 1 else 0.0
+    ms_item = k * sum((m - grand) ** 2 for m in item_means) / (n - 1) if n > 1 else 0.0
+    if k > 1 and n > 1:
+        residual = sum((matrix[s][i] - seed_means[s] - item_means[i] + grand) ** 2 for s in range(k) for i in range(n))
+        ms_error = residual / ((k - 1) * (n - 1))
+    else:
+        ms_error = 0.0
+    cells = k * n
+    seed, item = max(ms_seed - ms_error, 0.0) / cells, max(ms_item - ms_error, 0.0) / cells
+    total = seed + item + ms_error / cells
+    # Satterthwaite: the sum's variance over each mean square's own (MS_j^2 / df_j)
+    spread = (ms_seed / cells) ** 2 / max(k - 1, 1) + (ms_item / cells) ** 2 / max(n - 1, 1)
+    spread += (ms_error / cells) ** 2 / max((k - 1) * (n - 1), 1)
+    df = total**2 / spread if spread > 0 else math.inf
+    return seed, item, ms_error / cells, df
+
+
+def interval(matrix: list[list[float]]) -> Interval:
+    """The grand mean of a seeds x items matrix with its two-level standard error."""
+    k, n = len(matrix), len(matrix[0])
+    if any(len(row) != n for row in matrix):
+        raise ValueError("every seed must score the same items")
+    if k == 1:  # one seed: the items' sampling variance only
+        row = matrix[0]
+        mean = _mean(row)
+        variance = sum((x - mean) ** 2 for x in row) / (n - 1) / n if n > 1 else 0.0
+        notes = ["one seed: the run-to-run (seed) variance is not included"]
+        return Interval(mean, math.sqrt(variance), n, 1, notes, df=max(n - 1, 1))
+    seed, item, residual, df = _components(matrix)
+    return Interval(_mean([x for r in matrix for x in r]), math.sqrt(seed + item + residual), n, k, df=df)
+
+
+def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
+    """mean(a) - mean(b) for two sets of runs scored on the same items (paired by item)."""
+    n = len(a[0])
+    if len(b[0]) != n:
+        raise ValueError("the two sides must score the same items")
+    a_items = [_mean([row[i] for row in a]) for i in range(n)]
+    b_items = [_mean([row[i] for row in b]) for i in range(n)]
+    diffs = [x - y for x, y in zip(a_items, b_items)]
+    mean = _mean(diffs)
+    item_part = sum((d - mean) ** 2 for d in diffs) / (n - 1) / n if n > 1 else 0.0
+    parts = [(item_part, max(n - 1, 1))]
+    notes = []
+    for side in (a, b):
+        if len(side) > 1:  # each side's seed component; items and residual are in the diffs
+            parts.append((_components(side)[0], len(side) - 1))
+    if len(a) == 1 or len(b) == 1:
+        notes.append("one seed on a side: its run-to-run (seed) variance is not included")
+    variance = sum(value for value, _ in parts)
+    spread = sum(value**2 / df for value, df in parts)
+    df = variance**2 / spread if spread > 0 else math.inf
+    return Interval(mean, math.sqrt(variance), n, min(len(a), len(b)), notes, df=df)
+
+
+# ---- from records -----------------------------------------------------------------------------
+
+
+def _matrix(records: list[Any], task: str, kind: str) -> list[list[float]] | None:
+    """Seeds x items: `kind` "after" (correct), "before", or "change" (after minus before)."""
+    rows, digest = [], None
+    for record in records:
+        entry = (record.items or {}).get(task)
+        if entry is None:
+            return None
+        if digest not in (None, entry["ids_sha256"]):
+            return None  # not the same items: no pairing
+        digest = entry["ids_sha256"]
+        after, before = _outcomes(entry["after"]), _outcomes(entry["before"])
+        rows.append(
+            after if kind == "after" else before if kind == "before" else [x - y for x, y in zip(after, before)]
+        )
+    return rows or None
+
+
+def items_digest(records: list[Any], task: str) -> str | None:
+    digests = {(r.items or {}).get(task, {}).get("ids_sha256") for r in records}
+    return digests.pop() if len(digests) == 1 else None
+
+
+def metric_matrix(records: list[Any], metric: str) -> list[list[list[float]]] | None:
+    """The per-task matrices behind a quality metric: accuracy.T and accuracy_before.T (correct),
+    gain.T and forgetting.T (after minus before); forgetting.mean: one matrix per retained task."""
+    family, _, task = metric.partition(".")
+    if family == "forgetting" and task == "mean":
+        tasks = sorted({t for r in records for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
+        matrices = [_matrix(records, t, "change") for t in tasks]
+        return matrices if tasks and all(m is not None for m in matrices) else None
+    kind = {"accuracy": "after", "accuracy_before": "before", "gain": "change", "forgetting": "change"}.get(family)
+    if kind is None:
+        return None
+    matrix = _matrix(records, task, kind)
+    return None if matrix is None else [matrix]
+
+
+def metric_interval(records: list[Any], metric: str) -> Interval | None:
+    """A quality metric of one strategy's runs with its item-level interval (None without items)."""
+    matrices = metric_matrix(records, metric)
+    if matrices is None:
+        return None
+    parts = [interval(m) for m in matrices]
+    return _average(parts)
+
+
+def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | None:
+    """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items."""
+    left, right = metric_matrix(a, metric), metric_matrix(b, metric)
+    if left is None or right is None or len(left) != len(right):
+        return None
+    family, _, task = metric.partition(".")
+    tasks = (
+        [task] if task != "mean" else sorted({t for r in a for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
+    )
+    if any(items_digest(a + b, t) is None for t in tasks):
+        return None
+    return _average([difference(x, y) for x, y in zip(left, right)])
+
+
+def _average(parts: list[Interval]) -> Interval:
+    """The mean of independent per-task estimates (forgetting.mean) and its standard error."""
+    if len(parts) == 1:
+        return parts[0]
+    count = len(parts)
+    mean = sum(p.mean for p in parts) / count
+    se = math.sqrt(sum(p.se**2 for p in parts)) / count
+    notes = sorted({note for p in parts for note in p.notes})
+    spread = sum((p.se / count) ** 4 / p.df for p in parts if not math.isinf(p.df))
+    df = (se**2) ** 2 / spread if spread > 0 else math.inf
+    return Interval(mean, se, sum(p.items for p in parts), min(p.seeds for p in parts), notes, df=df)
+
+
+def sentence(interval_: Interval, unit: str = "points") -> str:
+    """ "with 150 items and 2 seeds, differences under 4.1 points cannot be told from noise"."""
+    return (
+        f"with {interval_.items} items and {interval_.seeds} seed{'s' if interval_.seeds != 1 else ''}, "
+        f"differences under {100 * interval_.mde:.1f} {unit} cannot be told from noise"
+    )

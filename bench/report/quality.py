@@ -1,0 +1,62 @@
+"""The report's item-level view of quality: every accuracy and forgetting figure with its 95%
+interval from the paired analysis (bench/paired.py), and each strategy against the reference one
+(the most accurate) with the difference, its interval, and the minimum detectable effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.paired import Interval, metric_difference, metric_interval, sentence
+from bench.report import aggregate
+from bench.results import RunResult
+
+
+def _cell(estimate: Interval | None) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+    return {
+        "text": f"{100 * estimate.mean:+.1f}" if estimate.mean < 0 else f"{100 * estimate.mean:.1f}",
+        "interval": f"{100 * estimate.low:.1f} to {100 * estimate.high:.1f}",
+        "mde": f"{100 * estimate.mde:.1f}",
+        "beyond": estimate.beyond_noise,
+        "notes": estimate.notes,
+    }
+
+
+def quality_section(records: list[RunResult]) -> dict[str, Any] | None:
+    """None unless the records hold per-item outcomes (schema 5 and later)."""
+    keyed = aggregate.keyed_records([r for r in records if r.status == "ok" and r.items])
+    task = aggregate.learned_task(records)
+    if not keyed or task is None:
+        return None
+    retained = [t for t in aggregate.retained_tasks(records) if any(t in (r.items or {}) for r in records)]
+    metrics = [f"accuracy.{task}", f"gain.{task}", *(f"forgetting.{t}" for t in retained)]
+    if retained:
+        metrics.append("forgetting.mean")
+    rows = []
+    for strategy, runs in sorted(keyed.items()):
+        rows.append(
+            {"strategy": strategy, "seeds": len(runs), "cells": [_cell(metric_interval(runs, m)) for m in metrics]}
+        )
+    accuracy = f"accuracy.{task}"
+    means = {s: metric_interval(runs, accuracy) for s, runs in keyed.items()}
+    ranked = sorted((s for s in means if means[s] is not None), key=lambda s: -means[s].mean)
+    if not ranked:
+        return None
+    reference = ranked[0]
+    comparisons, design = [], None
+    for strategy in ranked[1:]:
+        cells = {}
+        for metric in (accuracy, "forgetting.mean") if retained else (accuracy,):
+            difference = metric_difference(keyed[strategy], keyed[reference], metric)
+            cells[metric] = _cell(difference)
+            design = design or difference
+        comparisons.append({"strategy": strategy, "cells": cells})
+    return {
+        "metrics": metrics,
+        "rows": rows,
+        "reference": reference,
+        "compared": [accuracy, "forgetting.mean"] if retained else [accuracy],
+        "comparisons": comparisons,
+        "design": sentence(design) if design else None,
+    }
