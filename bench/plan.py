@@ -30,6 +30,9 @@ class RunSpec(Strict):
     preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
     processes: int = 1  # data-parallel processes (torchrun); budget.batch_size is the global batch
     parallel: str = "ddp"  # ddp or fsdp, with several processes
+    # where to keep the trained adapter or weights and the scoring task files (`bench run
+    # --keep-artefacts`); None: measured in a temporary folder and deleted. Never part of run_id.
+    artefacts_dir: str | None = None
     parent: dict[str, Any] | None = None  # the sft run this one starts from: strategy, label, options, run_id
 
     @property
@@ -42,6 +45,7 @@ class RunSpec(Strict):
             data.pop("processes")
         if data.get("parallel") == "ddp":  # likewise
             data.pop("parallel")
+        data.pop("artefacts_dir", None)  # where outputs go does not change them
         if data["model"].get("config") is None:  # likewise
             data["model"].pop("config", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise

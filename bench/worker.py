@@ -158,14 +158,16 @@ class Run:
         if not lead:
             return  # the other ranks' part ends with training; rank 0 goes on alone
 
-        with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
-            strategy.save(model, Path(artefact))
-            self.metric("storage.bytes", _folder_bytes(Path(artefact)), "bytes", False)
+        self.save_artefact(strategy, model, loaded.tokenizer)
 
         if spec.measure.accuracy:
             emit({"event": "phase", "phase": "evaluate"})
             after = self.evaluate(model, loaded.tokenizer, [task, *retained], "tuned")
             self.record_accuracy(task.name, [t.name for t in retained], before, after)
+            if spec.artefacts_dir:
+                from bench.artefacts import keep_scoring_tasks
+
+                keep_scoring_tasks(Path(spec.artefacts_dir), [task, *retained], self.model_info, spec)
         else:
             self.missing([(f"accuracy.{task.name}", "acc", True)], "accuracy disabled in the suite (measure.accuracy)")
 
@@ -242,6 +244,18 @@ class Run:
             from bench.worker_alignment import record_phases
 
             record_phases(self, outcome)
+
+    def save_artefact(self, strategy: Any, model: Any, tokenizer: Any) -> None:
+        """What a user takes away (`--keep-artefacts`), or a temporary copy only to measure its size."""
+        if self.spec.artefacts_dir:
+            from bench.artefacts import keep_model
+
+            folder = keep_model(Path(self.spec.artefacts_dir), strategy, model, tokenizer)
+            self.metric("storage.bytes", _folder_bytes(folder), "bytes", False)
+            return
+        with tempfile.TemporaryDirectory(dir=self.workdir) as artefact:
+            strategy.save(model, Path(artefact))
+            self.metric("storage.bytes", _folder_bytes(Path(artefact)), "bytes", False)
 
     def record_memory_components(self, outcome: Any, loaded: Any, task: Any) -> None:
         from bench.measure.memory_record import component_metrics, estimate_for_run, memory_field

@@ -57,12 +57,15 @@ def write_task(task: TaskData, folder: Path) -> str:
 
 
 def evaluate_accuracy(
-    model: Any, tokenizer: Any, tasks: list[TaskData], folder: Path, batch_size: int
+    model: Any, tokenizer: Any, tasks: list[TaskData], folder: Path, batch_size: int, fast: bool = True
 ) -> dict[str, Score]:
-    """Score each task with lm-eval on the in-memory model (adapters included)."""
+    """Score each task with lm-eval on the in-memory model (adapters included). `fast`: the output
+    head only at scored positions (bench/evaluate/scorer.py), where the model allows; same scores."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+
+    from bench.evaluate.scorer import ContinuationScorer, supported
 
     for noisy in ("lm_eval", "lm-eval"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -70,7 +73,8 @@ def evaluate_accuracy(
     for task in tasks:
         write_task(task, folder)
     model.eval()
-    language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+    scorer = ContinuationScorer if fast and supported(model) is None else HFLM
+    language_model = scorer(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
     output = simple_evaluate(
         model=language_model,
         tasks=list(names),

@@ -1,0 +1,60 @@
+"""The fast log-likelihood path scores exactly what lm-eval's own HFLM path scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.evaluate.accuracy import evaluate_accuracy
+from bench.evaluate.scorer import ContinuationScorer, supported
+from bench.models.load import load_model
+from bench.spec import Budget, ModelSpec, TaskSpec
+from bench.strategies import STRATEGIES, PrepareContext
+from bench.tasks import load_task
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return [load_task(TaskSpec(name=name, eval_limit=60)) for name in ("cipher", "copy", "next-letter")]
+
+
+def _model(strategy: str | None):
+    torch.manual_seed(0)
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", lambda message: None)
+    if strategy is None:
+        return loaded.model, loaded.tokenizer
+    chosen = STRATEGIES.get(strategy)
+    prepared = chosen.prepare(loaded.model, chosen.Options(), PrepareContext(loaded.tokenizer, Budget(), 0, "cpu"))
+    for parameter in prepared.parameters():  # move the adapter off its identity initialisation
+        if parameter.requires_grad:
+            parameter.data += 0.05 * torch.randn_like(parameter)
+    return prepared, loaded.tokenizer
+
+
+@pytest.mark.parametrize("strategy", [None, "lora", "prompt", "prefix", "ia3"])
+def test_fast_path_gives_identical_per_item_scores(strategy, tasks, tmp_path: Path):
+    model, tokenizer = _model(strategy)
+    assert supported(model) is None
+    slow = evaluate_accuracy(model, tokenizer, tasks, tmp_path / "slow", 16, fast=False)
+    fast = evaluate_accuracy(model, tokenizer, tasks, tmp_path / "fast", 16, fast=True)
+    for name in slow:
+        assert fast[name].correct == slow[name].correct and fast[name].acc == slow[name].acc, name
+
+
+def test_fast_path_log_likelihoods_match_lm_eval(tasks):
+    """Request by request, the same log-likelihood and greedy flag (batch order does not matter)."""
+    from lm_eval.models.huggingface import HFLM
+
+    model, tokenizer = _model("lora")
+    requests = []
+    for item in tasks[0].eval[:20]:
+        context = tokenizer(item.context)["input_ids"]
+        for choice in item.choices:
+            requests.append(((item.context, " " + choice), context, tokenizer(" " + choice)["input_ids"]))
+    reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=7)._loglikelihood_tokens(requests)
+    ours = ContinuationScorer(pretrained=model, tokenizer=tokenizer, batch_size=5)._loglikelihood_tokens(requests)
+    for (expected, expected_greedy), (got, greedy) in zip(reference, ours, strict=True):
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-5) and greedy == expected_greedy
+    assert model.get_output_embeddings().forward.__self__ is model.get_output_embeddings()  # head restored
