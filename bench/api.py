@@ -20,8 +20,15 @@ def run_suite(
     progress: Progress | None = None,
     only: list[str] | None = None,
     machine: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    keep_artefacts: bool = False,
 ) -> ExecutionReport:
-    """Run (or resume) every (strategy, seed) of a suite; records land in results_dir."""
+    """Run (or resume) every (strategy, seed) of a suite; records land in results_dir.
+
+    `executor`: `local` (one run after another on this machine) or `ray` (one Ray task per run, on the
+    cluster at `address`, else on a local one started for the call); records are written here either
+    way. Raises bench.executors.base.SetupError, before any run, when that cannot start."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     specs: list[RunSpec] = plan(suite)
     if only:
@@ -30,7 +37,16 @@ def run_suite(
             raise ValueError(f"--only: no strategy labelled {', '.join(unknown)} in suite {suite.name!r}")
         specs = [spec for spec in specs if spec.label in only]
     return execute(
-        specs, ResultStore(results_dir), suite.execution.backend, suite.execution.timeout_s, progress, machine
+        specs,
+        ResultStore(results_dir),
+        suite.execution.backend,
+        suite.execution.timeout_s,
+        progress,
+        machine,
+        executor=executor,
+        resources=suite.execution.resources,
+        executor_options={"address": address} if address else None,
+        keep_artefacts=keep_artefacts,
     )
 
 

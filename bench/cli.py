@@ -1,4 +1,4 @@
-"""`bench`: run | validate | ls | report | compare | history | ab | estimate | recommend.
+"""`bench`: run | validate | ls | report | compare | history | ab | estimate | recommend | publish.
 
 Thin: parses arguments and calls bench.api (or the module that does the work)."""
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from bench.publish import add_parser as add_publish
 from bench.suite import SuiteError, load_suite
 
 if TYPE_CHECKING:
@@ -26,11 +27,26 @@ def _run(args: argparse.Namespace) -> int:
     from bench.api import run_suite
     from bench.console import RichProgress
     from bench.execute import Progress
+    from bench.executors.base import SetupError
 
     suite = load_suite(args.suite)
+    if args.address and args.executor != "ray":
+        _plain("bench run: --address is for --executor ray")
+        return 2
     progress = Progress() if args.quiet else RichProgress(errors)
     try:
-        report = run_suite(suite, args.results, progress, args.only)
+        report = run_suite(
+            suite,
+            args.results,
+            progress,
+            args.only,
+            executor=args.executor,
+            address=args.address,
+            keep_artefacts=args.keep_artefacts,
+        )
+    except SetupError as error:  # before any run: an executor that cannot start, an unusable results folder
+        _plain(f"bench run: {error}")
+        return 2
     finally:
         if isinstance(progress, RichProgress):
             progress.close()
@@ -365,8 +381,12 @@ def _ls(args: argparse.Namespace) -> int:
     console.print("[bold]tasks[/bold]")
     for source, names in task_names().items():
         console.print(f"  {source:10} {', '.join(names)}")
-    console.print("[bold]backends[/bold]")
+    console.print("[bold]backends[/bold] (how one run's process starts: execution.backend)")
     console.print("  " + ", ".join(BACKENDS.names()))
+    from bench.executors import EXECUTORS
+
+    console.print("[bold]executors[/bold] (where a suite's runs go: bench run --executor)")
+    console.print("  " + ", ".join(EXECUTORS.names()))
     return 0
 
 
@@ -381,6 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
     run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
+    run.add_argument(
+        "--keep-artefacts",
+        action="store_true",
+        help="keep each run's adapter or weights, tokenizer and scoring tasks beside its record, with the"
+        " lm-eval command that reproduces its accuracy (results/<suite>/<machine>/artefacts/<run_id>/)",
+    )
+    from bench.executors import EXECUTORS  # names only: an executor's module is imported when chosen
+
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS.names(),
+        default="local",
+        help="local: one run after another on this machine (default); ray: one Ray task per run (docs/scaling.md)",
+    )
+    run.add_argument(
+        "--address", metavar="ADDR", help="--executor ray: the cluster (HEAD:6379); default: a local one for this call"
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="render the HTML comparison report from stored records")
@@ -502,8 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("suites", type=Path, nargs="+")
     validate.set_defaults(handler=_validate)
 
-    ls = commands.add_parser("ls", help="list strategies, model presets, tasks and backends")
+    ls = commands.add_parser("ls", help="list strategies, model presets, tasks, backends and executors")
     ls.set_defaults(handler=_ls)
+    add_publish(commands)
     return parser
 
 

@@ -1,21 +1,29 @@
-"""Execute a plan: skip what is stored, run the rest through a backend, store every outcome.
+"""Execute a plan: skip what is stored, run the rest through an executor, store every outcome.
 
-Records are written as each run ends, so an interrupted suite loses only the run in flight and
-the same command resumes it. Failed runs are retried on the next invocation; ok and skipped are kept.
+Records are written on this machine (the driver) as each run ends, whatever executor ran it, so an
+interrupted suite loses only the runs in flight and the same command resumes them. Failed runs are
+retried on the next invocation; ok and skipped are kept. The executor (bench/executors/: `local`, one
+run after another through the suite's backend, or `ray`, one Ray task per run) only runs and reports.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.backends import BACKENDS
-from bench.measure import env
+from bench.executors import EXECUTORS
+from bench.executors.base import Finished, Job, SetupError
+from bench.measure import env, limits
 from bench.plan import RunSpec
+from bench.registry import UnknownNameError
 from bench.results import ResultStore, RunResult
+from bench.spec import Resources
 
 KEEP = ("ok", "skipped")
 
@@ -54,6 +62,27 @@ def failure_record(spec: RunSpec, machine: str, reason: str, started: str, secon
     )
 
 
+MIN_FREE_BYTES = 100 * 2**20  # records and logs are small; under this a disk is about to be full
+
+
+def results_dir_problem(root: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
+    """Why records cannot be stored under `root` (not creatable, not writable, nearly full), or None."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=root, prefix=".bench-write-check-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        return f"results folder {root} is not writable: {error.strerror or error}; nothing was run"
+    free = shutil.disk_usage(root).free
+    if free < min_free:
+        return (
+            f"results folder {root} has {free / 2**20:.0f} MiB free, under the {min_free / 2**20:.0f} MiB"
+            " needed to store records and logs; nothing was run"
+        )
+    return None
+
+
 def execute(
     specs: list[RunSpec],
     store: ResultStore,
@@ -62,39 +91,80 @@ def execute(
     progress: Progress | None = None,
     machine: str | None = None,
     clock: Callable[[], float] | None = None,
+    executor: str = "local",
+    resources: Resources | None = None,
+    executor_options: dict[str, Any] | None = None,
+    keep_artefacts: bool = False,
 ) -> ExecutionReport:
+    """Run what is not stored yet through `executor` (bench/executors/), store each record as it ends.
+
+    `executor_options`: the executor's own (Ray: `address`). `keep_artefacts`: each run keeps its trained
+    adapter or weights and scoring tasks beside its record (bench/artefacts.py). Raises SetupError, before any run
+    starts, when the executor cannot start or the results folder cannot take records."""
     import time
 
     clock = clock or time.perf_counter
     progress = progress or Progress()
-    machine = machine or env.machine_id()
-    backend = BACKENDS.get(backend_name)()
+    resources = resources or Resources()
     report = ExecutionReport()
+    results: dict[int, RunResult] = {}
+    here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
+    if not all(_kept(store, spec, here) for spec in specs):  # that something will run
+        problem = results_dir_problem(store.root)
+        if problem:
+            raise SetupError(problem)
     try:
-        _execute_all(specs, store, backend, timeout_s, progress, machine, clock, report)
+        kind = EXECUTORS.get(executor)
+    except UnknownNameError as error:
+        raise SetupError(str(error)) from None
+    chosen = kind(backend_name, timeout_s, resources, clock, **(executor_options or {}))
+    try:
+        machine = machine or chosen.machine()  # where its runs land (Ray: a probe task on the cluster)
+        jobs = []
+        for index, spec in enumerate(specs):
+            stored = _kept(store, spec, machine)
+            if stored is not None:
+                results[index] = stored
+                report.reused += 1
+                progress.end_run(stored, reused=True)
+            else:
+                if keep_artefacts:  # beside the record: <results>/<suite>/<machine>/artefacts/<run_id>/
+                    folder = store.path_for(spec.suite, machine, spec.run_id).parent / "artefacts" / spec.run_id
+                    spec = spec.model_copy(update={"artefacts_dir": str(folder.resolve())})
+                jobs.append(Job(index, len(specs), spec, _log_path(store, machine, spec)))
+        limit = limits.limit_bytes(resources.memory_gib)
+        for finished in chosen.run(jobs, machine, progress) if jobs else ():
+            result = _store(finished, store, machine, limit)
+            results[finished.job.index] = result
+            report.executed += 1
+            progress.end_run(result, reused=False)
     finally:
-        getattr(backend, "close", lambda: None)()
+        chosen.close()
+        report.results = [results[index] for index in sorted(results)]  # plan order, however runs ended
     return report
 
 
-def _execute_all(specs, store, backend, timeout_s, progress, machine, clock, report) -> None:
-    for index, spec in enumerate(specs):
-        stored = store.read(spec.suite, machine, spec.run_id)
-        if stored is not None and stored.status in KEEP:
-            report.results.append(stored)
-            report.reused += 1
-            progress.end_run(stored, reused=True)
-            continue
-        progress.start_run(index, len(specs), spec)
-        log_path = store.path_for(spec.suite, machine, spec.run_id).parent / "logs" / f"{spec.run_id}.log"
-        started, start = datetime.now(timezone.utc).isoformat(timespec="seconds"), clock()
-        outcome = backend.execute(spec, machine, timeout_s, log_path, progress.event)
-        result = outcome.result or failure_record(
-            spec, machine, outcome.failure or "unknown", started, clock() - start, log_path
-        )
-        if result.log_path is None:
-            result = result.model_copy(update={"log_path": str(log_path)})
-        store.write(result)
-        report.results.append(result)
-        report.executed += 1
-        progress.end_run(result, reused=False)
+def _kept(store: ResultStore, spec: RunSpec, machine: str) -> RunResult | None:
+    """The stored record to reuse (ok or skipped), or None: the run is to execute."""
+    stored = store.read(spec.suite, machine, spec.run_id)
+    return stored if stored is not None and stored.status in KEEP else None
+
+
+def _log_path(store: ResultStore, machine: str, spec: RunSpec) -> Path:
+    return store.path_for(spec.suite, machine, spec.run_id).parent / "logs" / f"{spec.run_id}.log"
+
+
+def _store(finished: Finished, store: ResultStore, machine: str, limit: int | None) -> RunResult:
+    """The run's record, with out-of-memory named in a failure's reason; written atomically."""
+    job, outcome = finished.job, finished.outcome
+    result = outcome.result or failure_record(
+        job.spec, machine, outcome.failure or "unknown", finished.started, finished.seconds, job.log_path
+    )
+    if result.status == "failed" and result.reason:
+        named = limits.out_of_memory_reason(result.reason, limit)
+        if named and (limit or "out of memory" not in result.reason):
+            result = result.model_copy(update={"reason": f"{result.reason}\n{named}"})
+    if result.log_path is None:
+        result = result.model_copy(update={"log_path": str(job.log_path)})
+    store.write(result)
+    return result

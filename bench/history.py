@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench import stats
-from bench.results import RunResult, load_record
+from bench.results import RunResult, load_record, record_paths
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
@@ -102,9 +102,7 @@ class History:
 def read_records(root: Path | str) -> tuple[list[tuple[Path, RunResult]], int]:
     """Every record below `root` with its folder; other JSON files (summaries) are counted, not fatal."""
     found, skipped = [], 0
-    for path in sorted(Path(root).rglob("*.json")):
-        if path.name.startswith(".") or "logs" in path.parts:
-            continue
+    for path in record_paths(root):
         try:
             found.append((path.parent, load_record(path)))
         except (ValidationError, ValueError, KeyError, json.JSONDecodeError):

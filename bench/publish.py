@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.results import RunResult, atomic_write_text, load_record
+from bench.results import RunResult, atomic_write_text, load_record, record_paths
 
 STATUSES = ("ok", "failed", "skipped")
 GENERATOR = '<meta name="generator" content="bench publish">'  # marks a folder this command may replace
@@ -52,10 +52,7 @@ class ResultSet:
 def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
     """Every result set below `root`, in a stable order (suite, machine, folder)."""
     folders: dict[Path, list[tuple[Path, RunResult]]] = {}
-    for path in sorted(root.rglob("*.json")):
-        parts = path.relative_to(root).parts
-        if any(p.startswith(".") for p in parts) or "logs" in parts[:-1]:
-            continue
+    for path in record_paths(root):
         if skip is not None and skip in path.resolve().parents:
             continue  # an earlier site inside the results root
         try:

@@ -267,11 +267,24 @@ def load_record(path: Path) -> RunResult:
     return parse_record(json.loads(path.read_text(encoding="utf-8")))
 
 
+# Folders beside the records that hold other files: run logs, and kept artefacts (model configs,
+# tokenizers and task files are JSON too)
+NOT_RECORDS = ("logs", "artefacts")
+
+
+def record_paths(root: Path | str) -> Iterator[Path]:
+    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/."""
+    root = Path(root)
+    for path in sorted(root.rglob("*.json")):
+        parts = path.relative_to(root).parts
+        if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
+            yield path
+
+
 def load_records(root: Path | str) -> Iterator[RunResult]:
     """Every record below `root` (a results folder, a suite folder or a machine folder)."""
-    for path in sorted(Path(root).rglob("*.json")):
-        if not path.name.startswith("."):
-            yield load_record(path)
+    for path in record_paths(root):
+        yield load_record(path)
 
 
 def records_frame(records: list[RunResult]) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from bench import distributed
 from bench.events import emit, note
 from bench.measure import env
 from bench.measure.contention import ContentionMonitor, judge
+from bench.measure.limits import apply_memory_limit
 from bench.measure.memory import MemoryTracker
 from bench.measure.reference import reference_seconds
 from bench.measure.timing import summarize
@@ -428,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--machine", required=True)
     args = parser.parse_args(argv)
+    apply_memory_limit()  # execution.resources.memory_gib (bench/measure/limits.py), per rank under torchrun
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec = RunSpec.model_validate_json(args.spec.read_text())
     if spec.processes > 1 and not distributed.launched():  # become the launcher of its ranks

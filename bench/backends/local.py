@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -74,10 +74,11 @@ def outcome(out_path: Path, return_code: int, log_path: Path) -> Outcome:
 class LocalBackend:
     """A fresh interpreter per run: the cold start (about 10 s of imports on 2 cores).
 
-    `why_cold`: when another backend falls back to this one, the reason, recorded in each run's `start`."""
+    `why_cold`: when another backend falls back to this one, the reason, recorded in each run's `start`.
+    `env`: variables added to each run's environment (the memory limit, bench/measure/limits.py)."""
 
-    def __init__(self, why_cold: str | None = None) -> None:
-        self.start_env = {"BENCH_START": "cold", **({"BENCH_COLD_REASON": why_cold} if why_cold else {})}
+    def __init__(self, why_cold: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.start_env = {"BENCH_START": "cold", **({"BENCH_COLD_REASON": why_cold} if why_cold else {}), **(env or {})}
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
         log_path.parent.mkdir(parents=True, exist_ok=True)

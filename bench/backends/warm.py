@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine
 
 
 class WarmBackend:
-    def __init__(self) -> None:
+    """`env`: variables added to each run's environment (the memory limit, bench/measure/limits.py); the
+    server gets them and its forked children inherit them (the server itself does not apply the limit)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(env or {})
         self.server: subprocess.Popen | None = None
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cold_reason: str | None = None if hasattr(os, "fork") else "this platform cannot fork"
@@ -84,7 +89,7 @@ class WarmBackend:
             stderr=subprocess.DEVNULL,
             text=True,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         threading.Thread(target=self._read_replies, args=(self.server,), daemon=True).start()
         if not (self._reply(START_TIMEOUT_S) or {}).get("ready"):
@@ -139,6 +144,5 @@ class WarmBackend:
         except OSError:
             pass  # no reader waiting (the usual case: it saw the child's end)
 
-    @staticmethod
-    def _cold(spec, machine, timeout_s, log_path, on_event, reason: str) -> Outcome:
-        return LocalBackend(why_cold=reason).execute(spec, machine, timeout_s, log_path, on_event)
+    def _cold(self, spec, machine, timeout_s, log_path, on_event, reason: str) -> Outcome:
+        return LocalBackend(why_cold=reason, env=self.env).execute(spec, machine, timeout_s, log_path, on_event)

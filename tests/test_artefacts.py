@@ -1,0 +1,57 @@
+"""`bench run --keep-artefacts`: the trained adapter or weights in the standard formats, the task
+files, and lm-eval's own CLI on them reproducing the record's accuracy."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.results import load_records
+from tests.conftest import bench_cli, fast_suite, write_suite
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keep")
+    suite = fast_suite(
+        "keep",
+        [{"lora": {"r": 4, "alpha": 8, "learning_rate": 1.0e-2}}, {"full": {"learning_rate": 3.0e-3}}],
+        measure={"accuracy": True, "latency": False, "throughput_warmup_steps": 1},
+    )
+    path = write_suite(folder, suite)
+    run = bench_cli("run", str(path), "--results", str(folder / "results"), "--keep-artefacts", "--no-report")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return folder / "results"
+
+
+def test_artefacts_are_kept_beside_the_records_in_standard_formats(kept: Path):
+    records = {r.label: r for r in load_records(kept)}
+    for label, marker in (("lora", "adapter_config.json"), ("full", "config.json")):
+        folder = Path(records[label].spec["artefacts_dir"])
+        assert folder.is_relative_to(kept) and folder.name == records[label].run_id
+        assert (folder / "model" / marker).is_file(), sorted(p.name for p in (folder / "model").iterdir())
+        assert (folder / "tokenizer" / "tokenizer.json").is_file() and list((folder / "tasks").glob("*.yaml"))
+        # storage.bytes is the kept model folder's size
+        size = sum(p.stat().st_size for p in (folder / "model").rglob("*") if p.is_file())
+        assert records[label].metrics["storage.bytes"].value == size
+
+
+@pytest.mark.parametrize("label", ["lora", "full"])
+def test_lm_eval_cli_on_the_kept_artefact_reproduces_the_record(kept: Path, label: str, tmp_path: Path):
+    record = next(r for r in load_records(kept) if r.label == label)
+    script = (Path(record.spec["artefacts_dir"]) / "reproduce.sh").read_text().splitlines()[-1]
+    command = shlex.split(script)
+    assert command[0] == "lm_eval"
+    command = [sys.executable, "-m", "lm_eval", *command[1:], "--output_path", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (output,) = (tmp_path / "out").rglob("results*.json")
+    scores = json.loads(output.read_text())["results"]
+    for task in ("cipher", "next-letter"):
+        name = "bench_" + task.replace("-", "_")
+        assert scores[name]["acc,none"] == pytest.approx(record.metrics[f"accuracy.{task}"].value, abs=1e-9)
