@@ -56,6 +56,7 @@ def report(
     results_dir: Path | str = "results",
     reports_dir: Path | str = "reports",
     history_dir: Path | str | None = None,
+    notes: Path | str | None = None,
 ) -> Path:
     """Render the HTML report of a suite (YAML path: its records under results_dir) or of a results folder.
 
@@ -86,7 +87,8 @@ def report(
     if out is None:
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
     history = build(history_dir or folder, suites[0] if len(suites) == 1 else None)
-    return write_report(records, out, suite_text, history=history)
+    text = Path(notes).read_text(encoding="utf-8") if notes else None
+    return write_report(records, out, suite_text, history=history, notes=text)
 
 
 def compare(

@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.api import report
 
     try:
-        path = report(args.source, args.out, args.results, args.reports, args.history)
+        path = report(args.source, args.out, args.results, args.reports, args.history, args.notes)
     except FileNotFoundError as error:
         errors.print(f"[red]error[/red]: {error}")
         return 2
@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
     report.add_argument(
         "--history", type=Path, metavar="STORE", help="add trend charts from this history store (docs/history.md)"
+    )
+    report.add_argument(
+        "--notes", type=Path, metavar="FILE", help="the author's findings (plain text), shown at the top of the report"
     )
     report.set_defaults(handler=_report)
 

@@ -191,3 +191,10 @@ def test_recommendation_section_answers_for_common_gpu_sizes():
     assert [size for size, _ in rows] == ["8", "24", "80"]
     assert "none" in rows[0][1]  # nothing trains in 8 GiB at batch 32 x 457 tokens
     assert "prompt" in rows[1][1] and "<b>full</b>: needs 23.8 GiB &gt; 8 GiB" in table
+
+
+def test_findings_are_shown_first_and_escaped(records):
+    page = render(records, notes="LoRA <b>learned</b> less.\n\nSecond paragraph.")
+    findings = re.search(r'<section id="findings">(.*?)</section>', page, re.S).group(1)
+    assert findings.count("<p>") == 2 and "LoRA &lt;b&gt;learned&lt;/b&gt; less." in findings
+    assert page.index('id="findings"') < page.index('id="answer"')

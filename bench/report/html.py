@@ -336,8 +336,10 @@ def context(
     comparison: Comparison | None = None,
     title: str | None = None,
     history: History | None = None,
+    notes: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, computed from the records."""
+    """Everything the template shows, computed from the records; `notes`: the author's findings
+    (plain text, paragraphs separated by blank lines), shown first."""
     summary = aggregate.summarize(records)
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = charts.colors(strategies)
@@ -387,6 +389,7 @@ def context(
         "history": history_charts(history),
         "memory": memory_section(records),
         "quality": quality_section(records),
+        "notes": [block.strip() for block in (notes or "").split("\n\n") if block.strip()],
         "recommendations": recommendation_section(records),
         "fmt": charts.fmt,
     }
@@ -398,12 +401,15 @@ def render(
     comparison: Comparison | None = None,
     title: str | None = None,
     history: History | None = None,
+    notes: str | None = None,
 ) -> str:
     """The report as one HTML string."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    return env.get_template("report.html.j2").render(**context(list(records), suite_text, comparison, title, history))
+    return env.get_template("report.html.j2").render(
+        **context(list(records), suite_text, comparison, title, history, notes)
+    )
 
 
 def write_report(
@@ -413,10 +419,11 @@ def write_report(
     comparison: Comparison | None = None,
     title: str | None = None,
     history: History | None = None,
+    notes: str | None = None,
 ) -> Path:
     """Render and write atomically; returns the path."""
     out = Path(out)
-    atomic_write_text(out, render(records, suite_text, comparison, title, history))
+    atomic_write_text(out, render(records, suite_text, comparison, title, history, notes))
     out.chmod(0o644)  # a report is for sharing (the atomic temp file starts private)
     return out
 
