@@ -1,4 +1,4 @@
-"""`bench`: run | validate | ls | report | compare | history | ab | estimate | recommend | publish.
+"""`bench`: run | validate | ls | report | compare | history | ab | estimate | recommend | publish | scaling.
 
 Thin: parses arguments and calls bench.api (or the module that does the work)."""
 
@@ -247,6 +247,22 @@ def _estimate(args: argparse.Namespace) -> int:
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
     if too_big:
         _plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from bench.scaling import render, scaling
+    from bench.snapshot import load_set
+
+    try:
+        rows = scaling(load_set(args.one), load_set(args.many))
+    except FileNotFoundError as error:
+        _plain(f"bench scaling: {error}")
+        return 2
+    if not rows:
+        _plain("bench scaling: no strategy label is in both sets")
+        return 2
+    _plain(render(rows), console)
     return 0
 
 
@@ -544,6 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", help="list strategies, model presets, tasks, backends and executors")
     ls.set_defaults(handler=_ls)
+    scaling = commands.add_parser(
+        "scaling", help="scaling efficiency of multi-process runs (execution.processes) against one process"
+    )
+    scaling.add_argument("one", type=Path, help="records of the 1-process runs")
+    scaling.add_argument("many", type=Path, help="records of the same suite with execution.processes > 1")
+    scaling.set_defaults(handler=_scaling)
     add_publish(commands)
     return parser
 

@@ -77,3 +77,17 @@ def test_fsdp_on_cpu_is_skipped_with_the_reason(tmp_path: Path):
     suite["execution"]["parallel"] = "fsdp"
     (result,) = run_suite(parse_suite(suite), tmp_path).results
     assert result.status == "skipped" and "fsdp needs CUDA" in result.reason
+
+
+def test_scaling_efficiency_is_global_throughput_over_n_times_one_process(runs):
+    from bench.scaling import scaling
+
+    one, two = runs
+    (row,) = scaling(one, two)
+    clean = [r.metrics["train.tokens_per_s"].value for r in one if not r.timing_contaminated]
+    multi = [r.metrics["train.tokens_per_s"].value for r in two if not r.timing_contaminated]
+    assert row.label == "full" and row.processes == 2 and row.same_budget
+    if clean and multi:  # a contaminated side has no throughput to compare, and says so
+        assert row.efficiency == pytest.approx((sum(multi) / len(multi)) / (2 * sum(clean) / len(clean)))
+    else:
+        assert row.efficiency is None
