@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from bench import stats
 from bench.measure.components import MIB
+from bench.report.aggregate import learned_task
 from bench.results import RunResult
 
 Objective = Literal["accuracy", "throughput"]
@@ -234,8 +235,8 @@ def _spread(figure: Figure, fmt: Callable[[float], str]) -> str:
 
 
 def _value(record: RunResult, metric: str | None) -> float | None:
-    found = record.metrics.get(metric) if metric else None
-    return None if found is None or found.value is None or not math.isfinite(found.value) else float(found.value)
+    value = record.value(metric) if metric else None
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _missing_reason(records: list[RunResult], metric: str | None) -> str:
@@ -250,7 +251,7 @@ def _figure(records: list[RunResult], metric: str | None) -> Figure:
     return Figure.of(values, None if values else _missing_reason(records, metric))
 
 
-def _throughput(records: list[RunResult]) -> Figure:
+def throughput(records: list[RunResult]) -> Figure:
     """tokens/s over the runs whose timing was not contaminated by other load (bench/measure/contention.py)."""
     clean = [r for r in records if not r.timing_contaminated]
     figure = _figure(clean, THROUGHPUT)
@@ -277,11 +278,6 @@ def _worst_memory(records: list[RunResult]) -> tuple[float | None, str | None]:
     return max(measured, key=lambda pair: pair[0]) if measured else (None, None)
 
 
-def _learned_task(record: RunResult) -> str | None:
-    task = record.spec.get("task") or {}
-    return str(task["name"]) if task.get("name") else None
-
-
 def _grouped(records: list[RunResult]) -> dict[tuple[str, str | None, str], list[RunResult]]:
     groups: dict[tuple[str, str | None, str], list[RunResult]] = {}
     for record in sorted(records, key=lambda r: (r.suite, r.label, r.seed)):
@@ -297,7 +293,7 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
     found = []
     for (suite, fingerprint, label), runs in groups.items():
         name = (f"{suite}/" if len(suites) > 1 else "") + label + (f" @ {fingerprint}" if len(fingerprints) > 1 else "")
-        task = _learned_task(runs[0])
+        task = learned_task(runs[:1])
         memory, source = _worst_memory(runs)
         parameters = [r.model["parameters"] for r in runs if isinstance(r.model.get("parameters"), int)]
         found.append(
@@ -313,7 +309,7 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
                 accuracy_metric=f"accuracy.{task}" if task else None,
                 accuracy=_figure(runs, f"accuracy.{task}" if task else None),
                 forgetting=_figure(runs, FORGETTING),
-                throughput=_throughput(runs),
+                throughput=throughput(runs),
                 model_name=runs[0].model.get("name"),
                 model_parameters=max(parameters) if parameters else None,
             )
@@ -325,14 +321,14 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
 
 
 def load_model_config(path: Path | str) -> Any:
-    """A transformers config from a config.json file (or a folder holding one); ValueError naming the path."""
-    from transformers import AutoConfig
+    """bench.estimate.config_from_file, with every failure a ValueError naming the path."""
+    from bench.estimate import config_from_file
 
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{str(path)!r} does not exist")
     try:
-        return AutoConfig.from_pretrained(str(path))
+        return config_from_file(path)
     except Exception as error:  # transformers raises OSError, ValueError, KeyError for configs it cannot read
         raise ValueError(f"{str(path)!r} is not a transformers config: {error}") from error
 

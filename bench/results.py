@@ -167,6 +167,11 @@ class RunResult(Record):
     # model.tasks[task].eval_ids; None before schema 5 and where accuracy was not measured
     items: dict[str, dict[str, Any]] | None = None
 
+    def value(self, metric: str) -> float | None:
+        """The metric's value, or None when the run did not record it or recorded it missing."""
+        found = self.metrics.get(metric)
+        return None if found is None else found.value
+
     @property
     def timing_contaminated(self) -> bool:
         return self.timing_quality is not None and self.timing_quality.contaminated

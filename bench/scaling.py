@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.recommend import throughput
 from bench.results import RunResult
-
-THROUGHPUT = "train.tokens_per_s"
 
 
 @dataclass
@@ -26,16 +25,6 @@ class Scaling:
     note: str = ""
 
 
-def _throughput(runs: list[RunResult]) -> tuple[float | None, int]:
-    values = [
-        run.metrics[THROUGHPUT].value
-        for run in runs
-        if run.status == "ok" and not run.timing_contaminated and run.metrics.get(THROUGHPUT)
-    ]
-    values = [v for v in values if v is not None]
-    return (sum(values) / len(values) if values else None), len(values)
-
-
 def _budget(runs: list[RunResult]) -> set[tuple]:
     return {(run.budget.get("steps_done"), run.budget.get("tokens_seen")) for run in runs if run.status == "ok"}
 
@@ -46,11 +35,11 @@ def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
         ones = [r for r in one if r.label == label]
         manys = [r for r in many if r.label == label]
         processes = max(int(r.budget.get("world_size") or 1) for r in manys)
-        single, n_single = _throughput(ones)
-        multi, n_multi = _throughput(manys)
-        efficiency = multi / (processes * single) if single and multi else None
-        note = f"{n_single} vs {n_multi} uncontaminated runs"
-        rows.append(Scaling(label, processes, single, multi, efficiency, _budget(ones) == _budget(manys), note))
+        single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
+        efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
+        note = f"{single.n} vs {multi.n} uncontaminated runs"
+        same = _budget(ones) == _budget(manys)
+        rows.append(Scaling(label, processes, single.mean, multi.mean, efficiency, same, note))
     return rows
 
 

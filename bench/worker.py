@@ -262,6 +262,9 @@ class Run:
         from bench.measure.memory_record import component_metrics, estimate_for_run, memory_field
 
         self.metrics.update(component_metrics(outcome.components, "the trainer gave no first step to count"))
+        if distributed.rank() != 0:  # only rank 0's record is written: no estimate for the others
+            self.memory = memory_field(outcome.components, None, "not estimated on this rank")
+            return
         shape = outcome.components.batch_shape if outcome.components else None
         estimate, reason = estimate_for_run(self.spec, loaded.model, loaded.tokenizer, task, shape)
         self.memory = memory_field(outcome.components, estimate, reason)

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import stats
 from bench.report import aggregate, charts
 from bench.report.quality import quality_section
 from bench.results import RunResult, atomic_write_text, load_records
@@ -233,10 +234,6 @@ COMPONENT_NAMES = {
 DEVICE_FIGURES = ("cuda_allocated_peak_mib", "cuda_reserved_peak_mib", "nvml_process_mib", "host_peak_mib")
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
     """Training memory by component per strategy (mean over seeds, MiB), the estimate beside it and
     its error, and the device-level figures; None when no record counted its components."""
@@ -248,18 +245,16 @@ def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
         measured = [r.memory["measured"] for r in runs]
         estimates = [r.memory["estimate"] for r in runs if r.memory.get("estimate")]
         components = {
-            name: _mean([m["bytes"][name] / 2**20 for m in measured if m["bytes"].get(name) is not None])
+            name: stats.mean([m["bytes"][name] / 2**20 for m in measured if m["bytes"].get(name) is not None])
             for name in COMPONENT_COLORS
         }
-        total = _mean([m["total_bytes"] / 2**20 for m in measured if m.get("total_bytes") is not None])
-        estimate = _mean([e["total_bytes"] / 2**20 for e in estimates if e.get("total_bytes") is not None])
+        total = stats.mean([m["total_bytes"] / 2**20 for m in measured if m.get("total_bytes") is not None])
+        estimate = stats.mean([e["total_bytes"] / 2**20 for e in estimates if e.get("total_bytes") is not None])
         errors = [
             r.memory["estimate_error_percent"] for r in runs if r.memory.get("estimate_error_percent") is not None
         ]
         device = {
-            name: _mean(
-                [r.metrics[f"memory.train.{name}"].value for r in runs if _value(r, f"memory.train.{name}") is not None]
-            )
+            name: stats.mean([v for r in runs if (v := r.value(f"memory.train.{name}")) is not None])
             for name in DEVICE_FIGURES
         }
         rows.append(
@@ -268,7 +263,7 @@ def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
                 "components": components,
                 "total": total,
                 "estimate": estimate,
-                "error": _mean(errors),
+                "error": stats.mean(errors),
                 "device": device,
                 "dtypes": measured[0].get("weights_by_dtype") or {},
                 "reason": next(
@@ -305,7 +300,7 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
     if not ok:
         return []
     task = aggregate.learned_task(ok)
-    has_accuracy = any(_value(r, f"accuracy.{task}") is not None for r in ok)
+    has_accuracy = any(r.value(f"accuracy.{task}") is not None for r in ok)
     objective = "accuracy" if has_accuracy else "throughput"
     out = []
     for gib in RECOMMEND_FOR_GIB:
@@ -323,11 +318,6 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _value(record: RunResult, name: str) -> float | None:
-    metric = record.metrics.get(name)
-    return None if metric is None else metric.value
 
 
 def context(
