@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from bench.estimate_suite import DEFAULT_RESERVE
 from bench.publish import add_parser as add_publish
 from bench.suite import SuiteError, load_suite
 
@@ -515,7 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("suite", type=Path, help="suite YAML")
     estimate.add_argument("--device-memory", metavar="SIZE", help="say which runs fit, e.g. 24GiB, 80GB")
     estimate.add_argument(
-        "--reserve", default="2GiB", metavar="SIZE", help="kept free for the CUDA context and allocator (default 2GiB)"
+        "--reserve",
+        default=DEFAULT_RESERVE,
+        metavar="SIZE",
+        help=f"kept free for the CUDA context and allocator (default {DEFAULT_RESERVE}, measured on an H200)",
     )
     estimate.add_argument(
         "--model-config",

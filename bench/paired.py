@@ -15,9 +15,10 @@ X_si = mu + a_s + b_i + e_si:
 With one seed there is no seed component to estimate; the interval then covers the items only,
 and says so. Two strategies on the same items: the per-item difference of their seed means
 carries the item and residual terms, each side adds its own seed component.
-Intervals are normal (z = 1.96); the minimum detectable effect at 80% power, two-sided alpha
-0.05, is (1.96 + 0.84) x SE: a true difference smaller than that is missed more often than not
-found, so "no difference" below it means "cannot tell".
+Intervals use t with Satterthwaite degrees of freedom (few seeds: wider; many: z = 1.96); the
+minimum detectable effect at 80% power, two-sided alpha 0.05, is (t_0.975 + t_0.80) x SE (1.96 +
+0.84 with many degrees of freedom): a true difference smaller than that is missed more often
+than not found, so "no difference" below it means "cannot tell".
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95%
 Z_POWER = 0.8416212335729143  # 80% power
-MDE_FACTOR = Z95 + Z_POWER  # 2.80
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -87,19 +87,6 @@ class Interval:
         from scipy.stats import t
 
         return float(2 * t.sf(abs(self.mean) / self.se, self.df))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean,
-            "se": self.se,
-            "low": self.low,
-            "high": self.high,
-            "mde": self.mde,
-            "items": self.items,
-            "seeds": self.seeds,
-            "df": self.df,
-            "notes": self.notes,
-        }
 
 
 def _outcomes(text: str) -> list[int]:
