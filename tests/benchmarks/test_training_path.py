@@ -1,6 +1,9 @@
 """The training path against a bare PyTorch loop doing the same optimizer steps on the same batches
-of the same model (tiny-llama, the smoke suite's budget: 60 steps of 8 x 32), and our trackers on
-against off. One process, one thread, the three variants in the same session.
+of the same model, and our trackers on against off. One process, one thread, all variants in the
+same session. Two shapes of tiny-llama training, 60 steps each:
+- `smoke`: the smoke suite's budget, 8 x 32 on cipher examples (about 40 real tokens a batch, so
+  fixed per-step costs dominate);
+- `full-64`: 8 x 64 on BoolQ passages truncated at 64 tokens (full sequences, issue 13's shape).
 
 Run with: pytest tests/benchmarks/test_training_path.py --benchmark-enable --benchmark-only
 Ratios (docs/performance.md): harness / bare and harness / harness-without-trackers, from the
@@ -17,8 +20,16 @@ import pytest
 STEPS = 60
 
 
-@pytest.fixture(scope="module")
-def setting(tiny_folder: Path, tmp_path_factory):
+SHAPES = {
+    "smoke": {"task": {"name": "cipher", "source": "synthetic"}, "seq_len": 32},
+    "full-64": {"task": {"name": "boolq", "source": "olmo"}, "seq_len": 64},
+}
+
+
+@pytest.fixture(scope="module", params=list(SHAPES))
+def setting(request, tiny_folder: Path, tmp_path_factory):
+    import itertools
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,8 +43,9 @@ def setting(tiny_folder: Path, tmp_path_factory):
     gc.freeze()  # as the worker does before training (bench/worker.py)
     model = AutoModelForCausalLM.from_pretrained(tiny_folder)
     tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
-    task = load_task(TaskSpec(name="cipher", train_size=2000, eval_limit=100))
-    budget = Budget(steps=STEPS, batch_size=8, seq_len=32)
+    shape = SHAPES[request.param]
+    task = load_task(TaskSpec(**shape["task"], train_size=2000, eval_limit=100))
+    budget = Budget(steps=STEPS, batch_size=8, seq_len=shape["seq_len"])
     workdir = tmp_path_factory.mktemp("train")
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", workdir)
     # the batches the harness's trainer feeds, collated once, for the bare loop
@@ -41,9 +53,10 @@ def setting(tiny_folder: Path, tmp_path_factory):
     model_inputs = ("input_ids", "attention_mask", "labels", "position_ids")
     batches = [
         {key: value for key, value in batch.items() if key in model_inputs}
-        for _, batch in zip(range(STEPS), trainer.get_train_dataloader())
-    ]
+        for _, batch in zip(range(STEPS), itertools.cycle(list(trainer.get_train_dataloader())))
+    ]  # cycled as the trainer does when an epoch is shorter than STEPS (BoolQ's training split)
     return {
+        "shape": request.param,
         "model": model,
         "tokenizer": tokenizer,
         "task": task,
@@ -87,16 +100,24 @@ def _harness(trainer, trackers: bool) -> None:
     from bench.measure.memory import MemoryTracker
 
     if not trackers:
-        trainer.train()
+        _run(trainer)
         return
     with MemoryTracker("train"), ContentionMonitor(1):
-        trainer.train()
+        _run(trainer)
+
+
+def _run(trainer) -> None:
+    import gc
+
+    gc.freeze()  # as bench.train._run does before training
+    trainer.train()
 
 
 @pytest.mark.benchmark(group="training-path")
 @pytest.mark.parametrize("variant", ["bare", "harness", "harness-no-trackers"])
 def test_training_path(benchmark, setting, variant: str):
     trackers = variant == "harness"
+    benchmark.group = f"training-path {setting['shape']}"
 
     def fresh():  # not timed: a fresh copy of the model, and for the harness its trainer
         model = copy.deepcopy(setting["model"])
@@ -110,3 +131,4 @@ def test_training_path(benchmark, setting, variant: str):
 
     benchmark.pedantic(go, setup=fresh, rounds=7, iterations=1, warmup_rounds=1)
     benchmark.extra_info["steps"] = STEPS
+    benchmark.extra_info["shape"] = setting["shape"]
