@@ -1,20 +1,24 @@
-"""Evaluation speed, lm-eval's own HFLM path against bench's ContinuationScorer, on the same model,
-items and answers (docs/performance.md). Writes JSON beside the other benchmarks.
+"""Evaluation speed on the same model, items and answers (docs/performance.md): lm-eval's own HFLM
+path, bench's ContinuationScorer with one row per input (`unpacked`), and with the choices of an
+item packed into one row (`bench`, the default path). Writes JSON beside the other benchmarks.
 
-    python scripts/eval_speed.py [--items 40] [--tasks boolq arc-easy] [--out results/benchmarks/...]
+    python scripts/eval_speed.py [--items 40] [--tasks boolq arc-easy] [--rounds 3] [--out ...]
 
-Each path scores every task once after one warm-up pass on a few items; the per-item outcomes of
-the two paths must be identical (the script exits 1 otherwise).
+Each path scores every task once per round (rounds interleave the paths, so a slow moment of the
+machine falls on all of them) after one warm-up pass on a few items; the median round counts. The
+per-item outcomes of every path must be identical (the script exits 1 otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
 from bench.evaluate.accuracy import evaluate_accuracy
+from bench.evaluate.scorer import ContinuationScorer
 from bench.measure import env
 from bench.models.load import load_model
 from bench.spec import ModelSpec, TaskSpec
@@ -30,6 +34,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--tasks", nargs="+", default=["boolq", "arc-easy", "hellaswag"])
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     import torch
@@ -38,26 +43,33 @@ def main() -> int:
     torch.set_num_threads(env.available_cores())
     tasks = [load_task(TaskSpec(name=name, source="olmo", eval_limit=args.items)) for name in args.tasks]
     warm = [load_task(TaskSpec(name=name, source="olmo", eval_limit=2)) for name in args.tasks]
-    count, runs = requests_of(tasks), {}
-    for fast in (False, True):
-        evaluate_accuracy(
-            loaded.model, loaded.tokenizer, warm, Path(f"/tmp/eval-speed-warm-{fast}"), args.batch_size, fast
-        )
-        start = time.perf_counter()
-        scores = evaluate_accuracy(
-            loaded.model, loaded.tokenizer, tasks, Path(f"/tmp/eval-speed-{fast}"), args.batch_size, fast
-        )
-        seconds = time.perf_counter() - start
-        runs["bench" if fast else "lm-eval"] = {
-            "seconds": round(seconds, 2),
-            "requests_per_s": round(count / seconds, 2),
-            "accuracy": {name: score.acc for name, score in scores.items()},
-            "correct": {name: score.correct for name, score in scores.items()},
-        }
-        print(f"{'bench' if fast else 'lm-eval'}: {count} requests in {seconds:.1f} s = {count / seconds:.2f}/s")
-    same = runs["bench"]["correct"] == runs["lm-eval"]["correct"]
-    speedup = runs["lm-eval"]["seconds"] / runs["bench"]["seconds"]
-    print(f"speed-up {speedup:.2f}x; per-item outcomes identical: {same}")
+    count = requests_of(tasks)
+    paths = {"lm-eval": (False, False), "unpacked": (True, False), "bench": (True, True)}  # (fast, pack)
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    runs: dict[str, dict] = {}
+    for round_number in range(args.rounds):
+        for name, (fast, pack) in paths.items():
+            ContinuationScorer.pack = pack
+            folder = Path(f"/tmp/eval-speed-{name}")
+            if round_number == 0:
+                evaluate_accuracy(loaded.model, loaded.tokenizer, warm, folder / "warm", args.batch_size, fast)
+            start = time.perf_counter()
+            scores = evaluate_accuracy(loaded.model, loaded.tokenizer, tasks, folder, args.batch_size, fast)
+            seconds[name].append(time.perf_counter() - start)
+            runs[name] = {
+                "accuracy": {task: score.acc for task, score in scores.items()},
+                "correct": {task: score.correct for task, score in scores.items()},
+            }
+            print(f"round {round_number + 1} {name}: {count} requests in {seconds[name][-1]:.1f} s")
+    ContinuationScorer.pack = True
+    for name in paths:
+        median = statistics.median(seconds[name])
+        runs[name] |= {"seconds": [round(s, 2) for s in seconds[name]], "requests_per_s": round(count / median, 2)}
+        print(f"{name}: {runs[name]['requests_per_s']:.2f} requests/s (median of {args.rounds})")
+    same = all(runs[name]["correct"] == runs["lm-eval"]["correct"] for name in paths)
+    reference = statistics.median(seconds["lm-eval"])
+    speedup = {name: round(reference / statistics.median(seconds[name]), 2) for name in paths}
+    print(f"speed-up against lm-eval: {speedup}; per-item outcomes identical: {same}")
     out = args.out or Path("results/benchmarks") / env.hardware().fingerprint() / "eval-speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -66,9 +78,10 @@ def main() -> int:
         "items_per_task": args.items,
         "requests": count,
         "batch_size": args.batch_size,
+        "rounds": args.rounds,
         "hardware": env.hardware().model_dump(),
         "runs": runs,
-        "speedup": round(speedup, 2),
+        "speedup": speedup,
         "identical": same,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")

@@ -58,3 +58,50 @@ def test_fast_path_log_likelihoods_match_lm_eval(tasks):
     for (expected, expected_greedy), (got, greedy) in zip(reference, ours, strict=True):
         assert got == pytest.approx(expected, rel=1e-5, abs=1e-5) and greedy == expected_greedy
     assert model.get_output_embeddings().forward.__self__ is model.get_output_embeddings()  # head restored
+
+
+def _random_requests(seed: int, vocab: int, max_length: int) -> list:
+    """Items of 2-4 choices of 1-6 tokens after contexts of 1-40 tokens, some choices repeated, and
+    two items long enough that lm-eval truncates them (those cannot be packed)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def tokens(count: int) -> list[int]:
+        return torch.randint(3, vocab, (count,), generator=generator).tolist()
+
+    requests = []
+    for item in range(24):
+        long = item < 2  # context and choice over max_length + 1 tokens: lm-eval cuts the front
+        context = tokens(max_length - 2 if long else int(torch.randint(1, 41, (1,), generator=generator)))
+        lengths = [5 if long else int(torch.randint(1, 7, (1,), generator=generator)) for _ in range(2 + item % 3)]
+        choices = [tokens(length) for length in lengths]
+        if item % 5 == 0:
+            choices.append(list(choices[0]))  # the same choice twice: one branch, scored twice
+        requests += [((f"item {item}", f"choice {number}"), context, choice) for number, choice in enumerate(choices)]
+    return requests
+
+
+@pytest.mark.parametrize("strategy", [None, "lora"])
+def test_packed_choices_score_as_lm_eval_does(strategy):
+    """Choices packed behind their shared context (4D mask, restarted positions) give lm-eval's
+    log-likelihoods and greedy flags; truncated items fall back to one row per request."""
+    from lm_eval.models.huggingface import HFLM
+
+    model, tokenizer = _model(strategy)
+    reference_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8)
+    requests = _random_requests(1, model.config.vocab_size, reference_model.max_length)
+    reference = reference_model._loglikelihood_tokens(requests)
+    scorer = ContinuationScorer(pretrained=model, tokenizer=tokenizer, batch_size=8)
+    rows = scorer._rows(requests)
+    assert sum(bool(row.branches) for row in rows) >= 20  # packing happened...
+    assert len(rows) < len(requests) // 2  # ...and saved rows
+    assert sum(not row.branches and len(row.prefix) == reference_model.max_length for row in rows) == 5
+    ours = scorer._loglikelihood_tokens(requests)
+    for (expected, expected_greedy), (got, greedy) in zip(reference, ours, strict=True):
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-4) and greedy == expected_greedy
+
+
+def test_prompt_learning_models_are_not_packed():
+    model, tokenizer = _model("prompt")
+    scorer = ContinuationScorer(pretrained=model, tokenizer=tokenizer, batch_size=8)
+    requests = _random_requests(2, model.config.vocab_size, scorer.max_length)
+    assert not any(row.branches for row in scorer._rows(requests))

@@ -10,6 +10,13 @@ head bypassed; the hidden states of the continuation positions are gathered, and
 log-softmax run on those alone. The arithmetic per scored position is the same; scores are
 tested to be identical to lm-eval's own path (tests/test_scorer.py).
 
+The choices of one item share its context, so they are packed into one row (where the model allows
+it: not for prompt-learning adapters, which put their own tokens in front, and not where lm-eval
+would truncate): the context once, then each choice as a branch that sees the context and itself
+(a 4D attention mask and position ids that restart after the context). An item of four choices
+runs its context once instead of four times; the first token of every choice is scored from the
+context's last position.
+
 Hand-written because lm-eval has no hook for it (its TODO says as much); everything else (task
 loading, request building, tokenisation, metrics) stays lm-eval's.
 """
@@ -17,6 +24,7 @@ loading, request building, tokenisation, metrics) stays lm-eval's.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from lm_eval.models.huggingface import HFLM
@@ -49,46 +57,138 @@ def _head_bypassed(model: Any):
         del head.forward  # the class's own forward again
 
 
+def _packable(model: Any) -> bool:
+    """Whether choices can share a row: the attention takes an arbitrary mask (SDPA and eager do,
+    flash-attention kernels do not) and no prompt-learning adapter puts its own tokens in front."""
+    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    peft_config = getattr(model, "active_peft_config", None)
+    return attention in ("sdpa", "eager") and not getattr(peft_config, "is_prompt_learning", False)
+
+
+@dataclass
+class _Row:
+    """One model input: a prefix, then branches that each see the prefix and themselves. Each
+    scored request lists the input positions whose outputs predict its target tokens."""
+
+    prefix: list[int]
+    branches: list[list[int]] = field(default_factory=list)
+    scored: list[tuple[int, list[int], list[int]]] = field(default_factory=list)  # (request, positions, targets)
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prefix + [token for branch in self.branches for token in branch]
+
+    def positions(self) -> list[int]:
+        """Position ids: a branch continues from the end of the prefix."""
+        return list(range(len(self.prefix))) + [len(self.prefix) + j for b in self.branches for j in range(len(b))]
+
+    def segments(self) -> list[int]:
+        """0 for the prefix, i for branch i."""
+        return [0] * len(self.prefix) + [i for i, b in enumerate(self.branches, start=1) for _ in b]
+
+
 class ContinuationScorer(HFLM):
+    pack = True  # False: one row per distinct input, as before packing (scripts/eval_speed.py compares)
+
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
         import torch
 
-        order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][1]) + len(requests[i][2])))
+        rows = self._rows(requests)
+        rows.sort(key=lambda row: -len(row.tokens))  # longest first: a batch pads little
         size = self.batch_size if isinstance(self.batch_size, int) else int(override_bs or 16)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         with torch.no_grad(), _head_bypassed(self.model) as head:
-            for start in range(0, len(order), size):
-                chunk = order[start : start + size]
-                for index, answer in zip(chunk, self._score([requests[i] for i in chunk], head)):
+            for start in range(0, len(rows), size):
+                for index, answer in self._score(rows[start : start + size], requests, head):
                     results[index] = answer
         return results  # type: ignore[return-value]
 
-    def _score(self, chunk: list[Request], head: Any) -> list[tuple[float, bool]]:
+    def _rows(self, requests: list[Request]) -> list[_Row]:
+        """Requests that share a context become one packed row where that is exact; the rest one
+        row each, deduplicated by input (the one-token choices of an item share theirs)."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (_, context, _) in enumerate(requests):
+            groups.setdefault(tuple(context), []).append(index)
+        packable = self.pack and _packable(self.model)
+        rows: list[_Row] = []
+        single: dict[tuple[int, ...], _Row] = {}
+        for context, members in groups.items():
+            continuations = [requests[i][2] for i in members]
+            branch_tokens = sum(len(c) - 1 for c in {tuple(c) for c in continuations})
+            if (
+                packable
+                and context
+                and all(continuations)
+                and all(len(context) + len(c) <= self.max_length + 1 for c in continuations)  # lm-eval keeps all
+                and len(context) + branch_tokens <= self.max_length
+            ):
+                rows.append(self._packed(list(context), members, requests))
+                continue
+            for index in members:  # as lm-eval truncates: the last max_length tokens of the input
+                _, context_tokens, continuation = requests[index]
+                whole = tuple((context_tokens + continuation)[-(self.max_length + 1) :][:-1])
+                row = single.setdefault(whole, _Row(prefix=list(whole)))
+                count = len(continuation)
+                row.scored.append((index, list(range(len(whole) - count, len(whole))), continuation[-count:]))
+        return rows + list(single.values())
+
+    @staticmethod
+    def _packed(context: list[int], members: list[int], requests: list[Request]) -> _Row:
+        row = _Row(prefix=context)
+        starts: dict[tuple[int, ...], int] = {}  # identical choices share a branch
+        for index in members:
+            continuation = requests[index][2]
+            if tuple(continuation) not in starts:
+                starts[tuple(continuation)] = len(row.tokens)
+                row.branches.append(continuation[:-1])  # its last token is only predicted
+            start = starts[tuple(continuation)]
+            positions = [len(context) - 1] + [start + j for j in range(len(continuation) - 1)]
+            row.scored.append((index, positions, continuation))
+        return row
+
+    def _score(self, rows: list[_Row], requests: list[Request], head: Any) -> list[tuple[int, tuple[float, bool]]]:
         import torch
         import torch.nn.functional as F
 
-        unique: dict[tuple[int, ...], int] = {}  # one row per distinct input: choices of one token share it
-        spans = []  # per request: (its row, where its input ends, how many tokens it scores)
-        for _, context, continuation in chunk:
-            whole = tuple((context + continuation)[-(self.max_length + 1) :][:-1])  # as lm-eval truncates
-            row = unique.setdefault(whole, len(unique))
-            spans.append((row, len(whole), len(continuation)))
-        width = max(len(tokens) for tokens in unique)
-        ids = torch.zeros(len(unique), width, dtype=torch.long, device=self.device)
-        for tokens, row in unique.items():
-            ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        hidden = self.model(ids).logits  # the bypassed head: hidden states, [batch, positions, width]
+        width = max(len(row.tokens) for row in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
+        for number, row in enumerate(rows):
+            ids[number, : len(row.tokens)] = torch.tensor(row.tokens, dtype=torch.long)
+        if any(row.branches for row in rows):
+            hidden = self.model(ids, **self._branch_inputs(rows, width)).logits
+        else:  # plain causal rows, right-padded: padding comes after every scored position
+            hidden = self.model(ids).logits  # the bypassed head: hidden states, [batch, positions, width]
         offset = hidden.shape[1] - width  # prompt-learning tokens in front, where a model keeps them
-        rows = [row for row, end, count in spans for _ in range(count)]
-        positions = [offset + p for _, end, count in spans for p in range(end - count, end)]
-        scored = F.log_softmax(head(hidden[rows, positions]), dim=-1, dtype=self.softmax_dtype)
+        which = [(number, p) for number, row in enumerate(rows) for _, positions, _ in row.scored for p in positions]
+        numbers = [number for number, _ in which]
+        positions = [offset + p for _, p in which]
+        scored = F.log_softmax(head(hidden[numbers, positions]), dim=-1, dtype=self.softmax_dtype)
         answers, cursor = [], 0
-        for (_, _, continuation), (_, _, count) in zip(chunk, spans):
-            block = scored[cursor : cursor + count]
-            cursor += count
-            target = torch.tensor(continuation[-count:], dtype=torch.long, device=block.device)
-            logprob = float(block.gather(1, target.unsqueeze(1)).sum())
-            answers.append((logprob, bool((block.argmax(dim=-1) == target).all())))
+        for row in rows:
+            for index, row_positions, targets in row.scored:
+                block = scored[cursor : cursor + len(row_positions)]
+                cursor += len(row_positions)
+                target = torch.tensor(targets, dtype=torch.long, device=block.device)
+                logprob = float(block.gather(1, target.unsqueeze(1)).sum())
+                answers.append((index, (logprob, bool((block.argmax(dim=-1) == target).all()))))
         return answers
+
+    def _branch_inputs(self, rows: list[_Row], width: int) -> dict[str, Any]:
+        """A 4D additive mask in which a branch sees the prefix and itself, causally, and position
+        ids that restart each branch after the prefix. Padding sees only itself."""
+        import torch
+
+        segments = torch.full((len(rows), width), -1, dtype=torch.long)
+        positions = torch.zeros(len(rows), width, dtype=torch.long)
+        for number, row in enumerate(rows):
+            segments[number, : len(row.tokens)] = torch.tensor(row.segments())
+            positions[number, : len(row.tokens)] = torch.tensor(row.positions())
+        query, key = segments[:, :, None], segments[:, None, :]
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        allowed = causal & (key >= 0) & ((key == 0) | (key == query))
+        allowed |= torch.eye(width, dtype=torch.bool)  # no row without a key (padding)
+        dtype = self.model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+        return {"attention_mask": mask[:, None].to(self.device), "position_ids": positions.to(self.device)}
