@@ -42,12 +42,17 @@ class RichProgress(execute.Progress):
         if self.task_id is None:
             return
         kind = event.get("event")
+        logged = not self.console.is_terminal  # a log file sees no bar: phases and every tenth of the steps as lines
         if kind == "step":
             self.bar.update(
                 self.task_id, completed=event["step"], total=event["total"], info=f"loss {event['loss']:.4f}"
             )
+            if logged and event["step"] % max(1, event["total"] // 10) == 0:
+                self.console.print(f"  {self.header}: step {event['step']}/{event['total']} loss {event['loss']:.4f}")
         elif kind == "phase":
             self.bar.update(self.task_id, info=event["phase"])
+            if logged:
+                self.console.print(f"  {self.header}: {event['phase']}")
         elif kind == "note":
             self.bar.console.print(f"  [dim]{event['message']}[/dim]")
 
