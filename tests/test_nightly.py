@@ -47,9 +47,13 @@ def test_first_night_creates_the_baseline_and_the_second_compares(tmp_path: Path
     )
     assert (nights[1] / ".comparison.json").exists()
     history = json.loads((store / "nightly" / f"{fingerprint.name}.history.json").read_text())
-    assert {s["metric"] for s in history["series"]} >= {"train.tokens_per_s", "train.final_loss"}
+    metrics = {s["metric"] for s in history["series"]}
     page = (reports / "nightly-nightly.html").read_text()
-    assert 'id="history"' in page and "chart-trend-train-tokens-per-s" in page
+    assert "train.final_loss" in metrics and 'id="history"' in page
+    records = [json.loads(p.read_text()) for n in nights for p in n.glob("*.json") if not p.name.startswith(".")]
+    if any(not (r.get("timing_quality") or {}).get("contaminated") for r in records):
+        # timing series hold the cleanly timed runs only: on a busy machine there may be none
+        assert "train.tokens_per_s" in metrics and "chart-trend-train-tokens-per-s" in page
 
     # a night marked as regressed stays out of the baseline until accepted
     (nights[1] / ".comparison.json").write_text(json.dumps({"failed": True}))
