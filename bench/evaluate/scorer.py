@@ -101,7 +101,7 @@ class ContinuationScorer(HFLM):
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         with torch.no_grad(), _head_bypassed(self.model) as head:
             for start in range(0, len(rows), size):
-                for index, answer in self._score(rows[start : start + size], requests, head):
+                for index, answer in self._score(rows[start : start + size], head):
                     results[index] = answer
         return results  # type: ignore[return-value]
 
@@ -148,7 +148,7 @@ class ContinuationScorer(HFLM):
             row.scored.append((index, positions, continuation))
         return row
 
-    def _score(self, rows: list[_Row], requests: list[Request], head: Any) -> list[tuple[int, tuple[float, bool]]]:
+    def _score(self, rows: list[_Row], head: Any) -> list[tuple[int, tuple[float, bool]]]:
         import torch
         import torch.nn.functional as F
 
