@@ -68,6 +68,13 @@ def test_failures_become_records_and_the_suite_goes_on(tmp_path: Path):
     assert records["full"].status == "ok" and records["full"].metrics["train.steps_per_s"].value > 0
 
 
+def _as_a_terminal_starts_it() -> None:
+    """SIGINT at its default, as for a command in a terminal's foreground. A test runner started in the
+    background of a shell script inherits SIGINT ignored, and Python (so `bench run`) keeps it ignored,
+    as Unix programs should: Ctrl-C at the terminal is not meant for background jobs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_suite(suite: Path, results: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--quiet"],
@@ -75,6 +82,7 @@ def _start_suite(suite: Path, results: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_a_terminal_starts_it,
     )
 
 
