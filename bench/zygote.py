@@ -25,12 +25,17 @@ import traceback
 PRELOAD = (
     "torch",
     "transformers",
-    "peft",
-    "trl",
     "datasets",
     "lm_eval",
     "lm_eval.evaluator",
     "lm_eval.models.huggingface",
+)
+# Imported next, except where a GPU is visible: peft imports bitsandbytes, which reads every GPU's
+# compute capability at import (bitsandbytes/cuda_specs.py) and so initialises CUDA, and a child
+# forked after that cannot use CUDA. There each run imports these itself (about 2.5 s on 2 cores).
+PRELOAD_UNLESS_GPU = (
+    "peft",
+    "trl",
     "bench.worker",
     "bench.train",
     "bench.strategies",
@@ -38,6 +43,7 @@ PRELOAD = (
     "bench.models.load",
     "bench.evaluate.accuracy",
 )
+PARTIAL = "warm (peft, trl and bitsandbytes imported in the run: on a GPU machine their import initialises CUDA)"
 
 
 def die_with_parent() -> None:
@@ -48,6 +54,12 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()  # NVML-based here (main), so CUDA stays uninitialised
 
 
 def unsafe_reason() -> str | None:
@@ -73,7 +85,7 @@ def _child(request: dict) -> None:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), 2)
         os.dup2(os.open(request["events"], os.O_WRONLY), 1)
-        os.environ["BENCH_START"] = "warm"
+        os.environ["BENCH_START"] = "warm" if "peft" in sys.modules else PARTIAL
         from bench import worker
 
         arguments = [request["spec"], request["out"], "--machine", request["machine"]]
@@ -91,8 +103,13 @@ def main() -> int:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it kills runs
     started = time.perf_counter()
+    # torch's availability check through NVML, which does not initialise CUDA (and so keeps forking safe)
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     for name in PRELOAD:
         importlib.import_module(name)
+    if not gpu_visible():
+        for name in PRELOAD_UNLESS_GPU:
+            importlib.import_module(name)
     gc.freeze()  # the imported stack is permanent: children neither scan it in collections nor copy it
     _reply({"ready": round(time.perf_counter() - started, 3)})
     for line in sys.stdin:
