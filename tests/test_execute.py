@@ -76,31 +76,36 @@ def _as_a_terminal_starts_it() -> None:
 
 
 def _start_suite(suite: Path, results: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--quiet"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_as_a_terminal_starts_it,
-    )
+    """`bench run` in the background; its output goes to files (a pipe nobody reads could block it)."""
+    output = results.parent / "bench-run.out"
+    with open(output, "w") as stream:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(results), "--quiet"],
+            cwd=REPO,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_as_a_terminal_starts_it,
+        )
 
 
-def _wait_for_records(results: Path, count: int, timeout: float = 300) -> list[Path]:
+def _wait_for_records(results: Path, count: int, process: subprocess.Popen, timeout: float = 300) -> list[Path]:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(results.rglob("*.json"))
-        if len(found) >= count:
-            return found
+    while len(found := sorted(results.rglob("*.json"))) < count:
+        if process.poll() is not None or time.monotonic() > deadline:
+            break
         time.sleep(0.2)
-    raise AssertionError(f"fewer than {count} records after {timeout} s")
+    else:
+        return found
+    output = (results.parent / "bench-run.out").read_text()[-3000:]
+    raise AssertionError(f"fewer than {count} records (exit {process.poll()}); bench run said:\n{output}")
 
 
 def _interrupted_then_resumed(tmp_path: Path, interrupt: signal.Signals) -> tuple[int, list[str], dict]:
     suite = write_suite(tmp_path, fast_suite("resume", ["full"], seeds=[0, 1, 2]))
     results = tmp_path / "results"
     process = _start_suite(suite, results)
-    first = _wait_for_records(results, 1)[0]
+    first = _wait_for_records(results, 1, process)[0]
     first_text = first.read_text()
     os.kill(process.pid, interrupt)
     code = process.wait(timeout=60)
