@@ -3,10 +3,12 @@ processes, say which start they had, and a run that pollutes its process cannot 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from bench.results import load_records
-from tests.conftest import bench_cli, fast_suite, write_suite
+from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 POLLUTER = '''
 import os, random
@@ -70,3 +72,17 @@ def test_a_run_that_pollutes_its_warm_process_does_not_touch_the_next(tmp_path: 
     assert after[("polluter", 0)].status == "failed" and "planted: polluted" in after[("polluter", 0)].reason
     assert after[("full", 0)].status == "ok" and after[("full", 0)].start == "warm"
     _same(after[("full", 0)], alone[("full", 0)])
+
+
+def test_what_the_server_preloads_on_a_gpu_machine_leaves_bitsandbytes_out():
+    """bitsandbytes initialises CUDA at import (seen on an H200: results/warm-gpu), and a child forked
+    after that cannot use CUDA; so the GPU machine's preload must not reach it, through peft or otherwise."""
+    probe = (
+        "import importlib, sys\n"
+        "from bench.zygote import PRELOAD\n"
+        "for name in PRELOAD: importlib.import_module(name)\n"
+        "print(sorted(m for m in ('bitsandbytes', 'peft', 'trl') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
