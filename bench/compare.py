@@ -11,7 +11,10 @@ Runs are matched by suite + label + spec minus seed; a changed spec is "not comp
 * everything else changes only when its relative change passes its threshold (default 10%) AND an
   exact permutation test over the runs (seeds) agrees, one-sided in the observed direction
   (p <= alpha, default 0.05). The run is the unit: see bench/stats.py. Designs too small for any
-  test to reach alpha say "cannot tell".
+  test to reach alpha say "cannot tell";
+* for timing the unit is the session (one `bench run` invocation, recorded since schema 6): the
+  runs of one session share the machine's mood of that moment, so timing is tested over session
+  means, and with one session on a side it is "cannot tell" (bench ab interleaves sessions for that).
 
 A metric absent or null on either side is "missing". Imports no torch.
 """
@@ -37,6 +40,11 @@ DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
 DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
 min_p_value = stats.min_p_value
+ONE_SESSION = (
+    "{} vs {} sessions (bench run invocations): on a shared machine timing moves between sessions"
+    " (docs/statistics.md), so runs of one session are not independent and one session a side cannot"
+    " be tested; use bench ab (interleaved rounds) or 3+ sessions a side"
+)
 
 
 @dataclass
@@ -152,8 +160,11 @@ def compare_metric(
     `adjust`: timings are first brought to one machine speed with each run's reference workload."""
     entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
     unit, higher = entries[0].unit, entries[0].higher_is_better
-    speed = _speed_factors(base + cand, unit) if adjust and stats.matches(metric, stats.TIMING) else None
-    b_values, c_values = _values(base, metric, speed), _values(cand, metric, speed)
+    timing = stats.matches(metric, stats.TIMING)
+    speed = _speed_factors(base + cand, unit) if adjust and timing else None
+    by_session = timing and all(run.session for run in base + cand)  # sessions recorded (schema 6)
+    values = _session_means if by_session else _values
+    b_values, c_values = values(base, metric, speed), values(cand, metric, speed)
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
     result = MetricChange(
@@ -186,17 +197,22 @@ def compare_metric(
     paired = metric_difference(cand, base, metric)  # quality metrics with per-item outcomes on both sides
     if paired is not None:
         return _paired_verdict(result, paired, alpha, c_mean > b_mean)
-    result.test = "runs"
+    result.test = "sessions" if by_session else "runs"
+    if by_session and min(len(b_values), len(c_values)) < 2:
+        result.verdict, result.note = UNKNOWN, ONE_SESSION.format(len(b_values), len(c_values))
+        return result
     beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
     if beyond is None:
         result.verdict = UNKNOWN
-        result.note = f"{len(b_values)} vs {len(c_values)} runs: too few for any test to reach p<={alpha}; add seeds"
+        more = "sessions" if by_session else "seeds"
+        sizes = f"{len(b_values)} vs {len(c_values)} {result.test}"
+        result.note = f"{sizes}: too few for any test to reach p<={alpha}; add {more}"
         return result
     if not beyond:
         result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but within run-to-run noise"
         return result
     result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
-    result.note = f"{len(b_values)} vs {len(c_values)} runs"
+    result.note = f"{len(b_values)} vs {len(c_values)} {result.test}"
     return result
 
 
@@ -228,6 +244,15 @@ def _speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
     if unit in ("s", "ms"):
         return {key: common / value for key, value in references.items()}
     return None
+
+
+def _session_means(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:
+    """One value per session (`bench run` invocation): the mean of its runs' values."""
+    sessions: dict[str, list[RunResult]] = {}
+    for run in runs:
+        sessions.setdefault(run.session, []).append(run)
+    means = [stats.mean(_values(group, metric, speed)) for group in sessions.values()]
+    return [mean for mean in means if mean is not None]
 
 
 def _values(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -104,6 +105,7 @@ def execute(
     import time
 
     clock = clock or time.perf_counter
+    session = new_session_id()
     progress = progress or Progress()
     resources = resources or Resources()
     report = ExecutionReport()
@@ -134,7 +136,7 @@ def execute(
                 jobs.append(Job(index, len(specs), spec, _log_path(store, machine, spec)))
         limit = limits.limit_bytes(resources.memory_gib)
         for finished in chosen.run(jobs, machine, progress) if jobs else ():
-            result = _store(finished, store, machine, limit)
+            result = _store(finished, store, machine, limit, session)
             results[finished.job.index] = result
             report.executed += 1
             progress.end_run(result, reused=False)
@@ -154,8 +156,13 @@ def _log_path(store: ResultStore, machine: str, spec: RunSpec) -> Path:
     return store.path_for(spec.suite, machine, spec.run_id).parent / "logs" / f"{spec.run_id}.log"
 
 
-def _store(finished: Finished, store: ResultStore, machine: str, limit: int | None) -> RunResult:
-    """The run's record, with out-of-memory named in a failure's reason; written atomically."""
+def new_session_id() -> str:
+    """One per execution (a `bench run` invocation): when it started, and 8 random hex digits."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _store(finished: Finished, store: ResultStore, machine: str, limit: int | None, session: str) -> RunResult:
+    """The run's record, with its session and out-of-memory named in a failure's reason; written atomically."""
     job, outcome = finished.job, finished.outcome
     result = outcome.result or failure_record(
         job.spec, machine, outcome.failure or "unknown", finished.started, finished.seconds, job.log_path
@@ -164,7 +171,6 @@ def _store(finished: Finished, store: ResultStore, machine: str, limit: int | No
         named = limits.out_of_memory_reason(result.reason, limit)
         if named and (limit or "out of memory" not in result.reason):
             result = result.model_copy(update={"reason": f"{result.reason}\n{named}"})
-    if result.log_path is None:
-        result = result.model_copy(update={"log_path": str(job.log_path)})
+    result = result.model_copy(update={"session": session, "log_path": result.log_path or str(job.log_path)})
     store.write(result)
     return result

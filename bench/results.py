@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -166,6 +166,10 @@ class RunResult(Record):
     # {task: {"ids_sha256", "n", "before": "0110...", "after": "1110..."}} in the order of
     # model.tasks[task].eval_ids; None before schema 5 and where accuracy was not measured
     items: dict[str, dict[str, Any]] | None = None
+    # the `bench run` invocation that stored it (one id for all its runs): timing moves between
+    # invocations on a shared machine, so compare tests timing with the session as the unit
+    # (bench/compare.py); None before schema 6
+    session: str | None = None
 
     def value(self, metric: str) -> float | None:
         """The metric's value, or None when the run did not record it or recorded it missing."""
@@ -212,12 +216,18 @@ def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "items": None, "schema_version": 5}
 
 
+def _v5_to_v6(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 6 added the session (`session`: the `bench run` invocation); older records have none."""
+    return {**raw, "session": None, "schema_version": 6}
+
+
 # Upgrades a raw record of version N to version N + 1; add one entry per schema change.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _v5_to_v6,
 }
 
 

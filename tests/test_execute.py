@@ -117,6 +117,7 @@ def _interrupted_then_resumed(tmp_path: Path, interrupt: signal.Signals) -> tupl
     assert "reused" in resumed.stderr
     records = list(load_records(results))
     assert first.read_text() == first_text  # the stored record was reused, not rerun
+    assert len({r.session for r in records}) == 2  # each invocation stamps its own session on what it stored
     return code, [f"{r.label}/{r.seed}" for r in records], {r.seed: r.status for r in records}
 
 
