@@ -13,8 +13,10 @@ Runs are matched by suite + label + spec minus seed; a changed spec is "not comp
   (p <= alpha, default 0.05). The run is the unit: see bench/stats.py. Designs too small for any
   test to reach alpha say "cannot tell";
 * for timing the unit is the session (one `bench run` invocation, recorded since schema 6): the
-  runs of one session share the machine's mood of that moment, so timing is tested over session
-  means, and with one session on a side it is "cannot tell" (bench ab interleaves sessions for that).
+  runs of one session share the machine's mood of that moment. Several sessions a side: tested over
+  session means. One session against several (a nightly against pooled nights): its runs against
+  the pooled runs, which carry the spread between sessions. One against one: "cannot tell" (bench ab
+  interleaves sessions for that).
 
 A metric absent or null on either side is "missing". Imports no torch.
 """
@@ -41,9 +43,9 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
 min_p_value = stats.min_p_value
 ONE_SESSION = (
-    "{} vs {} sessions (bench run invocations): on a shared machine timing moves between sessions"
-    " (docs/statistics.md), so runs of one session are not independent and one session a side cannot"
-    " be tested; use bench ab (interleaved rounds) or 3+ sessions a side"
+    "1 vs 1 sessions (bench run invocations): on a shared machine timing moves between sessions"
+    " (docs/statistics.md), the runs of one session are not independent, and neither side shows how far"
+    " sessions spread, so this cannot be tested; use bench ab (interleaved rounds) or several sessions a side"
 )
 
 
@@ -162,7 +164,8 @@ def compare_metric(
     unit, higher = entries[0].unit, entries[0].higher_is_better
     timing = stats.matches(metric, stats.TIMING)
     speed = _speed_factors(base + cand, unit) if adjust and timing else None
-    by_session = timing and all(run.session for run in base + cand)  # sessions recorded (schema 6)
+    sessions = _session_counts(base, cand) if timing else None  # None: not recorded (before schema 6)
+    by_session = sessions is not None and min(sessions) >= 2
     values = _session_means if by_session else _values
     b_values, c_values = values(base, metric, speed), values(cand, metric, speed)
     threshold = threshold_for(metric, thresholds)
@@ -198,8 +201,9 @@ def compare_metric(
     if paired is not None:
         return _paired_verdict(result, paired, alpha, c_mean > b_mean)
     result.test = "sessions" if by_session else "runs"
-    if by_session and min(len(b_values), len(c_values)) < 2:
-        result.verdict, result.note = UNKNOWN, ONE_SESSION.format(len(b_values), len(c_values))
+    if sessions == (1, 1):
+        result.test, result.n_baseline, result.n_candidate = "sessions", 1, 1
+        result.verdict, result.note = UNKNOWN, ONE_SESSION
         return result
     beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
     if beyond is None:
@@ -213,6 +217,8 @@ def compare_metric(
         return result
     result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
     result.note = f"{len(b_values)} vs {len(c_values)} {result.test}"
+    if sessions and not by_session:
+        result.note += f" (of {sessions[0]} vs {sessions[1]} sessions: one session against the pooled runs of several)"
     return result
 
 
@@ -244,6 +250,13 @@ def _speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
     if unit in ("s", "ms"):
         return {key: common / value for key, value in references.items()}
     return None
+
+
+def _session_counts(base: list[RunResult], cand: list[RunResult]) -> tuple[int, int] | None:
+    """How many sessions each side's runs come from, or None when some run has none recorded."""
+    if not all(run.session for run in base + cand):
+        return None
+    return len({run.session for run in base}), len({run.session for run in cand})
 
 
 def _session_means(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:

@@ -342,3 +342,13 @@ def test_sessions_that_move_the_whole_machine_give_no_false_alarm():
     changes = [next(c for c in r.changes if c.metric == "train.tokens_per_s") for r in tested]
     assert {(c.n_baseline, c.n_candidate) for c in changes} == {(3, 3)}  # session means, not 9 runs
     assert sum(r.failed for r in tested) / trials <= 0.05
+
+
+def test_one_session_against_several_pools_their_runs():
+    """A nightly: tonight's session against the runs of seven earlier ones, which carry their spread."""
+    rng = random.Random(8)
+    nights = _sessions(rng, 7, 0.05, tag="night-")
+    result = compare_records(nights, _sessions(rng, 1, 0.0, scale=0.7, tag="tonight-"), fail_on=["train.tokens_per_s"])
+    change = next(c for c in result.changes if c.metric == "train.tokens_per_s")
+    assert (change.test, change.n_baseline, change.n_candidate) == ("runs", 21, 3)
+    assert change.verdict == WORSE and "of 7 vs 1 sessions" in change.note and result.failed
