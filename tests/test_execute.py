@@ -53,7 +53,7 @@ def test_failures_become_records_and_the_suite_goes_on(tmp_path: Path):
         "full",
     ]
     suite = write_suite(
-        tmp_path, fast_suite("faults", strategies, plugins=["bench_faults"], execution={"timeout_s": 20})
+        tmp_path, fast_suite("faults", strategies, plugins=["bench_faults"], execution={"timeout_s": 12})
     )
     done = bench_cli(
         "run", str(suite), "--results", str(tmp_path / "results"), "--quiet", env={"PYTHONPATH": str(tmp_path)}
@@ -62,7 +62,7 @@ def test_failures_become_records_and_the_suite_goes_on(tmp_path: Path):
     records = {r.label: r for r in load_records(tmp_path / "results")}
     assert set(records) == {"raises", "hangs", "killed", "skips", "full"}
     assert records["raises"].status == "failed" and "planted failure in prepare" in records["raises"].reason
-    assert records["hangs"].status == "failed" and records["hangs"].reason.startswith("timed out after 20 s")
+    assert records["hangs"].status == "failed" and records["hangs"].reason.startswith("timed out after 12 s")
     assert records["killed"].status == "failed" and "SIGKILL" in records["killed"].reason
     assert records["skips"].status == "skipped" and records["skips"].reason == "planted: does not apply to this model"
     assert records["full"].status == "ok" and records["full"].metrics["train.steps_per_s"].value > 0
