@@ -7,7 +7,9 @@ same session. Two shapes of tiny-llama training, 60 steps each:
 
 Run with: pytest tests/benchmarks/test_training_path.py --benchmark-enable --benchmark-only
 Ratios (docs/performance.md): harness / bare and harness / harness-without-trackers, from the
-medians of the rounds (each round trains a fresh copy of the model for STEPS steps).
+medians of the rounds (each round trains a fresh copy of the model for STEPS steps). `bare` is handed
+its batches ready-made; `bare-collating` makes each with the trainer's collator inside the loop, as a
+hand-written loop over a DataLoader would.
 """
 
 from __future__ import annotations
@@ -48,13 +50,11 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
     budget = Budget(steps=STEPS, batch_size=8, seq_len=shape["seq_len"])
     workdir = tmp_path_factory.mktemp("train")
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", workdir)
-    # the batches the harness's trainer feeds, collated once, for the bare loop
+    # the examples of each batch as the harness's trainer draws them (cycled as it does when an epoch
+    # is shorter than STEPS, as BoolQ's training split is), and their batches made by its collator once
     trainer = _sft_trainer(copy.deepcopy(model), tokenizer, task, arguments, budget)
-    model_inputs = ("input_ids", "attention_mask", "labels", "position_ids")
-    batches = [
-        {key: value for key, value in batch.items() if key in model_inputs}
-        for _, batch in zip(range(STEPS), itertools.cycle(list(trainer.get_train_dataloader())))
-    ]  # cycled as the trainer does when an epoch is shorter than STEPS (BoolQ's training split)
+    drawn = itertools.islice(itertools.cycle(list(trainer.get_train_dataloader().batch_sampler)), STEPS)
+    examples = [[trainer.train_dataset[index] for index in indices] for indices in drawn]
     return {
         "shape": request.param,
         "model": model,
@@ -62,8 +62,14 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
         "task": task,
         "budget": budget,
         "workdir": workdir,
-        "batches": batches,
+        "examples": examples,
+        "collate": trainer.data_collator,
+        "batches": [_model_inputs(trainer.data_collator(rows)) for rows in examples],
     }
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {key: value for key, value in batch.items() if key in ("input_ids", "attention_mask", "labels")}
 
 
 def _bare(model, batches) -> None:
@@ -71,7 +77,7 @@ def _bare(model, batches) -> None:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     model.train()
-    for batch in batches:
+    for batch in batches:  # made before the clock starts (bare), or by the collator in the loop (bare-collating)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -114,18 +120,20 @@ def _run(trainer) -> None:
 
 
 @pytest.mark.benchmark(group="training-path")
-@pytest.mark.parametrize("variant", ["bare", "harness", "harness-no-trackers"])
+@pytest.mark.parametrize("variant", ["bare", "bare-collating", "harness", "harness-no-trackers"])
 def test_training_path(benchmark, setting, variant: str):
     trackers = variant == "harness"
     benchmark.group = f"training-path {setting['shape']}"
 
     def fresh():  # not timed: a fresh copy of the model, and for the harness its trainer
         model = copy.deepcopy(setting["model"])
-        return ((model if variant == "bare" else _trainer(model, setting, trackers)),), {}
+        return ((model if variant.startswith("bare") else _trainer(model, setting, trackers)),), {}
 
     def go(subject):  # timed: STEPS optimizer steps
         if variant == "bare":
             _bare(subject, setting["batches"])
+        elif variant == "bare-collating":
+            _bare(subject, (_model_inputs(setting["collate"](rows)) for rows in setting["examples"]))
         else:
             _harness(subject, trackers)
 
