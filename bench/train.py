@@ -9,6 +9,7 @@ budget of steps (see docs/alignment.md).
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 from collections.abc import Callable, Iterator
@@ -254,6 +255,16 @@ def _lean_sft_trainer_class() -> type:
             inputs["use_cache"] = False
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
+        def floating_point_ops(self, inputs):
+            """Trainer's estimate, 6 x input tokens x non-embedding parameters, with the parameters
+            counted once: transformers walks every parameter for it in every step."""
+            main = getattr(self.model, "main_input_name", "input_ids")
+            if main not in inputs or not hasattr(self.model, "num_parameters"):
+                return 0
+            if getattr(self, "_non_embedding_parameters", None) is None:
+                self._non_embedding_parameters = self.model.num_parameters(exclude_embeddings=True)
+            return 6 * inputs[main].numel() * self._non_embedding_parameters
+
         def _clip_grad_norm(self, model):
             """One process, no loss scaler: torch's clipping itself, which accelerate ends in too after
             walking every parameter twice for DTensor meshes (0.3-0.5 ms a step on tiny-llama)."""
@@ -300,8 +311,20 @@ def _run(trainer: Any, budget: Budget, progress: Progress, phase: str = "train")
     # reach keeps the collections during training and accelerate's gc.collect() at its end short
     # (smoke shape: 0.64x -> 0.73x of a bare loop, docs/performance.md). Each run is its own process.
     gc.freeze()
+    cache_package_probes()
     trainer.train()
     return callback.outcome
+
+
+def cache_package_probes() -> None:
+    """accelerate asks the file system whether `lomo_optim` is installed twice in every optimizer step
+    (`is_lomo_available`, uncached in accelerate 1.x: 0.1-0.3 ms a step); the answer cannot change
+    while a run trains, so ask once. Idempotent."""
+    import accelerate.optimizer
+
+    probe = accelerate.optimizer.is_lomo_available
+    if not hasattr(probe, "cache_info"):
+        accelerate.optimizer.is_lomo_available = functools.cache(probe)
 
 
 def train(

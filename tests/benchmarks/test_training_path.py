@@ -115,7 +115,10 @@ def _harness(trainer, trackers: bool) -> None:
 def _run(trainer) -> None:
     import gc
 
+    from bench.train import cache_package_probes
+
     gc.freeze()  # as bench.train._run does before training
+    cache_package_probes()
     trainer.train()
 
 
