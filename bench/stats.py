@@ -26,7 +26,14 @@ from collections.abc import Iterable, Sequence
 # Per-suite constants: the base model's scores, the same for every seed. Identities, not samples.
 IDENTITY = ("accuracy_before.*", "align.preference_accuracy_before")
 # Timings: only comparable on the same hardware fingerprint, and only when not contaminated.
-TIMING = ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s", "train.seconds", "latency.*")
+TIMING = (
+    "train.tokens_per_s",
+    "train.samples_per_s",
+    "train.steps_per_s",
+    "train.seconds",
+    "train.batches_ahead_seconds",
+    "latency.*",
+)
 # Depends on the hardware but not on what else runs: compared on the same fingerprint only.
 HARDWARE_BOUND = (*TIMING, "memory.*")
 # Shown but not gated unless asked for (--fail-on): a latency tail moves with one slow moment of a run,

@@ -45,6 +45,7 @@ class TrainOutcome:
     # per optimizer step, where its time went (seconds): see MeasuringCallback
     breakdown: dict[str, list[float]] = field(default_factory=dict)
     components: Components | None = None  # training memory by component, from the first step
+    batches_ahead_seconds: float | None = None  # making batches before their steps (bench/batches.py)
 
     @property
     def steps(self) -> int:
@@ -250,7 +251,18 @@ def _lean_sft_trainer_class() -> type:
     from transformers import Trainer
     from trl import SFTTrainer
 
+    from bench.batches import MadeAhead
+
     class LeanSFTTrainer(SFTTrainer):
+        make_batches_ahead = True  # bench/batches.py; off: each batch made inside its step
+
+        def get_train_dataloader(self):
+            loader = super().get_train_dataloader()
+            if not self.make_batches_ahead:
+                return loader
+            self.batches_made_ahead = MadeAhead(loader, self.args.max_steps * self.args.gradient_accumulation_steps)
+            return self.batches_made_ahead
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
@@ -313,6 +325,8 @@ def _run(trainer: Any, budget: Budget, progress: Progress, phase: str = "train")
     gc.freeze()
     cache_package_probes()
     trainer.train()
+    made = getattr(trainer, "batches_made_ahead", None)
+    callback.outcome.batches_ahead_seconds = made.seconds if made is not None else None
     return callback.outcome
 
 

@@ -225,6 +225,8 @@ class Run:
         self.metric("train.samples_per_s", sum(samples) / measured, "samples/s", True)
         self.metric("train.steps_per_s", len(seconds) / measured, "steps/s", True)
         self.metric("train.seconds", outcome.seconds, "s", False)
+        if outcome.batches_ahead_seconds is not None:  # outside the steps' time: said, not hidden
+            self.metric("train.batches_ahead_seconds", outcome.batches_ahead_seconds, "s", False)
         self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
         for part, values in outcome.breakdown.items():
             if len(values) == outcome.steps:  # every step split (docs/performance.md)
