@@ -30,6 +30,12 @@ SHAPES = {
 
 @pytest.fixture(scope="module", params=list(SHAPES))
 def setting(request, tiny_folder: Path, tmp_path_factory):
+    return make_setting(request.param, tiny_folder, tmp_path_factory.mktemp("train"))
+
+
+def make_setting(shape_name: str, tiny_folder: Path, workdir: Path) -> dict:
+    """The model, task, budget and batches of one shape (also used by scripts/training_path.py)."""
+    import gc
     import itertools
 
     import torch
@@ -40,15 +46,12 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
     from bench.train import _sft_trainer, trainer_arguments
 
     torch.set_num_threads(1)
-    import gc
-
     gc.freeze()  # as the worker does before training (bench/worker.py)
     model = AutoModelForCausalLM.from_pretrained(tiny_folder)
     tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
-    shape = SHAPES[request.param]
+    shape = SHAPES[shape_name]
     task = load_task(TaskSpec(**shape["task"], train_size=2000, eval_limit=100))
     budget = Budget(steps=STEPS, batch_size=8, seq_len=shape["seq_len"])
-    workdir = tmp_path_factory.mktemp("train")
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", workdir)
     # the examples of each batch as the harness's trainer draws them (cycled as it does when an epoch
     # is shorter than STEPS, as BoolQ's training split is), and their batches made by its collator once
@@ -56,7 +59,7 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
     drawn = itertools.islice(itertools.cycle(list(trainer.get_train_dataloader().batch_sampler)), STEPS)
     examples = [[trainer.train_dataset[index] for index in indices] for indices in drawn]
     return {
-        "shape": request.param,
+        "shape": shape_name,
         "model": model,
         "tokenizer": tokenizer,
         "task": task,
@@ -75,12 +78,13 @@ def _model_inputs(batch: dict) -> dict:
 def _bare(model, batches) -> None:
     import torch
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-3, weight_decay=0.0)
     model.train()
     for batch in batches:  # made before the clock starts (bare), or by the collator in the loop (bare-collating)
         loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -122,24 +126,48 @@ def _run(trainer) -> None:
     trainer.train()
 
 
+VARIANTS = ["bare", "bare-collating", "harness", "harness-no-trackers"]
+
+
+STRATEGIES = ["full", "lora"]
+
+
+def subject_for(setting: dict, variant: str, strategy: str = "full"):
+    """Not timed: a fresh copy of the model (with LoRA's adapters: the lora strategy's defaults), and
+    for the harness its trainer."""
+    model = copy.deepcopy(setting["model"])
+    if strategy == "lora":
+        from bench.strategies import STRATEGIES as REGISTRY
+        from bench.strategies import PrepareContext
+
+        lora = REGISTRY.get("lora")
+        context = PrepareContext(setting["tokenizer"], setting["budget"], 0, "cpu")
+        model = lora.prepare(model, lora.Options(learning_rate=1e-3), context)
+    return model if variant.startswith("bare") else _trainer(model, setting, variant == "harness")
+
+
+def train_once(setting: dict, variant: str, subject) -> None:
+    """Timed: STEPS optimizer steps of `variant` on `subject` (from subject_for)."""
+    if variant == "bare":
+        _bare(subject, setting["batches"])
+    elif variant == "bare-collating":
+        _bare(subject, (_model_inputs(setting["collate"](rows)) for rows in setting["examples"]))
+    else:
+        _harness(subject, variant == "harness")
+
+
 @pytest.mark.benchmark(group="training-path")
-@pytest.mark.parametrize("variant", ["bare", "bare-collating", "harness", "harness-no-trackers"])
-def test_training_path(benchmark, setting, variant: str):
-    trackers = variant == "harness"
-    benchmark.group = f"training-path {setting['shape']}"
-
-    def fresh():  # not timed: a fresh copy of the model, and for the harness its trainer
-        model = copy.deepcopy(setting["model"])
-        return ((model if variant.startswith("bare") else _trainer(model, setting, trackers)),), {}
-
-    def go(subject):  # timed: STEPS optimizer steps
-        if variant == "bare":
-            _bare(subject, setting["batches"])
-        elif variant == "bare-collating":
-            _bare(subject, (_model_inputs(setting["collate"](rows)) for rows in setting["examples"]))
-        else:
-            _harness(subject, trackers)
-
-    benchmark.pedantic(go, setup=fresh, rounds=7, iterations=1, warmup_rounds=1)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_path(benchmark, setting, variant: str, strategy: str):
+    benchmark.group = f"training-path {setting['shape']} {strategy}"
+    benchmark.pedantic(
+        lambda subject: train_once(setting, variant, subject),
+        setup=lambda: ((subject_for(setting, variant, strategy),), {}),
+        rounds=7,
+        iterations=1,
+        warmup_rounds=1,
+    )
     benchmark.extra_info["steps"] = STEPS
     benchmark.extra_info["shape"] = setting["shape"]
+    benchmark.extra_info["strategy"] = strategy
