@@ -246,7 +246,9 @@ def _lean_sft_trainer_class() -> type:
     model's own loss instead of TRL's fused head, which also computes entropy and top-1 hits over the
     vocabulary and syncs three metrics to the host every step (TRL 1.16 cannot switch them off).
     The loss is the same sum over completion tokens divided by their count; it cost 0.3-0.5 ms a
-    step on the smoke suite (docs/performance.md)."""
+    step on the smoke suite. Also: each epoch's batches made before its steps (bench/batches.py),
+    clipping and the FLOP estimate without a walk of every module each step. Every change keeps the
+    loss curve bit-identical (docs/performance.md)."""
     import torch
     from transformers import Trainer
     from trl import SFTTrainer
