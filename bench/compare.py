@@ -200,11 +200,11 @@ def compare_metric(
     paired = metric_difference(cand, base, metric)  # quality metrics with per-item outcomes on both sides
     if paired is not None:
         return _paired_verdict(result, paired, alpha, c_mean > b_mean)
-    result.test = "sessions" if by_session else "runs"
     if sessions == (1, 1):
         result.test, result.n_baseline, result.n_candidate = "sessions", 1, 1
         result.verdict, result.note = UNKNOWN, ONE_SESSION
         return result
+    result.test = "sessions" if by_session else "runs"
     beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
     if beyond is None:
         result.verdict = UNKNOWN

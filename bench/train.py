@@ -250,6 +250,7 @@ def _lean_sft_trainer_class() -> type:
     clipping and the FLOP estimate without a walk of every module each step. Every change keeps the
     loss curve bit-identical (docs/performance.md)."""
     import torch
+    from accelerate.utils import DistributedType
     from transformers import Trainer
     from trl import SFTTrainer
 
@@ -283,8 +284,6 @@ def _lean_sft_trainer_class() -> type:
             """One process, no loss scaler: torch's clipping itself, which accelerate ends in too after
             walking every parameter twice for DTensor meshes (0.3-0.5 ms a step on tiny-llama), over the
             trained parameters listed once rather than a walk of every module each step (LoRA adds many)."""
-            from accelerate.utils import DistributedType
-
             if self.accelerator.distributed_type != DistributedType.NO or self.accelerator.scaler is not None:
                 return super()._clip_grad_norm(model)
             if getattr(self, "_trained", None) is None:  # frozen weights have no gradient; model order kept
