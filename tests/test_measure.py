@@ -31,6 +31,7 @@ def test_missing_cuda_is_recorded_with_a_reason_never_zero():
     assert metrics["memory.train.host_peak_mib"].value > 0
 
 
+@pytest.mark.serial
 def test_clock_measures_a_known_sleep_within_ten_percent():
     start = clock()
     time.sleep(0.5)
@@ -45,6 +46,7 @@ def test_percentiles_match_numpy():
     assert stats.warmup_excluded == 2 and len(stats.samples) == 101
 
 
+@pytest.mark.serial
 def test_reference_workload_is_timed_and_repeatable():
     import torch
 
