@@ -117,13 +117,9 @@ def _harness(trainer, trackers: bool) -> None:
 
 
 def _run(trainer) -> None:
-    import gc
+    from bench.train import train_with_less_overhead
 
-    from bench.train import cache_package_probes
-
-    gc.freeze()  # as bench.train._run does before training
-    cache_package_probes()
-    trainer.train()
+    train_with_less_overhead(trainer)  # as bench.train._run trains
 
 
 VARIANTS = ["bare", "bare-collating", "harness", "harness-no-trackers"]
