@@ -72,11 +72,12 @@ def main() -> int:
     from bench.models.tiny import ensure_preset
 
     tiny = ensure_preset("tiny-llama", report=lambda message: None)
-    report: dict = {"fingerprint": env.capture().fingerprint, "rounds": args.rounds, "shapes": {}}
+    report: dict = {"rounds": args.rounds, "shapes": {}}
     for shape in args.shapes:
         setting = make_setting(shape, tiny, Path(tempfile.mkdtemp(prefix="training-path-")))
         for strategy in args.strategies:
             report["shapes"][f"{shape} {strategy}"] = measure(setting, strategy, args.rounds, f"{shape} {strategy}")
+    report["fingerprint"] = env.capture().fingerprint  # after make_setting set torch's threads
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))
