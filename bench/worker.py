@@ -124,7 +124,13 @@ class Run:
 
             emit({"event": "phase", "phase": "evaluate base alignment"})
             align_base = measure_base(loaded.model, loaded.tokenizer, preference)
-        base_model = self.start_from_parent(loaded, device) if spec.parent else loaded.model
+        if spec.parent:
+            base_model = self.start_from_parent(loaded, device)
+            # training the parent here draws from the random state, loading it from the cache does not:
+            # seed again so that the run is the same either way
+            transformers.set_seed(spec.seed)
+        else:
+            base_model = loaded.model
 
         emit({"event": "phase", "phase": "train"})
         self.reference_seconds.append(reference_seconds())  # how fast the machine is, just before timing

@@ -110,6 +110,8 @@ def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Pa
     second = _run(spec, tmp_path / "second")
     assert second.budget["parent"]["cached"] is True
     assert second.metrics["train.parent.seconds"].value is None
+    # the same run whether its parent was trained here or loaded (training it drew from the random state)
+    assert second.loss_curve == first.loss_curve and len(first.loss_curve) > 1
     # starting from the sft result: the tuned model prefers chosen answers more than DPO from base would need
     assert value(second, "align.preference_accuracy") > value(second, "align.preference_accuracy_before")
 
