@@ -105,3 +105,25 @@ def test_prompt_learning_models_are_not_packed():
     scorer = ContinuationScorer(pretrained=model, tokenizer=tokenizer, batch_size=8)
     requests = _random_requests(2, model.config.vocab_size, scorer.max_length)
     assert not any(row.branches for row in scorer._rows(requests))
+
+
+def test_batches_pad_each_row_by_at_most_a_tenth_and_hold_every_row_once():
+    from bench.evaluate.scorer import _Row
+
+    lengths = [200, 195, 181, 180, 179, 150, 40, 39, 38, 37, 36, 35, 34, 5, 5, 1]
+    rows = [_Row(prefix=list(range(length))) for length in lengths[::-1]]  # any order in
+    scorer = ContinuationScorer.__new__(ContinuationScorer)  # _batches reads only `padding`
+    batches = list(scorer._batches(rows, size=4))
+    assert [[len(row.tokens) for row in batch] for batch in batches] == [
+        [200, 195, 181, 180],
+        [179],
+        [150],
+        [40, 39, 38, 37],
+        [36, 35, 34],
+        [5, 5],
+        [1],
+    ]
+    for batch in batches:
+        assert all(len(row.tokens) >= 0.9 * len(batch[0].tokens) for row in batch)
+    scorer.padding = None  # fixed batches of `size`, longest first
+    assert [len(batch) for batch in scorer._batches(rows, size=4)] == [4, 4, 4, 4]
