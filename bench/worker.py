@@ -124,13 +124,11 @@ class Run:
 
             emit({"event": "phase", "phase": "evaluate base alignment"})
             align_base = measure_base(loaded.model, loaded.tokenizer, preference)
-        if spec.parent:
-            base_model = self.start_from_parent(loaded, device)
-            # training the parent here draws from the random state, loading it from the cache does not:
-            # seed again so that the run is the same either way
-            transformers.set_seed(spec.seed)
-        else:
-            base_model = loaded.model
+        base_model = self.start_from_parent(loaded, device) if spec.parent else loaded.model
+        # Scoring the base model (lm-eval seeds every generator) and training a parent change the random
+        # state, and both are skipped when their results are cached: seed again, so that a run trains the
+        # same whether this is the suite's first run on a machine or not
+        transformers.set_seed(spec.seed)
 
         emit({"event": "phase", "phase": "train"})
         self.reference_seconds.append(reference_seconds())  # how fast the machine is, just before timing
