@@ -61,9 +61,9 @@ def evaluate_accuracy(
 ) -> dict[str, Score]:
     """Score each task with lm-eval on the in-memory model (adapters included). `fast`: the output
     head only at scored positions (bench/evaluate/scorer.py), where the model allows; same scores."""
-    from lm_eval import simple_evaluate
+    from lm_eval.evaluator import evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager, get_task_dict
 
     from bench.evaluate.scorer import ContinuationScorer, supported
 
@@ -75,10 +75,14 @@ def evaluate_accuracy(
     model.eval()
     scorer = ContinuationScorer if fast and supported(model) is None else HFLM
     language_model = scorer(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
-    output = simple_evaluate(
-        model=language_model,
-        tasks=list(names),
-        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+    # lm-eval's `evaluate`, not `simple_evaluate`: the latter also describes the environment (a `pip
+    # list` and a `git` in subprocesses, 0.37 s a call) and seeds every random generator
+    task_dict = get_task_dict(list(names), TaskManager(include_path=str(folder), include_defaults=False))
+    for lm_eval_task in task_dict.values():
+        lm_eval_task.set_config(key="num_fewshot", value=0)  # zero-shot, as simple_evaluate sets it
+    output = evaluate(
+        lm=language_model,
+        task_dict=task_dict,
         log_samples=True,  # per-item correctness, for paired statistics (bench/paired.py)
         verbosity="ERROR",
     )
