@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.recommend import (
-    Figure,
-    _against,
-    _sizes,
-    dominance,
-    recommend,
-    record_memory,
-    render_text,
-    within_noise,
-)
+from bench.recommend import Figure, dominance, recommend, record_memory, render_text, within_noise
+from bench.recommend.formatting import _against, _sizes
 from bench.results import Metric, RunResult
 from tests.synthetic_records import TASK, make_record, store
 

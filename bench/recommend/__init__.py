@@ -1,0 +1,45 @@
+"""`bench recommend`: which strategy to use under a memory limit, from measured records.
+
+From the `ok` records (grouped by suite, hardware fingerprint and strategy label), each strategy
+gets its planning memory (the worst seed), its accuracy on the learned task, its forgetting and
+its training throughput with their seed spread. The constraints (memory, minimum accuracy,
+maximum forgetting) are met when the mean meets them, "marginal" when the seeds straddle the
+limit. Among the strategies that meet them: the Pareto set and one recommendation, in a
+sentence. Where the user's model is larger than the measured one, the memory estimator
+(bench.estimate) predicts each strategy's training memory on the user's model instead.
+
+Imports no torch unless a model config is given (the report side builds on `recommend`).
+"""
+
+from bench.recommend.choice import choose, dominance, pareto_set, recommend, within_noise
+from bench.recommend.figures import (
+    MEMORY_SOURCES,
+    OBJECTIVES,
+    Candidate,
+    Figure,
+    Recommendation,
+    candidates_from,
+    record_memory,
+    throughput,
+)
+from bench.recommend.formatting import render_text
+from bench.recommend.user_model import count_parameters, load_model_config
+
+__all__ = [
+    "MEMORY_SOURCES",
+    "OBJECTIVES",
+    "Candidate",
+    "Figure",
+    "Recommendation",
+    "candidates_from",
+    "choose",
+    "count_parameters",
+    "dominance",
+    "load_model_config",
+    "pareto_set",
+    "recommend",
+    "record_memory",
+    "render_text",
+    "throughput",
+    "within_noise",
+]

@@ -1,0 +1,309 @@
+"""The constraints, the Pareto set and the one choice of `bench recommend`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.measure.components import MIB
+from bench.recommend.figures import (
+    ALPHA,
+    MEMORY_SOURCES,
+    OBJECTIVES,
+    Candidate,
+    Check,
+    Figure,
+    Recommendation,
+    candidates_from,
+)
+from bench.recommend.formatting import _against, _fraction, _limit, _rate, _size, _sizes
+from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
+from bench.results import RunResult
+
+
+def _straddles(figure: Figure, limit: float) -> bool:
+    return any(v < limit for v in figure.values) and any(v >= limit for v in figure.values)
+
+
+def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
+    if candidate.estimate is not None:
+        if candidate.estimate.total_mib is None:
+            return Check("memory", False, False, f"no estimate for your model ({candidate.estimate.error})")
+        value, limit = _sizes(candidate.estimate.total_mib, limit_mib)
+        met = candidate.estimate.total_mib <= limit_mib
+        return Check("memory", met, False, f"needs ~{value} on your model (estimate) {'<=' if met else '>'} {limit}")
+    if candidate.memory_mib is None:
+        return Check("memory", False, False, "training memory not measured")
+    value, limit = _sizes(candidate.memory_mib, limit_mib)
+    met = candidate.memory_mib <= limit_mib
+    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit}")
+
+
+def _accuracy_check(candidate: Candidate, minimum: float) -> Check:
+    figure = candidate.accuracy
+    if figure.mean is None:
+        return Check("accuracy", False, False, f"accuracy not measured ({figure.reason})")
+    met = figure.mean >= minimum
+    value, limit = _against(figure.mean, minimum)
+    text = f"accuracy {value} {'>=' if met else '<'} {limit}"
+    marginal = _straddles(figure, minimum)
+    if marginal:
+        text += f" (marginal: seeds {_fraction(figure.low)} to {_fraction(figure.high)})"
+    return Check("accuracy", met, marginal, text)
+
+
+def _forgetting_check(candidate: Candidate, maximum: float) -> Check:
+    figure = candidate.forgetting
+    if figure.mean is None:
+        return Check("forgetting", False, False, f"forgetting not measured ({figure.reason})")
+    met = figure.mean >= -maximum
+    value, limit = _against(-figure.mean, maximum)
+    text = f"forgetting {value} {'<=' if met else '>'} {limit}"
+    marginal = _straddles(figure, -maximum)
+    if marginal:
+        drops = sorted(-v for v in figure.values)
+        text += f" (marginal: seeds forget {_fraction(drops[0])} to {_fraction(drops[-1])})"
+    return Check("forgetting", met, marginal, text)
+
+
+def _checks(
+    candidate: Candidate, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
+) -> list[Check]:
+    checks = [_memory_check(candidate, memory_bytes / MIB)]
+    if min_accuracy is not None:
+        checks.append(_accuracy_check(candidate, min_accuracy))
+    if max_forgetting is not None:
+        checks.append(_forgetting_check(candidate, max_forgetting))
+    return checks
+
+
+# (name, value of a candidate, higher is better, how "better" reads)
+DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ...] = (
+    ("memory", lambda c: c.planning_mib, False, "less memory"),
+    ("accuracy", lambda c: c.accuracy.mean, True, "higher accuracy"),
+    ("forgetting", lambda c: c.forgetting.mean, True, "less forgetting"),
+    ("throughput", lambda c: c.throughput.mean, True, "faster training"),
+)
+
+
+def dominance(a: Candidate, b: Candidate) -> list[str] | None:
+    """Where `a` beats `b` when `a` dominates it (at least as good on every dimension both measured,
+    better on one), else None. A dimension either of them lacks is left out of the test."""
+    better = []
+    for _, value, higher, wording in DIMENSIONS:
+        x, y = value(a), value(b)
+        if x is None or y is None:
+            continue
+        if (x < y) if higher else (x > y):
+            return None
+        if x != y:
+            better.append(wording)
+    return better or None
+
+
+def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
+    """(names on the Pareto front, {dominated name: "dominated by X (where)"})."""
+    dominated = {}
+    for b in feasible:
+        for a in feasible:
+            where = dominance(a, b) if a is not b else None
+            if where:
+                dominated[b.name] = f"dominated by {a.name} ({', '.join(where)})"
+                break
+    return [c.name for c in feasible if c.name not in dominated], dominated
+
+
+def within_noise(a: Figure, b: Figure) -> bool | None:
+    """Whether two strategies' seeds cannot be told apart: the permutation test over seeds where the
+    design can reach ALPHA (bench.stats), else overlapping seed ranges; None with one seed (unknown)."""
+    beyond, _ = stats.differs(a.values, b.values, ALPHA)
+    if beyond is not None:
+        return not beyond
+    if a.n >= 2 and b.n >= 2:
+        return a.low <= b.high and b.low <= a.high  # type: ignore[operator]
+    return None
+
+
+def _objective_figure(candidate: Candidate, objective: str) -> Figure:
+    return candidate.accuracy if objective == "accuracy" else candidate.throughput
+
+
+def _shown(candidate: Candidate, objective: str) -> str:
+    """The candidate's mean of the objective, as the reason states it."""
+    mean = _objective_figure(candidate, objective).mean
+    if mean is None:
+        return "?"
+    return f"{mean:.2f}" if objective == "accuracy" else f"{_rate(mean)} tokens/s"
+
+
+def _memory_key(candidate: Candidate) -> float:
+    return math.inf if candidate.planning_mib is None else candidate.planning_mib
+
+
+def _scope(count: int, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None) -> str:
+    """ "the 5 strategies that fit 24 GiB and reach accuracy 0.50", "the only strategy that fits 24 GiB"."""
+    verb = ("fits", "reaches", "forgets") if count == 1 else ("fit", "reach", "forget")
+    limits = [f"{verb[0]} {_size(memory_bytes / MIB)}"]
+    if min_accuracy is not None:
+        limits.append(f"{verb[1]} accuracy {_limit(min_accuracy)}")
+    if max_forgetting is not None:
+        limits.append(f"{verb[2]} at most {_limit(max_forgetting)}")
+    phrase = limits[0] if len(limits) == 1 else ", ".join(limits[:-1]) + " and " + limits[-1]
+    return f"the only strategy that {phrase}" if count == 1 else f"the {count} strategies that {phrase}"
+
+
+def _at(candidate: Candidate) -> str:
+    """Its planning memory, saying where it is the estimate for the user's model."""
+    shown = _size(candidate.planning_mib)
+    return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
+
+
+def _noise_words(verdict: bool | None) -> str:
+    return {True: "within seed noise", False: "beyond seed noise", None: "one seed: noise unknown"}[verdict]
+
+
+def choose(feasible: list[Candidate], objective: str, scope: str) -> tuple[Candidate, str]:
+    """The recommended candidate and the one-sentence reason: the best by the objective's mean, unless
+    others are within seed noise of it and need less memory: then the one of those with the least."""
+    best_word = "the most accurate" if objective == "accuracy" else "the fastest to train"
+    ranked = [c for c in feasible if _objective_figure(c, objective).mean is not None]
+    ranked.sort(key=lambda c: (-(_objective_figure(c, objective).mean or 0.0), _memory_key(c)))
+    if not ranked:
+        lightest = min(feasible, key=_memory_key)
+        return lightest, f"{lightest.name}: none of {scope} measured {objective}; it needs the least memory, " + (
+            f"{_at(lightest)}."
+        )
+    best = ranked[0]
+    if len(ranked) == 1:
+        only = scope if len(feasible) == 1 else f"the only one of {scope} that measured {objective}"
+        named = f"accuracy {_shown(best, objective)}" if objective == "accuracy" else _shown(best, objective)
+        return best, f"{best.name}: {only} ({named}), at {_at(best)}."
+    figure = _objective_figure(best, objective)
+    noise = {c.name: within_noise(figure, _objective_figure(c, objective)) for c in ranked[1:]}
+    lighter = [c for c in ranked[1:] if noise[c.name] and _memory_key(c) < _memory_key(best)]
+    if lighter:
+        pick = min(lighter, key=_memory_key)
+        return pick, (
+            f"{pick.name}: within seed noise of {best.name}, {best_word} of {scope}"
+            f" ({_shown(pick, objective)} vs {_shown(best, objective)}),"
+            f" with less memory ({_at(pick)} vs {_size(best.planning_mib)})."
+        )
+    runner = ranked[1]
+    return best, (
+        f"{best.name}: {best_word} of {scope} ({_shown(best, objective)} vs {runner.name}"
+        f" {_shown(runner, objective)}, {_noise_words(noise[runner.name])}), at {_at(best)}."
+    )
+
+
+def _failing(candidates: list[Candidate], constraint: str) -> list[Candidate]:
+    return [c for c in candidates if any(k.constraint == constraint and not k.met for k in c.checks)]
+
+
+def _nothing_fits(
+    candidates: list[Candidate], memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
+) -> str:
+    """One line: how many strategies miss each constraint, and the closest to it (what to relax)."""
+    if not candidates:
+        return "no successful (ok) runs to recommend from"
+    total, parts = len(candidates), []
+    too_big = _failing(candidates, "memory")
+    if too_big:
+        part = f"{len(too_big)} of {total} need more than {_size(memory_bytes / MIB)}"
+        smallest = min(too_big, key=_memory_key)
+        if smallest.planning_mib is not None:
+            part += f" (smallest: {smallest.name}, {_at(smallest)})"
+        parts.append(part)
+    for constraint, limit, words, closest, value in (
+        ("accuracy", min_accuracy, "have accuracy below", "best", lambda c: c.accuracy.mean),
+        ("forgetting", max_forgetting, "forget more than", "least", lambda c: c.forgetting.mean),
+    ):
+        failing = _failing(candidates, constraint)
+        if not failing or limit is None:
+            continue
+        part = f"{len(failing)} of {total} {words} {_limit(limit)}"
+        measured = [c for c in failing if value(c) is not None]
+        if measured:
+            top = max(measured, key=value)
+            part += f" ({closest}: {top.name}, {abs(value(top)):.2f})"
+        parts.append(part)
+    return "no strategy meets the constraints: " + "; ".join(parts)
+
+
+def _source_notes(candidates: list[Candidate]) -> list[str]:
+    used = {c.memory_source for c in candidates if c.memory_source}
+    notes = [
+        f"memory ({short}): {meaning}"
+        + (f" [{', '.join(c.name for c in candidates if c.memory_source == metric)}]" if len(used) > 1 else "")
+        for metric, short, meaning in MEMORY_SOURCES
+        if metric in used
+    ]
+    if len(used) > 1:
+        notes.append("memory figures come from different sources, so they do not compare exactly")
+    return notes
+
+
+def _record_notes(candidates: list[Candidate]) -> list[str]:
+    notes = []
+    fingerprints = {c.fingerprint for c in candidates}
+    if len(fingerprints) > 1:
+        notes.append(f"records from {len(fingerprints)} kinds of machine: each strategy is listed per machine")
+    for c in candidates:
+        if len(set(c.seeds)) < len(c.seeds):
+            notes.append(f"{c.name}: several records per seed (older versions of the suite?); all are pooled")
+        if c.throughput.reason and c.throughput.mean is not None:
+            notes.append(f"{c.name}: throughput: {c.throughput.reason}")
+    return notes
+
+
+def recommend(
+    records: list[RunResult],
+    memory_bytes: int,
+    min_accuracy: float | None = None,
+    max_forgetting: float | None = None,
+    objective: str = "accuracy",
+    model_config: Any = None,
+) -> Recommendation:
+    """The strategies of `records` that meet the constraints, their Pareto set and one choice.
+
+    `model_config`: the user's model (a transformers config, or the path of its config.json); where it
+    is larger than the measured model, memory is the estimator's for it (imports torch).
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    candidates = candidates_from(records)
+    user_parameters, notes = None, []
+    if model_config is not None and candidates:
+        config = load_model_config(model_config) if isinstance(model_config, (str, Path)) else model_config
+        user_parameters, notes = _apply_model(candidates, records, config, memory_bytes)
+    elif candidates:
+        notes = _model_notes(candidates, None)
+    for candidate in candidates:
+        candidate.checks = _checks(candidate, memory_bytes, min_accuracy, max_forgetting)
+    feasible = [c for c in candidates if all(check.met for check in c.checks)]
+    rejected = {c.name: "; ".join(k.text for k in c.checks if not k.met) for c in candidates if c not in feasible}
+    pareto, dominated = pareto_set(feasible)
+    choice, reason = None, _nothing_fits(candidates, memory_bytes, min_accuracy, max_forgetting)
+    if feasible:
+        picked, reason = choose(feasible, objective, _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting))
+        choice = picked.name
+        notes += [f"{picked.name}: {check.text}" for check in picked.marginal]
+    notes = _source_notes(candidates) + notes + _record_notes(candidates)
+    return Recommendation(
+        memory_bytes=memory_bytes,
+        objective=objective,
+        min_accuracy=min_accuracy,
+        max_forgetting=max_forgetting,
+        candidates=candidates,
+        feasible=[c.name for c in feasible],
+        pareto=pareto,
+        rejected=rejected,
+        dominated=dominated,
+        choice=choice,
+        reason=reason,
+        notes=notes,
+        measured_parameters=max((c.model_parameters for c in candidates if c.model_parameters), default=None),
+        user_parameters=user_parameters,
+    )

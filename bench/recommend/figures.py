@@ -1,0 +1,226 @@
+"""What a strategy measured: its figures over seeds, gathered from the records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from bench.report.aggregate import learned_task
+from bench.results import RunResult
+
+Objective = Literal["accuracy", "throughput"]
+OBJECTIVES: tuple[str, ...] = ("accuracy", "throughput")
+ALPHA = 0.05  # the same level as bench compare and the report's "beyond seed noise"
+GIB_IN_MIB = 1024.0
+SMALL_MODEL = 10**9  # below this many parameters the measured memory says little about a real model
+
+# Training memory for planning, in order of preference: (metric, short name, what it means)
+MEMORY_SOURCES: tuple[tuple[str, str, str], ...] = (
+    (
+        "memory.train.nvml_process_mib",
+        "nvidia-smi",
+        "the training process's GPU memory as nvidia-smi shows it (allocator reserve and CUDA context)",
+    ),
+    (
+        "memory.train.cuda_reserved_peak_mib",
+        "CUDA reserved",
+        "the peak reserved by torch's CUDA allocator (nvidia-smi also counts the CUDA context, a few hundred MiB)",
+    ),
+    (
+        "memory.train.components_mib",
+        "tensors",
+        "weights, gradients, optimizer state and activations counted from the tensors"
+        " (the allocator's slack and any CUDA context come on top)",
+    ),
+    (
+        "memory.train.host_peak_mib",
+        "host RSS",
+        "the host RSS peak of training, which includes ~450 MiB of interpreter and libraries"
+        " (torch, transformers, TRL)",
+    ),
+)
+FORGETTING = "forgetting.mean"
+THROUGHPUT = "train.tokens_per_s"
+
+
+@dataclass
+class Figure:
+    """One metric of one strategy over its seeds: mean and spread; `mean` is None when unmeasured."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+    values: list[float] = field(default_factory=list)
+    reason: str | None = None  # why it is missing (or why some seeds were left out)
+
+    @classmethod
+    def of(cls, values: list[float], reason: str | None = None) -> Figure:
+        if not values:
+            return cls(None, None, None, 0, [], reason)
+        return cls(sum(values) / len(values), min(values), max(values), len(values), list(values), reason)
+
+
+@dataclass
+class Check:
+    """One constraint on one strategy: met by the mean; marginal when its seeds straddle the limit."""
+
+    constraint: str  # memory | accuracy | forgetting
+    met: bool
+    marginal: bool
+    text: str  # names the number and the limit, e.g. "needs 30.1 GiB > 24 GiB"
+
+
+@dataclass
+class ModelEstimate:
+    """bench.estimate's training memory of a strategy on the user's model."""
+
+    total_mib: float | None
+    fits: bool | None
+    tokens: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Candidate:
+    """One strategy (label) of one suite on one kind of machine."""
+
+    name: str  # the label, qualified by suite / fingerprint when the records hold several
+    label: str
+    strategy: str
+    suite: str
+    fingerprint: str | None
+    seeds: list[int]
+    memory_mib: float | None  # worst seed
+    memory_source: str | None  # the metric it came from
+    accuracy_metric: str | None
+    accuracy: Figure
+    forgetting: Figure
+    throughput: Figure
+    model_name: str | None = None
+    model_parameters: int | None = None
+    estimate: ModelEstimate | None = None  # on the user's model, where it is larger
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def planning_mib(self) -> float | None:
+        """The memory the constraint is held against: the estimate for the user's model, else measured."""
+        return self.estimate.total_mib if self.estimate is not None else self.memory_mib
+
+    @property
+    def marginal(self) -> list[Check]:
+        return [check for check in self.checks if check.marginal]
+
+
+@dataclass
+class Recommendation:
+    memory_bytes: int
+    objective: str
+    min_accuracy: float | None
+    max_forgetting: float | None
+    candidates: list[Candidate]
+    feasible: list[str]  # names of the candidates that meet every constraint
+    pareto: list[str]  # the feasible ones no other feasible one beats on every measured dimension
+    rejected: dict[str, str]  # name -> why (every constraint it misses, with the numbers)
+    dominated: dict[str, str]  # feasible but not Pareto: name -> by whom and where
+    choice: str | None
+    reason: str  # one sentence: why `choice`, or why nothing fits
+    notes: list[str] = field(default_factory=list)
+    measured_parameters: int | None = None
+    user_parameters: int | None = None
+
+    def candidate(self, name: str) -> Candidate:
+        return next(c for c in self.candidates if c.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for row, candidate in zip(data["candidates"], self.candidates):
+            row["planning_mib"] = candidate.planning_mib
+        return data
+
+
+# ---- figures from records -------------------------------------------------------------------------
+
+
+def _value(record: RunResult, metric: str | None) -> float | None:
+    value = record.value(metric) if metric else None
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _missing_reason(records: list[RunResult], metric: str | None) -> str:
+    if metric is None:
+        return "the records name no learned task"
+    reasons = {str(r.metrics[metric].reason) for r in records if metric in r.metrics and r.metrics[metric].reason}
+    return "; ".join(sorted(reasons)) or f"{metric} not in the records"
+
+
+def _figure(records: list[RunResult], metric: str | None) -> Figure:
+    values = [v for v in (_value(r, metric) for r in records) if v is not None]
+    return Figure.of(values, None if values else _missing_reason(records, metric))
+
+
+def throughput(records: list[RunResult]) -> Figure:
+    """tokens/s over the runs whose timing was not contaminated by other load (bench/measure/contention.py)."""
+    clean = [r for r in records if not r.timing_contaminated]
+    figure = _figure(clean, THROUGHPUT)
+    left_out = len(records) - len(clean)
+    if left_out:
+        figure.reason = f"{left_out} of {len(records)} runs left out: timing contaminated" + (
+            f"; {figure.reason}" if figure.reason else ""
+        )
+    return figure
+
+
+def record_memory(record: RunResult) -> tuple[float | None, str | None]:
+    """The record's training memory for planning (MiB) and the metric it came from: the first of
+    MEMORY_SOURCES that the run measured."""
+    for metric, _, _ in MEMORY_SOURCES:
+        value = _value(record, metric)
+        if value is not None:
+            return value, metric
+    return None, None
+
+
+def _worst_memory(records: list[RunResult]) -> tuple[float | None, str | None]:
+    measured = [(value, source) for value, source in map(record_memory, records) if value is not None]
+    return max(measured, key=lambda pair: pair[0]) if measured else (None, None)
+
+
+def _grouped(records: list[RunResult]) -> dict[tuple[str, str | None, str], list[RunResult]]:
+    groups: dict[tuple[str, str | None, str], list[RunResult]] = {}
+    for record in sorted(records, key=lambda r: (r.suite, r.label, r.seed)):
+        groups.setdefault((record.suite, record.environment.fingerprint, record.label), []).append(record)
+    return groups
+
+
+def candidates_from(records: list[RunResult]) -> list[Candidate]:
+    """One candidate per (suite, hardware fingerprint, label) of the `ok` records."""
+    groups = _grouped([record for record in records if record.status == "ok"])
+    suites = {suite for suite, _, _ in groups}
+    fingerprints = {fingerprint for _, fingerprint, _ in groups}
+    found = []
+    for (suite, fingerprint, label), runs in groups.items():
+        name = (f"{suite}/" if len(suites) > 1 else "") + label + (f" @ {fingerprint}" if len(fingerprints) > 1 else "")
+        task = learned_task(runs[:1])
+        memory, source = _worst_memory(runs)
+        parameters = [r.model["parameters"] for r in runs if isinstance(r.model.get("parameters"), int)]
+        found.append(
+            Candidate(
+                name=name,
+                label=label,
+                strategy=runs[0].strategy,
+                suite=suite,
+                fingerprint=fingerprint,
+                seeds=[r.seed for r in runs],
+                memory_mib=memory,
+                memory_source=source,
+                accuracy_metric=f"accuracy.{task}" if task else None,
+                accuracy=_figure(runs, f"accuracy.{task}" if task else None),
+                forgetting=_figure(runs, FORGETTING),
+                throughput=throughput(runs),
+                model_name=runs[0].model.get("name"),
+                model_parameters=max(parameters) if parameters else None,
+            )
+        )
+    return found

@@ -1,0 +1,99 @@
+"""The user's model: where it is larger than the measured one, memory is the estimator's for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.measure.components import MIB
+from bench.recommend.figures import SMALL_MODEL, Candidate, ModelEstimate, _grouped
+from bench.recommend.formatting import _count
+from bench.results import RunResult
+
+
+def load_model_config(path: Path | str) -> Any:
+    """bench.estimate.config_from_file, with every failure a ValueError naming the path."""
+    from bench.estimate import config_from_file
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{str(path)!r} does not exist")
+    try:
+        return config_from_file(path)
+    except Exception as error:  # transformers raises OSError, ValueError, KeyError for configs it cannot read
+        raise ValueError(f"{str(path)!r} is not a transformers config: {error}") from error
+
+
+def count_parameters(config: Any, dtype: str = "float32") -> int:
+    """Parameters of the model a config describes, built on the meta device (no memory, seconds)."""
+    from bench.estimate import meta_model
+
+    try:
+        model = meta_model(config, dtype)
+    except Exception as error:  # e.g. an architecture with no causal-LM head (T5, a vision model)
+        raise ValueError(f"cannot build a causal language model from this config: {error}") from error
+    return sum(p.numel() for p in model.parameters())
+
+
+def _estimate_args(record: RunResult) -> dict[str, Any]:
+    spec = record.spec
+    training = spec.get("training") or {}
+    return {
+        "dtype": spec["model"]["dtype"],
+        "strategy": spec["strategy"],
+        "options": spec.get("options") or {},
+        "batch_size": spec["budget"]["batch_size"],
+        "tokens": spec["budget"]["seq_len"],
+        "optimizer": training.get("optimizer", "adamw_torch"),
+        "gradient_checkpointing": training.get("gradient_checkpointing", False),
+    }
+
+
+def _estimate(config: Any, record: RunResult, memory_bytes: int) -> ModelEstimate:
+    """The strategy of `record`, with its options and budget, on the user's model; never raises."""
+    from bench.estimate import estimate_run
+
+    try:
+        args = _estimate_args(record)
+        total = estimate_run(config, **args).total_mib()
+    except Exception as error:  # an estimator gap (unknown optimizer, strategy) is reported, not fatal
+        return ModelEstimate(None, None, error=f"{type(error).__name__}: {error}")
+    return ModelEstimate(total, total * MIB <= memory_bytes, tokens=args["tokens"])
+
+
+def _model_notes(candidates: list[Candidate], user_parameters: int | None) -> list[str]:
+    measured = max((c.model_parameters for c in candidates if c.model_parameters), default=None)
+    names = sorted({c.model_name for c in candidates if c.model_name})
+    model = f"{_count(measured)}-parameter model" if measured else "model"
+    model += f" ({', '.join(names)})" if names else ""
+    if user_parameters is None:
+        if measured is None:
+            return [f"memory figures are those of the measured {model}; its parameter count is not recorded"]
+        if measured < SMALL_MODEL:
+            return [f"memory figures are those of the measured {model}; pass --model-config to estimate a larger model"]
+        return []
+    if measured is not None and user_parameters <= measured:
+        return [
+            f"your model ({_count(user_parameters)} parameters) is no larger than the measured {model}:"
+            " the measured memory is used"
+        ]
+    return [
+        f"measured on a {model}; yours has {_count(user_parameters)} parameters: memory is the estimator's for"
+        " your model (tensors only: weights, gradients, optimizer state, activations at the suite's seq_len; the"
+        " CUDA context and allocator slack come on top), while accuracy, forgetting and throughput are the"
+        " measured model's"
+    ]
+
+
+def _apply_model(
+    candidates: list[Candidate], records: list[RunResult], config: Any, memory_bytes: int
+) -> tuple[int, list[str]]:
+    """Estimate every candidate on the user's model where it is larger than the measured one."""
+    user = count_parameters(config)
+    measured = max((c.model_parameters for c in candidates if c.model_parameters), default=None)
+    if measured is None or user > measured:
+        groups = _grouped([record for record in records if record.status == "ok"])
+        for candidate in candidates:
+            representative = groups[(candidate.suite, candidate.fingerprint, candidate.label)][0]
+            candidate.estimate = _estimate(config, representative, memory_bytes)
+    return user, _model_notes(candidates, user)
