@@ -5,7 +5,6 @@ Thin: parses arguments and calls bench.api (or the module that does the work).""
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 from pathlib import Path
@@ -13,15 +12,13 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from bench.estimate_suite import DEFAULT_RESERVE
+from bench.cli_output import console, errors, plain
+from bench.cli_planning import add_parsers as add_planning
 from bench.publish import add_parser as add_publish
 from bench.suite import SuiteError, load_suite
 
 if TYPE_CHECKING:
     from bench.compare import Comparison
-
-console = Console()
-errors = Console(stderr=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -32,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     if args.address and args.executor != "ray":
-        _plain("bench run: --address is for --executor ray")
+        plain("bench run: --address is for --executor ray")
         return 2
     progress = Progress() if args.quiet else RichProgress(errors)
     try:
@@ -46,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
             keep_artefacts=args.keep_artefacts,
         )
     except SetupError as error:  # before any run: an executor that cannot start, an unusable results folder
-        _plain(f"bench run: {error}")
+        plain(f"bench run: {error}")
         return 2
     finally:
         if isinstance(progress, RichProgress):
@@ -184,142 +181,6 @@ def _history(args: argparse.Namespace) -> int:
     if args.fail_on_new and fresh:
         names = [f"{s.strategy}: {s.metric} {c.shift:+.1%}" for s, c in fresh]
         errors.print("[bold red]NEW CHANGE POINT (worse)[/bold red] " + "; ".join(names))
-        return 1
-    return 0
-
-
-def _plain(message: str, to: Console = errors) -> None:
-    """Print as is: no rich markup or highlighting (paths and labels may hold brackets), no wrapping."""
-    to.print(message, markup=False, highlight=False, soft_wrap=True)
-
-
-def _limit(flag: str, value: float | None, low: float, high: float) -> str | None:
-    """Why a numeric option is out of range (naming the option and the value), or None."""
-    if value is None or (math.isfinite(value) and low <= value <= high):
-        return None
-    return f"{flag} must be between {low:g} and {high:g}, got {value!r}"
-
-
-def _estimate(args: argparse.Namespace) -> int:
-    import json
-
-    from bench.estimate import config_from_file, parse_bytes
-    from bench.estimate_suite import fits, render, suite_estimates, suite_lengths, suite_model_config
-    from bench.results import atomic_write_text
-
-    suite = load_suite(args.suite)
-    try:
-        device = parse_bytes(args.device_memory) if args.device_memory else None
-        reserve = parse_bytes(args.reserve, allow_zero=True)
-    except ValueError as error:
-        _plain(f"bench estimate: --device-memory/--reserve: {error}")
-        return 2
-    if args.tokens is not None and args.tokens < 1:
-        _plain(f"bench estimate: --tokens must be a positive count, got {args.tokens}")
-        return 2
-    note = (lambda message: None) if args.json and args.quiet else (lambda message: _plain(message))
-    try:
-        config = config_from_file(args.model_config) if args.model_config else suite_model_config(suite.model, note)
-    except (OSError, ValueError) as error:
-        _plain(f"bench estimate: {error}")
-        return 2
-    if args.tokens is not None:
-        source, lengths = "--tokens", None
-    elif args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
-        source, lengths = "seq_len (another model's config)", None
-    else:
-        found = suite_lengths(suite, note)
-        source = "longest training example" if found else "seq_len"
-        lengths = (lambda: found) if found else None
-    estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
-    _plain(render(estimates, device, reserve, source), console)
-    for label, why in skipped.items():
-        _plain(f"{label}: not applicable to this model ({why})", console)
-    if args.json:
-        payload = {
-            "suite": suite.name,
-            "model_config": str(args.model_config) if args.model_config else None,
-            "device_bytes": device,
-            "reserve_bytes": reserve,
-            "estimates": [{"label": e.label, "strategy": e.strategy, **e.as_dict()} for e in estimates],
-            "not_applicable": skipped,
-        }
-        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
-    too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
-    if too_big:
-        _plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
-    return 0
-
-
-def _scaling(args: argparse.Namespace) -> int:
-    from bench.scaling import render, scaling
-    from bench.snapshot import load_set
-
-    try:
-        rows = scaling(load_set(args.one), load_set(args.many))
-    except FileNotFoundError as error:
-        _plain(f"bench scaling: {error}")
-        return 2
-    if not rows:
-        _plain("bench scaling: no strategy label is in both sets")
-        return 2
-    _plain(render(rows), console)
-    return 0
-
-
-def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
-    """(memory bytes, ok records, model config or None), or what is wrong with the input."""
-    from bench.estimate import parse_bytes
-    from bench.recommend import load_model_config
-    from bench.snapshot import load_set
-
-    try:
-        memory = parse_bytes(args.memory)
-    except ValueError as error:
-        return f"--memory: {error}"
-    problems = [
-        _limit("--min-accuracy", args.min_accuracy, 0, 1),
-        _limit("--max-forgetting", args.max_forgetting, 0, 1),
-    ]
-    if any(problems):
-        return "; ".join(p for p in problems if p)
-    try:
-        records = [record for record in load_set(args.results) if record.status == "ok"]
-    except FileNotFoundError as error:
-        return str(error)
-    except ValueError as error:  # a JSON file below it that is not a record
-        return f"{args.results}: {error}"
-    if not records:
-        return f"no successful (ok) runs under {args.results}"
-    try:
-        config = load_model_config(args.model_config) if args.model_config else None
-    except ValueError as error:
-        return f"--model-config: {error}"
-    return memory, records, config
-
-
-def _recommend(args: argparse.Namespace) -> int:
-    import json
-
-    from bench.recommend import recommend, render_text
-    from bench.results import atomic_write_text
-
-    inputs = _recommend_inputs(args)
-    if isinstance(inputs, str):
-        _plain(f"bench recommend: {inputs}")
-        return 2
-    memory, records, config = inputs
-    try:
-        result = recommend(records, memory, args.min_accuracy, args.max_forgetting, args.objective, config)
-    except ValueError as error:  # only the model config can be wrong here: the rest was checked above
-        _plain(f"bench recommend: --model-config: {error}")
-        return 2
-    _plain(render_text(result), console)
-    if args.json:
-        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
-        _plain(f"written: {args.json}", console)
-    if result.choice is None:
-        _plain(f"no recommendation: {result.reason}")
         return 1
     return 0
 
@@ -510,66 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--all", action="store_true", help="also list metrics with no change")
     ab.set_defaults(handler=_ab)
 
-    estimate = commands.add_parser(
-        "estimate", help="predict each run's training memory by component before running (docs/memory.md)"
-    )
-    estimate.add_argument("suite", type=Path, help="suite YAML")
-    estimate.add_argument("--device-memory", metavar="SIZE", help="say which runs fit, e.g. 24GiB, 80GB")
-    estimate.add_argument(
-        "--reserve",
-        default=DEFAULT_RESERVE,
-        metavar="SIZE",
-        help=f"kept free for the CUDA context and allocator (default {DEFAULT_RESERVE}, measured on an H200)",
-    )
-    estimate.add_argument(
-        "--model-config",
-        type=Path,
-        metavar="CONFIG",
-        help="a transformers config.json to use instead of the suite's model",
-    )
-    estimate.add_argument(
-        "--tokens", type=int, metavar="N", help="tokens per sequence (default: the suite data's longest, or seq_len)"
-    )
-    estimate.add_argument("--json", type=Path, metavar="OUT", help="write the estimates as JSON")
-    estimate.add_argument("--quiet", action="store_true", help="with --json: no progress lines")
-    estimate.set_defaults(handler=_estimate)
-
-    recommend = commands.add_parser(
-        "recommend", help="the strategies that fit a memory limit, their Pareto set and one recommendation"
-    )
-    recommend.add_argument("results", type=Path, help="a results root or suite folder; every record below it")
-    recommend.add_argument("--memory", required=True, help="memory to train in, e.g. 24GiB, 80GB, 512MiB")
-    recommend.add_argument("--min-accuracy", type=float, metavar="A", help="least mean accuracy on the learned task")
-    recommend.add_argument(
-        "--max-forgetting", type=float, metavar="F", help="largest mean accuracy drop on retained tasks, e.g. 0.05"
-    )
-    recommend.add_argument(
-        "--objective",
-        choices=("accuracy", "throughput"),
-        default="accuracy",
-        help="what to maximise (default accuracy)",
-    )
-    recommend.add_argument(
-        "--model-config",
-        type=Path,
-        metavar="CONFIG",
-        help="your model's transformers config.json: estimate memory on it where it is larger than the measured one",
-    )
-    recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
-    recommend.set_defaults(handler=_recommend)
-
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument("suites", type=Path, nargs="+")
     validate.set_defaults(handler=_validate)
 
     ls = commands.add_parser("ls", help="list strategies, model presets, tasks, backends and executors")
     ls.set_defaults(handler=_ls)
-    scaling = commands.add_parser(
-        "scaling", help="scaling efficiency of multi-process runs (execution.processes) against one process"
-    )
-    scaling.add_argument("one", type=Path, help="records of the 1-process runs")
-    scaling.add_argument("many", type=Path, help="records of the same suite with execution.processes > 1")
-    scaling.set_defaults(handler=_scaling)
+    add_planning(commands)
     add_publish(commands)
     return parser
 
