@@ -31,6 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.compare_timing import (
+    ONE_SESSION,
+    contaminated_runs,
+    fingerprints,
+    hardware_diff,
+    metric_values,
+    session_counts,
+    session_means,
+    speed_change,
+    speed_factors,
+)
 from bench.paired import metric_difference, sentence
 from bench.results import RunResult
 from bench.snapshot import load_set
@@ -42,11 +53,6 @@ DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
 DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
 min_p_value = stats.min_p_value
-ONE_SESSION = (
-    "1 vs 1 sessions (bench run invocations): on a shared machine timing moves between sessions"
-    " (docs/statistics.md), the runs of one session are not independent, and neither side shows how far"
-    " sessions spread, so this cannot be tested; use bench ab (interleaved rounds) or several sessions a side"
-)
 
 
 @dataclass
@@ -163,10 +169,10 @@ def compare_metric(
     entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
     unit, higher = entries[0].unit, entries[0].higher_is_better
     timing = stats.matches(metric, stats.TIMING)
-    speed = _speed_factors(base + cand, unit) if adjust and timing else None
-    sessions = _session_counts(base, cand) if timing else None  # None: not recorded (before schema 6)
+    speed = speed_factors(base + cand, unit) if adjust and timing else None
+    sessions = session_counts(base, cand) if timing else None  # None: not recorded (before schema 6)
     by_session = sessions is not None and min(sessions) >= 2
-    values = _session_means if by_session else _values
+    values = session_means if by_session else metric_values
     b_values, c_values = values(base, metric, speed), values(cand, metric, speed)
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
@@ -235,90 +241,8 @@ def _paired_verdict(result: MetricChange, paired: Any, alpha: float, increased: 
     return result
 
 
-def _speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
-    """Per run, the factor that brings a timing to the runs' common machine speed, or None when a run
-    has no reference (schema 1) or the unit is neither a time nor a rate.
-
-    A run whose reference took 10% longer ran on a 10% slower machine: its seconds are divided by 1.1
-    and its tokens/s multiplied by 1.1, relative to the mean reference of all the runs compared."""
-    references = {id(run): run.timing_quality and run.timing_quality.reference for run in runs}
-    if not references or any(not value for value in references.values()):
-        return None
-    common = sum(references.values()) / len(references)
-    if unit.endswith("/s"):
-        return {key: value / common for key, value in references.items()}
-    if unit in ("s", "ms"):
-        return {key: common / value for key, value in references.items()}
-    return None
-
-
-def _session_counts(base: list[RunResult], cand: list[RunResult]) -> tuple[int, int] | None:
-    """How many sessions each side's runs come from, or None when some run has none recorded."""
-    if not all(run.session for run in base + cand):
-        return None
-    return len({run.session for run in base}), len({run.session for run in cand})
-
-
-def _session_means(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:
-    """One value per session (`bench run` invocation): the mean of its runs' values."""
-    sessions: dict[str, list[RunResult]] = {}
-    for run in runs:
-        sessions.setdefault(run.session, []).append(run)
-    means = [stats.mean(_values(group, metric, speed)) for group in sessions.values()]
-    return [mean for mean in means if mean is not None]
-
-
-def _values(runs: list[RunResult], metric: str, speed: dict[int, float] | None) -> list[float]:
-    values = []
-    for run in runs:
-        value = run.metrics[metric].value if metric in run.metrics else None
-        if value is not None:
-            values.append(value * speed[id(run)] if speed else value)
-    return values
-
-
 def _base_models(runs: list[RunResult]) -> set[str | None]:
     return {run.model.get("sha256") for run in runs}
-
-
-def _fingerprints(runs: list[RunResult]) -> set[str | None]:
-    return {run.environment.fingerprint for run in runs}
-
-
-def _speed_change(base: list[RunResult], cand: list[RunResult]) -> str:
-    """How much the reference workload's time moved from the baseline to the candidate."""
-
-    def mean_reference(runs: list[RunResult]) -> float | None:
-        values = [run.timing_quality.reference for run in runs if run.timing_quality]
-        return stats.mean(values) if all(values) else None
-
-    before, after = mean_reference(base), mean_reference(cand)
-    if not before or not after:
-        return "no reference"
-    return f"reference workload {after / before - 1:+.1%}"
-
-
-def _hardware_diff(base: list[RunResult], cand: list[RunResult]) -> str:
-    """Which hardware fields differ, e.g. `cpu_capability AVX512 -> AVX2`; fingerprints when several."""
-
-    def fields(runs: list[RunResult]) -> dict[str, str]:
-        seen: dict[str, set[str]] = {}
-        for run in runs:
-            hardware = run.environment.hardware.model_dump() if run.environment.hardware else {}
-            for key, value in hardware.items():
-                seen.setdefault(key, set()).add(str(value))
-        return {key: " | ".join(sorted(values)) for key, values in seen.items()}
-
-    before, after = fields(base), fields(cand)
-    keys = [key for key in before | after if before.get(key) != after.get(key)]
-    changed = [f"{key} {before.get(key)} -> {after.get(key)}" for key in keys]
-    return "; ".join(changed) or "mixed fingerprints within a set"
-
-
-def _contamination(runs: list[RunResult], side: str) -> list[str]:
-    return [
-        f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons) for run in runs if run.timing_contaminated
-    ]
 
 
 def _compare_runs(
@@ -339,13 +263,13 @@ def _compare_runs(
         detail = f"base model changed (sha {before[:12]} -> {after[:12]})"
         result.issues.append(RunIssue(strategy, NOT_COMPARABLE, detail))
         return
-    base_hw, cand_hw = _fingerprints(base_ok), _fingerprints(cand_ok)
+    base_hw, cand_hw = fingerprints(base_ok), fingerprints(cand_ok)
     hardware_note = ""
     if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
-        hardware_note = f"hardware differs ({_hardware_diff(base_ok, cand_ok)})"
+        hardware_note = f"hardware differs ({hardware_diff(base_ok, cand_ok)})"
         result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
-    contaminated = _contamination(base_ok, "baseline") + _contamination(cand_ok, "candidate")
-    speed_note = _speed_change(base_ok, cand_ok)
+    contaminated = contaminated_runs(base_ok, "baseline") + contaminated_runs(cand_ok, "candidate")
+    speed_note = speed_change(base_ok, cand_ok)
     if contaminated:
         result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
     for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
