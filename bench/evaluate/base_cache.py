@@ -27,7 +27,7 @@ IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "
 
 def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, compute: str) -> str:
     payload = {
-        "format": 3,  # 2: scores carry per-item correctness; 3: choices packed (bench/evaluate/scorer.py)
+        "format": 4,  # 2: per-item correctness; 3: choices packed; 4: batches bounded by padding (scorer.py)
         "model": {field: model_info.get(field) for field in IDENTITY},  # not timings such as load_seconds
         "tasks": [[task.name, [dataclasses.asdict(item) for item in task.eval]] for task in tasks],
         "batch_size": batch_size,
