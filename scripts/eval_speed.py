@@ -1,6 +1,7 @@
 """Evaluation speed on the same model, items and answers (docs/performance.md): lm-eval's own HFLM
 path, bench's ContinuationScorer with one row per input (`unpacked`), and with the choices of an
-item packed into one row (`bench`, the default path). Writes JSON beside the other benchmarks.
+item packed into one row (`bench`, the default path), and the positions the transformer body computes
+on each (the speed-up follows their ratio). Writes JSON beside the other benchmarks.
 
     python scripts/eval_speed.py [--items 40] [--tasks boolq arc-easy] [--rounds 3] [--out ...]
 
@@ -27,6 +28,29 @@ from bench.tasks import load_task
 
 def requests_of(tasks) -> int:
     return sum(len(item.choices) for task in tasks for item in task.eval)
+
+
+def count_positions(model, tokenizer, tasks, folder: Path, batch_size: int) -> dict:
+    """Positions the transformer body computes for these requests: every request's context and
+    choice, identical inputs once (lm-eval runs an item's one-token choices once), and packed (each
+    context once, each choice once). Counted on the requests lm-eval builds; nothing is scored."""
+    counted: dict = {}
+
+    def count(self, requests, disable_tqdm=False, override_bs=None):
+        counted["every request"] = sum(len(context) + len(choice) - 1 for _, context, choice in requests)
+        for name, pack in (("identical inputs once", False), ("packed", True)):
+            self.pack = pack
+            counted[name] = sum(len(row.tokens) for row in self._rows(requests))
+        del self.pack
+        return [(0.0, False)] * len(requests)
+
+    real = ContinuationScorer._loglikelihood_tokens
+    ContinuationScorer._loglikelihood_tokens = count
+    try:
+        evaluate_accuracy(model, tokenizer, tasks, folder, batch_size, True)
+    finally:
+        ContinuationScorer._loglikelihood_tokens = real
+    return counted
 
 
 def main() -> int:
@@ -70,6 +94,9 @@ def main() -> int:
     reference = statistics.median(seconds["lm-eval"])
     speedup = {name: round(reference / statistics.median(seconds[name]), 2) for name in paths}
     print(f"speed-up against lm-eval: {speedup}; per-item outcomes identical: {same}")
+    folder = Path("/tmp/eval-speed-positions")
+    positions = count_positions(loaded.model, loaded.tokenizer, tasks, folder, args.batch_size)
+    print(f"positions the body computes: {positions}")
     out = args.out or Path("results/benchmarks") / env.hardware().fingerprint() / "eval-speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -83,6 +110,7 @@ def main() -> int:
         "runs": runs,
         "speedup": speedup,
         "identical": same,
+        "positions": positions,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"written: {out}")
