@@ -115,15 +115,7 @@ class Run:
         # one at the end of every training: 0.27 s of a 0.53 s smoke training, docs/performance.md)
         gc.freeze()
 
-        before = {}
-        if spec.measure.accuracy and lead:
-            emit({"event": "phase", "phase": "evaluate base"})
-            before = self.evaluate(loaded.model, loaded.tokenizer, [task, *retained], "base")
-        if preference is not None and lead:
-            from bench.evaluate.alignment import measure_base
-
-            emit({"event": "phase", "phase": "evaluate base alignment"})
-            align_base = measure_base(loaded.model, loaded.tokenizer, preference)
+        before, align_base = self.score_base(loaded, [task, *retained], preference, lead)
         base_model = self.start_from_parent(loaded, device) if spec.parent else loaded.model
         # Scoring the base model (lm-eval seeds every generator) and training a parent change the random
         # state, and both are skipped when their results are cached: seed again, so that a run trains the
@@ -164,10 +156,34 @@ class Run:
             return  # the other ranks' part ends with training; rank 0 goes on alone
 
         self.save_artefact(strategy, model, loaded.tokenizer)
+        self.measure_tuned(model, loaded.tokenizer, task, retained, before)
+        if preference is not None:
+            emit({"event": "phase", "phase": "evaluate alignment"})
+            reward_model = outcome.artefacts.get("reward_model")
+            self.record_alignment(model, loaded.tokenizer, preference, align_base, reward_model)
+        self.measure_latency_phase(model, loaded.tokenizer, strategy, task)
 
+    def score_base(self, loaded: Any, tasks: list, preference: Any, lead: bool) -> tuple[dict, Any]:
+        """The base model's accuracy (from the per-suite cache where it is there) and alignment figures,
+        on rank 0 only."""
+        before: dict = {}
+        align_base = None
+        if self.spec.measure.accuracy and lead:
+            emit({"event": "phase", "phase": "evaluate base"})
+            before = self.evaluate(loaded.model, loaded.tokenizer, tasks, "base")
+        if preference is not None and lead:
+            from bench.evaluate.alignment import measure_base
+
+            emit({"event": "phase", "phase": "evaluate base alignment"})
+            align_base = measure_base(loaded.model, loaded.tokenizer, preference)
+        return before, align_base
+
+    def measure_tuned(self, model: Any, tokenizer: Any, task: Any, retained: list, before: dict) -> None:
+        """The tuned model's accuracy on the task and the retained tasks, and forgetting against `before`."""
+        spec = self.spec
         if spec.measure.accuracy:
             emit({"event": "phase", "phase": "evaluate"})
-            after = self.evaluate(model, loaded.tokenizer, [task, *retained], "tuned")
+            after = self.evaluate(model, tokenizer, [task, *retained], "tuned")
             self.record_accuracy(task.name, [t.name for t in retained], before, after)
             if spec.artefacts_dir:
                 from bench.artefacts import keep_scoring_tasks
@@ -176,18 +192,15 @@ class Run:
         else:
             self.missing([(f"accuracy.{task.name}", "acc", True)], "accuracy disabled in the suite (measure.accuracy)")
 
-        if preference is not None:
-            emit({"event": "phase", "phase": "evaluate alignment"})
-            reward_model = outcome.artefacts.get("reward_model")
-            self.record_alignment(model, loaded.tokenizer, preference, align_base, reward_model)
-
-        if spec.measure.latency:
-            emit({"event": "phase", "phase": "latency"})
-            prompt = task.eval[0].context if task.eval else task.train[0].prompt
-            self.measure_latency(model, loaded.tokenizer, prompt, getattr(strategy, "merge", None))
-            self.reference_seconds.append(reference_seconds())  # ... and after the last timed phase
-        else:
+    def measure_latency_phase(self, model: Any, tokenizer: Any, strategy: Any, task: Any) -> None:
+        """Latency on the task's first prompt (as trained, and merged where the strategy can merge)."""
+        if not self.spec.measure.latency:
             self.missing([("latency.ttft_ms.p50", "ms", False)], "latency disabled in the suite (measure.latency)")
+            return
+        emit({"event": "phase", "phase": "latency"})
+        prompt = task.eval[0].context if task.eval else task.train[0].prompt
+        self.measure_latency(model, tokenizer, prompt, getattr(strategy, "merge", None))
+        self.reference_seconds.append(reference_seconds())  # ... and after the last timed phase
 
     def evaluate(self, model: Any, tokenizer: Any, tasks: list, tag: str) -> dict:
         from bench.evaluate.accuracy import evaluate_accuracy
