@@ -1,4 +1,5 @@
-"""Shared test helpers: small suites built in code, and a CLI runner in a subprocess."""
+"""Shared test helpers: small suites built in code, a CLI runner in a subprocess, and a small LoRA
+training through the harness's training path."""
 
 from __future__ import annotations
 
@@ -58,3 +59,25 @@ def tiny_folder() -> Path:
     from bench.models.tiny import ensure_preset
 
     return ensure_preset("tiny-llama", report=lambda message: None)
+
+
+def train_tiny_lora(folder: Path, steps: int) -> Any:
+    """LoRA (with dropout, which draws from the generator every step) on tiny-llama through
+    bench.train.train, as the worker trains: seeded first, 4 x 16 batches, gradient accumulation 2,
+    24 cipher examples (several epochs). Returns the TrainOutcome."""
+    import transformers
+
+    import bench.train
+    from bench.models.load import load_model
+    from bench.strategies import STRATEGIES, PrepareContext
+    from bench.suite import Budget, ModelSpec, TaskSpec, Training
+    from bench.tasks import load_task
+
+    transformers.set_seed(0)  # as the worker does before preparing a strategy (LoRA's A is random)
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
+    budget = Budget(steps=steps, batch_size=4, seq_len=16, gradient_accumulation=2)
+    lora = STRATEGIES.get("lora")
+    options = lora.Options(learning_rate=1e-2, dropout=0.1)
+    model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
+    task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
+    return bench.train.train(model, loaded.tokenizer, "sft", task, budget, Training(), 1e-2, 0, "cpu", folder)

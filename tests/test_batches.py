@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from torch.utils.data import DataLoader, RandomSampler
 
 import bench.train
 from bench.batches import MadeAhead, batch_bytes
-from bench.models.load import load_model
-from bench.strategies import STRATEGIES, PrepareContext
-from bench.suite import Budget, ModelSpec, TaskSpec, Training
-from bench.tasks import load_task
+from tests.conftest import train_tiny_lora
 
 
 def _loader(seed: int = 0) -> DataLoader:
@@ -57,16 +53,7 @@ def _loss_curve(tmp_path: Path, ahead: bool, monkeypatch) -> list[tuple[int, flo
     monkeypatch.setattr(
         bench.train, "_lean_sft_trainer_class", lambda: type("T", (made(),), {"make_batches_ahead": ahead})
     )
-    transformers.set_seed(0)  # as the worker does before preparing a strategy (LoRA's A is random)
-    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
-    budget = Budget(steps=10, batch_size=4, seq_len=16, gradient_accumulation=2)  # 3+ epochs of 24 examples
-    lora = STRATEGIES.get("lora")
-    options = lora.Options(learning_rate=1e-2, dropout=0.1)  # dropout draws from the RNG every step
-    model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
-    task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
-    outcome = bench.train.train(
-        model, loaded.tokenizer, "sft", task, budget, Training(), 1e-2, 0, "cpu", tmp_path / str(ahead)
-    )
+    outcome = train_tiny_lora(tmp_path / str(ahead), steps=10)  # 10 x 4 x 2 examples: 3+ epochs of 24
     assert (outcome.batches_ahead_seconds is not None) == ahead
     return outcome.losses
 

@@ -7,15 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import transformers
 from torch import nn
 
 import bench.train
-from bench.models.load import load_model
 from bench.module_walks import walks_listed_once
-from bench.strategies import STRATEGIES, PrepareContext
-from bench.suite import Budget, ModelSpec, TaskSpec, Training
-from bench.tasks import load_task
+from tests.conftest import train_tiny_lora
 
 
 def _nested() -> nn.Module:
@@ -63,27 +59,14 @@ def test_a_model_with_its_own_zero_grad_keeps_it():
 
     model = Own(nn.Linear(3, 2))
     with walks_listed_once(model):
-        _backward_one(model)
+        _backward(model)
         model.zero_grad()
     assert calls == [True] and model[0].weight.grad is None
 
 
-def _backward_one(model: nn.Module) -> None:
-    model(torch.ones(1, 3)).sum().backward()
-
-
 def _lora_losses(tmp_path: Path, walks, monkeypatch) -> list[tuple[int, float]]:
     monkeypatch.setattr(bench.train, "walks_listed_once", walks)
-    transformers.set_seed(0)
-    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
-    budget = Budget(steps=8, batch_size=4, seq_len=16, gradient_accumulation=2)
-    lora = STRATEGIES.get("lora")
-    options = lora.Options(learning_rate=1e-2, dropout=0.1)  # dropout: train mode matters every step
-    model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
-    task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
-    folder = tmp_path / getattr(walks, "__name__", "walks")
-    outcome = bench.train.train(model, loaded.tokenizer, "sft", task, budget, Training(), 1e-2, 0, "cpu", folder)
-    return outcome.losses
+    return train_tiny_lora(tmp_path / getattr(walks, "__name__", "walks"), steps=8).losses
 
 
 def test_training_with_the_listed_walks_is_identical(tmp_path: Path, tiny_folder: Path, monkeypatch):
