@@ -150,6 +150,7 @@ class Run:
         self.metrics.update(memory.metrics())
         self.contention["train"] = contention.result
         self.record_training(outcome)
+        self.record_flops(model, device, getattr(options, "compute_dtype", None) or spec.model.dtype)
         self.record_memory_components(outcome, loaded, task)
         self.record_ranks()
         if not lead:
@@ -264,6 +265,16 @@ class Run:
             from bench.worker_alignment import record_phases
 
             record_phases(self, outcome)
+
+    def record_flops(self, model: Any, device: str, dtype: str) -> None:
+        """FLOPs per token and MFU against the device's dense peak (bench/measure/flops.py)."""
+        from bench.measure.flops import record_flops
+
+        tokens_per_s = self.metrics["train.tokens_per_s"].value if "train.tokens_per_s" in self.metrics else None
+        tokens, samples = self.budget.get("tokens_seen", 0), self.budget.get("samples_seen", 0)
+        metrics, info = record_flops(model, device, dtype, tokens_per_s, tokens, samples, distributed.world_size())
+        self.metrics.update(metrics)
+        self.model_info["flops"] = info
 
     def save_artefact(self, strategy: Any, model: Any, tokenizer: Any) -> None:
         """What a user takes away (`--keep-artefacts`), or a temporary copy only to measure its size."""
