@@ -24,7 +24,6 @@ E-Divisive's own significance step is a permutation test, which is what the conf
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -32,10 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from bench import stats
-from bench.results import RunResult, load_record, record_paths
+from bench.results import RunResult, Skipped, scan_records, tell_skipped
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
@@ -100,14 +97,12 @@ class History:
 
 
 def read_records(root: Path | str) -> tuple[list[tuple[Path, RunResult]], int]:
-    """Every record below `root` with its folder; other JSON files (summaries) are counted, not fatal."""
-    found, skipped = [], 0
-    for path in record_paths(root):
-        try:
-            found.append((path.parent, load_record(path)))
-        except (ValidationError, ValueError, KeyError, json.JSONDecodeError):
-            skipped += 1
-    return found, skipped
+    """Every record below `root` with its folder; other JSON files (summaries) are told with their
+    reason and counted, never fatal."""
+    skipped: list[Skipped] = []
+    found = [(path.parent, record) for path, record in scan_records(root, skipped)]
+    tell_skipped(root, skipped)
+    return found, len(skipped)
 
 
 def build(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.results import RunResult, atomic_write_text, load_record, record_paths
+from bench.results import RunResult, atomic_write_text, scan_records
 
 STATUSES = ("ok", "failed", "skipped")
 GENERATOR = '<meta name="generator" content="bench publish">'  # marks a folder this command may replace
@@ -52,13 +52,9 @@ class ResultSet:
 def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
     """Every result set below `root`, in a stable order (suite, machine, folder)."""
     folders: dict[Path, list[tuple[Path, RunResult]]] = {}
-    for path in record_paths(root):
+    for path, record in scan_records(root):  # other JSON is told on stderr with its reason, never fatal
         if skip is not None and skip in path.resolve().parents:
             continue  # an earlier site inside the results root
-        try:
-            record = load_record(path)
-        except (OSError, ValueError, TypeError, AttributeError, KeyError):  # ValidationError, JSON errors: ValueError
-            continue
         folders.setdefault(path.parent.relative_to(root), []).append((path, record))
     sets: dict[Path, ResultSet] = {}
     for folder, runs in folders.items():

@@ -9,17 +9,20 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# the schema and its migrations live in bench/migrations.py; re-exported here, where readers look
+from bench.migrations import MIGRATIONS, SCHEMA_VERSION, NotARecord, migrate  # noqa: F401
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 6
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -83,7 +86,7 @@ class Hardware(Record):
 
 class Environment(Record):
     machine: str
-    hostname: str
+    hostname: str | None = None  # only when the user opted in (bench run --record-host); schema 7
     platform: str
     python: str
     cpu: str
@@ -181,64 +184,32 @@ class RunResult(Record):
         return self.timing_quality is not None and self.timing_quality.contaminated
 
 
-def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
-    """Schema 2 added the hardware fingerprint and timing quality. A v1 record's hardware is rebuilt
-    from the fields it has; its SIMD extensions were not recorded (isa None), so its fingerprint
-    never equals a v2 one and its timings are never compared with newer records."""
-    environment = dict(raw.get("environment") or {})
-    environment.setdefault(
-        "hardware",
-        {
-            "cpu": environment.get("cpu", "unknown"),
-            "cores": environment.get("cpu_count", 0),
-            "isa": None,
-            "gpus": environment.get("gpus", []),
-            "torch_threads": environment.get("torch_threads"),
-        },
-    )
-    return {**raw, "environment": environment, "schema_version": 2}
+def parse_record(raw: Any) -> RunResult:
+    """A RunResult from raw JSON of any schema version; NotARecord (a ValueError) says why not."""
+    try:
+        return RunResult.model_validate(migrate(raw))
+    except NotARecord:
+        raise
+    except ValidationError as error:
+        problems = error.errors()
+        where = ".".join(str(part) for part in problems[0]["loc"]) or "(top level)"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise NotARecord(f"not a record: {where}: {problems[0]['msg']}{more}") from error
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        raise NotARecord(f"not a record: {type(error).__name__} {str(error)[:200]}") from error
 
 
-def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
-    """Schema 3 added the commit time (`environment.git_commit_time`); older records have none and
-    are placed in history by when they ran."""
-    environment = {**(raw.get("environment") or {}), "git_commit_time": None}
-    return {**raw, "environment": environment, "schema_version": 3}
-
-
-def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
-    """Schema 4 added training memory by component (`memory`); older records have none."""
-    return {**raw, "memory": None, "schema_version": 4}
-
-
-def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
-    """Schema 5 added per-item correctness (`items`); older records have none."""
-    return {**raw, "items": None, "schema_version": 5}
-
-
-def _v5_to_v6(raw: dict[str, Any]) -> dict[str, Any]:
-    """Schema 6 added the session (`session`: the `bench run` invocation); older records have none."""
-    return {**raw, "session": None, "schema_version": 6}
-
-
-# Upgrades a raw record of version N to version N + 1; add one entry per schema change.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _v1_to_v2,
-    2: _v2_to_v3,
-    3: _v3_to_v4,
-    4: _v4_to_v5,
-    5: _v5_to_v6,
-}
-
-
-def parse_record(raw: dict[str, Any]) -> RunResult:
-    version = raw.get("schema_version", 1)
-    if version > SCHEMA_VERSION:
-        raise ValueError(f"record schema_version {version} is newer than this harness ({SCHEMA_VERSION})")
-    while version < SCHEMA_VERSION:
-        raw = MIGRATIONS[version](raw)
-        version = raw["schema_version"]
-    return RunResult.model_validate(raw)
+def current_umask() -> int:
+    """This process's umask (0o022 by default), read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -246,6 +217,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from the team
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
@@ -257,17 +229,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 class ResultStore:
-    """Records live at <root>/<suite>/<machine>/<run_id>.json."""
+    """Records live at <root>/<suite>/<machine>/<run_id>.json, written portable (bench/portable.py):
+    paths relative to the root or the cache, no host name unless `record_host`."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, record_host: bool = False) -> None:
         self.root = Path(root)
+        self.record_host = record_host
 
     def path_for(self, suite: str, machine: str, run_id: str) -> Path:
         return self.root / suite / machine / f"{run_id}.json"
 
     def write(self, result: RunResult) -> Path:
         path = self.path_for(result.suite, result.environment.machine, result.run_id)
-        atomic_write_text(path, result.model_dump_json(indent=2) + "\n")
+        from bench.portable import scrub
+
+        raw = scrub(result.model_dump(mode="json"), results_root=self.root, keep_host=self.record_host)
+        atomic_write_text(path, json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
         return path
 
     def read(self, suite: str, machine: str, run_id: str) -> RunResult | None:
@@ -279,7 +256,18 @@ class ResultStore:
 
 
 def load_record(path: Path) -> RunResult:
-    return parse_record(json.loads(path.read_text(encoding="utf-8")))
+    """The record in `path`; NotARecord (a ValueError) says why a file is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise NotARecord(f"not text: {error.reason}") from error
+    if not text.strip():
+        raise NotARecord("empty file")
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise NotARecord(f"not JSON (truncated?): {str(error)[:200]}") from error
+    return parse_record(raw)
 
 
 # Folders beside the records that hold other files: run logs, and kept artefacts (model configs,
@@ -296,10 +284,45 @@ def record_paths(root: Path | str) -> Iterator[Path]:
             yield path
 
 
-def load_records(root: Path | str) -> Iterator[RunResult]:
-    """Every record below `root` (a results folder, a suite folder or a machine folder)."""
+class Skipped(NamedTuple):
+    path: Path
+    reason: str
+
+
+_SAID: set[tuple[Path, str]] = set()  # skips already told in this process (a folder read twice says them once)
+
+
+def tell_skipped(root: Path | str, skipped: list[Skipped]) -> None:
+    """One line per skipped file with its reason, then the count, on stderr (each file once per process)."""
+    new = [one for one in skipped if (one.path, one.reason) not in _SAID]
+    for one in new:
+        _SAID.add((one.path, one.reason))
+        print(f"bench: skipped {one.path}: {one.reason}", file=sys.stderr)
+    if new:
+        print(f"bench: {len(skipped)} JSON file(s) under {root} skipped: not records", file=sys.stderr)
+
+
+def scan_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
+    """(path, record) for every record below `root`; any other JSON file (not a record, truncated,
+    empty, unreadable, a newer schema) is appended to `skipped` with the reason, or told on stderr
+    when `skipped` is None. Never raises for a file's content."""
+    own = [] if skipped is None else skipped
     for path in record_paths(root):
-        yield load_record(path)
+        try:
+            record = load_record(path)
+        except (NotARecord, OSError) as error:
+            own.append(Skipped(path, str(error) if isinstance(error, NotARecord) else f"unreadable: {error}"))
+            continue
+        yield path, record
+    if skipped is None:
+        tell_skipped(root, own)
+
+
+def load_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[RunResult]:
+    """Every record below `root` (a results folder, a suite folder or a machine folder); other JSON
+    files are skipped (see scan_records)."""
+    for _, record in scan_records(root, skipped):
+        yield record
 
 
 def records_frame(records: list[RunResult]) -> pd.DataFrame:

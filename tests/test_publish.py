@@ -169,7 +169,8 @@ def test_cli_exit_codes(tmp_path, capsys):
     (empty / "benchmarks" / "start.json").write_text('{"benchmarks": []}')
     assert main([str(empty), "--out", str(tmp_path / "site")]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"error: no result records under {empty}"]
+    assert err.strip().splitlines()[-1] == f"error: no result records under {empty}"
+    assert f"skipped {empty / 'benchmarks' / 'start.json'}: not a record" in err  # what was skipped, and why
 
     parser = argparse.ArgumentParser(prog="bench")
     add_parser(parser.add_subparsers(dest="command", required=True))

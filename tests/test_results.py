@@ -82,7 +82,7 @@ def test_a_schema_1_record_still_loads_with_its_hardware_rebuilt():
     raw = json.loads(FIXTURE_V1.read_text())
     assert raw["schema_version"] == 1 and "hardware" not in raw["environment"]
     loaded = parse_record(raw)
-    assert loaded.schema_version == SCHEMA_VERSION == 6
+    assert loaded.schema_version == SCHEMA_VERSION == 7
     assert loaded.session is None  # which invocation stored it was not recorded then
     hardware = loaded.environment.hardware
     assert (hardware.cpu, hardware.cores, hardware.isa) == (raw["environment"]["cpu"], 2, None)
