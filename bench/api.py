@@ -23,12 +23,14 @@ def run_suite(
     executor: str = "local",
     address: str | None = None,
     keep_artefacts: bool = False,
+    record_host: bool = False,
 ) -> ExecutionReport:
     """Run (or resume) every (strategy, seed) of a suite; records land in results_dir.
 
     `executor`: `local` (one run after another on this machine) or `ray` (one Ray task per run, on the
     cluster at `address`, else on a local one started for the call); records are written here either
-    way. Raises bench.executors.base.SetupError, before any run, when that cannot start."""
+    way; they hold this machine's host name only with `record_host`. Raises
+    bench.executors.base.SetupError, before any run, when that cannot start."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     specs: list[RunSpec] = plan(suite)
     if only:
@@ -38,7 +40,7 @@ def run_suite(
         specs = [spec for spec in specs if spec.label in only]
     return execute(
         specs,
-        ResultStore(results_dir),
+        ResultStore(results_dir, record_host=record_host),
         suite.execution.backend,
         suite.execution.timeout_s,
         progress,

@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
             executor=args.executor,
             address=args.address,
             keep_artefacts=args.keep_artefacts,
+            record_host=args.record_host,
         )
     except SetupError as error:  # before any run: an executor that cannot start, an unusable results folder
         plain(f"bench run: {error}")
@@ -284,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep each run's adapter or weights, tokenizer and scoring tasks beside its record, with the"
         " lm-eval command that reproduces its accuracy (results/<suite>/<machine>/artefacts/<run_id>/)",
+    )
+    run.add_argument(
+        "--record-host", action="store_true", help="store this machine's host name in each record (off: records travel)"
     )
     from bench.executors import EXECUTORS  # names only: an executor's module is imported when chosen
 
