@@ -22,6 +22,7 @@ from bench.executors import EXECUTORS
 from bench.executors.base import Finished, Job, SetupError
 from bench.measure import env, limits
 from bench.plan import RunSpec
+from bench.portable import redact_file
 from bench.registry import UnknownNameError
 from bench.results import ResultStore, RunResult
 from bench.spec import Resources
@@ -172,5 +173,7 @@ def _store(finished: Finished, store: ResultStore, machine: str, limit: int | No
         if named and (limit or "out of memory" not in result.reason):
             result = result.model_copy(update={"reason": f"{result.reason}\n{named}"})
     result = result.model_copy(update={"session": session, "log_path": result.log_path or str(job.log_path)})
+    result = store.portable(result)  # what the record file holds is what the report shows
     store.write(result)
+    redact_file(job.log_path)  # a secret a library printed never stays in the log beside the record
     return result

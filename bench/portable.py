@@ -74,6 +74,16 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def redact_file(path: Path | str) -> None:
+    """Replace this process's secret values in a text file (a run's log) in place; nothing if absent."""
+    path, secrets = Path(path), secret_values()
+    if not secrets or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if any(secret in text for secret in secrets):
+        path.write_text(redact(text, secrets), encoding="utf-8")
+
+
 def _cache_root() -> str | None:
     root = os.environ.get("BENCH_CACHE_DIR")
     return str(Path(root).expanduser().resolve()).rstrip("/") + "/" if root else None
@@ -111,6 +121,14 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     return ABSOLUTE.sub(lambda found: portable_path(found.group(0), **roots), text)
 
 
+def machine_hosts() -> list[str]:
+    """This machine's host name (and its first label) where it cannot be mistaken for a word: 8+
+    characters, or a digit, dot or hyphen in it (`bench` as a host name would match every path)."""
+    name = socket.gethostname()
+    found = {name, name.split(".")[0]} - {"localhost", ""}
+    return sorted(host for host in found if len(host) >= 8 or (len(host) >= 4 and re.search(r"[\d.-]", host)))
+
+
 def _walk(value: Any, change) -> Any:
     if isinstance(value, str):
         return change(value)
@@ -137,11 +155,11 @@ def scrub(raw: dict[str, Any], *, results_root: Path | str | None = None, keep_h
     """A copy of a raw record that can be published (see the module docstring); idempotent."""
     root = str(Path(results_root).resolve()).rstrip("/") + "/" if results_root else None
     environment = dict(raw.get("environment") or {}) if isinstance(raw.get("environment"), dict) else None
-    hosts: list[str] = []
+    hosts: list[str] = [] if keep_host else machine_hosts()
     if environment is not None:
         host = environment.get("hostname")
         if isinstance(host, str) and host and not keep_host:
-            hosts = [host, host.split(".")[0]] if len(host.split(".")[0]) >= 3 else [host]
+            hosts += [host, host.split(".")[0]] if len(host.split(".")[0]) >= 3 else [host]
         if not keep_host:
             environment["hostname"] = None
         if isinstance(environment.get("omp"), dict):
@@ -172,8 +190,7 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 def leaks(raw: Any, hosts: list[str] | None = None) -> list[tuple[str, str]]:
     """(field, what) for every absolute path, host name, IP address or user@host in a raw record."""
-    if hosts is None:
-        hosts = [name for name in {socket.gethostname(), socket.gethostname().split(".")[0]} if len(name) >= 3]
+    hosts = machine_hosts() if hosts is None else hosts
     found = []
     environment = raw.get("environment") if isinstance(raw, dict) else None
     if isinstance(environment, dict) and environment.get("hostname"):

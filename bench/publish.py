@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from bench.portable import leaks, scrub, scrub_text
 from bench.results import RunResult, atomic_write_text, scan_records
 
 STATUSES = ("ok", "failed", "skipped")
@@ -49,13 +50,32 @@ class ResultSet:
         return " + ".join(sorted(values))
 
 
+class LeakError(ValueError):
+    """Records that still hold an absolute path or a host name after the scrub; nothing was published."""
+
+
+def _portable(record: RunResult, root: Path) -> RunResult:
+    """The record as the site shows it: scrubbed as a schema 7 record is, never with a host name."""
+    return RunResult.model_validate(scrub(record.model_dump(mode="json"), results_root=root))
+
+
+def check_leaks(sets: list[ResultSet], root: Path) -> list[str]:
+    """`file: field: what` for everything absolute or host-like left in the records to publish."""
+    return [
+        f"{path.relative_to(root)}: {field}: {what}"
+        for one in sets
+        for path, record in one.runs
+        for field, what in leaks(record.model_dump(mode="json"))
+    ]
+
+
 def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
     """Every result set below `root`, in a stable order (suite, machine, folder)."""
     folders: dict[Path, list[tuple[Path, RunResult]]] = {}
     for path, record in scan_records(root):  # other JSON is told on stderr with its reason, never fatal
         if skip is not None and skip in path.resolve().parents:
             continue  # an earlier site inside the results root
-        folders.setdefault(path.parent.relative_to(root), []).append((path, record))
+        folders.setdefault(path.parent.relative_to(root), []).append((path, _portable(record, root)))
     sets: dict[Path, ResultSet] = {}
     for folder, runs in folders.items():
         names = {r.environment.machine for _, r in runs} | {r.environment.fingerprint for _, r in runs}
@@ -124,11 +144,12 @@ def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
             relative = path.relative_to(root / one.folder)
             target = site / "records" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            text = record.model_dump_json(indent=2) + "\n"  # the scrubbed record, not the file as found
+            target.write_text(text, encoding="utf-8")
             target.chmod(0o644)
             entry = zipfile.ZipInfo("/".join((*one.folder.parts, *relative.parts)), date_time=(1980, 1, 1, 0, 0, 0))
             entry.external_attr = 0o644 << 16  # a fixed date and mode: the same records give the same zip
-            archive.writestr(entry, path.read_bytes(), zipfile.ZIP_DEFLATED)
+            archive.writestr(entry, text.encode("utf-8"), zipfile.ZIP_DEFLATED)
             cells = (record.suite, record.label, record.seed, record.status, record.started_at[:19])
             link = f'<a href="{_href("records", *relative.parts)}">{html.escape(str(relative))}</a>'
             commit = record.environment.git_commit or "unknown"
@@ -191,6 +212,9 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
     sets = find_sets(root, skip=out.resolve()) if root.is_dir() else []
     if not sets:
         raise FileNotFoundError(f"no result records under {root}")
+    problems = check_leaks(sets, root)
+    if problems:
+        raise LeakError("records would leak; nothing published:\n" + "\n".join(problems))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         index = out / "index.html"
         if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")):
@@ -203,7 +227,7 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
         _report(one, root, site, up)
         _records(one, root, site, up)
     index = out / "index.html"
-    _write(index, _index(sets, command or f"bench publish {root} --out {out}"))
+    _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}")))  # no absolute path
     return index
 
 
@@ -217,7 +241,7 @@ def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _handle(args: argparse.Namespace) -> int:
     try:
         index = publish(args.results, args.out)
-    except (FileNotFoundError, FileExistsError) as error:
+    except (FileNotFoundError, FileExistsError, LeakError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"site: {index}")

@@ -241,11 +241,16 @@ class ResultStore:
 
     def write(self, result: RunResult) -> Path:
         path = self.path_for(result.suite, result.environment.machine, result.run_id)
+        atomic_write_text(path, self.portable(result).model_dump_json(indent=2) + "\n")
+        return path
+
+    def portable(self, result: RunResult) -> RunResult:
+        """The record as it is stored: paths relative to this root or the cache, no host name unless
+        `record_host`, no secret (bench/portable.py)."""
         from bench.portable import scrub
 
         raw = scrub(result.model_dump(mode="json"), results_root=self.root, keep_host=self.record_host)
-        atomic_write_text(path, json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-        return path
+        return RunResult.model_validate(raw)
 
     def read(self, suite: str, machine: str, run_id: str) -> RunResult | None:
         path = self.path_for(suite, machine, run_id)

@@ -13,6 +13,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from bench.portable import allowed_env
 from bench.results import Environment, Hardware
 
 PACKAGES = (
@@ -192,5 +193,5 @@ def capture(machine: str | None = None) -> Environment:
         git_dirty=dirty,
         git_commit_time=commit_time,
         hardware=hardware(),
-        omp={name: os.environ[name] for name in OMP_VARIABLES if name in os.environ},
+        omp=allowed_env(),  # an allow-list (bench/portable.py): never a token, key or secret
     )
