@@ -15,7 +15,10 @@ What is modelled rather than run:
     worst step, the longest tokenised training example (at most seq_len; seq_len without the
     data). A run's own estimate is made at the length of the step it measured.
   - dpo: chosen and rejected run in one batch (twice the sequences); the reference pass keeps
-    nothing for backward. rlhf: its policy phase, estimated as sft on the same batch.
+    nothing for backward, but the reference is held: a copy of the model (full fine-tuning) or a
+    frozen copy of the adapter. rlhf: the larger of its two phases, the reward model training
+    while the policy waits, and the policy training while it holds the reward model, a reference
+    and a generation cache (bench.estimate_alignment).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Estimate:
     sequences: int  # sequences in one forward pass
     tokens: int  # tokens per sequence the activations were estimated at
     notes: list[str] = field(default_factory=list)
+    phases: dict[str, Components] = field(default_factory=dict)  # rlhf: each phase's components
 
     def total_mib(self) -> float:
         return (self.components.total() or 0) / MIB
@@ -64,6 +68,8 @@ class Estimate:
             "sequences": self.sequences,
             "tokens": self.tokens,
             "notes": self.notes,
+            "phase": self.components.phase,
+            "phases": {name: phase.total() for name, phase in self.phases.items()},
         }
 
 
@@ -209,6 +215,7 @@ def estimate_run(
     """Memory of one training step of `strategy` on a model of `config`, without loading weights."""
     import torch
 
+    from bench.estimate_alignment import add_held_models
     from bench.spec import Budget
     from bench.strategies import STRATEGIES, PrepareContext
 
@@ -240,7 +247,11 @@ def estimate_run(
         prepared.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         notes.append("gradient checkpointing: the recomputed layer during backward is not counted")
     components.activations = _activation_peak(prepared, sequences, tokens)
-    return Estimate(strategy, label or strategy, components, sequences, tokens, notes)
+    phases = add_held_models(
+        components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
+        batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
+    )  # fmt: skip
+    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
 
 
 @contextmanager

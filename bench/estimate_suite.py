@@ -98,8 +98,10 @@ def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:
 
 def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: int, source: str) -> str:
     """A plain table: components in MiB per strategy, and whether each fits the device."""
-    names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations")
-    heads = ("strategy", "trained w.", "frozen w.", "gradients", "optimizer", "activations", "total", "fits")
+    names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
+    names += ("generation_cache",)
+    heads = ("strategy", "trained w.", "frozen w.", "gradients", "optimizer", "activations", "other models")
+    heads += ("gen. cache", "total", "fits")
     rows = []
     for estimate in estimates:
         mib = estimate.components.mib()

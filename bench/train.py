@@ -2,7 +2,7 @@
 
 A strategy names its objective; the objective picks the TRL trainer. Adding an objective is one
 entry in TRAINERS, never a branch on the strategy. An entry returns one trainer, or is a generator
-that yields `(phase, trainer)` pairs for a method with several phases (RLHF: reward, then policy);
+that yields `(phase, trainer, held models)` for a method with several phases (RLHF: reward, then policy);
 each phase runs through the same MeasuringCallback, under its own MemoryTracker, with the full
 budget of steps (see docs/alignment.md).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from bench.measure.components import Components, SavedTensorPeak, count_gradients, count_optimizer_state, count_weights
+from bench.measure.component_probe import ComponentProbe
+from bench.measure.components import Components
 from bench.measure.memory import MemoryTracker, PhaseMemory
 from bench.measure.timing import clock
 from bench.module_walks import walks_listed_once
@@ -70,8 +71,18 @@ class TrainOutcome:
             phases=phases,
             artefacts=artefacts,
             breakdown={part: [v for phase in phases for v in phase.breakdown.get(part, [])] for part in STEP_PARTS},
-            components=phases[-1].components,
+            components=_largest(phases),
         )
+
+
+def _largest(phases: list[TrainOutcome]) -> Components | None:
+    """The components of the phase whose step held the most (the run's training peak), named."""
+    counted = [phase for phase in phases if phase.components is not None]
+    if not counted:
+        return None
+    largest = max(counted, key=lambda phase: phase.components.total() or 0)
+    largest.components.phase = largest.phase
+    return largest.components
 
 
 # Where an optimizer step's time goes, from the trainer's callback points:
@@ -82,50 +93,13 @@ class TrainOutcome:
 STEP_PARTS = ("data", "compute", "optimizer", "harness")
 
 
-class ComponentProbe:
-    """Counts training memory by component on the first optimizer step (bench.measure.components):
-    weights as training starts, gradients just before the optimizer, optimizer state after it, and
-    the activations autograd holds in between. The saved-tensor hooks cost that one step some time;
-    `measure.throughput_warmup_steps` (default 2) leaves it out of throughput."""
-
-    def __init__(self) -> None:
-        self.components = Components()
-        self._activations: SavedTensorPeak | None = None
-        self._shape_hook: Any = None
-
-    def step_begin(self, model: Any) -> None:
-        count_weights(model, self.components)
-        # the shape of the step's first forward (sequences x tokens), so an estimate can be made for it
-        self._shape_hook = model.register_forward_pre_hook(self._record_shape, with_kwargs=True)
-        self._activations = SavedTensorPeak(list(model.parameters())).__enter__()
-
-    def _record_shape(self, module: Any, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        if self.components.batch_shape is None and hasattr(ids, "shape") and len(ids.shape) == 2:
-            self.components.batch_shape = (int(ids.shape[0]), int(ids.shape[1]))
-
-    def before_optimizer(self, model: Any) -> None:
-        self.components.gradients = count_gradients(model)
-
-    def step_end(self, optimizer: Any) -> None:
-        if self._activations is None:
-            return
-        self._activations.__exit__(None, None, None)
-        self.components.activations = self._activations.peak
-        self._activations = None
-        self._shape_hook.remove()
-        if optimizer is not None:
-            self.components.optimizer = count_optimizer_state(optimizer)
-        else:
-            self.components.reasons["optimizer"] = "the trainer passed no optimizer to its callbacks"
-
-
 class MeasuringCallback(TrainerCallback):
     """Times every optimizer step end to end and by part, counts its tokens and memory components,
     logs loss, enforces the caps."""
 
-    def __init__(self, budget: Budget, samples_per_step: int, progress: Progress) -> None:
+    def __init__(self, budget: Budget, samples_per_step: int, progress: Progress, held: Sequence[Any] = ()) -> None:
         self.budget = budget
+        self.held = held  # models the trainer holds beside the trained one (bench.measure.components)
         self.samples_per_step = samples_per_step
         self.progress = progress
         self.outcome = TrainOutcome()
@@ -139,7 +113,7 @@ class MeasuringCallback(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == 0 and kwargs.get("model") is not None:
-            self._probe = ComponentProbe()
+            self._probe = ComponentProbe(self.held)
             self._probe.step_begin(kwargs["model"])
         self._marks = {"begin": clock()}
 
@@ -319,8 +293,14 @@ def _rlhf_phases(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str
 TRAINERS: dict[str, Callable[..., Any]] = {"sft": _sft_trainer, "dpo": _dpo_trainer, "rlhf": _rlhf_phases}
 
 
-def _run(trainer: Any, budget: Budget, progress: Progress, phase: str = "train") -> TrainOutcome:
-    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress)
+def _run(
+    trainer: Any, budget: Budget, progress: Progress, phase: str = "train", held: Sequence[Any] = ()
+) -> TrainOutcome:
+    """`held`: models the phase keeps beside the trained one; the trainer's own reference copy
+    (TRL's `ref_model`, None when the reference is the disabled adapter or precomputed) is added."""
+    reference = getattr(trainer, "ref_model", None)
+    held = [*held, *([reference] if reference is not None else [])]
+    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress, held)
     callback.outcome.phase = phase
     trainer.remove_callback(PrinterCallback)  # our tracker reports progress; no raw dicts on stdout
     trainer.add_callback(callback)
@@ -375,12 +355,12 @@ def train(
     built = TRAINERS[objective](model, tokenizer, task, arguments, budget, artefacts=artefacts, **inputs)
     if not inspect.isgenerator(built):
         return _run(built, budget, progress)
-    phases: Iterator[tuple[str, Any]] = built
+    phases: Iterator[tuple[str, Any, list[Any]]] = built
     outcomes = []
-    for phase, trainer in phases:  # the generator builds a phase only after the previous one trained
+    for phase, trainer, held in phases:  # the generator builds a phase only after the previous one trained
         progress({"event": "phase", "phase": f"train {phase}"})
         with MemoryTracker(f"{phase}_train") as memory:
-            outcome = _run(trainer, budget, progress, phase)
+            outcome = _run(trainer, budget, progress, phase, held)
         outcome.memory = memory
         outcomes.append(outcome)
     return TrainOutcome.combine(outcomes, artefacts)

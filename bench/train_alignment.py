@@ -32,7 +32,13 @@ def dpo_trainer(model: Any, tokenizer: Any, arguments: dict[str, Any], budget: B
     from trl import DPOConfig, DPOTrainer
 
     options, preference = inputs["options"], inputs["preference"]
-    config = DPOConfig(**arguments, beta=options.beta, loss_type=[options.loss_type], max_length=budget.seq_len)
+    config = DPOConfig(
+        **arguments,
+        beta=options.beta,
+        loss_type=[options.loss_type],
+        max_length=budget.seq_len,
+        precompute_ref_log_probs=options.precompute_ref_log_probs,
+    )
     return DPOTrainer(model=model, args=config, train_dataset=_pairs_dataset(preference), processing_class=tokenizer)
 
 
@@ -100,7 +106,8 @@ ALGORITHMS = {"rloo": _rloo, "grpo": _grpo, "ppo": _ppo}
 
 def rlhf_phases(
     model: Any, tokenizer: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any
-) -> Iterator[tuple[str, Any]]:
+) -> Iterator[tuple[str, Any, list[Any]]]:
+    """(phase, trainer, the models it holds beside the one it trains), one phase at a time."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -122,6 +129,7 @@ def rlhf_phases(
         RewardTrainer(
             model=reward_model, args=reward_config, train_dataset=_pairs_dataset(preference), processing_class=tokenizer
         ),
+        [model],  # the policy waits in memory while the reward model trains
     )
 
     reward_model.eval()
@@ -146,4 +154,5 @@ def rlhf_phases(
             processing_class=tokenizer,
             reward_processing_classes=tokenizer,
         ),
+        [reward_model],  # frozen; the trainer's own reference copy (full fine-tuning, beta > 0) is added by bench.train
     )

@@ -72,6 +72,9 @@ def test_dpo_raises_heldout_preference_accuracy_above_the_base(specs, tmp_path: 
     missing = record.metrics["align.mean_reward"]
     assert missing.value is None and "no reward model" in missing.reason
     assert record.budget["steps_done"] == 40 and "phases" not in record.budget
+    # the record's estimate counts what DPO holds (here TRL's frozen copy of the adapter), within 15%
+    assert abs(record.memory["estimate_error_percent"]) <= 15
+    assert record.metrics["memory.train.other_models_mib"].value == 0  # the reference is the disabled adapter
 
 
 def test_reward_model_ranks_heldout_pairs_better_than_chance(rlhf: RunResult):
@@ -96,6 +99,9 @@ def test_both_rlhf_phases_are_measured_and_recorded(rlhf: RunResult):
     assert total == pytest.approx(value(rlhf, "train.reward.seconds") + value(rlhf, "train.policy.seconds"))
     peaks = [value(rlhf, f"memory.{p}_train.host_peak_mib") for p in ("reward", "policy")]
     assert value(rlhf, "memory.train.host_peak_mib") >= max(peaks)
+    # the components are the larger phase's, against that phase's estimate; the other models are counted
+    assert rlhf.memory["measured"]["phase"] in phases and abs(rlhf.memory["estimate_error_percent"]) <= 15
+    assert value(rlhf, "memory.train.other_models_mib") > 0
 
 
 def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Path, monkeypatch):

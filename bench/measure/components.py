@@ -8,6 +8,14 @@
     activations  the peak of what autograd holds for backward during one training step, from
                  `torch.autograd.graph.saved_tensors_hooks`: each saved tensor's storage counts once
                  while it is alive; parameters saved for backward are weights, not activations
+    other_models the weights of models the method holds but does not train (DPO's and RLHF's
+                 reference copy, RLHF's reward model while the policy trains and the policy while the
+                 reward model trains); storage shared with the trained model counts once, there
+    generation_cache  the largest key/value cache a generating forward returned during the step
+                 (online RL generates before its training forward; 0 for methods that never generate)
+
+The total counts the generation cache OR the activations, the larger: the cache is dropped when
+generation ends, before the forward whose tensors backward keeps.
 
 The sum is what training needs beyond the process itself: it leaves out the allocator's slack,
 temporaries that die within one operation, the CUDA context and, on CPU, the interpreter and
@@ -20,7 +28,15 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-COMPONENTS = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations")
+COMPONENTS = (
+    "weights_trainable",
+    "weights_frozen",
+    "gradients",
+    "optimizer",
+    "activations",
+    "other_models",
+    "generation_cache",
+)
 MIB = 1024 * 1024
 
 
@@ -69,13 +85,20 @@ class Components:
     gradients: int | None = None
     optimizer: int | None = None
     activations: int | None = None
+    other_models: int | None = None
+    generation_cache: int | None = None
     weights_by_dtype: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     batch_shape: tuple[int, int] | None = None  # (sequences, tokens) of the step the activations are of
+    phase: str | None = None  # the training phase counted, for methods with several (rlhf: reward, policy)
 
     def total(self) -> int | None:
-        values = [getattr(self, name) for name in COMPONENTS]
-        return None if any(value is None for value in values) else sum(values)
+        """Everything held at the step's peak: the cache and the activations are never held together."""
+        values = {name: getattr(self, name) for name in COMPONENTS}
+        if any(value is None for value in values.values()):
+            return None
+        transient = max(values.pop("activations"), values.pop("generation_cache"))
+        return sum(values.values()) + transient
 
     def mib(self) -> dict[str, float | None]:
         out = {name: _mib(getattr(self, name)) for name in COMPONENTS}
@@ -105,6 +128,43 @@ def count_weights(model: Any, components: Components) -> None:
             frozen += size
     components.weights_trainable, components.weights_frozen = trainable, frozen
     components.weights_by_dtype = by_dtype
+
+
+def count_other_models(models: Any, trained: Any) -> int:
+    """Weights of the held models, storage shared with the trained model or with each other once."""
+    seen = {_storage_key(parameter) for parameter in trained.parameters()}
+    total = 0
+    for model in models:
+        for parameter in model.parameters():
+            key = _storage_key(parameter)
+            if key not in seen:
+                seen.add(key)
+                total += parameter_bytes(parameter)
+    return total
+
+
+def cache_bytes(cache: Any, depth: int = 4) -> int:
+    """Bytes of the tensors a key/value cache holds (a transformers Cache, or tuples of tensors)."""
+    seen: set[tuple[str, int]] = set()
+
+    def walk(value: Any, level: int) -> int:
+        if hasattr(value, "untyped_storage") and hasattr(value, "element_size"):
+            key = _storage_key(value)
+            if key in seen:
+                return 0
+            seen.add(key)
+            return _storage_bytes(value)
+        if level == 0:
+            return 0
+        if isinstance(value, (list, tuple)):
+            return sum(walk(item, level - 1) for item in value)
+        if isinstance(value, dict):
+            return sum(walk(item, level - 1) for item in value.values())
+        if hasattr(value, "__dict__") and not callable(value):
+            return sum(walk(item, level - 1) for item in vars(value).values())
+        return 0
+
+    return walk(cache, depth)
 
 
 def count_gradients(model: Any) -> int:

@@ -35,12 +35,16 @@ def memory_field(components: Components | None, estimate: Any, estimate_reason: 
             "weights_by_dtype": components.weights_by_dtype,
             "reasons": components.reasons,
             "batch_shape": list(components.batch_shape) if components.batch_shape else None,
+            "phase": components.phase,
         }
     field: dict[str, Any] = {"measured": measured, "estimate": estimate.as_dict() if estimate else None}
     if estimate is None:
         field["estimate_reason"] = estimate_reason
     elif measured and measured["total_bytes"]:
-        error = (estimate.components.total() - measured["total_bytes"]) / measured["total_bytes"]
+        # a method with several phases: the estimate of the phase that was counted (the larger one)
+        same = estimate.phases.get(components.phase) if components is not None and components.phase else None
+        predicted = (same or estimate.components).total()
+        error = (predicted - measured["total_bytes"]) / measured["total_bytes"]
         field["estimate_error_percent"] = round(100 * error, 2)
     return field
 

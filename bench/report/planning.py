@@ -15,6 +15,8 @@ COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers 
     "gradients": "#fd8d3c",
     "optimizer": "#e6550d",
     "activations": "#74c476",
+    "other_models": "#9e9ac8",
+    "generation_cache": "#bcbddc",
 }
 COMPONENT_NAMES = {
     "weights_frozen": "frozen weights",
@@ -22,6 +24,8 @@ COMPONENT_NAMES = {
     "gradients": "gradients",
     "optimizer": "optimizer",
     "activations": "activations",
+    "other_models": "other models held",
+    "generation_cache": "generation cache",
 }
 DEVICE_FIGURES = ("cuda_allocated_peak_mib", "cuda_reserved_peak_mib", "nvml_process_mib", "host_peak_mib")
 
@@ -64,7 +68,9 @@ def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
             }
         )
     strategies = [row["strategy"] for row in rows]
-    parts = {COMPONENT_NAMES[name]: [row["components"][name] for row in rows] for name in COMPONENT_COLORS}
+    # records from before a component was counted (other models, generation cache) leave it out
+    counted = [name for name in COMPONENT_COLORS if any(row["components"][name] is not None for row in rows)]
+    parts = {COMPONENT_NAMES[name]: [row["components"][name] for row in rows] for name in counted}
     title = "Training memory by component (MiB, mean over seeds; ◇ = estimate before training)"
     chart = charts.stacked(
         "memory-components",
@@ -72,11 +78,12 @@ def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
         strategies,
         parts,
         "MiB",
-        {COMPONENT_NAMES[name]: color for name, color in COMPONENT_COLORS.items()},
+        {COMPONENT_NAMES[name]: COMPONENT_COLORS[name] for name in counted},
         {"estimate": [row["estimate"] for row in rows]},
     )
     shown = [name for name in DEVICE_FIGURES if any(row["device"][name] is not None for row in rows)]
-    return {"rows": rows, "chart": chart, "title": title, "components": COMPONENT_NAMES, "device": shown}
+    names = {name: COMPONENT_NAMES[name] for name in counted}
+    return {"rows": rows, "chart": chart, "title": title, "components": names, "device": shown}
 
 
 # Device sizes the report recommends for (common GPUs: 8 GiB consumer, 24 GiB workstation, 80 GiB

@@ -35,6 +35,8 @@ class Options(StrategyOptions):
     loss_type: LossType = "sigmoid"  # the original DPO loss; the others are TRL's variants
     lora: LoraShape | None = None  # None: full fine-tuning
     start_from: str = "base"  # "base", or the label of an sft strategy in the same suite
+    # reference log-probs computed once before training: full fine-tuning then holds no reference copy
+    precompute_ref_log_probs: bool = False
 
 
 def prepare_policy(model: Any, lora: LoraShape | None) -> Any:
