@@ -103,6 +103,8 @@ def compare(
     json_out: Path | str | None = None,
     html_out: Path | str | None = None,
     adjust_timing: bool = True,
+    alpha: float = 0.05,
+    min_effects: dict[str, float] | None = None,
 ) -> Comparison:
     """Compare a candidate result set with a baseline; optionally write JSON and an HTML report with the comparison."""
     import json
@@ -118,6 +120,8 @@ def compare(
         baseline_rev=baseline_rev,
         candidate_rev=candidate_rev,
         adjust_timing=adjust_timing,
+        alpha=alpha,
+        min_effects=min_effects,
     )
     if json_out is not None:
         atomic_write_text(Path(json_out), json.dumps(result.to_json(), indent=2) + "\n")

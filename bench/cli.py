@@ -5,6 +5,7 @@ Thin: parses arguments and calls bench.api (or the module that does the work).""
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
@@ -80,16 +81,45 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thresholds(pairs: list[str]) -> dict[str, float]:
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=0.05,
+        help="false-alarm level of the whole comparison: every gating test is one-sided at alpha after"
+        " Benjamini-Hochberg over all of them (default 0.05; docs/statistics.md)",
+    )
+    parser.add_argument(
+        "--min-effect",
+        action="append",
+        metavar="METRIC=VALUE",
+        help="smallest quality change that gates, per metric pattern: points as a fraction for accuracy-like"
+        " metrics (accuracy.*=0.02 is 2 points), a relative change for the loss (train.final_loss=0.05);"
+        " default: the suite's gate.min_effect, else 1 point and 5%%; repeatable",
+    )
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"--alpha must be between 0 and 0.5, got {text}")
+    return value
+
+
+def _thresholds(pairs: list[str], flag: str = "--threshold", percent: bool = True) -> dict[str, float]:
+    """METRIC=VALUE pairs (a trailing % divides by 100 where `percent`); a malformed one exits 2 naming it."""
     thresholds = {}
     for pair in pairs:
         metric, _, fraction = pair.rpartition("=")
         try:
-            thresholds[metric] = float(fraction.rstrip("%")) / (100 if fraction.endswith("%") else 1)
+            scaled = percent and fraction.endswith("%")
+            thresholds[metric] = float(fraction.rstrip("%") if scaled else fraction) / (100 if scaled else 1)
+            if not math.isfinite(thresholds[metric]) or thresholds[metric] < 0:
+                raise ValueError(fraction)
         except ValueError:
             metric = ""
         if not metric:
-            errors.print(f"bench compare: --threshold expects METRIC=FRACTION (e.g. train.*=0.15), got {pair!r}")
+            errors.print(f"bench: {flag} expects METRIC=VALUE with VALUE >= 0 (e.g. train.*=0.15), got {pair!r}")
             raise SystemExit(2)
     return thresholds
 
@@ -109,6 +139,8 @@ def _compare(args: argparse.Namespace) -> int:
             args.json,
             args.html,
             adjust_timing=not args.raw_timing,
+            alpha=args.alpha,
+            min_effects=_thresholds(args.min_effect or [], "--min-effect", percent=False),
         )
     except FileNotFoundError as error:
         errors.print(f"[red]error[/red]: {error}")
@@ -216,8 +248,15 @@ def _ab(args: argparse.Namespace) -> int:
         _pairs(args.candidate_env, "--candidate-env"),
         args.only,
         say=lambda message: errors.print(message),
+        max_reruns=max(args.max_reruns, 0),
     )
-    result = compare_rounds(load_rounds(base), load_rounds(cand), _thresholds(args.threshold or []))
+    result = compare_rounds(
+        load_rounds(base),
+        load_rounds(cand),
+        _thresholds(args.threshold or []),
+        alpha=args.alpha,
+        min_effects=_thresholds(args.min_effect or [], "--min-effect", percent=False),
+    )
     Console(width=max(console.width, 200)).print(comparison_table(result, show_unchanged=args.all))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
     console.print(f"{len(result.changes)} metrics compared over {args.rounds} interleaved rounds: {counts}")
@@ -329,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METRIC=FRACTION",
         help="relative threshold per metric pattern, e.g. train.*=0.2 (default 0.1); repeatable",
     )
+    _add_gate_options(compare)
     compare.add_argument("--git-rev", metavar="REV", help="read the baseline folder as committed at this git revision")
     compare.add_argument("--candidate-rev", metavar="REV", help="read the candidate folder at this git revision")
     compare.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
@@ -371,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
     ab.add_argument("--out", type=Path, help="where the rounds go (default results/ab/<suite>); resumes")
     ab.add_argument("--threshold", action="append", metavar="METRIC=FRACTION", help="as for bench compare")
+    _add_gate_options(ab)
+    ab.add_argument(
+        "--max-reruns",
+        type=int,
+        default=2,
+        help="reruns of a round whose timing another process contaminated, before it is dropped (default 2)",
+    )
     ab.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
     ab.add_argument("--all", action="store_true", help="also list metrics with no change")
     ab.set_defaults(handler=_ab)

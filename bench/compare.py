@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import stats
+from bench import quality, stats
 from bench.compare_timing import (
     ONE_SESSION,
     contaminated_runs,
@@ -42,7 +42,6 @@ from bench.compare_timing import (
     speed_change,
     speed_factors,
 )
-from bench.paired import metric_difference, sentence
 from bench.results import RunResult
 from bench.snapshot import load_set
 
@@ -73,6 +72,13 @@ class MetricChange:
     gating: bool
     note: str = ""
     adjusted: bool = False  # timings brought to equal machine speed with the runs' reference workload
+    # quality metrics (bench/quality.py): the effect in its own unit (points, log ratio), its (1 - 2
+    # alpha) interval, the minimum detectable effect, and the p-value after family-wise control
+    effect: float | None = None
+    low: float | None = None
+    high: float | None = None
+    mde: float | None = None
+    q_value: float | None = None  # Benjamini-Hochberg adjusted over every gating test of the comparison
 
     @property
     def regression(self) -> bool:
@@ -162,10 +168,14 @@ def compare_metric(
     gating: bool,
     alpha: float = DEFAULT_ALPHA,
     adjust: bool = False,
+    min_effects: dict[str, float] | None = None,
 ) -> MetricChange:
     """One metric of one matched strategy over per-run values: the verdict and the numbers behind it.
 
-    `adjust`: timings are first brought to one machine speed with each run's reference workload."""
+    `adjust`: timings are first brought to one machine speed with each run's reference workload.
+    `min_effects`: the smallest quality change that gates, per metric pattern (points or fractions)."""
+    if stats.is_quality(metric):  # once per seed: repeated rounds or nights are not more training runs
+        base, cand = quality.one_per_seed(base), quality.one_per_seed(cand)
     entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
     unit, higher = entries[0].unit, entries[0].higher_is_better
     timing = stats.matches(metric, stats.TIMING)
@@ -200,12 +210,11 @@ def compare_metric(
         result.verdict = SAME if set(b_values) == set(c_values) else CHANGED
         result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
         return result
+    if stats.is_quality(metric):
+        return _quality_verdict(result, base, cand, alpha, min_effect_for(metric, min_effects or {}, cand))
     if abs(result.change) <= threshold:
         result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
         return result
-    paired = metric_difference(cand, base, metric)  # quality metrics with per-item outcomes on both sides
-    if paired is not None:
-        return _paired_verdict(result, paired, alpha, c_mean > b_mean)
     if sessions == (1, 1):
         result.test, result.n_baseline, result.n_candidate = "sessions", 1, 1
         result.verdict, result.note = UNKNOWN, ONE_SESSION
@@ -228,17 +237,83 @@ def compare_metric(
     return result
 
 
-def _paired_verdict(result: MetricChange, paired: Any, alpha: float, increased: bool) -> MetricChange:
-    """A quality metric tested item by item (bench/paired.py): one-sided in the observed direction."""
-    result.test = "items"
-    result.p_value = paired.p_value / 2
-    span = f"{100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to {100 * paired.high:+.1f}"
-    if result.p_value > alpha:
-        result.verdict, result.note = NOISE, f"within item-level noise ({span}; {sentence(paired)})"
+def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -> float | None:
+    """The smallest change of a quality metric that gates: the user's `--min-effect` pattern, else the
+    suite's `gate.min_effect` (recorded in each run's spec), else None (the default of its scale)."""
+    suite = next((run.spec.get("gate") or {} for run in runs if run.spec.get("gate")), {})
+    for source in (user, suite.get("min_effect") or {}):
+        if metric in source:
+            return source[metric]
+        found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
+        if found:
+            return source[max(found, key=len)]
+    return None
+
+
+def _quality_verdict(
+    result: MetricChange, base: list[RunResult], cand: list[RunResult], alpha: float, min_effect: float | None
+) -> MetricChange:
+    """A quality metric with both noises, items and seeds (bench/quality.py); one-sided at alpha, with the
+    (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect."""
+    result.test = "seeds"
+    if quality.identical_per_seed(base, cand, result.metric):
+        result.verdict, result.note = SAME, f"identical on each of {len(base)} paired seeds"
         return result
-    result.verdict = BETTER if increased == result.higher_is_better else WORSE
-    result.note = f"paired by item: {span}"
+    test = quality.quality_test(base, cand, result.metric)
+    if isinstance(test, str):
+        result.verdict, result.note = UNKNOWN, test
+        return result
+    if test.scale == "points" and "item" in test.design:
+        result.test = "items"
+    smallest = quality.DEFAULT_MIN_EFFECT[test.scale] if min_effect is None else min_effect
+    floor = math.log1p(smallest) if test.scale == "ratio" else smallest
+    result.threshold, result.effect, result.p_value = smallest, test.effect, test.p()
+    result.low, result.high = test.bounds(alpha)
+    result.mde = test.mde(alpha)
+    span = f"{test.shown(test.effect)}, {1 - 2 * alpha:.0%} CI {test.shown(result.low)} to {test.shown(result.high)}"
+    detail = f"{test.design}; MDE {test.shown(result.mde).lstrip('+')}"
+    if result.p_value > alpha:
+        result.verdict, result.note = NOISE, f"within item and seed noise ({span}; {detail})"
+    elif abs(test.effect) < floor:
+        result.verdict = SAME
+        result.note = f"beyond noise but under the minimum effect {test.shown(floor).lstrip('+')} ({span}; {detail})"
+    else:
+        result.verdict = BETTER if (test.effect > 0) == result.higher_is_better else WORSE
+        result.note = f"{span}; {detail}"
     return result
+
+
+def control_family(result: Comparison) -> None:
+    """Benjamini-Hochberg over every gating test of one comparison, separately for the worse and the
+    better direction: a verdict stands only when its adjusted p (q) is at most alpha. With no real
+    change anywhere (an A/A) that bounds the chance of any gating verdict by alpha."""
+    tested = [c for c in result.changes if c.gating and c.p_value is not None and c.verdict != MISSING]
+    for direction in (WORSE, BETTER):
+        pointing = [c for c in tested if _points(c) == direction]
+        p_values = [c.p_value if c in pointing else 1.0 for c in tested]
+        for change, q in zip(tested, stats.benjamini_hochberg(p_values)):
+            if change not in pointing:
+                continue
+            change.q_value = q
+            if change.verdict == direction and q > result.alpha:
+                change.verdict = NOISE
+                change.note = (
+                    f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg over"
+                    f" {len(tested)} gating tests; " + change.note
+                )
+
+
+def _points(change: MetricChange) -> str | None:
+    """The direction a change points, better or worse, whatever its verdict."""
+    if change.effect is not None:
+        moved = change.effect
+    elif change.baseline is not None and change.candidate is not None:
+        moved = change.candidate - change.baseline
+    else:
+        return None
+    if moved == 0:
+        return None
+    return BETTER if (moved > 0) == change.higher_is_better else WORSE
 
 
 def _base_models(runs: list[RunResult]) -> set[str | None]:
@@ -253,6 +328,7 @@ def _compare_runs(
     patterns: list[str],
     thresholds: dict[str, float],
     adjust: bool,
+    min_effects: dict[str, float],
 ) -> None:
     """Every metric of one matched strategy, after the checks that can make it not comparable."""
     base_models, cand_models = _base_models(base_ok), _base_models(cand_ok)
@@ -276,7 +352,7 @@ def _compare_runs(
         gate = stats.matches(metric, patterns) and not (
             patterns is DEFAULT_GATES and stats.matches(metric, stats.TAILS)
         )
-        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust)
+        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust, min_effects)
         if change.adjusted and change.verdict != MISSING:
             change.note = f"at equal machine speed ({speed_note}); " + change.note
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
@@ -317,10 +393,13 @@ def compare_records(
     baseline_name: str = "baseline",
     candidate_name: str = "candidate",
     adjust_timing: bool = True,
+    min_effects: dict[str, float] | None = None,
+    control: bool = True,
 ) -> Comparison:
     """Match runs across the two sets and compare every metric either side recorded.
 
-    `adjust_timing`: compare timings at equal machine speed, using each run's reference workload."""
+    `adjust_timing`: compare timings at equal machine speed, using each run's reference workload.
+    `control`: hold the gating tests to alpha as a family (`bench ab` does it after its own tests)."""
     thresholds, patterns = thresholds or {}, fail_on or DEFAULT_GATES
     result = Comparison(baseline_name, candidate_name, alpha=alpha)
     base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
@@ -347,7 +426,11 @@ def compare_records(
                     kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
                     result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
             if base_ok and cand_ok:
-                _compare_runs(strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing)
+                _compare_runs(
+                    strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing, min_effects or {}
+                )
+    if control:
+        control_family(result)
     return result
 
 
@@ -361,6 +444,7 @@ def compare(
     baseline_rev: str | None = None,
     candidate_rev: str | None = None,
     adjust_timing: bool = True,
+    min_effects: dict[str, float] | None = None,
 ) -> Comparison:
     """Compare two result folders (each optionally read at a git revision)."""
     base_name = f"{baseline}@{baseline_rev}" if baseline_rev else str(baseline)
@@ -374,4 +458,5 @@ def compare(
         baseline_name=base_name,
         candidate_name=cand_name,
         adjust_timing=adjust_timing,
+        min_effects=min_effects,
     )

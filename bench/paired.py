@@ -205,7 +205,7 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     if matrices is None:
         return None
     parts = [interval(m) for m in matrices]
-    return _average(parts)
+    return average(parts)
 
 
 def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | None:
@@ -219,10 +219,10 @@ def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | Non
     )
     if any(items_digest(a + b, t) is None for t in tasks):
         return None
-    return _average([difference(x, y) for x, y in zip(left, right)])
+    return average([difference(x, y) for x, y in zip(left, right)])
 
 
-def _average(parts: list[Interval]) -> Interval:
+def average(parts: list[Interval]) -> Interval:
     """The mean of independent per-task estimates (forgetting.mean) and its standard error."""
     if len(parts) == 1:
         return parts[0]

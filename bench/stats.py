@@ -122,3 +122,47 @@ def paired_p(candidate: Sequence[float], baseline: Sequence[float], increased: b
         rng=np.random.default_rng(0),
     )
     return float(result.pvalue)
+
+
+# ---- quality metrics and the family of gating tests (docs/statistics.md) -------------------------
+
+# Quality: what training produced. Every verdict on these carries both noises (items and seeds).
+QUALITY = ("accuracy.*", "gain.*", "forgetting.*", "train.final_loss", "align.*")
+# Quality metrics measured in accuracy points: their effects are differences, never percentages
+POINT_UNITS = ("acc", "rate")
+# Positive, scale-like quality metrics: effects are ratios (tested on the log scale)
+RATIO_UNITS = ("loss",)
+
+
+def is_quality(metric: str) -> bool:
+    return matches(metric, QUALITY) and not matches(metric, IDENTITY)
+
+
+def t_p(effect: float, se: float, df: float) -> float:
+    """One-sided p of a t statistic in the direction of `effect` (0 when the effect is exact)."""
+    if se == 0:
+        return 0.0 if effect != 0 else 1.0
+    from scipy.stats import t
+
+    return float(t.sf(abs(effect) / se, df)) if math.isfinite(df) else 0.5 * math.erfc(abs(effect) / se / math.sqrt(2))
+
+
+def t_quantile(probability: float, df: float) -> float:
+    from scipy.stats import norm, t
+
+    return float(t.ppf(probability, df) if math.isfinite(df) else norm.ppf(probability))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input order. Rejecting every q <= alpha
+    keeps the expected share of false discoveries at or under alpha (independent or positively
+    dependent tests); when no change is real that is the chance of any false alarm."""
+    count = len(p_values)
+    order = sorted(range(count), key=lambda i: p_values[i])
+    adjusted = [1.0] * count
+    running = 1.0
+    for rank in range(count, 0, -1):
+        index = order[rank - 1]
+        running = min(running, p_values[index] * count / rank)
+        adjusted[index] = min(running, 1.0)
+    return adjusted

@@ -52,9 +52,61 @@ def test_bench_ab_runs_both_sides_interleaved_and_resumes(tmp_path: Path):
     suite = write_suite(tmp_path, fast_suite("ab", ["full"], seeds=[0]))
     out = tmp_path / "ab"
     args = ("ab", str(suite), "--rounds", "2", "--out", str(out), "--candidate-env", "BENCH_TEST_SIDE=candidate")
+    args += ("--max-reruns", "0")  # beside busy neighbours every round may be contaminated: no reruns here
     first = bench_cli(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "round 2/2: baseline done" in first.stderr and "interleaved rounds" in first.stdout
     assert sorted(p.name for p in (out / "candidate").iterdir()) == ["round-1", "round-2"]
     again = bench_cli(*args)  # every round is done: nothing runs again
     assert again.returncode == 0 and "done" not in again.stderr
+
+
+def test_quality_is_compared_once_per_seed_not_once_per_round():
+    result = compare_rounds(rounds(), rounds())
+    row = next(c for c in result.changes if c.metric == "accuracy.cipher" and c.strategy == "full")
+    assert (row.n_baseline, row.n_candidate) == (3, 3)  # 3 seeds, not 5 rounds x 3 seeds
+
+
+def test_a_contaminated_round_is_dropped_with_its_pair_and_the_rest_still_gate():
+    base = [make_set(scale={"train.tokens_per_s": speed}) for speed in DRIFT + [0.9]]
+    cand = [make_set(scale={"train.tokens_per_s": speed * 0.85}) for speed in DRIFT + [0.9]]
+    base[1] = make_set(scale={"train.tokens_per_s": DRIFT[1]}, contaminated="train: other processes used 1.0 cores")
+    result = compare_rounds(base, cand)
+    row = next(c for c in result.changes if c.metric == "train.tokens_per_s" and c.strategy == "full")
+    assert row.verdict == WORSE and row.gating and row.n_baseline == 5
+    assert "1 contaminated round pairs dropped" in row.note
+    assert result.failed
+
+
+def test_rows_that_do_not_gate_say_why():
+    base = [make_set(scale={"train.tokens_per_s": s}, contaminated="train: steal 9%") for s in DRIFT]
+    result = compare_rounds(base, rounds(slowdown=0.85))
+    row = next(c for c in result.changes if c.metric == "train.tokens_per_s" and c.strategy == "full")
+    assert row.verdict == UNKNOWN and not row.gating
+    assert row.note.startswith("not gated: every one of 5 round pairs had contaminated timing")
+    assert not result.failed
+
+
+def test_a_contaminated_round_is_run_again_up_to_the_limit(tmp_path, monkeypatch):
+    import bench.ab as ab
+    from tests.synthetic_records import store
+
+    calls: list[str] = []
+
+    def fake_round(suite, folder, source, extra, only, name):
+        calls.append(name)
+        dirty = len([c for c in calls if c == name]) == 1  # the first try of each round is disturbed
+        records = make_set(seeds=(0,), contaminated="train: other processes used 1.0 cores" if dirty else None)
+        store(records, folder)
+        (folder / ".done").write_text("")
+
+    monkeypatch.setattr(ab, "_run_round", fake_round)
+    base, cand = ab.run_rounds(tmp_path / "s.yaml", tmp_path / "out", 2, max_reruns=1, say=lambda m: None)
+    assert len(calls) == 8  # 2 rounds x 2 sides x (first try + one rerun)
+    assert sorted(p.name for p in (tmp_path / "out" / "baseline").iterdir()) == [
+        "round-1",
+        "round-1.contaminated-1",
+        "round-2",
+        "round-2.contaminated-1",
+    ]
+    assert not ab.contaminated_round(ab.load_rounds(base)[0])

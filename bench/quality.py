@@ -1,0 +1,165 @@
+"""Quality verdicts that know both noises: items and training seeds (docs/statistics.md).
+
+A quality metric (accuracy, gain, forgetting, final loss, alignment) moves for two reasons that are
+not the code's: which items were scored, and which seed trained the run (two seeds of one strategy
+on SmolLM2-135M differ by 10 points of ARC-Easy). A verdict is sound only when its standard error
+holds both. So:
+
+* **paired by seed** when both sides ran the same seeds (two or more): seed k of the baseline and
+  seed k of the candidate are a pair (at one commit they repeat exactly). Item-level metrics are
+  paired by item within each seed too: the seeds x items matrix of candidate-minus-baseline outcomes
+  is decomposed into seed, item and residual variance (bench/paired.py `interval`); per-run metrics
+  (final loss, alignment) take a paired t over the seeds' differences (log ratios for a loss);
+* **unpaired** when the seed sets differ (an A/A with disjoint seeds, a suite whose seeds changed):
+  item-level metrics take the per-item difference of the two sides' seed means plus each side's own
+  seed variance (bench/paired.py `difference`); per-run metrics a Welch t over the runs;
+* **cannot tell** when a side has a single seed: the seed variance cannot be estimated, and item
+  noise alone is not the whole noise (it called seed 0 against seed 1 a -10 point regression).
+
+Effects are in accuracy points for accuracy-like metrics (a drop from 0.60 to 0.55 is -5.0 points,
+never "-8%"), ratios for a loss. Every test is one-sided at the level the caller uses; the interval
+that goes with it is the two-sided (1 - 2 alpha) one, so the gate and the interval agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bench import paired, stats
+
+DEFAULT_MIN_EFFECT = {"points": 0.01, "ratio": 0.05, "other": 0.0}
+
+
+@dataclass
+class QualityTest:
+    """candidate minus baseline (points, log ratio or plain difference) with its noise."""
+
+    effect: float
+    se: float
+    df: float
+    design: str  # how the two sides were paired, in words
+    scale: str  # "points", "ratio" (effect is a log ratio) or "other"
+
+    def p(self) -> float:
+        """One-sided p in the direction of the effect."""
+        return stats.t_p(self.effect, self.se, self.df)
+
+    def bounds(self, alpha: float) -> tuple[float, float]:
+        """The two-sided (1 - 2 alpha) interval: each bound is the one-sided (1 - alpha) bound."""
+        half = stats.t_quantile(1 - alpha, self.df) * self.se
+        return self.effect - half, self.effect + half
+
+    def mde(self, alpha: float) -> float:
+        """The true effect this design finds 80% of the time with a one-sided test at alpha."""
+        return (stats.t_quantile(1 - alpha, self.df) + stats.t_quantile(0.8, self.df)) * self.se
+
+    def shown(self, value: float) -> str:
+        if self.scale == "points":
+            return f"{100 * value:+.1f} points"
+        if self.scale == "ratio":
+            return f"{math.expm1(value):+.1%}"
+        return f"{value:+.4g}"
+
+
+def scale_of(unit: str, values: list[float]) -> str:
+    if unit in stats.POINT_UNITS:
+        return "points"
+    if unit in stats.RATIO_UNITS and values and min(values) > 0:
+        return "ratio"
+    return "other"
+
+
+def one_per_seed(runs: list[Any]) -> list[Any]:
+    """Quality is compared once per seed: where a side repeats a seed (rounds of `bench ab`, nights of
+    the nightly), the newest run stands for it; repeats are replicates of timing, not of training."""
+    newest: dict[int, Any] = {}
+    for run in sorted(runs, key=lambda r: (r.started_at or "", r.run_id)):
+        newest[run.seed] = run
+    return [newest[seed] for seed in sorted(newest)]
+
+
+def _values(runs: list[Any], metric: str, scale: str) -> list[float]:
+    values = [run.metrics[metric].value for run in runs]
+    return [math.log(v) for v in values] if scale == "ratio" else values
+
+
+def _paired_runs(base: list[Any], cand: list[Any], metric: str, scale: str) -> QualityTest:
+    differences = [c - b for b, c in zip(_values(base, metric, scale), _values(cand, metric, scale))]
+    k = len(differences)
+    mean = sum(differences) / k
+    variance = sum((d - mean) ** 2 for d in differences) / (k - 1)
+    return QualityTest(mean, math.sqrt(variance / k), k - 1, f"paired by seed ({k} seeds)", scale)
+
+
+def _welch(base: list[Any], cand: list[Any], metric: str, scale: str) -> QualityTest:
+    a, b = _values(cand, metric, scale), _values(base, metric, scale)
+    parts = []
+    for side in (a, b):
+        mean = sum(side) / len(side)
+        parts.append((sum((x - mean) ** 2 for x in side) / (len(side) - 1) / len(side), len(side) - 1))
+    variance = sum(value for value, _ in parts)
+    spread = sum(value**2 / df for value, df in parts)
+    df = variance**2 / spread if spread > 0 else math.inf
+    effect = sum(a) / len(a) - sum(b) / len(b)
+    return QualityTest(effect, math.sqrt(variance), df, f"unpaired seeds ({len(b)} vs {len(a)} runs)", scale)
+
+
+def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
+    """Seeds paired, items paired within each seed: the matrix of outcome differences."""
+    left, right = paired.metric_matrix(cand, metric), paired.metric_matrix(base, metric)
+    if left is None or right is None or len(left) != len(right):
+        return None
+    family, _, task = metric.partition(".")
+    tasks = (
+        [task]
+        if task != "mean"
+        else sorted({t for r in cand for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
+    )
+    if any(paired.items_digest(base + cand, t) is None for t in tasks):
+        return None
+    parts = []
+    for after, before in zip(left, right):
+        matrix = [[x - y for x, y in zip(row_a, row_b)] for row_a, row_b in zip(after, before)]
+        parts.append(paired.interval(matrix))
+    joint = paired.average(parts)
+    design = f"paired by seed and item ({len(base)} seeds x {joint.items} items)"
+    return QualityTest(joint.mean, joint.se, joint.df, design, "points")
+
+
+def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
+    joint = paired.metric_difference(cand, base, metric)
+    if joint is None:
+        return None
+    design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {joint.items} items)"
+    return QualityTest(joint.mean, joint.se, joint.df, design, "points")
+
+
+def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest | str:
+    """The test of one quality metric between two sides' runs (one per seed), or why there is none."""
+    base = [r for r in base if metric in r.metrics and r.metrics[metric].value is not None]
+    cand = [r for r in cand if metric in r.metrics and r.metrics[metric].value is not None]
+    unit = (base or cand)[0].metrics[metric].unit
+    scale = scale_of(unit, [r.metrics[metric].value for r in base + cand])
+    same_seeds = [r.seed for r in base] == [r.seed for r in cand]
+    if same_seeds and len(base) >= 2:
+        if scale == "points" and (test := _paired_items(base, cand, metric)) is not None:
+            return test
+        return _paired_runs(base, cand, metric, scale)
+    if len(base) < 2 or len(cand) < 2:
+        sizes = f"{len(base)} vs {len(cand)} seeds"
+        return (
+            f"{sizes}: one seed on a side, so the seed-to-seed (training) variance cannot be estimated and"
+            " item noise alone is not the whole noise; add seeds (the same seeds on both sides pair them)"
+        )
+    if scale == "points" and (test := _unpaired_items(base, cand, metric)) is not None:
+        return test
+    return _welch(base, cand, metric, scale)
+
+
+def identical_per_seed(base: list[Any], cand: list[Any], metric: str) -> bool:
+    """Both sides ran the same seeds and every seed gave the same value: nothing to test."""
+    if [r.seed for r in base] != [r.seed for r in cand]:
+        return False
+    return all(b.metrics[metric].value == c.metrics[metric].value for b, c in zip(base, cand))
