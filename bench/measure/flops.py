@@ -258,4 +258,6 @@ def record_flops(
         return {n: Metric.missing("FLOP/token" if "flops" in n else "fraction", "mfu" in n, reason) for n in names}, {
             "reason": reason
         }
-    return mfu_metrics(flops, tokens_per_s, name, dtype, devices, tf32)
+    metrics, info = mfu_metrics(flops, tokens_per_s, name, dtype, devices, tf32)
+    info["attention"] = getattr(model.config, "_attn_implementation", None)  # sdpa, eager, flash_attention_2
+    return metrics, info

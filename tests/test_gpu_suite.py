@@ -1,0 +1,54 @@
+"""suites/gpu-1b.yaml (issue 28) on CPU: the suite as shipped, with only its model swapped for a tiny
+config of the same architecture and the batch cut to 1 for 2 steps, runs every strategy through the same code path
+the GPU run takes, at sequence 1,024 with no padding, and its records carry FLOPs per token, MFU
+(null on CPU, with the reason) and the attention implementation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from bench.plan import plan
+from bench.suite import parse_suite
+from tests.conftest import REPO
+
+SUITE = REPO / "suites/gpu-1b.yaml"
+
+
+def _tiny_llama_3_config(folder: Path) -> Path:
+    """Llama-3.2-1B's config.json with tiny widths (the vocabulary kept at the tokenizer's 49,152)."""
+    config = json.loads((REPO / "suites/model-configs/llama-3.2-1b/config.json").read_text())
+    config.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+    config.update(num_key_value_heads=2, head_dim=16, vocab_size=49152)
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(REPO / "suites/model-configs/llama-3.2-1b" / name, folder / name)
+    return folder
+
+
+def test_the_gpu_1b_suite_runs_on_a_tiny_config_of_the_same_shape_on_cpu(tmp_path: Path):
+    from bench.worker import run
+
+    suite = yaml.safe_load(SUITE.read_text())
+    suite["model"]["config"] = str(_tiny_llama_3_config(tmp_path / "tiny-llama-3"))
+    suite["budget"].update(steps=2, batch_size=1)
+    suite["measure"].update(throughput_warmup_steps=1, latency_repeats=2, latency_warmup=1, latency_new_tokens=4)
+    suite["execution"].update(device="cpu", threads=1)
+    specs = plan(parse_suite(suite))
+    assert [spec.label for spec in specs] == ["full", "lora", "qlora", "dora"]
+    for spec in specs:
+        record = run(spec, "test-machine", tmp_path / spec.label)
+        assert record.status == "ok", record.reason
+        assert record.budget["tokens_seen"] == 2 * 1 * 1024, "every row fills 1,024 tokens: no padding"
+        assert record.metrics["train.tokens_per_s"].value > 0
+        assert record.model["flops"]["context"] == 1024 and record.model["flops"]["attention"] == "sdpa"
+        assert record.model["flops"]["dtype"] == "bfloat16"
+        assert record.metrics["train.flops_per_token"].value > 0
+        assert record.metrics["train.mfu"].value is None and "no GPU" in record.metrics["train.mfu"].reason
+        assert record.metrics["accuracy.long-text"].value is None
+        assert record.model["weights"] == "random initialisation, seed 0"
+        assert record.memory["estimate"] is not None, record.memory
