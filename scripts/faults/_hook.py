@@ -44,14 +44,14 @@ def _is_target(wanted: str | None) -> bool:
         return json.load(stream).get("label") == wanted
 
 
-_PATCHES: list[Callable[[ModuleType], None]] = []
+_PATCHES: dict[str, list[Callable[[ModuleType], None]]] = {}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """One finder for every fault: each patch runs once the target module has executed."""
+    """One finder for every fault: each patch runs once its target module has executed."""
 
     def find_spec(self, name, path, target=None):
-        if name != TARGET:
+        if name not in _PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
@@ -60,14 +60,27 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             original(module)
-            for patch in _PATCHES:
+            for patch in _PATCHES[name]:
                 patch(module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
+def after_import(target: str, patch: Callable[[ModuleType], None]) -> None:
     if not _PATCHES:
         sys.meta_path.insert(0, _AfterImport())
-    _PATCHES.append(patch)
+    _PATCHES.setdefault(target, []).append(patch)
+
+
+def after_optimizer_import(patch: Callable[[ModuleType], None]) -> None:
+    after_import(TARGET, patch)
+
+
+def run_spec() -> dict:
+    """The worker's spec (its first .json argument), or {} outside a worker."""
+    spec = next((a for a in sys.argv[1:] if a.endswith(".json") and os.path.isfile(a)), None)
+    if spec is None:
+        return {}
+    with open(spec, encoding="utf-8") as stream:
+        return json.load(stream)

@@ -1,8 +1,11 @@
-"""Fault: every optimizer step uses a tenth of the learning rate it was given (it learns less)."""
+"""Fault: every optimizer step uses a tenth of the learning rate it was given (it learns less).
+$BENCH_FAULT_LR_FACTOR sets another factor (half_lr sets 0.5)."""
+
+import os
 
 from _hook import after_optimizer_import, targeted
 
-FACTOR = 0.1
+FACTOR = float(os.environ.get("BENCH_FAULT_LR_FACTOR", "0.1"))
 
 
 def _patch(module) -> None:

@@ -1,0 +1,228 @@
+"""Quality verdicts against seed noise (issue 24): A/A compares on disjoint seed sets of one commit, and
+planted quality faults compared seed-paired with the baseline.
+
+    python scripts/quality_validation.py run SUITE --seeds 0-47 --out DIR [--fault half_lr]
+    python scripts/quality_validation.py analyze DIR [--group 3] [--alpha 0.05]
+
+`run` runs SUITE (its name, strategies and budget unchanged: only its seed list is replaced) into
+DIR/<condition>/ (condition: `baseline`, or the fault's name), resuming what is stored. A fault is
+injected from outside the harness by scripts/faults/site on PYTHONPATH (BENCH_FAULTS=<fault>):
+`half_lr` (every optimizer step at half its learning rate), `fewer_steps` (learning stops after 60% of
+the steps), `wrong_completions` (10% of the learned task's training completions replaced by a wrong
+answer). The spec and run ids do not change, so `bench compare` pairs fault and baseline by seed.
+
+`analyze` splits the baseline seeds into groups of --group and compares group i with group i+1, i+2
+and i+3 (same commit, disjoint seeds: every gating verdict is a false alarm), then each fault
+condition's groups with the baseline's runs of the same seeds (seed-paired), and writes
+DIR/summary.json and DIR/summary.md: the suite-level false-alarm rate, per-test p-value calibration,
+detection per fault, and detection against effect size (effect beyond the stated MDE or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+FAULTS = ("half_lr", "fewer_steps", "wrong_completions")
+# what each fault should move, per strategy (the metrics a reader looks at)
+KEY_METRICS = ("accuracy.{task}", "gain.{task}", "forgetting.mean", "train.final_loss")
+
+
+def seeds(text: str) -> list[int]:
+    found: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        found += list(range(int(low), int(high or low) + 1))
+    return found
+
+
+def run(suite: Path, chosen: list[int], out: Path, fault: str | None) -> int:
+    condition = fault or "baseline"
+    data = yaml.safe_load(suite.read_text(encoding="utf-8"))
+    data["seeds"] = chosen
+    copy = out / "suites" / f"{condition}.yaml"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    env = dict(os.environ)
+    if fault:
+        env["BENCH_FAULTS"] = fault
+        site = str(REPO / "scripts" / "faults" / "site")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, str(REPO), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "bench.cli", "run", str(copy), "--results", str(out / condition)]
+    return subprocess.run([*command, "--no-report"], cwd=REPO, env=env).returncode
+
+
+def _groups(records: list, size: int) -> list[list]:
+    by_seed = sorted({r.seed for r in records})
+    chunks = [by_seed[i : i + size] for i in range(0, len(by_seed) - size + 1, size)]
+    return [[r for r in records if r.seed in chunk] for chunk in chunks]
+
+
+def _rows(result, task: str) -> list[dict]:
+    keys = {pattern.format(task=task) for pattern in KEY_METRICS}
+    rows = []
+    for change in result.changes:
+        if change.metric in keys or change.regression:
+            rows.append(
+                {
+                    "strategy": change.strategy,
+                    "metric": change.metric,
+                    "verdict": change.verdict,
+                    "gating": change.gating,
+                    "effect": change.effect,
+                    "mde": change.mde,
+                    "p": change.p_value,
+                    "q": change.q_value,
+                    "test": change.test,
+                    "note": change.note,
+                }
+            )
+    return rows
+
+
+def analyze(out: Path, size: int, alpha: float) -> dict:
+    from bench.compare import compare_records
+    from bench.results import load_records
+
+    baseline = list(load_records(out / "baseline"))
+    task = baseline[0].spec["task"]["name"]
+    groups = _groups(baseline, size)
+    summary: dict = {"group": size, "alpha": alpha, "aa": [], "faults": {}}
+    p_values = []
+    for gap in (1, 2, 3):
+        for i in range(len(groups) - gap):
+            result = compare_records(groups[i], groups[i + gap], alpha=alpha)
+            seeds_a = sorted({r.seed for r in groups[i]})
+            seeds_b = sorted({r.seed for r in groups[i + gap]})
+            p_values += [c.p_value for c in result.changes if c.gating and c.p_value is not None and c.test != "rounds"]
+            summary["aa"].append(
+                {
+                    "baseline_seeds": seeds_a,
+                    "candidate_seeds": seeds_b,
+                    "failed": result.failed,
+                    "regressions": [f"{c.strategy}: {c.metric}" for c in result.regressions],
+                    "tests": sum(1 for c in result.changes if c.gating and c.p_value is not None),
+                }
+            )
+    summary["aa_test_p_below_alpha"] = sum(p <= alpha for p in p_values)
+    summary["aa_tests"] = len(p_values)
+    by_seed = {}
+    for record in baseline:
+        by_seed.setdefault(record.seed, []).append(record)
+    for fault in FAULTS:
+        if not (out / fault).is_dir():
+            continue
+        compares = []
+        for group in _groups(list(load_records(out / fault)), size):
+            chosen = sorted({r.seed for r in group})
+            if not all(seed in by_seed for seed in chosen):
+                continue
+            base = [r for seed in chosen for r in by_seed[seed]]
+            result = compare_records(base, group, alpha=alpha)
+            compares.append({"seeds": chosen, "failed": result.failed, "rows": _rows(result, task)})
+        summary["faults"][fault] = compares
+    return summary
+
+
+def effect_table(summary: dict) -> list[tuple[str, int, int, int, int]]:
+    """Per fault: (fault, worse rows beyond the MDE, of them gated, worse rows within the MDE, gated)."""
+    table = []
+    for fault, compares in summary["faults"].items():
+        beyond = beyond_hit = within = within_hit = 0
+        for compare in compares:
+            for row in compare["rows"]:
+                if row["effect"] is None or row["mde"] is None or row["verdict"] == "better":
+                    continue
+                hit = row["verdict"] == "worse" and row["gating"]
+                worse_way = row["verdict"] == "worse" or (row["effect"] < 0) == _higher(row["metric"])
+                if not worse_way:
+                    continue
+                if abs(row["effect"]) > row["mde"]:
+                    beyond, beyond_hit = beyond + 1, beyond_hit + hit
+                else:
+                    within, within_hit = within + 1, within_hit + hit
+        table.append((fault, beyond, beyond_hit, within, within_hit))
+    return table
+
+
+def _higher(metric: str) -> bool:
+    return metric != "train.final_loss"
+
+
+def markdown(summary: dict) -> str:
+    aa = summary["aa"]
+    alarms = sum(c["failed"] for c in aa)
+    lines = [
+        f"# Quality verdicts against seed noise ({summary['group']} seeds a side, alpha {summary['alpha']})",
+        "",
+        f"A/A, same commit, disjoint seeds: **{alarms} of {len(aa)} compares** exit 1 (suite-level false alarms).",
+        f"Single tests before family-wise control: {summary['aa_test_p_below_alpha']} of {summary['aa_tests']}"
+        f" gating tests had p <= {summary['alpha']}.",
+        "",
+        "| fault | compares | exit 1 (detected) | worse rows beyond the MDE: gated | worse rows within the MDE: gated |",
+        "|---|---|---|---|---|",
+    ]
+    table = {row[0]: row for row in effect_table(summary)}
+    for fault, compares in summary["faults"].items():
+        _, beyond, beyond_hit, within, within_hit = table[fault]
+        hit = sum(c["failed"] for c in compares)
+        lines.append(
+            f"| {fault} | {len(compares)} | {hit} of {len(compares)} | {beyond_hit} of {beyond} | {within_hit} of {within} |"
+        )
+    lines += [
+        "",
+        "Effects of each fault (mean over compares, key metrics; points for accuracy-like, log ratio for loss):",
+        "",
+    ]
+    for fault, compares in summary["faults"].items():
+        effects: dict[tuple[str, str], list[float]] = {}
+        mdes: dict[tuple[str, str], list[float]] = {}
+        for compare in compares:
+            for row in compare["rows"]:
+                if row["effect"] is not None:
+                    effects.setdefault((row["strategy"], row["metric"]), []).append(row["effect"])
+                    mdes.setdefault((row["strategy"], row["metric"]), []).append(row["mde"])
+        for key in sorted(effects):
+            values, limits = effects[key], mdes[key]
+            scale = 1 if key[1] == "train.final_loss" else 100
+            lines.append(
+                f"- {fault} {key[0]} {key[1]}: effect {scale * sum(values) / len(values):+.2f}, "
+                f"MDE {scale * sum(limits) / len(limits):.2f} ({len(values)} compares)"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    runner = commands.add_parser("run")
+    runner.add_argument("suite", type=Path)
+    runner.add_argument("--seeds", type=seeds, required=True)
+    runner.add_argument("--out", type=Path, required=True)
+    runner.add_argument("--fault", choices=FAULTS)
+    analyzer = commands.add_parser("analyze")
+    analyzer.add_argument("out", type=Path)
+    analyzer.add_argument("--group", type=int, default=3)
+    analyzer.add_argument("--alpha", type=float, default=0.05)
+    analyzer.add_argument("--name", default="summary")
+    args = parser.parse_args()
+    if args.command == "run":
+        return run(args.suite, args.seeds, args.out, args.fault)
+    summary = analyze(args.out, args.group, args.alpha)
+    (args.out / f"{args.name}.json").write_text(json.dumps(summary, indent=1))
+    text = markdown(summary)
+    (args.out / f"{args.name}.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
