@@ -66,13 +66,14 @@ def report(
     records' own folder; it appears when that holds more than one night.
     Reads records only (never imports torch). Returns the written path (default reports/<suite>.html).
     """
+    from bench.archives import is_archive
     from bench.history import build
     from bench.report.html import write_report
     from bench.results import load_records
 
     source = Path(source)
     suite_text = None
-    if source.is_file():
+    if source.is_file() and not is_archive(source):  # an archive of records reads as their folder
         suite_text = source.read_text(encoding="utf-8")
         suite = load_suite(source)
         folder = Path(results_dir) / suite.name
