@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import shutil
+import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench.portable import leaks, scrub, scrub_text
+from bench.publish_front import VALIDATION, copy_validation, sections, summarize_set
 from bench.results import RunResult, atomic_write_text, scan_records
 
 STATUSES = ("ok", "failed", "skipped")
@@ -50,6 +52,26 @@ class ResultSet:
         return " + ".join(sorted(values))
 
 
+def git_ignored(root: Path, paths: list[Path]) -> set[Path]:
+    """The paths git ignores, where `root` is in a git work tree (none otherwise)."""
+    if not paths:
+        return set()
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input="\0".join(str(path.resolve()) for path in paths) + "\0",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if found.returncode not in (0, 1):  # 128: not a git repository
+        return set()
+    names = {name for name in found.stdout.split("\0") if name}
+    return {path for path in paths if str(path.resolve()) in names}
+
+
 class LeakError(ValueError):
     """Records that still hold an absolute path or a host name after the scrub; nothing was published."""
 
@@ -72,9 +94,13 @@ def check_leaks(sets: list[ResultSet], root: Path) -> list[str]:
 def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
     """Every result set below `root`, in a stable order (suite, machine, folder)."""
     folders: dict[Path, list[tuple[Path, RunResult]]] = {}
-    for path, record in scan_records(root):  # other JSON is told on stderr with its reason, never fatal
+    found = list(scan_records(root))  # other JSON is told on stderr with its reason, never fatal
+    ignored = git_ignored(root, [path for path, _ in found])
+    for path, record in found:
         if skip is not None and skip in path.resolve().parents:
             continue  # an earlier site inside the results root
+        if path in ignored:
+            continue  # local, git-ignored results (results/local, unpacked archives) stay local
         folders.setdefault(path.parent.relative_to(root), []).append((path, _portable(record, root)))
     sets: dict[Path, ResultSet] = {}
     for folder, runs in folders.items():
@@ -165,7 +191,12 @@ def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
     _write(site / "records.html", _page(f"Records: {one.folder}", body))
 
 
-def _index(sets: list[ResultSet], command: str) -> str:
+def _index(sets: list[ResultSet], command: str, root: Path) -> str:
+    comparisons = []
+    for one in sets:
+        if one.folder.parts[:1] != (VALIDATION,):
+            meta = f"{html.escape(one.names('machine'))}, {_counts(one.records)}"
+            comparisons.append((one.folder, summarize_set(root / one.folder, root, one.records), meta))
     rows = []
     for one in sets:
         records, base = one.records, one.folder.parts
@@ -190,10 +221,13 @@ def _index(sets: list[ResultSet], command: str) -> str:
     return _page(
         "Fine-tuning benchmark results",
         "<h1>Fine-tuning benchmark results</h1>\n"
-        "<p>Every result set found below the results folder: each suite trains its fine-tuning strategies "
-        "under a matched budget and records accuracy, forgetting, memory, throughput and latency per run. "
-        "A row is one results folder on one machine; its report compares the strategies (with trend charts when "
-        "the folder holds several nights), and its records are the raw JSON, one file per run.</p>\n"
+        "<p>Each suite trains its fine-tuning strategies under a matched budget and records accuracy, "
+        "forgetting, memory, throughput and latency per run. The comparisons come first, with their question, "
+        "answer and findings; the experiments that validate the harness itself are listed apart below them.</p>\n"
+        + sections(comparisons, root)
+        + "\n<h2>All result sets</h2>\n<p>A row is one results folder on one machine; its report compares the "
+        "strategies (with trend charts when the folder holds several nights), and its records are the raw JSON, "
+        "one file per run.</p>\n"
         f"<p>{len(sets)} result sets, {len(suites)} suites, {len(machines)} machines, "
         f"{sum(len(one.records) for one in sets)} records.</p>\n"
         + _table("suite|machine|results folder|runs ok / failed / skipped|nights|dates|commits|report|records", rows)
@@ -227,7 +261,8 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
         _report(one, root, site, up)
         _records(one, root, site, up)
     index = out / "index.html"
-    _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}")))  # no absolute path
+    copy_validation(root, out)
+    _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}"), root))  # no absolute path
     return index
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # the schema and its migrations live in bench/migrations.py; re-exported here, where readers look
+from bench.archives import as_folder
 from bench.migrations import MIGRATIONS, SCHEMA_VERSION, NotARecord, migrate  # noqa: F401
 
 if TYPE_CHECKING:
@@ -281,8 +282,9 @@ NOT_RECORDS = ("logs", "artefacts")
 
 
 def record_paths(root: Path | str) -> Iterator[Path]:
-    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/."""
-    root = Path(root)
+    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/. An
+    archive (`records.tar.xz`, bench/archives.py) is read as the folder it holds."""
+    root = as_folder(root)
     for path in sorted(root.rglob("*.json")):
         parts = path.relative_to(root).parts
         if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
