@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -52,3 +54,21 @@ def test_the_gpu_1b_suite_runs_on_a_tiny_config_of_the_same_shape_on_cpu(tmp_pat
         assert record.metrics["accuracy.long-text"].value is None
         assert record.model["weights"] == "random initialisation, seed 0"
         assert record.memory["estimate"] is not None, record.memory
+
+
+def test_the_training_path_script_runs_the_1b_shape_on_a_tiny_config_and_reports_tokens_and_mfu(tmp_path: Path):
+    """scripts/training_path.py as the GPU device script calls it, on CPU with a tiny config and batch."""
+    out = tmp_path / "path.json"
+    command = [sys.executable, "scripts/training_path.py", "--shapes", "llama-1b-1024", "--strategies", "lora"]
+    command += ["--variants", "bare", "harness", "--rounds", "1", "--device", "cpu", "--out", str(out)]
+    command += ["--model-config", str(_tiny_llama_3_config(tmp_path / "tiny")), "--steps", "3", "--batch-size", "2"]
+    command += ["--seq-len", "128"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shape = json.loads(out.read_text())["shapes"]["llama-1b-1024 lora"]
+    assert shape["steps"] == 3 and shape["tokens"] == 3 * 2 * 128  # long rows: every one truncated, no padding
+    assert set(shape["median_seconds"]) == {"bare", "harness"} and list(shape["ratios"]) == ["bare / harness"]
+    assert 0 < shape["ratios"]["bare / harness"] < 10
+    assert shape["tokens_per_s"]["bare"] == shape["tokens"] / shape["median_seconds"]["bare"]
+    assert shape["mfu"]["harness"] is None and "no GPU" in shape["mfu_reason"]
+    assert 0 < shape["flops"]["trainable_weights"] < shape["flops"]["frozen_weights"]  # LoRA's adapters

@@ -20,12 +20,26 @@ from pathlib import Path
 import pytest
 
 STEPS = 60
+REPO = Path(__file__).resolve().parents[2]
 
 
 SHAPES = {
     "smoke": {"task": {"name": "cipher", "source": "synthetic"}, "seq_len": 32},
     "full-64": {"task": {"name": "boolq", "source": "olmo"}, "seq_len": 64},
 }
+# For a GPU only (scripts/training_path.py --device cuda; issue 28): suites/gpu-1b.yaml's model, data,
+# dtype and batch, random weights. Not in the pytest parameters: one step is ~8 GFLOP x 8,192 tokens.
+LARGE_SHAPES = {
+    "llama-1b-1024": {
+        "task": {"name": "long-text", "source": "jsonl", "path": str(REPO / "suites/data/long-text.jsonl")},
+        "seq_len": 1024,
+        "batch_size": 8,
+        "model_config": str(REPO / "suites/model-configs/llama-3.2-1b"),
+        "dtype": "bfloat16",
+        "steps": 20,
+    },
+}
+ALL_SHAPES = {**SHAPES, **LARGE_SHAPES}
 
 
 @pytest.fixture(scope="module", params=list(SHAPES))
@@ -33,33 +47,46 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
     return make_setting(request.param, tiny_folder, tmp_path_factory.mktemp("train"))
 
 
-def make_setting(shape_name: str, tiny_folder: Path, workdir: Path) -> dict:
-    """The model, task, budget and batches of one shape (also used by scripts/training_path.py)."""
+def make_setting(
+    shape_name: str, tiny_folder: Path, workdir: Path, device: str = "cpu", model_config: str | None = None
+) -> dict:
+    """The model, task, budget and batches of one shape (also used by scripts/training_path.py). A shape
+    with a `model_config` (or `model_config` given) trains that config's model with random weights."""
     import gc
     import itertools
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from bench.models.load import _random_model
     from bench.suite import Budget, TaskSpec, Training
     from bench.tasks import load_task
     from bench.train import _sft_trainer, trainer_arguments
 
     torch.set_num_threads(1)
     gc.freeze()  # as the worker does before training (bench/worker.py)
-    model = AutoModelForCausalLM.from_pretrained(tiny_folder)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
-    shape = SHAPES[shape_name]
+    shape = ALL_SHAPES[shape_name]
+    folder = model_config or shape.get("model_config")
+    if folder:
+        model = _random_model(folder, shape.get("dtype", "float32")).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(tiny_folder).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(tiny_folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     task = load_task(TaskSpec(**shape["task"], train_size=2000, eval_limit=100))
-    budget = Budget(steps=STEPS, batch_size=8, seq_len=shape["seq_len"])
-    arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", workdir)
+    steps = shape.get("steps", STEPS)
+    budget = Budget(steps=steps, batch_size=shape.get("batch_size", 8), seq_len=shape["seq_len"])
+    arguments = trainer_arguments(budget, Training(), 1e-3, 0, device, workdir)
     # the examples of each batch as the harness's trainer draws them (cycled as it does when an epoch
     # is shorter than STEPS, as BoolQ's training split is), and their batches made by its collator once
     trainer = _sft_trainer(copy.deepcopy(model), tokenizer, task, arguments, budget)
-    drawn = itertools.islice(itertools.cycle(list(trainer.get_train_dataloader().batch_sampler)), STEPS)
+    drawn = itertools.islice(itertools.cycle(list(trainer.get_train_dataloader().batch_sampler)), steps)
     examples = [[trainer.train_dataset[index] for index in indices] for indices in drawn]
     return {
         "shape": shape_name,
+        "device": device,
         "model": model,
         "tokenizer": tokenizer,
         "task": task,
@@ -75,13 +102,14 @@ def _model_inputs(batch: dict) -> dict:
     return {key: value for key, value in batch.items() if key in ("input_ids", "attention_mask", "labels")}
 
 
-def _bare(model, batches) -> None:
+def _bare(model, batches, device: str = "cpu") -> None:
     import torch
 
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-3, weight_decay=0.0)
     model.train()
     for batch in batches:  # made before the clock starts (bare), or by the collator in the loop (bare-collating)
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}  # CPU: the same tensor
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
@@ -97,7 +125,7 @@ def _trainer(model, setting, trackers: bool):
     from bench.train import MeasuringCallback, _sft_trainer, trainer_arguments
 
     budget = setting["budget"]
-    arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", setting["workdir"])
+    arguments = trainer_arguments(budget, Training(), 1e-3, 0, setting.get("device", "cpu"), setting["workdir"])
     trainer = _sft_trainer(model, setting["tokenizer"], setting["task"], arguments, budget)
     trainer.remove_callback(PrinterCallback)
     if trackers:
@@ -137,17 +165,18 @@ def subject_for(setting: dict, variant: str, strategy: str = "full"):
         from bench.strategies import PrepareContext
 
         lora = REGISTRY.get("lora")
-        context = PrepareContext(setting["tokenizer"], setting["budget"], 0, "cpu")
+        context = PrepareContext(setting["tokenizer"], setting["budget"], 0, setting.get("device", "cpu"))
         model = lora.prepare(model, lora.Options(learning_rate=1e-3), context)
     return model if variant.startswith("bare") else _trainer(model, setting, variant == "harness")
 
 
 def train_once(setting: dict, variant: str, subject) -> None:
-    """Timed: STEPS optimizer steps of `variant` on `subject` (from subject_for)."""
+    """Timed: the shape's optimizer steps (STEPS unless it says) of `variant` on `subject` (from subject_for)."""
+    device = setting.get("device", "cpu")
     if variant == "bare":
-        _bare(subject, setting["batches"])
+        _bare(subject, setting["batches"], device)
     elif variant == "bare-collating":
-        _bare(subject, (_model_inputs(setting["collate"](rows)) for rows in setting["examples"]))
+        _bare(subject, (_model_inputs(setting["collate"](rows)) for rows in setting["examples"]), device)
     else:
         _harness(subject, variant == "harness")
 
