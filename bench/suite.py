@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users import them)
     MAX_COUNT,
@@ -97,13 +98,46 @@ def _describe(error: dict[str, Any]) -> str:
     return message.replace("Input should be", "expected", 1)
 
 
-def _problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (`X`, `X | None`, `list[X]`, `Annotated[X, ...]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((found for arg in get_args(annotation) if (found := _inner_model(arg)) is not None), None)
+
+
+def _model_at(model: type[BaseModel] | None, location: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that validates the mapping at `location` below `model` (list indexes skipped)."""
+    for part in location:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _inner_model(field.annotation) if field is not None else None
+    return model
+
+
+def _unknown_key(location: tuple[Any, ...], prefix: tuple[Any, ...], model: type[BaseModel] | None) -> str:
+    """`budget.stepz: unknown key; did you mean 'steps'?`; a key that cannot be read in a path (empty,
+    blank, not a string) is named after its parent: `(top level): unknown key ''; valid keys: ...`."""
+    key = location[-1]
+    parent = _model_at(model, location[:-1])
+    names = sorted(parent.model_fields) if parent is not None else []
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else (f"; valid keys: {', '.join(names)}" if names else "")
+    if isinstance(key, str) and key and key.strip() == key and key.isprintable():
+        return f"{_path(prefix + location)}: unknown key{hint}"
+    return f"{_path(prefix + location[:-1])}: unknown key {key!r}{hint}"
+
+
+def _problems(error: ValidationError, prefix: tuple[Any, ...] = (), model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem, each naming its field path; `model` (what was validated) lets an unknown
+    key name the nearest valid one."""
     problems = []
     for item in error.errors():
+        if item["type"] == "extra_forbidden":
+            problems.append(_unknown_key(tuple(item["loc"]), prefix, model))
+            continue
         where = _path(prefix + tuple(item["loc"]))
         got = "" if item["type"] == "missing" else f", got {item['input']!r}"
-        if item["type"] == "extra_forbidden":
-            got = ""  # the path already ends with the unknown key
         problems.append(f"{where}: {_describe(item)}{got}")
     return problems
 
@@ -133,7 +167,7 @@ def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
         try:
             validated = STRATEGIES.get(name).Options.model_validate(options or {})
         except ValidationError as error:
-            problems.extend(_problems(error, ("strategies", index, name)))
+            problems.extend(_problems(error, ("strategies", index, name), STRATEGIES.get(name).Options))
             continue
         resolved = validated.model_dump()
         entries.append({"name": name, "label": resolved.pop("label") or name, "options": resolved})
@@ -182,7 +216,7 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     try:
         suite = Suite.model_validate({**data, "strategies": strategies or [{"name": "_", "label": "_", "options": {}}]})
     except ValidationError as error:
-        problems.extend(p for p in _problems(error) if not p.startswith("strategies"))
+        problems.extend(p for p in _problems(error, model=Suite) if not p.startswith("strategies"))
         raise SuiteError(source, problems) from None
     if problems:
         raise SuiteError(source, problems)
