@@ -133,7 +133,8 @@ class Comparison:
 
 def spec_key(record: RunResult) -> str:
     """The spec without its seed, canonical: two runs are comparable when these are equal."""
-    return json.dumps({k: v for k, v in record.spec.items() if k != "seed"}, sort_keys=True, default=str)
+    kept = {k: v for k, v in record.spec.items() if k not in ("seed", "gate")}  # gate: how to compare, not what ran
+    return json.dumps(kept, sort_keys=True, default=str)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

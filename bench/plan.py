@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from bench.spec import Budget, Measure, ModelSpec, PreferenceSpec, Strict, TaskSpec, Training
+from bench.spec import Budget, Gate, Measure, ModelSpec, PreferenceSpec, Strict, TaskSpec, Training
 from bench.suite import Suite
 
 
@@ -34,6 +34,7 @@ class RunSpec(Strict):
     # --keep-artefacts`); None: measured in a temporary folder and deleted. Never part of run_id.
     artefacts_dir: str | None = None
     parent: dict[str, Any] | None = None  # the sft run this one starts from: strategy, label, options, run_id
+    gate: Gate | None = None  # how bench compare gates it (the suite's `gate`); never part of run_id
 
     @property
     def run_id(self) -> str:
@@ -46,6 +47,7 @@ class RunSpec(Strict):
         if data.get("parallel") == "ddp":  # likewise
             data.pop("parallel")
         data.pop("artefacts_dir", None)  # where outputs go does not change them
+        data.pop("gate", None)  # how a comparison gates does not change the run either
         if data["model"].get("config") is None:  # likewise
             data["model"].pop("config", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise
@@ -100,6 +102,7 @@ def plan(suite: Suite) -> list[RunSpec]:
                 parallel=suite.execution.parallel,
                 plugins=suite.plugins,
                 preference=_preference(suite, strategy.name),
+                gate=suite.gate,
             )
             for seed in suite.seeds
             for strategy in suite.strategies

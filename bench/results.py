@@ -132,6 +132,9 @@ class TimingQuality(Record):
     # seconds of the fixed reference workload (bench/measure/reference.py), timed before training and
     # after the latency phase: how fast the machine was while this run was timed
     reference_seconds: list[float] = Field(default_factory=list)
+    # None: the CPU reference above was timed. A GPU run times none (a CPU workload would add the host's
+    # noise to a GPU figure), and this says so; its timings are compared as measured.
+    reference_note: str | None = None
 
     @property
     def reference(self) -> float | None:

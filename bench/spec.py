@@ -102,6 +102,15 @@ class Training(Strict):
     gradient_checkpointing: bool = False
 
 
+class Gate(Strict):
+    """How `bench compare` gates this suite's quality metrics (docs/statistics.md); never part of a run id."""
+
+    # metric pattern -> the smallest change that gates: accuracy points as a fraction for accuracy-like
+    # metrics ("accuracy.*": 0.02 is 2 points), a relative change for the loss ("train.final_loss": 0.05).
+    # Unset: 1 point and 5%. A significant change smaller than this is reported, not gated.
+    min_effect: dict[str, Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] = Field(default_factory=dict)
+
+
 class Measure(Strict):
     throughput_warmup_steps: NonNegativeInt = 2  # first steps left out of throughput
     accuracy: bool = True  # task accuracy and forgetting through lm-eval

@@ -15,6 +15,7 @@ from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users 
     MAX_SECONDS,
     Budget,
     Execution,
+    Gate,
     Measure,
     ModelSpec,
     NonNegativeInt,
@@ -50,6 +51,7 @@ class Suite(Strict):
     execution: Execution = Execution()
     plugins: list[str] = Field(default_factory=list)  # modules that register extra strategies
     preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
+    gate: Gate | None = None  # how bench compare gates quality (minimum effects); not part of run ids
     strategies: Annotated[list[StrategyConfig], Field(min_length=1)]
 
     @field_validator("seeds")

@@ -59,12 +59,21 @@ class Run:
         self.memory: dict[str, Any] | None = None
         self.items: dict[str, dict[str, Any]] | None = None
         self.reference_seconds: list[float] = []
+        self.reference_note: str | None = None
+
+    def time_reference(self, device: Any) -> None:
+        """Time the CPU reference workload, on a CPU run only: a GPU figure divided by a CPU workload
+        would carry the host's noise (docs/statistics.md), so a GPU run records why it has none."""
+        if str(device).startswith("cuda"):
+            self.reference_note = "none: GPU timings are not normalised by a CPU reference workload"
+            return
+        self.reference_seconds.append(reference_seconds())
 
     def timing_quality(self) -> TimingQuality | None:
         if not self.contention:
             return None
         steps = self.timings.get("train.step_seconds")
-        return judge(self.contention, steps.samples if steps else [], self.reference_seconds)
+        return judge(self.contention, steps.samples if steps else [], self.reference_seconds, self.reference_note)
 
     def metric(self, name: str, value: float | None, unit: str, higher_is_better: bool, **extra: Any) -> None:
         self.metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher_is_better, **extra)
@@ -123,7 +132,7 @@ class Run:
         transformers.set_seed(spec.seed)
 
         emit({"event": "phase", "phase": "train"})
-        self.reference_seconds.append(reference_seconds())  # how fast the machine is, just before timing
+        self.time_reference(device)  # how fast the machine is, just before timing
         context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
         options = self.size(strategy, options, loaded.model, context)
         with MemoryTracker("train") as memory, ContentionMonitor(torch.get_num_threads()) as contention:
@@ -201,7 +210,7 @@ class Run:
         emit({"event": "phase", "phase": "latency"})
         prompt = task.eval[0].context if task.eval else task.train[0].prompt
         self.measure_latency(model, tokenizer, prompt, getattr(strategy, "merge", None))
-        self.reference_seconds.append(reference_seconds())  # ... and after the last timed phase
+        self.time_reference(getattr(model, "device", "cpu"))  # ... and after the last timed phase
 
     def evaluate(self, model: Any, tokenizer: Any, tasks: list, tag: str) -> dict:
         from bench.evaluate.accuracy import evaluate_accuracy

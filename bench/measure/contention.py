@@ -106,7 +106,10 @@ class ContentionMonitor:
 
 
 def judge(
-    phases: dict[str, PhaseContention], step_seconds: list[float], reference_seconds: list[float] | None = None
+    phases: dict[str, PhaseContention],
+    step_seconds: list[float],
+    reference_seconds: list[float] | None = None,
+    reference_note: str | None = None,
 ) -> TimingQuality:
     """Contaminated when any timed phase shared the machine, or the run's own steps scattered."""
     reasons = []
@@ -130,4 +133,5 @@ def judge(
         phases=phases,
         step_time_spread=spread,
         reference_seconds=[round(value, 6) for value in reference_seconds or []],
+        reference_note=reference_note,
     )
