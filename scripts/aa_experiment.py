@@ -1,7 +1,7 @@
 """The A/A experiment: how often does `bench compare` cry wolf, and does it catch a real regression?
 
-    python scripts/aa_experiment.py run [--repeats 16] [--slow-repeats 8] [--weak-repeats 4] [--out results/aa]
-    python scripts/aa_experiment.py analyze [--out results/aa]
+    python scripts/aa_experiment.py run [--repeats 16] [--slow-repeats 8] [--weak-repeats 4] [--out results/validation/aa/records]
+    python scripts/aa_experiment.py analyze [--out results/validation/aa/records]
 
 `run` repeats the smoke suite on this machine under three conditions, interleaved (A, S, W, A, S,
 W, ...; repeats still pending are interleaved the same way) so that a slow drift of the machine
@@ -187,7 +187,7 @@ def markdown(summary: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["run", "analyze"])
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "aa")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "validation" / "aa" / "records")
     parser.add_argument("--repeats", type=int, default=16, help="baseline repeats")
     parser.add_argument("--slow-repeats", type=int, default=8)
     parser.add_argument("--weak-repeats", type=int, default=4)

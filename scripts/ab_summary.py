@@ -5,7 +5,7 @@ An A/B in which a round's timing was contaminated (another process used the CPU 
 bench/measure/contention.py) does not gate on timing, so its exit says nothing about the timing gate:
 the rates are given over all A/Bs and over the clean ones.
 
-    python scripts/ab_summary.py [results/ab-validation] > results/ab-validation/summary.md
+    python scripts/ab_summary.py [results/validation/ab-validation/records] > results/validation/ab-validation/summary.md
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _worse(run: dict) -> str:
 
 
 def main() -> int:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "results/ab-validation")
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "results/validation/ab-validation/records")
     aa, slow = _runs(folder, "aa"), _runs(folder, "slow")
     if not aa or not slow:
         print(f"no aa-N.json and slow-N.json in {folder}", file=sys.stderr)

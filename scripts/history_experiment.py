@@ -1,7 +1,7 @@
 """A simulated history made of real runs: `scripts/nightly` on the smoke suite, night after night,
 at one commit on this machine (docs/history.md).
 
-    python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 10] [--out results/history-sim]
+    python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 10] [--out results/validation/history-sim/records]
 
 Nights --slow-from and later run with about 20% added to every optimizer step; on night
 --weak-night, LoRA alone also learns with a tenth of its learning rate. Both faults come from
@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--nights", type=int, default=12)
     parser.add_argument("--slow-from", type=int, default=8)
     parser.add_argument("--weak-night", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "history-sim")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "validation" / "history-sim" / "records")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "nights.json"

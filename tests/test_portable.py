@@ -10,9 +10,10 @@ import socket
 import stat
 from pathlib import Path
 
+from bench.archives import as_folder
 from bench.portable import allowed_env, is_secret_name, leaks, portable_path
 from bench.publish import main as publish_main
-from bench.results import SCHEMA_VERSION, ResultStore, atomic_write_text, load_record, parse_record
+from bench.results import SCHEMA_VERSION, ResultStore, atomic_write_text, load_record, parse_record, record_paths
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 from tests.synthetic_records import make_record
 
@@ -80,6 +81,21 @@ def test_committed_records_hold_no_absolute_path_or_host_name_and_kept_their_num
         key, digest = _quality(raw)
         assert before[key] == digest, path
         assert load_record(path).run_id == raw["run_id"]
+
+
+def test_archived_validation_records_are_migrated_too():
+    """Records inside results/validation/*/records.tar.xz: schema 7, nothing to leak, numbers kept."""
+    before, checked = json.loads(QUALITY.read_text()), 0
+    for archive in sorted((REPO / "results" / "validation").glob("*/records.tar.xz")):
+        for path in record_paths(as_folder(archive)):
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict) or "run_id" not in raw:
+                continue  # summaries and comparisons
+            assert raw["schema_version"] == SCHEMA_VERSION and leaks(raw, hosts=[]) == [], (archive, path)
+            key, digest = _quality(raw)
+            assert before.get(key, digest) == digest, (archive, path)
+            checked += 1
+    assert checked >= 3000
 
 
 def test_secret_names_are_never_allowed():
