@@ -92,7 +92,7 @@ def test_the_smoke_suite_on_ray_gives_the_local_executors_run_ids_and_records(tm
         assert record.budget["steps_done"] == 4 and record.metrics["train.steps_per_s"].value > 0
         twin = by_label[record.label]  # the same seed trains the same way, wherever it runs
         assert [(p.step, p.loss) for p in record.loss_curve] == [(p.step, p.loss) for p in twin.loss_curve]
-        assert Path(record.log_path).is_file()
+        assert (tmp_path / "ray" / record.log_path).is_file()  # relative to the results root (schema 7)
 
 
 def test_a_killed_ray_worker_and_a_killed_run_become_failed_records_and_the_rest_completes(
