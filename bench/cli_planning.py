@@ -37,6 +37,18 @@ def _estimate(args: argparse.Namespace) -> int:
     if args.tokens is not None and args.tokens < 1:
         plain(f"bench estimate: --tokens must be a positive count, got {args.tokens}")
         return 2
+    batch_sizes = None
+    if args.batch_sizes is not None:
+        from bench.estimate_batches import parse_batch_sizes
+
+        try:
+            batch_sizes = parse_batch_sizes(args.batch_sizes)
+        except ValueError as error:
+            plain(f"bench estimate: {error}")
+            return 2
+        if device is None:
+            plain("bench estimate: --batch-sizes needs --device-memory (which batches fit what)")
+            return 2
     note = (lambda message: None) if args.json and args.quiet else (lambda message: plain(message))
     try:
         config = config_from_file(args.model_config) if args.model_config else suite_model_config(suite.model, note)
@@ -55,6 +67,13 @@ def _estimate(args: argparse.Namespace) -> int:
     plain(render(estimates, device, reserve, source), console)
     for label, why in skipped.items():
         plain(f"{label}: not applicable to this model ({why})", console)
+    answers = []
+    if batch_sizes is not None and device is not None:
+        from bench.estimate_batches import largest_batches, render_batches
+
+        answers = largest_batches(suite, config, batch_sizes, device, reserve, lengths, args.tokens)
+        plain("", console)
+        plain(render_batches(answers, device, reserve, batch_sizes), console)
     if args.json:
         payload = {
             "suite": suite.name,
@@ -63,6 +82,7 @@ def _estimate(args: argparse.Namespace) -> int:
             "reserve_bytes": reserve,
             "estimates": [{"label": e.label, "strategy": e.strategy, **e.as_dict()} for e in estimates],
             "not_applicable": skipped,
+            "largest_batches": [answer.as_dict() for answer in answers],
         }
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
@@ -165,6 +185,12 @@ def add_parsers(commands: Any) -> None:
     )
     estimate.add_argument(
         "--tokens", type=int, metavar="N", help="tokens per sequence (default: the suite data's longest, or seq_len)"
+    )
+    estimate.add_argument(
+        "--batch-sizes",
+        metavar="N,N,...",
+        help="with --device-memory: per strategy, the largest of these batch sizes that fits, "
+        "without and with gradient checkpointing (e.g. 1,2,4,8,16)",
     )
     estimate.add_argument("--json", type=Path, metavar="OUT", help="write the estimates as JSON")
     estimate.add_argument("--quiet", action="store_true", help="with --json: no progress lines")

@@ -244,9 +244,10 @@ def estimate_run(
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
     if gradient_checkpointing and hasattr(prepared, "gradient_checkpointing_enable"):
-        prepared.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        notes.append("gradient checkpointing: the recomputed layer during backward is not counted")
-    components.activations = _activation_peak(prepared, sequences, tokens)
+        components.activations = _checkpointed_peak(prepared, sequences, tokens, config)
+        notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
+    else:
+        components.activations = _activation_peak(prepared, sequences, tokens)
     phases = add_held_models(
         components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
         batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
@@ -277,6 +278,19 @@ def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
         loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
     return tracker.peak
+
+
+def _checkpointed_peak(model: Any, sequences: int, tokens: int, config: Any) -> int:
+    """Under gradient checkpointing autograd keeps each layer's input; during backward one layer at a
+    time is recomputed and its activations are held until its gradients are done. The saved-tensor
+    hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
+    layer is added: (activations without checkpointing - with) / layers, one layer's share."""
+    plain = _activation_peak(model, sequences, tokens)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kept = _activation_peak(model, sequences, tokens)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
+    return kept + max(plain - kept, 0) // layers
 
 
 def parse_bytes(text: str, allow_zero: bool = False) -> int:

@@ -62,34 +62,53 @@ def suite_estimates(
 ) -> tuple[list[Estimate], dict[str, str]]:
     """One estimate per strategy entry of a suite (seeds do not change memory), and the entries that
     do not apply to the model (label -> why), as `bench run` would skip them."""
-    from bench.plan import plan
     from bench.strategies import NotApplicable
 
-    specs = {spec.label: spec for spec in plan(suite)}
     estimates, skipped = [], {}
-    for label, spec in specs.items():
-        budget = spec.budget
-        length = tokens or budget.seq_len  # for planning, the worst step: the longest sequence that can occur
-        if lengths is not None and tokens is None:
-            length = min(max(lengths(), default=budget.seq_len), budget.seq_len)
+    for label, spec in suite_specs(suite).items():
         report(f"estimating {label}")
         try:
-            estimate = estimate_run(
-                config,
-                dtype=spec.model.dtype,
-                strategy=spec.strategy,
-                options=spec.options,
-                batch_size=budget.batch_size,
-                tokens=length,
-                optimizer=spec.training.optimizer,
-                gradient_checkpointing=spec.training.gradient_checkpointing,
-                label=label,
-            )
+            estimate = estimate_spec(spec, config, planning_tokens(spec, lengths, tokens))
         except NotApplicable as error:
             skipped[label] = str(error)
             continue
         estimates.append(estimate)
     return estimates, skipped
+
+
+def suite_specs(suite: Any) -> dict[str, Any]:
+    """label -> the first run spec of each strategy entry (seeds do not change memory)."""
+    from bench.plan import plan
+
+    return {spec.label: spec for spec in plan(suite)}
+
+
+def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: int | None) -> int:
+    """For planning, the worst step: the longest sequence that can occur (or `tokens` when given)."""
+    if tokens:
+        return tokens
+    if lengths is not None:
+        return min(max(lengths(), default=spec.budget.seq_len), spec.budget.seq_len)
+    return spec.budget.seq_len
+
+
+def estimate_spec(
+    spec: Any, config: Any, tokens: int, batch_size: int | None = None, gradient_checkpointing: bool | None = None
+) -> Estimate:
+    """bench.estimate for one run spec, at its own batch and checkpointing unless told others."""
+    return estimate_run(
+        config,
+        dtype=spec.model.dtype,
+        strategy=spec.strategy,
+        options=spec.options,
+        batch_size=batch_size or spec.budget.batch_size,
+        tokens=tokens,
+        optimizer=spec.training.optimizer,
+        gradient_checkpointing=spec.training.gradient_checkpointing
+        if gradient_checkpointing is None
+        else gradient_checkpointing,
+        label=spec.label,
+    )
 
 
 def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:
