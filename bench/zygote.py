@@ -62,6 +62,18 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()  # NVML-based here (main), so CUDA stays uninitialised
 
 
+def preload() -> None:
+    """The server's imports: all of them, or on a machine with a visible GPU those that leave CUDA
+    uninitialised (tests/test_warm_gpu_imports.py traps CUDA's initialisation to check it on a CPU)."""
+    # torch's availability check through NVML, which does not initialise CUDA (and so keeps forking safe)
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    for name in PRELOAD:
+        importlib.import_module(name)
+    if not gpu_visible():
+        for name in PRELOAD_UNLESS_GPU:
+            importlib.import_module(name)
+
+
 def unsafe_reason() -> str | None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
@@ -103,13 +115,7 @@ def main() -> int:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it kills runs
     started = time.perf_counter()
-    # torch's availability check through NVML, which does not initialise CUDA (and so keeps forking safe)
-    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-    for name in PRELOAD:
-        importlib.import_module(name)
-    if not gpu_visible():
-        for name in PRELOAD_UNLESS_GPU:
-            importlib.import_module(name)
+    preload()
     gc.freeze()  # the imported stack is permanent: children neither scan it in collections nor copy it
     _reply({"ready": round(time.perf_counter() - started, 3)})
     for line in sys.stdin:
