@@ -32,6 +32,9 @@ TIMING = (
     "train.steps_per_s",
     "train.seconds",
     "train.batches_ahead_seconds",
+    "train.model_tflops_per_s",  # tokens/s times FLOPs per token (bench/measure/flops.py)
+    "train.mfu",
+    "train.mfu_6n",
     "latency.*",
 )
 # Depends on the hardware but not on what else runs: compared on the same fingerprint only.

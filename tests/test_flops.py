@@ -119,3 +119,13 @@ def test_a_run_records_flops_per_token_and_says_why_mfu_is_missing_on_cpu(tmp_pa
     assert (
         records["lora"].metrics["train.flops_per_token"].value < records["full"].metrics["train.flops_per_token"].value
     )
+
+
+def test_mfu_is_a_timing_metric_and_flops_per_token_is_not():
+    """MFU and TFLOP/s are tokens/s times a constant: compared only on the same hardware, never from a
+    contaminated run (bench/stats.py TIMING); FLOPs per token depends on the model alone."""
+    from bench import stats
+
+    for name in ("train.mfu", "train.mfu_6n", "train.model_tflops_per_s"):
+        assert stats.matches(name, stats.TIMING), name
+    assert not stats.matches("train.flops_per_token", stats.HARDWARE_BOUND)
