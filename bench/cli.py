@@ -407,7 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ab.add_argument("--baseline-env", nargs="+", metavar="NAME=VALUE", help="environment of the baseline's runs")
     ab.add_argument("--candidate-env", nargs="+", metavar="NAME=VALUE", help="environment of the candidate's runs")
-    ab.add_argument("--rounds", type=int, default=5, help="rounds per side (default 5: the fewest for p<=0.05)")
+    ab.add_argument(
+        "--rounds",
+        type=int,
+        default=7,
+        help="rounds per side (default 7: its smallest p, 1/128, leaves room for the family-wise control;"
+        " 5 is the fewest for p<=0.05 with a single test)",
+    )
     ab.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
     ab.add_argument("--out", type=Path, help="where the rounds go (default results/ab/<suite>); resumes")
     ab.add_argument("--threshold", action="append", metavar="METRIC=FRACTION", help="as for bench compare")

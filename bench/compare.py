@@ -287,21 +287,29 @@ def _quality_verdict(
 def control_family(result: Comparison) -> None:
     """Benjamini-Hochberg over every gating test of one comparison, separately for the worse and the
     better direction: a verdict stands only when its adjusted p (q) is at most alpha. With no real
-    change anywhere (an A/A) that bounds the chance of any gating verdict by alpha."""
+    change anywhere (an A/A) that bounds the chance of any gating verdict by alpha. Metrics that restate
+    one test (accuracy.T, gain.T and forgetting.T; tokens/s, samples/s, steps/s and seconds) count
+    once, with the smallest p among them (stats.hypothesis)."""
     tested = [c for c in result.changes if c.gating and c.p_value is not None and c.verdict != MISSING]
+    members: dict[tuple[str, str], list[MetricChange]] = {}
+    for change in tested:
+        members.setdefault((change.strategy, stats.hypothesis(change.metric)), []).append(change)
     for direction in (WORSE, BETTER):
-        pointing = [c for c in tested if _points(c) == direction]
-        p_values = [c.p_value if c in pointing else 1.0 for c in tested]
-        for change, q in zip(tested, stats.benjamini_hochberg(p_values)):
-            if change not in pointing:
-                continue
-            change.q_value = q
-            if change.verdict == direction and q > result.alpha:
-                change.verdict = NOISE
-                change.note = (
-                    f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg over"
-                    f" {len(tested)} gating tests; " + change.note
-                )
+        p_values = []
+        for group in members.values():
+            pointing = [c.p_value for c in group if _points(c) == direction]
+            p_values.append(min(pointing, default=1.0))
+        for group, q in zip(members.values(), stats.benjamini_hochberg(p_values)):
+            for change in group:
+                if _points(change) != direction:
+                    continue
+                change.q_value = q
+                if change.verdict == direction and q > result.alpha:
+                    change.verdict = NOISE
+                    change.note = (
+                        f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg"
+                        f" over {len(members)} gating hypotheses; " + change.note
+                    )
 
 
 def _points(change: MetricChange) -> str | None:

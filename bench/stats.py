@@ -169,3 +169,21 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
         running = min(running, p_values[index] * count / rank)
         adjusted[index] = min(running, 1.0)
     return adjusted
+
+
+# Metrics that restate another's test exactly (same runs, a constant apart): one hypothesis in the family.
+# gain.T and forgetting.T are accuracy.T minus the base model's score on the same items; samples/s and
+# steps/s are tokens/s over a fixed batch, and training seconds their inverse over fixed steps.
+SAME_HYPOTHESIS = {
+    "train.samples_per_s": "train.tokens_per_s",
+    "train.steps_per_s": "train.tokens_per_s",
+    "train.seconds": "train.tokens_per_s",
+}
+
+
+def hypothesis(metric: str) -> str:
+    """The family member a metric's test belongs to (itself unless it restates another metric)."""
+    family, _, task = metric.partition(".")
+    if family in ("gain", "forgetting") and task != "mean":
+        return f"accuracy.{task}"
+    return SAME_HYPOTHESIS.get(metric, metric)

@@ -167,7 +167,8 @@ def markdown(summary: dict) -> str:
         f"Single tests before family-wise control: {summary['aa_test_p_below_alpha']} of {summary['aa_tests']}"
         f" gating tests had p <= {summary['alpha']}.",
         "",
-        "| fault | compares | exit 1 (detected) | worse rows beyond the MDE: gated | worse rows within the MDE: gated |",
+        "| fault | compares | exit 1 (detected) | worse rows beyond the MDE: gated"
+        " | worse rows within the MDE: gated |",
         "|---|---|---|---|---|",
     ]
     table = {row[0]: row for row in effect_table(summary)}
@@ -175,7 +176,8 @@ def markdown(summary: dict) -> str:
         _, beyond, beyond_hit, within, within_hit = table[fault]
         hit = sum(c["failed"] for c in compares)
         lines.append(
-            f"| {fault} | {len(compares)} | {hit} of {len(compares)} | {beyond_hit} of {beyond} | {within_hit} of {within} |"
+            f"| {fault} | {len(compares)} | {hit} of {len(compares)} | {beyond_hit} of {beyond}"
+            f" | {within_hit} of {within} |"
         )
     lines += [
         "",

@@ -181,7 +181,7 @@ def test_one_lucky_test_among_several_does_not_gate_the_suite():
     family = compare_records(base, cand, min_effects={"train.final_loss": 0.0})
     assert [c.metric for c in family.changes if c.gating and c.p_value is not None] == ["train.final_loss"] * 2
     row = _row(family, "full", "train.final_loss")
-    assert row.verdict == NOISE and "Benjamini-Hochberg over 2 gating tests" in row.note
+    assert row.verdict == NOISE and "Benjamini-Hochberg over 2 gating hypotheses" in row.note
     assert row.q_value == pytest.approx(2 * row.p_value)
     assert not family.failed and alone.failed
 
