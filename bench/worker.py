@@ -159,7 +159,7 @@ class Run:
         self.metrics.update(memory.metrics())
         self.contention["train"] = contention.result
         self.record_training(outcome)
-        self.record_flops(model, device, getattr(options, "compute_dtype", None) or spec.model.dtype)
+        self.record_flops(model, device, options, strategy.objective)
         self.record_memory_components(outcome, loaded, task)
         self.record_ranks()
         if not lead:
@@ -275,13 +275,16 @@ class Run:
 
             record_phases(self, outcome)
 
-    def record_flops(self, model: Any, device: str, dtype: str) -> None:
+    def record_flops(self, model: Any, device: str, options: Any, objective: str) -> None:
         """FLOPs per token and MFU against the device's dense peak (bench/measure/flops.py)."""
         from bench.measure.flops import record_flops
 
+        dtype = getattr(options, "compute_dtype", None) or self.spec.model.dtype  # QLoRA computes in its own
+
         tokens_per_s = self.metrics["train.tokens_per_s"].value if "train.tokens_per_s" in self.metrics else None
         tokens, samples = self.budget.get("tokens_seen", 0), self.budget.get("samples_seen", 0)
-        metrics, info = record_flops(model, device, dtype, tokens_per_s, tokens, samples, distributed.world_size())
+        processes = distributed.world_size()
+        metrics, info = record_flops(model, device, dtype, tokens_per_s, tokens, samples, processes, objective)
         self.metrics.update(metrics)
         self.model_info["flops"] = info
 

@@ -129,3 +129,16 @@ def test_mfu_is_a_timing_metric_and_flops_per_token_is_not():
     for name in ("train.mfu", "train.mfu_6n", "train.model_tflops_per_s"):
         assert stats.matches(name, stats.TIMING), name
     assert not stats.matches("train.flops_per_token", stats.HARDWARE_BOUND)
+
+
+def test_preference_objectives_say_why_they_have_no_mfu(tiny_folder: Path):
+    from transformers import AutoModelForCausalLM
+
+    from bench.measure.flops import record_flops
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_folder)
+    metrics, info = record_flops(model, "cpu", "float32", 1000.0, 640, 20, 1, objective="dpo")
+    assert metrics["train.mfu"].value is None and "dpo" in metrics["train.mfu"].reason
+    assert metrics["train.flops_per_token"].value is None and info["reason"]
+    sft, _ = record_flops(model, "cpu", "float32", 1000.0, 640, 20, 1)
+    assert sft["train.flops_per_token"].value > 0

@@ -239,13 +239,28 @@ def mfu_metrics(
     return metrics, info
 
 
+def _missing(reason: str) -> tuple[dict[str, Metric], dict[str, Any]]:
+    names = ("train.flops_per_token", "train.mfu", "train.mfu_6n")
+    metrics = {n: Metric.missing("FLOP/token" if "flops" in n else "fraction", "mfu" in n, reason) for n in names}
+    return metrics, {"reason": reason}
+
+
 def record_flops(
-    model: Any, device: str, dtype: str, tokens_per_s: float | None, tokens: int, samples: int, devices: int
+    model: Any,
+    device: str,
+    dtype: str,
+    tokens_per_s: float | None,
+    tokens: int,
+    samples: int,
+    devices: int,
+    objective: str = "sft",
 ) -> tuple[dict[str, Metric], dict[str, Any]]:
     """What the worker calls after training; T is the mean of the tokens per sequence trained on. A model
     whose shape cannot be read gives missing metrics with the reason, never a failed run."""
     import torch
 
+    if objective != "sft":  # a DPO step also runs a reference model, RLHF generates: not 6N per token
+        return _missing(f"counted for supervised (sft) steps only; a {objective} step does other work per token")
     name, tf32 = None, False
     if device.startswith("cuda") and torch.cuda.is_available():
         name = torch.cuda.get_device_name(torch.device(device))
@@ -253,11 +268,7 @@ def record_flops(
     try:
         flops = flops_per_token(model, tokens / samples if samples else 0.0)
     except (AttributeError, TypeError, ZeroDivisionError) as error:
-        reason = f"FLOPs per token not countable for this model: {error}"
-        names = ("train.flops_per_token", "train.mfu", "train.mfu_6n")
-        return {n: Metric.missing("FLOP/token" if "flops" in n else "fraction", "mfu" in n, reason) for n in names}, {
-            "reason": reason
-        }
+        return _missing(f"FLOPs per token not countable for this model: {error}")
     metrics, info = mfu_metrics(flops, tokens_per_s, name, dtype, devices, tf32)
     info["attention"] = getattr(model.config, "_attn_implementation", None)  # sdpa, eager, flash_attention_2
     return metrics, info
