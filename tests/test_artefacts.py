@@ -32,8 +32,8 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_artefacts_are_kept_beside_the_records_in_standard_formats(kept: Path):
     records = {r.label: r for r in load_records(kept)}
     for label, marker in (("lora", "adapter_config.json"), ("full", "config.json")):
-        folder = Path(records[label].spec["artefacts_dir"])
-        assert folder.is_relative_to(kept) and folder.name == records[label].run_id
+        folder = kept / records[label].spec["artefacts_dir"]  # relative to the results root (schema 7)
+        assert not Path(records[label].spec["artefacts_dir"]).is_absolute() and folder.name == records[label].run_id
         assert (folder / "model" / marker).is_file(), sorted(p.name for p in (folder / "model").iterdir())
         assert (folder / "tokenizer" / "tokenizer.json").is_file() and list((folder / "tasks").glob("*.yaml"))
         # storage.bytes is the kept model folder's size
@@ -44,7 +44,7 @@ def test_artefacts_are_kept_beside_the_records_in_standard_formats(kept: Path):
 @pytest.mark.parametrize("label", ["lora", "full"])
 def test_lm_eval_cli_on_the_kept_artefact_reproduces_the_record(kept: Path, label: str, tmp_path: Path):
     record = next(r for r in load_records(kept) if r.label == label)
-    script = (Path(record.spec["artefacts_dir"]) / "reproduce.sh").read_text().splitlines()[-1]
+    script = (kept / record.spec["artefacts_dir"] / "reproduce.sh").read_text().splitlines()[-1]
     command = shlex.split(script)
     assert command[0] == "lm_eval"
     command = [sys.executable, "-m", "lm_eval", *command[1:], "--output_path", str(tmp_path / "out")]
