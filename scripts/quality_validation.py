@@ -11,8 +11,8 @@ injected from outside the harness by scripts/faults/site on PYTHONPATH (BENCH_FA
 the steps), `wrong_completions` (10% of the learned task's training completions replaced by a wrong
 answer). The spec and run ids do not change, so `bench compare` pairs fault and baseline by seed.
 
-`analyze` splits the baseline seeds into groups of --group and compares group i with group i+1, i+2
-and i+3 (same commit, disjoint seeds: every gating verdict is a false alarm), then each fault
+`analyze` splits the baseline seeds into groups of --group and compares group i with group i+1 to i+5
+(same commit, disjoint seeds: every gating verdict is a false alarm), then each fault
 condition's groups with the baseline's runs of the same seeds (seed-paired), and writes
 DIR/summary.json and DIR/summary.md: the suite-level false-alarm rate, per-test p-value calibration,
 detection per fault, and detection against effect size (effect beyond the stated MDE or not).
@@ -96,13 +96,15 @@ def analyze(out: Path, size: int, alpha: float) -> dict:
     task = baseline[0].spec["task"]["name"]
     groups = _groups(baseline, size)
     summary: dict = {"group": size, "alpha": alpha, "aa": [], "faults": {}}
-    p_values = []
-    for gap in (1, 2, 3):
+    p_values, worse_p = [], []
+    for gap in (1, 2, 3, 4, 5):
         for i in range(len(groups) - gap):
             result = compare_records(groups[i], groups[i + gap], alpha=alpha)
             seeds_a = sorted({r.seed for r in groups[i]})
             seeds_b = sorted({r.seed for r in groups[i + gap]})
-            p_values += [c.p_value for c in result.changes if c.gating and c.p_value is not None and c.test != "rounds"]
+            tested = [c for c in result.changes if c.gating and c.p_value is not None]
+            p_values += [c.p_value for c in tested]
+            worse_p += [c.p_value for c in tested if _worse_way(c)]
             summary["aa"].append(
                 {
                     "baseline_seeds": seeds_a,
@@ -112,8 +114,8 @@ def analyze(out: Path, size: int, alpha: float) -> dict:
                     "tests": sum(1 for c in result.changes if c.gating and c.p_value is not None),
                 }
             )
-    summary["aa_test_p_below_alpha"] = sum(p <= alpha for p in p_values)
     summary["aa_tests"] = len(p_values)
+    summary["aa_tests_worse_p_below_alpha"] = sum(p <= alpha for p in worse_p)
     by_seed = {}
     for record in baseline:
         by_seed.setdefault(record.seed, []).append(record)
@@ -130,6 +132,11 @@ def analyze(out: Path, size: int, alpha: float) -> dict:
             compares.append({"seeds": chosen, "failed": result.failed, "rows": _rows(result, task)})
         summary["faults"][fault] = compares
     return summary
+
+
+def _worse_way(change) -> bool:
+    moved = change.effect if change.effect is not None else (change.candidate or 0) - (change.baseline or 0)
+    return moved != 0 and (moved > 0) != change.higher_is_better
 
 
 def effect_table(summary: dict) -> list[tuple[str, int, int, int, int]]:
@@ -164,8 +171,9 @@ def markdown(summary: dict) -> str:
         f"# Quality verdicts against seed noise ({summary['group']} seeds a side, alpha {summary['alpha']})",
         "",
         f"A/A, same commit, disjoint seeds: **{alarms} of {len(aa)} compares** exit 1 (suite-level false alarms).",
-        f"Single tests before family-wise control: {summary['aa_test_p_below_alpha']} of {summary['aa_tests']}"
-        f" gating tests had p <= {summary['alpha']}.",
+        f"Single tests before family-wise control: {summary['aa_tests_worse_p_below_alpha']} of"
+        f" {summary['aa_tests']} gating tests pointed worse with one-sided p <= {summary['alpha']} (a calibrated"
+        f" test: {summary['alpha']:.0%} of them).",
         "",
         "| fault | compares | exit 1 (detected) | worse rows beyond the MDE: gated"
         " | worse rows within the MDE: gated |",
