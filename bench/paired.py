@@ -97,32 +97,37 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def _components(matrix: list[list[float]]) -> tuple[float, float, float, float]:
-    """(seed, item, residual) variance contributions to the grand mean's variance, clipped at 0, and
-    the Satterthwaite degrees of freedom of their sum (few seeds: few degrees of freedom)."""
+def mean_squares(matrix: list[list[float]]) -> tuple[float, float]:
+    """(MS_item, MS_error) of a seeds x items matrix (two-way layout, one value per cell)."""
     k, n = len(matrix), len(matrix[0])
     grand = _mean([x for row in matrix for x in row])
     seed_means = [_mean(row) for row in matrix]
     item_means = [_mean([row[i] for row in matrix]) for i in range(n)]
-    ms_seed = n * sum((m - grand) ** 2 for m in seed_means) / (k - 1) if k > 1 else 0.0
     ms_item = k * sum((m - grand) ** 2 for m in item_means) / (n - 1) if n > 1 else 0.0
-    if k > 1 and n > 1:
-        residual = sum((matrix[s][i] - seed_means[s] - item_means[i] + grand) ** 2 for s in range(k) for i in range(n))
-        ms_error = residual / ((k - 1) * (n - 1))
-    else:
-        ms_error = 0.0
-    cells = k * n
-    seed, item = max(ms_seed - ms_error, 0.0) / cells, max(ms_item - ms_error, 0.0) / cells
-    total = seed + item + ms_error / cells
-    # Satterthwaite: the sum's variance over each mean square's own (MS_j^2 / df_j)
-    spread = (ms_seed / cells) ** 2 / max(k - 1, 1) + (ms_item / cells) ** 2 / max(n - 1, 1)
-    spread += (ms_error / cells) ** 2 / max((k - 1) * (n - 1), 1)
-    df = total**2 / spread if spread > 0 else math.inf
-    return seed, item, ms_error / cells, df
+    if k < 2 or n < 2:
+        return ms_item, 0.0
+    residual = sum((matrix[s][i] - seed_means[s] - item_means[i] + grand) ** 2 for s in range(k) for i in range(n))
+    return ms_item, residual / ((k - 1) * (n - 1))
+
+
+def seed_part(seed_means: Sequence[float]) -> tuple[float, float]:
+    """(variance of their mean, degrees of freedom) from the seeds' own means: the seed is the unit, so
+    this holds the seed-to-seed variance and each seed's item scatter, honestly with k - 1 df."""
+    k = len(seed_means)
+    centre = _mean(seed_means)
+    return sum((m - centre) ** 2 for m in seed_means) / (k - 1) / k, k - 1
+
+
+def satterthwaite(parts: Sequence[tuple[float, float]]) -> float:
+    """Degrees of freedom of a sum of independent variance estimates (value, df)."""
+    variance = sum(value for value, _ in parts)
+    spread = sum(value**2 / df for value, df in parts if value > 0)
+    return variance**2 / spread if spread > 0 else math.inf
 
 
 def interval(matrix: list[list[float]]) -> Interval:
-    """The grand mean of a seeds x items matrix with its two-level standard error."""
+    """The grand mean of a seeds x items matrix with its two-level standard error: the seeds' means
+    (k - 1 df) plus what the items share across seeds, (MS_item - MS_error) / (k n), clipped at 0."""
     k, n = len(matrix), len(matrix[0])
     if any(len(row) != n for row in matrix):
         raise ValueError("every seed must score the same items")
@@ -132,8 +137,27 @@ def interval(matrix: list[list[float]]) -> Interval:
         variance = sum((x - mean) ** 2 for x in row) / (n - 1) / n if n > 1 else 0.0
         notes = ["one seed: the run-to-run (seed) variance is not included"]
         return Interval(mean, math.sqrt(variance), n, 1, notes, df=max(n - 1, 1))
-    seed, item, residual, df = _components(matrix)
-    return Interval(_mean([x for r in matrix for x in r]), math.sqrt(seed + item + residual), n, k, df=df)
+    ms_item, ms_error = mean_squares(matrix)
+    parts = [seed_part([_mean(row) for row in matrix]), (max(ms_item - ms_error, 0.0) / (k * n), max(n - 1, 1))]
+    total = sum(value for value, _ in parts)
+    return Interval(_mean([x for r in matrix for x in r]), math.sqrt(total), n, k, df=satterthwaite(parts))
+
+
+def difference_parts(a: list[list[float]], b: list[list[float]]) -> list[tuple[float, float]]:
+    """The variance parts of mean(a) - mean(b) for runs on different seeds and the same items: each
+    side's seed means (Welch), and the item-by-side interaction: the spread of the per-item differences
+    beyond what the seeds' residual scatter explains."""
+    n = len(a[0])
+    parts = [seed_part([_mean(row) for row in side]) for side in (a, b) if len(side) > 1]
+    diffs = [_mean([row[i] for row in a]) - _mean([row[i] for row in b]) for i in range(n)]
+    if n > 1:
+        centre = _mean(diffs)
+        spread = sum((d - centre) ** 2 for d in diffs) / (n - 1)
+        residual = sum(mean_squares(side)[1] / len(side) for side in (a, b))
+        if len(a) == 1 or len(b) == 1:  # no seed part: the item differences carry all that is known
+            residual = 0.0
+        parts.append((max(spread - residual, 0.0) / n, n - 1))
+    return parts
 
 
 def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
@@ -141,22 +165,13 @@ def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
     n = len(a[0])
     if len(b[0]) != n:
         raise ValueError("the two sides must score the same items")
-    a_items = [_mean([row[i] for row in a]) for i in range(n)]
-    b_items = [_mean([row[i] for row in b]) for i in range(n)]
-    diffs = [x - y for x, y in zip(a_items, b_items)]
-    mean = _mean(diffs)
-    item_part = sum((d - mean) ** 2 for d in diffs) / (n - 1) / n if n > 1 else 0.0
-    parts = [(item_part, max(n - 1, 1))]
+    parts = difference_parts(a, b)
     notes = []
-    for side in (a, b):
-        if len(side) > 1:  # each side's seed component; items and residual are in the diffs
-            parts.append((_components(side)[0], len(side) - 1))
     if len(a) == 1 or len(b) == 1:
         notes.append("one seed on a side: its run-to-run (seed) variance is not included")
-    variance = sum(value for value, _ in parts)
-    spread = sum(value**2 / df for value, df in parts)
-    df = variance**2 / spread if spread > 0 else math.inf
-    return Interval(mean, math.sqrt(variance), n, min(len(a), len(b)), notes, df=df)
+    mean = _mean([x for row in a for x in row]) - _mean([x for row in b for x in row])
+    total = sum(value for value, _ in parts)
+    return Interval(mean, math.sqrt(total), n, min(len(a), len(b)), notes, df=satterthwaite(parts))
 
 
 # ---- from records -----------------------------------------------------------------------------

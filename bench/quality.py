@@ -113,36 +113,13 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _sample_variance(values: list[float]) -> float:
-    mean = _mean(values)
-    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-
-
-def _mean_squares(matrix: Matrix) -> tuple[float, float]:
-    """(MS_item, MS_error) of a seeds x items matrix (two-way layout, one value per cell)."""
-    k, n = len(matrix), len(matrix[0])
-    grand = _mean([x for row in matrix for x in row])
-    seed_means = [_mean(row) for row in matrix]
-    item_means = [_mean([row[i] for row in matrix]) for i in range(n)]
-    ms_item = k * sum((m - grand) ** 2 for m in item_means) / (n - 1) if n > 1 else 0.0
-    if k < 2 or n < 2:
-        return ms_item, 0.0
-    residual = sum((matrix[s][i] - seed_means[s] - item_means[i] + grand) ** 2 for s in range(k) for i in range(n))
-    return ms_item, residual / ((k - 1) * (n - 1))
-
-
-def _satterthwaite(parts: list[tuple[float, float]]) -> float:
-    variance = sum(value for value, _ in parts)
-    spread = sum(value**2 / df for value, df in parts if value > 0)
-    return variance**2 / spread if spread > 0 else math.inf
-
-
 def _combine(effect: float, parts: list[tuple[float, float]], design: str) -> QualityTest:
-    return QualityTest(effect, math.sqrt(sum(v for v, _ in parts)), _satterthwaite(parts), design, "points")
+    se = math.sqrt(sum(value for value, _ in parts))
+    return QualityTest(effect, se, paired.satterthwaite(parts), design, "points")
 
 
 def _task_matrices(base: list[Any], cand: list[Any], metric: str) -> tuple[list[Matrix], list[Matrix]] | None:
-    """Per task, each side's seeds x items outcomes, when both scored the same items."""
+    """Per task, the candidate's and the baseline's seeds x items outcomes, when both scored the same items."""
     left, right = paired.metric_matrix(cand, metric), paired.metric_matrix(base, metric)
     if left is None or right is None or len(left) != len(right):
         return None
@@ -157,47 +134,42 @@ def _task_matrices(base: list[Any], cand: list[Any], metric: str) -> tuple[list[
     return left, right
 
 
+def _per_seed(matrices: list[Matrix]) -> list[float]:
+    """Each seed's mean over every task's items (tasks weighted equally, as forgetting.mean is)."""
+    return [_mean([_mean(matrix[s]) for matrix in matrices]) for s in range(len(matrices[0]))]
+
+
 def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
-    """Seeds paired, items paired within each seed. The seed is the unit: the k per-seed differences
-    (each over every item of every task) give the seed-to-seed variance with k - 1 degrees of freedom;
-    items add what they share across seeds, the item-by-change interaction (MS_item - MS_error of the
-    difference matrix), so that a change on a few items in every seed is seen as exactly that."""
+    """Seeds paired, items paired within each seed: bench/paired.py's two-level interval of the matrix
+    of differences. The k per-seed differences (over every task at once, so a seed that moves all
+    tasks counts once) give the seed-to-seed variance with k - 1 degrees of freedom; the items add what
+    they share across seeds (a change on a few items in every seed is exactly that)."""
     matrices = _task_matrices(base, cand, metric)
     if matrices is None:
         return None
-    differences = [[[x - y for x, y in zip(a, b)] for a, b in zip(after, before)] for after, before in zip(*matrices)]
-    tasks, k = len(differences), len(base)
-    per_seed = [_mean([_mean(d[s]) for d in differences]) for s in range(k)]
-    parts = [(_sample_variance(per_seed) / k, k - 1)]
+    differences = [[[x - y for x, y in zip(a, b)] for a, b in zip(*pair)] for pair in zip(*matrices)]
+    k, tasks = len(base), len(differences)
+    parts = [paired.seed_part(_per_seed(differences))]
     for d in differences:
-        ms_item, ms_error = _mean_squares(d)
+        ms_item, ms_error = paired.mean_squares(d)
         parts.append((max(ms_item - ms_error, 0.0) / (k * len(d[0])) / tasks**2, len(d[0]) - 1))
     items = sum(len(d[0]) for d in differences)
-    return _combine(_mean(per_seed), parts, f"paired by seed and item ({k} seeds x {items} items)")
+    return _combine(_mean(_per_seed(differences)), parts, f"paired by seed and item ({k} seeds x {items} items)")
 
 
 def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
-    """Different seeds on the two sides, the same items. The seed is the unit: each side's per-seed
-    means give its seed-to-seed variance (Welch, k - 1 degrees of freedom a side); items add the
-    item-by-change interaction: the spread of the per-item differences beyond what the seeds' residual
-    scatter explains."""
+    """Different seeds on the two sides, the same items: each side's per-seed means (Welch, k - 1 df a
+    side) and the item-by-change interaction of every task (bench/paired.py `difference_parts`)."""
     matrices = _task_matrices(base, cand, metric)
     if matrices is None:
         return None
     after, before = matrices
     tasks = len(after)
-    parts = []
-    for side in (after, before):  # side[task][seed][item]
-        per_seed = [_mean([_mean(task[s]) for task in side]) for s in range(len(side[0]))]
-        parts.append((_sample_variance(per_seed) / len(per_seed), len(per_seed) - 1))
+    parts = [paired.seed_part(_per_seed(side)) for side in (after, before)]
     for a, b in zip(after, before):
-        n = len(a[0])
-        item_differences = [_mean([row[i] for row in a]) - _mean([row[i] for row in b]) for i in range(n)]
-        residual = _mean_squares(a)[1] / len(a) + _mean_squares(b)[1] / len(b)
-        parts.append((max(_sample_variance(item_differences) - residual, 0.0) / n / tasks**2, n - 1))
-    effect = _mean(
-        [_mean([x for row in a for x in row]) - _mean([x for row in b for x in row]) for a, b in zip(after, before)]
-    )
+        interaction = paired.difference_parts(a, b)[-1]
+        parts.append((interaction[0] / tasks**2, interaction[1]))
+    effect = _mean(_per_seed(after)) - _mean(_per_seed(before))
     items = sum(len(a[0]) for a in after)
     design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {items} items)"
     return _combine(effect, parts, design)
