@@ -123,7 +123,7 @@ def _device_name(device: str) -> str | None:
     return torch.cuda.get_device_name(torch.device(device))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(ALL_SHAPES))
@@ -135,7 +135,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the shape's)")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence at most (default: the shape's)")
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if "harness" not in args.variants:
         parser.error("--variants must include harness: every ratio is against it")
     from bench.measure import env
@@ -145,9 +145,9 @@ def main() -> int:
     report: dict = {"rounds": args.rounds, "device": args.device, "shapes": {}}
     for shape in args.shapes:
         overrides = {"steps": args.steps, "batch_size": args.batch_size, "seq_len": args.seq_len}
-        ALL_SHAPES[shape].update({key: value for key, value in overrides.items() if value})
+        overrides = {key: value for key, value in overrides.items() if value}
         workdir = Path(tempfile.mkdtemp(prefix="training-path-"))
-        setting = make_setting(shape, tiny, workdir, args.device, args.model_config)
+        setting = make_setting(shape, tiny, workdir, args.device, args.model_config, overrides)
         for strategy in args.strategies:
             name = f"{shape} {strategy}"
             report["shapes"][name] = measure(setting, strategy, args.rounds, name, args.variants)

@@ -31,34 +31,41 @@ def trap(*args, **kwargs):
 torch.cuda._lazy_init = trap
 torch.cuda.is_available = lambda: True
 torch.cuda.device_count = lambda: 1
-if sys.argv[1] == "server":
-    from bench import zygote
+from bench import zygote
 
+try:
     zygote.preload()
-else:
+except Exception as error:  # an import that went on after the trap (CPU torch has no CUDA kernels)
+    calls.append([f"preload failed: {error!r}"])
+seen = {"server": calls[:], "imported": sorted(m for m in ("bitsandbytes", "peft", "trl") if m in sys.modules)}
+calls.clear()
+if importlib.util.find_spec("bitsandbytes") is not None:
     try:
-        importlib.import_module(sys.argv[1])
+        importlib.import_module("bitsandbytes")
     except Exception:
         pass  # bitsandbytes fails on after the trap: the call is what counts
-print(json.dumps({"calls": calls, "imported": sorted(m for m in ("bitsandbytes", "peft", "trl") if m in sys.modules)}))
+    seen["bitsandbytes"] = calls[:]
+print(json.dumps(seen))
 """
 
 
-def _probe(target: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, target], capture_output=True, text=True, cwd=REPO, timeout=300)
+@pytest.fixture(scope="module")
+def seen() -> dict:
+    """One probe process: the GPU machine's preload, then (after it, in the same process) bitsandbytes."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_warm_servers_gpu_preload_never_initialises_cuda():
-    seen = _probe("server")
-    assert seen["calls"] == [], "CUDA initialised during the warm server's preload:\n" + json.dumps(seen["calls"])
+def test_the_warm_servers_gpu_preload_never_initialises_cuda(seen: dict):
+    assert seen["server"] == [], "CUDA initialised during the warm server's preload:\n" + json.dumps(seen["server"])
     assert seen["imported"] == []  # peft, trl and bitsandbytes are imported by each run on a GPU machine
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes not installed")
-def test_the_trap_sees_bitsandbytes_initialise_cuda_as_the_h200_did():
+def test_the_trap_sees_bitsandbytes_initialise_cuda_as_the_h200_did(seen: dict):
     """Without this, a trap that never fires would pass the test above for nothing."""
-    seen = _probe("bitsandbytes")
-    assert seen["calls"], "bitsandbytes no longer initialises CUDA at import: PRELOAD_UNLESS_GPU may be preloadable"
-    assert any("get_device_capability" in line for line in seen["calls"][0])
+    assert seen["bitsandbytes"], (
+        "bitsandbytes no longer initialises CUDA at import: PRELOAD_UNLESS_GPU may be preloadable"
+    )
+    assert any("get_device_capability" in line for line in seen["bitsandbytes"][0])

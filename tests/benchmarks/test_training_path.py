@@ -48,10 +48,16 @@ def setting(request, tiny_folder: Path, tmp_path_factory):
 
 
 def make_setting(
-    shape_name: str, tiny_folder: Path, workdir: Path, device: str = "cpu", model_config: str | None = None
+    shape_name: str,
+    tiny_folder: Path,
+    workdir: Path,
+    device: str = "cpu",
+    model_config: str | None = None,
+    overrides: dict | None = None,
 ) -> dict:
     """The model, task, budget and batches of one shape (also used by scripts/training_path.py). A shape
-    with a `model_config` (or `model_config` given) trains that config's model with random weights."""
+    with a `model_config` (or `model_config` given) trains that config's model with random weights;
+    `overrides` replaces the shape's steps, batch_size or seq_len."""
     import gc
     import itertools
 
@@ -65,7 +71,7 @@ def make_setting(
 
     torch.set_num_threads(1)
     gc.freeze()  # as the worker does before training (bench/worker.py)
-    shape = ALL_SHAPES[shape_name]
+    shape = {**ALL_SHAPES[shape_name], **(overrides or {})}
     folder = model_config or shape.get("model_config")
     if folder:
         model = _random_model(folder, shape.get("dtype", "float32")).to(device)
