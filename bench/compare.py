@@ -372,6 +372,11 @@ def _compare_runs(
         elif thin := stats.thin_tail(metric, _fewest_samples(base_ok + cand_ok, metric)):
             change.gating = False
             change.note = f"not gated: {thin}; " + change.note
+        elif not gate and change.verdict in (WORSE, BETTER, NOISE, UNKNOWN):
+            why = (
+                "a latency tail (gate it with --fail-on)" if stats.matches(metric, stats.TAILS) else "not in --fail-on"
+            )
+            change.note = f"not gated: {why}; " + change.note
         result.changes.append(change)
 
 

@@ -234,3 +234,14 @@ def test_gpu_timings_are_never_divided_by_a_cpu_workload():
     cand = [make_record("full", s, reference=None, scale={"train.tokens_per_s": 0.7}) for s in (0, 1, 2)]
     row = _row(compare_records(base, cand), "full", "train.tokens_per_s")
     assert not row.adjusted and "equal machine speed" not in row.note
+
+
+def test_every_row_that_does_not_gate_says_why():
+    base = [make_record(label, s) for label in ("full", "lora") for s in (0, 1, 2)]
+    slow = {"train.tokens_per_s": 0.7, "latency.ttft_ms.p99": 1.5}
+    cand = [make_record(label, s, scale=slow) for label in ("full", "lora") for s in (0, 1, 2)]
+    for fail_on in (None, ["accuracy.*"]):
+        result = compare_records(base, cand, fail_on=fail_on)
+        for row in result.changes:
+            if not row.gating and row.verdict in (WORSE, NOISE, UNKNOWN):
+                assert row.note.startswith("not gated:"), row
