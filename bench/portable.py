@@ -64,7 +64,7 @@ def allowed_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of this process's secret-looking variables (long enough not to match by chance)."""
     environ = os.environ if environ is None else environ
-    return sorted({v for k, v in environ.items() if is_secret_name(k) and len(v) >= 6}, key=len, reverse=True)
+    return sorted({v for k, v in environ.items() if is_secret_name(k) and len(v) >= 8}, key=len, reverse=True)
 
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
