@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 from bench.archives import as_folder
@@ -29,7 +30,10 @@ SECRETS = {
 
 
 def _committed_records() -> list[Path]:
-    return [path for path in sorted((REPO / "results").rglob("*.json")) if '"run_id"' in path.read_text()[:200000]]
+    """The record files git tracks under results/ (not unpacked archives or local runs, which git ignores)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "results"], cwd=REPO, capture_output=True, check=True).stdout
+    paths = [REPO / name for name in sorted(listed.decode().split("\0")) if name.endswith(".json")]
+    return [path for path in paths if path.exists() and '"run_id"' in path.read_text()[:200000]]
 
 
 def test_paths_become_cache_keys_package_paths_or_relative():
