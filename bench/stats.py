@@ -178,6 +178,9 @@ SAME_HYPOTHESIS = {
     "train.samples_per_s": "train.tokens_per_s",
     "train.steps_per_s": "train.tokens_per_s",
     "train.seconds": "train.tokens_per_s",
+    "train.model_tflops_per_s": "train.tokens_per_s",  # tokens/s times the run's FLOPs per token
+    "train.mfu": "train.tokens_per_s",
+    "train.mfu_6n": "train.tokens_per_s",
 }
 
 

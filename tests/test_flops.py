@@ -142,3 +142,11 @@ def test_preference_objectives_say_why_they_have_no_mfu(tiny_folder: Path):
     assert metrics["train.flops_per_token"].value is None and info["reason"]
     sft, _ = record_flops(model, "cpu", "float32", 1000.0, 640, 20, 1)
     assert sft["train.flops_per_token"].value > 0
+
+
+def test_mfu_counts_as_the_same_hypothesis_as_tokens_per_s():
+    """MFU is tokens/s times a constant of the run: one test in a family, not three more."""
+    from bench import stats
+
+    for name in ("train.mfu", "train.mfu_6n", "train.model_tflops_per_s"):
+        assert stats.hypothesis(name) == "train.tokens_per_s", name
