@@ -77,7 +77,10 @@ class MetricChange:
     effect: float | None = None
     low: float | None = None
     high: float | None = None
-    mde: float | None = None
+    mde: float | None = None  # 95% power at alpha / m (m gating hypotheses): see quality.minimum_detectable
+    se: float | None = None
+    df: float | None = None
+    scale: str | None = None  # quality: "points", "ratio" (effect, bounds and mde are log ratios) or "other"
     q_value: float | None = None  # Benjamini-Hochberg adjusted over every gating test of the comparison
 
     @property
@@ -270,9 +273,10 @@ def _quality_verdict(
     floor = math.log1p(smallest) if test.scale == "ratio" else smallest
     result.threshold, result.effect, result.p_value = smallest, test.effect, test.p()
     result.low, result.high = test.bounds(alpha)
-    result.mde = test.mde(alpha)
+    result.se, result.df, result.scale = test.se, test.df, test.scale
+    result.mde = quality.minimum_detectable(test.se, test.df, alpha)  # restated for the family by control_family
     span = f"{test.shown(test.effect)}, {1 - 2 * alpha:.0%} CI {test.shown(result.low)} to {test.shown(result.high)}"
-    detail = f"{test.design}; MDE {test.shown(result.mde).lstrip('+')}"
+    detail = test.design
     if result.p_value > alpha:
         result.verdict, result.note = NOISE, f"within item and seed noise ({span}; {detail})"
     elif abs(test.effect) < floor:
@@ -294,6 +298,11 @@ def control_family(result: Comparison) -> None:
     members: dict[tuple[str, str], list[MetricChange]] = {}
     for change in tested:
         members.setdefault((change.strategy, stats.hypothesis(change.metric)), []).append(change)
+    for change in tested:  # the change each quality test is sure (95%) to catch as one of this family
+        if change.se is not None:
+            change.mde = quality.minimum_detectable(change.se, change.df, result.alpha / max(len(members), 1))
+            mde = quality.shown(change.mde, change.scale).lstrip("+")
+            change.note += f"; MDE {mde} (95% power at alpha/{len(members)})"
     for direction in (WORSE, BETTER):
         p_values = []
         for group in members.values():

@@ -51,16 +51,23 @@ class QualityTest:
         half = stats.t_quantile(1 - alpha, self.df) * self.se
         return self.effect - half, self.effect + half
 
-    def mde(self, alpha: float) -> float:
-        """The true effect this design finds 80% of the time with a one-sided test at alpha."""
-        return (stats.t_quantile(1 - alpha, self.df) + stats.t_quantile(0.8, self.df)) * self.se
-
     def shown(self, value: float) -> str:
-        if self.scale == "points":
-            return f"{100 * value:+.1f} points"
-        if self.scale == "ratio":
-            return f"{math.expm1(value):+.1%}"
-        return f"{value:+.4g}"
+        return shown(value, self.scale)
+
+
+def minimum_detectable(se: float, df: float, level: float, power: float = 0.95) -> float:
+    """The true effect a one-sided test at `level` finds with probability `power`: (t_(1-level) + t_power) SE.
+    bench compare states it at 95% power and at alpha / m, the level of a lone change among m gating
+    hypotheses under Benjamini-Hochberg, so a change beyond it is caught at least 95% of the time."""
+    return (stats.t_quantile(1 - level, df) + stats.t_quantile(power, df)) * se
+
+
+def shown(value: float, scale: str) -> str:
+    if scale == "points":
+        return f"{100 * value:+.1f} points"
+    if scale == "ratio":
+        return f"{math.expm1(value):+.1%}"
+    return f"{value:+.4g}"
 
 
 def scale_of(unit: str, values: list[float]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -139,24 +140,36 @@ def _worse_way(change) -> bool:
     return moved != 0 and (moved > 0) != change.higher_is_better
 
 
-def effect_table(summary: dict) -> list[tuple[str, int, int, int, int]]:
-    """Per fault: (fault, worse rows beyond the MDE, of them gated, worse rows within the MDE, gated)."""
-    table = []
+def effect_table(summary: dict) -> list[dict]:
+    """Per fault, strategy and key metric: the fault's effect (the mean over its compares, the best
+    estimate of the true effect), the mean stated MDE, and in how many compares the row gated."""
+    rows: dict[tuple[str, str, str], dict] = {}
     for fault, compares in summary["faults"].items():
-        beyond = beyond_hit = within = within_hit = 0
         for compare in compares:
             for row in compare["rows"]:
-                if row["effect"] is None or row["mde"] is None or row["verdict"] == "better":
+                if row["effect"] is None or row["mde"] is None:
                     continue
-                hit = row["verdict"] == "worse" and row["gating"]
-                worse_way = row["verdict"] == "worse" or (row["effect"] < 0) == _higher(row["metric"])
-                if not worse_way:
-                    continue
-                if abs(row["effect"]) > row["mde"]:
-                    beyond, beyond_hit = beyond + 1, beyond_hit + hit
-                else:
-                    within, within_hit = within + 1, within_hit + hit
-        table.append((fault, beyond, beyond_hit, within, within_hit))
+                entry = rows.setdefault((fault, row["strategy"], row["metric"]), {"effects": [], "mdes": [], "hits": 0})
+                entry["effects"].append(row["effect"])
+                entry["mdes"].append(row["mde"])
+                entry["hits"] += row["verdict"] == "worse" and row["gating"]
+    table = []
+    for (fault, strategy, metric), entry in sorted(rows.items()):
+        effect = sum(entry["effects"]) / len(entry["effects"])
+        mde = sum(entry["mdes"]) / len(entry["mdes"])
+        worse_way = (effect < 0) == _higher(metric)
+        table.append(
+            {
+                "fault": fault,
+                "strategy": strategy,
+                "metric": metric,
+                "effect": effect,
+                "mde": mde,
+                "beyond_mde": worse_way and abs(effect) > mde,
+                "gated": entry["hits"],
+                "compares": len(entry["effects"]),
+            }
+        )
     return table
 
 
@@ -175,38 +188,35 @@ def markdown(summary: dict) -> str:
         f" {summary['aa_tests']} gating tests pointed worse with one-sided p <= {summary['alpha']} (a calibrated"
         f" test: {summary['alpha']:.0%} of them).",
         "",
-        "| fault | compares | exit 1 (detected) | worse rows beyond the MDE: gated"
-        " | worse rows within the MDE: gated |",
+        "| fault | compares | exit 1 (detected) | rows whose effect is beyond the MDE: gated | other rows: gated |",
         "|---|---|---|---|---|",
     ]
-    table = {row[0]: row for row in effect_table(summary)}
+    table = effect_table(summary)
     for fault, compares in summary["faults"].items():
-        _, beyond, beyond_hit, within, within_hit = table[fault]
         hit = sum(c["failed"] for c in compares)
+        beyond = [row for row in table if row["fault"] == fault and row["beyond_mde"]]
+        within = [row for row in table if row["fault"] == fault and not row["beyond_mde"]]
         lines.append(
-            f"| {fault} | {len(compares)} | {hit} of {len(compares)} | {beyond_hit} of {beyond}"
-            f" | {within_hit} of {within} |"
+            f"| {fault} | {len(compares)} | {hit} of {len(compares)} | {sum(r['gated'] for r in beyond)} of"
+            f" {sum(r['compares'] for r in beyond)} | {sum(r['gated'] for r in within)} of"
+            f" {sum(r['compares'] for r in within)} |"
         )
     lines += [
         "",
-        "Effects of each fault (mean over compares, key metrics; points for accuracy-like, log ratio for loss):",
+        "Detection against effect size: each fault's effect (mean over its compares; points, or % for the"
+        " loss) against the stated MDE (95% power at alpha/m), and the compares in which the row gated:",
         "",
+        "| fault | strategy | metric | effect | stated MDE | beyond the MDE | gated |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for fault, compares in summary["faults"].items():
-        effects: dict[tuple[str, str], list[float]] = {}
-        mdes: dict[tuple[str, str], list[float]] = {}
-        for compare in compares:
-            for row in compare["rows"]:
-                if row["effect"] is not None:
-                    effects.setdefault((row["strategy"], row["metric"]), []).append(row["effect"])
-                    mdes.setdefault((row["strategy"], row["metric"]), []).append(row["mde"])
-        for key in sorted(effects):
-            values, limits = effects[key], mdes[key]
-            scale = 1 if key[1] == "train.final_loss" else 100
-            lines.append(
-                f"- {fault} {key[0]} {key[1]}: effect {scale * sum(values) / len(values):+.2f}, "
-                f"MDE {scale * sum(limits) / len(limits):.2f} ({len(values)} compares)"
-            )
+    for row in table:
+        loss = row["metric"] == "train.final_loss"
+        effect = f"{math.expm1(row['effect']):+.0%}" if loss else f"{100 * row['effect']:+.1f}"
+        mde = f"{math.expm1(row['mde']):.0%}" if loss else f"{100 * row['mde']:.1f}"
+        lines.append(
+            f"| {row['fault']} | {row['strategy']} | {row['metric']} | {effect} | {mde} |"
+            f" {'yes' if row['beyond_mde'] else 'no'} | {row['gated']} of {row['compares']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
