@@ -37,8 +37,10 @@ def _href(*parts: str) -> str:
 
 
 def _paragraphs(text: str) -> list[str]:
-    blocks = [re.sub(r"\s+", " ", block).strip() for block in re.split(r"\n\s*\n", text)]
-    return [block for block in blocks if block]
+    """Prose paragraphs, whitespace folded; markdown tables, code blocks and indented blocks left out."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    blocks = [block for block in re.split(r"\n\s*\n", text) if not re.match(r"\s*(\||    |\t)", block)]
+    return [folded for block in blocks if (folded := re.sub(r"\s+", " ", block).strip())]
 
 
 def findings_file(folder: Path, root: Path) -> Path | None:
@@ -96,7 +98,8 @@ def summarize_set(folder: Path, root: Path, records: list[RunResult]) -> Summary
         question = paragraphs.pop(0).lstrip("# ")
     suites = sorted({record.suite for record in records})
     question = question or _suite_description(suites[0], root) or f"What do the strategies of {suites[0]} trade?"
-    return Summary(question, one_line_answer(records), paragraphs[:4])
+    keep = 2 if found is not None and found.name == "README.md" else 4  # a README says more than findings
+    return Summary(question, one_line_answer(records), paragraphs[:keep])
 
 
 def validation_experiments(root: Path) -> list[tuple[str, str, str, Path | None]]:

@@ -41,6 +41,8 @@ def test_the_front_page_leads_with_comparisons_and_lists_validation_apart(tmp_pa
     (root / "forgetting" / "FINDINGS.txt").write_text(
         "Question: does LoRA forget less? Two strategies, two seeds.\n\nForgetting: none beyond noise.\n"
     )
+    readme = "# Plain title\n\n| a | b |\n|---|---|\n\n```\ncode\n```\n\nProse line.\n"
+    (root / "plain" / "README.md").write_text(readme)
     _experiment(root, "aa-planted")
     index = publish(root, tmp_path / "site").read_text()
     comparisons, validation, everything = (
@@ -51,6 +53,8 @@ def test_the_front_page_leads_with_comparisons_and_lists_validation_apart(tmp_pa
     assert front.index("forgetting/") < front.index("plain/")  # the set with findings leads
     assert "<b>Question:</b> does LoRA forget less?" in front and "Forgetting: none beyond noise." in front
     assert "<b>Answer:</b> Most accurate: " in front and "aa-planted" not in front
+    assert "<b>Question:</b> Plain title" in front and "Prose line." in front  # a README: its title and prose
+    assert "| a | b |" not in front and "code" not in front  # tables and code blocks are left to the README
     apart = index[validation:everything]
     assert "aa-planted: planted A/A" in apart and "Validates that nothing is planted." in apart
     assert (tmp_path / "site" / "validation" / "aa-planted" / "records.tar.xz").is_file()
