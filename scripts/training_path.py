@@ -152,13 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{shape} {strategy}"
             report["shapes"][name] = measure(setting, strategy, args.rounds, name, args.variants)
             report["shapes"][name]["steps"] = len(setting["batches"])
+            report["fingerprint"] = env.capture().fingerprint  # after make_setting set torch's threads
+            report["device_name"] = _device_name(args.device)
+            if args.out:  # after each strategy: a run cut by a time box keeps what it measured
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(report, indent=1))
         del setting
         _release(args.device)
-    report["fingerprint"] = env.capture().fingerprint  # after make_setting set torch's threads
-    report["device_name"] = _device_name(args.device)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1))
     return 0
 
 
