@@ -158,7 +158,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _verdict(result: Comparison) -> int:
     """Say whether a comparison regressed, and the exit code that says it too (1: regression)."""
     if result.failed:
-        names = [f"{c.strategy}: {c.metric} {c.change:+.1%}" for c in result.regressions if c.change is not None]
+        from bench.console import change_text
+
+        names = [f"{c.strategy}: {c.metric} {change_text(c)}" for c in result.regressions]
         names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
         errors.print("[bold red]REGRESSION[/bold red] " + "; ".join(names))
         return 1

@@ -79,6 +79,13 @@ VERDICT_STYLE = {
 }
 
 
+def change_text(change: Any) -> str:
+    """Accuracy-like quality in points, a loss as a ratio, everything else relative."""
+    if change.effect is not None and change.scale == "points":
+        return f"{100 * change.effect:+.1f} pt"
+    return "" if change.change is None else f"{change.change:+.1%}"
+
+
 def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> Any:
     """A rich Table of the comparison: every metric that is not a plain "no change" (or all of them)."""
     from rich.table import Table
@@ -86,8 +93,8 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
     from bench.report.charts import fmt
 
     out = Table(title=f"{comparison.baseline} -> {comparison.candidate}", title_justify="left")
-    for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "verdict", "note"):
-        numeric = column in ("baseline", "candidate", "change", "p")
+    for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "q", "verdict", "note"):
+        numeric = column in ("baseline", "candidate", "change", "p", "q")
         out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
     quiet = 0
     for change in comparison.ordered():
@@ -102,13 +109,14 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
             f"{change.metric} {arrow}",
             "—" if change.baseline is None else f"{fmt(change.baseline)} {change.unit}",
             "—" if change.candidate is None else f"{fmt(change.candidate)} {change.unit}",
-            "" if change.change is None else f"{change.change:+.1%}",
+            change_text(change),
             "" if change.p_value is None else f"{change.p_value:.3g}",
+            "" if change.q_value is None else f"{change.q_value:.3g}",
             f"[{style}]{verdict}[/{style}]" if style else verdict,
             change.note,
         )
     for issue in comparison.issues:
-        out.add_row(issue.strategy, "(run)", "", "", "", "", issue.kind, issue.detail)
+        out.add_row(issue.strategy, "(run)", "", "", "", "", "", issue.kind, issue.detail)
     if quiet:
         out.caption = f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"
     return out
