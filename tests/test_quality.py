@@ -245,3 +245,16 @@ def test_every_row_that_does_not_gate_says_why():
         quiet = [row for row in result.changes if not row.gating and row.verdict in (WORSE, NOISE, UNKNOWN)]
         assert any(row.metric == "train.tokens_per_s" for row in quiet) == (fail_on is not None)
         assert quiet and all(row.note.startswith("not gated:") for row in quiet), quiet
+
+
+def test_repeated_seeds_count_once_and_the_newest_run_stands_for_its_seed():
+    from bench.quality import one_per_seed
+
+    older = [make_record("full", s).model_copy(update={"started_at": "2026-11-01T00:00:00+00:00"}) for s in (0, 1)]
+    newer = [make_record("full", s).model_copy(update={"started_at": "2026-11-02T00:00:00+00:00"}) for s in (0, 1)]
+    kept = one_per_seed(older + newer + older)
+    assert [(r.seed, r.started_at[:10]) for r in kept] == [(0, "2026-11-02"), (1, "2026-11-02")]
+    # a nightly's pooled baseline of three nights: quality is compared seed against seed, n = 3 not 9
+    nights = [make_record("lora", s) for _ in range(3) for s in (0, 1, 2)]
+    row = _row(compare_records(nights, [make_record("lora", s) for s in (0, 1, 2)]), "lora", "accuracy.cipher")
+    assert (row.n_baseline, row.n_candidate) == (3, 3) and row.verdict == SAME
