@@ -8,8 +8,9 @@ structure of any transformers architecture, in seconds even for a 70B config.
 
 What is modelled rather than run:
   - QLoRA: the frozen linear weights (all but the output head) are counted as bitsandbytes
-    stores them (4-bit packed, blockwise absmax of 64, double-quantised constants); the
-    activations are those of the unquantised model (an upper bound when compute is bf16).
+    stores them (4-bit packed, blockwise absmax of 64, double-quantised constants); everything
+    else is float32, as PEFT's prepare_model_for_kbit_training leaves it, and so are the
+    activations (a quantised layer returns its input's dtype).
   - the optimizer state, from `training.optimizer` (OPTIMIZER_STATE below).
   - sequence length: batches pad to their longest sequence, so `bench estimate` plans for the
     worst step, the longest tokenised training example (at most seq_len; seq_len without the
@@ -222,7 +223,10 @@ def estimate_run(
     chosen = STRATEGIES.get(strategy)
     parsed = chosen.Options.model_validate(options)
     notes: list[str] = []
-    model = meta_model(config, dtype)
+    # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
+    # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
+    # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
+    model = meta_model(config, "float32" if strategy == "qlora" else dtype)
     context = PrepareContext(
         tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
     )
@@ -234,6 +238,7 @@ def estimate_run(
     if strategy == "qlora":
         _adapters_to_bfloat16(prepared)
         notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
+        notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
     components = Components()
     count_weights(prepared, components)
     if strategy == "qlora":

@@ -182,7 +182,10 @@ def test_large_configs_are_estimated_without_weights():
     qlora = estimate_run(
         config, dtype="bfloat16", strategy="qlora", options={"r": 16, "alpha": 32}, batch_size=1, tokens=512
     )
-    assert qlora.components.total() < 0.1 * full.components.total()
+    assert qlora.components.total() < 0.15 * full.components.total()
+    # PEFT's prepare_model_for_kbit_training leaves the unquantised weights in float32, so QLoRA's
+    # activations are float32: more than full fine-tuning's bf16 ones at the same shape
+    assert qlora.components.activations > full.components.activations
     # 4-bit storage with double-quantised constants: about 0.52 bytes per quantised weight
     assert 0.5 * parameters < qlora.components.weights_frozen < 0.6 * parameters
 
