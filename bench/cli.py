@@ -16,10 +16,19 @@ from rich.console import Console
 from bench.cli_output import console, errors, plain
 from bench.cli_planning import add_parsers as add_planning
 from bench.publish import add_parser as add_publish
-from bench.suite import SuiteError, load_suite
+from bench.suite import Suite, SuiteError, load_suite
 
 if TYPE_CHECKING:
     from bench.compare import Comparison
+
+
+def check_data(suite: Suite, source: str) -> None:
+    """Read every data file the suite names (once); raise SuiteError with all their problems."""
+    from bench.tasks.check import data_problems
+
+    problems = data_problems(suite)
+    if problems:
+        raise SuiteError(f"{source} (its data)", problems)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from bench.executors.base import SetupError
 
     suite = load_suite(args.suite)
+    check_data(suite, str(args.suite))  # bad data: exit 2 with every problem, before any run
     if args.address and args.executor != "ray":
         plain("bench run: --address is for --executor ray")
         return 2
@@ -274,6 +284,7 @@ def _validate(args: argparse.Namespace) -> int:
     for path in args.suites:
         try:
             suite = load_suite(path)
+            check_data(suite, str(path))
         except SuiteError as error:
             errors.print(f"[red]invalid[/red] {error}", highlight=False)
             status = 2

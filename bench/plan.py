@@ -50,6 +50,11 @@ class RunSpec(Strict):
         data.pop("gate", None)  # how a comparison gates does not change the run either
         if data["model"].get("config") is None:  # likewise
             data["model"].pop("config", None)
+        if data["model"].get("chat_template") is None:  # likewise
+            data["model"].pop("chat_template", None)
+        for task in [data["task"], *data["retain"]]:  # likewise
+            if task.get("loss") is None:
+                task.pop("loss", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise
             data["training"].pop("gradient_checkpointing", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -37,6 +37,9 @@ class ModelSpec(Strict):
     # memory and speed studies of a model whose weights are not at hand; no accuracy is meaningful
     config: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # a Jinja chat template (the text, or a .jinja file) for a model without one, or to replace its own:
+    # conversational data is rendered with it, as TRL's SFTTrainer renders it
+    chat_template: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -50,18 +53,23 @@ class ModelSpec(Strict):
 
 class TaskSpec(Strict):
     name: str
-    source: Literal["synthetic", "jsonl", "olmo"] = "synthetic"
-    path: str | None = None  # jsonl: the data file
+    source: Literal["synthetic", "jsonl", "olmo", "dataset"] = "synthetic"
+    path: str | None = None  # jsonl: the data file; dataset: a save_to_disk folder or a parquet/JSON/CSV file
     train_size: PositiveInt = 2000  # supervised examples available to training
     eval_limit: PositiveInt = 100  # evaluation items scored (keeps CPU runs bounded)
     # olmo/jsonl data with no shipped train split: share of items held out for evaluation, chosen by
     # the hash of their normalised text (deterministic; see bench.tasks.split). The rest is trained on.
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    # jsonl/dataset: which tokens carry the loss (TRL's options); None: the data format's default,
+    # completion for prompt-completion rows, all for text and messages (bench/tasks/rows.py)
+    loss: Literal["completion", "assistant", "all"] | None = None
 
     @model_validator(mode="after")
     def _path_for_jsonl(self) -> TaskSpec:
-        if self.source == "jsonl" and not self.path:
-            raise ValueError(f"task {self.name!r}: source jsonl needs `path` (a JSONL file)")
+        if self.source in ("jsonl", "dataset") and not self.path:
+            raise ValueError(f"task {self.name!r}: source {self.source} needs `path` (a data file)")
+        if self.loss is not None and self.source not in ("jsonl", "dataset"):
+            raise ValueError(f"task {self.name!r}: `loss` is for your own data (source jsonl or dataset)")
         return self
 
 

@@ -16,7 +16,12 @@ __all__ = ["ChoiceItem", "Example", "TaskData", "load_task", "task_names"]
 def task_names() -> dict[str, list[str]]:
     from bench.tasks.olmo import olmo_task_names
 
-    return {"synthetic": sorted(SYNTHETIC_TASKS), "olmo": olmo_task_names(), "jsonl": ["<any name>, with path:"]}
+    return {
+        "synthetic": sorted(SYNTHETIC_TASKS),
+        "olmo": olmo_task_names(),
+        "jsonl": ["<any name>, with path:"],
+        "dataset": ["<any name>, with path: (save_to_disk folder, parquet, JSON, CSV)"],
+    }
 
 
 def load_task(spec: TaskSpec, seed: int = 0) -> TaskData:
@@ -30,8 +35,10 @@ def load_task(spec: TaskSpec, seed: int = 0) -> TaskData:
         from bench.tasks.olmo import build_olmo
 
         return build_olmo(spec.name, spec.train_size, spec.eval_limit, spec.test_fraction)
-    if spec.source == "jsonl":
+    if spec.source in ("jsonl", "dataset"):
         from bench.tasks.jsonl import build_jsonl
 
-        return build_jsonl(spec.name, spec.path or "", spec.train_size, spec.eval_limit, spec.test_fraction)
+        return build_jsonl(
+            spec.name, spec.path or "", spec.train_size, spec.eval_limit, spec.test_fraction, spec.loss, spec.source
+        )
     raise NotImplementedError(f"task source {spec.source!r} is not supported yet")

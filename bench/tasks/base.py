@@ -8,10 +8,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Example:
-    """One supervised example: the model reads `prompt` and learns to write `completion`."""
+    """One supervised example: the model reads `prompt` and learns to write `completion`.
+
+    `row`: the row as TRL's SFTTrainer reads it, for the formats other than prompt-completion strings
+    ({"text"}, {"messages"}, conversational {"prompt", "completion"}; bench/tasks/rows.py); then
+    `prompt` and `completion` are its texts joined, for overlap checks and length estimates."""
 
     prompt: str
     completion: str
+    row: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""Check a suite's data before any training: every data file it names is read once, and every problem
+is returned (`file:line: field 'x': what is wrong`), so `bench validate` and `bench run` can refuse a
+suite whose data no run could load, before a run starts. Never raises on bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.spec import TaskSpec
+from bench.suite import Suite
+from bench.tasks.files import read_rows
+from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
+from bench.tasks.split import OverlapError, check_overlap, declared_split, hashed_order
+
+
+def data_problems(suite: Suite) -> list[str]:
+    """Every problem of the suite's data files (task, retained tasks, preference pairs), at once."""
+    problems: list[str] = []
+    read: dict[Path, Rows] = {}
+    for index, spec in enumerate([suite.task, *suite.retain]):
+        if spec.source not in ("jsonl", "dataset"):
+            continue
+        field = "task" if index == 0 else f"retain[{index - 1}]"
+        path = Path(spec.path or "").expanduser()
+        if path not in read:
+            read[path] = rows = read_rows(path, spec.name)
+            problems.extend(rows.problems)
+            if not rows.problems:
+                problems.extend(_overlap(spec, rows))
+        rows = read[path]
+        if rows.problems:
+            continue
+        problems.extend(_loss(field, spec, rows))
+        if rows.format in CONVERSATIONAL and suite.model.chat_template is None and suite.model.preset:
+            problems.append(
+                f"{field}.path: {rows.format} rows need a chat template, and model preset "
+                f"{suite.model.preset!r} has none: give one with model.chat_template"
+            )
+    problems.extend(_preference(suite))
+    return problems
+
+
+def _overlap(spec: TaskSpec, rows: Rows) -> list[str]:
+    if rows.train:
+        train, test = rows.train, hashed_order(rows.items, spec.name)
+    else:
+        train, test = declared_split(rows.items, spec.test_fraction, spec.name)
+    try:
+        check_overlap(spec.name, train, test)
+    except OverlapError as error:
+        return [f"{rows.path}: {error}"]
+    return []
+
+
+def _loss(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
+    accepted = LOSSES[rows.format or "prompt-completion"]
+    if spec.loss is None or spec.loss in accepted:
+        return []
+    return [
+        f"{field}.loss: {spec.loss!r} does not apply to the {rows.format or 'prompt-completion'} rows of "
+        f"{rows.path} (accepted: {', '.join(accepted)})"
+    ]
+
+
+def _preference(suite: Suite) -> list[str]:
+    if suite.preference is None or not suite.preference.jsonl:
+        return []
+    from bench.tasks.preference import read_jsonl
+
+    try:
+        read_jsonl(Path(suite.preference.jsonl).expanduser())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        return list(getattr(error, "problems", None) or [f"preference.jsonl: {error}"])
+    return []

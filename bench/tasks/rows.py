@@ -1,0 +1,201 @@
+"""One data row -> a training example or an evaluation item; every problem of a file, collected.
+
+Training rows take TRL's SFT dataset types (one type per file):
+  {"text": "..."}                                                      language-modeling
+  {"prompt": "...", "completion": "..."}                               prompt-completion
+  {"messages": [{"role": "user", "content": "..."}, ...]}              conversational
+  {"prompt": [messages], "completion": [messages]}                     conversational-prompt-completion
+Evaluation rows are multiple choice: {"context": "...", "choices": [...], "label": 0, "id": "..."}.
+Problems read `file:line: field 'x': what is wrong`; the reader goes on after each one, so a file's
+problems are all reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.tasks.base import ChoiceItem, Example
+
+EVAL_KEYS = frozenset({"context", "choices", "label"})
+OPTIONAL_KEYS = frozenset({"id"})
+TRAIN_KEYS = frozenset({"text", "prompt", "completion", "messages"})
+ROLES = ("system", "user", "assistant", "tool")
+# which tokens carry the loss, per format: the first is the default (TRL's own for that type)
+LOSSES: dict[str, tuple[str, ...]] = {
+    "language-modeling": ("all",),
+    "prompt-completion": ("completion", "all"),
+    "conversational": ("all", "assistant"),
+    "conversational-prompt-completion": ("completion", "all", "assistant"),
+}
+CONVERSATIONAL = ("conversational", "conversational-prompt-completion")
+
+
+def where(path: Path | str, line: int | None, key: str | None = None) -> str:
+    return (f"{path}:{line}" if line else str(path)) + (f": field {key!r}" if key else "")
+
+
+@dataclass
+class Rows:
+    """What a file held: training examples (one format), evaluation items, and every problem."""
+
+    path: Path
+    name: str
+    train: list[Example] = field(default_factory=list)
+    items: list[ChoiceItem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    format: str | None = None
+    _format_line: int = 0
+    _ids: dict[str, int] = field(default_factory=dict)
+    _eval_rows: int = 0
+
+    def problem(self, line: int | None, key: str | None, message: str) -> None:
+        self.problems.append(f"{where(self.path, line, key)}: {message}")
+
+    def add(self, line: int, row: Any) -> None:
+        """Validate one parsed row and keep it, or note what is wrong with it."""
+        if not isinstance(row, dict):
+            self.problem(line, None, f"expected a JSON object, got {type(row).__name__}")
+            return
+        keys = set(row)
+        if not all(isinstance(key, str) for key in keys):
+            self.problem(line, None, "keys must be strings")
+            return
+        unknown = keys - TRAIN_KEYS - EVAL_KEYS - OPTIONAL_KEYS
+        if unknown:
+            self.problem(
+                line,
+                sorted(unknown)[0],
+                "unknown key (expected text, prompt/completion, messages or context/choices/label/id)",
+            )
+            return
+        if keys & TRAIN_KEYS and keys & (EVAL_KEYS | OPTIONAL_KEYS):
+            self.problem(line, None, "a row is either a training example or an evaluation item, not both")
+        elif keys & TRAIN_KEYS:
+            self._training(line, row)
+        else:
+            self._evaluation(line, row)
+
+    def _training(self, line: int, row: dict[str, Any]) -> None:
+        keys = set(row)
+        if "text" in keys:
+            kind, expected = "language-modeling", {"text"}
+        elif "messages" in keys:
+            kind, expected = "conversational", {"messages"}
+        else:
+            conversational = isinstance(row.get("prompt", row.get("completion")), list)
+            kind = "conversational-prompt-completion" if conversational else "prompt-completion"
+            expected = {"prompt", "completion"}
+        extra, missing = sorted(keys - expected), sorted(expected - keys)
+        if extra:
+            self.problem(line, extra[0], f"does not belong in a {kind} row (keys: {', '.join(sorted(expected))})")
+            return
+        if missing:
+            self.problem(line, missing[0], "required field is missing")
+            return
+        count = len(self.problems)
+        example = self._example(kind, line, row)
+        if example is None or len(self.problems) > count:
+            return
+        if self.format is None:
+            self.format, self._format_line = kind, line
+        elif kind != self.format:
+            self.problem(line, None, f"mixed kinds: a {kind} row, but line {self._format_line} is {self.format}")
+            return
+        self.train.append(example)
+
+    def _example(self, kind: str, line: int, row: dict[str, Any]) -> Example | None:
+        if kind == "language-modeling":
+            text = self._text(line, row, "text")
+            return None if text is None else Example(text, "", {"text": text})
+        if kind == "prompt-completion":
+            prompt, completion = self._text(line, row, "prompt"), self._text(line, row, "completion")
+            return None if prompt is None or completion is None else Example(prompt, completion)
+        if kind == "conversational":
+            messages = self._messages(line, row, "messages", need_assistant=True)
+            if messages is None:
+                return None
+            last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+            prompt = "\n".join(m["content"] for m in messages[:last] if m["role"] != "assistant")
+            return Example(prompt, messages[last]["content"], {"messages": messages})
+        prompt_turns = self._messages(line, row, "prompt", need_assistant=False)
+        completion_turns = self._messages(line, row, "completion", need_assistant=True)
+        if prompt_turns is None or completion_turns is None:
+            return None
+        text = "\n".join(m["content"] for m in prompt_turns)
+        answer = "\n".join(m["content"] for m in completion_turns)
+        return Example(text, answer, {"prompt": prompt_turns, "completion": completion_turns})
+
+    def _text(self, line: int, row: dict[str, Any], key: str) -> str | None:
+        value = row[key]
+        if not isinstance(value, str) or not value.strip():
+            self.problem(line, key, f"expected a non-empty string, got {_short(value)}")
+            return None
+        return value
+
+    def _messages(self, line: int, row: dict[str, Any], key: str, need_assistant: bool) -> list[dict] | None:
+        value = row[key]
+        if not isinstance(value, list) or not value:
+            self.problem(line, key, f"expected a non-empty list of {{role, content}} messages, got {_short(value)}")
+            return None
+        messages, ok = [], True
+        for index, message in enumerate(value):
+            at = f"{key}[{index}]"
+            if not isinstance(message, dict) or set(message) != {"role", "content"}:
+                got = sorted(map(str, message)) if isinstance(message, dict) else _short(message)
+                self.problem(line, at, f"expected a message with exactly the keys role and content, got {got}")
+                ok = False
+                continue
+            role, content = message["role"], message["content"]
+            if not isinstance(role, str) or role not in ROLES:
+                what = "empty role" if role in ("", None) else f"unknown role {_short(role)}"
+                self.problem(line, f"{at}.role", f"{what} (expected one of {', '.join(ROLES)})")
+                ok = False
+            if not isinstance(content, str):
+                self.problem(line, f"{at}.content", f"expected a string, got {type(content).__name__}")
+                ok = False
+            messages.append({"role": role, "content": content})
+        if ok and need_assistant and not any(m["role"] == "assistant" for m in messages):
+            self.problem(line, key, "no assistant turn: nothing to learn")
+            ok = False
+        return messages if ok else None
+
+    def _evaluation(self, line: int, row: dict[str, Any]) -> None:
+        self._eval_rows += 1
+        missing = sorted(EVAL_KEYS - set(row))
+        if missing:
+            what = "required field is missing" + (" (the answer)" if "label" in missing else "")
+            self.problem(line, missing[0], what)
+            return
+        count = len(self.problems)
+        context = row["context"]
+        if not isinstance(context, str):
+            self.problem(line, "context", f"expected a string, got {_short(context)}")
+        choices = row["choices"]
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+            self.problem(line, "choices", f"expected a list of at least 2 non-empty strings, got {_short(choices)}")
+            choices = None
+        label = row["label"]
+        if choices is not None and (
+            isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices)
+        ):
+            self.problem(line, "label", f"expected the index of the correct choice (0..{len(choices) - 1})")
+        item_id = row.get("id", f"{self.name}/line{line}")
+        if not isinstance(item_id, str) or not item_id:
+            self.problem(line, "id", f"expected a non-empty string, got {_short(item_id)}")
+        elif item_id in self._ids:
+            self.problem(line, "id", f"duplicate id {item_id!r} (first on line {self._ids[item_id]})")
+        else:
+            self._ids[item_id] = line
+        if len(self.problems) == count:
+            self.items.append(ChoiceItem(item_id, context, choices, label))
+
+    def finish(self) -> None:
+        if not self._eval_rows:
+            self.problem(None, None, "no evaluation rows (context/choices/label)")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
