@@ -76,7 +76,22 @@ def _run(args: argparse.Namespace) -> int:
                 errors.print(f"report: {path}")
         except Exception as error:  # a report failure must not lose the runs, which are stored already
             errors.print(f"[red]report failed[/red]: {error}; rebuild it with: bench report {args.suite}")
+    if not args.quiet and report.results:
+        _print_results(report.results)
     return 1 if counts["failed"] else 0
+
+
+def _print_results(records: list) -> None:
+    """The suite's answer on screen: per strategy the headline figures, then the one-line answer."""
+    from bench.report.terminal import results_lines
+
+    try:
+        table, answer = results_lines(records)
+    except Exception as error:  # noqa: BLE001 (the runs are stored; the report can be rebuilt from them)
+        errors.print(f"[red]results table failed[/red]: {error}")
+        return
+    Console(width=max(console.width, 120)).print(table)
+    plain(f"answer: {answer}", console)
 
 
 def _report(args: argparse.Namespace) -> int:

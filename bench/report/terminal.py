@@ -1,0 +1,83 @@
+"""What `bench run` prints at its end, as lm-eval prints its results: per strategy the learned task's
+accuracy, mean forgetting, training tokens/s and training memory, each as the mean over seeds with
+its 95% interval (t over seeds; one seed has none), then the report's one-line answer.
+Reads records only (never imports torch)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from bench import stats
+from bench.report.aggregate import QUESTIONS, learned_task, resolve, summarize
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from bench.results import RunResult
+
+# (column heading, metric patterns: the first one measured is shown, as the report's questions pick)
+COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("accuracy ({task})", ("accuracy.{task}",)),
+    ("forgetting (mean)", ("forgetting.mean",)),
+    ("train tokens/s", ("train.tokens_per_s",)),
+    ("train memory", next(q.patterns for q in QUESTIONS if q.text.startswith("Least memory"))),
+)
+
+
+def interval(values: list[float]) -> tuple[float, float | None]:
+    """(mean, half-width of its 95% t interval over seeds), None with fewer than two seeds."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, stats.t_quantile(0.975, len(values) - 1) * spread / math.sqrt(len(values))
+
+
+def figure(values: list[float], unit: str) -> str:
+    """`0.620 ± 0.041` (3 seeds), `0.620` (1 seed); large numbers without decimals; the unit after."""
+    if not values:
+        return "-"
+    mean, half = interval(values)
+    digits = 3 if abs(mean) < 10 else 0
+    text = f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if half is not None else "")
+    return f"{text} {unit}" if unit and unit not in ("acc", "fraction", "ratio") else text
+
+
+def results_table(records: list[RunResult]) -> Table:
+    """One row per strategy (label); a column whose metric no run measured shows `-`."""
+    from rich.table import Table
+
+    summary = summarize(records)
+    task = learned_task(records)
+    seeds = {row.strategy: int(row.runs) for row in summary.itertuples()} if len(summary) else {}
+    table = Table(title="results (mean ± 95% interval over seeds)", title_justify="left")
+    table.add_column("strategy")
+    table.add_column("seeds", justify="right")
+    metrics = []
+    for heading, patterns in COLUMNS:
+        metric = resolve(patterns, summary, task)
+        metrics.append(metric)
+        table.add_column(heading.replace("{task}", task or "task"), justify="right")
+    shown = [metric for metric in metrics if metric]
+    table.caption = ("metrics: " + ", ".join(shown)) if shown else "no run measured these metrics"
+    for strategy in sorted({r.label for r in records}):
+        cells = []
+        for metric in metrics:
+            rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)] if metric else []
+            if len(rows) == 0:
+                cells.append("-")
+                continue
+            row = rows.iloc[0]
+            cells.append(figure(list(row["values"]), str(row["unit"])))
+        failed = sum(r.label == strategy and r.status != "ok" for r in records)
+        name = strategy + (f" ({failed} not ok)" if failed else "")
+        table.add_row(name, str(seeds.get(strategy, 0)), *cells)
+    return table
+
+
+def results_lines(records: list[RunResult]) -> tuple[Table, str]:
+    """The table and the report's one-line answer."""
+    from bench.publish_front import one_line_answer
+
+    return results_table(records), one_line_answer(records)

@@ -1,0 +1,71 @@
+"""`bench run` ends with its answer on screen (issue 25, item 7): per strategy the learned task's
+accuracy, mean forgetting, tokens/s and training memory with their 95% intervals over seeds, then the
+report's one-line answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench.execute import ExecutionReport
+from bench.report.terminal import figure, interval, results_lines
+from tests.conftest import REPO
+from tests.synthetic_records import make_record, make_set
+
+
+def test_interval_is_the_t_interval_over_seeds():
+    mean, half = interval([0.6, 0.7, 0.8])
+    assert mean == pytest.approx(0.7) and half == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-6)
+    assert interval([0.5]) == (0.5, None)
+    assert figure([0.6, 0.7, 0.8], "acc") == "0.700 ± 0.248"
+    assert figure([2000.0, 2100.0], "tokens/s") == "2050 ± 635 tokens/s"
+    assert figure([0.5], "acc") == "0.500" and figure([], "MiB") == "-"
+
+
+def render(records: list) -> tuple[str, str]:
+    table, answer = results_lines(records)
+    out = Console(width=200, record=True)
+    out.print(table)
+    return out.export_text(), answer
+
+
+def test_table_has_a_row_per_strategy_and_the_four_figures():
+    seeds = (0, 1, 2)
+    planted = {"full": [0.6, 0.7, 0.8], "lora": [0.5, 0.5, 0.5]}
+    records = [
+        make_record(label, seed, values={"accuracy.cipher": planted[label][seed]})
+        for label in planted
+        for seed in seeds
+    ]
+    text, answer = render(records)
+    full = next(line for line in text.splitlines() if "│ full" in line)
+    assert "0.700 ± 0.248" in full and "│     3 │" in full
+    assert " MiB" in full and "tokens/s" in full  # memory (host peak: no CUDA) and throughput
+    lora = next(line for line in text.splitlines() if "│ lora" in line)
+    assert "0.500 ± 0.000" in lora
+    assert "accuracy.cipher, forgetting.mean, train.tokens_per_s, memory.train.host_peak_mib" in text
+    assert answer.startswith("Most accurate: full 0.7 vs lora 0.5")
+
+
+def test_failed_runs_are_counted_and_a_missing_metric_is_a_dash():
+    full = make_record("full", 0)
+    lora = make_record("lora", 0, drop=("forgetting.mean",))
+    text, _ = render([full, lora, make_record("lora", 1, status="failed", reason="boom")])
+    row = next(line for line in text.splitlines() if "│ lora" in line).split("│")
+    assert row[1].strip() == "lora (1 not ok)" and row[2].strip() == "1"
+    assert row[4].strip() == "-" and row[3].strip() != "-"  # forgetting not measured; accuracy was
+
+
+def test_bench_run_ends_with_the_table_and_the_answer(monkeypatch, capsys):
+    import bench.api
+    from bench.cli import main
+
+    records = make_set()
+    monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(records, executed=len(records)))
+    code = main(["run", str(REPO / "suites" / "smoke.yaml"), "--no-report", "--results", str(Path("/nonexistent"))])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.index("results (mean ± 95% interval over seeds)") < out.index("answer: Most accurate: full")
+    assert out.rstrip().splitlines()[-1].startswith("answer: Most accurate: full")
