@@ -104,4 +104,6 @@ def _cell(answer: Answer) -> str:
 
 
 def _gib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+    if value is None:
+        return "-"
+    return f"{value / 2**30:.1f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
