@@ -48,6 +48,7 @@ class TrainOutcome:
     breakdown: dict[str, list[float]] = field(default_factory=dict)
     components: Components | None = None  # training memory by component, from the first step
     batches_ahead_seconds: float | None = None  # making batches before their steps (bench/batches.py)
+    truncation: dict[str, int] | None = None  # training rows longer than seq_len: counted, not hidden
 
     @property
     def steps(self) -> int:
@@ -241,6 +242,27 @@ def _lean_sft_trainer_class() -> type:
             self.batches_made_ahead = MadeAhead(loader, self.args.max_steps * self.args.gradient_accumulation_steps)
             return self.batches_made_ahead
 
+        def _prepare_dataset(self, dataset, processing_class, args, packing, *rest, **kwargs):
+            """TRL's preparation, and beside it how many rows seq_len truncated and how many TRL then
+            dropped (left with no token that carries the loss): prepared once more without the limit."""
+            prepared = super()._prepare_dataset(dataset, processing_class, args, packing, *rest, **kwargs)
+            if args.max_length is None or packing or "input_ids" in (getattr(dataset, "column_names", None) or []):
+                return prepared
+            limit, args.max_length = args.max_length, None
+            try:
+                full = super()._prepare_dataset(dataset, processing_class, args, packing, *rest, **kwargs)
+            finally:
+                args.max_length = limit
+            lengths = [len(ids) for ids in full["input_ids"]]
+            self.truncation = {
+                "seq_len": limit,
+                "rows": len(lengths),
+                "truncated": sum(length > limit for length in lengths),
+                "dropped": len(lengths) - len(prepared),
+                "longest": max(lengths, default=0),
+            }
+            return prepared
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
@@ -272,8 +294,17 @@ def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str
     from datasets import Dataset
     from trl import SFTConfig
 
-    rows = [{"prompt": example.prompt, "completion": " " + example.completion} for example in task.train]
-    config = SFTConfig(**arguments, max_length=budget.seq_len, completion_only_loss=True, packing=False)
+    rows = [example.row or {"prompt": example.prompt, "completion": " " + example.completion} for example in task.train]
+    data_format, loss = task.info.get("format", "prompt-completion"), task.info.get("loss", "completion")
+    if data_format.startswith("conversational") and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {getattr(tokenizer, 'name_or_path', '') or '?'!r} has no chat template, and task {task.name!r}"
+            f" has {data_format} rows: give one with the suite's model.chat_template"
+        )
+    losses = {"completion_only_loss": loss == "completion"}
+    if loss == "assistant":  # the tokens of the assistant turns (TRL renders the template's generation marks)
+        losses["assistant_only_loss"] = True
+    config = SFTConfig(**arguments, max_length=budget.seq_len, packing=False, **losses)
     trainer_class = _lean_sft_trainer_class()
     return trainer_class(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 
@@ -306,6 +337,7 @@ def _run(
     trainer.add_callback(callback)
     train_with_less_overhead(trainer)
     made = getattr(trainer, "batches_made_ahead", None)
+    callback.outcome.truncation = getattr(trainer, "truncation", None)
     callback.outcome.batches_ahead_seconds = made.seconds if made is not None else None
     return callback.outcome
 

@@ -270,6 +270,8 @@ class Run:
         )
         if outcome.generated_tokens:
             self.budget["generated_tokens"] = outcome.generated_tokens
+        if outcome.truncation is not None:  # rows longer than seq_len, truncated (and dropped by TRL if empty)
+            self.budget["truncation"] = outcome.truncation
         if outcome.phases:
             from bench.worker_alignment import record_phases
 

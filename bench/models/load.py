@@ -178,6 +178,13 @@ def _random_model(folder: str, dtype: str) -> Any:
         return AutoModelForCausalLM.from_config(config, dtype=_torch_dtype(dtype))
 
 
+def chat_template_text(value: str) -> str:
+    """`model.chat_template`: a .jinja/.j2 file's text, or the template itself."""
+    if value.strip().endswith((".jinja", ".j2")) and "{" not in value:
+        return Path(value.strip()).expanduser().read_text(encoding="utf-8")
+    return value
+
+
 def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -191,6 +198,8 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
         model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=_torch_dtype(spec.dtype)).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if spec.chat_template:  # the suite's template replaces the model's (or gives one to a model without)
+        tokenizer.chat_template = chat_template_text(spec.chat_template)
     sha256 = resolved.sha256 if resolved.kind != "hub" else _hub_sha256(spec.hub or "")
     info = {
         "source": resolved.kind,
@@ -201,6 +210,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
         "dtype": spec.dtype,
         "sha256": sha256,
         **resolved.extra,
+        **({"chat_template": "model.chat_template"} if spec.chat_template else {}),
         "load_seconds": round(time.perf_counter() - started, 2),
     }
     report(f"loaded {resolved.name}: {info['parameters'] / 1e6:.1f}M parameters in {info['load_seconds']} s")

@@ -16,6 +16,10 @@ from bench.tasks.split import OverlapError, check_overlap, declared_split, hashe
 def data_problems(suite: Suite) -> list[str]:
     """Every problem of the suite's data files (task, retained tasks, preference pairs), at once."""
     problems: list[str] = []
+    template = suite.model.chat_template
+    if template and template.strip().endswith((".jinja", ".j2")) and "{" not in template:
+        if not Path(template.strip()).expanduser().is_file():
+            problems.append(f"model.chat_template: no such template file {template.strip()!r}")
     read: dict[Path, Rows] = {}
     for index, spec in enumerate([suite.task, *suite.retain]):
         if spec.source not in ("jsonl", "dataset"):
