@@ -89,3 +89,42 @@ def test_the_gpu_ground_truth_script_runs_here_on_a_tiny_phi(strategy: str):
     assert row["cuda_allocated_peak_bytes"] is None and row["cuda_reason"]
     assert row["components"]["activations"] > 0 and row["estimate_bytes"] > 0
     assert abs(row["estimate_vs_components_percent"]) <= 1
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_published_table_covers_what_issue_27_asks():
+    """>= 10 published rows that state batch and length, >= 4 families, micro-batch 1 to >= 4, full,
+    LoRA and QLoRA, each naming its source and the implementation that was measured."""
+    rows = _script("estimate_published").PUBLISHED
+    families = {AutoConfig.from_pretrained(_configs() / row["config"]).model_type for row in rows}
+    assert len(rows) >= 10 and len(families) >= 4, families
+    assert {row["strategy"] for row in rows} == {"full", "lora", "qlora"}
+    assert min(row["batch"] for row in rows) == 1 and max(row["batch"] for row in rows) >= 4
+    assert all(row["source"] and row["implementation"] and row["tokens"] > 0 for row in rows)
+
+
+def _configs():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "suites" / "model-configs"
+
+
+def test_phi_rows_miss_by_transformers_gelu_and_meet_with_the_publishers():
+    """The published phi-1.5 LoRA row at micro-batch 4 (LitGPT, 10.68 GB): transformers' Phi, whose
+    gelu_new keeps three more MLP-wide tensors per layer, is estimated over 20% above it; with the
+    fused GELU LitGPT runs, within 2%. Stated in the table, not tuned into the estimator."""
+    script = _script("estimate_published")
+    case = next(r for r in script.PUBLISHED if r["config"] == "phi-1.5" and r["strategy"] == "lora" and r["batch"] == 4)
+    row = script.estimate_row(case)
+    assert row["error_percent"] > 20
+    assert abs(row["publisher_error_percent"]) < 2
