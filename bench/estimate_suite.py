@@ -125,7 +125,8 @@ def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: i
     for estimate in estimates:
         mib = estimate.components.mib()
         verdict = "-" if device_bytes is None else ("yes" if fits(estimate, device_bytes, reserve_bytes) else "NO")
-        rows.append([estimate.label, *(_mib(mib[name]) for name in names), _mib(mib["total"]), verdict])
+        label = f"{estimate.label} ({estimate.components.phase} phase)" if estimate.phases else estimate.label
+        rows.append([label, *(_mib(mib[name]) for name in names), _mib(mib["total"]), verdict])
     widths = [max(len(str(row[i])) for row in [heads, *rows]) for i in range(len(heads))]
     lines = [
         "  ".join(_align(i, cell, width) for i, (cell, width) in enumerate(zip(row, widths))) for row in [heads, *rows]

@@ -117,3 +117,16 @@ def test_sft_holds_no_other_model_and_no_cache():
     estimate = estimate_run(loaded.model.config, dtype="float32", strategy="lora", options={}, batch_size=2, tokens=8)
     assert estimate.components.other_models == 0 and estimate.components.generation_cache == 0
     assert estimate.phases == {}
+
+
+def test_bench_estimate_names_the_rlhf_phase_it_shows():
+    from bench.estimate_suite import render
+    from bench.suite import ModelSpec
+
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda message: None)
+    options = {"lora": {"r": 8, "alpha": 16}, "num_generations": 4}
+    estimate = estimate_run(
+        loaded.model.config, dtype="float32", strategy="rlhf", options=options, batch_size=8, tokens=6
+    )
+    larger = max(estimate.phases, key=lambda name: estimate.phases[name].total())
+    assert f"rlhf ({larger} phase)" in render([estimate], None, 0, "--tokens")
