@@ -65,7 +65,7 @@ def test_accepted_formats_and_losses(tmp_path: Path):
     conversation = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
     files = {
         "text": [{"text": "2+2=4"}],
-        "pc": [{"prompt": "2+2=", "completion": "4"}],
+        "pc": [{"prompt": "2+2=", "completion": "4", "id": "t1"}],  # an id on a training row: allowed
         "messages": [{"messages": [{"role": "system", "content": "Be brief."}, *conversation]}],
         "conv-pc": [{"prompt": conversation[:1], "completion": conversation[1:]}],
     }

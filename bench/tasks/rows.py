@@ -70,7 +70,7 @@ class Rows:
                 "unknown key (expected text, prompt/completion, messages or context/choices/label/id)",
             )
             return
-        if keys & TRAIN_KEYS and keys & (EVAL_KEYS | OPTIONAL_KEYS):
+        if keys & TRAIN_KEYS and keys & EVAL_KEYS:
             self.problem(line, None, "a row is either a training example or an evaluation item, not both")
         elif keys & TRAIN_KEYS:
             self._training(line, row)
@@ -78,7 +78,7 @@ class Rows:
             self._evaluation(line, row)
 
     def _training(self, line: int, row: dict[str, Any]) -> None:
-        keys = set(row)
+        keys = set(row) - OPTIONAL_KEYS  # an id on a training row is allowed, and not used
         if "text" in keys:
             kind, expected = "language-modeling", {"text"}
         elif "messages" in keys:
