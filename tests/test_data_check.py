@@ -100,9 +100,12 @@ def test_datasets_folders_and_parquet_csv_files_are_read(tmp_path: Path):
     for path in (tmp_path / "folder", tmp_path / "d.parquet", tmp_path / "d.json"):
         read = read_rows(path, "t")
         assert read.problems == [] and len(read.train) == 1 and len(read.items) == 2, path
-    (tmp_path / "d.csv").write_text("context,choices,label\nq,a,0\n")
-    (problem,) = read_rows(tmp_path / "d.csv", "t").problems
-    assert problem.startswith(f"{tmp_path / 'd.csv'}:1: field 'choices': expected a list")
+    (tmp_path / "d.csv").write_text('prompt,completion,context,choices,label\n2+2=,4,,,\n,,q,"[""a"", ""b""]",0\n')
+    read = read_rows(tmp_path / "d.csv", "t")
+    assert read.problems == [] and read.items[0].choices == ["a", "b"] and read.train[0].completion == "4"
+    (tmp_path / "e.csv").write_text("context,choices,label\nq,a,0\n")
+    (problem,) = read_rows(tmp_path / "e.csv", "t").problems
+    assert problem.startswith(f"{tmp_path / 'e.csv'}:2: field 'choices': expected a list")  # line 1: the header
 
 
 def test_validate_and_run_exit_2_before_any_run(tmp_path: Path):
@@ -145,7 +148,7 @@ ROW = st.one_of(
     JSON,
 )
 LINE = ROW.map(json.dumps) | st.text(max_size=12) | st.binary(max_size=8).map(lambda b: b.decode("latin-1"))
-FILE = st.tuples(st.lists(LINE, max_size=8), st.sampled_from([".jsonl", ".json"]))
+FILE = st.tuples(st.lists(LINE, max_size=8), st.sampled_from([".jsonl", ".json", ".csv"]))
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

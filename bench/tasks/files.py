@@ -1,11 +1,12 @@
-"""Read a task's data file into `Rows`: JSONL (line numbers), a JSON array, or through `datasets`
-(offline, local only): a folder written by `save_to_disk`, or a parquet or CSV file (row numbers).
+"""Read a task's data file into `Rows`: JSONL or CSV (line numbers), a JSON array, or through `datasets`
+(offline, local only): a folder written by `save_to_disk`, or a parquet file (row numbers).
 
 Never raises on bad data: every problem lands in `Rows.problems` (`file:line: field: what`).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from bench.tasks.rows import Rows
 
-DATASETS_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+DATASETS_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow"}
 
 
 def read_rows(path: Path, name: str) -> Rows:
@@ -25,7 +26,7 @@ def read_rows(path: Path, name: str) -> Rows:
     try:
         for line, row in _parsed(path, rows):
             rows.add(line, row)
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         rows.problem(None, None, f"cannot read: {error}")
         return rows
     rows.finish()
@@ -35,6 +36,9 @@ def read_rows(path: Path, name: str) -> Rows:
 def _parsed(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
     if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
         yield from _from_datasets(path, rows)
+        return
+    if path.suffix == ".csv":
+        yield from _from_csv(path)
         return
     if path.suffix == ".json":
         text = path.read_text(encoding="utf-8")
@@ -80,6 +84,29 @@ def _from_datasets(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
         return
     for index, row in enumerate(table, start=1):
         yield index, _present(row)
+
+
+def _from_csv(path: Path) -> Iterator[tuple[int, Any]]:
+    """CSV cells are text, read as such (no type guessing): an empty cell is a column the row has not,
+    `label` an integer, `choices` and `messages` the JSON lists they hold."""
+    with path.open(encoding="utf-8", newline="") as stream:
+        reader = csv.DictReader(stream)
+        for row in reader:
+            cells = {key: value for key, value in row.items() if value not in ("", None)}
+            if None in cells:  # more cells than the header names
+                cells["(cell without a header)"] = cells.pop(None)
+            yield reader.line_num, {key: _cell(key, value) for key, value in cells.items()}
+
+
+def _cell(key: Any, value: Any) -> Any:
+    if key == "label" and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if key in ("choices", "messages") and isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value  # left as text: the row check says what is wrong with it
+    return value
 
 
 def _present(row: Any) -> Any:
