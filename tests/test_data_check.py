@@ -87,6 +87,14 @@ def test_conversational_rows_on_a_model_without_a_template_are_refused(tmp_path:
         "task.path: conversational rows need a chat template, and model preset 'tiny-llama' has none: "
         "give one with model.chat_template"
     )
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    suite["model"] = {"path": str(folder)}
+    (problem, _) = data_problems(parse_suite(suite))
+    assert problem.startswith(f"task.path: conversational rows need a chat template, and model folder '{folder}'")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
+    assert data_problems(parse_suite(suite)) == []
 
 
 def test_datasets_folders_and_parquet_csv_files_are_read(tmp_path: Path):

@@ -4,9 +4,10 @@ suite whose data no run could load, before a run starts. Never raises on bad dat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from bench.spec import TaskSpec
+from bench.spec import ModelSpec, TaskSpec
 from bench.suite import Suite
 from bench.tasks.files import read_rows
 from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
@@ -35,13 +36,35 @@ def data_problems(suite: Suite) -> list[str]:
         if rows.problems:
             continue
         problems.extend(_loss(field, spec, rows))
-        if rows.format in CONVERSATIONAL and suite.model.chat_template is None and suite.model.preset:
+        if rows.format in CONVERSATIONAL and suite.model.chat_template is None and not _has_template(suite.model):
+            model = suite.model.preset or suite.model.path or suite.model.config
+            kind = "preset" if suite.model.preset else "folder"
             problems.append(
-                f"{field}.path: {rows.format} rows need a chat template, and model preset "
-                f"{suite.model.preset!r} has none: give one with model.chat_template"
+                f"{field}.path: {rows.format} rows need a chat template, and model {kind} {model!r} has none: "
+                "give one with model.chat_template"
             )
     problems.extend(_preference(suite))
     return problems
+
+
+def _has_template(model: ModelSpec) -> bool:
+    """False where the model surely has no chat template (the tiny presets; a local folder without one);
+    True where it has one or cannot be told without loading it (hub, GGUF: the run then says so)."""
+    if model.preset:
+        return False
+    folder = model.path or model.config
+    if not folder:
+        return True
+    folder_path = Path(folder).expanduser()
+    if not folder_path.is_dir():
+        return True  # the model loader names a missing folder
+    if any((folder_path / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        return True
+    try:
+        config = json.loads((folder_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(config, dict) or bool(config.get("chat_template"))
 
 
 def _overlap(spec: TaskSpec, rows: Rows) -> list[str]:
