@@ -23,12 +23,9 @@ if TYPE_CHECKING:
 
 
 def check_data(suite: Suite, source: str) -> None:
-    """Read every data file the suite names (once); raise SuiteError with all their problems."""
-    from bench.tasks.check import data_problems
+    from bench.tasks.check import check_suite_data
 
-    problems = data_problems(suite)
-    if problems:
-        raise SuiteError(f"{source} (its data)", problems)
+    check_suite_data(suite, source)  # raises SuiteError with every problem of the data
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,21 +74,10 @@ def _run(args: argparse.Namespace) -> int:
         except Exception as error:  # a report failure must not lose the runs, which are stored already
             errors.print(f"[red]report failed[/red]: {error}; rebuild it with: bench report {args.suite}")
     if not args.quiet and report.results:
-        _print_results(report.results)
+        from bench.report.terminal import print_results
+
+        print_results(report.results, Console(width=max(console.width, 120)), errors)
     return 1 if counts["failed"] else 0
-
-
-def _print_results(records: list) -> None:
-    """The suite's answer on screen: per strategy the headline figures, then the one-line answer."""
-    from bench.report.terminal import results_lines
-
-    try:
-        table, answer = results_lines(records)
-    except Exception as error:  # noqa: BLE001 (the runs are stored; the report can be rebuilt from them)
-        errors.print(f"[red]results table failed[/red]: {error}")
-        return
-    Console(width=max(console.width, 120)).print(table)
-    plain(f"answer: {answer}", console)
 
 
 def _report(args: argparse.Namespace) -> int:

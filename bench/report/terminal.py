@@ -12,6 +12,7 @@ from bench import stats
 from bench.report.aggregate import QUESTIONS, learned_task, resolve, summarize
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
     from bench.results import RunResult
@@ -81,3 +82,15 @@ def results_lines(records: list[RunResult]) -> tuple[Table, str]:
     from bench.publish_front import one_line_answer
 
     return results_table(records), one_line_answer(records)
+
+
+def print_results(records: list[RunResult], out: Console, errors: Console) -> None:
+    """The table, then `answer: <the report's one-line answer>`; a failure here is said, never raised
+    (the runs are stored, and `bench report` rebuilds everything from them)."""
+    try:
+        table, answer = results_lines(records)
+    except Exception as error:  # noqa: BLE001
+        errors.print(f"results table failed: {error}", markup=False, highlight=False)
+        return
+    out.print(table)
+    out.print(f"answer: {answer}", markup=False, highlight=False, soft_wrap=True)
