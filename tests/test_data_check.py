@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.plan import plan
-from bench.suite import load_suite, parse_suite
+from bench.spec import TaskSpec
+from bench.suite import parse_suite
+from bench.tasks import load_task
 from bench.tasks.check import data_problems
 from bench.tasks.files import read_rows
 from tests.conftest import bench_cli, fast_suite, write_suite
@@ -111,6 +113,10 @@ def test_datasets_folders_and_parquet_csv_files_are_read(tmp_path: Path):
     (tmp_path / "d.csv").write_text('prompt,completion,context,choices,label\n2+2=,4,,,\n,,q,"[""a"", ""b""]",0\n')
     read = read_rows(tmp_path / "d.csv", "t")
     assert read.problems == [] and read.items[0].choices == ["a", "b"] and read.train[0].completion == "4"
+    task = load_task(TaskSpec(name="t", source="dataset", path=str(tmp_path / "d.parquet"), loss="all"))
+    assert (
+        task.info["source"] == "dataset" and task.info["format"] == "prompt-completion" and task.info["loss"] == "all"
+    )
     (tmp_path / "e.csv").write_text("context,choices,label\nq,a,0\n")
     (problem,) = read_rows(tmp_path / "e.csv", "t").problems
     assert problem.startswith(f"{tmp_path / 'e.csv'}:2: field 'choices': expected a list")  # line 1: the header
@@ -134,7 +140,12 @@ def test_new_suite_fields_leave_existing_run_ids_alone():
     assert ids == {spec.run_id for spec in plan(parse_suite({**base, "model": {"preset": "tiny-llama"}}))}
     templated = {**base, "model": {"preset": "tiny-llama", "chat_template": "{{ messages }}"}}
     assert ids != {spec.run_id for spec in plan(parse_suite(templated))}
-    assert len(plan(load_suite("suites/smoke.yaml"))) > 0
+    mine = {"name": "mine", "source": "jsonl", "path": "data.jsonl"}
+
+    def run_ids(**task: Any) -> set[str]:
+        return {spec.run_id for spec in plan(parse_suite({**base, "task": {**mine, **task}}))}
+
+    assert run_ids() == run_ids(loss=None) != run_ids(loss="all")
 
 
 KEYS = ["text", "prompt", "completion", "messages", "context", "choices", "label", "id", "role", "content", "x"]
