@@ -137,7 +137,17 @@ class Comparison:
 def spec_key(record: RunResult) -> str:
     """The spec without its seed, canonical: two runs are comparable when these are equal."""
     kept = {k: v for k, v in record.spec.items() if k not in ("seed", "gate")}  # gate: how to compare, not what ran
-    return json.dumps(kept, sort_keys=True, default=str)
+    return json.dumps(_without_unset(kept), sort_keys=True, default=str)
+
+
+def _without_unset(value: Any) -> Any:
+    """The spec without its unset (null) fields: a field added to the spec later is null in new records and
+    absent from older ones, and the two describe the same run (as run ids treat them)."""
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_unset(item) for item in value]
+    return value
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

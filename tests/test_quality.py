@@ -258,3 +258,17 @@ def test_repeated_seeds_count_once_and_the_newest_run_stands_for_its_seed():
     nights = [make_record("lora", s) for _ in range(3) for s in (0, 1, 2)]
     row = _row(compare_records(nights, [make_record("lora", s) for s in (0, 1, 2)]), "lora", "accuracy.cipher")
     assert (row.n_baseline, row.n_candidate) == (3, 3) and row.verdict == SAME
+
+
+def test_fields_added_to_the_spec_later_do_not_make_old_records_incomparable():
+    """A field added to the spec (null when unset) is absent from older records: the same run."""
+    old = [make_record("full", s) for s in (0, 1, 2)]
+    new = []
+    for record in old:
+        spec = {**record.spec, "task": {**record.spec["task"], "loss": None}, "model": {**record.spec["model"]}}
+        spec["model"]["chat_template"] = None
+        new.append(record.model_copy(update={"spec": spec}))
+    result = compare_records(old, new)
+    assert not result.issues and _row(result, "full", "accuracy.cipher").verdict == SAME
+    changed = [r.model_copy(update={"spec": {**r.spec, "task": {**r.spec["task"], "loss": "all"}}}) for r in old]
+    assert compare_records(old, changed).issues[0].detail == "spec changed: task.loss"
