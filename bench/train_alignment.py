@@ -21,11 +21,17 @@ from bench.spec import Budget
 from bench.tasks.preference import PreferenceData
 
 
-def _pairs_dataset(preference: PreferenceData):
+def _pairs_dataset(preference: PreferenceData, tokenizer: Any):
+    """The training pairs as the file gave them (an implicit prompt left inside chosen and rejected, for
+    TRL to split off), so the trainers render them as they would render the file."""
     from datasets import Dataset
 
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in preference.train]
-    return Dataset.from_list(rows)
+    if preference.format.startswith("conversational") and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {getattr(tokenizer, 'name_or_path', '') or '?'!r} has no chat template, and the preference "
+            f"pairs are {preference.format}: give one with the suite's model.chat_template"
+        )
+    return Dataset.from_list([pair.row() for pair in preference.train])
 
 
 def dpo_trainer(model: Any, tokenizer: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any):
@@ -39,7 +45,9 @@ def dpo_trainer(model: Any, tokenizer: Any, arguments: dict[str, Any], budget: B
         max_length=budget.seq_len,
         precompute_ref_log_probs=options.precompute_ref_log_probs,
     )
-    return DPOTrainer(model=model, args=config, train_dataset=_pairs_dataset(preference), processing_class=tokenizer)
+    return DPOTrainer(
+        model=model, args=config, train_dataset=_pairs_dataset(preference, tokenizer), processing_class=tokenizer
+    )
 
 
 def base_folder(model: Any) -> str:
@@ -65,10 +73,13 @@ def reward_model_from(model: Any, tokenizer: Any) -> Any:
 
 def reward_function(reward_model: Any, tokenizer: Any):
     """The frozen reward model as a TRL reward function over token ids (TRL's built-in path joins
-    prompt and completion as text, which changes the tokens for word-level tokenizers)."""
-    from bench.evaluate.alignment import score_sequences
+    prompt and completion as text, which changes the tokens for word-level tokenizers). Conversational
+    prompts: the answer as an assistant message, rendered with the chat template as RewardTrainer did."""
+    from bench.evaluate.alignment import reward_scores, score_sequences
 
-    def reward_model_score(prompts: list[str], completions: list[Any], completion_ids: list[list[int]], **_: Any):
+    def reward_model_score(prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **_: Any):
+        if prompts and isinstance(prompts[0], list):
+            return reward_scores(reward_model, tokenizer, prompts, completions)
         return score_sequences(reward_model, tokenizer, prompts, completion_ids)
 
     return reward_model_score
@@ -127,7 +138,10 @@ def rlhf_phases(
     yield (
         "reward",
         RewardTrainer(
-            model=reward_model, args=reward_config, train_dataset=_pairs_dataset(preference), processing_class=tokenizer
+            model=reward_model,
+            args=reward_config,
+            train_dataset=_pairs_dataset(preference, tokenizer),
+            processing_class=tokenizer,
         ),
         [model],  # the policy waits in memory while the reward model trains
     )

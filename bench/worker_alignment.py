@@ -29,6 +29,8 @@ def load_preference_data(run: Any) -> Any:
         return None
     data = load_preference(spec.preference, spec.task.name, spec.seed)
     run.budget["preference"] = {"source": data.source, "train_pairs": len(data.train), "heldout": len(data.heldout)}
+    if spec.preference.jsonl:  # a file's format (pairs built from a task are always standard)
+        run.budget["preference"]["format"] = data.format
     return data
 
 

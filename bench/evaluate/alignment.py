@@ -1,7 +1,8 @@
 """Alignment metrics on held-out preference pairs (definitions and caveats: docs/alignment.md).
 
 - align.preference_accuracy: share of pairs where the policy gives the chosen completion a higher
-  log-likelihood than the rejected one (completion tokens + eos, given the prompt).
+  log-likelihood than the rejected one (completion tokens + eos, or the chat template's turn, given
+  the prompt), on the token ids DPOTrainer trains on (bench/evaluate/rendering.py; every TRL format).
 - align.reward_margin: DPO's implicit reward margin with beta = 1 and the base model as reference:
   mean of (log pi(c) - log pi(r)) - (log base(c) - log base(r)), in nats. 0 for an unchanged model.
 - align.mean_reward: mean score of the trained reward model on the policy's greedy answers to the
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.tasks.preference import PreferenceData
+from bench.evaluate.rendering import answer_text, answer_turns, dpo_ids, prompt_ids, reward_ids
+from bench.tasks.preference import PreferenceData, Turns, prompt_key
 
 BATCH = 32
 
@@ -29,7 +31,7 @@ class BaseScores:
 
     margins: list[float]  # log base(chosen) - log base(rejected), per held-out pair
     accuracy: float
-    answers: dict[str, str]  # held-out prompt -> greedy answer
+    answers: dict[str, str]  # held-out prompt's key (prompt_key) -> greedy answer
 
 
 def _batches(items: list, size: int = BATCH):
@@ -37,92 +39,91 @@ def _batches(items: list, size: int = BATCH):
         yield items[start : start + size]
 
 
-def completion_logps(model: Any, tokenizer: Any, prompts: list[str], completions: list[str]) -> list[float]:
-    """Sum of log p(completion tokens, then eos | prompt), tokenized apart like TRL does."""
+def sequence_logps(model: Any, rows: list[tuple[list[int], int]], pad: int) -> list[float]:
+    """Per (ids, prompt length): the sum of log p(ids after the prompt | what precedes them)."""
     import torch
 
     model.eval()
     sums: list[float] = []
-    for batch in _batches(list(zip(prompts, completions))):
-        rows = []
-        for prompt, completion in batch:
-            prompt_ids = tokenizer(prompt)["input_ids"]
-            completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            rows.append((prompt_ids + completion_ids, len(prompt_ids)))
-        width = max(len(ids) for ids, _ in rows)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows], device=model.device)
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows], device=model.device)
+    for batch in _batches(rows):
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch], device=model.device)
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=model.device)
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
         logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        for index, (ids, prompt_length) in enumerate(rows):
+        for index, (ids, prompt_length) in enumerate(batch):
             sums.append(float(logps[index, prompt_length - 1 : len(ids) - 1].sum()))
     return sums
 
 
 def pair_margins(model: Any, tokenizer: Any, preference: PreferenceData) -> list[float]:
-    pairs = preference.heldout
-    prompts = [pair.prompt for pair in pairs]
-    chosen = completion_logps(model, tokenizer, prompts, [pair.chosen for pair in pairs])
-    rejected = completion_logps(model, tokenizer, prompts, [pair.rejected for pair in pairs])
+    """log pi(chosen) - log pi(rejected) per held-out pair, on the ids DPOTrainer trains on."""
+    rendered = [dpo_ids(tokenizer, pair) for pair in preference.heldout]
+    pad = tokenizer.pad_token_id
+    chosen = sequence_logps(model, [(prompt + answer, len(prompt)) for prompt, answer, _ in rendered], pad)
+    rejected = sequence_logps(model, [(prompt + answer, len(prompt)) for prompt, _, answer in rendered], pad)
     return [c - r for c, r in zip(chosen, rejected)]
 
 
 def answer_length(tokenizer: Any, preference: PreferenceData) -> int:
-    """Generation length: the longest held-out chosen completion, in tokens, plus its eos."""
-    return 1 + max(len(tokenizer(pair.chosen, add_special_tokens=False)["input_ids"]) for pair in preference.heldout)
+    """Generation length: the longest held-out chosen completion, in tokens (with its eos or end of turn)."""
+    return max(len(dpo_ids(tokenizer, pair)[1]) for pair in preference.heldout)
 
 
-def greedy_answers(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> dict[str, str]:
+def greedy_answers(model: Any, tokenizer: Any, prompts: list[Turns], max_new_tokens: int) -> dict[str, str]:
+    """Prompt key -> the greedy answer's text; prompts rendered as the model is asked them (left-padded)."""
     import torch
 
     model.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    pad = tokenizer.pad_token_id
     answers: dict[str, str] = {}
-    try:
-        for batch in _batches(prompts):
-            inputs = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
-            with torch.no_grad():
-                output = model.generate(
-                    **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-                )
-            texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-            answers.update(zip(batch, (text.strip() for text in texts)))
-    finally:
-        tokenizer.padding_side = side
+    for batch in _batches(prompts):
+        rows = [prompt_ids(tokenizer, prompt) for prompt in batch]
+        width = max(len(ids) for ids in rows)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows], device=model.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=model.device)
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=pad,
+            )  # fmt: skip
+        texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+        answers.update(zip(map(prompt_key, batch), (text.strip() for text in texts)))
     return answers
+
+
+def score_ids(reward_model: Any, tokenizer: Any, rows: list[list[int]]) -> list[float]:
+    """The reward model's score of each sequence of ids (it reads the last non-padding token)."""
+    import torch
+
+    pad = tokenizer.pad_token_id
+    scores: list[float] = []
+    for batch in _batches(rows):
+        width = max(len(row) for row in batch)
+        input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in batch], device=reward_model.device)
+        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in batch], device=reward_model.device)
+        with torch.no_grad():
+            scores.extend(float(v) for v in reward_model(input_ids=input_ids, attention_mask=mask).logits[:, 0])
+    return scores
 
 
 def score_sequences(reward_model: Any, tokenizer: Any, prompts: list[str], completions: list[list[int]]) -> list[float]:
     """The reward model's score of prompt tokens + completion tokens + one eos, as RewardTrainer saw
     its pairs. Works on token ids, so a completion is scored exactly as generated (joining decoded
     text can merge or split words: `"code d =" + "x"` is not `"code d = x"`)."""
-    import torch
-
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    scores: list[float] = []
-    for batch in _batches(list(zip(prompts, completions))):
-        rows = [
-            tokenizer(prompt)["input_ids"] + [t for t in completion if t not in (eos, pad)] + [eos]
-            for prompt, completion in batch
-        ]
-        width = max(len(row) for row in rows)
-        input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=reward_model.device)
-        mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=reward_model.device)
-        with torch.no_grad():
-            scores.extend(float(v) for v in reward_model(input_ids=input_ids, attention_mask=mask).logits[:, 0])
-    return scores
+    rows = [
+        prompt_ids(tokenizer, prompt) + [t for t in completion if t not in (eos, pad)] + [eos]
+        for prompt, completion in zip(prompts, completions)
+    ]
+    return score_ids(reward_model, tokenizer, rows)
 
 
-def reward_scores(reward_model: Any, tokenizer: Any, prompts: list[str], completions: list[str]) -> list[float]:
-    """Score text completions (tokenized apart from the prompt, like TRL tokenizes pairs)."""
-    ids = [tokenizer(completion, add_special_tokens=False)["input_ids"] for completion in completions]
-    return score_sequences(reward_model, tokenizer, prompts, ids)
-
-
-def _answer(prompt: str, answer: str) -> str:
-    return " " + answer if answer else ""
+def reward_scores(reward_model: Any, tokenizer: Any, prompts: list[Turns], completions: list[Turns]) -> list[float]:
+    """Score completions rendered with their prompts as RewardTrainer renders a pair's side."""
+    rows = [reward_ids(tokenizer, prompt, completion) for prompt, completion in zip(prompts, completions)]
+    return score_ids(reward_model, tokenizer, rows)
 
 
 def measure_base(model: Any, tokenizer: Any, preference: PreferenceData) -> BaseScores:
@@ -135,8 +136,8 @@ def win_rate(tuned: dict[str, str], base: dict[str, str], preference: Preference
     """Per held-out pair: 1 if only the tuned answer equals chosen, 0 if only the base's, else 1/2."""
     total = 0.0
     for pair in preference.heldout:
-        reference = pair.chosen.strip()
-        tuned_right, base_right = tuned[pair.prompt] == reference, base[pair.prompt] == reference
+        reference = answer_text(pair.chosen)
+        tuned_right, base_right = tuned[pair.key] == reference, base[pair.key] == reference
         total += 0.5 if tuned_right == base_right else float(tuned_right)
     return total / len(preference.heldout)
 
@@ -161,8 +162,9 @@ def alignment_metrics(
             metrics[f"align.{name}"] = (None, unit, reason)
         return metrics
     prompts = preference.prompts()
-    after = reward_scores(reward_model, tokenizer, prompts, [_answer(p, answers[p]) for p in prompts])
-    before = reward_scores(reward_model, tokenizer, prompts, [_answer(p, base.answers[p]) for p in prompts])
+    after = reward_scores(reward_model, tokenizer, prompts, [answer_turns(p, answers[prompt_key(p)]) for p in prompts])
+    base_answers = [answer_turns(p, base.answers[prompt_key(p)]) for p in prompts]
+    before = reward_scores(reward_model, tokenizer, prompts, base_answers)
     pairs = preference.heldout
     chosen = reward_scores(reward_model, tokenizer, [p.prompt for p in pairs], [p.chosen for p in pairs])
     rejected = reward_scores(reward_model, tokenizer, [p.prompt for p in pairs], [p.rejected for p in pairs])

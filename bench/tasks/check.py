@@ -102,7 +102,14 @@ def _preference(suite: Suite) -> list[str]:
     from bench.tasks.preference import read_jsonl
 
     try:
-        read_jsonl(Path(suite.preference.jsonl).expanduser())
+        pairs = read_jsonl(Path(suite.preference.jsonl).expanduser())
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return list(getattr(error, "problems", None) or [f"preference.jsonl: {error}"])
+    if pairs[0].conversational and suite.model.chat_template is None and not _has_template(suite.model):
+        model = suite.model.preset or suite.model.path or suite.model.config
+        kind = "preset" if suite.model.preset else "folder"
+        return [
+            f"preference.jsonl: {pairs[0].format} pairs need a chat template, and model {kind} {model!r} has none: "
+            "give one with model.chat_template"
+        ]
     return []

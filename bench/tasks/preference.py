@@ -1,10 +1,17 @@
-"""Preference pairs (prompt, chosen, rejected: the TRL convention) from a JSONL file or from a task.
+"""Preference pairs from a JSONL file or from a task, in every format TRL's DPOTrainer and RewardTrainer take:
 
-A JSONL file is validated row by row and every problem is reported at once, each naming the file,
-the line number and the field. The builder derives pairs from a synthetic task: chosen is the
-correct completion, rejected a plausible wrong one (the task's own distractors). Training and
-held-out pairs come from separate random streams, so held-out pairs are never trained on (for a
-task with few distinct prompts, such as cipher's 26 letters, prompts recur but pairs differ).
+  {"prompt": "...", "chosen": "...", "rejected": "..."}                standard
+  {"chosen": "...", "rejected": "..."}                                 standard, implicit prompt
+  {"prompt": [messages], "chosen": [messages], "rejected": [messages]} conversational
+  {"chosen": [messages], "rejected": [messages]}                       conversational, implicit prompt
+
+An implicit prompt is what chosen and rejected begin with, split off as TRL's `extract_prompt` splits it
+(`implicit_prompt`). One format per file (TRL decides from a dataset's first row). A file is validated
+row by row and every problem is reported at once, each naming the file, the line and the field. The
+builder derives pairs from a synthetic task: chosen is the correct completion, rejected a plausible wrong
+one (the task's own distractors). Training and held-out pairs come from separate random streams, so
+held-out pairs are never trained on (for a task with few distinct prompts, such as cipher's 26 letters,
+prompts recur but pairs differ).
 """
 
 from __future__ import annotations
@@ -13,19 +20,48 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from bench.tasks.rows import check_messages
 
 if TYPE_CHECKING:
     from bench.spec import PreferenceSpec
 
 FIELDS = ("prompt", "chosen", "rejected")
+# str (standard) or a list of {role, content} messages (conversational)
+Turns = Any
 
 
 @dataclass(frozen=True)
 class PreferencePair:
-    prompt: str
-    chosen: str  # the completion that follows the prompt, with its leading space
-    rejected: str
+    prompt: Turns
+    chosen: Turns  # the completion that follows the prompt (standard: with its leading space)
+    rejected: Turns
+    implicit: bool = False  # the file gave chosen and rejected whole; prompt is their shared start
+
+    @property
+    def conversational(self) -> bool:
+        return isinstance(self.chosen, list)
+
+    @property
+    def format(self) -> str:
+        kind = "conversational" if self.conversational else "standard"
+        return kind + ("-implicit-prompt" if self.implicit else "")
+
+    @property
+    def key(self) -> str:
+        """The prompt as a dictionary key (a conversation as its JSON)."""
+        return prompt_key(self.prompt)
+
+    def row(self) -> dict[str, Any]:
+        """The row as the file gave it, as TRL takes it (an implicit prompt stays inside chosen/rejected)."""
+        if self.implicit:
+            return {"chosen": self.prompt + self.chosen, "rejected": self.prompt + self.rejected}
+        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+
+
+def prompt_key(prompt: Turns) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
 @dataclass
@@ -34,9 +70,13 @@ class PreferenceData:
     heldout: list[PreferencePair]
     source: str  # "jsonl:<path>" or "task:<name>"
 
-    def prompts(self, split: str = "heldout") -> list[str]:
+    @property
+    def format(self) -> str:
+        return (self.train or self.heldout)[0].format
+
+    def prompts(self, split: str = "heldout") -> list[Turns]:
         """Distinct prompts of a split, in first-seen order."""
-        return list(dict.fromkeys(pair.prompt for pair in getattr(self, split)))
+        return list({pair.key: pair.prompt for pair in getattr(self, split)}.values())
 
 
 class PreferenceError(ValueError):
@@ -46,21 +86,63 @@ class PreferenceError(ValueError):
         super().__init__(f"{source}: {len(problems)} bad preference row(s)\n{lines}")
 
 
-def _row_problems(row: object, where: str) -> list[str]:
+def implicit_prompt(chosen: Turns, rejected: Turns) -> tuple[Turns, Turns, Turns]:
+    """(prompt, chosen, rejected): TRL's `extract_prompt` (trl.data_utils, 1.16), the same split: the
+    longest common start (characters, or whole messages); a space before the split goes with the answers."""
+    index = 0
+    for index in range(min(len(chosen), len(rejected))):
+        if chosen[index] != rejected[index]:
+            if chosen[index - 1] == " ":
+                index -= 1
+            break
+    return chosen[:index], chosen[index:], rejected[index:]
+
+
+def _text(value: Any, name: str) -> list[tuple[str, str]]:
+    if not isinstance(value, str):
+        return [(name, f"expected text, got {type(value).__name__}")]
+    return [] if value.strip() else [(name, "empty text")]
+
+
+def _turns(value: Any, name: str, conversational: bool, need_assistant: bool) -> list[tuple[str, str]]:
+    if not conversational:
+        return _text(value, name)
+    if not isinstance(value, list):
+        what = "text" if isinstance(value, str) else type(value).__name__
+        return [(name, f"expected a list of messages like chosen's, got {what}")]
+    return check_messages(value, name, need_assistant)[1]
+
+
+def parse_row(row: Any) -> tuple[PreferencePair | None, list[tuple[str | None, str]]]:
+    """One row -> a pair, or None and (field, problem) pairs (field None: the whole row)."""
     if not isinstance(row, dict):
-        return [f"{where}: expected a JSON object with {', '.join(FIELDS)}, got {type(row).__name__}"]
-    problems = []
-    for name in FIELDS:
-        if name not in row:
-            problems.append(f"{where}: field {name!r}: required field is missing")
-        elif not isinstance(row[name], str):
-            problems.append(f"{where}: field {name!r}: expected text, got {type(row[name]).__name__}")
-        elif not row[name].strip():
-            problems.append(f"{where}: field {name!r}: empty text")
-    chosen, rejected = row.get("chosen"), row.get("rejected")
-    if isinstance(chosen, str) and chosen.strip() and chosen.strip() == str(rejected).strip():
-        problems.append(f"{where}: field 'rejected': equal to 'chosen' ({chosen!r}); a pair needs two answers")
-    return problems
+        return None, [(None, f"expected a JSON object with {', '.join(FIELDS)}, got {type(row).__name__}")]
+    missing = [name for name in ("chosen", "rejected") if name not in row]
+    if missing:
+        return None, [(name, "required field is missing") for name in missing]
+    implicit = "prompt" not in row
+    conversational = isinstance(row["chosen"], list)
+    problems: list[tuple[str | None, str]] = []
+    for name in FIELDS[implicit:]:
+        problems += _turns(row[name], name, conversational, need_assistant=name != "prompt" and not implicit)
+    if problems:
+        return None, problems
+    chosen, rejected = row["chosen"], row["rejected"]
+    if (chosen.strip() if not conversational else chosen) == (rejected.strip() if not conversational else rejected):
+        return None, [("rejected", f"equal to 'chosen' ({_short(chosen)}); a pair needs two answers")]
+    if not implicit:
+        return PreferencePair(row["prompt"], chosen, rejected), []
+    if chosen[0] != rejected[0]:
+        return None, [("chosen", "no prompt: without a 'prompt' field, the prompt is what chosen and rejected "
+                                 "begin with, and they begin differently")]  # fmt: skip
+    prompt, chosen, rejected = implicit_prompt(chosen, rejected)
+    for name, value in (("chosen", chosen), ("rejected", rejected)):
+        empty = not value.strip() if isinstance(value, str) else not value
+        if empty:
+            problems.append((name, "nothing after the prompt they share: an implicit-prompt pair needs two answers"))
+        elif conversational and not any(m["role"] == "assistant" for m in value):
+            problems.append((name, "no assistant turn after the prompt they share: nothing to learn"))
+    return (None, problems) if problems else (PreferencePair(prompt, chosen, rejected, implicit=True), [])
 
 
 def read_jsonl(path: Path | str) -> list[PreferencePair]:
@@ -69,19 +151,29 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
     if not path.exists():
         raise PreferenceError(str(path), [f"{path}: file not found"])
     pairs, problems = [], []
+    first: tuple[int, str] | None = None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(f"{where}: not valid JSON ({error.msg})")
+        except (json.JSONDecodeError, RecursionError) as error:
+            problems.append(f"{where}: not valid JSON ({getattr(error, 'msg', 'nested too deeply')})")
             continue
-        row_problems = _row_problems(row, where)
-        problems.extend(row_problems)
-        if not row_problems:
-            pairs.append(PreferencePair(row["prompt"], row["chosen"], row["rejected"]))
+        pair, row_problems = parse_row(row)
+        problems.extend(
+            f"{where}: field {name!r}: {what}" if name else f"{where}: {what}" for name, what in row_problems
+        )
+        if pair is None:
+            continue
+        if first is None:
+            first = (number, pair.format)
+        elif pair.format != first[1]:
+            problems.append(f"{where}: mixed formats: a {pair.format} row, but line {first[0]} is {first[1]} "
+                            "(one format per file)")  # fmt: skip
+            continue
+        pairs.append(pair)
     if not pairs and not problems:
         problems.append(f"{path}: no preference rows")
     if problems:
@@ -89,10 +181,15 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
     return pairs
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def write_jsonl(pairs: list[PreferencePair], path: Path | str) -> None:
     with Path(path).open("w", encoding="utf-8") as stream:
         for pair in pairs:
-            stream.write(json.dumps({"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}) + "\n")
+            stream.write(json.dumps(pair.row()) + "\n")
 
 
 def pairs_from_task(task: str, count: int, stream: str, seed: int = 0) -> list[PreferencePair]:

@@ -135,31 +135,10 @@ class Rows:
         return value
 
     def _messages(self, line: int, row: dict[str, Any], key: str, need_assistant: bool) -> list[dict] | None:
-        value = row[key]
-        if not isinstance(value, list) or not value:
-            self.problem(line, key, f"expected a non-empty list of {{role, content}} messages, got {_short(value)}")
-            return None
-        messages, ok = [], True
-        for index, message in enumerate(value):
-            at = f"{key}[{index}]"
-            if not isinstance(message, dict) or set(message) != {"role", "content"}:
-                got = sorted(map(str, message)) if isinstance(message, dict) else _short(message)
-                self.problem(line, at, f"expected a message with exactly the keys role and content, got {got}")
-                ok = False
-                continue
-            role, content = message["role"], message["content"]
-            if not isinstance(role, str) or role not in ROLES:
-                what = "empty role" if role in ("", None) else f"unknown role {_short(role)}"
-                self.problem(line, f"{at}.role", f"{what} (expected one of {', '.join(ROLES)})")
-                ok = False
-            if not isinstance(content, str):
-                self.problem(line, f"{at}.content", f"expected a string, got {type(content).__name__}")
-                ok = False
-            messages.append({"role": role, "content": content})
-        if ok and need_assistant and not any(m["role"] == "assistant" for m in messages):
-            self.problem(line, key, "no assistant turn: nothing to learn")
-            ok = False
-        return messages if ok else None
+        messages, problems = check_messages(row[key], key, need_assistant)
+        for at, message in problems:
+            self.problem(line, at, message)
+        return messages
 
     def _evaluation(self, line: int, row: dict[str, Any]) -> None:
         self._eval_rows += 1
@@ -194,6 +173,30 @@ class Rows:
     def finish(self) -> None:
         if not self._eval_rows:
             self.problem(None, None, "no evaluation rows (context/choices/label)")
+
+
+def check_messages(value: Any, key: str, need_assistant: bool) -> tuple[list[dict] | None, list[tuple[str, str]]]:
+    """A list of {role, content} messages (field `key`): the messages, or None and (field, problem) pairs."""
+    if not isinstance(value, list) or not value:
+        return None, [(key, f"expected a non-empty list of {{role, content}} messages, got {_short(value)}")]
+    messages: list[dict] = []
+    problems: list[tuple[str, str]] = []
+    for index, message in enumerate(value):
+        at = f"{key}[{index}]"
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            got = sorted(map(str, message)) if isinstance(message, dict) else _short(message)
+            problems.append((at, f"expected a message with exactly the keys role and content, got {got}"))
+            continue
+        role, content = message["role"], message["content"]
+        if not isinstance(role, str) or role not in ROLES:
+            what = "empty role" if role in ("", None) else f"unknown role {_short(role)}"
+            problems.append((f"{at}.role", f"{what} (expected one of {', '.join(ROLES)})"))
+        if not isinstance(content, str):
+            problems.append((f"{at}.content", f"expected a string, got {type(content).__name__}"))
+        messages.append({"role": role, "content": content})
+    if not problems and need_assistant and not any(m["role"] == "assistant" for m in messages):
+        problems.append((key, "no assistant turn: nothing to learn"))
+    return (None if problems else messages), problems
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,241 @@
+"""Every TRL preference format (issue 25, item 2): standard and conversational rows, each with an
+explicit or an implicit prompt. The file check names file:line: field; an implicit prompt is split off
+as TRL splits it; DPOTrainer and RewardTrainer, given the raw rows, tokenize them to the very ids the
+alignment metrics score (bench/evaluate/rendering.py); the suite's data check refuses bad preference
+files and conversational pairs without a chat template before any run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.spec import Budget, ModelSpec, Training
+from bench.suite import parse_suite
+from bench.tasks.check import data_problems
+from bench.tasks.preference import PreferenceError, build_preference, implicit_prompt, read_jsonl
+from tests.conftest import fast_suite
+
+# ChatML-like; the end of an assistant turn is the eos token
+TEMPLATE = (
+    "{%- for m in messages %}{{ m.role }} : {{ m.content }}{% if m.role == 'assistant' %}<eos>{% endif %}\n"
+    "{% endfor %}{%- if add_generation_prompt %}assistant : {% endif %}"
+)
+FORMATS = ("standard", "standard-implicit-prompt", "conversational", "conversational-implicit-prompt")
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "code"}, {"role": "user", "content": text}]
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text.strip()}]
+
+
+def rows_in(data_format: str, count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Cipher pairs (chosen = the right letter) written in one of TRL's four preference formats."""
+    rows = []
+    for pair in build_preference("cipher", count, 1, seed).train:
+        if data_format == "standard":
+            rows.append({"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected})
+        elif data_format == "standard-implicit-prompt":
+            rows.append({"chosen": pair.prompt + pair.chosen, "rejected": pair.prompt + pair.rejected})
+        elif data_format == "conversational":
+            rows.append(
+                {"prompt": _user(pair.prompt), "chosen": _assistant(pair.chosen), "rejected": _assistant(pair.rejected)}
+            )
+        else:
+            prompt = _user(pair.prompt)
+            rows.append({"chosen": prompt + _assistant(pair.chosen), "rejected": prompt + _assistant(pair.rejected)})
+    return rows
+
+
+def write(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_each_format_reads_with_its_prompt(tmp_path: Path, data_format: str):
+    pairs = read_jsonl(write(tmp_path / "p.jsonl", rows_in(data_format, 12)))
+    assert len(pairs) == 12 and {pair.format for pair in pairs} == {data_format}
+    explicit = read_jsonl(write(tmp_path / "s.jsonl", rows_in(data_format.removesuffix("-implicit-prompt"), 12)))
+    if data_format.startswith("standard"):  # the implicit prompt is the explicit one, the space goes to the answers
+        assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [(p.prompt, p.chosen, p.rejected) for p in explicit]
+    else:
+        assert [p.prompt for p in pairs] == [p.prompt for p in explicit]
+        assert all(p.prompt[-1]["role"] == "user" and p.chosen[0]["role"] == "assistant" for p in pairs)
+    assert [pair.row() for pair in pairs] == rows_in(data_format, 12)  # handed to TRL as the file gave them
+
+
+CASES = [
+    ("copy a b : a b", "copy a b : a c"),  # the shared start runs into the answer, as TRL splits it
+    ("q : yes", "q : no"),
+    ("q :x", "q :y"),  # no space before the split
+    ("abc", "abcd"),  # one is the start of the other: TRL's loop leaves the split one short
+    (
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a"}],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "b"}],
+    ),
+    (
+        [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}],
+        [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "w"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("chosen", "rejected"), CASES)
+def test_the_implicit_prompt_is_split_off_as_trl_splits_it(chosen: Any, rejected: Any):
+    from trl.data_utils import extract_prompt
+
+    expected = extract_prompt({"chosen": chosen, "rejected": rejected})
+    assert implicit_prompt(chosen, rejected) == (expected["prompt"], expected["chosen"], expected["rejected"])
+
+
+def test_every_bad_row_is_named_by_file_line_and_field(tmp_path: Path):
+    user, bot = [{"role": "user", "content": "x"}], [{"role": "assistant", "content": "y"}]
+    rows: list[Any] = [
+        {"chosen": user + bot, "rejected": user + [{"role": "assistant", "content": "z"}]},  # 1 fine
+        {"prompt": "text prompt", "chosen": bot, "rejected": bot},  # 2
+        {"prompt": user, "chosen": [{"role": "bot", "content": "y"}], "rejected": bot},  # 3
+        {"prompt": user, "chosen": [{"role": "user", "content": "y"}], "rejected": bot},  # 4
+        {"chosen": bot, "rejected": user + bot},  # 5: no shared start
+        {"chosen": user + bot, "rejected": user + bot},  # 6
+        {"chosen": user + bot, "rejected": user + [{"role": "user", "content": "z"}]},  # 7
+        {"chosen": "same : a", "rejected": "same : b"},  # 8: another format
+        {"prompt": user, "chosen": bot},  # 9
+        "[1, 2",  # 10
+    ]
+    path = write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(PreferenceError) as raised:
+        read_jsonl(path)
+    problems = raised.value.problems
+    expected = [
+        f"{path}:2: field 'prompt': expected a list of messages like chosen's, got text",
+        f"{path}:3: field 'chosen[0].role': unknown role 'bot'",
+        f"{path}:4: field 'chosen': no assistant turn: nothing to learn",
+        f"{path}:5: field 'chosen': no prompt: without a 'prompt' field",
+        f"{path}:6: field 'rejected': equal to 'chosen'",
+        f"{path}:7: field 'rejected': no assistant turn after the prompt they share",
+        f"{path}:8: mixed formats: a standard-implicit-prompt row, but line 1 is conversational-implicit-prompt",
+        f"{path}:9: field 'rejected': required field is missing",
+        f"{path}:10: not valid JSON",
+    ]
+    for start in expected:
+        assert sum(problem.startswith(start) for problem in problems) == 1, (start, problems)
+    assert len(problems) == len(expected), problems
+
+
+def _suite(path: Path, template: str | None) -> Any:
+    model = {"preset": "tiny-llama", **({"chat_template": template} if template else {})}
+    return parse_suite(fast_suite("pref", ["dpo"], model=model, preference={"jsonl": str(path), "heldout_size": 2}))
+
+
+def test_the_data_check_reads_preference_files_before_any_run(tmp_path: Path):
+    good = write(tmp_path / "chat.jsonl", rows_in("conversational-implicit-prompt", 6))
+    assert data_problems(_suite(good, TEMPLATE)) == []
+    assert data_problems(_suite(good, None)) == [
+        "preference.jsonl: conversational-implicit-prompt pairs need a chat template, and model preset "
+        "'tiny-llama' has none: give one with model.chat_template"
+    ]
+    plain = write(tmp_path / "plain.jsonl", rows_in("standard-implicit-prompt", 6))
+    assert data_problems(_suite(plain, None)) == []
+    bad = write(tmp_path / "bad.jsonl", [*rows_in("standard", 2), {"chosen": " a", "rejected": [{"x": 1}]}])
+    assert data_problems(_suite(bad, TEMPLATE)) == [
+        f"{bad}:3: field 'rejected': expected text, got list",
+    ]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_folder: Path):
+    from bench.models.load import load_model
+
+    return load_model(ModelSpec(preset="tiny-llama", chat_template=TEMPLATE), "cpu", report=lambda m: None)
+
+
+def _arguments(tmp_path: Path) -> dict[str, Any]:
+    from bench.train import trainer_arguments
+
+    return trainer_arguments(Budget(steps=1, batch_size=2, seq_len=64), Training(), 1e-3, 0, "cpu", tmp_path)
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_trl_trains_on_the_ids_the_metrics_score(tmp_path: Path, loaded: Any, data_format: str):
+    """DPOTrainer and RewardTrainer on the raw file (TRL alone) tokenize each pair to the ids of
+    bench.evaluate.rendering, and the harness's trainers build the same datasets."""
+    from datasets import load_dataset
+    from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer
+
+    from bench.evaluate.rendering import dpo_ids, reward_ids
+    from bench.strategies.dpo import Options as DpoOptions
+    from bench.tasks.preference import PreferenceData
+    from bench.train_alignment import dpo_trainer
+
+    path = write(tmp_path / "pairs.jsonl", rows_in(data_format, 6))
+    pairs = read_jsonl(path)
+    raw = load_dataset("json", data_files=str(path), split="train")
+    arguments = _arguments(tmp_path)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    reference = DPOTrainer(model=model, args=DPOConfig(**arguments, max_length=64), train_dataset=raw,
+                           processing_class=tokenizer)  # fmt: skip
+    data = PreferenceData(train=pairs, heldout=pairs[:1], source="test")
+    ours = dpo_trainer(model, tokenizer, arguments, Budget(steps=1, batch_size=2, seq_len=64),
+                       options=DpoOptions(), preference=data)  # fmt: skip
+    rendered = [dpo_ids(tokenizer, pair) for pair in pairs]
+    for column, index in (("prompt_ids", 0), ("chosen_ids", 1), ("rejected_ids", 2)):
+        assert reference.train_dataset[column] == [ids[index] for ids in rendered], column
+        assert ours.train_dataset[column] == reference.train_dataset[column], column
+    eos = tokenizer.eos_token_id
+    assert all(ids[1][-1] == eos and ids[2][-1] == eos for ids in rendered)  # eos, or the template's end of turn
+
+    from transformers import AutoModelForSequenceClassification
+
+    scorer = AutoModelForSequenceClassification.from_pretrained(loaded.info["folder"], num_labels=1)
+    raw = load_dataset("json", data_files=str(path), split="train")
+    trainer = RewardTrainer(model=scorer, args=RewardConfig(**arguments, max_length=64), train_dataset=raw,
+                            processing_class=tokenizer)  # fmt: skip
+    assert trainer.train_dataset["chosen_ids"] == [reward_ids(tokenizer, p.prompt, p.chosen) for p in pairs]
+    assert trainer.train_dataset["rejected_ids"] == [reward_ids(tokenizer, p.prompt, p.rejected) for p in pairs]
+
+
+@pytest.mark.parametrize("data_format", ["conversational-implicit-prompt", "standard-implicit-prompt"])
+def test_a_dpo_suite_on_these_rows_runs_ok(tmp_path: Path, data_format: str):
+    """The committed suite (conversational rows, implicit prompt, its own chat template), shortened; and
+    the same pairs as text with an implicit prompt, on the preset as it is."""
+    import yaml
+
+    from bench.plan import plan
+    from bench.results import RunResult
+    from bench.worker import run
+
+    suite = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())
+    if data_format.startswith("standard"):
+        suite["model"].pop("chat_template")
+        rows = rows_in(data_format, 120)
+    else:
+        rows = [json.loads(line) for line in Path(suite["preference"]["jsonl"]).read_text().splitlines()[:120]]
+    suite["preference"]["jsonl"] = str(write(tmp_path / "pairs.jsonl", rows))
+    suite.update(
+        budget={"steps": 24, "batch_size": 8, "seq_len": 32},
+        measure={"accuracy": False, "latency": False, "throughput_warmup_steps": 1},
+        strategies=[s for s in suite["strategies"] if s.get("dpo", {}).get("label") == "dpo"],
+    )
+    parsed = parse_suite(suite)
+    assert data_problems(parsed) == []
+    (spec,) = plan(parsed)
+    result = run(spec, "test-machine", tmp_path / "run")
+    assert result.status == "ok", result.reason
+    record = RunResult.model_validate_json(result.model_dump_json())
+    assert record.budget["preference"] == {
+        "source": f"jsonl:{tmp_path / 'pairs.jsonl'}",
+        "train_pairs": 80,
+        "heldout": 40,
+        "format": data_format,
+    }
+    metrics = {name: record.metrics[name].value for name in record.metrics if name.startswith("align.")}
+    assert metrics["align.reward_margin"] > 0, metrics  # DPO moved the policy towards the chosen answers
+    # seen: 0.70 -> 0.90 (conversational), 0.65 -> 0.85 (text)
+    assert metrics["align.preference_accuracy"] > metrics["align.preference_accuracy_before"], metrics
+    assert 0 <= metrics["align.win_rate_vs_base"] <= 1
