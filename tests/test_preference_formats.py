@@ -7,15 +7,18 @@ files and conversational pairs without a chat template before any run."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.spec import Budget, ModelSpec, Training
 from bench.suite import parse_suite
 from bench.tasks.check import data_problems
-from bench.tasks.preference import PreferenceError, build_preference, implicit_prompt, read_jsonl
+from bench.tasks.preference import PreferenceError, build_preference, implicit_prompt, parse_row, read_jsonl
 from tests.conftest import fast_suite
 
 # ChatML-like; the end of an assistant turn is the eos token
@@ -107,6 +110,7 @@ def test_every_bad_row_is_named_by_file_line_and_field(tmp_path: Path):
         {"chosen": "same : a", "rejected": "same : b"},  # 8: another format
         {"prompt": user, "chosen": bot},  # 9
         "[1, 2",  # 10
+        {"chosen": "a", "rejected": "ab"},  # 11: TRL would split off an empty prompt
     ]
     path = write(tmp_path / "bad.jsonl", rows)
     with pytest.raises(PreferenceError) as raised:
@@ -117,6 +121,7 @@ def test_every_bad_row_is_named_by_file_line_and_field(tmp_path: Path):
         f"{path}:3: field 'chosen[0].role': unknown role 'bot'",
         f"{path}:4: field 'chosen': no assistant turn: nothing to learn",
         f"{path}:5: field 'chosen': no prompt: without a 'prompt' field",
+        f"{path}:11: field 'chosen': no prompt: without a 'prompt' field",
         f"{path}:6: field 'rejected': equal to 'chosen'",
         f"{path}:7: field 'rejected': no assistant turn after the prompt they share",
         f"{path}:8: mixed formats: a standard-implicit-prompt row, but line 1 is conversational-implicit-prompt",
@@ -239,3 +244,56 @@ def test_a_dpo_suite_on_these_rows_runs_ok(tmp_path: Path, data_format: str):
     # seen: 0.70 -> 0.90 (conversational), 0.65 -> 0.85 (text)
     assert metrics["align.preference_accuracy"] > metrics["align.preference_accuracy_before"], metrics
     assert 0 <= metrics["align.win_rate_vs_base"] <= 1
+
+
+TEXT = st.sampled_from(["q :", "q : a", "q : b", "q :a", "q :b", "a", "ab", " ", ""])
+LEAF = st.none() | st.integers(-2, 2) | TEXT
+GOOD_MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system"]), "content": TEXT})
+BAD_MESSAGE = st.dictionaries(st.sampled_from(["role", "content", "x"]), LEAF | st.just("bot"), max_size=3)
+TURNS = TEXT | st.lists(GOOD_MESSAGE, min_size=1, max_size=3) | st.lists(GOOD_MESSAGE | BAD_MESSAGE, max_size=2) | LEAF
+PAIR = st.fixed_dictionaries({"chosen": TURNS, "rejected": TURNS}, optional={"prompt": TURNS, "id": LEAF})
+
+
+@st.composite
+def valid_rows(draw: Any) -> dict[str, Any]:
+    """A well-formed row of any of the four formats (answers may share their start, as in `copy`)."""
+    prompt = draw(st.sampled_from(["q :", "code d =", "x"]))
+    answers = st.sampled_from(["a", "b", "a b", "a c", "ab"])
+    chosen, rejected = draw(st.lists(answers, min_size=2, max_size=2, unique=True))
+    if draw(st.booleans()):
+        prompt = [{"role": "user", "content": prompt}]
+        chosen, rejected = ([{"role": "assistant", "content": text}] for text in (chosen, rejected))
+    else:
+        chosen, rejected = " " + chosen, " " + rejected
+    if draw(st.booleans()):
+        return {"chosen": prompt + chosen, "rejected": prompt + rejected}
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+JUNK = st.dictionaries(st.sampled_from(["prompt", "chosen", "rejected", "x"]), TURNS, max_size=3) | LEAF
+ROW = st.one_of(valid_rows(), valid_rows(), PAIR, JUNK)
+LINES = st.lists(ROW.map(json.dumps) | st.sampled_from(["{", "[1,", ""]), min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(LINES)
+def test_malformed_preference_files_give_problems_never_a_traceback(lines: list[str]):
+    from trl.data_utils import extract_prompt
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pairs.jsonl"
+        path.write_text("\n".join(lines))
+        problems = data_problems(_suite(path, TEMPLATE))  # raises nothing, whatever the file holds
+        assert all(isinstance(p, str) and p.startswith(str(path)) for p in problems)
+        if problems:
+            return
+        for pair in read_jsonl(path):  # what passes the check is what TRL makes of the row it is handed
+            row = pair.row()
+            if pair.implicit:
+                split = extract_prompt(row)
+                assert (split["prompt"], split["chosen"], split["rejected"]) == (
+                    pair.prompt,
+                    pair.chosen,
+                    pair.rejected,
+                )
+            assert parse_row(row) == (pair, [])

@@ -53,7 +53,8 @@ def sequence_logps(model: Any, rows: list[tuple[list[int], int]], pad: int) -> l
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
         logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         for index, (ids, prompt_length) in enumerate(batch):
-            sums.append(float(logps[index, prompt_length - 1 : len(ids) - 1].sum()))
+            start = max(prompt_length, 1) - 1  # a sequence's first token has no prediction
+            sums.append(float(logps[index, start : len(ids) - 1].sum()))
     return sums
 
 

@@ -132,10 +132,11 @@ def parse_row(row: Any) -> tuple[PreferencePair | None, list[tuple[str | None, s
         return None, [("rejected", f"equal to 'chosen' ({_short(chosen)}); a pair needs two answers")]
     if not implicit:
         return PreferencePair(row["prompt"], chosen, rejected), []
-    if chosen[0] != rejected[0]:
-        return None, [("chosen", "no prompt: without a 'prompt' field, the prompt is what chosen and rejected "
-                                 "begin with, and they begin differently")]  # fmt: skip
+    shared = chosen[0] == rejected[0]
     prompt, chosen, rejected = implicit_prompt(chosen, rejected)
+    if not shared or not (prompt.strip() if isinstance(prompt, str) else prompt):
+        return None, [("chosen", "no prompt: without a 'prompt' field, the prompt is what chosen and rejected "
+                                 "begin with, and they share no start")]  # fmt: skip
     for name, value in (("chosen", chosen), ("rejected", rejected)):
         empty = not value.strip() if isinstance(value, str) else not value
         if empty:
