@@ -297,3 +297,49 @@ def test_malformed_preference_files_give_problems_never_a_traceback(lines: list[
                     pair.rejected,
                 )
             assert parse_row(row) == (pair, [])
+
+
+def test_rlhf_trains_and_scores_on_conversational_pairs(tmp_path: Path):
+    """The reward model learns from conversational pairs (implicit prompt), RLOO generates answers to the
+    conversational prompts and the frozen reward model scores them through the chat template, and every
+    align.* metric (reward model accuracy, mean rewards, margins) is measured on the same rendering."""
+    import transformers
+    import yaml
+
+    from bench.evaluate.alignment import alignment_metrics, measure_base, score_ids
+    from bench.evaluate.rendering import reward_ids
+    from bench.models.load import load_model
+    from bench.strategies import STRATEGIES, PrepareContext
+    from bench.suite import TaskSpec
+    from bench.tasks import load_task
+    from bench.tasks.preference import split_pairs
+    from bench.train import train
+    from bench.train_alignment import reward_function
+
+    template = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())["model"]["chat_template"]
+    pairs = read_jsonl(write(tmp_path / "p.jsonl", rows_in("conversational-implicit-prompt", 24)))
+    preference = split_pairs(pairs, 8, "test")
+    transformers.set_seed(0)
+    loaded = load_model(ModelSpec(preset="tiny-llama", chat_template=template), "cpu", report=lambda m: None)
+    base = measure_base(loaded.model, loaded.tokenizer, preference)
+    budget = Budget(steps=3, batch_size=4, seq_len=32)
+    strategy = STRATEGIES.get("rlhf")
+    options = strategy.Options(num_generations=2, max_new_tokens=3, lora={"r": 4, "alpha": 8})
+    model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
+    task = load_task(TaskSpec(name="cipher", train_size=8, eval_limit=4))
+    outcome = train(
+        model, loaded.tokenizer, strategy.objective, task, budget, Training(), options.learning_rate, 0, "cpu",
+        tmp_path / "run", preference=preference, options=options,
+    )  # fmt: skip
+    assert [phase.steps for phase in outcome.phases] == [3, 3]
+    assert outcome.phases[1].generated_tokens > 0
+    metrics = alignment_metrics(model, loaded.tokenizer, preference, base, outcome.artefacts["reward_model"])
+    assert all(value is not None for value, _, _ in metrics.values()), metrics
+    assert 0 <= metrics["align.reward_model_accuracy"][0] <= 1
+    # what RLOO hands the reward function for a conversational prompt (an assistant message) is scored
+    # from the message through the template, as RewardTrainer rendered it, not from the generated ids
+    pair, reward_model = preference.heldout[0], outcome.artefacts["reward_model"]
+    score = reward_function(reward_model, loaded.tokenizer)(
+        prompts=[pair.prompt], completions=[pair.chosen], completion_ids=[[loaded.tokenizer.unk_token_id]]
+    )
+    assert score == score_ids(reward_model, loaded.tokenizer, [reward_ids(loaded.tokenizer, pair.prompt, pair.chosen)])
