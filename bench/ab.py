@@ -80,9 +80,10 @@ def run_rounds(
             source, extra = sides[side]
             folder = out / side / f"round-{index + 1}"
             folders[side].append(folder)
+            if (folder / ".done").exists():
+                continue  # finished by an earlier invocation: resumed, not rerun
             for attempt in range(max_reruns + 1):
-                if not (folder / ".done").exists():
-                    _run_round(suite, folder, source, extra, only, f"{side} round {index + 1}")
+                _run_round(suite, folder, source, extra, only, f"{side} round {index + 1}")
                 if attempt == max_reruns or not contaminated_round(list(load_records(folder))):
                     break
                 # another process disturbed this round's timing: keep it aside and run it again
