@@ -164,7 +164,9 @@ class PreferenceSpec(Strict):
     sft runs get no alignment metrics. Named: every run of the suite gets alignment metrics.
     """
 
-    jsonl: str | None = None  # a file of {"prompt", "chosen", "rejected"} rows (the TRL convention)
+    # a file of preference rows in any TRL format: {"prompt", "chosen", "rejected"} or {"chosen", "rejected"}
+    # (implicit prompt), text or lists of messages (bench/tasks/preference.py)
+    jsonl: str | None = None
     from_task: bool = True  # without jsonl: derive pairs from the learned task (chosen = correct answer)
     train_size: PositiveInt = 1000  # pairs available to training (from_task), before the budget caps it
     heldout_size: PositiveInt = 100  # pairs kept out of training for the alignment metrics
