@@ -7,12 +7,13 @@ holds both. So:
 
 * **paired by seed** when both sides ran the same seeds (two or more): seed k of the baseline and
   seed k of the candidate are a pair (at one commit they repeat exactly). Item-level metrics are
-  paired by item within each seed too: the seeds x items matrix of candidate-minus-baseline outcomes
-  is decomposed into seed, item and residual variance (bench/paired.py `interval`); per-run metrics
-  (final loss, alignment) take a paired t over the seeds' differences (log ratios for a loss);
+  paired by item within each seed too: the variance of the mean difference is the spread of the k
+  per-seed differences over k (k - 1 degrees of freedom) plus what the items share across seeds, the
+  item-by-change interaction of the seeds x items matrix of differences; per-run metrics (final
+  loss, alignment) take a paired t over the seeds' differences (log ratios for a loss);
 * **unpaired** when the seed sets differ (an A/A with disjoint seeds, a suite whose seeds changed):
-  item-level metrics take the per-item difference of the two sides' seed means plus each side's own
-  seed variance (bench/paired.py `difference`); per-run metrics a Welch t over the runs;
+  item-level metrics take each side's per-seed means (Welch) plus the item-by-change interaction
+  (bench/paired.py `difference_parts`); per-run metrics a Welch t over the runs;
 * **cannot tell** when a side has a single seed: the seed variance cannot be estimated, and item
   noise alone is not the whole noise (it called seed 0 against seed 1 a -10 point regression).
 
