@@ -22,21 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import stats
-from bench.compare import (
-    BETTER,
-    MISSING,
-    NOISE,
-    NOT_COMPARABLE,
-    SAME,
-    UNKNOWN,
-    WORSE,
-    Comparison,
-    MetricChange,
-    compare_records,
-    control_family,
-    threshold_for,
-)
+from bench.compare import compare_records, threshold_for
+from bench.gate import control_family
 from bench.results import RunResult, load_records
+from bench.verdicts import BETTER, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison, MetricChange
 
 SOURCE = Path(__file__).resolve().parents[1]  # this checkout: the candidate's code
 

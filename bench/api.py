@@ -11,7 +11,7 @@ from bench.results import ResultStore
 from bench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
-    from bench.compare import Comparison
+    from bench.verdicts import Comparison
 
 
 def run_suite(

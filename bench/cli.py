@@ -19,7 +19,7 @@ from bench.publish import add_parser as add_publish
 from bench.suite import Suite, SuiteError, load_suite
 
 if TYPE_CHECKING:
-    from bench.compare import Comparison
+    from bench.verdicts import Comparison
 
 
 def check_data(suite: Suite, source: str) -> None:

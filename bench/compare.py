@@ -26,7 +26,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,96 +41,27 @@ from bench.compare_timing import (
     speed_change,
     speed_factors,
 )
+from bench.gate import control_family, min_effect_for, quality_verdict
 from bench.results import RunResult
 from bench.snapshot import load_set
+from bench.verdicts import (
+    BETTER,
+    CHANGED,
+    DEFAULT_ALPHA,
+    DEFAULT_GATES,
+    DEFAULT_THRESHOLD,
+    MISSING,
+    NOISE,
+    NOT_COMPARABLE,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Comparison,
+    MetricChange,
+    RunIssue,
+)
 
-BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
-UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
-CHANGED = "changed"  # an identity (per-suite constant) that differs: said, never tested or gated
-DEFAULT_THRESHOLD = 0.10
-DEFAULT_ALPHA = 0.05
-DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
 min_p_value = stats.min_p_value
-
-
-@dataclass
-class MetricChange:
-    strategy: str
-    metric: str
-    unit: str
-    higher_is_better: bool
-    baseline: float | None
-    candidate: float | None
-    n_baseline: int
-    n_candidate: int
-    change: float | None  # relative: (candidate - baseline) / |baseline|
-    threshold: float
-    p_value: float | None
-    test: str  # "runs" (permutation test over per-run values), "identity" or ""
-    verdict: str
-    gating: bool
-    note: str = ""
-    adjusted: bool = False  # timings brought to equal machine speed with the runs' reference workload
-    # quality metrics (bench/quality.py): the effect in its own unit (points, log ratio), its (1 - 2
-    # alpha) interval, the minimum detectable effect, and the p-value after family-wise control
-    effect: float | None = None
-    low: float | None = None
-    high: float | None = None
-    mde: float | None = None  # 95% power at alpha / m (m gating hypotheses): see quality.minimum_detectable
-    se: float | None = None
-    df: float | None = None
-    scale: str | None = None  # quality: "points", "ratio" (effect, bounds and mde are log ratios) or "other"
-    q_value: float | None = None  # Benjamini-Hochberg adjusted over every gating test of the comparison
-
-    @property
-    def regression(self) -> bool:
-        return self.verdict == WORSE and self.gating
-
-
-@dataclass
-class RunIssue:
-    strategy: str
-    kind: str  # "not comparable", "only in baseline", "only in candidate", "failed in candidate"
-    detail: str
-    gating: bool = False
-
-
-@dataclass
-class Comparison:
-    baseline: str
-    candidate: str
-    changes: list[MetricChange] = field(default_factory=list)
-    issues: list[RunIssue] = field(default_factory=list)
-    alpha: float = DEFAULT_ALPHA
-
-    @property
-    def regressions(self) -> list[MetricChange]:
-        return [change for change in self.changes if change.regression]
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.regressions) or any(issue.gating for issue in self.issues)
-
-    def ordered(self) -> list[MetricChange]:
-        """Changes, the ones that matter first: worse, better, cannot tell, noise, missing, no change."""
-        rank = {WORSE: 0, BETTER: 1, CHANGED: 2, UNKNOWN: 3, NOISE: 4, NOT_COMPARABLE: 5, MISSING: 6, SAME: 7}
-        return sorted(self.changes, key=lambda c: (rank.get(c.verdict, 9), c.strategy, c.metric))
-
-    def counts(self) -> dict[str, int]:
-        verdicts = [change.verdict for change in self.changes]
-        return {verdict: verdicts.count(verdict) for verdict in dict.fromkeys(verdicts)}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline,
-            "candidate": self.candidate,
-            "alpha": self.alpha,
-            "failed": self.failed,
-            "counts": self.counts(),
-            "regressions": [f"{c.strategy}: {c.metric}" for c in self.regressions],
-            "changes": [asdict(change) for change in self.changes],
-            "issues": [asdict(issue) for issue in self.issues],
-        }
 
 
 def spec_key(record: RunResult) -> str:
@@ -225,7 +155,7 @@ def compare_metric(
         result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
         return result
     if stats.is_quality(metric):
-        return _quality_verdict(result, base, cand, alpha, min_effect_for(metric, min_effects or {}, cand))
+        return quality_verdict(result, base, cand, alpha, min_effect_for(metric, min_effects or {}, cand))
     if abs(result.change) <= threshold:
         result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
         return result
@@ -249,99 +179,6 @@ def compare_metric(
     if sessions and not by_session:
         result.note += f" (of {sessions[0]} vs {sessions[1]} sessions: one session against the pooled runs of several)"
     return result
-
-
-def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -> float | None:
-    """The smallest change of a quality metric that gates: the user's `--min-effect` pattern, else the
-    suite's `gate.min_effect` (recorded in each run's spec), else None (the default of its scale)."""
-    suite = next((run.spec.get("gate") or {} for run in runs if run.spec.get("gate")), {})
-    for source in (user, suite.get("min_effect") or {}):
-        if metric in source:
-            return source[metric]
-        found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
-        if found:
-            return source[max(found, key=len)]
-    return None
-
-
-def _quality_verdict(
-    result: MetricChange, base: list[RunResult], cand: list[RunResult], alpha: float, min_effect: float | None
-) -> MetricChange:
-    """A quality metric with both noises, items and seeds (bench/quality.py); one-sided at alpha, with the
-    (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect."""
-    result.test = "seeds"
-    if quality.identical_per_seed(base, cand, result.metric):
-        result.verdict, result.note = SAME, f"identical on each of {len(base)} paired seeds"
-        return result
-    test = quality.quality_test(base, cand, result.metric)
-    if isinstance(test, str):
-        result.verdict, result.note = UNKNOWN, test
-        return result
-    if test.scale == "points" and "item" in test.design:
-        result.test = "items"
-    smallest = quality.DEFAULT_MIN_EFFECT[test.scale] if min_effect is None else min_effect
-    floor = math.log1p(smallest) if test.scale == "ratio" else smallest
-    result.threshold, result.effect, result.p_value = smallest, test.effect, test.p()
-    result.low, result.high = test.bounds(alpha)
-    result.se, result.df, result.scale = test.se, test.df, test.scale
-    result.mde = quality.minimum_detectable(test.se, test.df, alpha)  # restated for the family by control_family
-    span = f"{test.shown(test.effect)}, {1 - 2 * alpha:.0%} CI {test.shown(result.low)} to {test.shown(result.high)}"
-    detail = test.design
-    if result.p_value > alpha:
-        result.verdict, result.note = NOISE, f"within item and seed noise ({span}; {detail})"
-    elif abs(test.effect) < floor:
-        result.verdict = SAME
-        result.note = f"beyond noise but under the minimum effect {test.shown(floor).lstrip('+')} ({span}; {detail})"
-    else:
-        result.verdict = BETTER if (test.effect > 0) == result.higher_is_better else WORSE
-        result.note = f"{span}; {detail}"
-    return result
-
-
-def control_family(result: Comparison) -> None:
-    """Benjamini-Hochberg over every gating test of one comparison, separately for the worse and the
-    better direction: a verdict stands only when its adjusted p (q) is at most alpha. With no real
-    change anywhere (an A/A) that bounds the chance of any gating verdict by alpha. Metrics that restate
-    one test (accuracy.T, gain.T and forgetting.T; tokens/s, samples/s, steps/s and seconds) count
-    once, with the smallest p among them (stats.hypothesis)."""
-    tested = [c for c in result.changes if c.gating and c.p_value is not None and c.verdict != MISSING]
-    members: dict[tuple[str, str], list[MetricChange]] = {}
-    for change in tested:
-        members.setdefault((change.strategy, stats.hypothesis(change.metric)), []).append(change)
-    for change in tested:  # the change each quality test is sure (95%) to catch as one of this family
-        if change.se is not None:
-            change.mde = quality.minimum_detectable(change.se, change.df, result.alpha / max(len(members), 1))
-            mde = quality.shown(change.mde, change.scale).lstrip("+")
-            change.note += f"; MDE {mde} (95% power at alpha/{len(members)})"
-    for direction in (WORSE, BETTER):
-        p_values = []
-        for group in members.values():
-            pointing = [c.p_value for c in group if _points(c) == direction]
-            p_values.append(min(pointing, default=1.0))
-        for group, q in zip(members.values(), stats.benjamini_hochberg(p_values)):
-            for change in group:
-                if _points(change) != direction:
-                    continue
-                change.q_value = q
-                if change.verdict == direction and q > result.alpha:
-                    change.verdict = NOISE
-                    change.note = (
-                        f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg"
-                        f" over {len(members)} gating hypotheses; " + change.note
-                    )
-
-
-def _points(change: MetricChange) -> str | None:
-    """The direction a change points, better or worse, whatever its verdict."""
-    if change.effect is not None:
-        moved = change.effect
-    elif change.baseline is not None and change.candidate is not None:
-        moved = change.candidate - change.baseline
-    else:
-        return None
-    if moved == 0:
-        return None
-    return BETTER if (moved > 0) == change.higher_is_better else WORSE
 
 
 def _base_models(runs: list[RunResult]) -> set[str | None]:

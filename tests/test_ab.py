@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.ab import compare_rounds
-from bench.compare import UNKNOWN, WORSE
 from bench.stats import paired_p
+from bench.verdicts import UNKNOWN, WORSE
 from tests.conftest import bench_cli, fast_suite, write_suite
 from tests.synthetic_records import make_set
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.compare import NOISE, SAME, UNKNOWN, WORSE, compare_records
+from bench.compare import compare_records
 from bench.paired import item_record
 from bench.results import load_records
 from bench.stats import benjamini_hochberg
+from bench.verdicts import NOISE, SAME, UNKNOWN, WORSE
 from tests.conftest import bench_cli, write_suite
 from tests.synthetic_records import make_record, store
 

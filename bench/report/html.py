@@ -19,8 +19,8 @@ from bench.results import RunResult, atomic_write_text, load_records
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.compare import Comparison
     from bench.history import History
+    from bench.verdicts import Comparison
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
