@@ -53,6 +53,8 @@ def test_reference_workload_is_timed_and_repeatable():
     from bench.measure.reference import reference_seconds
 
     torch.set_num_threads(1)
-    first, second = reference_seconds(), reference_seconds()
+    # the fastest of three calls: beside busy neighbours a single call can wait behind them for a while
+    first = min(reference_seconds() for _ in range(3))
+    second = min(reference_seconds() for _ in range(3))
     assert 0 < first < 5 and 0 < second < 5
     assert 0.5 < first / second < 2  # the same fixed work: the same time, up to machine noise
