@@ -128,7 +128,8 @@ def _paired(change: MetricChange, base: list[list[RunResult]], cand: list[list[R
             continue
         pairs.append((b, c))
     if change.note.startswith("not gated: timing contaminated"):  # the pairs left are clean: they may gate
-        change.gating, change.note = True, ""
+        tail = stats.matches(change.metric, stats.TAILS)  # ... unless a latency tail, which never gates
+        change.gating, change.note = not tail, "not gated: a latency tail (gate it with --fail-on)" if tail else ""
     kept = change.note.split("; ")[0] if not change.gating and change.note.startswith("not gated") else ""
     _test_pairs(change, pairs, dropped, alpha)
     if kept and not change.note.startswith("not gated"):
