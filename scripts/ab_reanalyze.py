@@ -28,7 +28,9 @@ def main() -> int:
     folders = [p for p in args.folder.iterdir() if (p / "baseline").is_dir()]
     for ab in sorted(folders, key=lambda p: (p.name.split("-")[0], int(p.name.split("-")[-1]))):
         sides = [
-            sorted((ab / side).glob("round-*"), key=lambda p: int(p.name.split("-")[1]))
+            sorted(  # the rounds compared: not the contaminated tries kept aside (round-K.contaminated-N)
+                (p for p in (ab / side).glob("round-*") if "." not in p.name), key=lambda p: int(p.name.split("-")[1])
+            )
             for side in ("baseline", "candidate")
         ]
         base, cand = load_rounds(sides[0]), load_rounds(sides[1])
