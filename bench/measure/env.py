@@ -73,15 +73,6 @@ def gpu_names() -> tuple[str, ...]:
 
 # SIMD extensions that decide which kernels torch and bitsandbytes run (and so the floating-point order).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_tile", "asimd", "sve")
-# Environment variables that change how torch computes on the CPU, recorded with every run.
-OMP_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OMP_WAIT_POLICY",
-    "GOMP_SPINCOUNT",
-    "KMP_BLOCKTIME",
-    "MKL_NUM_THREADS",
-    "ATEN_CPU_CAPABILITY",
-)
 
 
 def cpu_flags() -> list[str]:
