@@ -10,11 +10,13 @@ environment variables; the candidate is this checkout, with its own variables if
 runs the suite once per side, each into its own folder; which side goes first alternates (ABBA).
 Verdicts: quality metrics as `bench compare` gives them (runs pooled over the rounds: they repeat
 exactly); timings with the round as the unit: each side's mean per round, then a sign-flip
-permutation test over the paired round differences (5 rounds reach p = 0.031).
+permutation test over the paired round differences (5 rounds reach p = 0.031); the strategies'
+timing rows are tested under one suite-level row per metric (`all strategies`, bench/gate.py).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -25,7 +27,18 @@ from bench import stats
 from bench.compare import compare_records, threshold_for
 from bench.gate import control_family
 from bench.results import RunResult, load_records
-from bench.verdicts import BETTER, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison, MetricChange
+from bench.verdicts import (
+    ALL_STRATEGIES,
+    BETTER,
+    MISSING,
+    NOISE,
+    NOT_COMPARABLE,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Comparison,
+    MetricChange,
+)
 
 SOURCE = Path(__file__).resolve().parents[1]  # this checkout: the candidate's code
 
@@ -114,26 +127,104 @@ def contaminated_round(runs: list[RunResult], strategy: str | None = None) -> bo
     )
 
 
-def _paired(change: MetricChange, base: list[list[RunResult]], cand: list[list[RunResult]], alpha: float) -> None:
-    """Replace a timing row's verdict by the paired test over rounds; a round pair in which either side's
-    timing was contaminated is dropped with its pair, and the row says so."""
+def _clean_pairs(
+    change: MetricChange, base: list[list[RunResult]], cand: list[list[RunResult]]
+) -> tuple[dict[int, tuple[float, float]], int]:
+    """Each round's (baseline, candidate) means of one strategy's metric, by round index, and how many
+    round pairs were dropped because either side's timing was contaminated."""
     means = zip(_round_means(base, change.strategy, change.metric), _round_means(cand, change.strategy, change.metric))
-    dropped = 0
-    pairs = []
-    for (b, c), b_runs, c_runs in zip(means, base, cand):
+    pairs, dropped = {}, 0
+    for index, ((b, c), b_runs, c_runs) in enumerate(zip(means, base, cand)):
         if b is None or c is None:
             continue
         if contaminated_round(b_runs, change.strategy) or contaminated_round(c_runs, change.strategy):
             dropped += 1
             continue
-        pairs.append((b, c))
+        pairs[index] = (b, c)
+    return pairs, dropped
+
+
+def _paired(change: MetricChange, base: list[list[RunResult]], cand: list[list[RunResult]], alpha: float) -> None:
+    """Replace a timing row's verdict by the paired test over rounds; a round pair in which either side's
+    timing was contaminated is dropped with its pair, and the row says so."""
+    pairs, dropped = _clean_pairs(change, base, cand)
     if change.note.startswith("not gated: timing contaminated"):  # the pairs left are clean: they may gate
         tail = stats.matches(change.metric, stats.TAILS)  # ... unless a latency tail, which never gates
         change.gating, change.note = not tail, "not gated: a latency tail (gate it with --fail-on)" if tail else ""
     kept = change.note.split("; ")[0] if not change.gating and change.note.startswith("not gated") else ""
-    _test_pairs(change, pairs, dropped, alpha)
+    _test_pairs(change, list(pairs.values()), dropped, alpha)
     if kept and not change.note.startswith("not gated"):
         change.note = f"{kept}; {change.note}"
+
+
+def _suite_rows(
+    changes: list[MetricChange], base: list[list[RunResult]], cand: list[list[RunResult]], alpha: float
+) -> list[MetricChange]:
+    """One suite-level row per timing hypothesis that two or more strategies' gating rows test: each
+    round's mean over those strategies of log(candidate / baseline), sign-flip tested over the rounds.
+    Averaging the strategies cancels much of their round-to-round noise, and one row in the family
+    instead of one per strategy leaves room for the smallest p of a few rounds (1/128 for 7): the
+    strategies' own rows then gate only within a suite-level row that does (bench/gate.py)."""
+    members: dict[str, list[MetricChange]] = {}
+    for change in changes:
+        key = stats.hypothesis(change.metric)
+        if change.metric == key and change.test == "rounds" and change.gating and change.strategy != ALL_STRATEGIES:
+            members.setdefault(key, []).append(change)
+    rows = []
+    for key, group in members.items():
+        if len(group) < 2:
+            continue
+        by_round: dict[int, list[float]] = {}
+        for change in group:
+            for index, (b, c) in _clean_pairs(change, base, cand)[0].items():
+                if b > 0 and c > 0:
+                    by_round.setdefault(index, []).append(math.log(c / b))
+        logs = [sum(values) / len(values) for _, values in sorted(by_round.items())]
+        row = MetricChange(
+            strategy=ALL_STRATEGIES,
+            metric=key,
+            unit=group[0].unit,
+            higher_is_better=group[0].higher_is_better,
+            baseline=None,
+            candidate=None,
+            n_baseline=len(logs),
+            n_candidate=len(logs),
+            change=math.expm1(sum(logs) / len(logs)) if logs else None,
+            threshold=group[0].threshold,
+            p_value=None,
+            test="rounds",
+            verdict=UNKNOWN,
+            gating=True,
+        )
+        _test_suite_row(row, logs, group, alpha)
+        for change in changes:  # every strategy's row of this hypothesis gates within the suite row
+            if change.test == "rounds" and stats.hypothesis(change.metric) == key:
+                change.parent = key
+        rows.append(row)
+    return rows
+
+
+def _test_suite_row(row: MetricChange, logs: list[float], group: list[MetricChange], alpha: float) -> None:
+    """Tested where any of its strategies moved beyond the threshold (their mean may not: one strategy
+    slower and one unchanged average to half); it gates itself only beyond the threshold."""
+    rounds = f"mean log ratio of {len(group)} strategies in each of {len(logs)} interleaved rounds, paired"
+    if not logs:
+        row.verdict, row.gating, row.note = UNKNOWN, False, "not gated: no round had a clean pair"
+    elif all(c.verdict == SAME for c in group):
+        row.verdict, row.note = SAME, f"every strategy within ±{row.threshold:.0%}; {rounds}"
+    elif 1 / 2 ** len(logs) > alpha:
+        row.verdict, row.gating = UNKNOWN, False
+        row.note = f"not gated: {rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds"
+    else:
+        increased = sum(logs) > 0
+        row.p_value = stats.paired_p(logs, [0.0] * len(logs), increased=increased)
+        if row.p_value > alpha:
+            row.verdict, row.note = NOISE, f"within round-to-round noise; {rounds}"
+        elif row.change is not None and abs(row.change) <= row.threshold:
+            row.verdict = SAME
+            row.note = f"beyond round noise, within ±{row.threshold:.0%}: its strategies' rows are tested; {rounds}"
+        else:
+            row.verdict, row.note = (BETTER if increased == row.higher_is_better else WORSE), rounds
 
 
 def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped: int, alpha: float) -> None:
@@ -188,6 +279,7 @@ def compare_rounds(
         if stats.matches(change.metric, stats.TIMING) and change.verdict not in (MISSING, NOT_COMPARABLE):
             change.threshold = threshold_for(change.metric, thresholds or {})
             _paired(change, base, cand, alpha)
+    result.changes += _suite_rows(result.changes, base, cand, alpha)
     result.issues = [issue for issue in result.issues if issue.kind != "timing contaminated"]
     control_family(result)
     return result

@@ -8,7 +8,7 @@ import math
 
 from bench import quality, stats
 from bench.results import RunResult
-from bench.verdicts import BETTER, MISSING, NOISE, SAME, UNKNOWN, WORSE, Comparison, MetricChange
+from bench.verdicts import ALL_STRATEGIES, BETTER, MISSING, NOISE, SAME, UNKNOWN, WORSE, Comparison, MetricChange
 
 
 def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -> float | None:
@@ -65,6 +65,8 @@ def control_family(result: Comparison) -> None:
     one test (accuracy.T, gain.T and forgetting.T; tokens/s, samples/s, steps/s and seconds) count
     once, with the smallest p among them (stats.hypothesis)."""
     tested = [c for c in result.changes if c.gating and c.p_value is not None and c.verdict != MISSING]
+    within = [c for c in tested if c.parent is not None]  # bench ab: strategies' rows under a suite row
+    tested = [c for c in tested if c.parent is None]
     members: dict[tuple[str, str], list[MetricChange]] = {}
     for change in tested:
         members.setdefault((change.strategy, stats.hypothesis(change.metric)), []).append(change)
@@ -89,6 +91,41 @@ def control_family(result: Comparison) -> None:
                         f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg"
                         f" over {len(members)} gating hypotheses; " + change.note
                     )
+    _control_within(result, within)
+
+
+def _control_within(result: Comparison, within: list[MetricChange]) -> None:
+    """The second stage of `bench ab`'s timing family: a strategy's row gates only where the suite-level
+    row of its hypothesis stood the same way in the first stage, and then as one of Benjamini-Hochberg
+    over the strategies under it. With no change anywhere a strategy's row can gate only after its
+    suite row did, so the comparison's false-alarm rate is still the first stage's."""
+    for parent in (c for c in result.changes if c.strategy == ALL_STRATEGIES):
+        group: dict[str, list[MetricChange]] = {}
+        for change in within:
+            if change.parent == parent.metric:
+                group.setdefault(change.strategy, []).append(change)
+        for direction in (WORSE, BETTER):
+            p_values = [min((c.p_value for c in g if _points(c) == direction), default=1.0) for g in group.values()]
+            for changes, q in zip(group.values(), stats.benjamini_hochberg(p_values)):
+                for change in (c for c in changes if _points(c) == direction):
+                    change.q_value = q
+                    if change.verdict != direction:
+                        continue
+                    if not _opens(parent, direction, result.alpha):
+                        why = f"the {ALL_STRATEGIES} row did not move {direction} beyond noise, and it gates first"
+                        _demote(change, f"{why} (bench ab --only {change.strategy} tests this strategy alone)")
+                    elif q > result.alpha:
+                        _demote(change, f"q={q:.2g} > {result.alpha} over the {len(group)} strategies under it")
+
+
+def _demote(change: MetricChange, why: str) -> None:
+    change.verdict = NOISE
+    change.note = f"p={change.p_value:.2g} alone, but {why}; {change.note}"
+
+
+def _opens(parent: MetricChange, direction: str, alpha: float) -> bool:
+    """Whether a suite-level row stood (q <= alpha) in this direction, whatever its size."""
+    return parent.q_value is not None and parent.q_value <= alpha and _points(parent) == direction
 
 
 def _points(change: MetricChange) -> str | None:
@@ -97,6 +134,8 @@ def _points(change: MetricChange) -> str | None:
         moved = change.effect
     elif change.baseline is not None and change.candidate is not None:
         moved = change.candidate - change.baseline
+    elif change.change is not None:  # bench ab's suite-level rows: a mean ratio, no means of their own
+        moved = change.change
     else:
         return None
     if moved == 0:

@@ -8,6 +8,7 @@ from typing import Any
 
 BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
 UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
+ALL_STRATEGIES = "all strategies"  # bench ab's suite-level timing rows
 CHANGED = "changed"  # an identity (per-suite constant) that differs: said, never tested or gated
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
@@ -42,6 +43,9 @@ class MetricChange:
     df: float | None = None
     scale: str | None = None  # quality: "points", "ratio" (effect, bounds and mde are log ratios) or "other"
     q_value: float | None = None  # Benjamini-Hochberg adjusted over every gating test of the comparison
+    # bench ab: the suite-level row (strategy ALL_STRATEGIES, this metric) a strategy's timing row is
+    # tested within; it gates only where that row does (bench/gate.py, control_family)
+    parent: str | None = None
 
     @property
     def regression(self) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.ab import compare_rounds
 from bench.stats import paired_p
-from bench.verdicts import UNKNOWN, WORSE
+from bench.verdicts import ALL_STRATEGIES, UNKNOWN, WORSE
 from tests.conftest import bench_cli, fast_suite, write_suite
 from tests.synthetic_records import make_set
 
@@ -120,3 +120,64 @@ def test_a_latency_tail_never_gates_even_when_its_contaminated_rounds_are_droppe
     row = next(c for c in result.changes if c.metric == "latency.ttft_ms.p90" and c.strategy == "full")
     assert not row.gating and row.note.startswith("not gated: a latency tail")
     assert not any(c.metric == "latency.ttft_ms.p90" for c in result.regressions)
+
+
+DRIFT7 = [*DRIFT, 0.8, 1.2]
+
+
+def rounds_of(speeds: dict[str, float]) -> list[list]:
+    """Seven drifting rounds in which each strategy runs at its own speed factor."""
+    return [
+        [
+            r
+            for label, factor in speeds.items()
+            for r in make_set(labels=(label,), scale={"train.tokens_per_s": s * factor})
+        ]
+        for s in DRIFT7
+    ]
+
+
+def test_every_strategy_slower_gates_first_as_one_suite_level_hypothesis():
+    result = compare_rounds(rounds_of({"full": 1, "lora": 1}), rounds_of({"full": 0.85, "lora": 0.85}))
+    rows = {(c.strategy, c.metric): c for c in result.changes}
+    suite = rows[(ALL_STRATEGIES, "train.tokens_per_s")]
+    assert suite.verdict == WORSE and suite.gating and suite.p_value == 1 / 128
+    assert abs(suite.change + 0.15) < 0.01 and "2 strategies in each of 7" in suite.note
+    for label in ("full", "lora"):
+        assert rows[(label, "train.tokens_per_s")].parent == "train.tokens_per_s"
+        assert rows[(label, "train.tokens_per_s")].regression
+    assert result.failed
+
+
+def test_one_strategy_slower_is_not_averaged_away_by_the_suite_level_row():
+    result = compare_rounds(rounds_of({"full": 1, "lora": 1}), rounds_of({"full": 0.8, "lora": 1}))
+    rows = {(c.strategy, c.metric): c for c in result.changes}
+    assert rows[(ALL_STRATEGIES, "train.tokens_per_s")].p_value == 1 / 128  # tested: full moved beyond 10%
+    assert rows[("full", "train.tokens_per_s")].regression
+    assert not rows[("lora", "train.tokens_per_s")].regression
+    assert result.failed
+
+
+def test_a_strategy_row_gates_only_within_a_suite_row_that_stood():
+    from bench.gate import control_family
+    from bench.verdicts import NOISE, Comparison, MetricChange
+
+    def row(strategy: str, p: float, change: float, verdict: str) -> MetricChange:
+        return MetricChange(
+            strategy, "train.tokens_per_s", "tok/s", True, 100.0, 100.0 * (1 + change), 7, 7, change, 0.1, p,
+            "rounds", verdict, True, parent=None if strategy == ALL_STRATEGIES else "train.tokens_per_s",
+        )  # fmt: skip
+
+    suite, full, lora = (
+        row(ALL_STRATEGIES, 0.3, -0.05, NOISE),
+        row("full", 0.0078, -0.2, WORSE),
+        row("lora", 0.6, 0.1, NOISE),
+    )
+    comparison = Comparison("a", "b", [suite, full, lora])
+    control_family(comparison)
+    assert full.verdict == NOISE and not comparison.failed
+    assert "did not move worse beyond noise" in full.note and "--only full" in full.note
+    suite.p_value, suite.change, suite.verdict = 0.0078, -0.12, WORSE
+    full.verdict, full.note = WORSE, ""
+    control_family(comparison)
+    assert full.regression and suite.regression and full.q_value == 2 * 0.0078
