@@ -223,18 +223,27 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     return average(parts)
 
 
-def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | None:
-    """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items."""
+def comparable_matrices(a: list[Any], b: list[Any], metric: str) -> tuple[list[Any], list[Any]] | None:
+    """Per task, a's and b's seeds x items outcomes of a metric, when both scored the same items (the
+    same tasks' item digests): the data every paired comparison of two sides starts from."""
     left, right = metric_matrix(a, metric), metric_matrix(b, metric)
     if left is None or right is None or len(left) != len(right):
         return None
-    family, _, task = metric.partition(".")
+    task = metric.partition(".")[2]
     tasks = (
         [task] if task != "mean" else sorted({t for r in a for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
     )
     if any(items_digest(a + b, t) is None for t in tasks):
         return None
-    return average([difference(x, y) for x, y in zip(left, right)])
+    return left, right
+
+
+def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | None:
+    """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items."""
+    matrices = comparable_matrices(a, b, metric)
+    if matrices is None:
+        return None
+    return average([difference(x, y) for x, y in zip(*matrices)])
 
 
 def average(parts: list[Interval]) -> Interval:

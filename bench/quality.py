@@ -126,22 +126,6 @@ def _combine(effect: float, parts: list[tuple[float, float]], design: str) -> Qu
     return QualityTest(effect, se, paired.satterthwaite(parts), design, "points")
 
 
-def _task_matrices(base: list[Any], cand: list[Any], metric: str) -> tuple[list[Matrix], list[Matrix]] | None:
-    """Per task, the candidate's and the baseline's seeds x items outcomes, when both scored the same items."""
-    left, right = paired.metric_matrix(cand, metric), paired.metric_matrix(base, metric)
-    if left is None or right is None or len(left) != len(right):
-        return None
-    task = metric.partition(".")[2]
-    tasks = (
-        [task]
-        if task != "mean"
-        else sorted({t for r in cand for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
-    )
-    if any(paired.items_digest(base + cand, t) is None for t in tasks):
-        return None
-    return left, right
-
-
 def _per_seed(matrices: list[Matrix]) -> list[float]:
     """Each seed's mean over every task's items (tasks weighted equally, as forgetting.mean is)."""
     return [_mean([_mean(matrix[s]) for matrix in matrices]) for s in range(len(matrices[0]))]
@@ -152,7 +136,7 @@ def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest 
     of differences. The k per-seed differences (over every task at once, so a seed that moves all
     tasks counts once) give the seed-to-seed variance with k - 1 degrees of freedom; the items add what
     they share across seeds (a change on a few items in every seed is exactly that)."""
-    matrices = _task_matrices(base, cand, metric)
+    matrices = paired.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
     differences = [[[x - y for x, y in zip(a, b)] for a, b in zip(*pair)] for pair in zip(*matrices)]
@@ -168,7 +152,7 @@ def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest 
 def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
     """Different seeds on the two sides, the same items: each side's per-seed means (Welch, k - 1 df a
     side) and the item-by-change interaction of every task (bench/paired.py `difference_parts`)."""
-    matrices = _task_matrices(base, cand, metric)
+    matrices = paired.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
     after, before = matrices
