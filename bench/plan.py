@@ -55,6 +55,8 @@ class RunSpec(Strict):
         for task in [data["task"], *data["retain"]]:  # likewise
             if task.get("loss") is None:
                 task.pop("loss", None)
+            if task.get("generation") is None:  # generative tasks' settings, added later
+                task.pop("generation", None)
         if not data["training"].get("gradient_checkpointing"):  # added later, likewise
             data["training"].pop("gradient_checkpointing", None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -51,6 +51,17 @@ class ModelSpec(Strict):
         return self
 
 
+class GenerationSpec(Strict):
+    """Generative tasks only (rows with `answer`, olmo gsm8k...): greedy generation scored by exact match
+    after answer extraction (docs/models-and-data.md). Each field left out keeps the task's own."""
+
+    max_new_tokens: Annotated[int, Field(gt=0, le=2**16)] | None = None  # tokens generated at most
+    until: list[Annotated[str, Field(min_length=1)]] | None = None  # stop sequences (and end-of-sequence)
+    # render each context with the tokenizer's chat template, as lm-eval's --apply_chat_template does
+    # (a text context becomes one user turn); None: on for message contexts, off for text
+    chat_template: bool | None = None
+
+
 class TaskSpec(Strict):
     name: str
     source: Literal["synthetic", "jsonl", "olmo", "dataset"] = "synthetic"
@@ -63,6 +74,7 @@ class TaskSpec(Strict):
     # jsonl/dataset: which tokens carry the loss (TRL's options); None: the data format's default,
     # completion for prompt-completion rows, all for text and messages (bench/tasks/rows.py)
     loss: Literal["completion", "assistant", "all"] | None = None
+    generation: GenerationSpec | None = None  # generative tasks: generation length, stop sequences, chat template
 
     @model_validator(mode="after")
     def _path_for_jsonl(self) -> TaskSpec:

@@ -208,7 +208,7 @@ class Run:
             self.missing([("latency.ttft_ms.p50", "ms", False)], "latency disabled in the suite (measure.latency)")
             return
         emit({"event": "phase", "phase": "latency"})
-        prompt = task.eval[0].context if task.eval else task.train[0].prompt
+        prompt = task.first_prompt()  # as text (a generative context may be messages)
         self.measure_latency(model, tokenizer, prompt, getattr(strategy, "merge", None))
         self.time_reference(getattr(model, "device", "cpu"))  # ... and after the last timed phase
 

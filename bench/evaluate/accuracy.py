@@ -56,25 +56,41 @@ def write_task(task: TaskData, folder: Path) -> str:
     return name
 
 
+def write_tasks(tasks: list[TaskData], folder: Path, tokenizer: Any) -> dict[str, TaskData]:
+    """Every task's lm-eval YAML and JSONL: multiple choice here, generative in bench/evaluate/generation.py."""
+    from bench.evaluate.generation import write_generative_task
+
+    names = {}
+    for task in tasks:
+        if task.generative:
+            names[lmeval_task_name(task)] = task
+            write_generative_task(task, folder, lmeval_task_name(task), tokenizer)
+        else:
+            names[write_task(task, folder)] = task
+    return names
+
+
 def evaluate_accuracy(
     model: Any, tokenizer: Any, tasks: list[TaskData], folder: Path, batch_size: int, fast: bool = True
 ) -> dict[str, Score]:
     """Score each task with lm-eval on the in-memory model (adapters included). `fast`: the output
-    head only at scored positions (bench/evaluate/scorer.py), where the model allows; same scores."""
+    head only at scored positions (bench/evaluate/scorer.py) and generation that drops finished rows
+    (bench/evaluate/generation.py), where the model allows; same scores. A generative task's `acc` is
+    its exact match (acc_norm None)."""
     from lm_eval.evaluator import evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    from bench.evaluate.scorer import ContinuationScorer, supported
+    import bench.evaluate.answers  # noqa: F401 (registers the answer filter with lm-eval)
+    from bench.evaluate.generation import language_model_class
 
     for noisy in ("lm_eval", "lm-eval"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    names = {lmeval_task_name(task): task for task in tasks}
-    for task in tasks:
-        write_task(task, folder)
+    names = write_tasks(tasks, folder, tokenizer)
     model.eval()
-    scorer = ContinuationScorer if fast and supported(model) is None else HFLM
-    language_model = scorer(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+    language_class = language_model_class(model, fast)
+    language_model = language_class(
+        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device)
+    )
     # lm-eval's `evaluate`, not `simple_evaluate`: the latter also describes the environment (a `pip
     # list` and a `git` in subprocesses, 0.37 s a call) and seeds every random generator
     task_dict = get_task_dict(list(names), TaskManager(include_path=str(folder), include_defaults=False))
@@ -89,20 +105,21 @@ def evaluate_accuracy(
     scores = {}
     for name, task in names.items():
         result = output["results"][name]
-        stderr = result.get("acc_stderr,none")
+        metric, kept = ("exact_match", "extract") if task.generative else ("acc", "none")
+        stderr = result.get(f"{metric}_stderr,{kept}")
         scores[task.name] = Score(
-            acc=float(result["acc,none"]),
+            acc=float(result[f"{metric},{kept}"]),
             acc_stderr=float(stderr) if isinstance(stderr, (int, float)) else None,
             acc_norm=float(result["acc_norm,none"]) if "acc_norm,none" in result else None,
             items=len(task.eval),
-            correct=_correct(task, output.get("samples", {}).get(name, [])),
+            correct=_correct(task, output.get("samples", {}).get(name, []), metric),
         )
     return scores
 
 
-def _correct(task: TaskData, samples: list[dict[str, Any]]) -> str | None:
+def _correct(task: TaskData, samples: list[dict[str, Any]], metric: str = "acc") -> str | None:
     """The items' correctness in evaluation order, or None when lm-eval's samples do not cover them."""
-    by_id = {sample["doc"]["id"]: sample.get("acc") for sample in samples if isinstance(sample.get("doc"), dict)}
+    by_id = {sample["doc"]["id"]: sample.get(metric) for sample in samples if isinstance(sample.get("doc"), dict)}
     marks = [by_id.get(item.id) for item in task.eval]
     if any(mark is None for mark in marks):
         return None

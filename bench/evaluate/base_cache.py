@@ -29,12 +29,19 @@ def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_siz
     payload = {
         "format": 4,  # 2: per-item correctness; 3: choices packed; 4: batches bounded by padding (scorer.py)
         "model": {field: model_info.get(field) for field in IDENTITY},  # not timings such as load_seconds
-        "tasks": [[task.name, [dataclasses.asdict(item) for item in task.eval]] for task in tasks],
+        "tasks": [_task_key(task) for task in tasks],
         "batch_size": batch_size,
         "device": compute,
         "versions": {name: metadata.version(name) for name in SCORING_PACKAGES},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _task_key(task: TaskData) -> list:
+    key = [task.name, [dataclasses.asdict(item) for item in task.eval]]
+    if task.generation is not None:  # generative: how it generates and extracts changes the scores
+        key.append(task.generation.record())
+    return key
 
 
 def cached_base_scores(key: str, compute: Callable[[], dict[str, Score]]) -> tuple[dict[str, Score], bool]:

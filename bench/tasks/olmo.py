@@ -128,7 +128,10 @@ def mmlu_subjects() -> tuple[str, ...]:
 
 
 def olmo_task_names() -> list[str]:
-    return [*sorted(DATASETS), "mmlu", "mmlu-<subject> (57 subjects, e.g. mmlu-astronomy)"]
+    from bench.tasks.olmo_generative import GENERATIVE
+
+    generative = [f"{name} (generative)" for name in GENERATIVE]
+    return [*sorted(DATASETS), "mmlu", "mmlu-<subject> (57 subjects, e.g. mmlu-astronomy)", *generative]
 
 
 def _rows(folder: str, split: str) -> list[Row]:
@@ -161,6 +164,10 @@ def _resolve(name: str) -> tuple[list[str], OlmoDataset]:
 
 def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float) -> TaskData:
     """Training examples and at most `eval_limit` eval items of a shipped benchmark."""
+    from bench.tasks.olmo_generative import GENERATIVE, build_olmo_generative
+
+    if name in GENERATIVE:
+        return build_olmo_generative(name, datasets_root().parent, train_size, eval_limit, test_fraction)
     folders, dataset = _resolve(name)
     eval_items = [item for folder in folders for item in _items(_rows(folder, dataset.eval_split), dataset.convert)]
     if dataset.train_splits:

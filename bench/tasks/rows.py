@@ -5,7 +5,9 @@ Training rows take TRL's SFT dataset types (one type per file):
   {"prompt": "...", "completion": "..."}                               prompt-completion
   {"messages": [{"role": "user", "content": "..."}, ...]}              conversational
   {"prompt": [messages], "completion": [messages]}                     conversational-prompt-completion
-Evaluation rows are multiple choice: {"context": "...", "choices": [...], "label": 0, "id": "..."}.
+Evaluation rows are multiple choice, {"context": "...", "choices": [...], "label": 0, "id": "..."}, or
+generative, {"context": "..." | [messages], "answer": "...", "aliases": [...], "id": "..."} (one kind per
+file; a file's message contexts and string contexts are not mixed either).
 Problems read `file:line: field 'x': what is wrong`; the reader goes on after each one, so a file's
 problems are all reported at once.
 """
@@ -16,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.tasks.base import ChoiceItem, Example
+from bench.tasks.base import ChoiceItem, Example, GenItem
 
 EVAL_KEYS = frozenset({"context", "choices", "label"})
+GENERATIVE_KEYS = frozenset({"context", "answer", "aliases"})
 OPTIONAL_KEYS = frozenset({"id"})
 TRAIN_KEYS = frozenset({"text", "prompt", "completion", "messages"})
 ROLES = ("system", "user", "assistant", "tool")
@@ -43,12 +46,23 @@ class Rows:
     path: Path
     name: str
     train: list[Example] = field(default_factory=list)
-    items: list[ChoiceItem] = field(default_factory=list)
+    items: list[ChoiceItem | GenItem] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     format: str | None = None
     _format_line: int = 0
     _ids: dict[str, int] = field(default_factory=dict)
     _eval_rows: int = 0
+    _eval_kind: tuple[str, int] | None = None  # (multiple choice | generative, its first line)
+    _context_kind: tuple[str, int] | None = None  # generative: (text | messages, its first line)
+
+    @property
+    def generative(self) -> bool:
+        return self._eval_kind is not None and self._eval_kind[0] == "generative"
+
+    @property
+    def message_contexts(self) -> bool:
+        """Generative rows whose contexts are messages (the chat template renders them)."""
+        return self._context_kind is not None and self._context_kind[0] == "messages"
 
     def problem(self, line: int | None, key: str | None, message: str) -> None:
         self.problems.append(f"{where(self.path, line, key)}: {message}")
@@ -62,15 +76,16 @@ class Rows:
         if not all(isinstance(key, str) for key in keys):
             self.problem(line, None, "keys must be strings")
             return
-        unknown = keys - TRAIN_KEYS - EVAL_KEYS - OPTIONAL_KEYS
+        unknown = keys - TRAIN_KEYS - EVAL_KEYS - GENERATIVE_KEYS - OPTIONAL_KEYS
         if unknown:
             self.problem(
                 line,
                 sorted(unknown)[0],
-                "unknown key (expected text, prompt/completion, messages or context/choices/label/id)",
+                "unknown key (expected text, prompt/completion, messages, context/choices/label/id "
+                "or context/answer/aliases/id)",
             )
             return
-        if keys & TRAIN_KEYS and keys & EVAL_KEYS:
+        if keys & TRAIN_KEYS and keys & (EVAL_KEYS | GENERATIVE_KEYS):
             self.problem(line, None, "a row is either a training example or an evaluation item, not both")
         elif keys & TRAIN_KEYS:
             self._training(line, row)
@@ -142,6 +157,18 @@ class Rows:
 
     def _evaluation(self, line: int, row: dict[str, Any]) -> None:
         self._eval_rows += 1
+        keys = set(row) - OPTIONAL_KEYS - {"context"}
+        # a row with a context alone is missing the fields of the file's kind (multiple choice unless known)
+        if keys & {"answer", "aliases"} or (not keys & {"choices", "label"} and self.generative):
+            if keys & {"choices", "label"}:
+                both = sorted(keys & {"choices", "label"})[0]
+                self.problem(line, both, "a generative row (answer) has no choices or label: give one or the other")
+                return
+            if self._same_kind(line, "generative"):
+                self._generative(line, row)
+            return
+        if not self._same_kind(line, "multiple choice"):
+            return
         missing = sorted(EVAL_KEYS - set(row))
         if missing:
             what = "required field is missing" + (" (the answer)" if "label" in missing else "")
@@ -170,9 +197,70 @@ class Rows:
         if len(self.problems) == count:
             self.items.append(ChoiceItem(item_id, context, choices, label))
 
+    def _same_kind(self, line: int, kind: str) -> bool:
+        """One kind of evaluation row per file (a task is scored one way)."""
+        if self._eval_kind is None:
+            self._eval_kind = (kind, line)
+        elif self._eval_kind[0] != kind:
+            first, at = self._eval_kind
+            self.problem(line, None, f"mixed kinds: a {kind} evaluation row, but line {at} is {first}")
+            return False
+        return True
+
+    def _generative(self, line: int, row: dict[str, Any]) -> None:
+        count = len(self.problems)
+        for key in ("context", "answer"):
+            if key not in row:
+                self.problem(line, key, "required field is missing" + (" (the answer)" if key == "answer" else ""))
+        if len(self.problems) > count:
+            return
+        context = row["context"]
+        if isinstance(context, list):
+            context, problems = check_messages(context, "context", need_assistant=False)
+            for at, message in problems:
+                self.problem(line, at, message)
+            if context is not None and context[-1]["role"] == "assistant":
+                self.problem(
+                    line, f"context[{len(context) - 1}].role", "the last turn is the assistant's: the model writes it"
+                )
+        elif not isinstance(context, str) or not context.strip():
+            self.problem(line, "context", f"expected a non-empty string or a list of messages, got {_short(context)}")
+        if len(self.problems) == count:
+            shape = "messages" if isinstance(context, list) else "text"
+            if self._context_kind is None:
+                self._context_kind = (shape, line)
+            elif self._context_kind[0] != shape:
+                self.problem(
+                    line,
+                    "context",
+                    f"{shape} context, but line {self._context_kind[1]} has a {self._context_kind[0]} one",
+                )
+        answer = row["answer"]
+        if isinstance(answer, int) and not isinstance(answer, bool):
+            answer = str(answer)  # a number written without quotes
+        if not isinstance(answer, str) or not answer.strip():
+            self.problem(line, "answer", f"expected a non-empty string, got {_short(answer)}")
+        aliases = row.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+            self.problem(line, "aliases", f"expected a list of non-empty strings, got {_short(aliases)}")
+        item_id = self._item_id(line, row)
+        if len(self.problems) == count and item_id is not None:
+            self.items.append(GenItem(item_id, context, answer.strip(), [a.strip() for a in aliases]))
+
+    def _item_id(self, line: int, row: dict[str, Any]) -> str | None:
+        item_id = row.get("id", f"{self.name}/line{line}")
+        if not isinstance(item_id, str) or not item_id:
+            self.problem(line, "id", f"expected a non-empty string, got {_short(item_id)}")
+            return None
+        if item_id in self._ids:
+            self.problem(line, "id", f"duplicate id {item_id!r} (first on line {self._ids[item_id]})")
+            return None
+        self._ids[item_id] = line
+        return item_id
+
     def finish(self) -> None:
         if not self._eval_rows:
-            self.problem(None, None, "no evaluation rows (context/choices/label)")
+            self.problem(None, None, "no evaluation rows (context/choices/label, or context/answer)")
 
 
 def check_messages(value: Any, key: str, need_assistant: bool) -> tuple[list[dict] | None, list[tuple[str, str]]]:

@@ -12,8 +12,11 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import TypeVar
 
-from bench.tasks.base import ChoiceItem, Example
+from bench.tasks.base import ChoiceItem, Example, GenItem, context_text
+
+Item = TypeVar("Item", ChoiceItem, GenItem)
 
 _SCALE = float(1 << 64)
 
@@ -32,26 +35,42 @@ def _fraction(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / _SCALE
 
 
-def hashed_order(items: list[ChoiceItem], salt: str) -> list[ChoiceItem]:
+def hashed_order(items: list[Item], salt: str) -> list[Item]:
     return sorted(items, key=lambda item: hashlib.sha256(f"{salt}|{item.id}".encode()).hexdigest())
 
 
-def declared_split(items: list[ChoiceItem], test_fraction: float, salt: str) -> tuple[list[Example], list[ChoiceItem]]:
+def held_out(item: ChoiceItem | GenItem, test_fraction: float, salt: str) -> bool:
+    """Whether the declared split puts the item on the test side."""
+    return _fraction(f"{salt}|{normalise(context_text(item.context))}") < test_fraction
+
+
+def teaching_example(item: ChoiceItem | GenItem) -> Example:
+    """The example that teaches an item's answer: the correct choice, or the generative answer (for
+    message contexts a conversational prompt-completion row, as TRL reads it)."""
+    if isinstance(item, ChoiceItem):
+        return Example(item.context, item.choices[item.label])
+    if isinstance(item.context, str):
+        return Example(item.context, item.answer)
+    row = {"prompt": item.context, "completion": [{"role": "assistant", "content": item.answer}]}
+    return Example(item.text, item.answer, row)
+
+
+def declared_split(items: list[Item], test_fraction: float, salt: str) -> tuple[list[Example], list[Item]]:
     """(training examples, test items): the test side holds items whose hashed normalised context is
-    below `test_fraction`; the rest become examples that teach the correct choice."""
-    train: list[ChoiceItem] = []
-    test: list[ChoiceItem] = []
+    below `test_fraction`; the rest become examples that teach the correct answer."""
+    train: list[Item] = []
+    test: list[Item] = []
     for item in items:
-        (test if _fraction(f"{salt}|{normalise(item.context)}") < test_fraction else train).append(item)
-    examples = [Example(item.context, item.choices[item.label]) for item in hashed_order(train, salt)]
+        (test if held_out(item, test_fraction, salt) else train).append(item)
+    examples = [teaching_example(item) for item in hashed_order(train, salt)]
     return examples, hashed_order(test, salt)
 
 
-def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem]) -> None:
+def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem | GenItem]) -> None:
     """Raise OverlapError when any training prompt equals an evaluation context after normalising."""
     contexts: dict[str, str] = {}
     for item in test:
-        contexts.setdefault(normalise(item.context), item.id)
+        contexts.setdefault(normalise(context_text(item.context)), item.id)
     clashes = [(contexts[key], example.prompt) for example in train if (key := normalise(example.prompt)) in contexts]
     if clashes:
         shown = "; ".join(f"{item_id} <- {prompt[:60]!r}" for item_id, prompt in clashes[:3])

@@ -1,0 +1,233 @@
+"""Generative tasks through lm-eval: a `generate_until` task YAML per task, and a faster greedy generator.
+
+lm-eval's HFLM generates a batch with `model.generate` and a stopping criterion that ends the batch when
+its LAST row has produced a stop sequence: rows that finished early go on being computed, one token per
+step, until then. `GreedyGenerator` replaces only `_model_generate`, the call that produces a batch's
+tokens: the same greedy decoding with a key-value cache (left padding, the same position ids), but a row
+leaves the batch, and the cache, at the step its text first contains a stop sequence or it emits an
+end-of-sequence token. Its tokens are then padded as `generate` pads a finished row. Everything else stays
+lm-eval's: batching and ordering, tokenisation and truncation, decoding, cutting at the stop sequences,
+filters and metrics. The text lm-eval keeps (the generation cut at the first stop sequence) is therefore
+the same: it is decided by the tokens up to that stop, which are the same greedy tokens
+(tests/test_generation.py checks the strings against HFLM's own path).
+
+Where greedy decoding would not be plain argmax (sampling, logits processors set in the model's
+generation config, prompt-learning adapters that add virtual tokens inside `generate`), the call goes
+to lm-eval's own path unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lm_eval.models.huggingface import HFLM
+
+from bench.evaluate.answers import IGNORED
+from bench.evaluate.scorer import ContinuationScorer, supported
+from bench.tasks.base import TaskData
+
+# greedy = argmax only while none of these is set away from its default in the model's generation config
+PROCESSORS = {
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "max_new_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "exponential_decay_length_penalty": None,
+    "guidance_scale": None,
+    "watermarking_config": None,
+    "num_beams": 1,
+    "penalty_alpha": None,
+    "dola_layers": None,
+    "prompt_lookup_num_tokens": None,
+    "assistant_model": None,
+}
+PLAIN_KWARGS = {"do_sample": False, "temperature": 0.0}
+
+
+def generation_unsupported(model: Any, kwargs: dict[str, Any]) -> str | None:
+    """Why the fast greedy path cannot stand in for `model.generate` here (None: it can)."""
+    for key, value in kwargs.items():
+        if key != "attention_mask" and PLAIN_KWARGS.get(key, object()) != value:
+            return f"generation argument {key}={value!r}"
+    if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+        return "a prompt-learning adapter adds its tokens inside generate"
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return "encoder-decoder model"
+    config = getattr(model, "generation_config", None)
+    for key, default in PROCESSORS.items():
+        if getattr(config, key, default) not in (default, None, [], {}):  # None: unset
+            return f"generation_config.{key} is set"
+    return None
+
+
+class GreedyGenerator(HFLM):
+    """HFLM whose batch generation drops each row as it finishes (module docstring)."""
+
+    def _model_generate(self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
+        if generation_unsupported(self.model, generation_kwargs) is not None:
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        return greedy_generate(
+            self.model,
+            self.tokenizer,
+            context,
+            generation_kwargs.get("attention_mask"),
+            max_length,
+            stop,
+        )
+
+
+def _eos_ids(model: Any) -> set[int]:
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        return set()
+    return {int(eos)} if isinstance(eos, int) else {int(token) for token in eos}
+
+
+def greedy_generate(
+    model: Any, tokenizer: Any, context: Any, attention_mask: Any, max_length: int, stop: list[str]
+) -> Any:
+    """[rows, width + generated] token ids: each left-padded context and its greedy continuation, a row
+    padded with the pad token after it ended (end-of-sequence token, or a stop sequence in its text)."""
+    import torch
+    from transformers import DynamicCache
+
+    rows, width = context.shape
+    steps = max_length - width
+    pad = tokenizer.pad_token_id
+    eos = _eos_ids(model)
+    mask = torch.ones_like(context) if attention_mask is None else attention_mask
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    output = torch.full((rows, max(steps, 0)), pad, dtype=context.dtype, device=context.device)
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    stops = [term for term in stop if term]
+    active = list(range(rows))
+    cache = DynamicCache(config=model.config)
+    used = 0
+    with torch.no_grad():
+        logits = model(
+            input_ids=context,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        last = positions[:, -1:]
+        for step in range(steps):
+            tokens = logits.to(torch.float32).argmax(dim=-1)
+            used = step + 1
+            keep = []
+            for index, (row, token) in enumerate(zip(active, tokens.tolist())):
+                generated[row].append(token)
+                output[row, step] = token
+                if token in eos:
+                    continue
+                text = tokenizer.decode(generated[row], skip_special_tokens=True)
+                if not any(term in text for term in stops):
+                    keep.append(index)
+            if not keep or step == steps - 1:
+                break
+            if len(keep) < len(active):
+                selected = torch.tensor(keep, device=context.device)
+                cache.batch_select_indices(selected)
+                mask, last, tokens = mask[selected], last[selected], tokens[selected]
+                active = [active[index] for index in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
+            last = last + 1
+            logits = model(
+                input_ids=tokens[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True
+            ).logits[:, -1]
+    return torch.cat([context, output[:, :used]], dim=1)
+
+
+def lmeval_generation_config(task: TaskData, name: str, data: Path) -> dict[str, Any]:
+    """The lm-eval task config of a generative task: greedy `generate_until`, the answer filter, exact match."""
+    settings = task.generation
+    assert settings is not None, task.name
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data.resolve())}},
+        "test_split": "test",
+        "output_type": "generate_until",
+        "doc_to_text": "context",
+        "doc_to_target": "targets",
+        "generation_kwargs": {
+            "until": list(settings.until),
+            "max_gen_toks": settings.max_new_tokens,
+            "do_sample": False,
+            "temperature": 0.0,
+        },
+        "filter_list": [
+            {
+                "name": "extract",
+                "filter": [{"function": "bench_answer", "kind": settings.answer_kind}, {"function": "take_first"}],
+            }
+        ],
+        "metric_list": [
+            {
+                "metric": "exact_match",
+                "aggregation": "mean",
+                "higher_is_better": True,
+                "ignore_case": True,
+                "ignore_punctuation": False,
+                "regexes_to_ignore": IGNORED,
+            }
+        ],
+    }
+
+
+def rendered_context(task: TaskData, item: Any, tokenizer: Any) -> str:
+    """The context as lm-eval sees it: with the chat template applied as HFLM.apply_chat_template applies
+    it (a text context is one user turn), or the text itself."""
+    settings = task.generation
+    if settings is None or not settings.chat_template:
+        return item.context
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError(
+            f"task {task.name!r}: generation.chat_template needs a chat template, and the tokenizer has none "
+            "(give one with model.chat_template)"
+        )
+    messages = [{"role": "user", "content": item.context}] if isinstance(item.context, str) else item.context
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, continue_final_message=False
+    )
+
+
+def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: Any) -> None:
+    """The items as JSONL (`context` as lm-eval sees it, `targets` = answer and aliases) and the task YAML
+    (JSON, which is YAML)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}.jsonl"
+    with data.open("w", encoding="utf-8") as stream:
+        for item in task.eval:
+            context = rendered_context(task, item, tokenizer)
+            row = {"id": item.id, "context": context, "targets": [item.answer, *item.aliases]}
+            stream.write(json.dumps(row) + "\n")
+    config = lmeval_generation_config(task, name, data)
+    (folder / f"{name}.yaml").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+
+
+def language_model_class(model: Any, fast: bool) -> type[HFLM]:
+    """lm-eval's HFLM, or with `fast` its subclass with both fast paths: log-likelihood scoring
+    (bench/evaluate/scorer.py, where the model allows it) and greedy generation (above)."""
+    if not fast:
+        return HFLM
+    if supported(model) is None:
+        return FastLM
+    return GreedyGenerator
+
+
+class FastLM(ContinuationScorer, GreedyGenerator):
+    """Both fast paths: `_loglikelihood_tokens` from ContinuationScorer, `_model_generate` from GreedyGenerator."""

