@@ -35,6 +35,8 @@ def lm_eval_command(
 ) -> str | None:
     """The lm-eval CLI line that scores the kept model as the run did, or None where none can."""
     model = folder / "model"
+    if any(getattr(task, "generative", False) for task in tasks):
+        return None  # generative tasks extract answers with bench's filter (bench/evaluate/answers.py)
     if (model / "bench_quantization.json").exists():
         return None  # QLoRA: the base must be re-quantised as the run did; lm-eval's CLI cannot
     if (model / "adapter_config.json").exists():
@@ -70,7 +72,8 @@ def lm_eval_command(
 def keep_scoring_tasks(folder: Path, tasks: list[Any], model_info: dict[str, Any], spec: Any) -> None:
     """The task files the run was scored on, and reproduce.sh with the command (or why there is none)."""
     for task in tasks:
-        write_task(task, folder / "tasks")
+        if not getattr(task, "generative", False):  # generative ones need the run's tokenizer and filter
+            write_task(task, folder / "tasks")
     command = lm_eval_command(folder, tasks, model_info, spec.measure.eval_batch_size, spec.model.dtype)
     body = command or "echo 'this artefact has no lm-eval CLI equivalent (see bench/artefacts.py)'; exit 1"
     script = folder / "reproduce.sh"
