@@ -5,7 +5,7 @@ every other repeat, so that a drift of the machine's speed falls on both paths a
 median over repeats of each repeat's ratio. Every run's strings are checked to be identical.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python scripts/bench_generation.py --items 32 --max-gen-toks 64 \
-        --batch-sizes 1,4,16 --repeats 3 [--json OUT]
+        --batch-sizes 1,4,16 --repeats 3 [--threads 1] [--json OUT]
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    # 1 by default: on a shared 2-core machine two OpenMP threads spin-wait for a core a neighbour holds
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     import torch
+
+    torch.set_num_threads(args.threads)
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 

