@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     # 1 by default: on a shared 2-core machine two OpenMP threads spin-wait for a core a neighbour holds
     parser.add_argument("--threads", type=int, default=1)
+    # ours: pooled (bench/evaluate/generation_pool.py, what the harness uses) or greedy (per-batch only)
+    parser.add_argument("--ours", choices=["pooled", "greedy"], default="pooled")
     args = parser.parse_args()
 
     import torch
@@ -40,6 +42,7 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
 
     from bench.evaluate.generation import GreedyGenerator
+    from bench.evaluate.generation_pool import PooledGenerator
     from bench.models.load import load_model
     from bench.spec import ModelSpec, TaskSpec
     from bench.tasks import load_task
@@ -54,7 +57,7 @@ def main() -> None:
         Instance("generate_until", {}, (item.context, dict(kwargs)), index) for index, item in enumerate(task.eval)
     ]
     sizes = [int(size) for size in args.batch_sizes.split(",")]
-    paths: dict[str, Any] = {"lm-eval": HFLM, "ours": GreedyGenerator}
+    paths: dict[str, Any] = {"lm-eval": HFLM, "ours": PooledGenerator if args.ours == "pooled" else GreedyGenerator}
     runs = [(path, size) for size in sizes for path in paths]
     seconds: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
     outputs: dict[tuple[str, int], list[str]] = {}
@@ -84,6 +87,8 @@ def main() -> None:
 
     tokens = [len(tokenizer(text)["input_ids"]) for text in reference]
     summary = {
+        "ours": args.ours,
+        "threads": args.threads,
         "items": len(requests),
         "max_gen_toks": args.max_gen_toks,
         "repeats": args.repeats,

@@ -14,6 +14,7 @@ from lm_eval.models.huggingface import HFLM
 from bench.evaluate.accuracy import evaluate_accuracy
 from bench.evaluate.answers import extract_answer
 from bench.evaluate.generation import GreedyGenerator, generation_unsupported
+from bench.evaluate.generation_pool import PooledGenerator
 from bench.models.load import load_model
 from bench.spec import Budget, ModelSpec, TaskSpec
 from bench.strategies import STRATEGIES, PrepareContext
@@ -71,24 +72,27 @@ def _lora(model, tokenizer):
     ],
 )
 @pytest.mark.parametrize("batch_size", [1, 5, 16])
-def test_greedy_generation_writes_what_lm_eval_writes(tiny, until, max_gen_toks, batch_size, monkeypatch):
+@pytest.mark.parametrize("generator", [GreedyGenerator, PooledGenerator])
+def test_greedy_generation_writes_what_lm_eval_writes(tiny, until, max_gen_toks, batch_size, generator, monkeypatch):
     model, tokenizer = tiny
     requests = _requests(_contexts(), until, max_gen_toks)
     expected = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size).generate_until(requests, True)
-    ours = GreedyGenerator(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    ours = generator(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     monkeypatch.setattr(model, "generate", _not_called)  # the fast path, not a fallback to generate
     got = ours.generate_until(requests, True)
     assert got == expected
     assert len(set(expected)) > 5  # the items do differ
 
 
-def test_with_an_adapter_rows_that_end_at_different_steps_still_match(tiny, monkeypatch):
-    """A perturbed LoRA makes continuations of very different lengths: rows leave the batch one by one."""
+@pytest.mark.parametrize("generator", [GreedyGenerator, PooledGenerator])
+def test_with_an_adapter_rows_that_end_at_different_steps_still_match(tiny, generator, monkeypatch):
+    """A perturbed LoRA makes continuations of very different lengths: rows leave the batch one by one
+    (and, pooled, long rows are carried into the next batch)."""
     model, tokenizer = tiny
     adapted = _lora(load_model(ModelSpec(preset="tiny-llama"), "cpu", lambda message: None).model, tokenizer)
     requests = _requests(_contexts(), ["q"], 20)
     expected = HFLM(pretrained=adapted, tokenizer=tokenizer, batch_size=8).generate_until(requests, True)
-    ours = GreedyGenerator(pretrained=adapted, tokenizer=tokenizer, batch_size=8)
+    ours = generator(pretrained=adapted, tokenizer=tokenizer, batch_size=8)
     monkeypatch.setattr(adapted, "generate", _not_called)
     got = ours.generate_until(requests, True)
     assert got == expected
