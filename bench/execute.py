@@ -22,9 +22,9 @@ from bench.executors import EXECUTORS
 from bench.executors.base import Finished, Job, SetupError
 from bench.measure import env, limits
 from bench.plan import RunSpec
-from bench.portable import redact_file
+from bench.records.portable import redact_file
+from bench.records.results import ResultStore, RunResult
 from bench.registry import UnknownNameError
-from bench.results import ResultStore, RunResult
 from bench.spec import Resources
 
 KEEP = ("ok", "skipped")
@@ -101,7 +101,7 @@ def execute(
     """Run what is not stored yet through `executor` (bench/executors/), store each record as it ends.
 
     `executor_options`: the executor's own (Ray: `address`). `keep_artefacts`: each run keeps its trained
-    adapter or weights and scoring tasks beside its record (bench/artefacts.py). Raises SetupError, before any run
+    adapter or weights and scoring tasks beside its record (bench/run/artefacts.py). Raises SetupError, before any run
     starts, when the executor cannot start or the results folder cannot take records."""
     import time
 

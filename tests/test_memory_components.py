@@ -1,5 +1,5 @@
 """Training memory by component: counted exactly from the tensors, activations measured from what
-autograd keeps, and `bench.estimate` (meta device, no weights) against those measurements."""
+autograd keeps, and `bench.estimate.model` (meta device, no weights) against those measurements."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from bench.estimate import (
+from bench.estimate.model import (
     config_from_file,
     estimate_run,
     expected_batch_tokens,
@@ -29,7 +29,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES_SUITE = yaml.safe_load((ROOT / "suites" / "strategies.yaml").read_text())
@@ -222,7 +222,7 @@ def test_unknown_optimizer_is_refused_naming_the_field(tmp_path):
 
 
 def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     out = tmp_path / "estimate.json"
     code = main(
@@ -262,7 +262,7 @@ def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
     ],
 )
 def test_cli_estimate_refuses_bad_input_naming_the_option(args, message, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["estimate", str(ROOT / "suites" / "smoke.yaml"), *args]) == 2
     assert message in capsys.readouterr().err

@@ -20,9 +20,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from bench.portable import portable_path
-from bench.publish import add_parser, find_sets, main, publish
-from bench.results import ResultStore, atomic_write_text, load_record, parse_record
+from bench.records.portable import portable_path
+from bench.records.results import ResultStore, atomic_write_text, load_record, parse_record
+from bench.report.publish import add_parser, find_sets, main, publish
 from tests.synthetic_records import make_record, make_set
 from tests.test_report_browser import CHROMIUM, chromium
 
@@ -194,7 +194,7 @@ def test_publishing_never_imports_torch(tmp_path):
     root = results_root(tmp_path / "results")
     code = (
         "import sys\n"
-        "from bench.publish import publish\n"
+        "from bench.report.publish import publish\n"
         f"publish({str(root)!r}, {str(tmp_path / 'site')!r})\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
         "print('heavy:', heavy)\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import load_records
+from bench.records.results import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install '.[ray]')")
@@ -48,7 +48,7 @@ class RayFaulty:
 STRATEGIES.add("rayfaulty", RayFaulty())
 '''
 
-# Until bench/worker.py applies the memory limit itself, a sitecustomize does it as the worker would.
+# Until bench/run/worker.py applies the memory limit itself, a sitecustomize does it as the worker would.
 LIMIT_SHIM = "from bench.measure.limits import apply_memory_limit\napply_memory_limit()\n"
 
 

@@ -14,7 +14,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, NotApplicable, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import train
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "strategies.yaml"
 SFT = [name for name in STRATEGIES.names() if STRATEGIES.get(name).objective == "sft"]

@@ -11,7 +11,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import train
 
 BUDGET = Budget(steps=6, batch_size=8, seq_len=16)
 
@@ -77,7 +77,7 @@ def test_token_and_time_caps_stop_training_early(tmp_path: Path, tiny_folder: Pa
 
 
 def test_quantised_weights_are_counted_at_their_full_size(tiny_folder: Path):
-    from bench.worker import _logical_numel
+    from bench.run.worker import _logical_numel
 
     loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
     base_total = sum(p.numel() for p in loaded.model.parameters())

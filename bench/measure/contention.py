@@ -24,7 +24,7 @@ import psutil
 
 from bench.measure.env import available_cores
 from bench.measure.timing import percentile
-from bench.results import PhaseContention, TimingQuality
+from bench.records.results import PhaseContention, TimingQuality
 
 # Others' CPU: a busy neighbour on a 2-core machine cost tiny-llama training 3.2x with 2 torch
 # threads (docs/statistics.md). A quarter of a core is well above what a quiet machine shows (the
@@ -50,7 +50,7 @@ class ContentionMonitor:
     """Context manager: snapshots before and after a phase; `result` holds the PhaseContention."""
 
     def __init__(self, torch_threads: int | None = None) -> None:
-        from bench.distributed import sibling_pids
+        from bench.training.distributed import sibling_pids
 
         self.torch_threads = torch_threads
         self.result: PhaseContention | None = None

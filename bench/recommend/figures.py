@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bench.records.results import RunResult
 from bench.report.aggregate import learned_task
-from bench.results import RunResult
 
 Objective = Literal["accuracy", "throughput"]
 OBJECTIVES: tuple[str, ...] = ("accuracy", "throughput")
@@ -74,7 +74,7 @@ class Check:
 
 @dataclass
 class ModelEstimate:
-    """bench.estimate's training memory of a strategy on the user's model."""
+    """bench.estimate.model's training memory of a strategy on the user's model."""
 
     total_mib: float | None
     fits: bool | None

@@ -8,12 +8,12 @@ from typing import Any
 from bench.measure.components import MIB
 from bench.recommend.figures import SMALL_MODEL, Candidate, ModelEstimate, _grouped
 from bench.recommend.formatting import _count
-from bench.results import RunResult
+from bench.records.results import RunResult
 
 
 def load_model_config(path: Path | str) -> Any:
-    """bench.estimate.config_from_file, with every failure a ValueError naming the path."""
-    from bench.estimate import config_from_file
+    """bench.estimate.model.config_from_file, with every failure a ValueError naming the path."""
+    from bench.estimate.model import config_from_file
 
     path = Path(path)
     if not path.exists():
@@ -26,7 +26,7 @@ def load_model_config(path: Path | str) -> Any:
 
 def count_parameters(config: Any, dtype: str = "float32") -> int:
     """Parameters of the model a config describes, built on the meta device (no memory, seconds)."""
-    from bench.estimate import meta_model
+    from bench.estimate.model import meta_model
 
     try:
         model = meta_model(config, dtype)
@@ -51,7 +51,7 @@ def _estimate_args(record: RunResult) -> dict[str, Any]:
 
 def _estimate(config: Any, record: RunResult, memory_bytes: int) -> ModelEstimate:
     """The strategy of `record`, with its options and budget, on the user's model; never raises."""
-    from bench.estimate import estimate_run
+    from bench.estimate.model import estimate_run
 
     try:
         args = _estimate_args(record)

@@ -11,16 +11,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.records.results import RunResult, atomic_write_text, load_records
 from bench.report import aggregate, charts
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
-from bench.results import RunResult, atomic_write_text, load_records
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.history import History
-    from bench.verdicts import Comparison
+    from bench.analysis.history import History
+    from bench.analysis.verdicts import Comparison
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
@@ -179,7 +179,7 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
     """One trend chart per (metric, hardware fingerprint) with more than one night, a line per strategy."""
     if history is None or not any(len(s.points) > 1 for s in history.series):
         return []
-    from bench.stats import IDENTITY, matches
+    from bench.analysis.stats import IDENTITY, matches
 
     groups: dict[tuple[str, str], list] = {}
     for one in history.series:
@@ -317,6 +317,6 @@ def write_report(
 
 def report_from_dir(results: Path | str, out: Path | str, suite_text: str | None = None) -> Path:
     """Render every record below a results folder (with history when it holds several nights)."""
-    from bench.history import build
+    from bench.analysis.history import build
 
     return write_report(list(load_records(results)), out, suite_text, history=build(results))

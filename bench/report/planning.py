@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import stats
+from bench.analysis import stats
+from bench.records.results import RunResult
 from bench.report import aggregate, charts
-from bench.results import RunResult
 
 COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers see
     "weights_frozen": "#9ecae1",

@@ -1,14 +1,14 @@
 """The report's item-level view of quality: every accuracy and forgetting figure with its 95%
-interval from the paired analysis (bench/paired.py), and each strategy against the reference one
+interval from the paired analysis (bench/analysis/items.py), and each strategy against the reference one
 (the most accurate) with the difference, its interval, and the minimum detectable effect."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.paired import Interval, metric_difference, metric_interval, sentence
+from bench.analysis.items import Interval, metric_difference, metric_interval, sentence
+from bench.records.results import RunResult
 from bench.report import aggregate
-from bench.results import RunResult
 
 
 def _cell(estimate: Interval | None) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 """The Strategy protocol. A strategy only prepares the model and names its objective; training,
-measuring and evaluating are shared by all strategies (bench.train, bench.measure, bench.evaluate).
+measuring and evaluating are shared by all strategies (bench.training.train, bench.measure, bench.evaluate).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class PrepareContext:
 
 
 class Strategy(Protocol):
-    objective: ClassVar[Objective]  # which trainer in bench.train runs it
+    objective: ClassVar[Objective]  # which trainer in bench.training.train runs it
     Options: ClassVar[type[StrategyOptions]]
 
     def prepare(self, model: Any, options: StrategyOptions, context: PrepareContext) -> Any:

@@ -67,10 +67,10 @@ def make_setting(
     from bench.models.load import _random_model
     from bench.suite import Budget, TaskSpec, Training
     from bench.tasks import load_task
-    from bench.train import _sft_trainer, trainer_arguments
+    from bench.training.train import _sft_trainer, trainer_arguments
 
     torch.set_num_threads(1)
-    gc.freeze()  # as the worker does before training (bench/worker.py)
+    gc.freeze()  # as the worker does before training (bench/run/worker.py)
     shape = {**ALL_SHAPES[shape_name], **(overrides or {})}
     folder = model_config or shape.get("model_config")
     if folder:
@@ -124,11 +124,11 @@ def _bare(model, batches, device: str = "cpu") -> None:
 
 
 def _trainer(model, setting, trackers: bool):
-    """The harness's SFT trainer as bench/train.py builds it, with or without our tracker."""
+    """The harness's SFT trainer as bench/training/train.py builds it, with or without our tracker."""
     from transformers.trainer_callback import PrinterCallback
 
     from bench.suite import Training
-    from bench.train import MeasuringCallback, _sft_trainer, trainer_arguments
+    from bench.training.train import MeasuringCallback, _sft_trainer, trainer_arguments
 
     budget = setting["budget"]
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, setting.get("device", "cpu"), setting["workdir"])
@@ -151,9 +151,9 @@ def _harness(trainer, trackers: bool) -> None:
 
 
 def _run(trainer) -> None:
-    from bench.train import train_with_less_overhead
+    from bench.training.train import train_with_less_overhead
 
-    train_with_less_overhead(trainer)  # as bench.train._run trains
+    train_with_less_overhead(trainer)  # as bench.training.train._run trains
 
 
 VARIANTS = ["bare", "bare-collating", "harness", "harness-no-trackers"]
