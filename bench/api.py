@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.execute import ExecutionReport, Progress, execute
+from bench.execute import ExecutionReport, execute
+from bench.executors.base import Progress
 from bench.plan import RunSpec, plan
 from bench.records.results import ResultStore
 from bench.suite import Suite, load_suite

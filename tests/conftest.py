@@ -80,4 +80,7 @@ def train_tiny_lora(folder: Path, steps: int) -> Any:
     options = lora.Options(learning_rate=1e-2, dropout=0.1)
     model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
     task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
-    return bench.training.train.train(model, loaded.tokenizer, "sft", task, budget, Training(), 1e-2, 0, "cpu", folder)
+    request = bench.training.train.TrainRequest(
+        model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", folder
+    )
+    return bench.training.train.train(request)

@@ -130,7 +130,7 @@ def test_ppo_is_refused_clearly_when_trl_has_none():
     if hasattr(trl, "PPOTrainer"):
         pytest.skip("this TRL ships a PPOTrainer")
     with pytest.raises(NotImplementedError, match="no PPOTrainer.*use algorithm: rloo or grpo"):
-        ALGORITHMS["ppo"]()
+        ALGORITHMS.get("ppo")()
 
 
 def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
@@ -142,7 +142,7 @@ def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
     from bench.suite import Budget, ModelSpec, TaskSpec, Training
     from bench.tasks import load_task
     from bench.tasks.preference import build_preference
-    from bench.training.train import train
+    from bench.training.train import TrainRequest, train
 
     budget = Budget(steps=3, batch_size=4, seq_len=16)
     task = load_task(TaskSpec(name="cipher", train_size=16, eval_limit=4))
@@ -154,8 +154,10 @@ def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
         validated = strategy.Options(**options)
         model = strategy.prepare(loaded.model, validated, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
         outcome = train(
-            model, loaded.tokenizer, strategy.objective, task, budget, Training(), validated.learning_rate, 0,
-            "cpu", tmp_path / name, preference=preference, options=validated,
+            TrainRequest(
+                model, loaded.tokenizer, strategy.objective, task, budget, Training(), validated, 0,
+                "cpu", tmp_path / name, preference=preference,
+            )
         )  # fmt: skip
         assert outcome.steps == (3 if name == "dpo" else 6), name
         assert all(phase.memory is not None for phase in outcome.phases)

@@ -18,7 +18,7 @@ from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import parse_suite
 from bench.tasks import load_task
 from bench.tasks.preference import load_preference
-from bench.training.train import train
+from bench.training.train import TrainRequest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = yaml.safe_load((ROOT / "suites" / "alignment.yaml").read_text())
@@ -58,9 +58,10 @@ def measure_and_estimate(spec, workdir: Path):
     options = strategy.Options.model_validate(spec.options)
     model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, spec.budget, 0, "cpu"))
     outcome = train(
-        model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
-        options.learning_rate, 0, "cpu", workdir, preference=load_preference(spec.preference, spec.task.name),
-        options=options,
+        TrainRequest(
+            model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
+            options, 0, "cpu", workdir, preference=load_preference(spec.preference, spec.task.name),
+        )
     )  # fmt: skip
     measured = outcome.components
     estimate = estimate_run(

@@ -11,6 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from bench.cli.publish import main as publish_main
 from bench.records.archives import as_folder
 from bench.records.portable import allowed_env, is_secret_name, leaks, portable_path
 from bench.records.results import (
@@ -21,7 +22,6 @@ from bench.records.results import (
     parse_record,
     record_paths,
 )
-from bench.report.publish import main as publish_main
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 from tests.synthetic_records import make_record
 
@@ -63,7 +63,7 @@ def test_a_schema_6_record_is_scrubbed_on_load_and_keeps_its_numbers():
     assert loaded.schema_version == SCHEMA_VERSION == 7
     assert loaded.environment.hostname is None
     assert loaded.model["folder"] == "cache:converted/tiny-abc"
-    assert loaded.reason == 'File "bench/run/worker.py", line 3, on <host>'
+    assert loaded.reason == 'File "bench/worker.py", line 3, on <host>'
     assert loaded.log_path == "smoke/x86_64-2c-cpu/logs/09bc360913565c6d.log"
     assert leaks(json.loads(loaded.model_dump_json()), hosts=[]) == []
     assert loaded.metrics == parse_record(json.loads(FIXTURE_V3.read_text())).metrics

@@ -222,13 +222,13 @@ def test_the_suite_gate_is_validated_and_leaves_run_ids_alone(tmp_path):
 def test_gpu_timings_are_never_divided_by_a_cpu_workload():
     from types import SimpleNamespace
 
-    from bench.run.worker import Run
+    from bench.run.recorder import Recorder
 
     gpu = SimpleNamespace(reference_seconds=[], reference_note=None)
-    Run.time_reference(gpu, "cuda:0")
+    Recorder.time_reference(gpu, "cuda:0")
     assert gpu.reference_seconds == [] and gpu.reference_note.startswith("none: GPU timings")
     cpu = SimpleNamespace(reference_seconds=[], reference_note=None)
-    Run.time_reference(cpu, "cpu")
+    Recorder.time_reference(cpu, "cpu")
     assert len(cpu.reference_seconds) == 1 and cpu.reference_note is None
     # records without a reference are compared as measured, never "at equal machine speed"
     base = [make_record("full", s, reference=None) for s in (0, 1, 2)]

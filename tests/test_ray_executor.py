@@ -136,7 +136,7 @@ def test_a_ray_run_past_its_timeout_is_a_failed_record(tmp_path: Path, cluster: 
 
 def test_a_ray_run_past_its_memory_limit_is_a_failed_record_naming_out_of_memory(tmp_path: Path, cluster: str):
     environment = {}
-    if "apply_memory_limit" not in (REPO / "bench" / "worker.py").read_text():
+    if "apply_memory_limit" not in (REPO / "bench" / "run" / "worker.py").read_text():
         (tmp_path / "sitecustomize.py").write_text(LIMIT_SHIM)
         environment["PYTHONPATH"] = str(tmp_path)
     resources = {"cpus": 1, "memory_gib": 0.25}

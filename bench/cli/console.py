@@ -8,15 +8,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import execute
 from bench.analysis.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison
+from bench.executors.base import Progress as SuiteProgress
 from bench.plan import RunSpec
 from bench.records.results import RunResult
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
 
 
-class RichProgress(execute.Progress):
+class RichProgress(SuiteProgress):
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.bar = Progress(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.estimate.meta import ATTENTION, as_if_tracing, optimizer_bytes, register_attention
 from bench.measure.components import Components, cache_bytes, count_weights
 
 
@@ -43,10 +44,8 @@ def generation_cache(model: Any, sequences: int, tokens: int) -> int:
     """Bytes of the key/value cache a forward over `sequences` x `tokens` returns (meta device)."""
     import torch
 
-    from bench.estimate.model import _as_if_tracing
-
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
-    with torch.no_grad(), _as_if_tracing():
+    with torch.no_grad(), as_if_tracing():
         output = model(input_ids=ids, use_cache=True)
     return cache_bytes(getattr(output, "past_key_values", None))
 
@@ -58,19 +57,18 @@ def _reward_model_phase(
     rejected together; the policy (adapter included) is held."""
     import torch
 
-    from bench.estimate.model import _as_if_tracing, _optimizer_bytes
     from bench.measure.components import SavedTensorPeak
 
     reward = _reward_model(config, dtype)
     components = Components()
     count_weights(reward, components)
     components.gradients = sum(p.numel() * p.element_size() for p in reward.parameters())
-    components.optimizer, _ = _optimizer_bytes(reward, optimizer)
+    components.optimizer, _ = optimizer_bytes(reward, optimizer)
     components.other_models = _weights_bytes(policy)
     components.generation_cache = 0
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
     reward.train()
-    with _as_if_tracing(), SavedTensorPeak(list(reward.parameters())) as tracker:
+    with as_if_tracing(), SavedTensorPeak(list(reward.parameters())) as tracker:
         reward(input_ids=ids, use_cache=False).logits.sum().backward()
     components.activations = tracker.peak
     components.phase = "reward"
@@ -84,9 +82,7 @@ def _reward_model(config: Any, dtype: str) -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from bench.estimate.model import ATTENTION, _register_attention
-
-    _register_attention()
+    register_attention()
     config = copy.deepcopy(config)
     config.num_labels = 1
     if getattr(config, "pad_token_id", None) is None:

@@ -11,7 +11,7 @@ What is modelled rather than run:
     stores them (4-bit packed, blockwise absmax of 64, double-quantised constants); everything
     else is float32, as PEFT's prepare_model_for_kbit_training leaves it, and so are the
     activations (a quantised layer returns its input's dtype).
-  - the optimizer state, from `training.optimizer` (OPTIMIZER_STATE below).
+  - the optimizer state, from `training.optimizer` (OPTIMIZER_STATE in bench/estimate/meta.py).
   - sequence length: batches pad to their longest sequence, so `bench estimate` plans for the
     worst step, the longest tokenised training example (at most seq_len; seq_len without the
     data). A run's own estimate is made at the length of the step it measured.
@@ -24,28 +24,13 @@ What is modelled rather than run:
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.estimate.meta import as_if_tracing, meta_model, optimizer_bytes
 from bench.measure.components import COMPONENTS, MIB, Components, SavedTensorPeak, count_weights
-
-# bytes of optimizer state per trainable element, as a multiple of the parameter's own bytes
-# (None: fixed bytes per element), and what it stands for
-OPTIMIZER_STATE: dict[str, tuple[float | None, float, str]] = {
-    "adamw_torch": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_torch_fused": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_hf": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adam": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_bnb_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "paged_adamw_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, paged)"),
-    "adamw_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "sgd": (0.0, 0.0, "no state (no momentum)"),
-}
 
 
 @dataclass
@@ -88,21 +73,6 @@ def training_lengths(task: Any, tokenizer: Any) -> list[int]:
     return [len(tokenizer(ex.prompt + " " + ex.completion)["input_ids"]) + 1 for ex in task.train]
 
 
-def _optimizer_bytes(model: Any, optimizer: str) -> tuple[int, str]:
-    if optimizer not in OPTIMIZER_STATE:
-        known = ", ".join(OPTIMIZER_STATE)
-        raise ValueError(f"training.optimizer: the estimator does not know {optimizer!r} (known: {known})")
-    multiple, per_element, what = OPTIMIZER_STATE[optimizer]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if multiple is None:
-        state = sum(int(p.numel() * per_element) + 8 * math.ceil(p.numel() / 2048) for p in trainable)
-    else:
-        state = sum(int(p.numel() * p.element_size() * multiple) for p in trainable)
-    if multiple:  # torch's Adam keeps a float32 step counter per parameter tensor
-        state += 4 * len(trainable)
-    return state, what
-
-
 def _quantized_bytes(numel: int, options: Any) -> int:
     """A bitsandbytes weight as stored: 4-bit packed with absmax per 64 (double-quantised: 8-bit
     absmax, float32 per 256 of those) and 16-entry code; 8-bit with a float32 scale per row (approx.)."""
@@ -142,63 +112,6 @@ def _adapters_to_bfloat16(model: Any) -> None:
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and "lora_magnitude_vector" not in name:
             parameter.data = parameter.data.to(torch.bfloat16)
-
-
-def _efficient_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
-    """Attention as SDPA's flash and memory-efficient kernels keep it for backward: q, k, v, the
-    output and the row logsumexp, never the T x T weights. On meta, SDPA itself takes the math path,
-    which keeps the weights: 2-3x the activations of a long-sequence run on a GPU or CPU."""
-    output = _KeptLikeFlash.apply(query, key, value)
-    return output.transpose(1, 2).contiguous(), None
-
-
-def _kept_like_flash() -> type:
-    import torch
-
-    class KeptLikeFlash(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, query: Any, key: Any, value: Any) -> Any:
-            output = query.new_empty((*query.shape[:-1], value.shape[-1]))
-            logsumexp = query.new_empty(query.shape[:-1], dtype=torch.float32)
-            ctx.save_for_backward(query, key, value, output, logsumexp)
-            return output
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:
-            query, key, value, _, _ = ctx.saved_tensors
-            return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
-
-    return KeptLikeFlash
-
-
-_KeptLikeFlash: Any = None
-ATTENTION = "bench_estimate_sdpa"
-
-
-def _register_attention() -> None:
-    global _KeptLikeFlash
-    if _KeptLikeFlash is not None:
-        return
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-
-    _KeptLikeFlash = _kept_like_flash()
-    AttentionInterface.register(ATTENTION, _efficient_attention)
-    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-
-
-def meta_model(config: Any, dtype: str) -> Any:
-    """The model on the meta device. Attention keeps what SDPA keeps on a real device, unless the
-    config asks for eager attention (which keeps the weights, on meta as on a GPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    _register_attention()
-    config = copy.deepcopy(config)  # from_config sets the attention on the config: never on the caller's
-    asked = getattr(config, "_attn_implementation_internal", None) or getattr(config, "_attn_implementation", None)
-    attention = "eager" if asked == "eager" else ATTENTION
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), attn_implementation=attention)
 
 
 def estimate_run(
@@ -245,7 +158,7 @@ def estimate_run(
         layers = _quantize_frozen_linears(prepared, parsed, components)
         notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
     components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
-    components.optimizer, what = _optimizer_bytes(prepared, optimizer)
+    components.optimizer, what = optimizer_bytes(prepared, optimizer)
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
     if gradient_checkpointing and hasattr(prepared, "gradient_checkpointing_enable"):
@@ -260,18 +173,26 @@ def estimate_run(
     return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
 
 
-@contextmanager
-def _as_if_tracing() -> Iterator[None]:
-    """transformers' mask building inspects tensor values (packed sequences, all-ones masks) unless
-    it is being traced; meta tensors have no values, so it is told it is traced while we run."""
-    from transformers import masking_utils
-
-    original = masking_utils.is_tracing
-    masking_utils.is_tracing = lambda *args, **kwargs: True
-    try:
-        yield
-    finally:
-        masking_utils.is_tracing = original
+def estimate_spec(
+    spec: Any, config: Any, tokens: int, batch_size: int | None = None, gradient_checkpointing: bool | None = None
+) -> Estimate:
+    """`estimate_run` for one run's spec (a RunSpec, or a record's spec as stored), at its own batch and
+    checkpointing unless told others: the one place a spec's fields become the estimator's arguments."""
+    fields = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
+    training = fields.get("training") or {}
+    if gradient_checkpointing is None:
+        gradient_checkpointing = training.get("gradient_checkpointing", False)
+    return estimate_run(
+        config,
+        dtype=fields["model"]["dtype"],
+        strategy=fields["strategy"],
+        options=fields.get("options") or {},
+        batch_size=batch_size or fields["budget"]["batch_size"],
+        tokens=tokens,
+        optimizer=training.get("optimizer", "adamw_torch"),
+        gradient_checkpointing=gradient_checkpointing,
+        label=fields.get("label"),
+    )
 
 
 def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
@@ -279,7 +200,7 @@ def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
 
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
     model.train()
-    with _as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
+    with as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
         loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
     return tracker.peak

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.model import Estimate, estimate_run, training_lengths
+from bench.estimate.model import Estimate, estimate_spec, training_lengths
 
 # What a device needs beyond the estimated tensors: the CUDA context, the caching allocator's slack
 # and short-lived temporaries. Measured on an H200 (results/smollm2-gpu-memory, 6 strategies):
@@ -90,25 +90,6 @@ def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: 
     if lengths is not None:
         return min(max(lengths(), default=spec.budget.seq_len), spec.budget.seq_len)
     return spec.budget.seq_len
-
-
-def estimate_spec(
-    spec: Any, config: Any, tokens: int, batch_size: int | None = None, gradient_checkpointing: bool | None = None
-) -> Estimate:
-    """bench.estimate.model for one run spec, at its own batch and checkpointing unless told others."""
-    return estimate_run(
-        config,
-        dtype=spec.model.dtype,
-        strategy=spec.strategy,
-        options=spec.options,
-        batch_size=batch_size or spec.budget.batch_size,
-        tokens=tokens,
-        optimizer=spec.training.optimizer,
-        gradient_checkpointing=spec.training.gradient_checkpointing
-        if gradient_checkpointing is None
-        else gradient_checkpointing,
-        label=spec.label,
-    )
 
 
 def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:

@@ -29,15 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.backends.base import Outcome
-from bench.executors.base import Finished, Job, SetupError, utc_now
+from bench.executors.base import Finished, Job, Progress, SetupError, utc_now
 from bench.measure import env, limits
 from bench.spec import Resources
-
-if TYPE_CHECKING:
-    from bench.execute import Progress
 
 try:
     import ray

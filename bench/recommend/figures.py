@@ -6,8 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bench.records.results import RunResult
-from bench.report.aggregate import learned_task
+from bench.records.results import RunResult, learned_task
 
 Objective = Literal["accuracy", "throughput"]
 OBJECTIVES: tuple[str, ...] = ("accuracy", "throughput")

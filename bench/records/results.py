@@ -358,3 +358,20 @@ def records_frame(records: list[RunResult]) -> pd.DataFrame:
         for name, metric in record.metrics.items()
     ]
     return pd.DataFrame(rows)
+
+
+def learned_task(records: list[RunResult]) -> str | None:
+    for record in records:
+        task = record.spec.get("task") or {}
+        if task.get("name"):
+            return str(task["name"])
+    return None
+
+
+def retained_tasks(records: list[RunResult]) -> list[str]:
+    names: list[str] = []
+    for record in records:
+        for task in record.spec.get("retain") or []:
+            if task.get("name") and task["name"] not in names:
+                names.append(task["name"])
+    return names

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import stats
 from bench.analysis.items import sentence
-from bench.records.results import RunResult, records_frame
+from bench.records.results import RunResult, learned_task, records_frame
 
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
 
@@ -96,23 +96,6 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
         values=("value", lambda values: [float(v) for v in values if pd.notna(v)]),  # per run: the unit of tests
     ).reset_index()
     return summary[columns]
-
-
-def learned_task(records: list[RunResult]) -> str | None:
-    for record in records:
-        task = record.spec.get("task") or {}
-        if task.get("name"):
-            return str(task["name"])
-    return None
-
-
-def retained_tasks(records: list[RunResult]) -> list[str]:
-    names: list[str] = []
-    for record in records:
-        for task in record.spec.get("retain") or []:
-            if task.get("name") and task["name"] not in names:
-                names.append(task["name"])
-    return names
 
 
 def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.analysis import stats
-from bench.records.results import RunResult
+from bench.records.results import RunResult, learned_task
 from bench.report import aggregate, charts
 
 COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers see
@@ -98,7 +98,7 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return []
-    task = aggregate.learned_task(ok)
+    task = learned_task(ok)
     has_accuracy = any(r.value(f"accuracy.{task}") is not None for r in ok)
     objective = "accuracy" if has_accuracy else "throughput"
     out = []

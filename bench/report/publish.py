@@ -11,11 +11,9 @@ the History section of all of them, as scripts/nightly renders it. JSON that is 
 
 from __future__ import annotations
 
-import argparse
 import html
 import shutil
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,35 +262,3 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
     copy_validation(root, out)
     _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}"), root))  # no absolute path
     return index
-
-
-def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("results", type=Path, help="results root, e.g. results (every record below it)")
-    parser.add_argument("--out", type=Path, default=Path("site"), help="site folder (default: site)")
-    parser.set_defaults(handler=_handle)
-    return parser
-
-
-def _handle(args: argparse.Namespace) -> int:
-    try:
-        index = publish(args.results, args.out)
-    except (FileNotFoundError, FileExistsError, LeakError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"site: {index}")
-    return 0
-
-
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `publish` to the CLI's subcommands."""
-    help = "build a static site (index, reports, records) of every result set below a results root"
-    return _arguments(commands.add_parser("publish", help=help, description=help))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.report.publish", description=__doc__.splitlines()[0])
-    return _handle(_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

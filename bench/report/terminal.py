@@ -9,7 +9,8 @@ import math
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.report.aggregate import QUESTIONS, learned_task, resolve, summarize
+from bench.records.results import learned_task
+from bench.report.aggregate import QUESTIONS, resolve, summarize
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,5 +1,6 @@
-"""The worker's alignment hooks: preference data, the chained sft parent, per-phase records and the
-alignment metrics. Kept apart from bench.run.worker so that file stays one readable page.
+"""The worker's alignment hooks: preference data, the chained sft parent and the alignment metrics
+(a two-phase method's per-phase training figures are the Recorder's, bench/run/recorder.py). Kept
+apart from bench.run.worker so that file stays one readable page.
 """
 
 from __future__ import annotations
@@ -10,17 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure.memory import MemoryTracker
-from bench.measure.timing import summarize
-
-BUDGET_MEANING = (
-    "two-phase method: each phase (reward, then policy) gets budget.steps optimizer steps of "
-    "budget.batch_size sequences; caps (max_tokens, max_seconds) apply per phase; tokens_seen and "
-    "train_seconds are totals over the phases; the policy's sequences are its own generations "
-    "(num_generations per prompt), counted in generated_tokens"
-)
+from bench.run.recorder import Recorder
 
 
-def load_preference_data(run: Any) -> Any:
+def load_preference_data(run: Recorder) -> Any:
     """The run's preference pairs, or None when the run has none (an sft run of a suite without them)."""
     from bench.tasks.preference import load_preference
 
@@ -40,7 +34,7 @@ def artefact_folder(run_id: str) -> Path:
     return cache_root() / "artefacts" / run_id
 
 
-def start_from_parent(run: Any, loaded: Any, device: str) -> Any:
+def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     """The model the parent sft run produces: loaded from the artefact cache (keyed by the parent's
     run_id), else trained here through bench.training.train (measured as phase `parent_train`), merged into a
     standalone model and cached. The returned model's `_name_or_path` is that folder, so trainers that
@@ -50,7 +44,7 @@ def start_from_parent(run: Any, loaded: Any, device: str) -> Any:
     from bench.run.events import emit
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.tasks import load_task
-    from bench.training.train import train
+    from bench.training.train import TrainRequest, train
 
     spec, parent = run.spec, run.spec.parent
     folder = artefact_folder(parent["run_id"])
@@ -66,10 +60,11 @@ def start_from_parent(run: Any, loaded: Any, device: str) -> Any:
         context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
         with MemoryTracker("parent_train") as memory:
             model = strategy.prepare(loaded.model, options, context)
-            outcome = train(
+            request = TrainRequest(
                 model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
-                options.learning_rate, spec.seed, device, run.workdir / "parent", emit,
+                options, spec.seed, device, run.workdir / "parent", emit,
             )  # fmt: skip
+            outcome = train(request)
         run.metrics.update(memory.metrics())
         run.metric("train.parent.seconds", outcome.seconds, "s", False)
         run.budget["parent"].update(steps_done=outcome.steps, tokens_seen=outcome.tokens)
@@ -91,41 +86,7 @@ def start_from_parent(run: Any, loaded: Any, device: str) -> Any:
     return model
 
 
-def record_phases(run: Any, outcome: Any) -> None:
-    """Per-phase time, throughput, loss and peak memory; the run's train memory peak is their max."""
-    warmup_steps = run.spec.measure.throughput_warmup_steps
-    phases = {}
-    for phase in outcome.phases:
-        name = phase.phase
-        warmup = min(warmup_steps, max(phase.steps - 1, 0))
-        seconds, tokens = phase.step_seconds[warmup:], phase.step_tokens[warmup:]
-        measured = sum(seconds) or float("nan")
-        run.metric(f"train.{name}.seconds", phase.seconds, "s", False)
-        run.metric(f"train.{name}.steps_per_s", len(seconds) / measured, "steps/s", True)
-        run.metric(f"train.{name}.tokens_per_s", sum(tokens) / measured, "tokens/s", True)
-        if phase.losses:
-            run.metric(f"train.{name}.final_loss", phase.losses[-1][1], "loss", False)
-        if seconds:
-            run.timings[f"train.{name}.step_seconds"] = summarize(seconds, "s", warmup)
-        run.metrics.update(phase.memory.metrics())
-        phases[name] = {
-            "steps_done": phase.steps,
-            "tokens_seen": phase.tokens,
-            "samples_seen": sum(phase.step_samples),
-            "generated_tokens": phase.generated_tokens,
-            "train_seconds": round(phase.seconds, 3),
-            "stop_reason": phase.stop_reason,
-        }
-    for kind in ("host_peak_mib", "cuda_allocated_peak_mib", "cuda_reserved_peak_mib"):
-        values = [run.metrics.get(f"memory.{name}_train.{kind}") for name in phases]
-        values.append(run.metrics.get(f"memory.train.{kind}"))
-        known = [metric.value for metric in values if metric is not None and metric.value is not None]
-        if known:
-            run.metric(f"memory.train.{kind}", max(known), "MiB", False)
-    run.budget.update(phases=phases, meaning=BUDGET_MEANING, steps_per_phase=run.spec.budget.steps)
-
-
-def record_alignment(run: Any, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:
+def record_alignment(run: Recorder, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:
     from bench.evaluate.alignment import alignment_metrics
 
     metrics = alignment_metrics(model, tokenizer, preference, base, reward_model)

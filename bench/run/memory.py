@@ -55,7 +55,7 @@ def estimate_for_run(
     """bench.estimate.model's prediction for this run from the loaded model's config, at the token length
     of the step that was measured (so the error is the estimator's, not the data's), else at the
     expected longest sequence of a batch. Never fails the run: an estimator error becomes the reason."""
-    from bench.estimate.model import estimate_run, expected_batch_tokens, training_lengths
+    from bench.estimate.model import estimate_spec, expected_batch_tokens, training_lengths
 
     try:
         budget = spec.budget
@@ -63,17 +63,7 @@ def estimate_for_run(
             tokens = measured_shape[1]
         else:
             tokens = expected_batch_tokens(training_lengths(task, tokenizer), budget.batch_size, budget.seq_len)
-        estimate = estimate_run(
-            model.config,
-            dtype=spec.model.dtype,
-            strategy=spec.strategy,
-            options=spec.options,
-            batch_size=budget.batch_size,
-            tokens=tokens,
-            optimizer=spec.training.optimizer,
-            gradient_checkpointing=spec.training.gradient_checkpointing,
-            label=spec.label,
-        )
+        estimate = estimate_spec(spec, model.config, tokens)
         return estimate, None
     except Exception as error:  # the estimate is an annotation of the run, never its outcome
         return None, f"estimate failed: {type(error).__name__}: {error}"

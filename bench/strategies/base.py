@@ -117,6 +117,28 @@ class MergeablePeftAdapter:
         return merge_adapter(model)
 
 
+class VirtualTokenAdapter:
+    """save/load/size_for shared by PEFT's prompt-learning adapters (prompt and prefix tuning): never
+    merged; `restore` puts back on a loaded model the hook `prepare` put on the trained one; sized by
+    `num_virtual_tokens`."""
+
+    objective: ClassVar[Objective] = "sft"
+
+    def restore(self, model: Any) -> None:
+        raise NotImplementedError
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        model = load_adapter(base_model, directory)
+        self.restore(model)
+        return model
+
+    def size_for(self, model: Any, options: Any, target: int, context: PrepareContext) -> Sizing:
+        return size_by_trial(self, model, options, context, "num_virtual_tokens", target)
+
+
 def count_trainable(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 

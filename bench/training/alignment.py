@@ -13,10 +13,11 @@ option `ppo` looks for one and fails with a clear message when the installed TRL
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.registry import Registry
 from bench.spec import Budget
 from bench.tasks.preference import PreferenceData
 
@@ -34,7 +35,7 @@ def _pairs_dataset(preference: PreferenceData, tokenizer: Any):
     return Dataset.from_list([pair.row() for pair in preference.train])
 
 
-def dpo_trainer(model: Any, tokenizer: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any):
+def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any):
     from trl import DPOConfig, DPOTrainer
 
     options, preference = inputs["options"], inputs["preference"]
@@ -112,11 +113,15 @@ def _grpo() -> tuple[Any, Any]:
     return GRPOConfig, GRPOTrainer
 
 
-ALGORITHMS = {"rloo": _rloo, "grpo": _grpo, "ppo": _ppo}
+# rlhf's `algorithm` -> (its TRL config class, its trainer class), imported when chosen
+ALGORITHMS: Registry[Callable[[], tuple[Any, Any]]] = Registry("rlhf algorithm")
+ALGORITHMS.add("rloo", _rloo)
+ALGORITHMS.add("grpo", _grpo)
+ALGORITHMS.add("ppo", _ppo)
 
 
 def rlhf_phases(
-    model: Any, tokenizer: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any
+    model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any
 ) -> Iterator[tuple[str, Any, list[Any]]]:
     """(phase, trainer, the models it holds beside the one it trains), one phase at a time."""
     from datasets import Dataset
@@ -128,7 +133,7 @@ def rlhf_phases(
             f"rlhf: budget.batch_size ({budget.batch_size}) must be a multiple of num_generations "
             f"({options.num_generations}): each step scores whole groups of completions per prompt"
         )
-    config_class, trainer_class = ALGORITHMS[options.algorithm]()  # fail before any training
+    config_class, trainer_class = ALGORITHMS.get(options.algorithm)()  # fail before any training
     output = Path(arguments["output_dir"])
 
     reward_model = reward_model_from(model, tokenizer)

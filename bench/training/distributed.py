@@ -66,15 +66,3 @@ def gather(value: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, value)
     return gathered
-
-
-def sibling_pids() -> list[int]:
-    """The other ranks of this run (torchrun's children beside this process), for CPU accounting."""
-    if not launched() or world_size() == 1:
-        return []
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(os.getppid()).children() if child.pid != os.getpid()]
-    except psutil.Error:
-        return []

@@ -1,7 +1,7 @@
 """The one training path: every strategy trains here, under the suite's budget, with one tracker.
 
 A strategy names its objective; the objective picks the TRL trainer. Adding an objective is one
-entry in TRAINERS, never a branch on the strategy. An entry returns one trainer, or is a generator
+entry in OBJECTIVES, never a branch on the strategy. An entry returns one trainer, or is a generator
 that yields `(phase, trainer, held models)` for a method with several phases (RLHF: reward, then policy);
 each phase runs through the same MeasuringCallback, under its own MemoryTracker, with the full
 budget of steps (see docs/alignment.md).
@@ -24,6 +24,7 @@ from bench.measure.component_probe import ComponentProbe
 from bench.measure.components import Components
 from bench.measure.memory import MemoryTracker, PhaseMemory
 from bench.measure.timing import clock
+from bench.registry import Registry
 from bench.spec import Budget, Training
 from bench.tasks.base import TaskData
 from bench.training.module_walks import walks_listed_once
@@ -290,7 +291,7 @@ def _lean_sft_trainer_class() -> type:
     return LeanSFTTrainer
 
 
-def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **_: Any):
+def sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **_: Any):
     from datasets import Dataset
     from trl import SFTConfig
 
@@ -309,19 +310,12 @@ def _sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str
     return trainer_class(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 
 
-def _dpo_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **inputs: Any):
-    from bench.training.alignment import dpo_trainer
-
-    return dpo_trainer(model, tokenizer, arguments, budget, **inputs)
-
-
-def _rlhf_phases(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **inputs: Any):
-    from bench.training.alignment import rlhf_phases
-
-    yield from rlhf_phases(model, tokenizer, arguments, budget, **inputs)
-
-
-TRAINERS: dict[str, Callable[..., Any]] = {"sft": _sft_trainer, "dpo": _dpo_trainer, "rlhf": _rlhf_phases}
+# objective -> its trainer builder: (model, tokenizer, task, arguments, budget, **inputs) -> a trainer, or a
+# generator of phases; a new objective is one builder and one line here
+OBJECTIVES: Registry[Callable[..., Any]] = Registry("objective")
+OBJECTIVES.register("sft", "bench.training.train:sft_trainer")
+OBJECTIVES.register("dpo", "bench.training.alignment:dpo_trainer")
+OBJECTIVES.register("rlhf", "bench.training.alignment:rlhf_phases")
 
 
 def _run(
@@ -364,27 +358,41 @@ def cache_package_probes() -> None:
         accelerate.optimizer.is_lomo_available = functools.cache(probe)
 
 
-def train(
-    model: Any,
-    tokenizer: Any,
-    objective: str,
-    task: TaskData,
-    budget: Budget,
-    training: Training,
-    learning_rate: float,
-    seed: int,
-    device: str,
-    workdir: Path,
-    progress: Progress = lambda event: None,
-    **inputs: Any,
-) -> TrainOutcome:
-    """`inputs` reach the objective's builder: `preference` (PreferenceData) and `options` (the
-    strategy's options) for dpo and rlhf."""
-    if objective not in TRAINERS:
-        raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(TRAINERS)})")
-    arguments = trainer_arguments(budget, training, learning_rate, seed, device, workdir, inputs.pop("parallel", "ddp"))
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training, handed over whole: the prepared model, what it learns, under which budget and
+    optimisation, and the strategy's typed options (their learning_rate is the training's; dpo and
+    rlhf read their own fields from them)."""
+
+    model: Any
+    tokenizer: Any
+    objective: str
+    task: TaskData
+    budget: Budget
+    training: Training
+    options: Any  # the strategy's Options (bench.strategies.StrategyOptions or a subclass)
+    seed: int
+    device: str
+    workdir: Path
+    progress: Progress = lambda event: None
+    preference: Any = None  # PreferenceData, for dpo and rlhf
+    parallel: str = "ddp"
+
+
+def train(request: TrainRequest) -> TrainOutcome:
+    """Train `request.model` through its objective's trainer, measured by one callback."""
+    objective, budget, progress = request.objective, request.budget, request.progress
+    if objective not in OBJECTIVES:
+        raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(OBJECTIVES)})")
+    arguments = trainer_arguments(
+        budget, request.training, request.options.learning_rate, request.seed, request.device, request.workdir,
+        request.parallel,
+    )  # fmt: skip
     artefacts: dict[str, Any] = {}
-    built = TRAINERS[objective](model, tokenizer, task, arguments, budget, artefacts=artefacts, **inputs)
+    built = OBJECTIVES.get(objective)(
+        request.model, request.tokenizer, request.task, arguments, budget,
+        artefacts=artefacts, preference=request.preference, options=request.options,
+    )  # fmt: skip
     if not inspect.isgenerator(built):
         return _run(built, budget, progress)
     phases: Iterator[tuple[str, Any, list[Any]]] = built
