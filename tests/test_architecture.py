@@ -110,3 +110,13 @@ def test_no_function_over_80_lines():
 def test_the_worker_reads_in_one_screen():
     lines = len((BENCH / "run" / "worker.py").read_text().splitlines())
     assert lines <= MAX_WORKER_LINES, lines
+
+
+def test_the_modules_that_name_this_checkout_find_it_from_their_folder():
+    """A module that locates the checkout from its own file must count its folder's depth (a move
+    into a stage folder adds one level)."""
+    from bench.analysis import ab
+    from bench.measure import env
+    from bench.records import portable
+
+    assert portable.SOURCE_ROOT == ab.SOURCE == env.SOURCE_ROOT == BENCH.parent

@@ -37,7 +37,7 @@ from bench.analysis.verdicts import (
 )
 from bench.records.results import RunResult, load_records
 
-SOURCE = Path(__file__).resolve().parents[1]  # this checkout: the candidate's code
+SOURCE = Path(__file__).resolve().parents[2]  # this checkout (bench/analysis/ab.py): the candidate's code
 
 
 def _checkout(rev: str, out: Path) -> Path:

@@ -46,8 +46,11 @@ IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 USER_AT_HOST = re.compile(r"\b[a-z_][\w.-]*@[a-z0-9][\w-]*(?:\.[\w-]+)+\b", re.I)
 CACHE = re.compile(r"^.*?/(?:\.cache/fine-tune-bench|\.bench-cache|fine-tune-bench-cache)/")
 SITE = re.compile(r"^.*?/(?:site|dist)-packages/")
-CHECKOUT = re.compile(r"^.*?/(bench/(?:models|strategies|tasks|evaluate|measure|report|backends|executors|recommend)?)")
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = re.compile(
+    r"^.*?/(bench/(?:cli|run|training|analysis|estimate|records|models|strategies|tasks|evaluate|measure|report"
+    r"|backends|executors|recommend)?)"
+)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # this checkout (bench/records/portable.py)
 
 
 def is_secret_name(name: str) -> bool:
