@@ -8,10 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.report import publish as site
-from bench.report.publish import LeakError
-
-PUBLISH_DOC = site.__doc__.splitlines()[0]
+PUBLISH_DOC = "`bench publish RESULTS --out SITE`: a static site of every result set below a results folder."
 
 
 def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -22,8 +19,10 @@ def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from bench.report.publish import LeakError, publish  # imported when used: `bench --help` stays light
+
     try:
-        index = site.publish(args.results, args.out)
+        index = publish(args.results, args.out)
     except (FileNotFoundError, FileExistsError, LeakError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
