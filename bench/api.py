@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.execute import ExecutionReport, Progress, execute
+from bench.execute import ExecutionReport, execute
+from bench.executors.base import Progress
 from bench.plan import RunSpec, plan
-from bench.results import ResultStore
+from bench.records.results import ResultStore
 from bench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
-    from bench.verdicts import Comparison
+    from bench.analysis.verdicts import Comparison
 
 
 def run_suite(
@@ -66,10 +67,10 @@ def report(
     records' own folder; it appears when that holds more than one night.
     Reads records only (never imports torch). Returns the written path (default reports/<suite>.html).
     """
-    from bench.archives import is_archive
-    from bench.history import build
+    from bench.analysis.history import build
+    from bench.records.archives import is_archive
+    from bench.records.results import load_records
     from bench.report.html import write_report
-    from bench.results import load_records
 
     source = Path(source)
     suite_text = None
@@ -110,8 +111,8 @@ def compare(
     """Compare a candidate result set with a baseline; optionally write JSON and an HTML report with the comparison."""
     import json
 
-    from bench import compare as comparing
-    from bench.results import atomic_write_text
+    from bench.analysis import compare as comparing
+    from bench.records.results import atomic_write_text
 
     result = comparing.compare(
         baseline,

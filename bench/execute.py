@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.executors import EXECUTORS
-from bench.executors.base import Finished, Job, SetupError
+from bench.executors.base import Finished, Job, Progress, SetupError
 from bench.measure import env, limits
 from bench.plan import RunSpec
-from bench.portable import redact_file
+from bench.records.portable import redact_file
+from bench.records.results import ResultStore, RunResult
 from bench.registry import UnknownNameError
-from bench.results import ResultStore, RunResult
 from bench.spec import Resources
 
 KEEP = ("ok", "skipped")
@@ -37,24 +37,11 @@ class ExecutionReport:
     executed: int = 0
 
 
-class Progress:
-    """What the executor tells the user; the CLI supplies a rich implementation, quiet is this one."""
-
-    def start_run(self, index: int, total: int, spec: RunSpec) -> None: ...
-    def event(self, event: dict[str, Any]) -> None: ...
-    def end_run(self, result: RunResult, reused: bool) -> None: ...
-
-
 def failure_record(spec: RunSpec, machine: str, reason: str, started: str, seconds: float, log_path: Path) -> RunResult:
     return RunResult(
-        run_id=spec.run_id,
-        suite=spec.suite,
-        strategy=spec.strategy,
-        label=spec.label,
-        seed=spec.seed,
+        **spec.record_header(),
         status="failed",
         reason=reason,
-        spec=spec.model_dump(mode="json"),
         budget={"resolved": spec.budget.model_dump()},
         environment=env.capture(machine),
         started_at=started,
@@ -101,7 +88,7 @@ def execute(
     """Run what is not stored yet through `executor` (bench/executors/), store each record as it ends.
 
     `executor_options`: the executor's own (Ray: `address`). `keep_artefacts`: each run keeps its trained
-    adapter or weights and scoring tasks beside its record (bench/artefacts.py). Raises SetupError, before any run
+    adapter or weights and scoring tasks beside its record (bench/run/artefacts.py). Raises SetupError, before any run
     starts, when the executor cannot start or the results folder cannot take records."""
     import time
 

@@ -62,6 +62,18 @@ class RunSpec(Strict):
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def record_header(self) -> dict[str, Any]:
+        """The fields every record of this run starts with, whoever writes it: the worker, or the
+        driver's failure record when the worker left none (bench/execute.py)."""
+        return {
+            "run_id": self.run_id,
+            "suite": self.suite,
+            "strategy": self.strategy,
+            "label": self.label,
+            "seed": self.seed,
+            "spec": self.model_dump(mode="json"),
+        }
+
 
 def _preference(suite: Suite, strategy: str) -> PreferenceSpec | None:
     """The suite's pairs; a non-sft objective without them builds pairs from the learned task."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
@@ -41,6 +40,8 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def unknown_message(self, name: str) -> str:
+        import difflib  # only for a name that is not known: keeps `import bench.<kind>` light
+
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"

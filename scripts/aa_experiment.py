@@ -70,13 +70,13 @@ def run(out: Path, repeats: dict[str, int]) -> None:
 
 
 def _load(folder: Path):
-    from bench.results import load_records
+    from bench.records.results import load_records
 
     return list(load_records(folder))
 
 
 def analyze(out: Path) -> dict:
-    from bench.compare import compare_records
+    from bench.analysis.compare import compare_records
 
     def index(path: Path) -> int:
         return int(path.name.removeprefix("rep-"))

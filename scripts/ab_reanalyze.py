@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
-    from bench.ab import compare_rounds, contaminated_round, load_rounds
+    from bench.analysis.ab import compare_rounds, contaminated_round, load_rounds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)

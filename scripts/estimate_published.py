@@ -1,4 +1,4 @@
-"""bench.estimate against published GPU memory measurements that state batch and sequence length
+"""bench.estimate.model against published GPU memory measurements that state batch and sequence length
 (docs/memory.md, "Published measurements", redoes this table; issue 27 item 1).
 
     python scripts/estimate_published.py            # the markdown table, then median and max |error|
@@ -36,7 +36,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.estimate import config_from_file, estimate_run
+from bench.estimate.model import config_from_file, estimate_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "suites" / "model-configs"
 GB, GIB = 1e9, 2**30

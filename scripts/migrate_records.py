@@ -2,7 +2,7 @@
 
     python scripts/migrate_records.py results [more folders or files]
 
-Schema 7 scrubs what must not leave the machine (absolute paths, the host name, secrets; bench/portable.py);
+Schema 7 scrubs what must not leave the machine (absolute paths, the host name, secrets; bench/records/portable.py);
 everything else (metrics, items, run ids, sessions) is kept as it was. Files that are not records are
 left alone and listed. Writes atomically and only when the text changes.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.results import NotARecord, atomic_write_text, load_record, record_paths
+from bench.records.results import NotARecord, atomic_write_text, load_record, record_paths
 
 
 def migrate_path(path: Path) -> bool:

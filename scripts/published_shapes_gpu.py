@@ -1,12 +1,12 @@
 """Ground truth for the published table (issue 27 item 2): transformers itself at the shapes of
-scripts/estimate_published.py, on a GPU, against bench.estimate.
+scripts/estimate_published.py, on a GPU, against bench.estimate.model.
 
     python scripts/published_shapes_gpu.py --out results/published-shapes-gpu [--only phi-1.5]
 
 Each shape is built from its config in suites/model-configs with random weights (memory does not
 depend on weight values), prepared by the harness's own strategy (LoRA, QLoRA, full), and trained
 for two AdamW steps on random token ids of the row's shape, in bfloat16 without autocast as
-bench.train runs it. Per shape it records, as JSON: CUDA's allocated peak over the two steps
+bench.training.train runs it. Per shape it records, as JSON: CUDA's allocated peak over the two steps
 (`torch.cuda.max_memory_allocated`, reset before the first), the components counted from the
 tensors on the first step (bench.measure.components, as every run records them), and the estimate
 with both errors. QLoRA's adapters are cast to bfloat16 as TRL's SFTTrainer casts them.
@@ -44,7 +44,7 @@ TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "nu
 
 
 def load_config(name: str, tiny: bool) -> Any:
-    from bench.estimate import config_from_file
+    from bench.estimate.model import config_from_file
 
     config = config_from_file(CONFIGS / name)
     if tiny:
@@ -65,7 +65,7 @@ def measure_shape(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from bench.estimate import _adapters_to_bfloat16, estimate_run
+    from bench.estimate.model import _adapters_to_bfloat16, estimate_run
     from bench.measure.component_probe import ComponentProbe
     from bench.spec import Budget
     from bench.strategies import STRATEGIES, PrepareContext

@@ -90,8 +90,8 @@ def _rows(result, task: str) -> list[dict]:
 
 
 def analyze(out: Path, size: int, alpha: float) -> dict:
-    from bench.compare import compare_records
-    from bench.results import load_records
+    from bench.analysis.compare import compare_records
+    from bench.records.results import load_records
 
     baseline = list(load_records(out / "baseline"))
     task = baseline[0].spec["task"]["name"]

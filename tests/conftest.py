@@ -63,11 +63,11 @@ def tiny_folder() -> Path:
 
 def train_tiny_lora(folder: Path, steps: int) -> Any:
     """LoRA (with dropout, which draws from the generator every step) on tiny-llama through
-    bench.train.train, as the worker trains: seeded first, 4 x 16 batches, gradient accumulation 2,
+    bench.training.train.train, as the worker trains: seeded first, 4 x 16 batches, gradient accumulation 2,
     24 cipher examples (several epochs). Returns the TrainOutcome."""
     import transformers
 
-    import bench.train
+    import bench.training.train
     from bench.models.load import load_model
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.suite import Budget, ModelSpec, TaskSpec, Training
@@ -80,4 +80,7 @@ def train_tiny_lora(folder: Path, steps: int) -> Any:
     options = lora.Options(learning_rate=1e-2, dropout=0.1)
     model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
     task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
-    return bench.train.train(model, loaded.tokenizer, "sft", task, budget, Training(), 1e-2, 0, "cpu", folder)
+    request = bench.training.train.TrainRequest(
+        model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", folder
+    )
+    return bench.training.train.train(request)

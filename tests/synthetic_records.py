@@ -6,7 +6,16 @@ import random
 from pathlib import Path
 from typing import Any
 
-from bench.results import Environment, Hardware, LossPoint, Metric, ResultStore, RunResult, TimingQuality, TimingStats
+from bench.records.results import (
+    Environment,
+    Hardware,
+    LossPoint,
+    Metric,
+    ResultStore,
+    RunResult,
+    TimingQuality,
+    TimingStats,
+)
 
 TASK, RETAINED = "cipher", ("next-letter", "copy")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.ab import compare_rounds
-from bench.stats import paired_p
-from bench.verdicts import ALL_STRATEGIES, UNKNOWN, WORSE
+from bench.analysis.ab import compare_rounds
+from bench.analysis.stats import paired_p
+from bench.analysis.verdicts import ALL_STRATEGIES, UNKNOWN, WORSE
 from tests.conftest import bench_cli, fast_suite, write_suite
 from tests.synthetic_records import make_set
 
@@ -23,7 +23,7 @@ def test_paired_sign_flip_test_reaches_its_smallest_p_with_five_rounds():
 
 
 def test_a_slowdown_is_found_through_drift_that_hides_it_from_a_pooled_comparison():
-    from bench.compare import compare_records
+    from bench.analysis.compare import compare_records
 
     pooled = compare_records([r for runs in rounds() for r in runs], [r for runs in rounds(0.85) for r in runs])
     assert not any(c.metric == "train.tokens_per_s" and c.verdict == WORSE for c in pooled.changes)
@@ -88,7 +88,7 @@ def test_rows_that_do_not_gate_say_why():
 
 
 def test_a_contaminated_round_is_run_again_up_to_the_limit(tmp_path, monkeypatch):
-    import bench.ab as ab
+    import bench.analysis.ab as ab
     from tests.synthetic_records import store
 
     calls: list[str] = []
@@ -159,8 +159,8 @@ def test_one_strategy_slower_is_not_averaged_away_by_the_suite_level_row():
 
 
 def test_a_strategy_row_gates_only_within_a_suite_row_that_stood():
-    from bench.gate import control_family
-    from bench.verdicts import NOISE, Comparison, MetricChange
+    from bench.analysis.gate import control_family
+    from bench.analysis.verdicts import NOISE, Comparison, MetricChange
 
     def row(strategy: str, p: float, change: float, verdict: str) -> MetricChange:
         return MetricChange(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.plan import plan
-from bench.results import RunResult
+from bench.records.results import RunResult
 from bench.suite import parse_suite
 from tests.conftest import fast_suite
 
@@ -46,7 +46,7 @@ def specs():
 
 
 def _run(spec, tmp_path: Path) -> RunResult:
-    from bench.worker import run
+    from bench.run.worker import run
 
     result = run(spec, "test-machine", tmp_path)
     assert result.status == "ok", result.reason
@@ -105,9 +105,9 @@ def test_both_rlhf_phases_are_measured_and_recorded(rlhf: RunResult):
 
 
 def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Path, monkeypatch):
-    import bench.worker_alignment
+    import bench.run.alignment
 
-    monkeypatch.setattr(bench.worker_alignment, "artefact_folder", lambda run_id: tmp_path / "artefacts" / run_id)
+    monkeypatch.setattr(bench.run.alignment, "artefact_folder", lambda run_id: tmp_path / "artefacts" / run_id)
     spec = specs["dpo-after-sft"]
     assert spec.parent["run_id"] == specs["sft"].run_id
     first = _run(spec, tmp_path / "first")
@@ -125,12 +125,12 @@ def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Pa
 def test_ppo_is_refused_clearly_when_trl_has_none():
     import trl
 
-    from bench.train_alignment import ALGORITHMS
+    from bench.training.alignment import ALGORITHMS
 
     if hasattr(trl, "PPOTrainer"):
         pytest.skip("this TRL ships a PPOTrainer")
     with pytest.raises(NotImplementedError, match="no PPOTrainer.*use algorithm: rloo or grpo"):
-        ALGORITHMS["ppo"]()
+        ALGORITHMS.get("ppo")()
 
 
 def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
@@ -142,7 +142,7 @@ def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
     from bench.suite import Budget, ModelSpec, TaskSpec, Training
     from bench.tasks import load_task
     from bench.tasks.preference import build_preference
-    from bench.train import train
+    from bench.training.train import TrainRequest, train
 
     budget = Budget(steps=3, batch_size=4, seq_len=16)
     task = load_task(TaskSpec(name="cipher", train_size=16, eval_limit=4))
@@ -154,8 +154,10 @@ def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
         validated = strategy.Options(**options)
         model = strategy.prepare(loaded.model, validated, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
         outcome = train(
-            model, loaded.tokenizer, strategy.objective, task, budget, Training(), validated.learning_rate, 0,
-            "cpu", tmp_path / name, preference=preference, options=validated,
+            TrainRequest(
+                model, loaded.tokenizer, strategy.objective, task, budget, Training(), validated, 0,
+                "cpu", tmp_path / name, preference=preference,
+            )
         )  # fmt: skip
         assert outcome.steps == (3 if name == "dpo" else 6), name
         assert all(phase.memory is not None for phase in outcome.phases)

@@ -1,4 +1,4 @@
-"""Batches made ahead of their steps (bench/batches.py): the same batches in the same order, and the
+"""Batches made ahead of their steps (bench/training/batches.py): the same batches in the same order, and the
 same training, as batches made inside each step."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-import bench.train
-from bench.batches import MadeAhead, batch_bytes
+import bench.training.train
+from bench.training.batches import MadeAhead, batch_bytes
 from tests.conftest import train_tiny_lora
 
 
@@ -48,10 +48,10 @@ def test_batch_bytes_counts_the_tensors():
 
 
 def _loss_curve(tmp_path: Path, ahead: bool, monkeypatch) -> list[tuple[int, float]]:
-    made = bench.train._lean_sft_trainer_class
+    made = bench.training.train._lean_sft_trainer_class
 
     monkeypatch.setattr(
-        bench.train, "_lean_sft_trainer_class", lambda: type("T", (made(),), {"make_batches_ahead": ahead})
+        bench.training.train, "_lean_sft_trainer_class", lambda: type("T", (made(),), {"make_batches_ahead": ahead})
     )
     outcome = train_tiny_lora(tmp_path / str(ahead), steps=10)  # 10 x 4 x 2 examples: 3+ epochs of 24
     assert (outcome.batches_ahead_seconds is not None) == ahead

@@ -51,7 +51,7 @@ def trainers(tmp_path: Path, loaded: Any, rows: list[dict], loss: str | None, se
     from trl import SFTConfig, SFTTrainer
 
     from bench.tasks import load_task
-    from bench.train import _sft_trainer, trainer_arguments
+    from bench.training.train import sft_trainer, trainer_arguments
 
     data, train_only = tmp_path / "data.jsonl", tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in [*rows, *EVAL]))
@@ -59,7 +59,7 @@ def trainers(tmp_path: Path, loaded: Any, rows: list[dict], loss: str | None, se
     task = load_task(TaskSpec(name="chat", source="jsonl", path=str(data), loss=loss))
     budget = Budget(steps=1, batch_size=1, seq_len=seq_len)
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", tmp_path)
-    ours = _sft_trainer(loaded.model, loaded.tokenizer, task, arguments, budget)
+    ours = sft_trainer(loaded.model, loaded.tokenizer, task, arguments, budget)
     # loss None: TRL's own defaults for the format; assistant: every assistant turn, prompt's too
     extra = {"assistant_only_loss": True, "completion_only_loss": False} if loss == "assistant" else {}
     config = SFTConfig(**arguments, max_length=seq_len, packing=False, **extra)
@@ -112,7 +112,7 @@ def test_rows_longer_than_seq_len_are_counted(tmp_path: Path, loaded: Any):
 
 def test_a_model_without_a_chat_template_is_refused_naming_the_field(tmp_path: Path, loaded: Any):
     from bench.tasks import load_task
-    from bench.train import _sft_trainer, trainer_arguments
+    from bench.training.train import sft_trainer, trainer_arguments
 
     template, loaded.tokenizer.chat_template = loaded.tokenizer.chat_template, None
     try:
@@ -122,7 +122,7 @@ def test_a_model_without_a_chat_template_is_refused_naming_the_field(tmp_path: P
         arguments = trainer_arguments(budget, Training(), 1e-3, 0, "cpu", tmp_path)
         task = load_task(TaskSpec(name="chat", source="jsonl", path=str(data)))
         with pytest.raises(ValueError, match=r"has no chat template.*model\.chat_template"):
-            _sft_trainer(loaded.model, loaded.tokenizer, task, arguments, budget)
+            sft_trainer(loaded.model, loaded.tokenizer, task, arguments, budget)
     finally:
         loaded.tokenizer.chat_template = template
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.compare import compare_records, min_p_value
-from bench.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE
+from bench.analysis.compare import compare_records, min_p_value
+from bench.analysis.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE
 from tests.synthetic_records import make_record, make_set, store
 
 ROOT = Path(__file__).resolve().parents[1]

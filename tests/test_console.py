@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from bench.console import RichProgress
+from bench.cli.console import RichProgress
 
 
 def test_progress_prints_lines_when_the_output_is_not_a_terminal():

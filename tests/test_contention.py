@@ -7,7 +7,7 @@ import sys
 import time
 
 from bench.measure.contention import MAX_OTHERS_CPU, ContentionMonitor, judge
-from bench.results import PhaseContention
+from bench.records.results import PhaseContention
 
 
 def quiet(**changes) -> PhaseContention:

@@ -80,7 +80,7 @@ def test_fsdp_on_cpu_is_skipped_with_the_reason(tmp_path: Path):
 
 
 def test_scaling_efficiency_is_global_throughput_over_n_times_one_process(runs):
-    from bench.scaling import scaling
+    from bench.recommend.scaling import scaling
 
     one, two = runs
     (row,) = scaling(one, two)

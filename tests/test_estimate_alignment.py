@@ -1,4 +1,4 @@
-"""Every model DPO and RLHF hold, estimated (bench.estimate_alignment) and counted in real runs
+"""Every model DPO and RLHF hold, estimated (bench.estimate.alignment) and counted in real runs
 (bench.measure.component_probe), on the alignment suite's model, batch and strategy options
 (suites/alignment.yaml, two steps instead of sixty): the held models' weights are equal to the
 byte, totals within 15% (the issue's bound for DPO), and each RLHF phase against its own estimate."""
@@ -11,14 +11,14 @@ import pytest
 import transformers
 import yaml
 
-from bench.estimate import estimate_run
+from bench.estimate.model import estimate_run
 from bench.models.load import load_model
 from bench.plan import plan
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import parse_suite
 from bench.tasks import load_task
 from bench.tasks.preference import load_preference
-from bench.train import train
+from bench.training.train import TrainRequest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = yaml.safe_load((ROOT / "suites" / "alignment.yaml").read_text())
@@ -51,16 +51,17 @@ def specs():
 
 
 def measure_and_estimate(spec, workdir: Path):
-    """One short run through bench.train, and the estimate at the shape of the step it counted."""
+    """One short run through bench.training.train, and the estimate at the shape of the step it counted."""
     transformers.set_seed(0)
     loaded = load_model(spec.model, "cpu", report=lambda message: None)
     strategy = STRATEGIES.get(spec.strategy)
     options = strategy.Options.model_validate(spec.options)
     model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, spec.budget, 0, "cpu"))
     outcome = train(
-        model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
-        options.learning_rate, 0, "cpu", workdir, preference=load_preference(spec.preference, spec.task.name),
-        options=options,
+        TrainRequest(
+            model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
+            options, 0, "cpu", workdir, preference=load_preference(spec.preference, spec.task.name),
+        )
     )  # fmt: skip
     measured = outcome.components
     estimate = estimate_run(
@@ -120,7 +121,7 @@ def test_sft_holds_no_other_model_and_no_cache():
 
 
 def test_bench_estimate_names_the_rlhf_phase_it_shows():
-    from bench.estimate_suite import render
+    from bench.estimate.suite import render
     from bench.suite import ModelSpec
 
     loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda message: None)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from bench.estimate import _adapters_to_bfloat16, estimate_run
+from bench.estimate.model import _adapters_to_bfloat16, estimate_run
 from bench.measure.components import Components, SavedTensorPeak, count_weights
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import Budget

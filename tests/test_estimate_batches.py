@@ -1,5 +1,5 @@
 """`bench estimate --batch-sizes`: per strategy the largest batch that fits, without and with
-gradient checkpointing (bench.estimate_batches), and the recomputed layer that checkpointing holds."""
+gradient checkpointing (bench.estimate.batches), and the recomputed layer that checkpointing holds."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.estimate_batches import largest_batches, parse_batch_sizes, render_batches
-from bench.estimate_suite import estimate_spec, suite_specs
+from bench.estimate.batches import largest_batches, parse_batch_sizes, render_batches
+from bench.estimate.suite import estimate_spec, suite_specs
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def test_checkpointing_counts_the_layer_being_recomputed():
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from bench.estimate import estimate_run
+    from bench.estimate.model import estimate_run
 
     config = LlamaConfig(
         hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4, vocab_size=512
@@ -107,7 +107,7 @@ def live_peak(prof) -> int:
 
 
 def test_cli_prints_the_largest_batches_and_writes_them(tmp_path, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     out = tmp_path / "estimate.json"
     args = ["estimate", str(ROOT / "suites" / "smoke.yaml"), "--model-config", str(SEVEN_B), "--tokens", "64"]
@@ -127,7 +127,7 @@ def test_cli_prints_the_largest_batches_and_writes_them(tmp_path, capsys):
 
 
 def test_cli_batch_sizes_need_a_device(capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["estimate", str(ROOT / "suites" / "smoke.yaml"), "--batch-sizes", "1,2"]) == 2
     assert "--batch-sizes needs --device-memory" in capsys.readouterr().err

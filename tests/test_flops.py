@@ -103,7 +103,7 @@ def test_mfu_is_flops_times_tokens_over_peak_and_missing_with_a_reason():
 
 
 def test_a_run_records_flops_per_token_and_says_why_mfu_is_missing_on_cpu(tmp_path: Path):
-    from bench.worker import run
+    from bench.run.worker import run
 
     suite = fast_suite("flops", ["full", {"lora": {"r": 4}}], execution={"threads": 1, "device": "cpu"})
     records = {spec.label: run(spec, "test-machine", tmp_path / spec.label) for spec in plan(parse_suite(suite))}
@@ -123,8 +123,8 @@ def test_a_run_records_flops_per_token_and_says_why_mfu_is_missing_on_cpu(tmp_pa
 
 def test_mfu_is_a_timing_metric_and_flops_per_token_is_not():
     """MFU and TFLOP/s are tokens/s times a constant: compared only on the same hardware, never from a
-    contaminated run (bench/stats.py TIMING); FLOPs per token depends on the model alone."""
-    from bench import stats
+    contaminated run (bench/analysis/stats.py TIMING); FLOPs per token depends on the model alone."""
+    from bench.analysis import stats
 
     for name in ("train.mfu", "train.mfu_6n", "train.model_tflops_per_s"):
         assert stats.matches(name, stats.TIMING), name
@@ -146,7 +146,7 @@ def test_preference_objectives_say_why_they_have_no_mfu(tiny_folder: Path):
 
 def test_mfu_counts_as_the_same_hypothesis_as_tokens_per_s():
     """MFU is tokens/s times a constant of the run: one test in a family, not three more."""
-    from bench import stats
+    from bench.analysis import stats
 
     for name in ("train.mfu", "train.mfu_6n", "train.model_tflops_per_s"):
         assert stats.hypothesis(name) == "train.tokens_per_s", name

@@ -14,11 +14,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import history, publish, results
-from bench.ab import load_rounds
-from bench.cli import main as cli_main
-from bench.results import SCHEMA_VERSION, ResultStore, Skipped, load_records, scan_records
-from bench.snapshot import load_set
+from bench.analysis import history
+from bench.analysis.ab import load_rounds
+from bench.analysis.snapshot import load_set
+from bench.cli.main import main as cli_main
+from bench.records import results
+from bench.records.results import SCHEMA_VERSION, ResultStore, Skipped, load_records, scan_records
+from bench.report import publish
 from tests.synthetic_records import make_record
 
 RECORD = make_record("full", 0)

@@ -32,7 +32,7 @@ def _tiny_llama_3_config(folder: Path) -> Path:
 
 
 def test_the_gpu_1b_suite_runs_on_a_tiny_config_of_the_same_shape_on_cpu(tmp_path: Path):
-    from bench.worker import run
+    from bench.run.worker import run
 
     suite = yaml.safe_load(SUITE.read_text())
     suite["model"]["config"] = str(_tiny_llama_3_config(tmp_path / "tiny-llama-3"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.history import Point, Series, build, change_points, new_regressions
+from bench.analysis.history import Point, Series, build, change_points, new_regressions
 
 FIXTURE_V2 = Path(__file__).parent / "fixtures" / "record-schema-2.json"
 
@@ -79,7 +79,7 @@ def test_the_newest_night_starting_a_worse_level_is_a_new_regression(tmp_path: P
     nights = noisy_nights(rng, 7) + [[v * 0.75 for v in noisy_nights(rng, 1)[0]]]
     one = series(nights)
     one.change_points = change_points(one)
-    from bench.history import History
+    from bench.analysis.history import History
 
     assert [c.index for s, c in new_regressions(History([one]))] == [7]
     better = series(noisy_nights(rng, 7) + [[v * 1.3 for v in noisy_nights(rng, 1)[0]]])

@@ -1,5 +1,5 @@
 """Training memory by component: counted exactly from the tensors, activations measured from what
-autograd keeps, and `bench.estimate` (meta device, no weights) against those measurements."""
+autograd keeps, and `bench.estimate.model` (meta device, no weights) against those measurements."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from bench.estimate import (
+from bench.estimate.meta import meta_model
+from bench.estimate.model import (
     config_from_file,
     estimate_run,
     expected_batch_tokens,
-    meta_model,
     parse_bytes,
     training_lengths,
 )
@@ -29,7 +29,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import TrainRequest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES_SUITE = yaml.safe_load((ROOT / "suites" / "strategies.yaml").read_text())
@@ -153,7 +153,7 @@ def test_estimate_is_within_15_percent_of_the_measured_components(name, options,
     parsed = strategy.Options.model_validate(options)
     model = strategy.prepare(loaded.model, parsed, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
     outcome = train(
-        model, loaded.tokenizer, "sft", cipher, budget, Training(), parsed.learning_rate, 0, "cpu", tmp_path
+        TrainRequest(model, loaded.tokenizer, "sft", cipher, budget, Training(), parsed, 0, "cpu", tmp_path)
     )
     measured = outcome.components
     assert measured is not None and measured.total() is not None
@@ -222,7 +222,7 @@ def test_unknown_optimizer_is_refused_naming_the_field(tmp_path):
 
 
 def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     out = tmp_path / "estimate.json"
     code = main(
@@ -262,7 +262,7 @@ def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
     ],
 )
 def test_cli_estimate_refuses_bad_input_naming_the_option(args, message, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["estimate", str(ROOT / "suites" / "smoke.yaml"), *args]) == 2
     assert message in capsys.readouterr().err

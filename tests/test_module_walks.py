@@ -1,4 +1,4 @@
-"""The model's per-step module walks over lists made once (bench/module_walks.py): the same modes and
+"""The model's per-step module walks over lists made once (bench/training/module_walks.py): the same modes and
 gradients as the model's own methods, the class's methods back afterwards, the same training."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import bench.train
-from bench.module_walks import walks_listed_once
+import bench.training.train
+from bench.training.module_walks import walks_listed_once
 from tests.conftest import train_tiny_lora
 
 
@@ -65,7 +65,7 @@ def test_a_model_with_its_own_zero_grad_keeps_it():
 
 
 def _lora_losses(tmp_path: Path, walks, monkeypatch) -> list[tuple[int, float]]:
-    monkeypatch.setattr(bench.train, "walks_listed_once", walks)
+    monkeypatch.setattr(bench.training.train, "walks_listed_once", walks)
     return train_tiny_lora(tmp_path / getattr(walks, "__name__", "walks"), steps=8).losses
 
 

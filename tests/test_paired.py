@@ -1,4 +1,4 @@
-"""Paired item-level statistics (bench/paired.py) against simulations where the truth is known."""
+"""Paired item-level statistics (bench/analysis/items.py) against simulations where the truth is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from bench.paired import Interval, difference, interval, item_record, metric_difference, metric_interval, sentence
+from bench.analysis.items import (
+    Interval,
+    difference,
+    interval,
+    item_record,
+    metric_difference,
+    metric_interval,
+    sentence,
+)
 from tests.synthetic_records import make_record
 
 ITEMS = 150
@@ -125,8 +133,8 @@ def _scored(label: str, seed: int, accuracy: float, before: str, rng: np.random.
 def test_compare_tests_quality_by_item_and_states_the_detectable_effect():
     """bench compare on records with per-item outcomes: a 30-point accuracy drop is worse by item;
     a drop of a few points on 60 items is noise, and the note says what could have been seen."""
-    from bench.compare import compare_records
-    from bench.verdicts import NOISE, WORSE
+    from bench.analysis.compare import compare_records
+    from bench.analysis.verdicts import NOISE, WORSE
 
     rng = np.random.default_rng(11)
     before = "".join("1" if x else "0" for x in rng.random(60) < 0.3)

@@ -161,7 +161,7 @@ def loaded(tiny_folder: Path):
 
 
 def _arguments(tmp_path: Path) -> dict[str, Any]:
-    from bench.train import trainer_arguments
+    from bench.training.train import trainer_arguments
 
     return trainer_arguments(Budget(steps=1, batch_size=2, seq_len=64), Training(), 1e-3, 0, "cpu", tmp_path)
 
@@ -176,7 +176,7 @@ def test_trl_trains_on_the_ids_the_metrics_score(tmp_path: Path, loaded: Any, da
     from bench.evaluate.rendering import dpo_ids, reward_ids
     from bench.strategies.dpo import Options as DpoOptions
     from bench.tasks.preference import PreferenceData
-    from bench.train_alignment import dpo_trainer
+    from bench.training.alignment import dpo_trainer
 
     path = write(tmp_path / "pairs.jsonl", rows_in(data_format, 6))
     pairs = read_jsonl(path)
@@ -186,7 +186,7 @@ def test_trl_trains_on_the_ids_the_metrics_score(tmp_path: Path, loaded: Any, da
     reference = DPOTrainer(model=model, args=DPOConfig(**arguments, max_length=64), train_dataset=raw,
                            processing_class=tokenizer)  # fmt: skip
     data = PreferenceData(train=pairs, heldout=pairs[:1], source="test")
-    ours = dpo_trainer(model, tokenizer, arguments, Budget(steps=1, batch_size=2, seq_len=64),
+    ours = dpo_trainer(model, tokenizer, None, arguments, Budget(steps=1, batch_size=2, seq_len=64),
                        options=DpoOptions(), preference=data)  # fmt: skip
     rendered = [dpo_ids(tokenizer, pair) for pair in pairs]
     for column, index in (("prompt_ids", 0), ("chosen_ids", 1), ("rejected_ids", 2)):
@@ -212,8 +212,8 @@ def test_a_dpo_suite_on_these_rows_runs_ok(tmp_path: Path, data_format: str):
     import yaml
 
     from bench.plan import plan
-    from bench.results import RunResult
-    from bench.worker import run
+    from bench.records.results import RunResult
+    from bench.run.worker import run
 
     suite = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())
     if data_format.startswith("standard"):
@@ -313,8 +313,8 @@ def test_rlhf_trains_and_scores_on_conversational_pairs(tmp_path: Path):
     from bench.suite import TaskSpec
     from bench.tasks import load_task
     from bench.tasks.preference import split_pairs
-    from bench.train import train
-    from bench.train_alignment import reward_function
+    from bench.training.alignment import reward_function
+    from bench.training.train import TrainRequest, train
 
     template = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())["model"]["chat_template"]
     pairs = read_jsonl(write(tmp_path / "p.jsonl", rows_in("conversational-implicit-prompt", 24)))
@@ -328,8 +328,10 @@ def test_rlhf_trains_and_scores_on_conversational_pairs(tmp_path: Path):
     model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
     task = load_task(TaskSpec(name="cipher", train_size=8, eval_limit=4))
     outcome = train(
-        model, loaded.tokenizer, strategy.objective, task, budget, Training(), options.learning_rate, 0, "cpu",
-        tmp_path / "run", preference=preference, options=options,
+        TrainRequest(
+            model, loaded.tokenizer, strategy.objective, task, budget, Training(), options, 0, "cpu",
+            tmp_path / "run", preference=preference,
+        )
     )  # fmt: skip
     assert [phase.steps for phase in outcome.phases] == [3, 3]
     assert outcome.phases[1].generated_tokens > 0

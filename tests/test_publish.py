@@ -20,9 +20,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from bench.portable import portable_path
-from bench.publish import add_parser, find_sets, main, publish
-from bench.results import ResultStore, atomic_write_text, load_record, parse_record
+from bench.cli.publish import add_parsers, main
+from bench.records.portable import portable_path
+from bench.records.results import ResultStore, atomic_write_text, load_record, parse_record
+from bench.report.publish import find_sets, publish
 from tests.synthetic_records import make_record, make_set
 from tests.test_report_browser import CHROMIUM, chromium
 
@@ -175,7 +176,7 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert f"skipped {empty / 'benchmarks' / 'start.json'}: not a record" in err  # what was skipped, and why
 
     parser = argparse.ArgumentParser(prog="bench")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    add_parsers(parser.add_subparsers(dest="command", required=True))
     ResultStore(tmp_path / "results").write(make_record("full", 0))
     args = parser.parse_args(["publish", str(tmp_path / "results"), "--out", str(tmp_path / "site")])
     assert args.handler(args) == 0
@@ -194,7 +195,7 @@ def test_publishing_never_imports_torch(tmp_path):
     root = results_root(tmp_path / "results")
     code = (
         "import sys\n"
-        "from bench.publish import publish\n"
+        "from bench.report.publish import publish\n"
         f"publish({str(root)!r}, {str(tmp_path / 'site')!r})\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
         "print('heavy:', heavy)\n"

@@ -9,10 +9,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from bench.archives import pack
-from bench.publish import publish
-from bench.results import ResultStore, load_records
-from bench.snapshot import load_set
+from bench.analysis.snapshot import load_set
+from bench.records.archives import pack
+from bench.records.results import ResultStore, load_records
+from bench.report.publish import publish
 from tests.conftest import REPO, bench_cli
 from tests.synthetic_records import make_record
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.compare import compare_records
-from bench.paired import item_record
-from bench.results import load_records
-from bench.stats import benjamini_hochberg
-from bench.verdicts import NOISE, SAME, UNKNOWN, WORSE
+from bench.analysis.compare import compare_records
+from bench.analysis.items import item_record
+from bench.analysis.stats import benjamini_hochberg
+from bench.analysis.verdicts import NOISE, SAME, UNKNOWN, WORSE
+from bench.records.results import load_records
 from tests.conftest import bench_cli, write_suite
 from tests.synthetic_records import make_record, store
 
@@ -222,13 +222,13 @@ def test_the_suite_gate_is_validated_and_leaves_run_ids_alone(tmp_path):
 def test_gpu_timings_are_never_divided_by_a_cpu_workload():
     from types import SimpleNamespace
 
-    from bench.worker import Run
+    from bench.run.recorder import Recorder
 
     gpu = SimpleNamespace(reference_seconds=[], reference_note=None)
-    Run.time_reference(gpu, "cuda:0")
+    Recorder.time_reference(gpu, "cuda:0")
     assert gpu.reference_seconds == [] and gpu.reference_note.startswith("none: GPU timings")
     cpu = SimpleNamespace(reference_seconds=[], reference_note=None)
-    Run.time_reference(cpu, "cpu")
+    Recorder.time_reference(cpu, "cpu")
     assert len(cpu.reference_seconds) == 1 and cpu.reference_note is None
     # records without a reference are compared as measured, never "at equal machine speed"
     base = [make_record("full", s, reference=None) for s in (0, 1, 2)]
@@ -249,7 +249,7 @@ def test_every_row_that_does_not_gate_says_why():
 
 
 def test_repeated_seeds_count_once_and_the_newest_run_stands_for_its_seed():
-    from bench.quality import one_per_seed
+    from bench.analysis.quality import one_per_seed
 
     older = [make_record("full", s).model_copy(update={"started_at": "2026-11-01T00:00:00+00:00"}) for s in (0, 1)]
     newer = [make_record("full", s).model_copy(update={"started_at": "2026-11-02T00:00:00+00:00"}) for s in (0, 1)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import load_records
+from bench.records.results import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install '.[ray]')")
@@ -48,7 +48,7 @@ class RayFaulty:
 STRATEGIES.add("rayfaulty", RayFaulty())
 '''
 
-# Until bench/worker.py applies the memory limit itself, a sitecustomize does it as the worker would.
+# Until bench/run/worker.py applies the memory limit itself, a sitecustomize does it as the worker would.
 LIMIT_SHIM = "from bench.measure.limits import apply_memory_limit\napply_memory_limit()\n"
 
 
@@ -136,7 +136,7 @@ def test_a_ray_run_past_its_timeout_is_a_failed_record(tmp_path: Path, cluster: 
 
 def test_a_ray_run_past_its_memory_limit_is_a_failed_record_naming_out_of_memory(tmp_path: Path, cluster: str):
     environment = {}
-    if "apply_memory_limit" not in (REPO / "bench" / "worker.py").read_text():
+    if "apply_memory_limit" not in (REPO / "bench" / "run" / "worker.py").read_text():
         (tmp_path / "sitecustomize.py").write_text(LIMIT_SHIM)
         environment["PYTHONPATH"] = str(tmp_path)
     resources = {"cpus": 1, "memory_gib": 0.25}

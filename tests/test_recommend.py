@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.recommend import Figure, dominance, recommend, record_memory, render_text, within_noise
 from bench.recommend.formatting import _against, _sizes
-from bench.results import Metric, RunResult
+from bench.records.results import Metric, RunResult
 from tests.synthetic_records import TASK, make_record, store
 
 GIB = 2**30

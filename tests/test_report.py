@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import compare_records
+from bench.analysis.compare import compare_records
 from bench.report import aggregate, charts
 from bench.report.html import render, write_report
 from tests.synthetic_records import make_record, make_set, store
@@ -120,7 +120,7 @@ def test_rendering_never_imports_torch(tmp_path):
         "from bench.api import report, compare\n"
         f"report({str(folder)!r}, {str(tmp_path / 'r.html')!r})\n"
         f"compare({str(folder)!r}, {str(folder)!r}, html_out={str(tmp_path / 'c.html')!r})\n"
-        "import bench.cli\n"
+        "import bench.cli.main\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
         "print('heavy:', heavy)\n"
         "raise SystemExit(1 if heavy else 0)\n"
@@ -146,21 +146,22 @@ def test_bench_run_renders_the_report_at_the_end(tmp_path, monkeypatch):
     import types
 
     import bench.api
-    import bench.cli
+    import bench.cli.main
+    import bench.cli.run
     from bench.execute import ExecutionReport
 
     suite_file = tmp_path / "tiny.yaml"
     suite_file.write_text("name: smoke  # the suite file is embedded in the report\n")
-    monkeypatch.setattr(bench.cli, "load_suite", lambda path: types.SimpleNamespace(name="smoke"))
-    monkeypatch.setattr(bench.cli, "check_data", lambda suite, source: None)  # no data files in a stand-in suite
+    monkeypatch.setattr(bench.cli.run, "load_suite", lambda path: types.SimpleNamespace(name="smoke"))
+    monkeypatch.setattr(bench.cli.run, "check_data", lambda suite, source: None)  # no data files in a stand-in suite
     monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(results=make_set(), executed=6))
     reports = tmp_path / "reports"  # by default beside the results folder
     args = ["run", str(suite_file), "--results", str(tmp_path / "results"), "--quiet"]
-    assert bench.cli.main(args) == 0
+    assert bench.cli.main.main(args) == 0
     page = (reports / "smoke.html").read_text()
     assert 'id="results-table"' in page and "the suite file is embedded" in page
     (reports / "smoke.html").unlink()
-    assert bench.cli.main([*args, "--no-report"]) == 0
+    assert bench.cli.main.main([*args, "--no-report"]) == 0
     assert not (reports / "smoke.html").exists()
 
 
@@ -170,7 +171,7 @@ GPU_MEMORY = ROOT / "results" / "smollm2-gpu-memory"
 def test_memory_section_stacks_the_components_and_shows_the_estimate_error():
     """The committed H200 records: one stacked bar per strategy, the estimate beside each, and the
     error the record holds (never recomputed differently by the report)."""
-    from bench.results import load_records
+    from bench.records.results import load_records
 
     records = list(load_records(GPU_MEMORY))
     page = render(records)
@@ -184,7 +185,7 @@ def test_memory_section_stacks_the_components_and_shows_the_estimate_error():
 
 
 def test_recommendation_section_answers_for_common_gpu_sizes():
-    from bench.results import load_records
+    from bench.records.results import load_records
 
     page = render(list(load_records(GPU_MEMORY)))
     table = re.search(r'<table class="metrics" id="recommend-table">(.*?)</table>', page, re.S).group(1)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.publish import publish
+from bench.records.results import ResultStore, RunResult
 from bench.report.html import write_report
-from bench.results import ResultStore, RunResult
+from bench.report.publish import publish
 from tests.synthetic_records import TASK, make_record
 from tests.test_report_browser import CHROMIUM, chromium
 

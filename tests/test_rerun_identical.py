@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.plan import plan
+from bench.run.worker import run
 from bench.suite import parse_suite
-from bench.worker import run
 from tests.conftest import fast_suite
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import env
-from bench.results import SCHEMA_VERSION, Metric, ResultStore, RunResult, atomic_write_text, parse_record
+from bench.records.results import SCHEMA_VERSION, Metric, ResultStore, RunResult, atomic_write_text, parse_record
 
 
 def record(run_id: str = "abc", **changes) -> RunResult:
@@ -123,7 +123,7 @@ def test_new_records_carry_the_commit_time():
 
 
 def test_fingerprint_tells_apart_cpu_cores_threads_and_gpus():
-    from bench.results import Hardware
+    from bench.records.results import Hardware
 
     base = Hardware(cpu="AMD EPYC", cores=2, isa=["avx2"], torch_threads=2)
     variants = [

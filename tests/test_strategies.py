@@ -14,7 +14,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, NotApplicable, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import TrainRequest, train
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "strategies.yaml"
 SFT = [name for name in STRATEGIES.names() if STRATEGIES.get(name).objective == "sft"]
@@ -99,7 +99,7 @@ def test_strategy_trains_only_its_parameters_and_reloads(name: str, task, tmp_pa
     _, loss_before = logits_and_loss(model, batch)
 
     outcome = train(
-        model, loaded.tokenizer, strategy.objective, task, BUDGET, Training(), options.learning_rate, 0, "cpu", tmp_path
+        TrainRequest(model, loaded.tokenizer, strategy.objective, task, BUDGET, Training(), options, 0, "cpu", tmp_path)
     )
     assert outcome.steps == BUDGET.steps
 
@@ -132,7 +132,8 @@ def test_qlora_lora_weights_get_gradients_after_an_evaluation_pass(task, tmp_pat
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and all(not m.support_avx512bf16_for_cpu for m in layers)
     # A few real steps first, so lora_B is non-zero and lora_A's gradient is no longer zero by construction.
-    train(model, loaded.tokenizer, "sft", task, Budget(steps=3, batch_size=8), Training(), 1e-2, 0, "cpu", tmp_path)
+    budget = Budget(steps=3, batch_size=8)
+    train(TrainRequest(model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", tmp_path))
     batch = probe(loaded.tokenizer, task)
     eval_logits, _ = logits_and_loss(model, batch)  # the no-grad eval forward that used to repack weights
 

@@ -60,7 +60,7 @@ def test_failed_runs_are_counted_and_a_missing_metric_is_a_dash():
 
 def test_bench_run_ends_with_the_table_and_the_answer(monkeypatch, capsys):
     import bench.api
-    from bench.cli import main
+    from bench.cli.main import main
 
     records = make_set()
     monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(records, executed=len(records)))

@@ -11,7 +11,7 @@ from bench.models.load import load_model
 from bench.strategies import STRATEGIES, PrepareContext
 from bench.suite import Budget, ModelSpec, TaskSpec, Training
 from bench.tasks import load_task
-from bench.train import train
+from bench.training.train import TrainRequest, train
 
 BUDGET = Budget(steps=6, batch_size=8, seq_len=16)
 
@@ -24,7 +24,7 @@ def _train(name: str, learning_rate: float, tmp_path: Path, tiny_folder: Path):
     model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, BUDGET, 0, "cpu"))
     task = load_task(TaskSpec(name="cipher", train_size=64, eval_limit=4))
     outcome = train(
-        model, loaded.tokenizer, strategy.objective, task, BUDGET, Training(), learning_rate, 0, "cpu", tmp_path
+        TrainRequest(model, loaded.tokenizer, strategy.objective, task, BUDGET, Training(), options, 0, "cpu", tmp_path)
     )
     return before, model, outcome
 
@@ -71,13 +71,16 @@ def test_token_and_time_caps_stop_training_early(tmp_path: Path, tiny_folder: Pa
     loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
     budget = Budget(steps=50, batch_size=8, seq_len=16, **cap)
     task = load_task(TaskSpec(name="cipher", train_size=64, eval_limit=4))
-    outcome = train(loaded.model, loaded.tokenizer, "sft", task, budget, Training(), 1e-3, 0, "cpu", tmp_path)
+    options = STRATEGIES.get("full").Options(learning_rate=1e-3)
+    outcome = train(
+        TrainRequest(loaded.model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", tmp_path)
+    )
     expected = {"max_tokens": 2, "max_seconds": 1}[next(iter(cap))]  # 40 tokens per step
     assert outcome.steps == expected and outcome.stop_reason == next(iter(cap))
 
 
 def test_quantised_weights_are_counted_at_their_full_size(tiny_folder: Path):
-    from bench.worker import _logical_numel
+    from bench.run.recorder import _logical_numel
 
     loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda m: None)
     base_total = sum(p.numel() for p in loaded.model.parameters())

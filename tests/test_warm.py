@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.results import load_records
+from bench.records.results import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 POLLUTER = '''
@@ -79,7 +79,7 @@ def test_what_the_server_preloads_on_a_gpu_machine_leaves_bitsandbytes_out():
     after that cannot use CUDA; so the GPU machine's preload must not reach it, through peft or otherwise."""
     probe = (
         "import importlib, sys\n"
-        "from bench.zygote import PRELOAD\n"
+        "from bench.backends.zygote import PRELOAD\n"
         "for name in PRELOAD: importlib.import_module(name)\n"
         "print(sorted(m for m in ('bitsandbytes', 'peft', 'trl') if m in sys.modules))\n"
     )

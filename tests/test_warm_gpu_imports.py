@@ -31,7 +31,7 @@ def trap(*args, **kwargs):
 torch.cuda._lazy_init = trap
 torch.cuda.is_available = lambda: True
 torch.cuda.device_count = lambda: 1
-from bench import zygote
+from bench.backends import zygote
 
 try:
     zygote.preload()

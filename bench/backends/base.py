@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.plan import RunSpec
-from bench.results import RunResult
+from bench.records.results import RunResult
 
 EventHandler = Callable[[dict[str, Any]], None]
 

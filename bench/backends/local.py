@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.backends.base import EventHandler, Outcome
-from bench.events import EVENT_PREFIX
+from bench.backends.zygote import die_with_parent
 from bench.plan import RunSpec
-from bench.results import load_record
-from bench.zygote import die_with_parent
+from bench.records.results import load_record
+from bench.run.events import EVENT_PREFIX
 
 
 def _signal_name(number: int) -> str:
@@ -88,7 +88,7 @@ class LocalBackend:
             log_path.write_text("")  # one log per attempt; appended to by the child and the relay
             with open(log_path, "a", encoding="utf-8") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path), "--machine", machine],
+                    [sys.executable, "-m", "bench.run.worker", str(spec_path), str(out_path), "--machine", machine],
                     stdout=subprocess.PIPE,
                     stderr=log,
                     text=True,

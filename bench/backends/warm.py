@@ -1,5 +1,5 @@
 """Each run in its own process, forked from a warm server that imported the training stack once
-(bench/zygote.py): isolation as with `local`, without ~10 s of imports per run.
+(bench/backends/zygote.py): isolation as with `local`, without ~10 s of imports per run.
 
 The server starts with the first run and ends with the suite. A run's child is in its own session;
 on a timeout or Ctrl-C its whole process group is killed, as with `local`. Where forking is not
@@ -22,8 +22,8 @@ from typing import Any
 
 from bench.backends.base import EventHandler, Outcome
 from bench.backends.local import LocalBackend, kill_group, outcome, relay
+from bench.backends.zygote import die_with_parent
 from bench.plan import RunSpec
-from bench.zygote import die_with_parent
 
 START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine
 
@@ -83,7 +83,7 @@ class WarmBackend:
         if self.server is not None and self.server.poll() is None:
             return
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "bench.zygote"],
+            [sys.executable, "-m", "bench.backends.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ class Score:
     acc_stderr: float | None
     acc_norm: float | None
     items: int
-    # per item, in the task's evaluation order: "1" scored correct, "0" not (bench.paired uses it)
+    # per item, in the task's evaluation order: "1" scored correct, "0" not (bench.analysis.items uses it)
     correct: str | None = None
 
 
@@ -99,7 +99,7 @@ def evaluate_accuracy(
     output = evaluate(
         lm=language_model,
         task_dict=task_dict,
-        log_samples=True,  # per-item correctness, for paired statistics (bench/paired.py)
+        log_samples=True,  # per-item correctness, for paired statistics (bench/analysis/items.py)
         verbosity="ERROR",
     )
     scores = {}

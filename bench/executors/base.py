@@ -23,14 +23,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from bench.backends.base import Outcome
 from bench.plan import RunSpec
+from bench.records.results import RunResult
 from bench.spec import Resources
 
-if TYPE_CHECKING:
-    from bench.execute import Progress
+
+class Progress:
+    """What the executor tells the user; the CLI supplies a rich implementation, quiet is this one."""
+
+    def start_run(self, index: int, total: int, spec: RunSpec) -> None: ...
+    def event(self, event: dict[str, Any]) -> None: ...
+    def end_run(self, result: RunResult, reused: bool) -> None: ...
 
 
 class SetupError(Exception):

@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from bench.backends import BACKENDS
-from bench.executors.base import Finished, Job, utc_now
+from bench.executors.base import Finished, Job, Progress, utc_now
 from bench.measure import env, limits
 from bench.spec import Resources
-
-if TYPE_CHECKING:
-    from bench.execute import Progress
 
 
 class LocalExecutor:

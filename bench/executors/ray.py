@@ -1,7 +1,7 @@
 """One Ray task per run, on an existing Ray cluster (`--address`) or on a local one started for the call.
 
 Each task asks Ray for the suite's `execution.resources` (num_cpus, num_gpus, memory) and runs its
-run exactly as the `local` backend does: a fresh `python -m bench.worker` process with the timeout
+run exactly as the `local` backend does: a fresh `python -m bench.run.worker` process with the timeout
 and the memory limit, whose record (or the reason there is none) the task returns to the driver.
 The driver stores it through bench/execute.py like any other executor's, so resume, failure records
 and timeouts behave as with the local executor. A Ray worker that dies, a task that Ray's memory
@@ -29,15 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.backends.base import Outcome
-from bench.executors.base import Finished, Job, SetupError, utc_now
+from bench.executors.base import Finished, Job, Progress, SetupError, utc_now
 from bench.measure import env, limits
 from bench.spec import Resources
-
-if TYPE_CHECKING:
-    from bench.execute import Progress
 
 try:
     import ray
@@ -206,7 +203,7 @@ class RayExecutor:
     def _collect(self, ref: Any, job: Job) -> Outcome:
         """The run's record, or why there is none: a failure the run reported, or what Ray says happened."""
         from bench.backends.local import _tail
-        from bench.results import parse_record
+        from bench.records.results import parse_record
 
         try:
             reply = ray.get(ref)

@@ -1,5 +1,5 @@
 """The training tracker's counter of memory by component (bench.measure.components), on the first
-optimizer step of any trainer: driven by bench.train.MeasuringCallback's callback points."""
+optimizer step of any trainer: driven by bench.training.train.MeasuringCallback's callback points."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import psutil
 
 from bench.measure.env import available_cores
 from bench.measure.timing import percentile
-from bench.results import PhaseContention, TimingQuality
+from bench.records.results import PhaseContention, TimingQuality
 
 # Others' CPU: a busy neighbour on a 2-core machine cost tiny-llama training 3.2x with 2 torch
 # threads (docs/statistics.md). A quarter of a core is well above what a quiet machine shows (the
@@ -46,12 +46,20 @@ def _busy(times) -> float:
     return _total(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
 
 
+def sibling_pids() -> list[int]:
+    """The other ranks of this run (torchrun's children beside this process), for CPU accounting."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:  # not several ranks
+        return []
+    try:
+        return [child.pid for child in psutil.Process(os.getppid()).children() if child.pid != os.getpid()]
+    except psutil.Error:
+        return []
+
+
 class ContentionMonitor:
     """Context manager: snapshots before and after a phase; `result` holds the PhaseContention."""
 
     def __init__(self, torch_threads: int | None = None) -> None:
-        from bench.distributed import sibling_pids
-
         self.torch_threads = torch_threads
         self.result: PhaseContention | None = None
         self._process = psutil.Process()

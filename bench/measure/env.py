@@ -13,8 +13,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from bench.portable import allowed_env
-from bench.results import Environment, Hardware
+from bench.records.portable import allowed_env
+from bench.records.results import Environment, Hardware
 
 PACKAGES = (
     "bench",
@@ -184,5 +184,5 @@ def capture(machine: str | None = None) -> Environment:
         git_dirty=dirty,
         git_commit_time=commit_time,
         hardware=hardware(),
-        omp=allowed_env(),  # an allow-list (bench/portable.py): never a token, key or secret
+        omp=allowed_env(),  # an allow-list (bench/records/portable.py): never a token, key or secret
     )

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.results import Metric
+from bench.records.results import Metric
 
 TERA = 1e12
 

@@ -6,7 +6,7 @@ import math
 import sys
 import time
 
-from bench.results import TimingStats
+from bench.records.results import TimingStats
 
 
 def synchronize() -> None:

@@ -12,7 +12,7 @@ preset whose shipped folder does not match the current recipe is built locally i
 with a warning that its weights are machine-specific.
 
 The pretraining loop builds the *base model*; it is not a measured strategy, so it does not go
-through `bench.train` (which exists to measure fine-tuning).
+through `bench.training.train` (which exists to measure fine-tuning).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ its training throughput with their seed spread. The constraints (memory, minimum
 maximum forgetting) are met when the mean meets them, "marginal" when the seeds straddle the
 limit. Among the strategies that meet them: the Pareto set and one recommendation, in a
 sentence. Where the user's model is larger than the measured one, the memory estimator
-(bench.estimate) predicts each strategy's training memory on the user's model instead.
+(bench.estimate.model) predicts each strategy's training memory on the user's model instead.
 
 Imports no torch unless a model config is given (the report side builds on `recommend`).
 """

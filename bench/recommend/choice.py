@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import stats
+from bench.analysis import stats
 from bench.measure.components import MIB
 from bench.recommend.figures import (
     ALPHA,
@@ -21,7 +21,7 @@ from bench.recommend.figures import (
 )
 from bench.recommend.formatting import _against, _fraction, _limit, _rate, _size, _sizes
 from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
-from bench.results import RunResult
+from bench.records.results import RunResult
 
 
 def _straddles(figure: Figure, limit: float) -> bool:
@@ -118,7 +118,7 @@ def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
 
 def within_noise(a: Figure, b: Figure) -> bool | None:
     """Whether two strategies' seeds cannot be told apart: the permutation test over seeds where the
-    design can reach ALPHA (bench.stats), else overlapping seed ranges; None with one seed (unknown)."""
+    design can reach ALPHA (bench.analysis.stats), else overlapping seed ranges; None with one seed (unknown)."""
     beyond, _ = stats.differs(a.values, b.values, ALPHA)
     if beyond is not None:
         return not beyond

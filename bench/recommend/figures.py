@@ -6,8 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bench.report.aggregate import learned_task
-from bench.results import RunResult
+from bench.records.results import RunResult, learned_task
 
 Objective = Literal["accuracy", "throughput"]
 OBJECTIVES: tuple[str, ...] = ("accuracy", "throughput")
@@ -74,7 +73,7 @@ class Check:
 
 @dataclass
 class ModelEstimate:
-    """bench.estimate's training memory of a strategy on the user's model."""
+    """bench.estimate.model's training memory of a strategy on the user's model."""
 
     total_mib: float | None
     fits: bool | None

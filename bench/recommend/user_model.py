@@ -8,12 +8,12 @@ from typing import Any
 from bench.measure.components import MIB
 from bench.recommend.figures import SMALL_MODEL, Candidate, ModelEstimate, _grouped
 from bench.recommend.formatting import _count
-from bench.results import RunResult
+from bench.records.results import RunResult
 
 
 def load_model_config(path: Path | str) -> Any:
-    """bench.estimate.config_from_file, with every failure a ValueError naming the path."""
-    from bench.estimate import config_from_file
+    """bench.estimate.model.config_from_file, with every failure a ValueError naming the path."""
+    from bench.estimate.model import config_from_file
 
     path = Path(path)
     if not path.exists():
@@ -26,7 +26,7 @@ def load_model_config(path: Path | str) -> Any:
 
 def count_parameters(config: Any, dtype: str = "float32") -> int:
     """Parameters of the model a config describes, built on the meta device (no memory, seconds)."""
-    from bench.estimate import meta_model
+    from bench.estimate.meta import meta_model
 
     try:
         model = meta_model(config, dtype)
@@ -35,30 +35,16 @@ def count_parameters(config: Any, dtype: str = "float32") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _estimate_args(record: RunResult) -> dict[str, Any]:
-    spec = record.spec
-    training = spec.get("training") or {}
-    return {
-        "dtype": spec["model"]["dtype"],
-        "strategy": spec["strategy"],
-        "options": spec.get("options") or {},
-        "batch_size": spec["budget"]["batch_size"],
-        "tokens": spec["budget"]["seq_len"],
-        "optimizer": training.get("optimizer", "adamw_torch"),
-        "gradient_checkpointing": training.get("gradient_checkpointing", False),
-    }
-
-
 def _estimate(config: Any, record: RunResult, memory_bytes: int) -> ModelEstimate:
     """The strategy of `record`, with its options and budget, on the user's model; never raises."""
-    from bench.estimate import estimate_run
+    from bench.estimate.model import estimate_spec
 
     try:
-        args = _estimate_args(record)
-        total = estimate_run(config, **args).total_mib()
+        tokens = record.spec["budget"]["seq_len"]
+        total = estimate_spec(record.spec, config, tokens).total_mib()
     except Exception as error:  # an estimator gap (unknown optimizer, strategy) is reported, not fatal
         return ModelEstimate(None, None, error=f"{type(error).__name__}: {error}")
-    return ModelEstimate(total, total * MIB <= memory_bytes, tokens=args["tokens"])
+    return ModelEstimate(total, total * MIB <= memory_bytes, tokens=tokens)
 
 
 def _model_notes(candidates: list[Candidate], user_parameters: int | None) -> list[str]:

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench import stats
-from bench.paired import sentence
-from bench.results import RunResult, records_frame
+from bench.analysis import stats
+from bench.analysis.items import sentence
+from bench.records.results import RunResult, learned_task, records_frame
 
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
 
@@ -98,23 +98,6 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
     return summary[columns]
 
 
-def learned_task(records: list[RunResult]) -> str | None:
-    for record in records:
-        task = record.spec.get("task") or {}
-        if task.get("name"):
-            return str(task["name"])
-    return None
-
-
-def retained_tasks(records: list[RunResult]) -> list[str]:
-    names: list[str] = []
-    for record in records:
-        for task in record.spec.get("retain") or []:
-            if task.get("name") and task["name"] not in names:
-                names.append(task["name"])
-    return names
-
-
 def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) -> str | None:
     """The first metric name (in pattern order) that some strategy measured."""
     measured = sorted(set(summary.loc[summary["n"] > 0, "metric"])) if len(summary) else []
@@ -147,7 +130,7 @@ def answer(
     margin = abs(float(best["mean"]) - float(second["mean"]))
     relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
     # the same tests as bench compare: paired by item where the records hold per-item outcomes
-    # (bench/paired.py), else an exact permutation over runs (seeds), see bench/stats.py
+    # (bench/analysis/items.py), else an exact permutation over runs (seeds), see bench/analysis/stats.py
     paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
     if paired is not None:
         beyond = paired.beyond_noise
@@ -183,7 +166,7 @@ def _paired(records: list[RunResult] | None, first: str, second: str, metric: st
     """The item-paired difference of two strategies on a quality metric, or None (no items)."""
     if not records:
         return None
-    from bench.paired import metric_difference
+    from bench.analysis.items import metric_difference
 
     keyed = keyed_records([r for r in records if r.status == "ok"])
     if first not in keyed or second not in keyed:

@@ -11,16 +11,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.records.results import RunResult, atomic_write_text, learned_task, load_records, retained_tasks
 from bench.report import aggregate, charts
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
-from bench.results import RunResult, atomic_write_text, load_records
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.history import History
-    from bench.verdicts import Comparison
+    from bench.analysis.history import History
+    from bench.analysis.verdicts import Comparison
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
@@ -69,9 +69,21 @@ def _direction(summary: pd.DataFrame, metric: str | None) -> bool:
     return bool(rows["higher_is_better"].iloc[0]) if len(rows) else True
 
 
+def _loss_curves(records: list[RunResult]) -> dict[str, list[tuple[float, float]]]:
+    """Each strategy's training loss per step, the mean over its seeds."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for key, runs in aggregate.keyed_records([r for r in records if r.status == "ok"]).items():
+        steps: dict[int, list[float]] = {}
+        for run in runs:
+            for point in run.loss_curve:
+                steps.setdefault(point.step, []).append(point.loss)
+        curves[key] = [(step, sum(v) / len(v)) for step, v in sorted(steps.items())]
+    return curves
+
+
 def build_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[str, str]) -> list[dict[str, str]]:
     """Every chart of the report, as {id, title, svg}; a chart without data says why."""
-    task = aggregate.learned_task(records)
+    task = learned_task(records)
     accuracy = aggregate.resolve(("accuracy.{task}",), summary, task)
     memory = aggregate.resolve(aggregate.QUESTIONS[2].patterns, summary, task)
     speed = aggregate.resolve(aggregate.QUESTIONS[3].patterns, summary, task)
@@ -111,7 +123,7 @@ def build_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[
         ),
     )
 
-    retained = [t for t in aggregate.retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
+    retained = [t for t in retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
     strategies = sorted(set(summary["strategy"]))
     values: dict[str, list[float | None]] = {}
     spreads: dict[str, list[float]] = {}
@@ -122,15 +134,8 @@ def build_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[
     title = "Forgetting per retained task (accuracy after minus before; below zero = forgotten)"
     add("forgetting", title, charts.bars("forgetting", title, retained, values, "accuracy change", palette, spreads))
 
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for key, runs in aggregate.keyed_records([r for r in records if r.status == "ok"]).items():
-        steps: dict[int, list[float]] = {}
-        for run in runs:
-            for point in run.loss_curve:
-                steps.setdefault(point.step, []).append(point.loss)
-        curves[key] = [(step, sum(v) / len(v)) for step, v in sorted(steps.items())]
     title = "Training loss (mean over seeds)"
-    add("loss", title, charts.lines("loss", title, curves, "step", "loss", palette))
+    add("loss", title, charts.lines("loss", title, _loss_curves(records), "step", "loss", palette))
 
     families: dict[str, dict[str, str]] = {}
     for metric in sorted(set(summary["metric"])):
@@ -179,7 +184,7 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
     """One trend chart per (metric, hardware fingerprint) with more than one night, a line per strategy."""
     if history is None or not any(len(s.points) > 1 for s in history.series):
         return []
-    from bench.stats import IDENTITY, matches
+    from bench.analysis.stats import IDENTITY, matches
 
     groups: dict[tuple[str, str], list] = {}
     for one in history.series:
@@ -256,8 +261,8 @@ def context(
         "title": title or f"Fine-tuning comparison: {', '.join(suites) or 'no records'}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "suites": suites,
-        "task": aggregate.learned_task(records),
-        "retained": aggregate.retained_tasks(records),
+        "task": learned_task(records),
+        "retained": retained_tasks(records),
         "model": next((r.spec.get("model") for r in records), None),
         "budgets": list(budgets.values()),
         "environments": list(environments.values()),
@@ -317,6 +322,6 @@ def write_report(
 
 def report_from_dir(results: Path | str, out: Path | str, suite_text: str | None = None) -> Path:
     """Render every record below a results folder (with history when it holds several nights)."""
-    from bench.history import build
+    from bench.analysis.history import build
 
     return write_report(list(load_records(results)), out, suite_text, history=build(results))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import stats
+from bench.analysis import stats
+from bench.records.results import RunResult, learned_task
 from bench.report import aggregate, charts
-from bench.results import RunResult
 
 COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers see
     "weights_frozen": "#9ecae1",
@@ -98,7 +98,7 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return []
-    task = aggregate.learned_task(ok)
+    task = learned_task(ok)
     has_accuracy = any(r.value(f"accuracy.{task}") is not None for r in ok)
     objective = "accuracy" if has_accuracy else "throughput"
     out = []

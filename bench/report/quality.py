@@ -1,14 +1,14 @@
 """The report's item-level view of quality: every accuracy and forgetting figure with its 95%
-interval from the paired analysis (bench/paired.py), and each strategy against the reference one
+interval from the paired analysis (bench/analysis/items.py), and each strategy against the reference one
 (the most accurate) with the difference, its interval, and the minimum detectable effect."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.paired import Interval, metric_difference, metric_interval, sentence
+from bench.analysis.items import Interval, metric_difference, metric_interval, sentence
+from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.report import aggregate
-from bench.results import RunResult
 
 
 def _cell(estimate: Interval | None) -> dict[str, Any] | None:
@@ -26,10 +26,10 @@ def _cell(estimate: Interval | None) -> dict[str, Any] | None:
 def quality_section(records: list[RunResult]) -> dict[str, Any] | None:
     """None unless the records hold per-item outcomes (schema 5 and later)."""
     keyed = aggregate.keyed_records([r for r in records if r.status == "ok" and r.items])
-    task = aggregate.learned_task(records)
+    task = learned_task(records)
     if not keyed or task is None:
         return None
-    retained = [t for t in aggregate.retained_tasks(records) if any(t in (r.items or {}) for r in records)]
+    retained = [t for t in retained_tasks(records) if any(t in (r.items or {}) for r in records)]
     metrics = [f"accuracy.{task}", f"gain.{task}", *(f"forgetting.{t}" for t in retained)]
     if retained:
         metrics.append("forgetting.mean")

@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from bench import stats
-from bench.report.aggregate import QUESTIONS, learned_task, resolve, summarize
+from bench.analysis import stats
+from bench.records.results import learned_task
+from bench.report.aggregate import QUESTIONS, resolve, summarize
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from bench.results import RunResult
+    from bench.records.results import RunResult
 
 # (column heading, metric patterns: the first one measured is shown, as the report's questions pick)
 COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -79,7 +80,7 @@ def results_table(records: list[RunResult]) -> Table:
 
 def results_lines(records: list[RunResult]) -> tuple[Table, str]:
     """The table and the report's one-line answer."""
-    from bench.publish_front import one_line_answer
+    from bench.report.front import one_line_answer
 
     return results_table(records), one_line_answer(records)
 

@@ -1,5 +1,5 @@
 """The Strategy protocol. A strategy only prepares the model and names its objective; training,
-measuring and evaluating are shared by all strategies (bench.train, bench.measure, bench.evaluate).
+measuring and evaluating are shared by all strategies (bench.training.train, bench.measure, bench.evaluate).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class PrepareContext:
 
 
 class Strategy(Protocol):
-    objective: ClassVar[Objective]  # which trainer in bench.train runs it
+    objective: ClassVar[Objective]  # which trainer in bench.training.train runs it
     Options: ClassVar[type[StrategyOptions]]
 
     def prepare(self, model: Any, options: StrategyOptions, context: PrepareContext) -> Any:
@@ -115,6 +115,28 @@ class MergeablePeftAdapter:
 
     def merge(self, model: Any) -> Any:
         return merge_adapter(model)
+
+
+class VirtualTokenAdapter:
+    """save/load/size_for shared by PEFT's prompt-learning adapters (prompt and prefix tuning): never
+    merged; `restore` puts back on a loaded model the hook `prepare` put on the trained one; sized by
+    `num_virtual_tokens`."""
+
+    objective: ClassVar[Objective] = "sft"
+
+    def restore(self, model: Any) -> None:
+        raise NotImplementedError
+
+    def save(self, model: Any, directory: Path) -> None:
+        save_adapter(model, directory)
+
+    def load(self, base_model: Any, directory: Path) -> Any:
+        model = load_adapter(base_model, directory)
+        self.restore(model)
+        return model
+
+    def size_for(self, model: Any, options: Any, target: int, context: PrepareContext) -> Sizing:
+        return size_by_trial(self, model, options, context, "num_virtual_tokens", target)
 
 
 def count_trainable(model: Any) -> int:

@@ -9,19 +9,10 @@ this batch's keys/values, so the cost is small. Gradient checkpointing stays off
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.spec import PositiveInt
-from bench.strategies.base import (
-    LearningRate,
-    PrepareContext,
-    Sizing,
-    StrategyOptions,
-    load_adapter,
-    save_adapter,
-    size_by_trial,
-)
+from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, VirtualTokenAdapter
 
 
 class Options(StrategyOptions):
@@ -37,8 +28,7 @@ def keep_cache_on(model: Any) -> None:
     model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-class PrefixTuning:
-    objective: ClassVar = "sft"
+class PrefixTuning(VirtualTokenAdapter):
     Options: ClassVar = Options
 
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
@@ -53,16 +43,8 @@ class PrefixTuning:
         keep_cache_on(peft_model)
         return peft_model
 
-    def save(self, model: Any, directory: Path) -> None:
-        save_adapter(model, directory)
-
-    def load(self, base_model: Any, directory: Path) -> Any:
-        model = load_adapter(base_model, directory)
+    def restore(self, model: Any) -> None:
         keep_cache_on(model)
-        return model
-
-    def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
-        return size_by_trial(self, model, options, context, "num_virtual_tokens", target)
 
 
 STRATEGY = PrefixTuning()

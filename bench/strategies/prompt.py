@@ -8,19 +8,10 @@ forward and is unaffected. Prompt tuning is never the identity, and it cannot be
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from bench.spec import PositiveInt
-from bench.strategies.base import (
-    LearningRate,
-    PrepareContext,
-    Sizing,
-    StrategyOptions,
-    load_adapter,
-    save_adapter,
-    size_by_trial,
-)
+from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, VirtualTokenAdapter
 
 
 class Options(StrategyOptions):
@@ -45,8 +36,7 @@ def strip_virtual_logits(model: Any, virtual_tokens: int) -> None:
     model.register_forward_hook(hook, with_kwargs=True)
 
 
-class PromptTuning:
-    objective: ClassVar = "sft"
+class PromptTuning(VirtualTokenAdapter):
     Options: ClassVar = Options
 
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
@@ -61,16 +51,8 @@ class PromptTuning:
         strip_virtual_logits(peft_model, options.num_virtual_tokens)
         return peft_model
 
-    def save(self, model: Any, directory: Path) -> None:
-        save_adapter(model, directory)
-
-    def load(self, base_model: Any, directory: Path) -> Any:
-        model = load_adapter(base_model, directory)
+    def restore(self, model: Any) -> None:
         strip_virtual_logits(model, model.peft_config["default"].num_virtual_tokens)
-        return model
-
-    def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
-        return size_by_trial(self, model, options, context, "num_virtual_tokens", target)
 
 
 STRATEGY = PromptTuning()

@@ -1,6 +1,6 @@
 """RLHF: a reward model trained on preference pairs (TRL RewardTrainer), then online optimisation
 of the policy against it (TRL RLOOTrainer by default, GRPOTrainer as an option). Both phases run
-through bench.train and are measured separately (docs/alignment.md). TRL 1.16 has no PPO:
+through bench.training.train and are measured separately (docs/alignment.md). TRL 1.16 has no PPO:
 `algorithm: ppo` fails with a clear message unless the installed TRL provides a PPOTrainer.
 """
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.spec import TaskSpec
 from bench.tasks.base import ChoiceItem, Example, TaskData
 from bench.tasks.files import read_rows
 from bench.tasks.rows import LOSSES, Rows
-from bench.tasks.split import check_overlap, declared_split, hashed_order
+from bench.tasks.split import hold_out, split_info
 
 
 class JsonlError(ValueError):
@@ -65,24 +66,19 @@ def build_jsonl(
 ) -> TaskData:
     file = Path(path).expanduser()
     rows = read_data(file, name)
-    train, items = rows.train, rows.items
-    if train:
-        test, split = hashed_order(items, name), "file: training rows and evaluation rows"
-    else:
-        train, test = declared_split(items, test_fraction, name)
-        split = f"declared: {test_fraction:g} of the evaluation rows held out by sha256 of normalised context"
-    check_overlap(name, train, test)
-    info = {
-        "source": source,
-        "path": str(file),
-        "split": split,
-        "train_available": len(train),
-        "test_available": len(test),
-        "eval_limit": eval_limit,
-    }
+    given = "file: training rows and evaluation rows"
+    train, test, split = hold_out(name, rows.items, rows.train or None, test_fraction, given, "the evaluation rows")
+    info = {"source": source, "path": str(file), **split_info(split, train, test, eval_limit)}
     if rows.format not in (None, "prompt-completion") or loss is not None:  # older records stay as they were
         info["format"] = rows.format or "prompt-completion"
         info["loss"] = loss_for(rows.format, loss)
     return TaskData(
         name=name, train=train[:train_size], eval=test[:eval_limit], description=f"JSONL {file.name}", info=info
+    )
+
+
+def load(spec: TaskSpec, seed: int) -> TaskData:
+    """The `jsonl` and `dataset` task sources (bench.tasks.TASK_SOURCES); the split is hashed: no seed."""
+    return build_jsonl(
+        spec.name, spec.path or "", spec.train_size, spec.eval_limit, spec.test_fraction, spec.loss, spec.source
     )

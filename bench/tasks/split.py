@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bench.tasks.base import ChoiceItem, Example, GenItem, context_text
 
@@ -79,3 +79,23 @@ def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem
             f"e.g. {shown}. Evaluation would score memorised items: remove them from the training data "
             "or use a declared split (test_fraction)."
         )
+
+
+def hold_out(
+    name: str, items: list[Item], train: list[Example] | None, test_fraction: float, given: str, of: str
+) -> tuple[list[Example], list[Item], str]:
+    """(training examples, test items, the split in words) of a data-backed task, overlap checked.
+    Training rows given (`train` not None): every item is a test item, in hashed order; else a
+    declared `test_fraction` of the items (`of` says which) is held out and the rest taught."""
+    if train is not None:
+        test, split = hashed_order(items, name), given
+    else:
+        train, test = declared_split(items, test_fraction, name)
+        split = f"declared: {test_fraction:g} of {of} held out by sha256 of normalised context"
+    check_overlap(name, train, test)
+    return train, test, split
+
+
+def split_info(split: str, train: list[Example], test: list[Any], eval_limit: int) -> dict[str, Any]:
+    """The split's part of a task's `info` (what the record keeps of its data)."""
+    return {"split": split, "train_available": len(train), "test_available": len(test), "eval_limit": eval_limit}

@@ -67,10 +67,10 @@ def make_setting(
     from bench.models.load import _random_model
     from bench.suite import Budget, TaskSpec, Training
     from bench.tasks import load_task
-    from bench.train import _sft_trainer, trainer_arguments
+    from bench.training.train import sft_trainer, trainer_arguments
 
     torch.set_num_threads(1)
-    gc.freeze()  # as the worker does before training (bench/worker.py)
+    gc.freeze()  # as the worker does before training (bench/run/worker.py)
     shape = {**ALL_SHAPES[shape_name], **(overrides or {})}
     folder = model_config or shape.get("model_config")
     if folder:
@@ -87,7 +87,7 @@ def make_setting(
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, device, workdir)
     # the examples of each batch as the harness's trainer draws them (cycled as it does when an epoch
     # is shorter than STEPS, as BoolQ's training split is), and their batches made by its collator once
-    trainer = _sft_trainer(copy.deepcopy(model), tokenizer, task, arguments, budget)
+    trainer = sft_trainer(copy.deepcopy(model), tokenizer, task, arguments, budget)
     drawn = itertools.islice(itertools.cycle(list(trainer.get_train_dataloader().batch_sampler)), steps)
     examples = [[trainer.train_dataset[index] for index in indices] for indices in drawn]
     return {
@@ -124,15 +124,15 @@ def _bare(model, batches, device: str = "cpu") -> None:
 
 
 def _trainer(model, setting, trackers: bool):
-    """The harness's SFT trainer as bench/train.py builds it, with or without our tracker."""
+    """The harness's SFT trainer as bench/training/train.py builds it, with or without our tracker."""
     from transformers.trainer_callback import PrinterCallback
 
     from bench.suite import Training
-    from bench.train import MeasuringCallback, _sft_trainer, trainer_arguments
+    from bench.training.train import MeasuringCallback, sft_trainer, trainer_arguments
 
     budget = setting["budget"]
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, setting.get("device", "cpu"), setting["workdir"])
-    trainer = _sft_trainer(model, setting["tokenizer"], setting["task"], arguments, budget)
+    trainer = sft_trainer(model, setting["tokenizer"], setting["task"], arguments, budget)
     trainer.remove_callback(PrinterCallback)
     if trackers:
         trainer.add_callback(MeasuringCallback(budget, budget.batch_size, lambda event: None))
@@ -151,9 +151,9 @@ def _harness(trainer, trackers: bool) -> None:
 
 
 def _run(trainer) -> None:
-    from bench.train import train_with_less_overhead
+    from bench.training.train import train_with_less_overhead
 
-    train_with_less_overhead(trainer)  # as bench.train._run trains
+    train_with_less_overhead(trainer)  # as bench.training.train._run trains
 
 
 VARIANTS = ["bare", "bare-collating", "harness", "harness-no-trackers"]

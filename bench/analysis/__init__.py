@@ -1,0 +1,1 @@
+"""Comparisons of stored records: statistics, verdicts, gates, A/B rounds, history, snapshots."""

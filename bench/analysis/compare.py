@@ -1,0 +1,332 @@
+"""Hold a candidate result set against a baseline: direction-aware, noise-aware, never guessing.
+
+Runs are matched by suite + label + spec minus seed; a changed spec is "not comparable". Then:
+
+* a changed base model (its weights' sha256) makes the strategy "not comparable", never a regression;
+* timing and memory are compared only between records of the same hardware fingerprint; across
+  fingerprints they are "not comparable: hardware differs" while quality metrics are still compared;
+* timing from a run whose record says it was contaminated (another process, steal, scattered steps)
+  is shown but never gates;
+* per-suite constants (the base model's scores) are identities: equal or "changed", never tested;
+* everything else changes only when its relative change passes its threshold (default 10%) AND an
+  exact permutation test over the runs (seeds) agrees, one-sided in the observed direction
+  (p <= alpha, default 0.05). The run is the unit: see bench/analysis/stats.py. Designs too small for any
+  test to reach alpha say "cannot tell";
+* for timing the unit is the session (one `bench run` invocation, recorded since schema 6): the
+  runs of one session share the machine's mood of that moment. Several sessions a side: tested over
+  session means. One session against several (a nightly against pooled nights): its runs against
+  the pooled runs, which carry the spread between sessions. One against one: "cannot tell" (bench ab
+  interleaves sessions for that).
+
+A metric absent or null on either side is "missing". Imports no torch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.analysis import quality, stats
+from bench.analysis.gate import control_family, min_effect_for, quality_verdict
+from bench.analysis.snapshot import load_set
+from bench.analysis.timing import (
+    ONE_SESSION,
+    contaminated_runs,
+    fingerprints,
+    hardware_diff,
+    metric_values,
+    session_counts,
+    session_means,
+    speed_change,
+    speed_factors,
+)
+from bench.analysis.verdicts import (
+    BETTER,
+    CHANGED,
+    DEFAULT_ALPHA,
+    DEFAULT_GATES,
+    DEFAULT_THRESHOLD,
+    MISSING,
+    NOISE,
+    NOT_COMPARABLE,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Comparison,
+    MetricChange,
+    RunIssue,
+)
+from bench.records.results import RunResult
+
+min_p_value = stats.min_p_value
+
+
+def spec_key(record: RunResult) -> str:
+    """The spec without its seed, canonical: two runs are comparable when these are equal."""
+    kept = {k: v for k, v in record.spec.items() if k not in ("seed", "gate")}  # gate: how to compare, not what ran
+    return json.dumps(_without_unset(kept), sort_keys=True, default=str)
+
+
+def _without_unset(value: Any) -> Any:
+    """The spec without its unset (null) fields: a field added to the spec later is null in new records and
+    absent from older ones, and the two describe the same run (as run ids treat them)."""
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_unset(item) for item in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def spec_diff(a: str, b: str) -> list[str]:
+    """Dotted field names that differ between two spec keys."""
+    left, right = _flatten(json.loads(a)), _flatten(json.loads(b))
+    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+
+
+def threshold_for(metric: str, thresholds: dict[str, float]) -> float:
+    """The most specific user pattern that matches (exact name first), else the default."""
+    if metric in thresholds:
+        return thresholds[metric]
+    matches = [pattern for pattern in thresholds if fnmatch.fnmatchcase(metric, pattern)]
+    return thresholds[max(matches, key=len)] if matches else DEFAULT_THRESHOLD
+
+
+def compare_metric(
+    strategy: str,
+    metric: str,
+    base: list[RunResult],
+    cand: list[RunResult],
+    thresholds: dict[str, float],
+    gating: bool,
+    alpha: float = DEFAULT_ALPHA,
+    adjust: bool = False,
+    min_effects: dict[str, float] | None = None,
+) -> MetricChange:
+    """One metric of one matched strategy over per-run values: the verdict and the numbers behind it.
+
+    `adjust`: timings are first brought to one machine speed with each run's reference workload.
+    `min_effects`: the smallest quality change that gates, per metric pattern (points or fractions)."""
+    if stats.is_quality(metric):  # once per seed: repeated rounds or nights are not more training runs
+        base, cand = quality.one_per_seed(base), quality.one_per_seed(cand)
+    entries = [run.metrics[metric] for run in base + cand if metric in run.metrics]
+    unit, higher = entries[0].unit, entries[0].higher_is_better
+    timing = stats.matches(metric, stats.TIMING)
+    speed = speed_factors(base + cand, unit) if adjust and timing else None
+    sessions = session_counts(base, cand) if timing else None  # None: not recorded (before schema 6)
+    by_session = sessions is not None and min(sessions) >= 2
+    values = session_means if by_session else metric_values
+    b_values, c_values = values(base, metric, speed), values(cand, metric, speed)
+    threshold = threshold_for(metric, thresholds)
+    b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
+    result = MetricChange(
+        strategy, metric, unit, higher, b_mean, c_mean, len(b_values), len(c_values), None, threshold, None, "",
+        MISSING, gating,
+    )  # fmt: skip
+    result.adjusted = speed is not None
+    if b_mean is None or c_mean is None:
+        side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
+        runs = base + cand if side == "both" else base if side == "baseline" else cand
+        reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
+        result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
+        return result
+    if {e.higher_is_better for e in entries} != {higher}:
+        result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
+        return result
+    if b_mean == c_mean:
+        result.change = 0.0
+    else:
+        result.change = (c_mean - b_mean) / abs(b_mean) if b_mean else math.copysign(math.inf, c_mean - b_mean)
+    if stats.matches(metric, stats.IDENTITY):
+        result.test, result.gating = "identity", False
+        result.n_baseline, result.n_candidate = len(set(b_values)), len(set(c_values))
+        result.verdict = SAME if set(b_values) == set(c_values) else CHANGED
+        result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
+        return result
+    if stats.is_quality(metric):
+        return quality_verdict(result, base, cand, alpha, min_effect_for(metric, min_effects or {}, cand))
+    if abs(result.change) <= threshold:
+        result.verdict, result.note = SAME, f"within ±{threshold:.0%}"
+        return result
+    if sessions == (1, 1):
+        result.test, result.n_baseline, result.n_candidate = "sessions", 1, 1
+        result.verdict, result.note = UNKNOWN, ONE_SESSION
+        return result
+    result.test = "sessions" if by_session else "runs"
+    beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
+    if beyond is None:
+        result.verdict = UNKNOWN
+        more = "sessions" if by_session else "seeds"
+        sizes = f"{len(b_values)} vs {len(c_values)} {result.test}"
+        result.note = f"{sizes}: too few for any test to reach p<={alpha}; add {more}"
+        return result
+    if not beyond:
+        result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but within run-to-run noise"
+        return result
+    result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
+    result.note = f"{len(b_values)} vs {len(c_values)} {result.test}"
+    if sessions and not by_session:
+        result.note += f" (of {sessions[0]} vs {sessions[1]} sessions: one session against the pooled runs of several)"
+    return result
+
+
+def _base_models(runs: list[RunResult]) -> set[str | None]:
+    return {run.model.get("sha256") for run in runs}
+
+
+def _compare_runs(
+    strategy: str,
+    base_ok: list[RunResult],
+    cand_ok: list[RunResult],
+    result: Comparison,
+    patterns: list[str],
+    thresholds: dict[str, float],
+    adjust: bool,
+    min_effects: dict[str, float],
+) -> None:
+    """Every metric of one matched strategy, after the checks that can make it not comparable."""
+    base_models, cand_models = _base_models(base_ok), _base_models(cand_ok)
+    if None in base_models | cand_models:
+        result.issues.append(RunIssue(strategy, "unchecked", "base model sha256 not recorded on one side"))
+    elif base_models != cand_models:
+        before, after = ",".join(sorted(base_models)), ",".join(sorted(cand_models))
+        detail = f"base model changed (sha {before[:12]} -> {after[:12]})"
+        result.issues.append(RunIssue(strategy, NOT_COMPARABLE, detail))
+        return
+    base_hw, cand_hw = fingerprints(base_ok), fingerprints(cand_ok)
+    hardware_note = ""
+    if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
+        hardware_note = f"hardware differs ({hardware_diff(base_ok, cand_ok)})"
+        result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
+    contaminated = contaminated_runs(base_ok, "baseline") + contaminated_runs(cand_ok, "candidate")
+    speed_note = speed_change(base_ok, cand_ok)
+    if contaminated:
+        result.issues.append(RunIssue(strategy, "timing contaminated", " | ".join(contaminated)))
+    for metric in sorted({name for run in base_ok + cand_ok for name in run.metrics}):
+        gate = stats.matches(metric, patterns) and not (
+            patterns is DEFAULT_GATES and stats.matches(metric, stats.TAILS)
+        )
+        change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust, min_effects)
+        if change.adjusted and change.verdict != MISSING:
+            change.note = f"at equal machine speed ({speed_note}); " + change.note
+        if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
+            change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None
+        elif contaminated and stats.matches(metric, stats.TIMING):
+            change.gating = False
+            change.note = f"not gated: timing contaminated ({len(contaminated)} runs); " + change.note
+        elif thin := stats.thin_tail(metric, _fewest_samples(base_ok + cand_ok, metric)):
+            change.gating = False
+            change.note = f"not gated: {thin}; " + change.note
+        elif not gate and change.verdict in (WORSE, BETTER, NOISE, UNKNOWN):
+            why = (
+                "a latency tail (gate it with --fail-on)" if stats.matches(metric, stats.TAILS) else "not in --fail-on"
+            )
+            change.note = f"not gated: {why}; " + change.note
+        result.changes.append(change)
+
+
+def _fewest_samples(runs: list[RunResult], metric: str) -> int:
+    """Samples per run behind a percentile metric (latency.ttft_ms.p99 -> timings latency.ttft_ms)."""
+    family = metric.rsplit(".", 1)[0]
+    counts = [len(run.timings[family].samples) for run in runs if family in run.timings]
+    return min(counts) if counts else 0
+
+
+def _by_strategy(records: list[RunResult]) -> dict[str, dict[str, list[RunResult]]]:
+    """label (suite-qualified when several suites) -> spec key -> records."""
+    suites = len({record.suite for record in records})
+    grouped: dict[str, dict[str, list[RunResult]]] = {}
+    for record in sorted(records, key=lambda r: (r.label, r.seed)):
+        name = record.label if suites <= 1 else f"{record.suite}/{record.label}"
+        grouped.setdefault(name, {}).setdefault(spec_key(record), []).append(record)
+    return grouped
+
+
+def compare_records(
+    baseline: list[RunResult],
+    candidate: list[RunResult],
+    *,
+    fail_on: list[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    baseline_name: str = "baseline",
+    candidate_name: str = "candidate",
+    adjust_timing: bool = True,
+    min_effects: dict[str, float] | None = None,
+    control: bool = True,
+) -> Comparison:
+    """Match runs across the two sets and compare every metric either side recorded.
+
+    `adjust_timing`: compare timings at equal machine speed, using each run's reference workload.
+    `control`: hold the gating tests to alpha as a family (`bench ab` does it after its own tests)."""
+    thresholds, patterns = thresholds or {}, fail_on or DEFAULT_GATES
+    result = Comparison(baseline_name, candidate_name, alpha=alpha)
+    base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
+    for strategy in sorted(set(base_groups) | set(cand_groups)):
+        if strategy not in cand_groups:
+            result.issues.append(RunIssue(strategy, "only in baseline", "no candidate run"))
+            continue
+        if strategy not in base_groups:
+            result.issues.append(RunIssue(strategy, "only in candidate", "no baseline run"))
+            continue
+        common = [key for key in cand_groups[strategy] if key in base_groups[strategy]]
+        if not common:
+            b_key, c_key = next(iter(base_groups[strategy])), next(iter(cand_groups[strategy]))
+            fields = ", ".join(spec_diff(b_key, c_key)) or "spec"
+            result.issues.append(RunIssue(strategy, NOT_COMPARABLE, f"spec changed: {fields}"))
+            continue
+        for key in common:
+            base_runs, cand_runs = base_groups[strategy][key], cand_groups[strategy][key]
+            base_ok = [run for run in base_runs if run.status == "ok"]
+            cand_ok = [run for run in cand_runs if run.status == "ok"]
+            for run in cand_runs:
+                if run.status != "ok":
+                    broke = run.status == "failed" and bool(base_ok)
+                    kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
+                    result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
+            if base_ok and cand_ok:
+                _compare_runs(
+                    strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing, min_effects or {}
+                )
+    if control:
+        control_family(result)
+    return result
+
+
+def compare(
+    baseline: Path | str,
+    candidate: Path | str,
+    *,
+    fail_on: list[str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    baseline_rev: str | None = None,
+    candidate_rev: str | None = None,
+    adjust_timing: bool = True,
+    min_effects: dict[str, float] | None = None,
+) -> Comparison:
+    """Compare two result folders (each optionally read at a git revision)."""
+    base_name = f"{baseline}@{baseline_rev}" if baseline_rev else str(baseline)
+    cand_name = f"{candidate}@{candidate_rev}" if candidate_rev else str(candidate)
+    return compare_records(
+        load_set(baseline, baseline_rev),
+        load_set(candidate, candidate_rev),
+        fail_on=fail_on,
+        thresholds=thresholds,
+        alpha=alpha,
+        baseline_name=base_name,
+        candidate_name=cand_name,
+        adjust_timing=adjust_timing,
+        min_effects=min_effects,
+    )

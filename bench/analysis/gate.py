@@ -1,0 +1,153 @@
+"""What gates: a quality verdict with both noises and its minimum effect, and the family-wise control
+that holds every gating test of one comparison to alpha together (docs/statistics.md). Imports no torch."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+
+from bench.analysis import quality, stats
+from bench.analysis.verdicts import (
+    ALL_STRATEGIES,
+    BETTER,
+    MISSING,
+    NOISE,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Comparison,
+    MetricChange,
+)
+from bench.records.results import RunResult
+
+
+def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -> float | None:
+    """The smallest change of a quality metric that gates: the user's `--min-effect` pattern, else the
+    suite's `gate.min_effect` (recorded in each run's spec), else None (the default of its scale)."""
+    suite = next((run.spec.get("gate") or {} for run in runs if run.spec.get("gate")), {})
+    for source in (user, suite.get("min_effect") or {}):
+        if metric in source:
+            return source[metric]
+        found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
+        if found:
+            return source[max(found, key=len)]
+    return None
+
+
+def quality_verdict(
+    result: MetricChange, base: list[RunResult], cand: list[RunResult], alpha: float, min_effect: float | None
+) -> MetricChange:
+    """A quality metric with both noises, items and seeds (bench/analysis/quality.py); one-sided at alpha, with the
+    (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect."""
+    result.test = "seeds"
+    if quality.identical_per_seed(base, cand, result.metric):
+        result.verdict, result.note = SAME, f"identical on each of {len(base)} paired seeds"
+        return result
+    test = quality.quality_test(base, cand, result.metric)
+    if isinstance(test, str):
+        result.verdict, result.note = UNKNOWN, test
+        return result
+    if test.scale == "points" and "item" in test.design:
+        result.test = "items"
+    smallest = quality.DEFAULT_MIN_EFFECT[test.scale] if min_effect is None else min_effect
+    floor = math.log1p(smallest) if test.scale == "ratio" else smallest
+    result.threshold, result.effect, result.p_value = smallest, test.effect, test.p()
+    result.low, result.high = test.bounds(alpha)
+    result.se, result.df, result.scale = test.se, test.df, test.scale
+    result.mde = quality.minimum_detectable(test.se, test.df, alpha)  # restated for the family by control_family
+    span = f"{test.shown(test.effect)}, {1 - 2 * alpha:.0%} CI {test.shown(result.low)} to {test.shown(result.high)}"
+    detail = test.design
+    if result.p_value > alpha:
+        result.verdict, result.note = NOISE, f"within item and seed noise ({span}; {detail})"
+    elif abs(test.effect) < floor:
+        result.verdict = SAME
+        result.note = f"beyond noise but under the minimum effect {test.shown(floor).lstrip('+')} ({span}; {detail})"
+    else:
+        result.verdict = BETTER if (test.effect > 0) == result.higher_is_better else WORSE
+        result.note = f"{span}; {detail}"
+    return result
+
+
+def control_family(result: Comparison) -> None:
+    """Benjamini-Hochberg over every gating test of one comparison, separately for the worse and the
+    better direction: a verdict stands only when its adjusted p (q) is at most alpha. With no real
+    change anywhere (an A/A) that bounds the chance of any gating verdict by alpha. Metrics that restate
+    one test (accuracy.T, gain.T and forgetting.T; tokens/s, samples/s, steps/s and seconds) count
+    once, with the smallest p among them (stats.hypothesis)."""
+    tested = [c for c in result.changes if c.gating and c.p_value is not None and c.verdict != MISSING]
+    within = [c for c in tested if c.parent is not None]  # bench ab: strategies' rows under a suite row
+    tested = [c for c in tested if c.parent is None]
+    members: dict[tuple[str, str], list[MetricChange]] = {}
+    for change in tested:
+        members.setdefault((change.strategy, stats.hypothesis(change.metric)), []).append(change)
+    for change in tested:  # the change each quality test is sure (95%) to catch as one of this family
+        if change.se is not None:
+            change.mde = quality.minimum_detectable(change.se, change.df, result.alpha / max(len(members), 1))
+            mde = quality.shown(change.mde, change.scale).lstrip("+")
+            change.note += f"; MDE {mde} (95% power at alpha/{len(members)})"
+    for direction in (WORSE, BETTER):
+        p_values = []
+        for group in members.values():
+            pointing = [c.p_value for c in group if _points(c) == direction]
+            p_values.append(min(pointing, default=1.0))
+        for group, q in zip(members.values(), stats.benjamini_hochberg(p_values)):
+            for change in group:
+                if _points(change) != direction:
+                    continue
+                change.q_value = q
+                if change.verdict == direction and q > result.alpha:
+                    change.verdict = NOISE
+                    change.note = (
+                        f"p={change.p_value:.2g} alone, but q={q:.2g} > {result.alpha} after Benjamini-Hochberg"
+                        f" over {len(members)} gating hypotheses; " + change.note
+                    )
+    _control_within(result, within)
+
+
+def _control_within(result: Comparison, within: list[MetricChange]) -> None:
+    """The second stage of `bench ab`'s timing family: a strategy's row gates only where the suite-level
+    row of its hypothesis stood the same way in the first stage, and then as one of Benjamini-Hochberg
+    over the strategies under it. With no change anywhere a strategy's row can gate only after its
+    suite row did, so the comparison's false-alarm rate is still the first stage's."""
+    for parent in (c for c in result.changes if c.strategy == ALL_STRATEGIES):
+        group: dict[str, list[MetricChange]] = {}
+        for change in within:
+            if change.parent == parent.metric:
+                group.setdefault(change.strategy, []).append(change)
+        for direction in (WORSE, BETTER):
+            p_values = [min((c.p_value for c in g if _points(c) == direction), default=1.0) for g in group.values()]
+            for changes, q in zip(group.values(), stats.benjamini_hochberg(p_values)):
+                for change in (c for c in changes if _points(c) == direction):
+                    change.q_value = q
+                    if change.verdict != direction:
+                        continue
+                    if not _opens(parent, direction, result.alpha):
+                        why = f"the {ALL_STRATEGIES} row did not move {direction} beyond noise, and it gates first"
+                        _demote(change, f"{why} (bench ab --only {change.strategy} tests this strategy alone)")
+                    elif q > result.alpha:
+                        _demote(change, f"q={q:.2g} > {result.alpha} over the {len(group)} strategies under it")
+
+
+def _demote(change: MetricChange, why: str) -> None:
+    change.verdict = NOISE
+    change.note = f"p={change.p_value:.2g} alone, but {why}; {change.note}"
+
+
+def _opens(parent: MetricChange, direction: str, alpha: float) -> bool:
+    """Whether a suite-level row stood (q <= alpha) in this direction, whatever its size."""
+    return parent.q_value is not None and parent.q_value <= alpha and _points(parent) == direction
+
+
+def _points(change: MetricChange) -> str | None:
+    """The direction a change points, better or worse, whatever its verdict."""
+    if change.effect is not None:
+        moved = change.effect
+    elif change.baseline is not None and change.candidate is not None:
+        moved = change.candidate - change.baseline
+    elif change.change is not None:  # bench ab's suite-level rows: a mean ratio, no means of their own
+        moved = change.change
+    else:
+        return None
+    if moved == 0:
+        return None
+    return BETTER if (moved > 0) == change.higher_is_better else WORSE

@@ -1,0 +1,305 @@
+"""`bench history`: every metric's series over commits and nights, with change points.
+
+A *point* is one invocation of `bench run`: the records of one results folder (a night of the
+nightly, a commit's committed results). Points are ordered by commit time, then by when they ran.
+Series are kept per (suite, hardware fingerprint, strategy label, metric), so timings are only
+ever set beside timings of the same hardware; contaminated runs are left out of timing series and
+counted.
+
+Change points (docs/history.md): ruptures' PELT (l2 cost) proposes where the mean of the point
+series shifts, with a penalty of 3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed
+or dropped by a permutation test between the segments either side of it, at `alpha`, scanning
+for the best split in each permuted series as E-Divisive does (`scan_p`), and only when the
+shift is at least `min_shift` (relative, as `bench compare`'s threshold); a dropped proposal
+merges its segments and the others are retested. The unit of the test follows
+docs/statistics.md: timings vary night to night as a whole, so for hardware-bound metrics the
+unit is the night's mean; quality metrics are exact repeats at one commit, so their unit is the
+run. A timing segment of a single night is only tested when it is the newest night: its runs
+against the runs of the nights before, as `bench compare` tests tonight against pooled nights.
+
+Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
+package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
+E-Divisive's own significance step is a permutation test, which is what the confirmation does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.analysis import stats
+from bench.records.results import RunResult, Skipped, scan_records, tell_skipped
+
+PENALTY_FACTOR = 3.0
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_SHIFT = 0.10
+# tonight's runs against the nights before share tonight's state, which their test cannot see: it is
+# held to a tenth of alpha (pure noise then gives a change point in 3.2% of series, docs/history.md)
+NEWEST_SHARE = 0.1
+_BEFORE_HISTORY = datetime.min.replace(tzinfo=timezone.utc)  # where records without a commit time sort
+
+
+@dataclass
+class Point:
+    folder: str
+    commit: str | None
+    commit_time: str | None
+    started_at: str
+    runs: list[float]  # one value per run (seed)
+    left_out: int = 0  # contaminated runs not counted (timings only)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.runs) / len(self.runs)
+
+
+@dataclass
+class ChangePoint:
+    index: int  # the first point of the new level
+    commit: str | None
+    folder: str
+    before: float
+    after: float
+    shift: float  # relative change of the mean, (after - before) / |before|
+    shift_low: float  # 95% interval of the relative shift (Welch t on the test's units)
+    shift_high: float
+    p: float
+    worse: bool
+
+
+@dataclass
+class Series:
+    suite: str
+    fingerprint: str
+    strategy: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    points: list[Point] = field(default_factory=list)
+    change_points: list[ChangePoint] = field(default_factory=list)
+
+    @property
+    def hardware_bound(self) -> bool:
+        return stats.matches(self.metric, stats.HARDWARE_BOUND)
+
+
+@dataclass
+class History:
+    series: list[Series]
+    skipped_files: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"series": [asdict(s) for s in self.series], "skipped_files": self.skipped_files}
+
+
+def read_records(root: Path | str) -> tuple[list[tuple[Path, RunResult]], int]:
+    """Every record below `root` with its folder; other JSON files (summaries) are told with their
+    reason and counted, never fatal."""
+    skipped: list[Skipped] = []
+    found = [(path.parent, record) for path, record in scan_records(root, skipped)]
+    tell_skipped(root, skipped)
+    return found, len(skipped)
+
+
+def build(
+    root: Path | str,
+    suite: str | None = None,
+    metric: str | None = None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_shift: float = DEFAULT_MIN_SHIFT,
+) -> History:
+    records, skipped = read_records(root)
+    folders: dict[Path, list[RunResult]] = {}
+    for folder, record in records:
+        if record.status == "ok" and (suite is None or record.suite == suite):
+            folders.setdefault(folder, []).append(record)
+    ordered = sorted(folders.items(), key=lambda item: _order(item[1]))
+    series: dict[tuple[str, str, str, str], Series] = {}
+    for folder, runs in ordered:
+        for key, point, info in _points(folder, runs, metric):
+            if key not in series:
+                series[key] = Series(*key, unit=info[0], higher_is_better=info[1])
+            series[key].points.append(point)
+    for one in series.values():
+        one.change_points = change_points(one, alpha=alpha, min_shift=min_shift)
+    return History(sorted(series.values(), key=lambda s: (s.suite, s.fingerprint, s.strategy, s.metric)), skipped)
+
+
+def _order(runs: list[RunResult]) -> tuple[datetime, str]:
+    """Commit time (as instants: committers' time zones differ), then when the folder's runs began."""
+    committed = [datetime.fromisoformat(r.environment.git_commit_time) for r in runs if r.environment.git_commit_time]
+    return (max(committed, default=_BEFORE_HISTORY), min(r.started_at for r in runs))
+
+
+def _points(folder: Path, runs: list[RunResult], only: str | None):
+    groups: dict[tuple[str, str, str, str], list[RunResult]] = {}
+    for run in runs:
+        fingerprint = run.environment.fingerprint or "unknown"
+        for name in run.metrics:
+            if only is None or stats.matches(name, [only]):
+                key = (run.suite, fingerprint, run.label, name)
+                groups.setdefault(key, []).append(run)
+    for key, group in groups.items():
+        name = key[3]
+        timing = stats.matches(name, stats.TIMING)
+        clean = [r for r in group if not (timing and r.timing_contaminated)]
+        values = [r.metrics[name].value for r in clean if r.metrics[name].value is not None]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            continue
+        first = group[0]
+        metric = first.metrics[name]
+        point = Point(
+            folder=str(folder),
+            commit=first.environment.git_commit,
+            commit_time=first.environment.git_commit_time,
+            started_at=min(r.started_at for r in group),
+            runs=values,
+            left_out=len(group) - len(clean),
+        )
+        yield key, point, (metric.unit, metric.higher_is_better)
+
+
+def _robust_sigma(means: list[float]) -> float:
+    import numpy as np
+
+    if len(means) < 3:
+        return 0.0
+    diffs = np.diff(np.asarray(means))
+    return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / math.sqrt(2))
+
+
+def _noise(series: Series) -> float:
+    """The noise of a night's mean that the penalty is scaled to. Timings: from the night-to-night
+    differences (robust to shifts). Quality metrics, whose runs are the unit: the seeds' spread within
+    a night over the square root of the runs (their nights repeat exactly, so differences are 0)."""
+    means = [p.mean for p in series.points]
+    if series.hardware_bound:
+        return _robust_sigma(means)
+    spread = [(v - p.mean) ** 2 for p in series.points for v in p.runs]
+    degrees = sum(len(p.runs) - 1 for p in series.points)
+    if not degrees:
+        return _robust_sigma(means)
+    runs = sum(len(p.runs) for p in series.points) / len(series.points)
+    return math.sqrt(sum(spread) / degrees / runs)
+
+
+def candidates(means: list[float], sigma: float) -> list[int]:
+    """Indices where ruptures' PELT puts the start of a new level (not yet tested)."""
+    import numpy as np
+    import ruptures
+
+    n = len(means)
+    if n < 2 or len(set(means)) == 1:
+        return []
+    penalty = PENALTY_FACTOR * max(sigma, 1e-12) ** 2 * math.log(max(n, 2))
+    signal = np.asarray(means, dtype=float).reshape(-1, 1)
+    return [b for b in ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty) if b < n]
+
+
+def _test_units(series: Series, left: list[Point], right: list[Point], newest: bool) -> list[list[float]] | None:
+    """Groups (one per night) of the values the test compares, or None where no honest test exists."""
+    if not series.hardware_bound:
+        return [p.runs for p in left + right]
+    if len(left) >= 2 and len(right) >= 2:
+        return [[p.mean] for p in left + right]
+    return [p.runs for p in left + right] if newest and len(right) == 1 else None
+
+
+def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: int = 999) -> float:
+    """Permutation p of a shift in mean at night `split` of `groups`.
+
+    With `scan`, the observed split is held against the BEST split of each permuted series (E-Divisive's
+    test): the split was chosen for fitting the data well, and testing it as if given would find
+    changes in pure noise. Without it (a split fixed in advance, tonight against the nights before),
+    against the same split of each permuted series."""
+    import numpy as np
+
+    sizes = np.array([len(g) for g in groups])
+    values = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    ends = np.cumsum(sizes)
+    allowed = np.arange(1, len(groups)) if scan else np.array([split])
+    if scan and all(len(g) == 1 for g in groups):
+        allowed = allowed[(allowed >= 2) & (allowed <= len(groups) - 2)]
+
+    def statistic(matrix):  # (rows, n) -> per row, the statistic at each allowed split
+        total, n = matrix.sum(axis=1, keepdims=True), matrix.shape[1]
+        left_n = ends[allowed - 1]
+        left_sum = np.cumsum(matrix, axis=1)[:, left_n - 1]
+        difference = left_sum / left_n - (total - left_sum) / (n - left_n)
+        return np.abs(difference) * np.sqrt(left_n * (n - left_n) / n)
+
+    observed = statistic(values[None, :])[0, list(allowed).index(split)] if split in allowed else None
+    if observed is None or np.ptp(values) == 0:
+        return 1.0
+    rng = np.random.default_rng(0)  # fixed: the same history gives the same answer
+    shuffled = rng.permuted(np.tile(values, (resamples, 1)), axis=1)
+    null = statistic(shuffled).max(axis=1)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
+
+
+def _interval(before: list[float], after: list[float], base: float) -> tuple[float, float]:
+    from scipy import stats as scipy_stats
+
+    shift = (stats.mean(after) - stats.mean(before)) / abs(base)
+    if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
+        return shift, shift
+    with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
+    return low / abs(base), high / abs(base)
+
+
+def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable)."""
+    points = series.points
+    if stats.matches(series.metric, stats.TAILS):
+        return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
+    left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
+    newest = edges[k + 1] == len(points) and len(right) == 1
+    groups = _test_units(series, left, right, newest)
+    if groups is None:
+        return 1.0
+    before = [v for g in groups[: len(left)] for v in g]
+    after = [v for g in groups[len(left) :] for v in g]
+    base = stats.mean(before)
+    if not base:
+        return 1.0
+    shift = (stats.mean(after) - base) / abs(base)
+    p = scan_p(groups, len(left), scan=not newest)
+    if p > (alpha * NEWEST_SHARE if newest and series.hardware_bound else alpha) or abs(shift) < min_shift:
+        return p
+    low, high = _interval(before, after, base)
+    worse = (shift < 0) if series.higher_is_better else (shift > 0)
+    return ChangePoint(edges[k], right[0].commit, right[0].folder, base, stats.mean(after), shift, low, high, p, worse)
+
+
+def change_points(
+    series: Series, alpha: float = DEFAULT_ALPHA, min_shift: float = DEFAULT_MIN_SHIFT
+) -> list[ChangePoint]:
+    """PELT's proposals, pruned: while any proposal fails its test, the least significant one is
+    dropped and its two segments merge, so the others are retested with more data."""
+    bounds = candidates([p.mean for p in series.points], _noise(series))
+    tested: dict[tuple[int, int, int], ChangePoint | float] = {}  # a boundary's test depends on its segments only
+    while True:
+        edges = [0, *bounds, len(series.points)]
+        outcomes = []
+        for k in range(1, len(edges) - 1):
+            key = (edges[k - 1], edges[k], edges[k + 1])
+            if key not in tested:
+                tested[key] = _confirm(series, edges, k, alpha, min_shift)
+            outcomes.append(tested[key])
+        failed = [(outcome, i) for i, outcome in enumerate(outcomes) if not isinstance(outcome, ChangePoint)]
+        if not failed:
+            return list(outcomes)
+        del bounds[max(failed)[1]]
+
+
+def new_regressions(history: History) -> list[tuple[Series, ChangePoint]]:
+    """Change points that start at the newest point of their series, in the worse direction."""
+    return [(s, c) for s in history.series for c in s.change_points if c.worse and c.index == len(s.points) - 1]

@@ -1,0 +1,228 @@
+"""`bench estimate`, `bench recommend` and `bench scaling`: planning memory and scale, from a suite's
+configuration or from measured records (docs/memory.md, docs/scaling.md)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.cli.output import console, plain
+from bench.estimate.suite import DEFAULT_RESERVE
+from bench.suite import load_suite
+
+
+def _limit(flag: str, value: float | None, low: float, high: float) -> str | None:
+    """Why a numeric option is out of range (naming the option and the value), or None."""
+    if value is None or (math.isfinite(value) and low <= value <= high):
+        return None
+    return f"{flag} must be between {low:g} and {high:g}, got {value!r}"
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.estimate.model import config_from_file, parse_bytes
+    from bench.estimate.suite import fits, render, suite_estimates, suite_lengths, suite_model_config
+    from bench.records.results import atomic_write_text
+
+    suite = load_suite(args.suite)
+    try:
+        device = parse_bytes(args.device_memory) if args.device_memory else None
+        reserve = parse_bytes(args.reserve, allow_zero=True)
+    except ValueError as error:
+        plain(f"bench estimate: --device-memory/--reserve: {error}")
+        return 2
+    if args.tokens is not None and args.tokens < 1:
+        plain(f"bench estimate: --tokens must be a positive count, got {args.tokens}")
+        return 2
+    batch_sizes = None
+    if args.batch_sizes is not None:
+        from bench.estimate.batches import parse_batch_sizes
+
+        try:
+            batch_sizes = parse_batch_sizes(args.batch_sizes)
+        except ValueError as error:
+            plain(f"bench estimate: {error}")
+            return 2
+        if device is None:
+            plain("bench estimate: --batch-sizes needs --device-memory (which batches fit what)")
+            return 2
+    note = (lambda message: None) if args.json and args.quiet else (lambda message: plain(message))
+    try:
+        config = config_from_file(args.model_config) if args.model_config else suite_model_config(suite.model, note)
+    except (OSError, ValueError) as error:
+        plain(f"bench estimate: {error}")
+        return 2
+    if args.tokens is not None:
+        source, lengths = "--tokens", None
+    elif args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
+        source, lengths = "seq_len (another model's config)", None
+    else:
+        found = suite_lengths(suite, note)
+        source = "longest training example" if found else "seq_len"
+        lengths = (lambda: found) if found else None
+    estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    plain(render(estimates, device, reserve, source), console)
+    for label, why in skipped.items():
+        plain(f"{label}: not applicable to this model ({why})", console)
+    answers = []
+    if batch_sizes is not None and device is not None:
+        from bench.estimate.batches import largest_batches, render_batches
+
+        answers = largest_batches(suite, config, batch_sizes, device, reserve, lengths, args.tokens)
+        plain("", console)
+        plain(render_batches(answers, device, reserve, batch_sizes), console)
+    if args.json:
+        payload = {
+            "suite": suite.name,
+            "model_config": str(args.model_config) if args.model_config else None,
+            "device_bytes": device,
+            "reserve_bytes": reserve,
+            "estimates": [{"label": e.label, "strategy": e.strategy, **e.as_dict()} for e in estimates],
+            "not_applicable": skipped,
+            "largest_batches": [answer.as_dict() for answer in answers],
+        }
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
+    if too_big:
+        plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from bench.analysis.snapshot import load_set
+    from bench.recommend.scaling import render, scaling
+
+    try:
+        rows = scaling(load_set(args.one), load_set(args.many))
+    except FileNotFoundError as error:
+        plain(f"bench scaling: {error}")
+        return 2
+    if not rows:
+        plain("bench scaling: no strategy label is in both sets")
+        return 2
+    plain(render(rows), console)
+    return 0
+
+
+def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
+    """(memory bytes, ok records, model config or None), or what is wrong with the input."""
+    from bench.analysis.snapshot import load_set
+    from bench.estimate.model import parse_bytes
+    from bench.recommend import load_model_config
+
+    try:
+        memory = parse_bytes(args.memory)
+    except ValueError as error:
+        return f"--memory: {error}"
+    problems = [
+        _limit("--min-accuracy", args.min_accuracy, 0, 1),
+        _limit("--max-forgetting", args.max_forgetting, 0, 1),
+    ]
+    if any(problems):
+        return "; ".join(p for p in problems if p)
+    try:
+        records = [record for record in load_set(args.results) if record.status == "ok"]
+    except FileNotFoundError as error:
+        return str(error)
+    except ValueError as error:  # a JSON file below it that is not a record
+        return f"{args.results}: {error}"
+    if not records:
+        return f"no successful (ok) runs under {args.results}"
+    try:
+        config = load_model_config(args.model_config) if args.model_config else None
+    except ValueError as error:
+        return f"--model-config: {error}"
+    return memory, records, config
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.recommend import recommend, render_text
+    from bench.records.results import atomic_write_text
+
+    inputs = _recommend_inputs(args)
+    if isinstance(inputs, str):
+        plain(f"bench recommend: {inputs}")
+        return 2
+    memory, records, config = inputs
+    try:
+        result = recommend(records, memory, args.min_accuracy, args.max_forgetting, args.objective, config)
+    except ValueError as error:  # only the model config can be wrong here: the rest was checked above
+        plain(f"bench recommend: --model-config: {error}")
+        return 2
+    plain(render_text(result), console)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+        plain(f"written: {args.json}", console)
+    if result.choice is None:
+        plain(f"no recommendation: {result.reason}")
+        return 1
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    """The three subcommands, on `bench`'s subparsers."""
+    estimate = commands.add_parser(
+        "estimate", help="predict each run's training memory by component before running (docs/memory.md)"
+    )
+    estimate.add_argument("suite", type=Path, help="suite YAML")
+    estimate.add_argument("--device-memory", metavar="SIZE", help="say which runs fit, e.g. 24GiB, 80GB")
+    estimate.add_argument(
+        "--reserve",
+        default=DEFAULT_RESERVE,
+        metavar="SIZE",
+        help=f"kept free for the CUDA context and allocator (default {DEFAULT_RESERVE}, measured on an H200)",
+    )
+    estimate.add_argument(
+        "--model-config",
+        type=Path,
+        metavar="CONFIG",
+        help="a transformers config.json to use instead of the suite's model",
+    )
+    estimate.add_argument(
+        "--tokens", type=int, metavar="N", help="tokens per sequence (default: the suite data's longest, or seq_len)"
+    )
+    estimate.add_argument(
+        "--batch-sizes",
+        metavar="N,N,...",
+        help="with --device-memory: per strategy, the largest of these batch sizes that fits, "
+        "without and with gradient checkpointing (e.g. 1,2,4,8,16)",
+    )
+    estimate.add_argument("--json", type=Path, metavar="OUT", help="write the estimates as JSON")
+    estimate.add_argument("--quiet", action="store_true", help="with --json: no progress lines")
+    estimate.set_defaults(handler=_estimate)
+
+    recommend = commands.add_parser(
+        "recommend", help="the strategies that fit a memory limit, their Pareto set and one recommendation"
+    )
+    recommend.add_argument("results", type=Path, help="a results root or suite folder; every record below it")
+    recommend.add_argument("--memory", required=True, help="memory to train in, e.g. 24GiB, 80GB, 512MiB")
+    recommend.add_argument("--min-accuracy", type=float, metavar="A", help="least mean accuracy on the learned task")
+    recommend.add_argument(
+        "--max-forgetting", type=float, metavar="F", help="largest mean accuracy drop on retained tasks, e.g. 0.05"
+    )
+    recommend.add_argument(
+        "--objective",
+        choices=("accuracy", "throughput"),
+        default="accuracy",
+        help="what to maximise (default accuracy)",
+    )
+    recommend.add_argument(
+        "--model-config",
+        type=Path,
+        metavar="CONFIG",
+        help="your model's transformers config.json: estimate memory on it where it is larger than the measured one",
+    )
+    recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
+    recommend.set_defaults(handler=_recommend)
+
+    scaling = commands.add_parser(
+        "scaling", help="scaling efficiency of multi-process runs (execution.processes) against one process"
+    )
+    scaling.add_argument("one", type=Path, help="records of the 1-process runs")
+    scaling.add_argument("many", type=Path, help="records of the same suite with execution.processes > 1")
+    scaling.set_defaults(handler=_scaling)

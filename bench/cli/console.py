@@ -1,0 +1,122 @@
+"""What the terminal shows: progress on long work (run i of n, strategy, seed, phase, step and loss) and
+the table of a comparison (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.analysis.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison
+from bench.executors.base import Progress as SuiteProgress
+from bench.plan import RunSpec
+from bench.records.results import RunResult
+
+STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
+
+
+class RichProgress(SuiteProgress):
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task_id: Any = None
+        self.header = ""
+
+    def start_run(self, index: int, total: int, spec: RunSpec) -> None:
+        self.header = f"run {index + 1}/{total} {spec.label} seed={spec.seed}"
+        if self.task_id is None:
+            self.bar.start()
+            self.task_id = self.bar.add_task(self.header, total=spec.budget.steps, info="starting")
+        self.bar.reset(self.task_id, total=spec.budget.steps, description=self.header, info="starting")
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.task_id is None:
+            return
+        kind = event.get("event")
+        logged = not self.console.is_terminal  # a log file sees no bar: phases and every tenth of the steps as lines
+        if kind == "step":
+            self.bar.update(
+                self.task_id, completed=event["step"], total=event["total"], info=f"loss {event['loss']:.4f}"
+            )
+            if logged and event["step"] % max(1, event["total"] // 10) == 0:
+                self.console.print(f"  {self.header}: step {event['step']}/{event['total']} loss {event['loss']:.4f}")
+        elif kind == "phase":
+            self.bar.update(self.task_id, info=event["phase"])
+            if logged:
+                self.console.print(f"  {self.header}: {event['phase']}")
+        elif kind == "note":
+            self.bar.console.print(f"  [dim]{event['message']}[/dim]")
+
+    def end_run(self, result: RunResult, reused: bool) -> None:
+        style = STATUS_STYLE[result.status]
+        origin = "stored, reused" if reused else f"{result.wall_seconds:.1f} s"
+        reason = f": {result.reason.splitlines()[-1]}" if result.reason else ""
+        self.console.print(f"[{style}]{result.status:7}[/{style}] {result.label} seed={result.seed} ({origin}){reason}")
+
+    def close(self) -> None:
+        if self.task_id is not None:
+            self.bar.stop()
+
+
+VERDICT_STYLE = {
+    BETTER: "green",
+    WORSE: "bold red",
+    SAME: "",
+    NOISE: "dim",
+    UNKNOWN: "yellow",
+    MISSING: "magenta",
+    CHANGED: "cyan",
+    NOT_COMPARABLE: "yellow",
+}
+
+
+def change_text(change: Any) -> str:
+    """Accuracy-like quality in points, a loss as a ratio, everything else relative."""
+    if change.effect is not None and change.scale == "points":
+        return f"{100 * change.effect:+.1f} pt"
+    return "" if change.change is None else f"{change.change:+.1%}"
+
+
+def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> Any:
+    """A rich Table of the comparison: every metric that is not a plain "no change" (or all of them)."""
+    from rich.table import Table
+
+    from bench.report.charts import fmt
+
+    out = Table(title=f"{comparison.baseline} -> {comparison.candidate}", title_justify="left")
+    for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "q", "verdict", "note"):
+        numeric = column in ("baseline", "candidate", "change", "p", "q")
+        out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
+    quiet = 0
+    for change in comparison.ordered():
+        if not show_unchanged and (change.verdict == SAME or change.note.startswith("both:")):
+            quiet += 1
+            continue
+        arrow = "↑" if change.higher_is_better else "↓"
+        style = VERDICT_STYLE.get(change.verdict, "")
+        verdict = change.verdict + (" (gating)" if change.regression else "")
+        out.add_row(
+            change.strategy,
+            f"{change.metric} {arrow}",
+            "—" if change.baseline is None else f"{fmt(change.baseline)} {change.unit}",
+            "—" if change.candidate is None else f"{fmt(change.candidate)} {change.unit}",
+            change_text(change),
+            "" if change.p_value is None else f"{change.p_value:.3g}",
+            "" if change.q_value is None else f"{change.q_value:.3g}",
+            f"[{style}]{verdict}[/{style}]" if style else verdict,
+            change.note,
+        )
+    for issue in comparison.issues:
+        out.add_row(issue.strategy, "(run)", "", "", "", "", "", issue.kind, issue.detail)
+    if quiet:
+        out.caption = f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"
+    return out

@@ -1,0 +1,121 @@
+"""`bench run` and `bench report`: a suite trained, measured and evaluated (resuming), and its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.cli.output import console, errors, plain
+from bench.cli.suites import check_data
+from bench.suite import load_suite
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.api import run_suite
+    from bench.cli.console import RichProgress
+    from bench.executors.base import Progress, SetupError
+
+    suite = load_suite(args.suite)
+    check_data(suite, str(args.suite))  # bad data: exit 2 with every problem, before any run
+    if args.address and args.executor != "ray":
+        plain("bench run: --address is for --executor ray")
+        return 2
+    progress = Progress() if args.quiet else RichProgress(errors)
+    try:
+        report = run_suite(
+            suite,
+            args.results,
+            progress,
+            args.only,
+            executor=args.executor,
+            address=args.address,
+            keep_artefacts=args.keep_artefacts,
+            record_host=args.record_host,
+        )
+    except SetupError as error:  # before any run: an executor that cannot start, an unusable results folder
+        plain(f"bench run: {error}")
+        return 2
+    finally:
+        if isinstance(progress, RichProgress):
+            progress.close()
+    counts = {status: sum(r.status == status for r in report.results) for status in ("ok", "skipped", "failed")}
+    if not args.quiet:
+        errors.print(
+            f"suite {suite.name}: {len(report.results)} runs ({report.executed} executed, {report.reused} reused): "
+            + ", ".join(f"{count} {status}" for status, count in counts.items())
+        )
+    if not args.no_report and report.results:
+        from bench.report.html import write_report
+
+        try:
+            reports = args.reports or args.results.parent / "reports"
+            path = write_report(report.results, reports / f"{suite.name}.html", args.suite.read_text("utf-8"))
+            if not args.quiet:
+                errors.print(f"report: {path}")
+        except Exception as error:  # a report failure must not lose the runs, which are stored already
+            errors.print(f"[red]report failed[/red]: {error}; rebuild it with: bench report {args.suite}")
+    if not args.quiet and report.results:
+        from bench.report.terminal import print_results
+
+        print_results(report.results, Console(width=max(console.width, 120)), errors)
+    return 1 if counts["failed"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.api import report
+
+    try:
+        path = report(args.source, args.out, args.results, args.reports, args.history, args.notes)
+    except FileNotFoundError as error:
+        errors.print(f"[red]error[/red]: {error}")
+        return 2
+    console.print(f"report: {path}")
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    """`run` and `report`, on `bench`'s subparsers."""
+    run = commands.add_parser("run", help="train, measure and evaluate every strategy of a suite (resumes)")
+    run.add_argument("suite", type=Path, help="suite YAML, e.g. suites/smoke.yaml")
+    run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
+    run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
+    run.add_argument(
+        "--keep-artefacts",
+        action="store_true",
+        help="keep each run's adapter or weights, tokenizer and scoring tasks beside its record, with the"
+        " lm-eval command that reproduces its accuracy (results/<suite>/<machine>/artefacts/<run_id>/)",
+    )
+    run.add_argument(
+        "--record-host", action="store_true", help="store this machine's host name in each record (off: records travel)"
+    )
+    from bench.executors import EXECUTORS  # names only: an executor's module is imported when chosen
+
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS.names(),
+        default="local",
+        help="local: one run after another on this machine (default); ray: one Ray task per run (docs/scaling.md)",
+    )
+    run.add_argument(
+        "--address", metavar="ADDR", help="--executor ray: the cluster (HEAD:6379); default: a local one for this call"
+    )
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="render the HTML comparison report from stored records")
+    report.add_argument("source", type=Path, help="suite YAML (its records under --results) or a results folder")
+    report.add_argument("--out", type=Path, help="output file (default: reports/<suite>.html)")
+    report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
+    report.add_argument(
+        "--history", type=Path, metavar="STORE", help="add trend charts from this history store (docs/history.md)"
+    )
+    report.add_argument(
+        "--notes", type=Path, metavar="FILE", help="the author's findings (plain text), shown at the top of the report"
+    )
+    report.set_defaults(handler=_report)

@@ -1,0 +1,1 @@
+"""Memory estimates on the meta device: one run (model), a whole suite."""

@@ -1,0 +1,250 @@
+"""Training memory predicted before any training, from the model's config alone.
+
+The model is built on the meta device (shapes and dtypes, no storage), the strategy prepares it
+there exactly as it would the real model, and one forward and backward pass runs on meta inputs
+of the batch's shape under the same saved-tensor tracker that measures real runs
+(bench.measure.components). So weights, gradients and activations come from the real module
+structure of any transformers architecture, in seconds even for a 70B config.
+
+What is modelled rather than run:
+  - QLoRA: the frozen linear weights (all but the output head) are counted as bitsandbytes
+    stores them (4-bit packed, blockwise absmax of 64, double-quantised constants); everything
+    else is float32, as PEFT's prepare_model_for_kbit_training leaves it, and so are the
+    activations (a quantised layer returns its input's dtype).
+  - the optimizer state, from `training.optimizer` (OPTIMIZER_STATE in bench/estimate/meta.py).
+  - sequence length: batches pad to their longest sequence, so `bench estimate` plans for the
+    worst step, the longest tokenised training example (at most seq_len; seq_len without the
+    data). A run's own estimate is made at the length of the step it measured.
+  - dpo: chosen and rejected run in one batch (twice the sequences); the reference pass keeps
+    nothing for backward, but the reference is held: a copy of the model (full fine-tuning) or a
+    frozen copy of the adapter. rlhf: the larger of its two phases, the reward model training
+    while the policy waits, and the policy training while it holds the reward model, a reference
+    and a generation cache (bench.estimate.alignment).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.estimate.meta import as_if_tracing, meta_model, optimizer_bytes
+from bench.measure.components import COMPONENTS, MIB, Components, SavedTensorPeak, count_weights
+
+
+@dataclass
+class Estimate:
+    strategy: str
+    label: str
+    components: Components
+    sequences: int  # sequences in one forward pass
+    tokens: int  # tokens per sequence the activations were estimated at
+    notes: list[str] = field(default_factory=list)
+    phases: dict[str, Components] = field(default_factory=dict)  # rlhf: each phase's components
+
+    def total_mib(self) -> float:
+        return (self.components.total() or 0) / MIB
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bytes": {name: getattr(self.components, name) for name in COMPONENTS},
+            "total_bytes": self.components.total(),
+            "weights_by_dtype": self.components.weights_by_dtype,
+            "sequences": self.sequences,
+            "tokens": self.tokens,
+            "notes": self.notes,
+            "phase": self.components.phase,
+            "phases": {name: phase.total() for name, phase in self.phases.items()},
+        }
+
+
+def expected_batch_tokens(lengths: list[int], batch_size: int, seq_len: int) -> int:
+    """The expected longest of `batch_size` random draws from `lengths` (batches pad to it)."""
+    if not lengths:
+        return seq_len
+    ordered = sorted(min(length, seq_len) for length in lengths)
+    index = min(len(ordered) - 1, math.ceil(len(ordered) * batch_size / (batch_size + 1)) - 1)
+    return ordered[max(index, 0)]
+
+
+def training_lengths(task: Any, tokenizer: Any) -> list[int]:
+    """Tokens per training example as the SFT trainer sees them (prompt, completion, end of sequence)."""
+    return [len(tokenizer(ex.prompt + " " + ex.completion)["input_ids"]) + 1 for ex in task.train]
+
+
+def _quantized_bytes(numel: int, options: Any) -> int:
+    """A bitsandbytes weight as stored: 4-bit packed with absmax per 64 (double-quantised: 8-bit
+    absmax, float32 per 256 of those) and 16-entry code; 8-bit with a float32 scale per row (approx.)."""
+    if options.bits == 8:
+        return numel + 4 * math.isqrt(numel)
+    blocks = math.ceil(numel / 64)
+    if options.double_quant:
+        return numel // 2 + blocks + 4 * math.ceil(blocks / 256) + 4 * 256 + 4 + 4 * 16
+    return numel // 2 + 4 * blocks + 4 * 16
+
+
+def _quantize_frozen_linears(model: Any, options: Any, components: Components) -> int:
+    """Replace the frozen linear weights' bytes (all but the output head) by their quantised size."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head_weight = getattr(head, "weight", None)
+    full_total = quantized = count = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight is not head_weight and not module.weight.requires_grad:
+            full_total += module.weight.numel() * module.weight.element_size()
+            quantized += _quantized_bytes(module.weight.numel(), options)
+            count += 1
+    saved = full_total - quantized
+    components.weights_frozen = (components.weights_frozen or 0) - saved
+    dtype = str(model.dtype).removeprefix("torch.")
+    quantized_name = f"{options.quant_type}(4-bit)" if options.bits == 4 else "int8"
+    components.weights_by_dtype[quantized_name] = quantized
+    components.weights_by_dtype[dtype] = components.weights_by_dtype.get(dtype, 0) - full_total
+    return count
+
+
+def _adapters_to_bfloat16(model: Any) -> None:
+    """What trl.SFTTrainer does to a quantised model's trainable weights (all but DoRA's magnitude)."""
+    import torch
+
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad and "lora_magnitude_vector" not in name:
+            parameter.data = parameter.data.to(torch.bfloat16)
+
+
+def estimate_run(
+    config: Any,
+    *,
+    dtype: str,
+    strategy: str,
+    options: dict[str, Any],
+    batch_size: int,
+    tokens: int,
+    optimizer: str = "adamw_torch",
+    gradient_checkpointing: bool = False,
+    label: str | None = None,
+) -> Estimate:
+    """Memory of one training step of `strategy` on a model of `config`, without loading weights."""
+    import torch
+
+    from bench.estimate.alignment import add_held_models
+    from bench.spec import Budget
+    from bench.strategies import STRATEGIES, PrepareContext
+
+    chosen = STRATEGIES.get(strategy)
+    parsed = chosen.Options.model_validate(options)
+    notes: list[str] = []
+    # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
+    # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
+    # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
+    model = meta_model(config, "float32" if strategy == "qlora" else dtype)
+    context = PrepareContext(
+        tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
+    )
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        if strategy == "qlora":  # the same LoRA on a base bitsandbytes would quantise (see module docstring)
+            prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
+        else:
+            prepared = chosen.prepare(model, parsed, context)
+    if strategy == "qlora":
+        _adapters_to_bfloat16(prepared)
+        notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
+        notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
+    components = Components()
+    count_weights(prepared, components)
+    if strategy == "qlora":
+        layers = _quantize_frozen_linears(prepared, parsed, components)
+        notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
+    components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
+    components.optimizer, what = optimizer_bytes(prepared, optimizer)
+    notes.append(f"optimizer {optimizer}: {what}")
+    sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
+    if gradient_checkpointing and hasattr(prepared, "gradient_checkpointing_enable"):
+        components.activations = _checkpointed_peak(prepared, sequences, tokens, config)
+        notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
+    else:
+        components.activations = _activation_peak(prepared, sequences, tokens)
+    phases = add_held_models(
+        components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
+        batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
+    )  # fmt: skip
+    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
+
+
+def estimate_spec(
+    spec: Any, config: Any, tokens: int, batch_size: int | None = None, gradient_checkpointing: bool | None = None
+) -> Estimate:
+    """`estimate_run` for one run's spec (a RunSpec, or a record's spec as stored), at its own batch and
+    checkpointing unless told others: the one place a spec's fields become the estimator's arguments."""
+    fields = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
+    training = fields.get("training") or {}
+    if gradient_checkpointing is None:
+        gradient_checkpointing = training.get("gradient_checkpointing", False)
+    return estimate_run(
+        config,
+        dtype=fields["model"]["dtype"],
+        strategy=fields["strategy"],
+        options=fields.get("options") or {},
+        batch_size=batch_size or fields["budget"]["batch_size"],
+        tokens=tokens,
+        optimizer=training.get("optimizer", "adamw_torch"),
+        gradient_checkpointing=gradient_checkpointing,
+        label=fields.get("label"),
+    )
+
+
+def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
+    import torch
+
+    ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
+    model.train()
+    with as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+        loss.backward()
+    return tracker.peak
+
+
+def _checkpointed_peak(model: Any, sequences: int, tokens: int, config: Any) -> int:
+    """Under gradient checkpointing autograd keeps each layer's input; during backward one layer at a
+    time is recomputed and its activations are held until its gradients are done. The saved-tensor
+    hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
+    layer is added: (activations without checkpointing - with) / layers, one layer's share."""
+    plain = _activation_peak(model, sequences, tokens)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kept = _activation_peak(model, sequences, tokens)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
+    return kept + max(plain - kept, 0) // layers
+
+
+def parse_bytes(text: str, allow_zero: bool = False) -> int:
+    """'24GiB', '80 GB', '512MiB', '1e9' -> bytes; raises ValueError naming the text."""
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+    units |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+    cleaned = text.strip().lower().replace(" ", "")
+    number = cleaned.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = cleaned[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        value = float("nan")
+    if unit not in units or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{text!r} is not a memory size (examples: 24GiB, 80GB, 512MiB)")
+    return int(value * units[unit])
+
+
+def config_from_file(path: Path) -> Any:
+    """A transformers config from a config.json (or the folder holding one), no weights."""
+    import json
+
+    from transformers import AutoConfig
+
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"--model-config: no config.json at {str(path)!r}")
+    raw = json.loads(file.read_text("utf-8"))
+    if "model_type" not in raw:
+        raise ValueError(f'--model-config: {str(file)!r} names no model_type (e.g. "llama")')
+    return AutoConfig.for_model(raw.pop("model_type"), **raw)

@@ -1,0 +1,133 @@
+"""`bench estimate SUITE`: every strategy of a suite estimated before training (bench.estimate.model),
+at the suite's batch and the longest sequence of its data, against a device's memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.estimate.model import Estimate, estimate_spec, training_lengths
+
+# What a device needs beyond the estimated tensors: the CUDA context, the caching allocator's slack
+# and short-lived temporaries. Measured on an H200 (results/smollm2-gpu-memory, 6 strategies):
+# nvidia-smi's figure for the process minus the estimate was -0.15 to +1.9 GiB (docs/memory.md).
+DEFAULT_RESERVE = "2GiB"
+
+
+def _pretrained_source(spec: Any, report: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """Where transformers reads the model's config and tokenizer from, without loading weights."""
+    from bench.models.load import resolve_folder
+
+    if spec.gguf or spec.packaged:
+        if spec.packaged:
+            from bench.models.packaged import packaged_file
+
+            gguf = packaged_file(spec.packaged)
+        else:
+            gguf = Path(spec.gguf).expanduser()
+        return gguf.parent, {"gguf_file": gguf.name}  # read from the GGUF header
+    return resolve_folder(spec, report).where, {}
+
+
+def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
+    """The config of the model a suite names, read without its weights."""
+    from transformers import AutoConfig
+
+    where, extra = _pretrained_source(spec, report)
+    return AutoConfig.from_pretrained(where, **extra)
+
+
+def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
+    """Tokenised lengths of the suite's training data, or None (with the reason reported)."""
+    from transformers import AutoTokenizer
+
+    from bench.tasks import load_task
+
+    try:
+        where, extra = _pretrained_source(suite.model, report)
+        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        return training_lengths(load_task(suite.task), tokenizer)
+    except Exception as error:  # the estimate still stands, at seq_len
+        report(f"sequence lengths: budget.seq_len (the data could not be tokenised: {type(error).__name__}: {error})")
+        return None
+
+
+def suite_estimates(
+    suite: Any,
+    config: Any | None = None,
+    lengths: Callable[[], list[int]] | None = None,
+    report=print,
+    tokens: int | None = None,
+) -> tuple[list[Estimate], dict[str, str]]:
+    """One estimate per strategy entry of a suite (seeds do not change memory), and the entries that
+    do not apply to the model (label -> why), as `bench run` would skip them."""
+    from bench.strategies import NotApplicable
+
+    estimates, skipped = [], {}
+    for label, spec in suite_specs(suite).items():
+        report(f"estimating {label}")
+        try:
+            estimate = estimate_spec(spec, config, planning_tokens(spec, lengths, tokens))
+        except NotApplicable as error:
+            skipped[label] = str(error)
+            continue
+        estimates.append(estimate)
+    return estimates, skipped
+
+
+def suite_specs(suite: Any) -> dict[str, Any]:
+    """label -> the first run spec of each strategy entry (seeds do not change memory)."""
+    from bench.plan import plan
+
+    return {spec.label: spec for spec in plan(suite)}
+
+
+def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: int | None) -> int:
+    """For planning, the worst step: the longest sequence that can occur (or `tokens` when given)."""
+    if tokens:
+        return tokens
+    if lengths is not None:
+        return min(max(lengths(), default=spec.budget.seq_len), spec.budget.seq_len)
+    return spec.budget.seq_len
+
+
+def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:
+    return (estimate.components.total() or 0) + reserve_bytes <= device_bytes
+
+
+def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: int, source: str) -> str:
+    """A plain table: components in MiB per strategy, and whether each fits the device."""
+    names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
+    names += ("generation_cache",)
+    heads = ("strategy", "trained w.", "frozen w.", "gradients", "optimizer", "activations", "other models")
+    heads += ("gen. cache", "total", "fits")
+    rows = []
+    for estimate in estimates:
+        mib = estimate.components.mib()
+        verdict = "-" if device_bytes is None else ("yes" if fits(estimate, device_bytes, reserve_bytes) else "NO")
+        label = f"{estimate.label} ({estimate.components.phase} phase)" if estimate.phases else estimate.label
+        rows.append([label, *(_mib(mib[name]) for name in names), _mib(mib["total"]), verdict])
+    widths = [max(len(str(row[i])) for row in [heads, *rows]) for i in range(len(heads))]
+    lines = [
+        "  ".join(_align(i, cell, width) for i, (cell, width) in enumerate(zip(row, widths))) for row in [heads, *rows]
+    ]
+    first = estimates[0] if estimates else None
+    if first is not None:
+        lines.insert(0, f"{source}: {first.sequences} sequences x {first.tokens} tokens per step (MiB)")
+    if device_bytes is not None:
+        lines.append(
+            f"fits: total + {reserve_bytes / 2**30:.1f} GiB reserve (CUDA context, allocator slack) <= "
+            f"{device_bytes / 2**30:.1f} GiB"
+        )
+    return "\n".join(lines)
+
+
+def _align(index: int, cell: object, width: int) -> str:
+    return str(cell).ljust(width) if index == 0 else str(cell).rjust(width)
+
+
+def _mib(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"

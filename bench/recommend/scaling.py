@@ -1,0 +1,56 @@
+"""`bench scaling ONE MANY`: the scaling efficiency of multi-process runs against one process.
+
+Matches strategies by label between a set of 1-process records and a set of N-process records of
+the same suite shape (execution.processes differs), and gives, per strategy, the global tokens/s
+of each (mean over seeds, contaminated runs left out), the efficiency tokens/s(N) / (N x
+tokens/s(1)), and whether the matched budget held (the same optimizer steps and tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.recommend import throughput
+from bench.records.results import RunResult
+
+
+@dataclass
+class Scaling:
+    label: str
+    processes: int
+    one: float | None  # tokens/s with one process
+    many: float | None  # global tokens/s with `processes`
+    efficiency: float | None
+    same_budget: bool
+    note: str = ""
+
+
+def _budget(runs: list[RunResult]) -> set[tuple]:
+    return {(run.budget.get("steps_done"), run.budget.get("tokens_seen")) for run in runs if run.status == "ok"}
+
+
+def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
+    rows = []
+    for label in sorted({r.label for r in one} & {r.label for r in many}):
+        ones = [r for r in one if r.label == label]
+        manys = [r for r in many if r.label == label]
+        processes = max(int(r.budget.get("world_size") or 1) for r in manys)
+        single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
+        efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
+        note = f"{single.n} vs {multi.n} uncontaminated runs"
+        same = _budget(ones) == _budget(manys)
+        rows.append(Scaling(label, processes, single.mean, multi.mean, efficiency, same, note))
+    return rows
+
+
+def render(rows: list[Scaling]) -> str:
+    lines = ["strategy  processes  tokens/s (1)  tokens/s (N, global)  efficiency  same steps+tokens"]
+    for row in rows:
+        one = f"{row.one:,.0f}" if row.one else "-"
+        many = f"{row.many:,.0f}" if row.many else "-"
+        efficiency = f"{row.efficiency:.2f}" if row.efficiency is not None else "-"
+        lines.append(
+            f"{row.label:9} {row.processes:9}  {one:>12}  {many:>20}  {efficiency:>10}  "
+            f"{'yes' if row.same_budget else 'NO'} ({row.note})"
+        )
+    return "\n".join(lines)

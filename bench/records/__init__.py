@@ -1,0 +1,1 @@
+"""The record (RunResult), its store, schema migrations, portable paths and archives."""

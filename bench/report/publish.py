@@ -1,0 +1,264 @@
+"""`bench publish RESULTS --out SITE`: a static site of every result set below a results folder.
+
+The site opens offline (file://, relative links, no scripts, no network) and on GitHub Pages:
+index.html lists each result set (suite, machine, run counts, dates, commits) with its HTML report,
+a page of its records as JSON files and one zip of them. A result set is the folder named after its
+records' machine (results/<suite>/<machine>/) or hardware fingerprint (a history store's
+<suite>/<fingerprint>/<night>/); when it holds several nights, its report shows the newest night with
+the History section of all of them, as scripts/nightly renders it. JSON that is not a record
+(summaries, comparisons, pytest-benchmark output) and logs are left out. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from bench.records.portable import leaks, scrub, scrub_text
+from bench.records.results import RunResult, atomic_write_text, scan_records
+from bench.report.front import VALIDATION, copy_validation, sections, summarize_set
+
+STATUSES = ("ok", "failed", "skipped")
+GENERATOR = '<meta name="generator" content="bench publish">'  # marks a folder this command may replace
+STYLE = """body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1400px; padding: 16px 24px; }
+table { border-collapse: collapse; font-size: 13px; } th { background: #f5f5f5; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+.muted { color: #777; } .failed { color: #b42318; } .skipped { color: #9a6700; } code { font-size: 12px; }"""
+
+
+@dataclass
+class ResultSet:
+    folder: Path  # relative to the results root; the site keeps the same path
+    nights: dict[Path, list[tuple[Path, RunResult]]]  # record folder (relative to `folder`) -> its records
+
+    @property
+    def runs(self) -> list[tuple[Path, RunResult]]:
+        return [run for night in sorted(self.nights) for run in self.nights[night]]
+
+    @property
+    def records(self) -> list[RunResult]:
+        return [record for _, record in self.runs]
+
+    def names(self, field: str) -> str:
+        values = {r.suite if field == "suite" else r.environment.machine for r in self.records}
+        return " + ".join(sorted(values))
+
+
+def git_ignored(root: Path, paths: list[Path]) -> set[Path]:
+    """The paths git ignores, where `root` is in a git work tree (none otherwise)."""
+    if not paths:
+        return set()
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input="\0".join(str(path.resolve()) for path in paths) + "\0",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if found.returncode not in (0, 1):  # 128: not a git repository
+        return set()
+    names = {name for name in found.stdout.split("\0") if name}
+    return {path for path in paths if str(path.resolve()) in names}
+
+
+class LeakError(ValueError):
+    """Records that still hold an absolute path or a host name after the scrub; nothing was published."""
+
+
+def _portable(record: RunResult, root: Path) -> RunResult:
+    """The record as the site shows it: scrubbed as a schema 7 record is, never with a host name."""
+    return RunResult.model_validate(scrub(record.model_dump(mode="json"), results_root=root))
+
+
+def check_leaks(sets: list[ResultSet], root: Path) -> list[str]:
+    """`file: field: what` for everything absolute or host-like left in the records to publish."""
+    return [
+        f"{path.relative_to(root)}: {field}: {what}"
+        for one in sets
+        for path, record in one.runs
+        for field, what in leaks(record.model_dump(mode="json"))
+    ]
+
+
+def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
+    """Every result set below `root`, in a stable order (suite, machine, folder)."""
+    folders: dict[Path, list[tuple[Path, RunResult]]] = {}
+    found = list(scan_records(root))  # other JSON is told on stderr with its reason, never fatal
+    ignored = git_ignored(root, [path for path, _ in found])
+    for path, record in found:
+        if skip is not None and skip in path.resolve().parents:
+            continue  # an earlier site inside the results root
+        if path in ignored:
+            continue  # local, git-ignored results (results/local, unpacked archives) stay local
+        folders.setdefault(path.parent.relative_to(root), []).append((path, _portable(record, root)))
+    sets: dict[Path, ResultSet] = {}
+    for folder, runs in folders.items():
+        names = {r.environment.machine for _, r in runs} | {r.environment.fingerprint for _, r in runs}
+        home = next(
+            (Path(*folder.parts[:i]) for i in range(len(folder.parts), 0, -1) if folder.parts[i - 1] in names), folder
+        )
+        sets.setdefault(home, ResultSet(home, {})).nights[folder.relative_to(home)] = runs
+    return sorted(sets.values(), key=lambda s: (s.names("suite"), s.names("machine"), s.folder.parts))
+
+
+def _href(*parts: str) -> str:
+    return html.escape("/".join(quote(p) for p in parts))
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{GENERATOR}\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
+        f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write_text(path, text)
+    path.chmod(0o644)  # the atomic temp file starts private; a site is for reading
+
+
+def _table(head: str, rows: list[list[str]]) -> str:
+    """A table of HTML cells; `head` names the columns, separated by |."""
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head.split("|"))
+    body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{header}</tr></thead><tbody>\n{body}\n</tbody></table>"
+
+
+def _counts(records: list[RunResult]) -> str:
+    return " / ".join(f'<span class="{s}">{sum(r.status == s for r in records)}</span>' for s in STATUSES)
+
+
+def _commits(records: list[RunResult]) -> str:
+    commits = sorted(
+        {(r.environment.git_commit or "unknown")[:10] + "+dirty" * bool(r.environment.git_dirty) for r in records}
+    )
+    more = f' <span class="muted" title="{html.escape(", ".join(commits))}">+{len(commits) - 3} more</span>'
+    return ", ".join(f"<code>{html.escape(c)}</code>" for c in commits[:3]) + more * (len(commits) > 3)
+
+
+def _report(one: ResultSet, root: Path, site: Path, up: str) -> None:
+    from bench.analysis.history import build
+    from bench.report.html import render
+
+    newest = max(one.nights, key=lambda night: (max(r.started_at for _, r in one.nights[night]), night.parts))
+    records = [record for _, record in one.nights[newest]]
+    suites = sorted({r.suite for r in one.records})
+    history = build(root / one.folder, suites[0] if len(suites) == 1 else None) if len(one.nights) > 1 else None
+    label = "/".join(one.folder.parts) + f", newest of {len(one.nights)} nights: {newest}" * (len(one.nights) > 1)
+    title = f"{one.names('suite')} on {one.names('machine')} ({label})"
+    nav = f'<nav><a href="{up}index.html">All results</a> · <a href="records.html">records of this report</a></nav>'
+    _write(site / "report.html", render(records, title=title, history=history).replace("<body>", f"<body>\n{nav}", 1))
+
+
+def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
+    """Copy the record files (nothing else) beside the report, zip them, and list them on records.html."""
+    rows = []
+    with zipfile.ZipFile(site / "records.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, record in one.runs:
+            relative = path.relative_to(root / one.folder)
+            target = site / "records" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = record.model_dump_json(indent=2) + "\n"  # the scrubbed record, not the file as found
+            target.write_text(text, encoding="utf-8")
+            target.chmod(0o644)
+            entry = zipfile.ZipInfo("/".join((*one.folder.parts, *relative.parts)), date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16  # a fixed date and mode: the same records give the same zip
+            archive.writestr(entry, text.encode("utf-8"), zipfile.ZIP_DEFLATED)
+            cells = (record.suite, record.label, record.seed, record.status, record.started_at[:19])
+            link = f'<a href="{_href("records", *relative.parts)}">{html.escape(str(relative))}</a>'
+            commit = record.environment.git_commit or "unknown"
+            rows.append([link, *(html.escape(str(c)) for c in cells), f"<code>{html.escape(commit)}</code>"])
+    (site / "records.zip").chmod(0o644)
+    body = (
+        f'<nav><a href="{up}index.html">All results</a> · <a href="report.html">report</a> · '
+        f'<a href="records.zip">all {len(rows)} records (zip)</a></nav>\n'
+        f"<h1>Records: {html.escape(str(one.folder))}</h1>\n<p>One JSON file per run, as <code>bench run</code> "
+        "stored it; <code>bench report</code> and <code>bench compare</code> read them back.</p>\n"
+        + _table("record|suite|strategy|seed|status|started|commit", rows)
+    )
+    _write(site / "records.html", _page(f"Records: {one.folder}", body))
+
+
+def _index(sets: list[ResultSet], command: str, root: Path) -> str:
+    comparisons = []
+    for one in sets:
+        if one.folder.parts[:1] != (VALIDATION,):
+            meta = f"{html.escape(one.names('machine'))}, {_counts(one.records)}"
+            comparisons.append((one.folder, summarize_set(root / one.folder, root, one.records), meta))
+    rows = []
+    for one in sets:
+        records, base = one.records, one.folder.parts
+        fingerprints = ", ".join(sorted({r.environment.fingerprint or "unknown" for r in records}))
+        dates = sorted(r.started_at[:10] for r in records)
+        links = f'<a href="{_href(*base, "records.html")}">{len(records)} JSON</a>'
+        rows.append(
+            [
+                html.escape(one.names("suite")),
+                f'{html.escape(one.names("machine"))}<br><span class="muted">{html.escape(fingerprints)}</span>',
+                f"<code>{html.escape('/'.join(base) or '.')}</code>",
+                _counts(records),
+                str(len(one.nights)),
+                dates[0] if dates[0] == dates[-1] else f"{dates[0]} – {dates[-1]}",
+                _commits(records),
+                f'<a href="{_href(*base, "report.html")}">report</a>',
+                f'{links} · <a href="{_href(*base, "records.zip")}">zip</a>',
+            ]
+        )
+    suites = {r.suite for one in sets for r in one.records}
+    machines = {r.environment.machine for one in sets for r in one.records}
+    return _page(
+        "Fine-tuning benchmark results",
+        "<h1>Fine-tuning benchmark results</h1>\n"
+        "<p>Each suite trains its fine-tuning strategies under a matched budget and records accuracy, "
+        "forgetting, memory, throughput and latency per run. The comparisons come first, with their question, "
+        "answer and findings; the experiments that validate the harness itself are listed apart below them.</p>\n"
+        + sections(comparisons, root)
+        + "\n<h2>All result sets</h2>\n<p>A row is one results folder on one machine; its report compares the "
+        "strategies (with trend charts when the folder holds several nights), and its records are the raw JSON, "
+        "one file per run.</p>\n"
+        f"<p>{len(sets)} result sets, {len(suites)} suites, {len(machines)} machines, "
+        f"{sum(len(one.records) for one in sets)} records.</p>\n"
+        + _table("suite|machine|results folder|runs ok / failed / skipped|nights|dates|commits|report|records", rows)
+        + f'\n<p class="muted" id="about">About: this site is rebuilt by <code>{html.escape(command)}</code> '
+        "(fine-tune-bench, docs/report-and-compare.md); it needs no network and opens from disk.</p>",
+    )
+
+
+def publish(results_root: Path | str, out_dir: Path | str, command: str | None = None) -> Path:
+    """Build the site of every result set below `results_root` in `out_dir`; returns index.html.
+
+    `out_dir` must be empty, absent, or a site this function built (which it replaces)."""
+    root, out = Path(results_root), Path(out_dir)
+    if out.resolve() == root.resolve() or out.resolve() in root.resolve().parents:
+        raise FileExistsError(f"--out {out} holds the results root {root}; choose another --out")
+    sets = find_sets(root, skip=out.resolve()) if root.is_dir() else []
+    if not sets:
+        raise FileNotFoundError(f"no result records under {root}")
+    problems = check_leaks(sets, root)
+    if problems:
+        raise LeakError("records would leak; nothing published:\n" + "\n".join(problems))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        index = out / "index.html"
+        if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")):
+            raise FileExistsError(f"{out} is not empty and not a site built by bench publish; choose another --out")
+        shutil.rmtree(out)
+    for one in sets:
+        site = out.joinpath(*one.folder.parts)
+        site.mkdir(parents=True, exist_ok=True)
+        up = "../" * len(one.folder.parts)
+        _report(one, root, site, up)
+        _records(one, root, site, up)
+    index = out / "index.html"
+    copy_validation(root, out)
+    _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}"), root))  # no absolute path
+    return index

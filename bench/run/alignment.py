@@ -1,0 +1,97 @@
+"""The worker's alignment hooks: preference data, the chained sft parent and the alignment metrics
+(a two-phase method's per-phase training figures are the Recorder's, bench/run/recorder.py). Kept
+apart from bench.run.worker so that file stays one readable page.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bench.measure.memory import MemoryTracker
+from bench.run.recorder import Recorder
+
+
+def load_preference_data(run: Recorder) -> Any:
+    """The run's preference pairs, or None when the run has none (an sft run of a suite without them)."""
+    from bench.tasks.preference import load_preference
+
+    spec = run.spec
+    if spec.preference is None:
+        return None
+    data = load_preference(spec.preference, spec.task.name, spec.seed)
+    run.budget["preference"] = {"source": data.source, "train_pairs": len(data.train), "heldout": len(data.heldout)}
+    if spec.preference.jsonl:  # a file's format (pairs built from a task are always standard)
+        run.budget["preference"]["format"] = data.format
+    return data
+
+
+def artefact_folder(run_id: str) -> Path:
+    from bench.models.cache import cache_root
+
+    return cache_root() / "artefacts" / run_id
+
+
+def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
+    """The model the parent sft run produces: loaded from the artefact cache (keyed by the parent's
+    run_id), else trained here through bench.training.train (measured as phase `parent_train`), merged into a
+    standalone model and cached. The returned model's `_name_or_path` is that folder, so trainers that
+    rebuild a reference model from it get the sft result, not the base."""
+    from transformers import AutoModelForCausalLM
+
+    from bench.run.events import emit
+    from bench.strategies import STRATEGIES, PrepareContext
+    from bench.tasks import load_task
+    from bench.training.train import TrainRequest, train
+
+    spec, parent = run.spec, run.spec.parent
+    folder = artefact_folder(parent["run_id"])
+    cached = (folder / "config.json").exists()
+    run.budget["parent"] = {**parent, "cached": cached, "folder": str(folder)}
+    if cached:
+        reason = f"parent {parent['label']} loaded from the artefact cache, not trained in this run"
+        run.missing([("train.parent.seconds", "s", False), ("memory.parent_train.host_peak_mib", "MiB", False)], reason)
+    else:
+        emit({"event": "phase", "phase": f"train parent {parent['label']}"})
+        strategy = STRATEGIES.get(parent["strategy"])
+        options = strategy.Options.model_validate(parent["options"])
+        context = PrepareContext(tokenizer=loaded.tokenizer, budget=spec.budget, seed=spec.seed, device=device)
+        with MemoryTracker("parent_train") as memory:
+            model = strategy.prepare(loaded.model, options, context)
+            request = TrainRequest(
+                model, loaded.tokenizer, strategy.objective, load_task(spec.task), spec.budget, spec.training,
+                options, spec.seed, device, run.workdir / "parent", emit,
+            )  # fmt: skip
+            outcome = train(request)
+        run.metrics.update(memory.metrics())
+        run.metric("train.parent.seconds", outcome.seconds, "s", False)
+        run.budget["parent"].update(steps_done=outcome.steps, tokens_seen=outcome.tokens)
+        if hasattr(model, "peft_config"):
+            merge = getattr(strategy, "merge", None)
+            if merge is None:
+                raise NotImplementedError(f"start_from {parent['label']!r}: {parent['strategy']} cannot be merged")
+            model = merge(model)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temporary = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        model.save_pretrained(temporary)
+        loaded.tokenizer.save_pretrained(temporary)
+        if folder.exists():  # another process cached it meanwhile: keep theirs
+            shutil.rmtree(temporary)
+        else:
+            temporary.replace(folder)  # atomic: a half-written folder is never taken for the cache
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=loaded.model.dtype).to(device)
+    model.config._name_or_path = str(folder)
+    return model
+
+
+def record_alignment(run: Recorder, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:
+    from bench.evaluate.alignment import alignment_metrics
+
+    metrics = alignment_metrics(model, tokenizer, preference, base, reward_model)
+    for name, (value, unit, reason) in metrics.items():
+        if value is None:
+            run.missing([(name, unit, True)], reason or "not measured")
+        else:
+            run.metric(name, value, unit, True)
