@@ -220,3 +220,12 @@ def test_the_other_shipped_generative_tasks(name, kind, prompt_end):
     assert task.generative and task.generation.answer_kind == kind and len(task.eval) == 20
     assert all(item.context.endswith(prompt_end) and item.answer for item in task.eval)
     assert len({item.id for item in task.eval}) == 20 and len(task.train) == 5
+
+
+def test_a_stop_sequence_like_a_closing_tag_survives_the_record_scrubber():
+    """`</s>` (a GSM8K stop) is not an absolute path: records keep it, and publishing does not flag it."""
+    from bench.portable import leaks, scrub_text
+
+    assert scrub_text("until: ['Question:', '</s>', '<|im_end|>']") == "until: ['Question:', '</s>', '<|im_end|>']"
+    assert leaks({"model": {"tasks": {"gsm8k": {"generation": {"until": ["</s>"]}}}}}, hosts=[]) == []
+    assert scrub_text("see /home/someone/data.jsonl") != "see /home/someone/data.jsonl"  # paths still go

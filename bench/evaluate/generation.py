@@ -25,7 +25,7 @@ from typing import Any
 from lm_eval.models.huggingface import HFLM
 
 from bench.evaluate.answers import IGNORED
-from bench.evaluate.scorer import ContinuationScorer, supported
+from bench.evaluate.scorer import supported
 from bench.tasks.base import TaskData
 
 # greedy = argmax only while none of these is set away from its default in the model's generation config
@@ -221,13 +221,12 @@ def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: An
 
 def language_model_class(model: Any, fast: bool) -> type[HFLM]:
     """lm-eval's HFLM, or with `fast` its subclass with both fast paths: log-likelihood scoring
-    (bench/evaluate/scorer.py, where the model allows it) and greedy generation (above)."""
+    (bench/evaluate/scorer.py, where the model allows it) and greedy generation that carries long rows
+    across batches (bench/evaluate/generation_pool.py, built on GreedyGenerator above)."""
+    from bench.evaluate.generation_pool import FastLM, PooledGenerator
+
     if not fast:
         return HFLM
     if supported(model) is None:
         return FastLM
-    return GreedyGenerator
-
-
-class FastLM(ContinuationScorer, GreedyGenerator):
-    """Both fast paths: `_loglikelihood_tokens` from ContinuationScorer, `_model_generate` from GreedyGenerator."""
+    return PooledGenerator

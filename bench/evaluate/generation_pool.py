@@ -22,6 +22,7 @@ from typing import Any
 from lm_eval.models.utils import handle_stop_sequences, has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text
 
 from bench.evaluate.generation import GreedyGenerator, generation_unsupported
+from bench.evaluate.scorer import ContinuationScorer
 
 
 @dataclass
@@ -219,3 +220,7 @@ def _eos_ids(model: Any) -> set[int]:
     from bench.evaluate.generation import _eos_ids as eos_ids
 
     return eos_ids(model)
+
+
+class FastLM(ContinuationScorer, PooledGenerator):
+    """Both fast paths: `_loglikelihood_tokens` from ContinuationScorer, `generate_until` from PooledGenerator."""

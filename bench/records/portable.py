@@ -40,8 +40,9 @@ ALLOWED_ENV = (
 SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)$|PASSWORD|API_?KEY", re.I)
 REDACTED = "<redacted>"
 HOST = "<host>"
-# An absolute POSIX path or a Windows drive path, not inside a URL (`https://x/y`) or a ratio (`tokens/s`)
-ABSOLUTE = re.compile(r"(?<![\w:/.~%-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
+# An absolute POSIX path or a Windows drive path, not inside a URL (`https://x/y`), a ratio (`tokens/s`)
+# or a closing tag (`</s>`, a stop sequence of generative tasks)
+ABSOLUTE = re.compile(r"(?<![\w:/.~%<-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 USER_AT_HOST = re.compile(r"\b[a-z_][\w.-]*@[a-z0-9][\w-]*(?:\.[\w-]+)+\b", re.I)
 CACHE = re.compile(r"^.*?/(?:\.cache/fine-tune-bench|\.bench-cache|fine-tune-bench-cache)/")
