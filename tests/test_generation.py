@@ -224,7 +224,7 @@ def test_the_other_shipped_generative_tasks(name, kind, prompt_end):
 
 def test_a_stop_sequence_like_a_closing_tag_survives_the_record_scrubber():
     """`</s>` (a GSM8K stop) is not an absolute path: records keep it, and publishing does not flag it."""
-    from bench.portable import leaks, scrub_text
+    from bench.records.portable import leaks, scrub_text
 
     assert scrub_text("until: ['Question:', '</s>', '<|im_end|>']") == "until: ['Question:', '</s>', '<|im_end|>']"
     assert leaks({"model": {"tasks": {"gsm8k": {"generation": {"until": ["</s>"]}}}}}, hosts=[]) == []

@@ -81,7 +81,7 @@ def evaluate_accuracy(
     from lm_eval.tasks import TaskManager, get_task_dict
 
     import bench.evaluate.answers  # noqa: F401 (registers the answer filter with lm-eval)
-    from bench.evaluate.generation import language_model_class
+    from bench.evaluate.generation_pool import language_model_class
 
     for noisy in ("lm_eval", "lm-eval"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

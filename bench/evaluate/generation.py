@@ -25,7 +25,6 @@ from typing import Any
 from lm_eval.models.huggingface import HFLM
 
 from bench.evaluate.answers import IGNORED
-from bench.evaluate.scorer import supported
 from bench.tasks.base import TaskData
 
 # greedy = argmax only while none of these is set away from its default in the model's generation config
@@ -217,16 +216,3 @@ def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: An
             stream.write(json.dumps(row) + "\n")
     config = lmeval_generation_config(task, name, data)
     (folder / f"{name}.yaml").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-
-
-def language_model_class(model: Any, fast: bool) -> type[HFLM]:
-    """lm-eval's HFLM, or with `fast` its subclass with both fast paths: log-likelihood scoring
-    (bench/evaluate/scorer.py, where the model allows it) and greedy generation that carries long rows
-    across batches (bench/evaluate/generation_pool.py, built on GreedyGenerator above)."""
-    from bench.evaluate.generation_pool import FastLM, PooledGenerator
-
-    if not fast:
-        return HFLM
-    if supported(model) is None:
-        return FastLM
-    return PooledGenerator

@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text
 
 from bench.evaluate.generation import GreedyGenerator, generation_unsupported
-from bench.evaluate.scorer import ContinuationScorer
+from bench.evaluate.scorer import ContinuationScorer, supported
 
 
 @dataclass
@@ -224,3 +225,14 @@ def _eos_ids(model: Any) -> set[int]:
 
 class FastLM(ContinuationScorer, PooledGenerator):
     """Both fast paths: `_loglikelihood_tokens` from ContinuationScorer, `generate_until` from PooledGenerator."""
+
+
+def language_model_class(model: Any, fast: bool) -> type[HFLM]:
+    """lm-eval's HFLM, or with `fast` its subclass with both fast paths: log-likelihood scoring
+    (bench/evaluate/scorer.py, where the model allows it) and greedy generation that carries long rows
+    across batches (below, built on bench/evaluate/generation.py's GreedyGenerator)."""
+    if not fast:
+        return HFLM
+    if supported(model) is None:
+        return FastLM
+    return PooledGenerator
