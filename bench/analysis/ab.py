@@ -212,10 +212,7 @@ def _test_suite_row(row: MetricChange, logs: list[float], group: list[MetricChan
         row.verdict, row.gating, row.note = UNKNOWN, False, "not gated: no round had a clean pair"
     elif all(c.verdict == SAME for c in group):
         row.verdict, row.note = SAME, f"every strategy within ±{row.threshold:.0%}; {rounds}"
-    elif 1 / 2 ** len(logs) > alpha:
-        row.verdict, row.gating = UNKNOWN, False
-        row.note = f"not gated: {rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds"
-    else:
+    elif not _too_few_rounds(row, len(logs), rounds, alpha):
         increased = sum(logs) > 0
         row.p_value = stats.paired_p(logs, [0.0] * len(logs), increased=increased)
         if row.p_value > alpha:
@@ -225,6 +222,16 @@ def _test_suite_row(row: MetricChange, logs: list[float], group: list[MetricChan
             row.note = f"beyond round noise, within ±{row.threshold:.0%}: its strategies' rows are tested; {rounds}"
         else:
             row.verdict, row.note = (BETTER if increased == row.higher_is_better else WORSE), rounds
+
+
+def _too_few_rounds(change: MetricChange, count: int, rounds: str, alpha: float) -> bool:
+    """Whether `count` rounds are too few for the sign-flip test to reach alpha (its smallest p is
+    1 / 2^count); if so the row says so and does not gate."""
+    if 1 / 2**count <= alpha:
+        return False
+    change.verdict, change.gating = UNKNOWN, False
+    change.note = f"not gated: {rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds"
+    return True
 
 
 def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped: int, alpha: float) -> None:
@@ -243,9 +250,7 @@ def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped:
     if change.change is None or abs(change.change) <= change.threshold:
         change.verdict, change.note = SAME, f"within ±{change.threshold:.0%}; {rounds}"
         return
-    if 1 / 2 ** len(pairs) > alpha:
-        change.verdict, change.gating = UNKNOWN, False
-        change.note = f"not gated: {rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds"
+    if _too_few_rounds(change, len(pairs), rounds, alpha):
         return
     change.p_value = stats.paired_p(c_values, b_values, increased=change.candidate > change.baseline)
     if change.p_value > alpha:
