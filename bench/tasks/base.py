@@ -61,7 +61,7 @@ class Generation:
 
     max_new_tokens: int
     until: tuple[str, ...]
-    answer_kind: str = "text"  # "number": the answer is a number; "text": a short string
+    answer_kind: str = "text"  # "number": a number; "text": a short string; "math": a LaTeX final answer
     chat_template: bool = False
 
     def record(self) -> dict[str, Any]:

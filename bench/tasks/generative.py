@@ -28,7 +28,7 @@ def apply_generation(task: TaskData, spec: TaskSpec) -> TaskData:
         if spec.generation is not None:
             raise ValueError(
                 f"task {task.name!r}: `generation` applies to generative tasks (rows with `answer`, or olmo "
-                "gsm8k, basic-arithmetic, trivia-qa, nq-open); this one is multiple choice"
+                "gsm8k, basic-arithmetic, trivia-qa, nq-open, math-500); this one is multiple choice"
             )
         return task
     settings = task.generation or dataclasses.replace(JSONL_GENERATION, answer_kind=answer_kind(task.eval))

