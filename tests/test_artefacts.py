@@ -55,3 +55,32 @@ def test_lm_eval_cli_on_the_kept_artefact_reproduces_the_record(kept: Path, labe
     for task in ("cipher", "next-letter"):
         name = "bench_" + task.replace("-", "_")
         assert scores[name]["acc,none"] == pytest.approx(record.metrics[f"accuracy.{task}"].value, abs=1e-9)
+
+
+def test_a_generative_task_reproduces_through_lm_evals_cli_with_the_answer_filter(tmp_path: Path):
+    rows = [{"prompt": "a b", "completion": " c"}]
+    rows += [{"context": f"{word} {word} ", "answer": word, "id": f"g{n}"} for n, word in enumerate("abcdefgh")]
+    data = tmp_path / "echo.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    echo = {"name": "echo", "source": "jsonl", "path": str(data), "generation": {"max_new_tokens": 3}}
+    suite = fast_suite(
+        "keep-generative",
+        [{"lora": {"r": 4, "alpha": 8, "learning_rate": 1.0e-2}}],
+        retain=[echo],
+        measure={"accuracy": True, "latency": False, "throughput_warmup_steps": 1},
+    )
+    results = tmp_path / "results"
+    run = bench_cli(
+        "run", str(write_suite(tmp_path, suite)), "--results", str(results), "--keep-artefacts", "--no-report"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    (record,) = load_records(results)
+    command = shlex.split((results / record.spec["artefacts_dir"] / "reproduce.sh").read_text().splitlines()[-1])
+    assert command[:3] == ["python", "-m", "bench.evaluate.lm_eval_cli"]
+    command = [sys.executable, *command[1:], "--output_path", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (output,) = (tmp_path / "out").rglob("results*.json")
+    scores = json.loads(output.read_text())["results"]
+    assert scores["bench_echo"]["exact_match,extract"] == pytest.approx(record.metrics["accuracy.echo"].value, abs=1e-9)
+    assert scores["bench_cipher"]["acc,none"] == pytest.approx(record.metrics["accuracy.cipher"].value, abs=1e-9)

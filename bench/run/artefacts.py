@@ -6,6 +6,10 @@
         tasks/        the lm-eval task files (YAML + JSONL) the run was scored on
         reproduce.sh  lm-eval's own CLI on those, which reproduces the record's accuracy
 
+Generative tasks are scored with bench's answer filter, so their command is lm-eval's CLI started by
+`python -m bench.evaluate.lm_eval_cli` (the filter registered, the arguments lm-eval's): it needs bench
+installed where it runs. Their task files hold the contexts as the run rendered them (chat template
+applied where the run applied it), so no `--apply_chat_template` is given.
 A bottleneck adapter (hand-written, not PEFT) and QLoRA's 4-bit base have no lm-eval CLI
 equivalent: their reproduce.sh says so instead of a command.
 """
@@ -17,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.evaluate.accuracy import lmeval_task_name, write_task
+from bench.evaluate.accuracy import lmeval_task_name, write_tasks
 
 
 def keep_model(folder: Path, strategy: Any, model: Any, tokenizer: Any) -> Path:
@@ -35,8 +39,6 @@ def lm_eval_command(
 ) -> str | None:
     """The lm-eval CLI line that scores the kept model as the run did, or None where none can."""
     model = folder / "model"
-    if any(getattr(task, "generative", False) for task in tasks):
-        return None  # generative tasks extract answers with bench's filter (bench/evaluate/answers.py)
     if (model / "bench_quantization.json").exists():
         return None  # QLoRA: the base must be re-quantised as the run did; lm-eval's CLI cannot
     if (model / "adapter_config.json").exists():
@@ -50,9 +52,11 @@ def lm_eval_command(
         return None  # a hand-written bottleneck adapter: bench loads it, lm-eval cannot
     arguments += f",tokenizer={folder / 'tokenizer'},dtype={dtype}"
     names = ",".join(lmeval_task_name(task) for task in tasks)
+    generative = any(getattr(task, "generative", False) for task in tasks)
+    program = ["python", "-m", "bench.evaluate.lm_eval_cli"] if generative else ["lm_eval"]
     return shlex.join(
         [
-            "lm_eval",
+            *program,
             "--model",
             "hf",
             "--model_args",
@@ -69,11 +73,9 @@ def lm_eval_command(
     )
 
 
-def keep_scoring_tasks(folder: Path, tasks: list[Any], model_info: dict[str, Any], spec: Any) -> None:
+def keep_scoring_tasks(folder: Path, tasks: list[Any], model_info: dict[str, Any], spec: Any, tokenizer: Any) -> None:
     """The task files the run was scored on, and reproduce.sh with the command (or why there is none)."""
-    for task in tasks:
-        if not getattr(task, "generative", False):  # generative ones need the run's tokenizer and filter
-            write_task(task, folder / "tasks")
+    write_tasks(tasks, folder / "tasks", tokenizer)
     command = lm_eval_command(folder, tasks, model_info, spec.measure.eval_batch_size, spec.model.dtype)
     body = command or "echo 'this artefact has no lm-eval CLI equivalent (see bench/run/artefacts.py)'; exit 1"
     script = folder / "reproduce.sh"

@@ -110,7 +110,7 @@ def measure_tuned(run: Recorder, model: Any, tokenizer: Any, task: Any, retained
         if spec.artefacts_dir:
             from bench.run.artefacts import keep_scoring_tasks
 
-            keep_scoring_tasks(Path(spec.artefacts_dir), [task, *retained], run.model_info, spec)
+            keep_scoring_tasks(Path(spec.artefacts_dir), [task, *retained], run.model_info, spec, tokenizer)
     else:
         run.missing([(f"accuracy.{task.name}", "acc", True)], "accuracy disabled in the suite (measure.accuracy)")
 
