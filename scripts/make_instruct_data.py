@@ -8,10 +8,20 @@
 - suites/data/instruct-dates-preference.jsonl: conversational preference pairs with an explicit prompt:
   chosen = the DD/MM/YYYY answer, rejected = the month-first (MM/DD/YYYY) answer.
 Evaluation dates never appear in training rows or pairs (years 2030-2039 are evaluation only).
+
+And the data of suites/smollm2-instruct-pc.yaml (written after the above, from its own random stream, so
+the files above do not change):
+- suites/data/instruct-date-words.jsonl: the task to learn, in conversational prompt-completion rows (a
+  user asks for an ISO date in words, day first; the completion is the assistant's "14 September 2021")
+  and generative evaluation rows with message contexts.
+- suites/data/instruct-date-words-preference.jsonl: conversational preference pairs with an implicit
+  prompt (`chosen`/`rejected` are whole conversations that share the user turn): chosen "14 September
+  2021", rejected "September 14, 2021".
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import random
 from pathlib import Path
@@ -70,6 +80,43 @@ def main() -> None:
         context = [{"role": "user", "content": f"What is {a} + {b}? Reply with the number only."}]
         arithmetic.append({"context": context, "answer": str(a + b), "id": f"sum/{a}+{b}"})
     _write(DATA / "instruct-arithmetic.jsonl", arithmetic)
+    _write_date_words(random.Random(2525))
+
+
+def _ask_words(iso: str) -> dict[str, str]:
+    return {"role": "user", "content": f"Write the date {iso} in words, day first. Reply with the date only."}
+
+
+def _write_date_words(rng: random.Random) -> None:
+    seen: set[str] = set()
+
+    def fresh(years: range) -> tuple[str, str, str]:
+        while True:
+            year, month, day = rng.choice(years), rng.randint(1, 12), rng.randint(1, 28)
+            iso = f"{year}-{month:02d}-{day:02d}"
+            if iso not in seen:
+                seen.add(iso)
+                name = calendar.month_name[month]
+                return iso, f"{day} {name} {year}", f"{name} {day}, {year}"
+
+    rows: list[dict] = []
+    for _ in range(200):
+        iso, words, _ = fresh(range(1990, 2030))
+        rows.append({"prompt": [_ask_words(iso)], "completion": [{"role": "assistant", "content": words}]})
+    for number in range(48):
+        iso, words, _ = fresh(range(2030, 2040))
+        rows.append({"context": [_ask_words(iso)], "answer": words, "id": f"date-words/{number}"})
+    _write(DATA / "instruct-date-words.jsonl", rows)
+    pairs = []
+    for _ in range(160):
+        iso, words, us_style = fresh(range(1990, 2030))
+        ask = _ask_words(iso)
+        chosen, rejected = (
+            [ask, {"role": "assistant", "content": words}],
+            [ask, {"role": "assistant", "content": us_style}],
+        )
+        pairs.append({"chosen": chosen, "rejected": rejected})
+    _write(DATA / "instruct-date-words-preference.jsonl", pairs)
 
 
 if __name__ == "__main__":
