@@ -47,7 +47,10 @@ def main() -> None:
     for strategy, chosen in runs.items():
         cells = [metric_interval(chosen, metric) for metric in metrics]
         print(f"| {strategy} | " + " | ".join(points(c) if c else "n/a" for c in cells) + " |")
-    print("\npoints, 95% interval (item and seed noise); forgetting > 0: the retained task got worse\n")
+    print(
+        "\npoints, 95% interval (item and seed noise); forgetting = retained accuracy after minus before:"
+        " below 0, forgotten; above 0, improved\n"
+    )
     tests = []
     for metric in (f"accuracy.{task}", "forgetting.mean"):
         for a, b in itertools.combinations(runs, 2):
