@@ -29,10 +29,12 @@ from bench.analysis.gate import control_family
 from bench.analysis.verdicts import (
     ALL_STRATEGIES,
     BETTER,
+    LATENCY_TAIL,
     MISSING,
     NOISE,
     NOT_COMPARABLE,
     SAME,
+    TIMING_CONTAMINATED,
     UNKNOWN,
     WORSE,
     Comparison,
@@ -148,13 +150,14 @@ def _paired(change: MetricChange, base: list[list[RunResult]], cand: list[list[R
     """Replace a timing row's verdict by the paired test over rounds; a round pair in which either side's
     timing was contaminated is dropped with its pair, and the row says so."""
     pairs, dropped = _clean_pairs(change, base, cand)
-    if change.note.startswith("not gated: timing contaminated"):  # the pairs left are clean: they may gate
+    held = "" if change.gating else change.held
+    if held.startswith(TIMING_CONTAMINATED):  # the pairs left are clean: they may gate ...
         tail = stats.matches(change.metric, stats.TAILS)  # ... unless a latency tail, which never gates
-        change.gating, change.note = not tail, "not gated: a latency tail (gate it with --fail-on)" if tail else ""
-    kept = change.note.split("; ")[0] if not change.gating and change.note.startswith("not gated") else ""
+        change.gating, held = not tail, LATENCY_TAIL if tail else ""
+    change.held, change.note = "", ""
     _test_pairs(change, list(pairs.values()), dropped, alpha)
-    if kept and not change.note.startswith("not gated"):
-        change.note = f"{kept}; {change.note}"
+    if held and not change.held:  # the test's own reason (no clean pair, too few rounds) comes first
+        change.hold(held)
 
 
 def _suite_rows(
@@ -209,7 +212,8 @@ def _test_suite_row(row: MetricChange, logs: list[float], group: list[MetricChan
     slower and one unchanged average to half); it gates itself only beyond the threshold."""
     rounds = f"mean log ratio of {len(group)} strategies in each of {len(logs)} interleaved rounds, paired"
     if not logs:
-        row.verdict, row.gating, row.note = UNKNOWN, False, "not gated: no round had a clean pair"
+        row.verdict, row.note = UNKNOWN, ""
+        row.hold("no round had a clean pair")
     elif all(c.verdict == SAME for c in group):
         row.verdict, row.note = SAME, f"every strategy within ±{row.threshold:.0%}; {rounds}"
     elif not _too_few_rounds(row, len(logs), rounds, alpha):
@@ -229,15 +233,15 @@ def _too_few_rounds(change: MetricChange, count: int, rounds: str, alpha: float)
     1 / 2^count); if so the row says so and does not gate."""
     if 1 / 2**count <= alpha:
         return False
-    change.verdict, change.gating = UNKNOWN, False
-    change.note = f"not gated: {rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds"
+    change.verdict, change.note = UNKNOWN, ""
+    change.hold(f"{rounds}: too few for any test to reach p<={alpha}; use >= 5 clean rounds")
     return True
 
 
 def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped: int, alpha: float) -> None:
     if not pairs:
-        change.verdict, change.gating = UNKNOWN, False
-        change.note = f"not gated: every one of {dropped} round pairs had contaminated timing"
+        change.verdict, change.note = UNKNOWN, ""
+        change.hold(f"every one of {dropped} round pairs had contaminated timing")
         return
     b_values, c_values = [b for b, _ in pairs], [c for _, c in pairs]
     change.baseline, change.candidate = stats.mean(b_values), stats.mean(c_values)

@@ -49,10 +49,12 @@ from bench.analysis.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_GATES,
     DEFAULT_THRESHOLD,
+    LATENCY_TAIL,
     MISSING,
     NOISE,
     NOT_COMPARABLE,
     SAME,
+    TIMING_CONTAMINATED,
     UNKNOWN,
     WORSE,
     Comparison,
@@ -223,16 +225,11 @@ def _compare_runs(
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
             change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None
         elif contaminated and stats.matches(metric, stats.TIMING):
-            change.gating = False
-            change.note = f"not gated: timing contaminated ({len(contaminated)} runs); " + change.note
+            change.hold(f"{TIMING_CONTAMINATED} ({len(contaminated)} runs)")
         elif thin := stats.thin_tail(metric, _fewest_samples(base_ok + cand_ok, metric)):
-            change.gating = False
-            change.note = f"not gated: {thin}; " + change.note
+            change.hold(thin)
         elif not gate and change.verdict in (WORSE, BETTER, NOISE, UNKNOWN):
-            why = (
-                "a latency tail (gate it with --fail-on)" if stats.matches(metric, stats.TAILS) else "not in --fail-on"
-            )
-            change.note = f"not gated: {why}; " + change.note
+            change.hold(LATENCY_TAIL if stats.matches(metric, stats.TAILS) else "not in --fail-on")
         result.changes.append(change)
 
 

@@ -14,6 +14,9 @@ CHANGED = "changed"  # an identity (per-suite constant) that differs: said, neve
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
 DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --fail-on chooses others
+# reasons a row is held out of the gate (MetricChange.held) that bench ab looks for
+TIMING_CONTAMINATED = "timing contaminated"
+LATENCY_TAIL = "a latency tail (gate it with --fail-on)"
 
 
 @dataclass
@@ -47,10 +50,17 @@ class MetricChange:
     # bench ab: the suite-level row (strategy ALL_STRATEGIES, this metric) a strategy's timing row is
     # tested within; it gates only where that row does (bench/analysis/gate.py, control_family)
     parent: str | None = None
+    # why a row that would gate does not ("" where nothing holds it back); its note starts with it
+    held: str = ""
 
     @property
     def regression(self) -> bool:
         return self.verdict == WORSE and self.gating
+
+    def hold(self, reason: str) -> None:
+        """Keep this row out of the gate, its reason first in the note."""
+        self.gating, self.held = False, reason
+        self.note = f"not gated: {reason}" + (f"; {self.note}" if self.note else "")
 
 
 @dataclass
