@@ -84,6 +84,7 @@ def test_rows_that_do_not_gate_say_why():
     row = next(c for c in result.changes if c.metric == "train.tokens_per_s" and c.strategy == "full")
     assert row.verdict == UNKNOWN and not row.gating
     assert row.note.startswith("not gated: every one of 5 round pairs had contaminated timing")
+    assert row.held == "every one of 5 round pairs had contaminated timing"
     assert not result.failed
 
 
@@ -119,6 +120,7 @@ def test_a_latency_tail_never_gates_even_when_its_contaminated_rounds_are_droppe
     result = compare_rounds(base, cand)
     row = next(c for c in result.changes if c.metric == "latency.ttft_ms.p90" and c.strategy == "full")
     assert not row.gating and row.note.startswith("not gated: a latency tail")
+    assert row.held.startswith("a latency tail")  # the contaminated reason gave way: its pairs are gone
     assert not any(c.metric == "latency.ttft_ms.p90" for c in result.regressions)
 
 
