@@ -6,7 +6,10 @@ task and the mean) with 95% intervals, then every pair of strategies on the lear
 and seed noise, as the report computes them), a two-sided p, and Benjamini-Hochberg over all the pairs'
 tests (the family `bench compare` uses). Markdown on stdout.
 
-    PYTHONPATH=. python scripts/forgetting_comparison.py results/smollm2-forgetting-sized [--alpha 0.05]
+    PYTHONPATH=. python scripts/forgetting_comparison.py results/smollm2-forgetting-sized/records.tar.xz [--alpha 0.05]
+
+A results folder works as well as an archive (the committed sized run is packed: loose it would take
+results/ over its 10 MB budget).
 """
 
 from __future__ import annotations
