@@ -2,13 +2,10 @@
 
 For the seeds every strategy completed: each strategy's learned-task accuracy and forgetting (per retained
 task and the mean) with 95% intervals, then every pair of strategies on the learned task's accuracy and
-`forgetting.mean`: the difference, its 95% interval, minimum detectable effect (80% power) and two-sided p
-by `bench compare`'s quality test (bench.analysis.quality): every strategy ran the same seeds, so seed k
-of one is paired with seed k of the other (the seed sets the data order both trained on; the k per-seed
-differences are independent whatever their correlation) and items are paired within each seed. Then
-Benjamini-Hochberg over all the pairs' tests (the family `bench compare` uses). The MDE of the report's
-strategy differences, which do not pair seeds (bench.analysis.items.metric_difference), is shown beside
-it. Markdown on stdout.
+`forgetting.mean`: the difference, its interval and minimum detectable effect (bench.analysis.items: item
+and seed noise, as the report computes them; every strategy ran the same seeds, so seed k of one is paired
+with seed k of the other and items within each seed, as bench compare pairs), a two-sided p, and
+Benjamini-Hochberg over all the pairs' tests (the family `bench compare` uses). Markdown on stdout.
 
     PYTHONPATH=. python scripts/forgetting_comparison.py results/smollm2-forgetting-sized/records.tar.xz [--alpha 0.05]
 
@@ -27,8 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.analysis.items import Interval, metric_difference, metric_interval  # noqa: E402
-from bench.analysis.quality import QualityTest, one_per_seed, quality_test  # noqa: E402
-from bench.analysis.stats import benjamini_hochberg, t_quantile  # noqa: E402
+from bench.analysis.stats import benjamini_hochberg  # noqa: E402
 from bench.records.results import learned_task, load_records, retained_tasks  # noqa: E402
 
 
@@ -53,33 +49,27 @@ def main() -> None:
     print("| strategy | " + " | ".join(metrics) + " |")
     print("|---|" + "---|" * len(metrics))
     for strategy, chosen in runs.items():
-        cells = [metric_interval(chosen, metric) for metric in metrics]
+        cells = [metric_interval(chosen, metric) for metric in metrics]  # one strategy: seeds x items
         print(f"| {strategy} | " + " | ".join(points(c) if c else "n/a" for c in cells) + " |")
     print(
         "\npoints, 95% interval (item and seed noise); forgetting = retained accuracy after minus before:"
         " below 0, forgotten; above 0, improved\n"
     )
-    tests: list[tuple[str, str, QualityTest, Interval]] = []
+    tests = []
     for metric in (f"accuracy.{task}", "forgetting.mean"):
         for a, b in itertools.combinations(runs, 2):
-            test = quality_test(one_per_seed(runs[b]), one_per_seed(runs[a]), metric)  # a - b, by seed
-            unpaired = metric_difference(runs[a], runs[b], metric)
-            if isinstance(test, QualityTest) and unpaired is not None:
-                tests.append((metric, f"{a} - {b}", test, unpaired))
-    p_values = [min(1.0, 2 * test.p()) for _, _, test, _ in tests]
-    q_values = benjamini_hochberg(p_values)
-    print("| metric | difference | points (95% interval) | MDE | p | q (BH) | verdict | report's MDE (seeds unpaired) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (metric, pair, test, unpaired), p, q in zip(tests, p_values, q_values):
-        half = t_quantile(0.975, test.df) * test.se
-        mde = (t_quantile(0.975, test.df) + t_quantile(0.80, test.df)) * test.se
+            difference = metric_difference(runs[a], runs[b], metric)
+            if difference is not None:
+                tests.append((metric, f"{a} - {b}", difference))
+    q_values = benjamini_hochberg([d.p_value for _, _, d in tests])
+    print("| metric | difference | points (95% interval) | MDE | p | q (BH) | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    for (metric, pair, difference), q in zip(tests, q_values):
         verdict = "beyond noise" if q <= args.alpha else "within noise"
         print(
-            f"| {metric} | {pair} | {100 * test.effect:+.2f} ({100 * (test.effect - half):+.2f} to "
-            f"{100 * (test.effect + half):+.2f}) | {100 * mde:.2f} | {p:.4f} | {q:.4f} | {verdict} | "
-            f"{100 * unpaired.mde:.2f} |"
+            f"| {metric} | {pair} | {points(difference)} | {100 * difference.mde:.2f} | "
+            f"{difference.p_value:.4f} | {q:.4f} | {verdict} |"
         )
-    print(f"\nTests: {tests[0][2].design}." if tests else "")
     print(f"\nBenjamini-Hochberg over the {len(tests)} tests above at alpha {args.alpha}.")
 
 

@@ -174,6 +174,23 @@ def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
     return Interval(mean, math.sqrt(total), n, min(len(a), len(b)), notes, df=satterthwaite(parts))
 
 
+def seed_paired(a: list[list[list[float]]], b: list[list[list[float]]]) -> Interval:
+    """mean(a) - mean(b) over one or more tasks (weighted equally, as forgetting.mean is) where both sides
+    ran the same seeds in the same order: seed k of a minus seed k of b, items paired within each seed.
+    The k per-seed differences (over every task at once, so a seed that moves all tasks counts once) give
+    the seed-to-seed variance with k - 1 df; the items add what they share across seeds."""
+    differences = [[[x - y for x, y in zip(row_a, row_b)] for row_a, row_b in zip(ma, mb)] for ma, mb in zip(a, b)]
+    k, tasks = len(differences[0]), len(differences)
+    per_seed = [_mean([_mean(d[s]) for d in differences]) for s in range(k)]
+    parts = [seed_part(per_seed)]
+    for d in differences:
+        ms_item, ms_error = mean_squares(d)
+        parts.append((max(ms_item - ms_error, 0.0) / (k * len(d[0])) / tasks**2, len(d[0]) - 1))
+    variance = sum(value for value, _ in parts)
+    count = sum(len(d[0]) for d in differences)
+    return Interval(_mean(per_seed), math.sqrt(variance), count, k, df=satterthwaite(parts))
+
+
 # ---- from records -----------------------------------------------------------------------------
 
 
@@ -239,11 +256,23 @@ def comparable_matrices(a: list[Any], b: list[Any], metric: str) -> tuple[list[A
 
 
 def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | None:
-    """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items."""
+    """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items; where
+    both ran the same two or more seeds, paired by seed too (seed k sets the data order both trained on,
+    and the k per-seed differences are independent whatever their correlation), as bench compare pairs."""
+    if same_seeds(a, b):
+        a, b = sorted(a, key=lambda r: r.seed), sorted(b, key=lambda r: r.seed)
+        matrices = comparable_matrices(a, b, metric)
+        return None if matrices is None else seed_paired(*matrices)
     matrices = comparable_matrices(a, b, metric)
     if matrices is None:
         return None
     return average([difference(x, y) for x, y in zip(*matrices)])
+
+
+def same_seeds(a: list[Any], b: list[Any]) -> bool:
+    """Both sides ran the same two or more seeds, once each."""
+    seeds_a, seeds_b = [r.seed for r in a], [r.seed for r in b]
+    return len(a) >= 2 and len(set(seeds_a)) == len(a) and sorted(seeds_a) == sorted(seeds_b)
 
 
 def average(parts: list[Interval]) -> Interval:

@@ -132,21 +132,15 @@ def _per_seed(matrices: list[Matrix]) -> list[float]:
 
 
 def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
-    """Seeds paired, items paired within each seed: bench/analysis/items.py's two-level interval of the matrix
-    of differences. The k per-seed differences (over every task at once, so a seed that moves all
-    tasks counts once) give the seed-to-seed variance with k - 1 degrees of freedom; the items add what
-    they share across seeds (a change on a few items in every seed is exactly that)."""
+    """Seeds paired, items paired within each seed: bench/analysis/items.py's `seed_paired` (the k
+    per-seed differences give the seed-to-seed variance with k - 1 degrees of freedom; the items add
+    what they share across seeds: a change on a few items in every seed is exactly that)."""
     matrices = items.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
-    differences = [[[x - y for x, y in zip(a, b)] for a, b in zip(*pair)] for pair in zip(*matrices)]
-    k, tasks = len(base), len(differences)
-    parts = [items.seed_part(_per_seed(differences))]
-    for d in differences:
-        ms_item, ms_error = items.mean_squares(d)
-        parts.append((max(ms_item - ms_error, 0.0) / (k * len(d[0])) / tasks**2, len(d[0]) - 1))
-    item_count = sum(len(d[0]) for d in differences)
-    return _combine(_mean(_per_seed(differences)), parts, f"paired by seed and item ({k} seeds x {item_count} items)")
+    paired = items.seed_paired(*matrices)
+    design = f"paired by seed and item ({len(base)} seeds x {paired.items} items)"
+    return QualityTest(paired.mean, paired.se, paired.df, design, "points")
 
 
 def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
