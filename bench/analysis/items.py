@@ -174,6 +174,11 @@ def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
     return Interval(mean, math.sqrt(total), n, min(len(a), len(b)), notes, df=satterthwaite(parts))
 
 
+def per_seed_means(matrices: list[list[list[float]]]) -> list[float]:
+    """Each seed's mean over every task's items (tasks weighted equally, as forgetting.mean is)."""
+    return [_mean([_mean(matrix[s]) for matrix in matrices]) for s in range(len(matrices[0]))]
+
+
 def seed_paired(a: list[list[list[float]]], b: list[list[list[float]]]) -> Interval:
     """mean(a) - mean(b) over one or more tasks (weighted equally, as forgetting.mean is) where both sides
     ran the same seeds in the same order: seed k of a minus seed k of b, items paired within each seed.
@@ -181,7 +186,7 @@ def seed_paired(a: list[list[list[float]]], b: list[list[list[float]]]) -> Inter
     the seed-to-seed variance with k - 1 df; the items add what they share across seeds."""
     differences = [[[x - y for x, y in zip(row_a, row_b)] for row_a, row_b in zip(ma, mb)] for ma, mb in zip(a, b)]
     k, tasks = len(differences[0]), len(differences)
-    per_seed = [_mean([_mean(d[s]) for d in differences]) for s in range(k)]
+    per_seed = per_seed_means(differences)
     parts = [seed_part(per_seed)]
     for d in differences:
         ms_item, ms_error = mean_squares(d)
@@ -259,14 +264,13 @@ def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | Non
     """metric(a) - metric(b), paired by item, for two strategies (or two commits) on the same items; where
     both ran the same two or more seeds, paired by seed too (seed k sets the data order both trained on,
     and the k per-seed differences are independent whatever their correlation), as bench compare pairs."""
-    if same_seeds(a, b):
+    paired = same_seeds(a, b)
+    if paired:
         a, b = sorted(a, key=lambda r: r.seed), sorted(b, key=lambda r: r.seed)
-        matrices = comparable_matrices(a, b, metric)
-        return None if matrices is None else seed_paired(*matrices)
     matrices = comparable_matrices(a, b, metric)
     if matrices is None:
         return None
-    return average([difference(x, y) for x, y in zip(*matrices)])
+    return seed_paired(*matrices) if paired else average([difference(x, y) for x, y in zip(*matrices)])
 
 
 def same_seeds(a: list[Any], b: list[Any]) -> bool:

@@ -114,9 +114,6 @@ def _welch(base: list[Any], cand: list[Any], metric: str, scale: str) -> Quality
     return QualityTest(effect, math.sqrt(variance), df, f"unpaired seeds ({len(b)} vs {len(a)} runs)", scale)
 
 
-Matrix = list[list[float]]  # seeds x items
-
-
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -124,11 +121,6 @@ def _mean(values: list[float]) -> float:
 def _combine(effect: float, parts: list[tuple[float, float]], design: str) -> QualityTest:
     se = math.sqrt(sum(value for value, _ in parts))
     return QualityTest(effect, se, items.satterthwaite(parts), design, "points")
-
-
-def _per_seed(matrices: list[Matrix]) -> list[float]:
-    """Each seed's mean over every task's items (tasks weighted equally, as forgetting.mean is)."""
-    return [_mean([_mean(matrix[s]) for matrix in matrices]) for s in range(len(matrices[0]))]
 
 
 def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
@@ -151,11 +143,11 @@ def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTes
         return None
     after, before = matrices
     tasks = len(after)
-    parts = [items.seed_part(_per_seed(side)) for side in (after, before)]
+    parts = [items.seed_part(items.per_seed_means(side)) for side in (after, before)]
     for a, b in zip(after, before):
         interaction = items.difference_parts(a, b)[-1]
         parts.append((interaction[0] / tasks**2, interaction[1]))
-    effect = _mean(_per_seed(after)) - _mean(_per_seed(before))
+    effect = _mean(items.per_seed_means(after)) - _mean(items.per_seed_means(before))
     item_count = sum(len(a[0]) for a in after)
     design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {item_count} items)"
     return _combine(effect, parts, design)
