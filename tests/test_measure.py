@@ -47,14 +47,23 @@ def test_percentiles_match_numpy():
 
 
 @pytest.mark.serial
-def test_reference_workload_is_timed_and_repeatable():
+def test_reference_workload_is_timed():
     import torch
 
     from bench.measure.reference import reference_seconds
 
     torch.set_num_threads(1)
-    # the fastest of three calls: beside busy neighbours a single call can wait behind them for a while
-    first = min(reference_seconds() for _ in range(3))
-    second = min(reference_seconds() for _ in range(3))
-    assert 0 < first < 5 and 0 < second < 5
-    assert 0.5 < first / second < 2  # the same fixed work: the same time, up to machine noise
+    # Only bounds: whether two calls agree is a property of the machine, not of the code (a CI VM once
+    # timed the first call at twice the second), and is measured by scripts/ab_validation instead.
+    assert 0 < reference_seconds() < 5
+
+
+def test_reference_workload_reports_the_median_repeat(monkeypatch):
+    from bench.measure import reference
+
+    # each repeat starts and stops the clock once: fake readings give repeat durations 3, 1, 4, 1, 5, 9, 2
+    durations = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0]
+    readings = iter([r for d in durations for r in (0.0, d)])
+    monkeypatch.setattr(reference, "clock", lambda: next(readings))
+    monkeypatch.setattr(reference, "ITERATIONS", 1)
+    assert reference.reference_seconds() == 3.0
