@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.analysis import history
@@ -103,8 +103,12 @@ def test_every_loader_skips_foreign_files_and_reads_the_records(files, valid):
                 assert "no result records" in str(error)
 
 
+NO_METRICS = json.dumps({key: value for key, value in RECORD_RAW.items() if key != "metrics"})
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(files=folders)
+@example(files=[([], "0", NO_METRICS)])  # found by hypothesis: compare indexed a metric this run lacks
 def test_every_command_answers_without_a_traceback(files):
     """report, compare, history, recommend, scaling and publish as the CLI runs them, in process."""
     with tempfile.TemporaryDirectory() as scratch:

@@ -41,7 +41,8 @@ def quality_verdict(
     (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect."""
     result.test = "seeds"
     if quality.identical_per_seed(base, cand, result.metric):
-        result.verdict, result.note = SAME, f"identical on each of {len(base)} paired seeds"
+        seeds = len(quality.measured(base, result.metric))
+        result.verdict, result.note = SAME, f"identical on each of {seeds} paired seeds"
         return result
     test = quality.quality_test(base, cand, result.metric)
     if isinstance(test, str):

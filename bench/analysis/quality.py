@@ -155,8 +155,7 @@ def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTes
 
 def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest | str:
     """The test of one quality metric between two sides' runs (one per seed), or why there is none."""
-    base = [r for r in base if metric in r.metrics and r.metrics[metric].value is not None]
-    cand = [r for r in cand if metric in r.metrics and r.metrics[metric].value is not None]
+    base, cand = measured(base, metric), measured(cand, metric)
     unit = (base or cand)[0].metrics[metric].unit
     scale = scale_of(unit, [r.metrics[metric].value for r in base + cand])
     same_seeds = [r.seed for r in base] == [r.seed for r in cand]
@@ -175,8 +174,14 @@ def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest |
     return _welch(base, cand, metric, scale)
 
 
+def measured(runs: list[Any], metric: str) -> list[Any]:
+    """The runs that recorded a value of `metric` (a run may lack it, or record it missing with a reason)."""
+    return [r for r in runs if metric in r.metrics and r.metrics[metric].value is not None]
+
+
 def identical_per_seed(base: list[Any], cand: list[Any], metric: str) -> bool:
-    """Both sides ran the same seeds and every seed gave the same value: nothing to test."""
+    """Both sides measured the metric on the same seeds and every seed gave the same value: nothing to test."""
+    base, cand = measured(base, metric), measured(cand, metric)
     if [r.seed for r in base] != [r.seed for r in cand]:
         return False
     return all(b.metrics[metric].value == c.metrics[metric].value for b, c in zip(base, cand))

@@ -78,9 +78,9 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
 
     ok = [record for record in records if record.status == "ok"]
     columns = ["strategy", "metric", "mean", "std", "n", "runs", "unit", "higher_is_better", "reason", "values"]
-    if not ok:
+    frame = records_frame(ok) if ok else None
+    if frame is None or frame.empty:  # no ok run, or ok runs that recorded no metric
         return pd.DataFrame(columns=columns)
-    frame = records_frame(ok)
     machines = frame["machine"].nunique()
     frame["strategy"] = frame["label"] if machines <= 1 else frame["label"] + " @ " + frame["machine"]
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
