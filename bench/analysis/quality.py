@@ -158,8 +158,7 @@ def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest |
     base, cand = measured(base, metric), measured(cand, metric)
     unit = (base or cand)[0].metrics[metric].unit
     scale = scale_of(unit, [r.metrics[metric].value for r in base + cand])
-    same_seeds = [r.seed for r in base] == [r.seed for r in cand]
-    if same_seeds and len(base) >= 2:
+    if items.same_seeds(base, cand):  # seed k with seed k: both sides are in seed order (measured)
         if scale == "points" and (test := _paired_items(base, cand, metric)) is not None:
             return test
         return _paired_runs(base, cand, metric, scale)
@@ -175,8 +174,10 @@ def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest |
 
 
 def measured(runs: list[Any], metric: str) -> list[Any]:
-    """The runs that recorded a value of `metric` (a run may lack it, or record it missing with a reason)."""
-    return [r for r in runs if metric in r.metrics and r.metrics[metric].value is not None]
+    """The runs that recorded a value of `metric`, in seed order (a run may lack it, or record it missing with
+    a reason)."""
+    recorded = [r for r in runs if metric in r.metrics and r.metrics[metric].value is not None]
+    return sorted(recorded, key=lambda r: r.seed)
 
 
 def identical_per_seed(base: list[Any], cand: list[Any], metric: str) -> bool:
