@@ -95,6 +95,19 @@ def test_final_loss_half_again_on_every_seed_gates_however_few_seeds():
         assert "+50.0%" in row.note
 
 
+def test_seeds_pair_whatever_order_the_records_come_in():
+    records = list(load_records(ROOT / "results" / "smoke"))
+    worse = []
+    for record in records:
+        loss = record.metrics["train.final_loss"]
+        metrics = {**record.metrics, "train.final_loss": loss.model_copy(update={"value": loss.value * 1.5})}
+        worse.append(record.model_copy(update={"metrics": metrics}))
+    in_order = sorted(records, key=lambda r: r.seed)
+    reversed_candidate = sorted(worse, key=lambda r: -r.seed)
+    row = _row(compare_records(in_order, reversed_candidate), "full", "train.final_loss")
+    assert "paired by seed (3 seeds)" in row.note and math.expm1(row.effect) == pytest.approx(0.5)
+
+
 def _with_outcomes(label: str, seed: int, after: str, before: str, task: str = "cipher"):
     record = make_record(label, seed)
     metrics = dict(record.metrics)
