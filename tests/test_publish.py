@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import pytest
 
 from bench.cli.publish import add_parsers, main
+from bench.records.archives import pack
 from bench.records.portable import portable_path
 from bench.records.results import ResultStore, atomic_write_text, load_record, parse_record
 from bench.report.publish import find_sets, publish
@@ -229,10 +230,43 @@ def test_committed_results_publish(tmp_path):
     size = sum(p.stat().st_size for p in files)
     print(f"committed results: {len(reports)} reports, {len(files)} files, {size / 2**20:.1f} MiB, {seconds:.1f} s")
     assert len(reports) == len(find_sets(ROOT / "results")) >= 5
-    for folder in ("smoke/x86_64-2c-cpu", "smollm2-gpu-memory/x86_64-16c-1x-nvidia-h200"):
+    packed = "smollm2-forgetting-sized/x86_64-2c-cpu"  # committed as records.tar.xz, published like a folder
+    for folder in ("smoke/x86_64-2c-cpu", "smollm2-gpu-memory/x86_64-16c-1x-nvidia-h200", packed):
         assert (site / folder / "report.html").is_file() and (site / folder / "records.zip").is_file()
     # validation experiments (results/validation/<name>/records.tar.xz) are listed apart, archives copied
     assert (site / "validation" / "history-sim" / "records.tar.xz").is_file()
     assert "Validation experiments" in index.read_text(encoding="utf-8")
     assert not (site / "benchmarks").exists() and not list(site.rglob("*.log")) and not list(site.rglob("logs"))
     check_links(site)
+
+
+def test_a_packed_result_set_publishes_like_its_folder_and_counts_once(tmp_path):
+    """results/<set>/records.tar.xz (records/<set>/<machine>/*.json inside, as the sized comparison is
+    committed) becomes the set <set>/<machine>; unpacked beside it, the same records count once."""
+    stage, root = tmp_path / "stage", tmp_path / "results"
+    records = make_set()
+    for record in records:
+        ResultStore(stage / "records").write(record)
+    (root / "smoke").mkdir(parents=True)
+    pack(stage / "records", root / "smoke" / "records.tar.xz")
+    (root / "smoke" / "FINDINGS.txt").write_text("Question: does the packed set publish?\n\nYes.\n")
+    [one] = find_sets(root)
+    assert one.folder == Path("smoke/x86_64-2c-cpu") and len(one.records) == len(records)
+    index = publish(root, tmp_path / "site")
+    site = index.parent / "smoke" / "x86_64-2c-cpu"
+    assert (site / "report.html").is_file() and "does the packed set publish" in index.read_text(encoding="utf-8")
+    with zipfile.ZipFile(site / "records.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(f"smoke/x86_64-2c-cpu/{r.run_id}.json" for r in records)
+    for record in records:  # unpacked where the suite's comment says: the loose copies stand, no duplicate
+        ResultStore(root).write(record)
+    [one] = find_sets(root)
+    assert len(one.records) == len(records)
+
+
+def test_an_unreadable_archive_is_named_and_skipped(tmp_path, capsys):
+    root = tmp_path / "results"
+    ResultStore(root).write(make_record("full", 0))
+    (root / "broken").mkdir()
+    (root / "broken" / "records.tar.xz").write_bytes(b"not xz at all")
+    assert [one.folder for one in find_sets(root)] == [Path("smoke/x86_64-2c-cpu")]
+    assert "broken/records.tar.xz: not a readable archive" in capsys.readouterr().err

@@ -5,20 +5,25 @@ index.html lists each result set (suite, machine, run counts, dates, commits) wi
 a page of its records as JSON files and one zip of them. A result set is the folder named after its
 records' machine (results/<suite>/<machine>/) or hardware fingerprint (a history store's
 <suite>/<fingerprint>/<night>/); when it holds several nights, its report shows the newest night with
-the History section of all of them, as scripts/nightly renders it. JSON that is not a record
+the History section of all of them, as scripts/nightly renders it. A packed set
+(<set>/records.tar.xz) is published as the folder it unpacks to (packed_records). JSON that is not a record
 (summaries, comparisons, pytest-benchmark output) and logs are left out. Never imports torch.
 """
 
 from __future__ import annotations
 
 import html
+import lzma
 import shutil
 import subprocess
+import sys
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from bench.records.archives import SUFFIXES, as_folder
 from bench.records.portable import leaks, scrub, scrub_text
 from bench.records.results import RunResult, atomic_write_text, scan_records
 from bench.report.front import VALIDATION, copy_validation, sections, summarize_set
@@ -94,7 +99,9 @@ def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
     folders: dict[Path, list[tuple[Path, RunResult]]] = {}
     found = list(scan_records(root))  # other JSON is told on stderr with its reason, never fatal
     ignored = git_ignored(root, [path for path, _ in found])
-    for path, record in found:
+    loose = {path for path, _ in found}
+    packed = [(path, record) for path, record in packed_records(root, skip) if path not in loose]
+    for path, record in [*found, *packed]:
         if skip is not None and skip in path.resolve().parents:
             continue  # an earlier site inside the results root
         if path in ignored:
@@ -108,6 +115,37 @@ def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
         )
         sets.setdefault(home, ResultSet(home, {})).nights[folder.relative_to(home)] = runs
     return sorted(sets.values(), key=lambda s: (s.names("suite"), s.names("machine"), s.folder.parts))
+
+
+def packed_records(root: Path, skip: Path | None = None) -> list[tuple[Path, RunResult]]:
+    """The records of each packed result set (a committed `<set>/records.tar.xz` outside validation/,
+    bench/records/archives.py), each at the path it has once unpacked where the set's comment says:
+    `<set>/<path in the archive without its top folder and the set's own name>`. Validation archives
+    are experiments: the index lists them apart (front.validation_experiments), never as result sets."""
+    archives = [
+        path
+        for suffix in SUFFIXES
+        for path in sorted(root.rglob(f"*{suffix}"))
+        if path.is_file()
+        and path.relative_to(root).parts[:1] != (VALIDATION,)
+        and not (skip is not None and skip in path.resolve().parents)
+    ]
+    ignored = git_ignored(root, archives)
+    found = []
+    for archive in archives:
+        if archive in ignored:
+            continue
+        try:
+            unpacked = as_folder(archive)
+        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:  # truncated, not an archive
+            print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
+            continue
+        for path, record in scan_records(unpacked):
+            inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
+            if inside[:1] == (archive.parent.name,):
+                inside = inside[1:]
+            found.append((archive.parent.joinpath(*inside), record))
+    return found
 
 
 def _href(*parts: str) -> str:
