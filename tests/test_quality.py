@@ -78,14 +78,18 @@ def test_eight_arc_easy_items_made_wrong_for_lora_in_every_seed_gate():
     assert _row(result, "full", "accuracy.arc-easy").verdict == SAME  # untouched strategies: identical
 
 
-def test_final_loss_half_again_on_every_seed_gates_however_few_seeds():
-    records = list(load_records(ROOT / "results" / "smoke"))
+def _final_loss_half_again(records):
     worse = []
     for record in records:
-        metrics = dict(record.metrics)
-        loss = metrics["train.final_loss"]
-        metrics["train.final_loss"] = loss.model_copy(update={"value": loss.value * 1.5})
+        loss = record.metrics["train.final_loss"]
+        metrics = {**record.metrics, "train.final_loss": loss.model_copy(update={"value": loss.value * 1.5})}
         worse.append(record.model_copy(update={"metrics": metrics}))
+    return worse
+
+
+def test_final_loss_half_again_on_every_seed_gates_however_few_seeds():
+    records = list(load_records(ROOT / "results" / "smoke"))
+    worse = _final_loss_half_again(records)
     result = compare_records(records, worse)
     assert result.failed
     for strategy in ("full", "lora"):
@@ -97,11 +101,7 @@ def test_final_loss_half_again_on_every_seed_gates_however_few_seeds():
 
 def test_seeds_pair_whatever_order_the_records_come_in():
     records = list(load_records(ROOT / "results" / "smoke"))
-    worse = []
-    for record in records:
-        loss = record.metrics["train.final_loss"]
-        metrics = {**record.metrics, "train.final_loss": loss.model_copy(update={"value": loss.value * 1.5})}
-        worse.append(record.model_copy(update={"metrics": metrics}))
+    worse = _final_loss_half_again(records)
     in_order = sorted(records, key=lambda r: r.seed)
     reversed_candidate = sorted(worse, key=lambda r: -r.seed)
     row = _row(compare_records(in_order, reversed_candidate), "full", "train.final_loss")
