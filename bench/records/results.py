@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import re
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # the schema and its migrations live in bench/records/migrations.py; re-exported here, where readers look
-from bench.records.archives import as_folder
+from bench.records.archives import as_folder, is_archive
 from bench.records.migrations import MIGRATIONS, SCHEMA_VERSION, NotARecord, migrate  # noqa: F401
 
 if TYPE_CHECKING:
@@ -328,11 +330,34 @@ def scan_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iter
         tell_skipped(root, own)
 
 
+def scan_packed(archive: Path, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
+    """(path, record) for every record of a packed result set (`<set>/records.tar.xz`), each at the
+    path it has once unpacked where the set's comment says: `<set>/<path in the archive without its
+    top folder and the set's own name>`. An unreadable archive is told on stderr and gives nothing."""
+    try:
+        unpacked = as_folder(archive)
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:  # truncated, not an archive
+        print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
+        return
+    for path, record in scan_records(unpacked, skipped):
+        inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
+        if inside[:1] == (archive.parent.name,):
+            inside = inside[1:]
+        yield archive.parent.joinpath(*inside), record
+
+
 def load_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[RunResult]:
-    """Every record below `root` (a results folder, a suite folder or a machine folder); other JSON
-    files are skipped (see scan_records)."""
-    for _, record in scan_records(root, skipped):
-        yield record
+    """Every record below `root` (a results folder, a suite folder or a machine folder, or an archive of
+    one); other JSON files are skipped (see scan_records). A folder that holds its records packed
+    (`results/<set>/records.tar.xz`) reads as the folder the archive unpacks to; a record also there
+    loose counts once."""
+    found = list(scan_records(root, skipped))
+    yield from (record for _, record in found)
+    root = Path(root)
+    archives = sorted(path for path in root.iterdir() if is_archive(path)) if root.is_dir() else []
+    loose = {path for path, _ in found}
+    for archive in archives:
+        yield from (record for path, record in scan_packed(archive, skipped) if path not in loose)
 
 
 def records_frame(records: list[RunResult]) -> pd.DataFrame:

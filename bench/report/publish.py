@@ -13,19 +13,16 @@ the History section of all of them, as scripts/nightly renders it. A packed set
 from __future__ import annotations
 
 import html
-import lzma
 import shutil
 import subprocess
-import sys
-import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.records.archives import SUFFIXES, as_folder
+from bench.records.archives import SUFFIXES
 from bench.records.portable import leaks, scrub, scrub_text
-from bench.records.results import RunResult, atomic_write_text, scan_records
+from bench.records.results import RunResult, atomic_write_text, scan_packed, scan_records
 from bench.report.front import VALIDATION, copy_validation, sections, summarize_set
 
 STATUSES = ("ok", "failed", "skipped")
@@ -119,9 +116,8 @@ def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
 
 def packed_records(root: Path, skip: Path | None = None) -> list[tuple[Path, RunResult]]:
     """The records of each packed result set (a committed `<set>/records.tar.xz` outside validation/,
-    bench/records/archives.py), each at the path it has once unpacked where the set's comment says:
-    `<set>/<path in the archive without its top folder and the set's own name>`. Validation archives
-    are experiments: the index lists them apart (front.validation_experiments), never as result sets."""
+    bench/records/archives.py), each at the path it has once unpacked (results.scan_packed). Validation
+    archives are experiments: the index lists them apart (front.validation_experiments), never as result sets."""
     archives = [
         path
         for suffix in SUFFIXES
@@ -131,21 +127,7 @@ def packed_records(root: Path, skip: Path | None = None) -> list[tuple[Path, Run
         and not (skip is not None and skip in path.resolve().parents)
     ]
     ignored = git_ignored(root, archives)
-    found = []
-    for archive in archives:
-        if archive in ignored:
-            continue
-        try:
-            unpacked = as_folder(archive)
-        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:  # truncated, not an archive
-            print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
-            continue
-        for path, record in scan_records(unpacked):
-            inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
-            if inside[:1] == (archive.parent.name,):
-                inside = inside[1:]
-            found.append((archive.parent.joinpath(*inside), record))
-    return found
+    return [found for archive in archives if archive not in ignored for found in scan_packed(archive)]
 
 
 def _href(*parts: str) -> str:
