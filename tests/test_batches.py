@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-import bench.training.train
+import bench.training.sft
 from bench.training.batches import MadeAhead, batch_bytes
 from tests.conftest import train_tiny_lora
 
@@ -48,10 +48,10 @@ def test_batch_bytes_counts_the_tensors():
 
 
 def _loss_curve(tmp_path: Path, ahead: bool, monkeypatch) -> list[tuple[int, float]]:
-    made = bench.training.train._lean_sft_trainer_class
+    made = bench.training.sft._lean_sft_trainer_class
 
     monkeypatch.setattr(
-        bench.training.train, "_lean_sft_trainer_class", lambda: type("T", (made(),), {"make_batches_ahead": ahead})
+        bench.training.sft, "_lean_sft_trainer_class", lambda: type("T", (made(),), {"make_batches_ahead": ahead})
     )
     outcome = train_tiny_lora(tmp_path / str(ahead), steps=10)  # 10 x 4 x 2 examples: 3+ epochs of 24
     assert (outcome.batches_ahead_seconds is not None) == ahead

@@ -51,7 +51,8 @@ def trainers(tmp_path: Path, loaded: Any, rows: list[dict], loss: str | None, se
     from trl import SFTConfig, SFTTrainer
 
     from bench.tasks import load_task
-    from bench.training.train import sft_trainer, trainer_arguments
+    from bench.training.sft import sft_trainer
+    from bench.training.train import trainer_arguments
 
     data, train_only = tmp_path / "data.jsonl", tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in [*rows, *EVAL]))
@@ -112,7 +113,8 @@ def test_rows_longer_than_seq_len_are_counted(tmp_path: Path, loaded: Any):
 
 def test_a_model_without_a_chat_template_is_refused_naming_the_field(tmp_path: Path, loaded: Any):
     from bench.tasks import load_task
-    from bench.training.train import sft_trainer, trainer_arguments
+    from bench.training.sft import sft_trainer
+    from bench.training.train import trainer_arguments
 
     template, loaded.tokenizer.chat_template = loaded.tokenizer.chat_template, None
     try:

@@ -38,6 +38,7 @@ PRELOAD_UNLESS_GPU = (
     "trl",
     "bench.run.worker",
     "bench.training.train",
+    "bench.training.sft",
     "bench.strategies",
     "bench.tasks",
     "bench.models.load",

@@ -67,7 +67,8 @@ def make_setting(
     from bench.models.load import _random_model
     from bench.suite import Budget, TaskSpec, Training
     from bench.tasks import load_task
-    from bench.training.train import sft_trainer, trainer_arguments
+    from bench.training.sft import sft_trainer
+    from bench.training.train import trainer_arguments
 
     torch.set_num_threads(1)
     gc.freeze()  # as the worker does before training (bench/run/worker.py)
@@ -124,11 +125,13 @@ def _bare(model, batches, device: str = "cpu") -> None:
 
 
 def _trainer(model, setting, trackers: bool):
-    """The harness's SFT trainer as bench/training/train.py builds it, with or without our tracker."""
+    """The harness's SFT trainer as bench/training/sft.py builds it, with or without our tracker."""
     from transformers.trainer_callback import PrinterCallback
 
     from bench.suite import Training
-    from bench.training.train import MeasuringCallback, sft_trainer, trainer_arguments
+    from bench.training.measuring import MeasuringCallback
+    from bench.training.sft import sft_trainer
+    from bench.training.train import trainer_arguments
 
     budget = setting["budget"]
     arguments = trainer_arguments(budget, Training(), 1e-3, 0, setting.get("device", "cpu"), setting["workdir"])
