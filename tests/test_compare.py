@@ -82,6 +82,24 @@ def test_cli_exits_non_zero_on_planted_regression(tmp_path):
     assert same.returncode == 0 and "no gating regression" in same.stdout
 
 
+def test_cli_exits_2_when_nothing_was_compared(tmp_path):
+    """Every run failed on both sides (a tree that cannot import its trainer, as in a bench ab of a commit
+    missing a file): no metric was compared, so the gate has no evidence and must not say 'no regression'."""
+    failed = [
+        make_record(label, s, status="failed", reason="ModuleNotFoundError")
+        for label in ("full", "lora")
+        for s in (0, 1)
+    ]
+    baseline, candidate = store(failed, tmp_path / "base"), store(failed, tmp_path / "cand")
+    run = cli(baseline, candidate)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "nothing compared" in run.stderr and "failed in candidate" in run.stderr
+    assert "no gating regression" not in run.stdout
+    # the candidate failed where the baseline had successful runs: that is a regression, exit 1
+    broken = store(make_set(), tmp_path / "ok")
+    assert cli(broken, candidate).returncode == 1
+
+
 def test_change_within_noise_is_not_a_regression():
     base = [
         make_record("full", s, values={"train.tokens_per_s": v}, timings=False) for s, v in enumerate([100, 140, 60])

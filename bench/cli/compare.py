@@ -91,7 +91,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _verdict(result: Comparison) -> int:
-    """Say whether a comparison regressed, and the exit code that says it too (1: regression)."""
+    """Say whether a comparison regressed, and the exit code that says it too (1: regression; 2: nothing
+    was compared, so the gate has no evidence either way: every run failed, or nothing was comparable)."""
+    if not result.changes and not result.failed:
+        kinds = sorted({issue.kind for issue in result.issues})
+        errors.print(
+            "[red]nothing compared[/red]: no strategy has successful, comparable runs on both sides"
+            + (f" ({', '.join(kinds)}: see the issues above)" if kinds else "")
+        )
+        return 2
     if result.failed:
         from bench.cli.console import change_text
 
