@@ -76,3 +76,14 @@ def test_one_seed_on_a_side_cannot_tell_as_bench_compare_says():
     assert cell["beyond"] is None and "seed-to-seed variance is unknown" in cell["why"]
     assert section["tests"] == 0
     assert "cannot tell" in render(runs) and "With one seed on a side, none of them can be called" in render(runs)
+
+
+def test_the_answer_line_with_one_seed_says_noise_unknown_too():
+    """The report's one-line answer holds the same rule as its table and bench compare."""
+    from bench.report import aggregate
+
+    before = "0000011111" * 3
+    runs = [_with_items("full", 0, "1111111111" * 3, before), _with_items("lora", 0, "0000111111" * 3, before)]
+    most = next(a for a in aggregate.answers(runs, aggregate.summarize(runs)) if a.metric == "accuracy.cipher")
+    assert most.winner == "full" and most.beyond_noise is None
+    assert "seed-to-seed variance is unknown" in most.note
