@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from bench.analysis.items import Interval
+from bench.report.aggregate import REPORT_ALPHA
 from bench.report.html import render
-from bench.report.quality import ALPHA, decide_together, quality_section
+from bench.report.quality import decide_together, quality_section
 from tests.test_paired import _with_items
 
 
@@ -38,8 +39,8 @@ def test_strong_differences_stand_together():
     cells = [_cell() for _ in range(4)]
     decide_together(list(zip(cells, [1e-6, 0.01, 0.04, 0.7])))  # q: 4e-6, 0.02, 0.053, 0.7
     assert [cell["beyond"] for cell in cells] == [True, True, False, False]
-    assert cells[2]["why"].startswith("p=0.040 alone, but q=0.053")  # 0.0533 > ALPHA
-    assert ALPHA == 0.05
+    assert cells[2]["why"].startswith("p=0.040 alone, but q=0.053")  # 0.0533 > REPORT_ALPHA
+    assert REPORT_ALPHA == 0.05
 
 
 def test_the_report_table_counts_its_tests_and_says_how_it_decides():
@@ -63,7 +64,7 @@ def test_the_report_table_counts_its_tests_and_says_how_it_decides():
 def test_extreme_p_values_decide(p):
     cell = _cell()
     decide_together([(cell, p)])
-    assert cell["beyond"] is (p <= ALPHA)
+    assert cell["beyond"] is (p <= REPORT_ALPHA)
 
 
 def test_one_seed_on_a_side_cannot_tell_as_bench_compare_says():

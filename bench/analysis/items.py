@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95%
+SEED_NOISE_UNKNOWN = "one seed on a side: the seed-to-seed variance is unknown"  # a verdict's reason, as compare's
 Z_POWER = 0.8416212335729143  # 80% power
 
 
@@ -71,6 +72,11 @@ class Interval:
     @property
     def mde(self) -> float:
         return (self._t(0.975) + self._t(0.8)) * self.se
+
+    @property
+    def knows_seed_noise(self) -> bool:
+        """Two or more seeds (a side): the interval holds the seed-to-seed variance, so it can decide."""
+        return self.seeds >= 2
 
     @property
     def beyond_noise(self) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.analysis.items import sentence
+from bench.analysis.items import SEED_NOISE_UNKNOWN, sentence
 from bench.records.results import RunResult, learned_task, records_frame
 
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
@@ -133,15 +133,11 @@ def answer(
     # (bench/analysis/items.py), else an exact permutation over runs (seeds), see bench/analysis/stats.py
     paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
     if paired is not None:
-        beyond = paired.beyond_noise if paired.seeds >= 2 else None  # one seed: item noise is not all the noise
+        beyond = paired.beyond_noise if paired.knows_seed_noise else None  # one seed: as bench compare, cannot tell
         note = (
             f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
             f"{100 * paired.high:+.1f}; {sentence(paired)}"
-            + (
-                "; one seed on a side: the seed-to-seed variance is unknown, as bench compare says"
-                if beyond is None
-                else ""
-            )
+            + (f"; {SEED_NOISE_UNKNOWN}, as bench compare says" if beyond is None else "")
         )
     else:
         beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis.items import Interval, metric_difference, metric_interval, sentence
+from bench.analysis.items import SEED_NOISE_UNKNOWN, Interval, metric_difference, metric_interval, sentence
 from bench.analysis.stats import benjamini_hochberg
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.report import aggregate
-
-ALPHA = 0.05  # the table's false discovery rate: two-sided, as its 95% intervals
+from bench.report.aggregate import REPORT_ALPHA
 
 
 def _cell(estimate: Interval | None) -> dict[str, Any] | None:
@@ -58,8 +57,8 @@ def quality_section(records: list[RunResult]) -> dict[str, Any] | None:
             difference = metric_difference(keyed[strategy], keyed[reference], metric)
             cells[metric] = _cell(difference)
             design = design or difference
-            if difference is not None and difference.seeds < 2:  # as bench compare: item noise is not all the noise
-                cells[metric].update(beyond=None, why="one seed on a side: its seed-to-seed variance is unknown")
+            if difference is not None and not difference.knows_seed_noise:  # as bench compare: cannot tell
+                cells[metric].update(beyond=None, why=SEED_NOISE_UNKNOWN)
             elif difference is not None:
                 tests.append((cells[metric], difference.p_value))
         comparisons.append({"strategy": strategy, "cells": cells})
@@ -78,8 +77,8 @@ def quality_section(records: list[RunResult]) -> dict[str, Any] | None:
 
 def decide_together(tests: list[tuple[dict[str, Any], float]]) -> None:
     """Mark each difference beyond noise only where its Benjamini-Hochberg q over every difference of the
-    table is at most ALPHA; one that was beyond alone says so, with its p and q."""
+    table is at most REPORT_ALPHA (two-sided, as its 95% intervals); one beyond alone says so, with p and q."""
     for (cell, p), q in zip(tests, benjamini_hochberg([p for _, p in tests])):
-        cell["beyond"] = q <= ALPHA
-        if p <= ALPHA < q:
+        cell["beyond"] = q <= REPORT_ALPHA
+        if p <= REPORT_ALPHA < q:
             cell["why"] = f"p={p:.3f} alone, but q={q:.3f} after Benjamini-Hochberg over {len(tests)}"
