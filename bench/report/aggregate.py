@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.analysis.items import SEED_NOISE_UNKNOWN, sentence
-from bench.records.results import RunResult, learned_task, records_frame
-
-REPORT_ALPHA = 0.05  # the same level as bench compare's default
+from bench.analysis.items import sentence
+from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
+from bench.report.family import REPORT_ALPHA, Family, decide, table_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +56,7 @@ class Answer:
     margin_relative: float | None = None
     beyond_noise: bool | None = None  # None: fewer than two seeds, noise unknown
     note: str = ""
+    by_item: bool = False  # tested paired by item: decided with the report's other quality differences
 
 
 def group_key(record: RunResult, machines: int) -> str:
@@ -132,12 +132,11 @@ def answer(
     # the same tests as bench compare: paired by item where the records hold per-item outcomes
     # (bench/analysis/items.py), else an exact permutation over runs (seeds), see bench/analysis/stats.py
     paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
-    if paired is not None:
-        beyond = paired.beyond_noise if paired.knows_seed_noise else None  # one seed: as bench compare, cannot tell
+    if paired is not None:  # beyond noise or not: decided with the report's quality family, in answers()
+        beyond = None
         note = (
             f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
             f"{100 * paired.high:+.1f}; {sentence(paired)}"
-            + (f"; {SEED_NOISE_UNKNOWN}, as bench compare says" if beyond is None else "")
         )
     else:
         beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)
@@ -160,6 +159,7 @@ def answer(
         relative,
         beyond,
         note,
+        by_item=paired is not None,
     )
 
 
@@ -178,8 +178,35 @@ def _paired(records: list[RunResult] | None, first: str, second: str, metric: st
 def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> list[Answer]:
     summary = summarize(records) if summary is None else summary
     task = learned_task(records)
-    found = (answer(question, summary, task, records) for question in QUESTIONS)
-    return [item for item in found if item is not None]
+    found = [item for item in (answer(question, summary, task, records) for question in QUESTIONS) if item]
+    family = quality_family(records, found)
+    return [_settled(item, family) for item in found]
+
+
+def quality_family(records: list[RunResult], found: list[Answer]) -> Family:
+    """The report's quality verdicts, decided at once: the difference table's pairs (each strategy against
+    the most accurate) and the answers' winner-against-runner-up pairs tested by item."""
+    keyed = keyed_records([r for r in records if r.status == "ok" and r.items])
+    task = learned_task(records)
+    if not keyed or task is None:
+        return decide({}, [])
+    retained = [t for t in retained_tasks(records) if any(t in (r.items or {}) for r in records)]
+    _, pairs = table_pairs(keyed, [f"accuracy.{task}", "forgetting.mean"] if retained else [f"accuracy.{task}"])
+    asked = [(item.winner, item.runner_up, item.metric) for item in found if item.by_item]
+    return decide(keyed, [*pairs, *asked])  # type: ignore[list-item]
+
+
+def _settled(item: Answer, family: Family) -> Answer:
+    """An item-tested answer with the family's verdict, and q where the family holds more than one test."""
+    verdict = family.verdict(str(item.winner), str(item.runner_up), str(item.metric)) if item.by_item else None
+    if verdict is None or item.margin == 0:
+        return item
+    if verdict.q is None:
+        return replace(item, beyond_noise=None, note=f"{item.note}; {verdict.why}, as bench compare says")
+    if family.tests > 1:
+        together = f"q = {verdict.q:.3g} over the report's {family.tests} quality differences (Benjamini-Hochberg)"
+        return replace(item, beyond_noise=verdict.beyond, note=f"{item.note}; p = {verdict.p:.3g} alone, {together}")
+    return replace(item, beyond_noise=verdict.beyond, note=f"{item.note}; p = {verdict.p:.3g}")
 
 
 def cell(summary: pd.DataFrame, strategy: str, metric: str) -> dict[str, object] | None:

@@ -236,6 +236,7 @@ def context(
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = charts.colors(strategies)
     columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
+    answers = aggregate.answers(records, summary) if len(summary) else []
     keyed = aggregate.keyed_records([r for r in records if r.status == "ok"])
     rows = [
         {
@@ -267,7 +268,7 @@ def context(
         "budgets": list(budgets.values()),
         "environments": list(environments.values()),
         "commits": commits,
-        "answers": aggregate.answers(records, summary) if len(summary) else [],
+        "answers": answers,
         "columns": columns,
         "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
         "unmeasured": unmeasured,
@@ -280,7 +281,7 @@ def context(
         "comparison": comparison,
         "history": history_charts(history),
         "memory": memory_section(records),
-        "quality": quality_section(records),
+        "quality": quality_section(records, answers),
         "notes": [block.strip() for block in (notes or "").split("\n\n") if block.strip()],
         "recommendations": recommendation_section(records),
         "fmt": charts.fmt,

@@ -1,0 +1,80 @@
+"""The one family of quality verdicts a report states: every item-level difference it calls beyond noise
+or not (the difference table's strategy-against-reference rows and the answer table's winner against
+runner-up) is decided at once, Benjamini-Hochberg at REPORT_ALPHA, as bench compare decides its gating
+tests. One family makes the answer line and the table agree: before, the answer tested its pair alone
+(p = 0.049: "beyond noise") while the table, over two differences, said the same pair was not (q = 0.098).
+
+With one seed on a side a difference is not tested ("cannot tell"): the seed-to-seed variance is unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bench.analysis.items import SEED_NOISE_UNKNOWN, Interval, metric_difference, metric_interval
+from bench.analysis.stats import benjamini_hochberg
+
+REPORT_ALPHA = 0.05  # the same level as bench compare's default
+
+Pair = tuple[str, str, str]  # (strategy, against, metric): metric(strategy) - metric(against)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One difference of the family: beyond noise (None: cannot tell), and why where that needs saying."""
+
+    beyond: bool | None
+    why: str | None = None
+    p: float | None = None
+    q: float | None = None
+
+
+class Family:
+    """Every tested difference of a report with its verdict; a pair reads the same in either order."""
+
+    def __init__(self, verdicts: dict[tuple[frozenset[str], str], Verdict]) -> None:
+        self._verdicts = verdicts
+
+    @property
+    def tests(self) -> int:
+        """How many differences were tested together (one-seed ones are not tested)."""
+        return sum(verdict.q is not None for verdict in self._verdicts.values())
+
+    def verdict(self, strategy: str, against: str, metric: str) -> Verdict | None:
+        return self._verdicts.get((frozenset((strategy, against)), metric))
+
+
+def decide(keyed: dict[str, list], pairs: Iterable[Pair]) -> Family:
+    """Each distinct pair's item-paired difference (bench/analysis/items.py), its p-value, and its verdict
+    after Benjamini-Hochberg over all of them; pairs without comparable items are left out."""
+    differences: dict[tuple[frozenset[str], str], Interval] = {}
+    for strategy, against, metric in pairs:
+        key = (frozenset((strategy, against)), metric)
+        if key in differences or strategy not in keyed or against not in keyed:
+            continue
+        difference = metric_difference(keyed[strategy], keyed[against], metric)
+        if difference is not None:
+            differences[key] = difference
+    verdicts = {key: Verdict(None, SEED_NOISE_UNKNOWN) for key, d in differences.items() if not d.knows_seed_noise}
+    tested = [key for key, d in differences.items() if d.knows_seed_noise]
+    verdicts.update(zip(tested, judge([differences[key].p_value for key in tested])))
+    return Family(verdicts)
+
+
+def judge(p_values: list[float]) -> list[Verdict]:
+    """Beyond noise where the Benjamini-Hochberg q over all p_values is at most REPORT_ALPHA (two-sided, as
+    the 95% intervals); one beyond noise alone but not together says so, with its p and q."""
+    verdicts = []
+    for p, q in zip(p_values, benjamini_hochberg(p_values)):
+        alone = f"p={p:.3f} alone, but q={q:.3f} after Benjamini-Hochberg over {len(p_values)}"
+        verdicts.append(Verdict(q <= REPORT_ALPHA, alone if p <= REPORT_ALPHA < q else None, p, q))
+    return verdicts
+
+
+def table_pairs(keyed: dict[str, list], compared: list[str]) -> tuple[list[str], list[Pair]]:
+    """The difference table's rows: (strategies, most accurate first; each other one against the most
+    accurate on every compared metric). compared[0] is the learned task's accuracy."""
+    means = {strategy: metric_interval(runs, compared[0]) for strategy, runs in keyed.items()}
+    ranked = sorted((s for s in means if means[s] is not None), key=lambda s: -means[s].mean)
+    return ranked, [(strategy, ranked[0], metric) for strategy in ranked[1:] for metric in compared]
