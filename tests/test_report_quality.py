@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.analysis.items import Interval, item_record, metric_difference
+from bench.analysis.items import Interval, item_record, metric_difference, metric_interval
 from bench.report import aggregate
 from bench.report.family import REPORT_ALPHA, judge
 from bench.report.front import one_line_answer
@@ -129,3 +129,19 @@ def test_every_answer_tested_by_item_agrees_with_the_table(data_seed):
     assert {a.metric for a in tested} == {"accuracy.cipher", "forgetting.mean"}
     for item in tested:
         assert item.beyond_noise is table[item.metric], (item.metric, item.note)
+
+
+def test_intervals_stay_within_what_the_metric_can_be():
+    """The instruct-pc report's case: DPO 92 points under LoRA on 12 items printed [-103.6, -79.7]; an
+    accuracy difference cannot pass -100 points, nor an accuracy 100%."""
+    before = "0" * 12
+    lora = [_with_items("lora", 0, "1" * 12, before)]
+    worse = [_with_items("full", 0, "1" + "0" * 11, before)]  # 92 points under lora
+    drop = metric_difference(worse, lora, "accuracy.cipher")
+    assert drop.mean == pytest.approx(-11 / 12)
+    assert drop.mean - 2 * drop.se < -1  # the t interval passes the limit...
+    assert drop.low == -1.0 and drop.high < 0 and drop.beyond_noise  # ...the stated one stops there
+    nearly_all = metric_interval([_with_items("lora", 0, "1" * 11 + "0", before)], "accuracy.cipher")
+    assert nearly_all.high == 1.0 and nearly_all.low < nearly_all.mean < 1.0
+    [row] = [c for c in quality_section([*lora, *worse])["comparisons"]]
+    assert row["cells"]["accuracy.cipher"]["interval"].startswith("-100.0 to ")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 Z95 = 1.959963984540054  # two-sided 95%
@@ -53,6 +53,7 @@ class Interval:
     seeds: int
     notes: list[str] = field(default_factory=list)
     df: float = math.inf  # degrees of freedom of the standard error (Satterthwaite); inf: normal
+    limits: tuple[float, float] = (-math.inf, math.inf)  # the values the quantity can take: bounds clip to them
 
     def _t(self, probability: float) -> float:
         if math.isinf(self.df):
@@ -63,11 +64,13 @@ class Interval:
 
     @property
     def low(self) -> float:
-        return self.mean - self._t(0.975) * self.se
+        """The 95% lower bound, never under what the quantity can be: a t interval near a limit (a
+        92-point drop on 12 items) would pass it, and clipping never lowers its coverage."""
+        return max(self.mean - self._t(0.975) * self.se, self.limits[0])
 
     @property
     def high(self) -> float:
-        return self.mean + self._t(0.975) * self.se
+        return min(self.mean + self._t(0.975) * self.se, self.limits[1])
 
     @property
     def mde(self) -> float:
@@ -248,7 +251,12 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     if matrices is None:
         return None
     parts = [interval(m) for m in matrices]
-    return average(parts)
+    return replace(average(parts), limits=metric_limits(metric))
+
+
+def metric_limits(metric: str) -> tuple[float, float]:
+    """What a quality metric can be: a share correct in [0, 1]; a change (gain, forgetting) in [-1, 1]."""
+    return (0.0, 1.0) if metric.partition(".")[0] in ("accuracy", "accuracy_before") else (-1.0, 1.0)
 
 
 def comparable_matrices(a: list[Any], b: list[Any], metric: str) -> tuple[list[Any], list[Any]] | None:
@@ -276,7 +284,9 @@ def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | Non
     matrices = comparable_matrices(a, b, metric)
     if matrices is None:
         return None
-    return seed_paired(*matrices) if paired else average([difference(x, y) for x, y in zip(*matrices)])
+    estimate = seed_paired(*matrices) if paired else average([difference(x, y) for x, y in zip(*matrices)])
+    low, high = metric_limits(metric)
+    return replace(estimate, limits=(low - high, high - low))
 
 
 def same_seeds(a: list[Any], b: list[Any]) -> bool:
