@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from collections import namedtuple
 
-from bench.measure.contention import MAX_OTHERS_CPU, ContentionMonitor, judge
+import psutil
+
+from bench.measure.contention import MAX_OTHERS_CPU, ContentionMonitor, judge, per_cpu
 from bench.records.results import PhaseContention
 
 
@@ -44,3 +48,31 @@ def test_judge_names_every_reason():
     assert [reason.split(":")[0] for reason in quality.reasons] == ["train", "latency", "train"]
     assert "CPU steal 20.0%" in quality.reasons[0] and "4 torch threads on 2" in quality.reasons[1]
     assert "p90/p50 5.00" in quality.reasons[2]
+
+
+def test_the_phase_says_which_cpu_was_busy():
+    """A neighbour spinning on one CPU shows on that CPU alone: the per-CPU reading tells one slow or
+    busy CPU from a slow machine."""
+    cpu = max(os.sched_getaffinity(0))
+    code = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(0.3)
+        with ContentionMonitor(torch_threads=1) as monitor:
+            time.sleep(1.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    phase = monitor.result
+    assert len(phase.cpu_busy) == len(phase.cpu_steal) == psutil.cpu_count()
+    assert phase.cpu_busy[cpu] > 0.6, phase.cpu_busy
+    assert sum(phase.cpu_busy) - phase.cpu_busy[cpu] < 0.5 * len(phase.cpu_busy), phase.cpu_busy
+
+
+def test_per_cpu_steal_is_a_share_of_that_cpu():
+    times = namedtuple("times", "user system idle steal")
+    before = [times(10.0, 1.0, 100.0, 0.0), times(10.0, 1.0, 100.0, 5.0)]
+    after = [times(12.0, 1.0, 100.0, 0.0), times(10.5, 1.0, 100.0, 6.5)]  # CPU 1: 1.5 of 2 s stolen
+    busy, stolen = per_cpu(before, after, seconds=2.0)
+    assert busy == [1.0, 0.25] and stolen == [0.0, 0.75]
+    assert per_cpu(before, after[:1], seconds=2.0) == (None, None)  # a CPU went offline

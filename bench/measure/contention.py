@@ -81,6 +81,7 @@ class ContentionMonitor:
     def __enter__(self) -> ContentionMonitor:
         self._wall = time.perf_counter()
         self._machine = psutil.cpu_times()
+        self._per_cpu = psutil.cpu_times(percpu=True)
         self._own = self._own_cpu()
         self._usage = resource.getrusage(resource.RUSAGE_SELF)
         return self
@@ -90,6 +91,7 @@ class ContentionMonitor:
     ) -> None:
         seconds = time.perf_counter() - self._wall
         machine, own = psutil.cpu_times(), self._own_cpu()
+        busy, stolen = per_cpu(self._per_cpu, psutil.cpu_times(percpu=True), seconds)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         elapsed_cpu = _total(machine) - _total(self._machine)
         others = steal = None
@@ -110,7 +112,22 @@ class ContentionMonitor:
             torch_threads=self.torch_threads,
             minor_faults=usage.ru_minflt - self._usage.ru_minflt,
             involuntary_switches=usage.ru_nivcsw - self._usage.ru_nivcsw,
+            cpu_busy=busy,
+            cpu_steal=stolen,
         )
+
+
+def per_cpu(before: list, after: list, seconds: float) -> tuple[list[float] | None, list[float] | None]:
+    """Each logical CPU's busy CPU-seconds per second and steal share between two psutil readings."""
+    if seconds <= 0 or len(before) != len(after):  # a CPU went offline meanwhile: no reading
+        return None, None
+    busy, stolen = [], []
+    for first, last in zip(before, after):
+        elapsed = _total(last) - _total(first)
+        busy.append(round(max(0.0, _busy(last) - _busy(first)) / seconds, 3))
+        steal = getattr(last, "steal", 0.0) - getattr(first, "steal", 0.0)
+        stolen.append(round(max(0.0, steal) / elapsed, 4) if elapsed > 0 else 0.0)
+    return busy, stolen
 
 
 def judge(

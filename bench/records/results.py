@@ -122,6 +122,12 @@ class PhaseContention(Record):
     # (allocator churn shows here) and times the kernel took the CPU away from it
     minor_faults: int | None = None
     involuntary_switches: int | None = None
+    # per logical CPU, in the machine's order: CPU-seconds per second that anything ran on it, and its
+    # steal share. A one-thread run shows where it ran ([0.99, 0.02]); the totals above cannot say
+    # whether one CPU was slow or stolen from while the other was not (the aa-7 false alarm of
+    # results/validation/ab-validation-7rounds)
+    cpu_busy: list[float] | None = None
+    cpu_steal: list[float] | None = None
 
 
 class TimingQuality(Record):
