@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from bench.execute import ExecutionReport, execute
 from bench.executors.base import Progress
 from bench.plan import RunSpec, plan
-from bench.records.results import ResultStore
+from bench.records.store import ResultStore
 from bench.suite import Suite, load_suite
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def report(
     """
     from bench.analysis.history import build
     from bench.records.archives import is_archive
-    from bench.records.results import load_records
+    from bench.records.store import load_records
     from bench.report.html import write_report
 
     source = Path(source)
@@ -112,7 +112,7 @@ def compare(
     import json
 
     from bench.analysis import compare as comparing
-    from bench.records.results import atomic_write_text
+    from bench.records.store import atomic_write_text
 
     result = comparing.compare(
         baseline,

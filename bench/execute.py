@@ -23,7 +23,8 @@ from bench.executors.base import Finished, Job, Progress, SetupError
 from bench.measure import env, limits
 from bench.plan import RunSpec
 from bench.records.portable import redact_file
-from bench.records.results import ResultStore, RunResult
+from bench.records.results import RunResult
+from bench.records.store import ResultStore
 from bench.registry import UnknownNameError
 from bench.spec import Resources
 

@@ -70,7 +70,7 @@ def run(out: Path, repeats: dict[str, int]) -> None:
 
 
 def _load(folder: Path):
-    from bench.records.results import load_records
+    from bench.records.store import load_records
 
     return list(load_records(folder))
 

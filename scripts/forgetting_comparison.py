@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.analysis.items import Interval, metric_difference, metric_interval  # noqa: E402
 from bench.analysis.stats import benjamini_hochberg  # noqa: E402
-from bench.records.results import learned_task, load_records, retained_tasks  # noqa: E402
+from bench.records.results import learned_task, retained_tasks  # noqa: E402
+from bench.records.store import load_records  # noqa: E402
 
 
 def points(value: Interval) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.records.results import NotARecord, atomic_write_text, load_record, record_paths
+from bench.records.results import NotARecord
+from bench.records.store import atomic_write_text, load_record, record_paths
 
 
 def migrate_path(path: Path) -> bool:

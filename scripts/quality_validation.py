@@ -91,7 +91,7 @@ def _rows(result, task: str) -> list[dict]:
 
 def analyze(out: Path, size: int, alpha: float) -> dict:
     from bench.analysis.compare import compare_records
-    from bench.records.results import load_records
+    from bench.records.store import load_records
 
     baseline = list(load_records(out / "baseline"))
     task = baseline[0].spec["task"]["name"]

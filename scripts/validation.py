@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.records.archives import pack  # noqa: E402
-from bench.records.results import NotARecord, atomic_write_text, load_record, record_paths  # noqa: E402
+from bench.records.results import NotARecord  # noqa: E402
+from bench.records.store import atomic_write_text, load_record, record_paths  # noqa: E402
 
 VALIDATION = REPO / "results" / "validation"
 

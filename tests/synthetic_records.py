@@ -6,16 +6,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from bench.records.results import (
-    Environment,
-    Hardware,
-    LossPoint,
-    Metric,
-    ResultStore,
-    RunResult,
-    TimingQuality,
-    TimingStats,
-)
+from bench.records.results import Environment, Hardware, LossPoint, Metric, RunResult, TimingQuality, TimingStats
+from bench.records.store import ResultStore
 
 TASK, RETAINED = "cipher", ("next-letter", "copy")
 

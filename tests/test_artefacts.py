@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records.results import load_records
+from bench.records.store import load_records
 from tests.conftest import bench_cli, fast_suite, write_suite
 
 

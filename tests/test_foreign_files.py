@@ -18,8 +18,9 @@ from bench.analysis import history
 from bench.analysis.ab import load_rounds
 from bench.analysis.snapshot import load_set
 from bench.cli.main import main as cli_main
-from bench.records import results
-from bench.records.results import SCHEMA_VERSION, ResultStore, Skipped, load_records, scan_records
+from bench.records import store
+from bench.records.results import SCHEMA_VERSION
+from bench.records.store import ResultStore, Skipped, load_records, scan_records
 from bench.report import publish
 from tests.synthetic_records import make_record
 
@@ -145,4 +146,4 @@ def test_the_three_files_of_the_issue_are_named_with_their_reason(tmp_path, caps
         assert f"skipped {folder / 'truncated.json'}: not JSON (truncated?)" in err, command
         assert f"skipped {folder / 'future.json'}: schema_version 99 is newer than this harness" in err, command
         assert "3 JSON file(s) under" in err, command
-        results._SAID.clear()  # each command is a new process for the user: it says them again
+        store._SAID.clear()  # each command is a new process for the user: it says them again

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import api
 from bench.records.archives import pack
-from bench.records.results import ResultStore, load_records
+from bench.records.store import ResultStore, load_records
 from tests.conftest import REPO
 from tests.synthetic_records import make_record, make_set
 

@@ -23,7 +23,8 @@ import pytest
 from bench.cli.publish import add_parsers, main
 from bench.records.archives import pack
 from bench.records.portable import portable_path
-from bench.records.results import ResultStore, atomic_write_text, load_record, parse_record
+from bench.records.results import parse_record
+from bench.records.store import ResultStore, atomic_write_text, load_record
 from bench.report.publish import find_sets, publish
 from tests.synthetic_records import make_record, make_set
 from tests.test_report_browser import CHROMIUM, chromium

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.analysis.snapshot import load_set
 from bench.records.archives import pack
-from bench.records.results import ResultStore, load_records
+from bench.records.store import ResultStore, load_records
 from bench.report.publish import publish
 from tests.conftest import REPO, bench_cli
 from tests.synthetic_records import make_record

@@ -12,7 +12,7 @@ from bench.analysis.compare import compare_records
 from bench.analysis.items import item_record
 from bench.analysis.stats import benjamini_hochberg
 from bench.analysis.verdicts import NOISE, SAME, UNKNOWN, WORSE
-from bench.records.results import load_records
+from bench.records.store import load_records
 from tests.conftest import bench_cli, write_suite
 from tests.synthetic_records import make_record, store
 

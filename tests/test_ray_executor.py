@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records.results import load_records
+from bench.records.store import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (the optional extra: pip install '.[ray]')")

@@ -171,7 +171,7 @@ GPU_MEMORY = ROOT / "results" / "smollm2-gpu-memory"
 def test_memory_section_stacks_the_components_and_shows_the_estimate_error():
     """The committed H200 records: one stacked bar per strategy, the estimate beside each, and the
     error the record holds (never recomputed differently by the report)."""
-    from bench.records.results import load_records
+    from bench.records.store import load_records
 
     records = list(load_records(GPU_MEMORY))
     page = render(records)
@@ -185,7 +185,7 @@ def test_memory_section_stacks_the_components_and_shows_the_estimate_error():
 
 
 def test_recommendation_section_answers_for_common_gpu_sizes():
-    from bench.records.results import load_records
+    from bench.records.store import load_records
 
     page = render(list(load_records(GPU_MEMORY)))
     table = re.search(r'<table class="metrics" id="recommend-table">(.*?)</table>', page, re.S).group(1)

@@ -78,7 +78,7 @@ def test_report_in_headless_chromium(tmp_path):
 def test_report_with_history_in_headless_chromium(tmp_path):
     """Twelve nights, the last five 25% slower: trend charts with points, whiskers and a change point."""
     from bench.analysis.history import build
-    from bench.records.results import atomic_write_text
+    from bench.records.store import atomic_write_text
 
     store = tmp_path / "store"
     for night in range(12):
@@ -104,7 +104,7 @@ def test_report_with_history_in_headless_chromium(tmp_path):
 
 def test_memory_and_recommendation_sections_in_headless_chromium(tmp_path):
     """The committed H200 records: the stacked memory chart and the recommendation table render."""
-    from bench.records.results import load_records
+    from bench.records.store import load_records
 
     records = list(load_records(Path(__file__).resolve().parents[1] / "results" / "smollm2-gpu-memory"))
     page = write_report(records, tmp_path / "gpu.html")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.records.results import ResultStore, RunResult
+from bench.records.results import RunResult
+from bench.records.store import ResultStore
 from bench.report.html import write_report
 from bench.report.publish import publish
 from tests.synthetic_records import TASK, make_record

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from bench.measure import env
-from bench.records.results import SCHEMA_VERSION, Metric, ResultStore, RunResult, atomic_write_text, parse_record
+from bench.records.results import SCHEMA_VERSION, Metric, RunResult, parse_record
+from bench.records.store import ResultStore, atomic_write_text
 
 
 def record(run_id: str = "abc", **changes) -> RunResult:

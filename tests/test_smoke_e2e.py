@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.records.results import load_records
+from bench.records.store import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 from tests.test_presets import WEIGHTS
 

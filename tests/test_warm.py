@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.records.results import load_records
+from bench.records.store import load_records
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
 
 POLLUTER = '''

@@ -40,7 +40,8 @@ from bench.analysis.verdicts import (
     Comparison,
     MetricChange,
 )
-from bench.records.results import RunResult, load_records
+from bench.records.results import RunResult
+from bench.records.store import load_records
 
 SOURCE = Path(__file__).resolve().parents[2]  # this checkout (bench/analysis/ab.py): the candidate's code
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import stats
-from bench.records.results import RunResult, Skipped, scan_records, tell_skipped
+from bench.records.results import RunResult
+from bench.records.store import Skipped, scan_records, tell_skipped
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05

@@ -10,7 +10,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from bench.records.results import RunResult, load_records
+from bench.records.results import RunResult
+from bench.records.store import load_records
 
 
 def git_snapshot(path: Path | str, rev: str) -> Path:

@@ -25,7 +25,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
     from bench.estimate.model import config_from_file, parse_bytes
     from bench.estimate.suite import fits, render, suite_estimates, suite_lengths, suite_model_config
-    from bench.records.results import atomic_write_text
+    from bench.records.store import atomic_write_text
 
     suite = load_suite(args.suite)
     try:
@@ -142,7 +142,7 @@ def _recommend(args: argparse.Namespace) -> int:
     import json
 
     from bench.recommend import recommend, render_text
-    from bench.records.results import atomic_write_text
+    from bench.records.store import atomic_write_text
 
     inputs = _recommend_inputs(args)
     if isinstance(inputs, str):

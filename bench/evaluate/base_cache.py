@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.evaluate.accuracy import Score
 from bench.models.cache import cache_root
-from bench.records.results import atomic_write_text
+from bench.records.store import atomic_write_text
 from bench.tasks.base import TaskData
 
 SCORING_PACKAGES = ("torch", "transformers", "peft", "lm_eval")

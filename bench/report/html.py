@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.records.results import RunResult, atomic_write_text, learned_task, load_records, retained_tasks
+from bench.records.results import RunResult, learned_task, retained_tasks
+from bench.records.store import atomic_write_text, load_records
 from bench.report import aggregate, charts
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 from bench.records.archives import SUFFIXES
 from bench.records.portable import leaks, scrub, scrub_text
-from bench.records.results import RunResult, atomic_write_text, scan_packed, scan_records
+from bench.records.results import RunResult
+from bench.records.store import atomic_write_text, scan_packed, scan_records
 from bench.report.front import VALIDATION, copy_validation, sections, summarize_set
 
 STATUSES = ("ok", "failed", "skipped")

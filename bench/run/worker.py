@@ -21,7 +21,8 @@ from bench.measure.contention import ContentionMonitor
 from bench.measure.limits import apply_memory_limit
 from bench.measure.memory import MemoryTracker
 from bench.plan import RunSpec
-from bench.records.results import RunResult, atomic_write_text
+from bench.records.results import RunResult
+from bench.records.store import atomic_write_text
 from bench.run import alignment, phases
 from bench.run.events import emit
 from bench.run.recorder import Recorder, now

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.history import build
-from bench.records.results import atomic_write_text
+from bench.records.store import atomic_write_text
 from tests.synthetic_records import make_set
 
 NIGHTS = 1667  # x 6 runs = 10,002 records

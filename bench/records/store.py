@@ -1,0 +1,178 @@
+"""Where records live and how they are read back: one JSON file per run at
+<root>/<suite>/<machine>/<run_id>.json, written atomically (a crash leaves the old file or the new one,
+never half of one); a folder of them, or a packed set (records.tar.xz), read back with every file that is
+not a record skipped and said. The record itself: bench/records/results.py.
+
+This module must never import torch: reports and comparisons rebuild from records anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from bench.records.archives import as_folder, is_archive
+from bench.records.migrations import NotARecord
+from bench.records.results import RunResult, parse_record
+
+
+def current_umask() -> int:
+    """This process's umask (0o022 by default), read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, flush to disk, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from the team
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ResultStore:
+    """Records live at <root>/<suite>/<machine>/<run_id>.json, written portable (bench/records/portable.py):
+    paths relative to the root or the cache, no host name unless `record_host`."""
+
+    def __init__(self, root: Path | str, record_host: bool = False) -> None:
+        self.root = Path(root)
+        self.record_host = record_host
+
+    def path_for(self, suite: str, machine: str, run_id: str) -> Path:
+        return self.root / suite / machine / f"{run_id}.json"
+
+    def write(self, result: RunResult) -> Path:
+        path = self.path_for(result.suite, result.environment.machine, result.run_id)
+        atomic_write_text(path, self.portable(result).model_dump_json(indent=2) + "\n")
+        return path
+
+    def portable(self, result: RunResult) -> RunResult:
+        """The record as it is stored: paths relative to this root or the cache, no host name unless
+        `record_host`, no secret (bench/records/portable.py)."""
+        from bench.records.portable import scrub
+
+        raw = scrub(result.model_dump(mode="json"), results_root=self.root, keep_host=self.record_host)
+        return RunResult.model_validate(raw)
+
+    def read(self, suite: str, machine: str, run_id: str) -> RunResult | None:
+        path = self.path_for(suite, machine, run_id)
+        return load_record(path) if path.exists() else None
+
+    def records(self) -> Iterator[RunResult]:
+        yield from load_records(self.root)
+
+
+def load_record(path: Path) -> RunResult:
+    """The record in `path`; NotARecord (a ValueError) says why a file is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise NotARecord(f"not text: {error.reason}") from error
+    if not text.strip():
+        raise NotARecord("empty file")
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise NotARecord(f"not JSON (truncated?): {str(error)[:200]}") from error
+    return parse_record(raw)
+
+
+# Folders beside the records that hold other files: run logs, and kept artefacts (model configs,
+# tokenizers and task files are JSON too)
+NOT_RECORDS = ("logs", "artefacts")
+
+
+def record_paths(root: Path | str) -> Iterator[Path]:
+    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/. An
+    archive (`records.tar.xz`, bench/records/archives.py) is read as the folder it holds."""
+    root = as_folder(root)
+    for path in sorted(root.rglob("*.json")):
+        parts = path.relative_to(root).parts
+        if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
+            yield path
+
+
+class Skipped(NamedTuple):
+    path: Path
+    reason: str
+
+
+_SAID: set[tuple[Path, str]] = set()  # skips already told in this process (a folder read twice says them once)
+
+
+def tell_skipped(root: Path | str, skipped: list[Skipped]) -> None:
+    """One line per skipped file with its reason, then the count, on stderr (each file once per process)."""
+    new = [one for one in skipped if (one.path, one.reason) not in _SAID]
+    for one in new:
+        _SAID.add((one.path, one.reason))
+        print(f"bench: skipped {one.path}: {one.reason}", file=sys.stderr)
+    if new:
+        print(f"bench: {len(skipped)} JSON file(s) under {root} skipped: not records", file=sys.stderr)
+
+
+def scan_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
+    """(path, record) for every record below `root`; any other JSON file (not a record, truncated,
+    empty, unreadable, a newer schema) is appended to `skipped` with the reason, or told on stderr
+    when `skipped` is None. Never raises for a file's content."""
+    own = [] if skipped is None else skipped
+    for path in record_paths(root):
+        try:
+            record = load_record(path)
+        except (NotARecord, OSError) as error:
+            own.append(Skipped(path, str(error) if isinstance(error, NotARecord) else f"unreadable: {error}"))
+            continue
+        yield path, record
+    if skipped is None:
+        tell_skipped(root, own)
+
+
+def scan_packed(archive: Path, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
+    """(path, record) for every record of a packed result set (`<set>/records.tar.xz`), each at the
+    path it has once unpacked where the set's comment says: `<set>/<path in the archive without its
+    top folder and the set's own name>`. An unreadable archive is told on stderr and gives nothing."""
+    try:
+        unpacked = as_folder(archive)
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:  # truncated, not an archive
+        print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
+        return
+    for path, record in scan_records(unpacked, skipped):
+        inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
+        if inside[:1] == (archive.parent.name,):
+            inside = inside[1:]
+        yield archive.parent.joinpath(*inside), record
+
+
+def load_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[RunResult]:
+    """Every record below `root` (a results folder, a suite folder or a machine folder, or an archive of
+    one); other JSON files are skipped (see scan_records). A folder that holds its records packed
+    (`results/<set>/records.tar.xz`) reads as the folder the archive unpacks to; a record also there
+    loose counts once."""
+    found = list(scan_records(root, skipped))
+    yield from (record for _, record in found)
+    root = Path(root)
+    archives = sorted(path for path in root.iterdir() if is_archive(path)) if root.is_dir() else []
+    loose = {path for path, _ in found}
+    for archive in archives:
+        yield from (record for path, record in scan_packed(archive, skipped) if path not in loose)
