@@ -145,3 +145,18 @@ def test_intervals_stay_within_what_the_metric_can_be():
     assert nearly_all.high == 1.0 and nearly_all.low < nearly_all.mean < 1.0
     [row] = [c for c in quality_section([*lora, *worse])["comparisons"]]
     assert row["cells"]["accuracy.cipher"]["interval"].startswith("-100.0 to ")
+
+
+def test_the_family_reads_a_difference_in_either_order():
+    """The table's cells are the intervals the family decided on: strategy - reference, whichever order the
+    pair was first tested in."""
+    runs = _full_and_lora(2)
+    family = aggregate.answers_and_family(runs)[1]
+    lora_minus_full = metric_difference(runs[3:], runs[:3], "accuracy.cipher")
+    for strategy, against, sign in (("lora", "full", 1), ("full", "lora", -1)):
+        found = family.difference(strategy, against, "accuracy.cipher")
+        assert found.mean == pytest.approx(sign * lora_minus_full.mean)
+        assert (found.low, found.high) == pytest.approx(
+            (lora_minus_full.low, lora_minus_full.high) if sign == 1 else (-lora_minus_full.high, -lora_minus_full.low)
+        )
+    assert family.difference("lora", "nobody", "accuracy.cipher") is None

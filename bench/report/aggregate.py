@@ -176,22 +176,36 @@ def _paired(records: list[RunResult] | None, first: str, second: str, metric: st
 
 
 def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> list[Answer]:
+    return answers_and_family(records, summary)[0]
+
+
+def answers_and_family(records: list[RunResult], summary: pd.DataFrame | None = None) -> tuple[list[Answer], Family]:
+    """The answer table, and the family its item-tested answers were decided in (the difference table's too)."""
     summary = summarize(records) if summary is None else summary
     task = learned_task(records)
     found = [item for item in (answer(question, summary, task, records) for question in QUESTIONS) if item]
     family = quality_family(records, found)
-    return [_settled(item, family) for item in found]
+    return [_settled(item, family) for item in found], family
+
+
+def item_design(records: list[RunResult]) -> tuple[dict[str, list[RunResult]], str, list[str]] | None:
+    """(each strategy's ok runs with per-item outcomes, the learned task, the retained tasks they were
+    scored on), or None without items or a learned task."""
+    keyed = keyed_records([r for r in records if r.status == "ok" and r.items])
+    task = learned_task(records)
+    if not keyed or task is None:
+        return None
+    return keyed, task, [t for t in retained_tasks(records) if any(t in (r.items or {}) for r in records)]
 
 
 def quality_family(records: list[RunResult], found: list[Answer]) -> Family:
     """The report's quality verdicts, decided at once: the difference table's pairs (each strategy against
     the most accurate) and the answers' winner-against-runner-up pairs tested by item."""
-    keyed = keyed_records([r for r in records if r.status == "ok" and r.items])
-    task = learned_task(records)
-    if not keyed or task is None:
+    design = item_design(records)
+    if design is None:
         return decide({}, [])
-    retained = [t for t in retained_tasks(records) if any(t in (r.items or {}) for r in records)]
-    _, pairs = table_pairs(keyed, [f"accuracy.{task}", "forgetting.mean"] if retained else [f"accuracy.{task}"])
+    keyed, task, retained = design
+    _, _, pairs = table_pairs(keyed, task, retained)
     asked = [(item.winner, item.runner_up, item.metric) for item in found if item.by_item]
     return decide(keyed, [*pairs, *asked])  # type: ignore[list-item]
 

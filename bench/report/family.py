@@ -10,7 +10,7 @@ With one seed on a side a difference is not tested ("cannot tell"): the seed-to-
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.analysis.items import SEED_NOISE_UNKNOWN, Interval, metric_difference, metric_interval
 from bench.analysis.stats import benjamini_hochberg
@@ -18,6 +18,7 @@ from bench.analysis.stats import benjamini_hochberg
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
 
 Pair = tuple[str, str, str]  # (strategy, against, metric): metric(strategy) - metric(against)
+Key = tuple[frozenset[str], str]  # a pair in either order, and its metric
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,10 @@ class Verdict:
 
 
 class Family:
-    """Every tested difference of a report with its verdict; a pair reads the same in either order."""
+    """Every difference of a report with its verdict; a pair reads the same in either order."""
 
-    def __init__(self, verdicts: dict[tuple[frozenset[str], str], Verdict]) -> None:
+    def __init__(self, differences: dict[Key, tuple[str, Interval]], verdicts: dict[Key, Verdict]) -> None:
+        self._differences = differences  # (first strategy, metric(first) - metric(other))
         self._verdicts = verdicts
 
     @property
@@ -44,22 +46,32 @@ class Family:
     def verdict(self, strategy: str, against: str, metric: str) -> Verdict | None:
         return self._verdicts.get((frozenset((strategy, against)), metric))
 
+    def difference(self, strategy: str, against: str, metric: str) -> Interval | None:
+        """metric(strategy) - metric(against), the interval its verdict was decided on."""
+        found = self._differences.get((frozenset((strategy, against)), metric))
+        if found is None:
+            return None
+        first, estimate = found
+        if first == strategy:
+            return estimate
+        return replace(estimate, mean=-estimate.mean, limits=(-estimate.limits[1], -estimate.limits[0]))
+
 
 def decide(keyed: dict[str, list], pairs: Iterable[Pair]) -> Family:
     """Each distinct pair's item-paired difference (bench/analysis/items.py), its p-value, and its verdict
     after Benjamini-Hochberg over all of them; pairs without comparable items are left out."""
-    differences: dict[tuple[frozenset[str], str], Interval] = {}
+    differences: dict[Key, tuple[str, Interval]] = {}
     for strategy, against, metric in pairs:
         key = (frozenset((strategy, against)), metric)
         if key in differences or strategy not in keyed or against not in keyed:
             continue
         difference = metric_difference(keyed[strategy], keyed[against], metric)
         if difference is not None:
-            differences[key] = difference
-    verdicts = {key: Verdict(None, SEED_NOISE_UNKNOWN) for key, d in differences.items() if not d.knows_seed_noise}
-    tested = [key for key, d in differences.items() if d.knows_seed_noise]
-    verdicts.update(zip(tested, judge([differences[key].p_value for key in tested])))
-    return Family(verdicts)
+            differences[key] = (strategy, difference)
+    verdicts = {key: Verdict(None, SEED_NOISE_UNKNOWN) for key, (_, d) in differences.items() if not d.knows_seed_noise}
+    tested = [key for key, (_, d) in differences.items() if d.knows_seed_noise]
+    verdicts.update(zip(tested, judge([differences[key][1].p_value for key in tested])))
+    return Family(differences, verdicts)
 
 
 def judge(p_values: list[float]) -> list[Verdict]:
@@ -72,9 +84,11 @@ def judge(p_values: list[float]) -> list[Verdict]:
     return verdicts
 
 
-def table_pairs(keyed: dict[str, list], compared: list[str]) -> tuple[list[str], list[Pair]]:
-    """The difference table's rows: (strategies, most accurate first; each other one against the most
-    accurate on every compared metric). compared[0] is the learned task's accuracy."""
+def table_pairs(keyed: dict[str, list], task: str, retained: list[str]) -> tuple[list[str], list[str], list[Pair]]:
+    """The difference table's rows: (strategies, most accurate first; the compared metrics: the learned
+    task's accuracy and, with retained tasks, mean forgetting; each other strategy against the most
+    accurate on every compared metric)."""
+    compared = [f"accuracy.{task}", "forgetting.mean"] if retained else [f"accuracy.{task}"]
     means = {strategy: metric_interval(runs, compared[0]) for strategy, runs in keyed.items()}
     ranked = sorted((s for s in means if means[s] is not None), key=lambda s: -means[s].mean)
-    return ranked, [(strategy, ranked[0], metric) for strategy in ranked[1:] for metric in compared]
+    return ranked, compared, [(strategy, ranked[0], metric) for strategy in ranked[1:] for metric in compared]

@@ -237,7 +237,7 @@ def context(
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = charts.colors(strategies)
     columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
-    answers = aggregate.answers(records, summary) if len(summary) else []
+    answers, family = aggregate.answers_and_family(records, summary) if len(summary) else ([], None)
     keyed = aggregate.keyed_records([r for r in records if r.status == "ok"])
     rows = [
         {
@@ -282,7 +282,7 @@ def context(
         "comparison": comparison,
         "history": history_charts(history),
         "memory": memory_section(records),
-        "quality": quality_section(records, answers),
+        "quality": quality_section(records, family),
         "notes": [block.strip() for block in (notes or "").split("\n\n") if block.strip()],
         "recommendations": recommendation_section(records),
         "fmt": charts.fmt,

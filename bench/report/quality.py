@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis.items import Interval, metric_difference, metric_interval, sentence
-from bench.records.results import RunResult, learned_task, retained_tasks
+from bench.analysis.items import Interval, metric_interval, sentence
+from bench.records.results import RunResult
 from bench.report import aggregate
-from bench.report.family import table_pairs
+from bench.report.family import Family, table_pairs
 
 
 def _cell(estimate: Interval | None) -> dict[str, Any] | None:
@@ -27,14 +27,13 @@ def _cell(estimate: Interval | None) -> dict[str, Any] | None:
     }
 
 
-def quality_section(records: list[RunResult], answers: list[aggregate.Answer] | None = None) -> dict[str, Any] | None:
-    """None unless the records hold per-item outcomes (schema 5 and later). answers: the report's answer
-    table, whose quality verdicts are decided with this table's (computed here when not given)."""
-    keyed = aggregate.keyed_records([r for r in records if r.status == "ok" and r.items])
-    task = learned_task(records)
-    if not keyed or task is None:
+def quality_section(records: list[RunResult], family: Family | None = None) -> dict[str, Any] | None:
+    """None unless the records hold per-item outcomes (schema 5 and later). family: the report's quality
+    verdicts, decided with the answer table's (bench/report/family.py; computed here when not given)."""
+    found = aggregate.item_design(records)
+    if found is None:
         return None
-    retained = [t for t in retained_tasks(records) if any(t in (r.items or {}) for r in records)]
+    keyed, task, retained = found
     metrics = [f"accuracy.{task}", f"gain.{task}", *(f"forgetting.{t}" for t in retained)]
     if retained:
         metrics.append("forgetting.mean")
@@ -43,15 +42,14 @@ def quality_section(records: list[RunResult], answers: list[aggregate.Answer] | 
         rows.append(
             {"strategy": strategy, "seeds": len(runs), "cells": [_cell(metric_interval(runs, m)) for m in metrics]}
         )
-    compared = [f"accuracy.{task}", "forgetting.mean"] if retained else [f"accuracy.{task}"]
-    ranked, pairs = table_pairs(keyed, compared)
+    ranked, compared, pairs = table_pairs(keyed, task, retained)
     if not ranked:
         return None
-    family = aggregate.quality_family(records, aggregate.answers(records) if answers is None else answers)
+    family = family or aggregate.answers_and_family(records)[1]
     comparisons: dict[str, dict[str, Any]] = {strategy: {} for strategy in ranked[1:]}
     design = None
     for strategy, reference, metric in pairs:
-        difference = metric_difference(keyed[strategy], keyed[reference], metric)
+        difference = family.difference(strategy, reference, metric)
         cell = comparisons[strategy][metric] = _cell(difference)
         design = design or difference
         verdict = family.verdict(strategy, reference, metric)
