@@ -28,6 +28,7 @@ BASE_METRICS: dict[str, tuple[str, bool, dict[str, float]]] = {
     "latency.ttft_ms.p90": ("ms", False, {"full": 10.0, "lora": 15.0}),
     "latency.ttft_ms.p99": ("ms", False, {"full": 11.0, "lora": 17.0}),
 }
+STRUCTURAL = ("storage.bytes", "params.trainable")  # sizes: the same on every seed, as real runs record them
 CUDA_REASON = "no CUDA device on this machine"
 BASE_SHA = "95f97e3f6575a0d89ea921482aee04c10875e3c72a809bb7bcf8969faadde9e1"
 
@@ -94,7 +95,9 @@ def make_record(
         if name in values and values[name] is None:
             metrics[name] = Metric.missing(unit, higher, "planted: not measured in this run")
             continue
-        value = values.get(name, typical[label] * scale.get(name, 1.0) * (1 + rng.uniform(-noise, noise)))
+        wobble = rng.uniform(-noise, noise)  # drawn for every metric, so that the others' draws stay put
+        wobble = 0.0 if name in STRUCTURAL else wobble
+        value = values.get(name, typical[label] * scale.get(name, 1.0) * (1 + wobble))
         metrics[name] = Metric(value=value, unit=unit, higher_is_better=higher)
     metrics["memory.train.cuda_allocated_peak_mib"] = Metric.missing("MiB", False, CUDA_REASON)
     slow = 1.0 / scale.get("train.tokens_per_s", 1.0)

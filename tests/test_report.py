@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bench.analysis import stats
 from bench.analysis.compare import compare_records
 from bench.report import aggregate, charts
+from bench.report.family import REPORT_ALPHA
 from bench.report.html import render, write_report
 from tests.synthetic_records import make_record, make_set, store
 
@@ -51,11 +54,66 @@ def test_answers_pick_winners_by_direction(records):
 
 
 def test_too_few_seeds_are_not_called_beyond_noise():
-    for seeds in ((0,), (0, 1)):  # 2 vs 2 runs: no split of four runs gives p <= 0.05
+    """Which strategy wins is the data's choice, so the test is two-sided: 3 vs 3 seeds reach p = 0.1 at
+    best (every split enumerated), 4 vs 4 reach 2/70."""
+    for seeds in ((0,), (0, 1), (0, 1, 2)):
         answer = {a.question: a for a in aggregate.answers(make_set(seeds=seeds))}["Most accurate"]
-        assert answer.beyond_noise is None and "too few to tell" in answer.note, answer
-    three = {a.question: a for a in aggregate.answers(make_set())}["Most accurate"]
-    assert three.beyond_noise is True and "permutation test over seeds, p = 0.05" in three.note
+        assert answer.beyond_noise is None and "too few to tell at two-sided" in answer.note, answer
+    found = {a.question: a for a in aggregate.answers(make_set(seeds=(0, 1, 2, 3)))}
+    four = found["Most accurate"]
+    assert four.p_value == pytest.approx(2 / 70) and "permutation test over seeds, 4 vs 4 seeds, two-sided" in four.note
+    assert four.beyond_noise is True and "quality differences (Benjamini-Hochberg)" in four.note
+
+
+def test_a_size_that_never_varies_is_exact():
+    """Storage is the same on every seed (real records: 356,936 and 80,001 bytes on each of 3): nothing to
+    test, so 3 seeds say beyond noise; a measurement that varies says unknown at 3."""
+    found = {a.question: a for a in aggregate.answers(make_set())}
+    store = found["Smallest to store"]
+    assert store.beyond_noise is True and store.p_value is None and "no seed noise, exact" in store.note
+    assert found["Fastest to train"].beyond_noise is None  # tokens/s vary from seed to seed
+
+
+def test_seeds_both_strategies_ran_are_paired():
+    """Seed k sets the data order (and the moment on the machine) of both strategies' runs: where each seed
+    moves both alike, the per-seed differences tell what the runs pooled cannot. Six seeds are the
+    fewest a two-sided sign-flip test can decide at 0.05 (2/64); a contaminated run is left out, as
+    bench compare leaves it out, and with it its seed's pair."""
+    shift = {0: 0.7, 1: 1.3, 2: 0.9, 3: 1.2, 4: 0.8, 5: 1.1, 6: 1.0}  # per seed, shared by both strategies
+    records = [
+        make_record(label, seed, values={"train.tokens_per_s": 1000 * shift[seed] * (1.03 if label == "full" else 1)})
+        for label in ("full", "lora")
+        for seed in range(6)
+    ]
+    fastest = {a.question: a for a in aggregate.answers(records)}["Fastest to train"]
+    assert "paired by seed (6 seeds), two-sided" in fastest.note and fastest.p_value == pytest.approx(2 / 64)
+    unpaired = stats.seed_test([(k, r.metrics["train.tokens_per_s"].value) for k, r in enumerate(records[:6])],
+                               [(k + 6, r.metrics["train.tokens_per_s"].value) for k, r in enumerate(records[6:])],
+                               REPORT_ALPHA)  # fmt: skip
+    assert "6 vs 6 seeds" in unpaired[1] and unpaired[0] > 0.5  # pooled, the seeds' spread hides 3%
+    seventh = [
+        make_record("full", 6, values={"train.tokens_per_s": 1030.0}),
+        make_record("lora", 6, values={"train.tokens_per_s": 700.0}, contaminated="train: other processes used 1 core"),
+    ]
+    found = {a.question: a for a in aggregate.answers([*records, *seventh])}["Fastest to train"]
+    assert "paired by seed (6 seeds)" in found.note and "(1 run with contaminated timing left out)" in found.note
+    assert found.p_value == pytest.approx(2 / 64)
+
+
+def test_equal_strategies_are_called_different_at_most_alpha_of_the_time():
+    """An A/A of the answers' seed-level test: two strategies drawn from one distribution, 5 seeds each,
+    the better mean named the winner. The old test, one-sided in the direction the means happened to
+    point, called them different twice as often as its level (about 10% here)."""
+    rng = np.random.default_rng(7)
+    draws, rates = 1000, {}
+    for two_sided in (True, False):
+        called = 0
+        for _ in range(draws):
+            first, second = sorted((list(rng.normal(100, 5, 5)) for _ in range(2)), key=np.mean, reverse=True)
+            called += bool(stats.differs(first, second, REPORT_ALPHA, two_sided=two_sided)[0])
+        rates[two_sided] = called / draws
+    error = 3 * (REPORT_ALPHA * (1 - REPORT_ALPHA) / draws) ** 0.5
+    assert rates[True] <= REPORT_ALPHA + error and rates[False] > 2 * REPORT_ALPHA - error, rates
 
 
 def test_page_has_table_charts_and_provenance(page):

@@ -120,6 +120,18 @@ def test_the_answer_line_and_the_table_decide_one_family():
     assert one_line_answer(runs).endswith("within noise")
 
 
+def test_costs_are_a_family_apart_from_quality():
+    """Six seeds a side: the costs are tested (paired by seed) and sure, and they are not in the quality
+    family, where Benjamini-Hochberg would let them lower the bar for the accuracy difference."""
+    rng = np.random.default_rng(2)
+    runs = [*(_run("full", k, 0.8, rng) for k in range(6)), *(_run("lora", k, 0.75, rng) for k in range(6))]
+    found, family = aggregate.answers_and_family(runs)
+    costs = [a for a in found if a.p_value is not None and not a.metric.startswith(("accuracy", "forgetting"))]
+    assert {a.question for a in costs} >= {"Fastest to train", "Lowest latency"}
+    assert all("over the report's" in a.note and "cost differences" in a.note for a in costs)
+    assert family.tests == 2  # the table's two quality differences, which the answers share
+
+
 @pytest.mark.parametrize("data_seed", range(6))
 def test_every_answer_tested_by_item_agrees_with_the_table(data_seed):
     runs = _full_and_lora(data_seed)

@@ -92,17 +92,48 @@ def permutation_p(candidate: Sequence[float], baseline: Sequence[float], increas
     return float(result.pvalue)
 
 
-def differs(a: Sequence[float], b: Sequence[float], alpha: float) -> tuple[bool | None, float | None]:
-    """(beyond noise?, p) for two groups of per-run values: the one-sided test in the direction the
-    means point, as `bench compare` uses it (so its two-sided level is 2 x alpha).
+def differs(
+    a: Sequence[float], b: Sequence[float], alpha: float, two_sided: bool = False
+) -> tuple[bool | None, float | None]:
+    """(beyond noise?, p) for two groups of per-run values: by default the one-sided test in the
+    direction the means point, as `bench compare` uses it, where only one direction gates (so its
+    two-sided level is 2 x alpha). `two_sided`: the p of either direction (twice the one-sided p, at
+    most 1), for a question whose direction the data chose ("which is faster?"): at alpha, two equal
+    strategies are called different alpha of the time, not 2 x alpha.
 
     (None, None) when the design cannot tell: too few runs for any split to reach alpha.
     """
     mean_a, mean_b = mean(a), mean(b)
-    if mean_a is None or mean_b is None or min_p_value(len(a), len(b)) > alpha:
+    sides = 2 if two_sided else 1
+    if mean_a is None or mean_b is None or sides * min_p_value(len(a), len(b)) > alpha:
         return None, None
-    p = permutation_p(a, b, increased=mean_a > mean_b)
+    p = min(1.0, sides * permutation_p(a, b, increased=mean_a > mean_b))
     return p <= alpha, p
+
+
+def seed_test(
+    first: Sequence[tuple[int, float]], second: Sequence[tuple[int, float]], alpha: float
+) -> tuple[float | None, str]:
+    """(two-sided p, design) that two strategies' runs, (seed, value) each, differ beyond seed noise; p is
+    None where the design cannot reach alpha. Paired by seed (a sign-flip test of the per-seed
+    differences: seed k set both runs' data order, and in a suite they ran one after the other) where
+    both ran once each, on the seeds both ran, where there are enough of them to reach alpha (6 at 0.05);
+    else the two-sample test over all runs. The choice rests on the design alone, never on the values,
+    so alpha holds."""
+    by_seed_a, by_seed_b = dict(first), dict(second)
+    once = len(by_seed_a) == len(first) and len(by_seed_b) == len(second)
+    seeds = sorted(by_seed_a.keys() & by_seed_b.keys()) if once else []
+    a, b = [value for _, value in first], [value for _, value in second]
+    if len(seeds) and 2 / 2 ** len(seeds) <= alpha:  # the seeds both ran; a seed one side lacks is left out
+        a, b = [by_seed_a[k] for k in seeds], [by_seed_b[k] for k in seeds]
+        return min(1.0, 2 * paired_p(a, b, _above(a, b))), f"paired by seed ({len(seeds)} seeds), two-sided"
+    if 2 * min_p_value(len(a), len(b)) > alpha:
+        return None, f"{len(a)} vs {len(b)} seeds: too few to tell at two-sided p<={alpha}"
+    return min(1.0, 2 * permutation_p(a, b, _above(a, b))), f"{len(a)} vs {len(b)} seeds, two-sided"
+
+
+def _above(a: Sequence[float], b: Sequence[float]) -> bool:
+    return sum(a) / len(a) > sum(b) / len(b)
 
 
 def paired_p(candidate: Sequence[float], baseline: Sequence[float], increased: bool) -> float:

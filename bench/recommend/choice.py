@@ -117,9 +117,10 @@ def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
 
 
 def within_noise(a: Figure, b: Figure) -> bool | None:
-    """Whether two strategies' seeds cannot be told apart: the permutation test over seeds where the
-    design can reach ALPHA (bench.analysis.stats), else overlapping seed ranges; None with one seed (unknown)."""
-    beyond, _ = stats.differs(a.values, b.values, ALPHA)
+    """Whether two strategies' seeds cannot be told apart: the permutation test over seeds, two-sided (which
+    one leads is the data's choice), where the design can reach ALPHA (bench.analysis.stats), else
+    overlapping seed ranges; None with one seed (unknown)."""
+    beyond, _ = stats.differs(a.values, b.values, ALPHA, two_sided=True)
     if beyond is not None:
         return not beyond
     if a.n >= 2 and b.n >= 2:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bench.analysis import stats
 from bench.analysis.items import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
-from bench.report.family import REPORT_ALPHA, Family, decide, table_pairs
+from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,8 @@ class Answer:
     margin_relative: float | None = None
     beyond_noise: bool | None = None  # None: fewer than two seeds, noise unknown
     note: str = ""
-    by_item: bool = False  # tested paired by item: decided with the report's other quality differences
+    by_item: bool = False  # tested paired by item, and decided with the report's other differences
+    p_value: float | None = None  # tested over seeds (two-sided), and decided with the report's other differences
 
 
 def group_key(record: RunResult, machines: int) -> str:
@@ -129,23 +130,33 @@ def answer(
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
-    # the same tests as bench compare: paired by item where the records hold per-item outcomes
-    # (bench/analysis/items.py), else an exact permutation over runs (seeds), see bench/analysis/stats.py
+    # paired by item where the records hold per-item outcomes (bench/analysis/items.py), else an exact
+    # permutation over runs (seeds), two-sided as the winner is the data's choice (bench/analysis/stats.py);
+    # beyond noise or not is decided with the report's other differences at once, in answers()
+    beyond, p = None, None
     paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
-    if paired is not None:  # beyond noise or not: decided with the report's quality family, in answers()
-        beyond = None
+    if paired is not None:
         note = (
             f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
             f"{100 * paired.high:+.1f}; {sentence(paired)}"
         )
+    elif _exact(metric, list(best["values"]), list(second["values"])):
+        beyond = True
+        note = f"the same on every seed of either ({int(best['n'])} vs {int(second['n'])}): no seed noise, exact"
     else:
-        beyond, p = stats.differs(list(best["values"]), list(second["values"]), REPORT_ALPHA)
-        if beyond is None:
-            note = f"{int(best['n'])} vs {int(second['n'])} seeds: too few to tell at p<={REPORT_ALPHA}"
-        else:
-            note = f"permutation test over seeds, p = {p:.3g}"
+        ok = [record for record in records or [] if record.status == "ok"]
+        timing = stats.matches(metric, stats.TIMING)
+        clean = [record for record in ok if not (timing and record.timing_contaminated)]  # as bench compare
+        first, other = (_seed_values(clean, str(row["strategy"]), metric) for row in (best, second))
+        if not ok:  # no records given: the summary's values, unpaired
+            first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
+        p, design = stats.seed_test(first, other, REPORT_ALPHA)
+        note = design if p is None else f"permutation test over seeds, {design}"
+        left_out = len(_seed_values(ok, str(best["strategy"]), metric)) - len(first)
+        left_out += len(_seed_values(ok, str(second["strategy"]), metric)) - len(other)
+        note += f" ({left_out} run{'s' * (left_out > 1)} with contaminated timing left out)" if left_out else ""
     if margin == 0:
-        beyond, note = False, "tie"
+        beyond, p, note = False, None, "tie"
     return Answer(
         question.text,
         metric,
@@ -160,7 +171,23 @@ def answer(
         beyond,
         note,
         by_item=paired is not None,
+        p_value=p,
     )
+
+
+def _exact(metric: str, first: list[float], second: list[float]) -> bool:
+    """A measurement (not a quality metric) that took one value on every seed of either side, two seeds
+    or more a side (storage bytes, counted memory): there is no seed noise to test against."""
+    return (
+        not stats.is_quality(metric) and min(len(first), len(second)) >= 2 and len(set(first)) == len(set(second)) == 1
+    )
+
+
+def _seed_values(records: list[RunResult], strategy: str, metric: str) -> list[tuple[int, float]]:
+    """(seed, value) of each of a strategy's runs that measured the metric."""
+    runs = keyed_records(records).get(strategy, [])
+    found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
+    return [(seed, float(value)) for seed, value in found if value is not None]
 
 
 def _paired(records: list[RunResult] | None, first: str, second: str, metric: str):
@@ -180,12 +207,19 @@ def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> li
 
 
 def answers_and_family(records: list[RunResult], summary: pd.DataFrame | None = None) -> tuple[list[Answer], Family]:
-    """The answer table, and the family its item-tested answers were decided in (the difference table's too)."""
+    """The answer table, and the quality family its quality answers were decided in (the difference
+    table's too). Costs (time, memory, latency, size) are a family of their own: how fast a strategy ran
+    must not make its accuracy deficit easier to call, as one Benjamini-Hochberg family over both would."""
     summary = summarize(records) if summary is None else summary
     task = learned_task(records)
     found = [item for item in (answer(question, summary, task, records) for question in QUESTIONS) if item]
-    family = quality_family(records, found)
-    return [_settled(item, family) for item in found], family
+    quality = quality_family(records, [item for item in found if stats.is_quality(str(item.metric))])
+    cost = decide({}, [], _seed_tests([item for item in found if not stats.is_quality(str(item.metric))]))
+    settled = [
+        _settled(item, quality, "quality") if stats.is_quality(str(item.metric)) else _settled(item, cost, "cost")
+        for item in found
+    ]
+    return settled, quality
 
 
 def item_design(records: list[RunResult]) -> tuple[dict[str, list[RunResult]], str, list[str]] | None:
@@ -200,25 +234,30 @@ def item_design(records: list[RunResult]) -> tuple[dict[str, list[RunResult]], s
 
 def quality_family(records: list[RunResult], found: list[Answer]) -> Family:
     """The report's quality verdicts, decided at once: the difference table's pairs (each strategy against
-    the most accurate) and the answers' winner-against-runner-up pairs tested by item."""
+    the most accurate) and the quality answers' winner-against-runner-up pairs, tested by item or over seeds."""
     design = item_design(records)
     if design is None:
-        return decide({}, [])
+        return decide({}, [], _seed_tests(found))
     keyed, task, retained = design
     _, _, pairs = table_pairs(keyed, task, retained)
     asked = [(item.winner, item.runner_up, item.metric) for item in found if item.by_item]
-    return decide(keyed, [*pairs, *asked])  # type: ignore[list-item]
+    return decide(keyed, [*pairs, *asked], _seed_tests(found))  # type: ignore[list-item]
 
 
-def _settled(item: Answer, family: Family) -> Answer:
-    """An item-tested answer with the family's verdict, and q where the family holds more than one test."""
-    verdict = family.verdict(str(item.winner), str(item.runner_up), str(item.metric)) if item.by_item else None
+def _seed_tests(found: list[Answer]) -> list[SeedTest]:
+    return [(str(a.winner), str(a.runner_up), str(a.metric), a.p_value) for a in found if a.p_value is not None]
+
+
+def _settled(item: Answer, family: Family, kind: str) -> Answer:
+    """A tested answer with the family's verdict, and q where the family holds more than one test."""
+    tested = item.by_item or item.p_value is not None
+    verdict = family.verdict(str(item.winner), str(item.runner_up), str(item.metric)) if tested else None
     if verdict is None or item.margin == 0:
         return item
     if verdict.q is None:
         return replace(item, beyond_noise=None, note=f"{item.note}; {verdict.why}, as bench compare says")
     if family.tests > 1:
-        together = f"q = {verdict.q:.3g} over the report's {family.tests} quality differences (Benjamini-Hochberg)"
+        together = f"q = {verdict.q:.3g} over the report's {family.tests} {kind} differences (Benjamini-Hochberg)"
         return replace(item, beyond_noise=verdict.beyond, note=f"{item.note}; p = {verdict.p:.3g} alone, {together}")
     return replace(item, beyond_noise=verdict.beyond, note=f"{item.note}; p = {verdict.p:.3g}")
 

@@ -1,7 +1,10 @@
-"""The one family of quality verdicts a report states: every item-level difference it calls beyond noise
-or not (the difference table's strategy-against-reference rows and the answer table's winner against
-runner-up) is decided at once, Benjamini-Hochberg at REPORT_ALPHA, as bench compare decides its gating
-tests. One family makes the answer line and the table agree: before, the answer tested its pair alone
+"""The families of verdicts a report states: every difference it calls beyond noise or not is decided
+with the others of its family at once, Benjamini-Hochberg at REPORT_ALPHA, as bench compare decides its
+gating tests. Quality is one family: the difference table's strategy-against-reference rows and the
+answer table's winner against runner-up on accuracy and forgetting (by item, or over seeds without
+items). The answers' costs (fastest, least memory, lowest latency, smallest: tested over seeds,
+two-sided) are another, so that a strong speed difference cannot make a weak accuracy one easier to
+call. One family makes the answer line and the table agree: before, the answer tested its pair alone
 (p = 0.049: "beyond noise") while the table, over two differences, said the same pair was not (q = 0.098).
 
 With one seed on a side a difference is not tested ("cannot tell"): the seed-to-seed variance is unknown.
@@ -19,6 +22,7 @@ REPORT_ALPHA = 0.05  # the same level as bench compare's default
 
 Pair = tuple[str, str, str]  # (strategy, against, metric): metric(strategy) - metric(against)
 Key = tuple[frozenset[str], str]  # a pair in either order, and its metric
+SeedTest = tuple[str, str, str, float]  # (strategy, against, metric, two-sided p over seeds)
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,10 @@ class Family:
         return replace(estimate, mean=-estimate.mean, limits=(-estimate.limits[1], -estimate.limits[0]))
 
 
-def decide(keyed: dict[str, list], pairs: Iterable[Pair]) -> Family:
-    """Each distinct pair's item-paired difference (bench/analysis/items.py), its p-value, and its verdict
-    after Benjamini-Hochberg over all of them; pairs without comparable items are left out."""
+def decide(keyed: dict[str, list], pairs: Iterable[Pair], seed_tests: Iterable[SeedTest] = ()) -> Family:
+    """Each distinct pair's item-paired difference (bench/analysis/items.py) and its p-value, with the
+    p-values of the seed-level tests, each with its verdict after Benjamini-Hochberg over all of them;
+    pairs without comparable items are left out."""
     differences: dict[Key, tuple[str, Interval]] = {}
     for strategy, against, metric in pairs:
         key = (frozenset((strategy, against)), metric)
@@ -69,8 +74,10 @@ def decide(keyed: dict[str, list], pairs: Iterable[Pair]) -> Family:
         if difference is not None:
             differences[key] = (strategy, difference)
     verdicts = {key: Verdict(None, SEED_NOISE_UNKNOWN) for key, (_, d) in differences.items() if not d.knows_seed_noise}
-    tested = [key for key, (_, d) in differences.items() if d.knows_seed_noise]
-    verdicts.update(zip(tested, judge([differences[key][1].p_value for key in tested])))
+    tested = {key: d.p_value for key, (_, d) in differences.items() if d.knows_seed_noise}
+    for strategy, against, metric, p in seed_tests:
+        tested.setdefault((frozenset((strategy, against)), metric), p)
+    verdicts.update(zip(tested, judge(list(tested.values()))))
     return Family(differences, verdicts)
 
 
