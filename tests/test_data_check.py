@@ -45,8 +45,10 @@ def write(path: Path, rows: list[Any]) -> Path:
 
 
 def data_suite(folder: Path, path: Path, **task: Any) -> dict[str, Any]:
+    """A suite whose task and retained task read `path`; batches of 1, so a one-row training set trains."""
     spec = {"name": "mine", "source": "jsonl", "path": str(path), **task}
-    return fast_suite("data", ["lora"], task=spec, retain=[{**spec, "name": "again"}])
+    budget = {"steps": 4, "batch_size": 1, "seq_len": 16}
+    return fast_suite("data", ["lora"], task=spec, retain=[{**spec, "name": "again"}], budget=budget)
 
 
 def test_every_problem_of_a_file_is_reported_at_once_and_the_file_is_read_once(tmp_path: Path, monkeypatch):

@@ -59,7 +59,7 @@ def test_every_problem_of_generative_rows_is_reported_at_once(tmp_path: Path):
 
 
 def test_a_suite_with_generation_on_multiple_choice_data_is_refused_before_any_run(tmp_path: Path):
-    path = write(tmp_path / "mc.jsonl", [{"context": f"Q{i}", "choices": ["a", "b"], "label": 0} for i in range(4)])
+    path = write(tmp_path / "mc.jsonl", [{"context": f"Q{i}", "choices": ["a", "b"], "label": 0} for i in range(40)])
     task = {"name": "mine", "source": "jsonl", "path": str(path), "generation": {"max_new_tokens": 4}}
     retain = [{"name": "arc-easy", "source": "olmo", "generation": {"max_new_tokens": 4}}]
     problems = data_problems(parse_suite(fast_suite("data", ["lora"], task=task, retain=retain)))
@@ -71,7 +71,7 @@ def test_a_suite_with_generation_on_multiple_choice_data_is_refused_before_any_r
 
 
 def test_message_contexts_on_a_model_without_a_template_are_refused(tmp_path: Path):
-    rows = [{"prompt": "a", "completion": "b"}, {"context": [USER], "answer": "4", "id": "m"}]
+    rows = [*({"prompt": f"a{i}", "completion": "b"} for i in range(8)), {"context": [USER], "answer": "4", "id": "m"}]
     path = write(tmp_path / "chat.jsonl", rows)
     problems = data_problems(
         parse_suite(fast_suite("data", ["lora"], task={"name": "m", "source": "jsonl", "path": str(path)}))

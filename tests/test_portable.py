@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.cli.publish import main as publish_main
 from bench.records.archives import as_folder
-from bench.records.portable import allowed_env, is_secret_name, leaks, portable_path
+from bench.records.portable import allowed_env, is_secret_name, leaks, portable_path, scrub
 from bench.records.results import SCHEMA_VERSION, parse_record
 from bench.records.store import ResultStore, atomic_write_text, load_record, record_paths
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite
@@ -193,3 +193,21 @@ def test_a_fresh_run_keeps_planted_secrets_out_of_records_logs_reports_and_site(
     for path in site.rglob("*"):
         if path.is_file() and path.suffix in {".html", ".json"}:
             assert str(tmp_path) not in path.read_text() and f">{socket.gethostname()}<" not in path.read_text()
+
+
+def test_file_urls_and_paths_as_keys_are_found_and_scrubbed():
+    """Two ways a path slipped past publish's check: inside a file URL (the slash before it read as a URL's
+    path) and as a dict key (only values were read)."""
+    raw = {
+        "spec": {"data": "file:///home/alice/private/train.jsonl", "docs": "https://example.org/a/b"},
+        "per_file": {"/home/alice/data.jsonl": 3},
+        "environment": {"hostname": None},
+    }
+    found = dict(leaks(raw, hosts=[]))
+    assert found == {
+        "spec.data": "absolute path '/home/alice/private/train.jsonl'",
+        "per_file (a key)": "absolute path '/home/alice/data.jsonl'",
+    }
+    clean = scrub(raw)
+    assert clean["spec"] == {"data": "file:private/train.jsonl", "docs": "https://example.org/a/b"}
+    assert clean["per_file"] == {"alice/data.jsonl": 3} and leaks(clean, hosts=[]) == []

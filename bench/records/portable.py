@@ -40,9 +40,12 @@ ALLOWED_ENV = (
 SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)$|PASSWORD|API_?KEY", re.I)
 REDACTED = "<redacted>"
 HOST = "<host>"
-# An absolute POSIX path or a Windows drive path, not inside a URL (`https://x/y`), a ratio (`tokens/s`)
-# or a closing tag (`</s>`, a stop sequence of generative tasks)
-ABSOLUTE = re.compile(r"(?<![\w:/.~%<-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
+# An absolute POSIX path or a Windows drive path, also after a prefix (`jsonl:/data/x.jsonl`), not inside a URL
+# (`https://x/y`: a slash before a slash is no path's start), a ratio (`tokens/s`) or a closing tag (`</s>`, a
+# stop sequence of generative tasks)
+ABSOLUTE = re.compile(r"(?<![\w/.~%<-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
+# A file URL names a path on the machine that wrote it: `file:///home/x/y` is read as the path `/home/x/y`
+FILE_URL = re.compile(r"\bfile://(?:localhost)?(?=/)", re.I)
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 USER_AT_HOST = re.compile(r"\b[a-z_][\w.-]*@[a-z0-9][\w-]*(?:\.[\w-]+)+\b", re.I)
 CACHE = re.compile(r"^.*?/(?:\.cache/fine-tune-bench|\.bench-cache|fine-tune-bench-cache)/")
@@ -122,6 +125,7 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
         text = text.replace(secret, REDACTED)
     for host in hosts:
         text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", HOST, text)
+    text = FILE_URL.sub("file:", text)
     return ABSOLUTE.sub(lambda found: portable_path(found.group(0), **roots), text)
 
 
@@ -136,8 +140,8 @@ def machine_hosts() -> list[str]:
 def _walk(value: Any, change) -> Any:
     if isinstance(value, str):
         return change(value)
-    if isinstance(value, dict):
-        return {key: _walk(item, change) for key, item in value.items()}
+    if isinstance(value, dict):  # keys too: a path can be a key (per-file figures)
+        return {change(key) if isinstance(key, str) else key: _walk(item, change) for key, item in value.items()}
     if isinstance(value, list):
         return [_walk(item, change) for item in value]
     return value
@@ -186,6 +190,8 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
         yield where, value
     elif isinstance(value, dict):
         for key, item in value.items():
+            if isinstance(key, str):
+                yield (f"{where} (a key)" if where else "(a key)"), key
             yield from _strings(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -203,7 +209,7 @@ def leaks(raw: Any, hosts: list[str] | None = None) -> list[tuple[str, str]]:
         if where == "environment.hostname":
             continue
         for kind, pattern in (("absolute path", ABSOLUTE), ("IP address", IPV4), ("user@host", USER_AT_HOST)):
-            hit = pattern.search(text)
+            hit = pattern.search(FILE_URL.sub("file:", text))
             if hit:
                 found.append((where, f"{kind} {hit.group(0)!r}"))
         for host in hosts:

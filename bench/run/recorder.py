@@ -90,6 +90,8 @@ class Recorder:
         self.metric("params.trainable_percent", 100 * trainable / total, "%", False)
 
     def record_training(self, outcome: Any) -> None:
+        if not outcome.step_seconds:
+            raise RuntimeError("training made no optimizer step: fewer training rows than budget.batch_size?")
         warmup = min(self.spec.measure.throughput_warmup_steps, max(outcome.steps - 1, 0))
         seconds, tokens = outcome.step_seconds[warmup:], outcome.step_tokens[warmup:]
         samples = outcome.step_samples[warmup:]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.spec import ModelSpec, TaskSpec
 from bench.suite import Suite, SuiteError
+from bench.tasks.base import ChoiceItem, Example, GenItem
 from bench.tasks.files import read_rows
 from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
 from bench.tasks.split import OverlapError, check_overlap, declared_split, hashed_order
@@ -26,6 +27,7 @@ def data_problems(suite: Suite) -> list[str]:
         field = "task" if index == 0 else f"retain[{index - 1}]"
         if spec.source not in ("jsonl", "dataset"):
             problems.extend(_generation_named(field, spec))
+            problems.extend(_train_size(field, spec, suite) if index == 0 else [])
             continue
         path = Path(spec.path or "").expanduser()
         if path not in read:
@@ -36,6 +38,7 @@ def data_problems(suite: Suite) -> list[str]:
         rows = read[path]
         if rows.problems:
             continue
+        problems.extend(_sizes(field, spec, rows, suite if index == 0 else None))
         problems.extend(_loss(field, spec, rows))
         problems.extend(_generation(field, spec, rows))
         chat = rows.message_contexts or (spec.generation is not None and spec.generation.chat_template)
@@ -81,16 +84,67 @@ def _has_template(model: ModelSpec) -> bool:
     return not isinstance(config, dict) or bool(config.get("chat_template"))
 
 
-def _overlap(spec: TaskSpec, rows: Rows) -> list[str]:
+def _sides(spec: TaskSpec, rows: Rows) -> tuple[list[Example], list[ChoiceItem | GenItem]]:
+    """(training examples, evaluation items) as the task will have them: the file's training rows, or the
+    declared split of its evaluation rows (bench.tasks.jsonl.build_jsonl)."""
     if rows.train:
-        train, test = rows.train, hashed_order(rows.items, spec.name)
-    else:
-        train, test = declared_split(rows.items, spec.test_fraction, spec.name)
+        return rows.train, hashed_order(rows.items, spec.name)
+    return declared_split(rows.items, spec.test_fraction, spec.name)
+
+
+def _overlap(spec: TaskSpec, rows: Rows) -> list[str]:
+    train, test = _sides(spec, rows)
     try:
         check_overlap(spec.name, train, test)
     except OverlapError as error:
         return [f"{rows.path}: {error}"]
     return []
+
+
+def _sizes(field: str, spec: TaskSpec, rows: Rows, suite: Suite | None) -> list[str]:
+    """A task needs evaluation items; the learned task (`suite` given) of a suite that trains on it (an sft
+    strategy) needs a full batch of training examples: the trainer drops a partial batch (no step at all)."""
+    train, test = _sides(spec, rows)
+    declared = "" if rows.train else f"test_fraction {spec.test_fraction:g} of {len(rows.items)} evaluation row(s)"
+    if not test:
+        return [
+            f"{rows.path}: {field}.test_fraction: 0 evaluation items ({declared} held out none): "
+            "raise test_fraction or add evaluation rows"
+        ]
+    if suite is None or "sft" not in _objectives(suite):
+        return []
+    usable, batch = min(len(train), spec.train_size), suite.budget.batch_size
+    if not train:
+        return [
+            f"{rows.path}: {field}.test_fraction: 0 training examples ({declared} held out all): "
+            "lower test_fraction or add training rows"
+        ]
+    if usable < batch:
+        given = f"{len(train)} training row(s)" if rows.train else f"{len(train)} held-in item(s) of the declared split"
+        return [
+            f"{rows.path}: {field}.train_size: {usable} training example(s) ({given}, train_size {spec.train_size}) "
+            f"< budget.batch_size {batch}: no full batch, so no training step; add rows or lower budget.batch_size"
+        ]
+    return []
+
+
+def _train_size(field: str, spec: TaskSpec, suite: Suite) -> list[str]:
+    """A built-in task (synthetic, olmo) has at most `train_size` training examples: a batch needs as many."""
+    batch = suite.budget.batch_size
+    if spec.train_size >= batch or "sft" not in _objectives(suite):
+        return []
+    return [
+        f"{field}.train_size: {spec.train_size} < budget.batch_size {batch}: no full batch, so no training step; "
+        "raise train_size or lower budget.batch_size"
+    ]
+
+
+def _objectives(suite: Suite) -> set[str]:
+    """What the suite's strategies train: `sft` on the learned task (a chained run's parent is one), `dpo`
+    and `rlhf` on preference pairs."""
+    from bench.strategies import STRATEGIES
+
+    return {STRATEGIES.get(strategy.name).objective for strategy in suite.strategies}
 
 
 def _loss(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
@@ -126,14 +180,18 @@ def _generation(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
 
 
 def _preference(suite: Suite) -> list[str]:
-    if suite.preference is None or not suite.preference.jsonl:
-        return []
+    spec = suite.preference
+    if spec is None or not spec.jsonl:
+        return _pairs_per_batch(suite, spec.train_size, "preference.train_size", "built from the task") if spec else []
     from bench.tasks.preference import read_jsonl
 
+    path = Path(spec.jsonl).expanduser()
     try:
-        pairs = read_jsonl(Path(suite.preference.jsonl).expanduser())
+        pairs = read_jsonl(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return list(getattr(error, "problems", None) or [f"preference.jsonl: {error}"])
+    if len(pairs) < 2:  # bench.tasks.preference.split_pairs holds one row out and trains on the rest
+        return [f"{path}: preference.jsonl: needs at least 2 rows to hold one out, got {len(pairs)}"]
     if pairs[0].conversational and suite.model.chat_template is None and not _has_template(suite.model):
         model = suite.model.preset or suite.model.path or suite.model.config
         kind = "preset" if suite.model.preset else "folder"
@@ -141,4 +199,17 @@ def _preference(suite: Suite) -> list[str]:
             f"preference.jsonl: {pairs[0].format} pairs need a chat template, and model {kind} {model!r} has none: "
             "give one with model.chat_template"
         ]
-    return []
+    train = len(pairs) - min(spec.heldout_size, len(pairs) - 1)  # split_pairs' rule
+    given = f"{len(pairs)} rows less heldout_size {spec.heldout_size}"
+    return _pairs_per_batch(suite, train, f"{path}: preference.heldout_size", given)
+
+
+def _pairs_per_batch(suite: Suite, train: int, where: str, given: str) -> list[str]:
+    """A strategy that trains on the pairs (dpo, rlhf) needs a full batch of them, as sft needs examples."""
+    batch = suite.budget.batch_size
+    if train >= batch or not _objectives(suite) - {"sft"}:
+        return []
+    return [
+        f"{where}: {train} training pair(s) ({given}) < budget.batch_size {batch}: no full batch, so no "
+        "dpo/rlhf training step; add pairs or lower budget.batch_size"
+    ]

@@ -34,14 +34,17 @@ def read_rows(path: Path, name: str) -> Rows:
 
 
 def _parsed(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
-    if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
+    """(line or row number, row) of each row; the suffix is compared without case (`data.CSV`), and a
+    UTF-8 byte order mark at the start of a text file is dropped (`utf-8-sig`)."""
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in DATASETS_SUFFIXES:
         yield from _from_datasets(path, rows)
         return
-    if path.suffix == ".csv":
+    if suffix == ".csv":
         yield from _from_csv(path)
         return
-    if path.suffix == ".json":
-        text = path.read_text(encoding="utf-8")
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8-sig")
         try:
             whole = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
@@ -49,7 +52,7 @@ def _parsed(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
         if isinstance(whole, list):  # a JSON array of rows (a null is a column the row has not); else lines
             yield from ((index, _present(row)) for index, row in enumerate(whole, start=1))
             return
-    with path.open(encoding="utf-8") as stream:
+    with path.open(encoding="utf-8-sig") as stream:
         for line, raw in enumerate(stream, start=1):
             if not raw.strip():
                 continue
@@ -76,7 +79,7 @@ def _from_datasets(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
                     return
                 loaded = next(iter(loaded.values()))
         else:
-            kind = DATASETS_SUFFIXES[path.suffix]
+            kind = DATASETS_SUFFIXES[path.suffix.lower()]
             loaded = datasets.load_dataset(kind, data_files=str(path), split="train")
         table = loaded.to_list()
     except Exception as error:  # noqa: BLE001 (a third-party reader: any failure is a problem of this file)
@@ -88,25 +91,51 @@ def _from_datasets(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
 
 def _from_csv(path: Path) -> Iterator[tuple[int, Any]]:
     """CSV cells are text, read as such (no type guessing): an empty cell is a column the row has not,
-    `label` an integer, `choices` and `messages` the JSON lists they hold."""
-    with path.open(encoding="utf-8", newline="") as stream:
-        reader = csv.DictReader(stream)
-        for row in reader:
-            cells = {key: value for key, value in row.items() if value not in ("", None)}
-            if None in cells:  # more cells than the header names
-                cells["(cell without a header)"] = cells.pop(None)
-            yield reader.line_num, {key: _cell(key, value) for key, value in cells.items()}
+    `label` an integer, and a field whose value may be a list holds it as JSON (`_cell`). A row is
+    numbered by the line it starts on (a quoted cell may span lines); the header is line 1."""
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        header: list[str] | None = None
+        while True:
+            start = reader.line_num + 1
+            values = next(reader, None)
+            if values is None:
+                return
+            if not values:  # a blank line
+                continue
+            if header is None:
+                header = values
+                continue
+            yield start, _csv_row(header, values)
+
+
+def _csv_row(header: list[str], values: list[str]) -> dict[str, Any]:
+    """One record as `csv.DictReader` pairs it with the header, empty cells left out; extra cells are
+    kept under a key that names them, so the row check reports them."""
+    cells = {key: value for key, value in dict(zip(header, values)).items() if value != ""}
+    if len(values) > len(header):
+        cells["(cell without a header)"] = values[len(header) :]
+    return {key: _cell(key, value) for key, value in cells.items()}
+
+
+# fields whose value may be a list, written in a CSV cell as JSON: always a list (choices, messages, aliases),
+# or a list of messages where a string is also allowed (prompt, completion, context)
+LIST_CELLS = frozenset({"choices", "messages", "aliases"})
+MESSAGE_CELLS = frozenset({"prompt", "completion", "context"})
 
 
 def _cell(key: Any, value: Any) -> Any:
     if key == "label" and isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    if key in ("choices", "messages") and isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            return json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            return value  # left as text: the row check says what is wrong with it
-    return value
+    if key not in LIST_CELLS | MESSAGE_CELLS or not isinstance(value, str) or not value.lstrip().startswith("["):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        return value  # left as text: the row check says what is wrong with it (or it is a text prompt)
+    if key in MESSAGE_CELLS and not (isinstance(parsed, list) and parsed and all(isinstance(m, dict) for m in parsed)):
+        return value  # a text that happens to look like JSON (`[1, 2, 3]` as a completion)
+    return parsed
 
 
 def _present(row: Any) -> Any:

@@ -153,7 +153,9 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
         raise PreferenceError(str(path), [f"{path}: file not found"])
     pairs, problems = [], []
     first: tuple[int, str] | None = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # lines end at "\n" only, as JSONL's do (str.splitlines would also split at U+2028, U+0085 inside a string);
+    # a byte order mark at the start is dropped
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -231,5 +233,6 @@ def split_pairs(pairs: list[PreferencePair], heldout_size: int, source: str, see
 def load_preference(spec: PreferenceSpec, task: str, seed: int = 0) -> PreferenceData:
     """The suite's preference section -> pairs: a JSONL file (split by seed) or built from `task`."""
     if spec.jsonl:
-        return split_pairs(read_jsonl(spec.jsonl), spec.heldout_size, f"jsonl:{spec.jsonl}", seed)
+        path = Path(spec.jsonl).expanduser()  # as a task's path is recorded; the record's scrub makes it portable
+        return split_pairs(read_jsonl(path), spec.heldout_size, f"jsonl:{path}", seed)
     return build_preference(task, spec.train_size, spec.heldout_size, seed)

@@ -145,7 +145,7 @@ class Rows:
     def _text(self, line: int, row: dict[str, Any], key: str) -> str | None:
         value = row[key]
         if not isinstance(value, str) or not value.strip():
-            self.problem(line, key, f"expected a non-empty string, got {_short(value)}")
+            self.problem(line, key, f"expected a non-empty string, got {_got(value)}")
             return None
         return value
 
@@ -158,7 +158,11 @@ class Rows:
     def _evaluation(self, line: int, row: dict[str, Any]) -> None:
         self._eval_rows += 1
         keys = set(row) - OPTIONAL_KEYS - {"context"}
-        # a row with a context alone is missing the fields of the file's kind (multiple choice unless known)
+        if not keys and self._eval_kind is None:  # a context alone, before any valid row says the file's kind
+            needs = "a generative row needs 'answer', a multiple-choice row 'choices' and 'label'"
+            self.problem(line, None, f"a context alone: {needs}")
+            return
+        # a row with a context alone is missing the fields of the file's kind
         if keys & {"answer", "aliases"} or (not keys & {"choices", "label"} and self.generative):
             if keys & {"choices", "label"}:
                 both = sorted(keys & {"choices", "label"})[0]
@@ -169,6 +173,9 @@ class Rows:
             return
         if not self._same_kind(line, "multiple choice"):
             return
+        self._multiple_choice(line, row)
+
+    def _multiple_choice(self, line: int, row: dict[str, Any]) -> None:
         missing = sorted(EVAL_KEYS - set(row))
         if missing:
             what = "required field is missing" + (" (the answer)" if "label" in missing else "")
@@ -182,11 +189,17 @@ class Rows:
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
             self.problem(line, "choices", f"expected a list of at least 2 non-empty strings, got {_short(choices)}")
             choices = None
-        label = row["label"]
+        elif len(set(choices)) < len(choices):
+            twice = next(choice for index, choice in enumerate(choices) if choice in choices[:index])
+            self.problem(line, "choices", f"choice {_short(twice)} is given twice: the choices must differ")
+            choices = None
+        label = _whole(row["label"])
         if choices is not None and (
             isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices)
         ):
-            self.problem(line, "label", f"expected the index of the correct choice (0..{len(choices) - 1})")
+            self.problem(
+                line, "label", f"expected the index of the correct choice (0..{len(choices) - 1}), got {_short(label)}"
+            )
         item_id = row.get("id", f"{self.name}/line{line}")
         if not isinstance(item_id, str) or not item_id:
             self.problem(line, "id", f"expected a non-empty string, got {_short(item_id)}")
@@ -195,17 +208,23 @@ class Rows:
         else:
             self._ids[item_id] = line
         if len(self.problems) == count:
-            self.items.append(ChoiceItem(item_id, context, choices, label))
+            self._keep(line, ChoiceItem(item_id, context, choices, label))
 
     def _same_kind(self, line: int, kind: str) -> bool:
-        """One kind of evaluation row per file (a task is scored one way)."""
-        if self._eval_kind is None:
-            self._eval_kind = (kind, line)
-        elif self._eval_kind[0] != kind:
+        """One kind of evaluation row per file (a task is scored one way), the kind of its first valid row."""
+        if self._eval_kind is not None and self._eval_kind[0] != kind:
             first, at = self._eval_kind
             self.problem(line, None, f"mixed kinds: a {kind} evaluation row, but line {at} is {first}")
             return False
         return True
+
+    def _keep(self, line: int, item: ChoiceItem | GenItem) -> None:
+        """A valid evaluation item; the first one decides the file's kind (and, generative, its context's)."""
+        if self._eval_kind is None:
+            self._eval_kind = ("generative" if isinstance(item, GenItem) else "multiple choice", line)
+        if isinstance(item, GenItem) and self._context_kind is None:
+            self._context_kind = ("messages" if isinstance(item.context, list) else "text", line)
+        self.items.append(item)
 
     def _generative(self, line: int, row: dict[str, Any]) -> None:
         count = len(self.problems)
@@ -227,25 +246,23 @@ class Rows:
             self.problem(line, "context", f"expected a non-empty string or a list of messages, got {_short(context)}")
         if len(self.problems) == count:
             shape = "messages" if isinstance(context, list) else "text"
-            if self._context_kind is None:
-                self._context_kind = (shape, line)
-            elif self._context_kind[0] != shape:
+            if self._context_kind is not None and self._context_kind[0] != shape:
                 self.problem(
                     line,
                     "context",
                     f"{shape} context, but line {self._context_kind[1]} has a {self._context_kind[0]} one",
                 )
-        answer = row["answer"]
+        answer = _whole(row["answer"])
         if isinstance(answer, int) and not isinstance(answer, bool):
-            answer = str(answer)  # a number written without quotes
+            answer = str(answer)  # a number written without quotes (or a whole float of a number column)
         if not isinstance(answer, str) or not answer.strip():
-            self.problem(line, "answer", f"expected a non-empty string, got {_short(answer)}")
+            self.problem(line, "answer", f"expected a non-empty string, got {_got(answer)}")
         aliases = row.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
             self.problem(line, "aliases", f"expected a list of non-empty strings, got {_short(aliases)}")
         item_id = self._item_id(line, row)
         if len(self.problems) == count and item_id is not None:
-            self.items.append(GenItem(item_id, context, answer.strip(), [a.strip() for a in aliases]))
+            self._keep(line, GenItem(item_id, context, answer.strip(), [a.strip() for a in aliases]))
 
     def _item_id(self, line: int, row: dict[str, Any]) -> str | None:
         item_id = row.get("id", f"{self.name}/line{line}")
@@ -290,3 +307,16 @@ def check_messages(value: Any, key: str, need_assistant: bool) -> tuple[list[dic
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(value: Any) -> Any:
+    """A whole-number float as its integer (`1.0` -> 1: a table's number column with a gap is float64);
+    anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _got(value: Any) -> str:
+    """A value that should have been text, said so that a number reads as one."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value!r} (write it as a string, e.g. {str(value)!r})"
+    return _short(value)

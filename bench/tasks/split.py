@@ -8,13 +8,15 @@ first `eval_limit` of them are a stable random sample.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from bench.tasks.base import ChoiceItem, Example, GenItem, context_text
+from bench.tasks.base import ChoiceItem, Example, GenItem, Message, context_text
 
 Item = TypeVar("Item", ChoiceItem, GenItem)
 
@@ -26,9 +28,25 @@ class OverlapError(ValueError):
 
 
 def normalise(text: str) -> str:
-    """Case-, punctuation- and whitespace-insensitive form used to compare texts."""
+    """Case-, punctuation- and whitespace-insensitive form that the declared split hashes."""
     text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+# symbols that change what a text asks (`1 + 2` is not `1 - 2`): kept by the overlap check, each its own word
+_MEANING = "+\\-*/=<>%^\u00b1\u00d7\u00f7\u2212\u2200-\u22ff"
+_SYMBOL = re.compile(f"[{_MEANING}]")
+# other punctuation, where it does not join two word characters (`3.5`, `don't` keep theirs)
+_LOOSE_PUNCTUATION = re.compile(f"(?<!\\w)[^\\w\\s{_MEANING}]|[^\\w\\s{_MEANING}](?!\\w)")
+
+
+def overlap_key(text: str) -> str:
+    """The form the overlap check compares: case and whitespace folded, punctuation around words folded
+    (`Question: x?` is `question x`), symbols that change meaning kept (`calc 1 + 2 =` is not `calc 1 - 2 =`).
+    Finer than `normalise`, so texts with one key share a side of the declared split."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _SYMBOL.sub(lambda found: f" {found.group(0)} ", _LOOSE_PUNCTUATION.sub(" ", text))
+    return " ".join(text.split())
 
 
 def _fraction(key: str) -> float:
@@ -66,12 +84,69 @@ def declared_split(items: list[Item], test_fraction: float, salt: str) -> tuple[
     return examples, hashed_order(test, salt)
 
 
+def context_keys(context: str | list[Message]) -> set[str]:
+    """The overlap keys of an evaluation context: its text; for messages also the text without system turns."""
+    keys = {overlap_key(context_text(context))}
+    rest = [turn for turn in context if turn["role"] != "system"] if isinstance(context, list) else []
+    return keys | {overlap_key(context_text(rest))} if rest else keys
+
+
+def training_keys(example: Example) -> set[str]:
+    """The overlap keys of a training example: its prompt; for a conversation also, before each assistant
+    turn, the turns so far (with and without system turns) and the last user turn alone."""
+    keys = {overlap_key(example.prompt)}
+    row = example.row or {}
+    turns = row.get("messages") or (row["prompt"] + row["completion"] if isinstance(row.get("prompt"), list) else [])
+    for index, turn in enumerate(turns):
+        if turn["role"] != "assistant" or not index:
+            continue
+        before = turns[:index]
+        keys |= context_keys(before)
+        users = [earlier["content"] for earlier in before if earlier["role"] == "user"]
+        keys |= {overlap_key(users[-1])} if users else set()
+    return keys
+
+
+def starting_key(text: str, keys: list[str]) -> str | None:
+    """The longest of the sorted non-empty `keys` that `text` starts with, ending at a word's end; None if none.
+    Each step keeps only keys that can still be a prefix of `text`, so a lookup is a few bisections."""
+    bound = text
+    while bound:
+        index = bisect.bisect_right(keys, bound)
+        if not index:
+            return None
+        key = keys[index - 1]
+        if text.startswith(key) and text[len(key) : len(key) + 1] in ("", " "):
+            return key
+        if text.startswith(key):  # a prefix, but inside a word: a shorter key may still fit
+            bound = key[:-1]
+        else:  # a prefix of `text` below `bound` is also a prefix of `key`
+            bound = bound[: len(os.path.commonprefix([key, bound]))]
+    return None
+
+
+def _repeated(example: Example, contexts: dict[str, str], sorted_keys: list[str]) -> str | None:
+    """The id of an evaluation item the example repeats: a language-modeling text that starts with the
+    item's context, or any other example whose prompt (or a user turn) equals it."""
+    if example.row is not None and "text" in example.row:
+        key = starting_key(overlap_key(example.row["text"]), sorted_keys)
+        return None if key is None else contexts[key]
+    return next((contexts[key] for key in training_keys(example) if key in contexts), None)
+
+
 def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem | GenItem]) -> None:
-    """Raise OverlapError when any training prompt equals an evaluation context after normalising."""
+    """Raise OverlapError when a training example repeats an evaluation context (`overlap_key`): a prompt or a
+    user turn equal to it, or a language-modeling text that starts with it."""
     contexts: dict[str, str] = {}
     for item in test:
-        contexts.setdefault(normalise(context_text(item.context)), item.id)
-    clashes = [(contexts[key], example.prompt) for example in train if (key := normalise(example.prompt)) in contexts]
+        for key in context_keys(item.context):
+            contexts.setdefault(key, item.id)
+    sorted_keys = sorted(key for key in contexts if key)
+    clashes = [
+        (item_id, example.prompt)
+        for example in train
+        if (item_id := _repeated(example, contexts, sorted_keys)) is not None
+    ]
     if clashes:
         shown = "; ".join(f"{item_id} <- {prompt[:60]!r}" for item_id, prompt in clashes[:3])
         raise OverlapError(

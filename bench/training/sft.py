@@ -53,6 +53,13 @@ def _lean_sft_trainer_class() -> type:
                 "dropped": len(lengths) - len(prepared),
                 "longest": max(lengths, default=0),
             }
+            batch = args.per_device_train_batch_size * args.world_size
+            if len(prepared) < batch:  # the loader drops a partial batch: no step, and no throughput to divide by
+                raise ValueError(
+                    f"{len(prepared)} of {len(lengths)} training rows left after truncation to budget.seq_len "
+                    f"{limit} ({self.truncation['dropped']} dropped: no token left that carries the loss), fewer "
+                    f"than budget.batch_size {batch}: no training step; raise budget.seq_len or shorten the rows"
+                )
             return prepared
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
