@@ -9,6 +9,15 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def unknown_name_message(kind: str, name: str, names: list[str]) -> str:
+    """`unknown backend 'wram'; did you mean 'warm'? (known: local, warm)`."""
+    import difflib  # only for a name that is not known: keeps `import bench.<kind>` light
+
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(names)})"
+
+
 class UnknownNameError(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
@@ -40,11 +49,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def unknown_message(self, name: str) -> str:
-        import difflib  # only for a name that is not known: keeps `import bench.<kind>` light
-
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self.names())})"
+        return unknown_name_message(self.kind, name, self.names())
 
     def get(self, name: str) -> T:
         if name not in self._targets:

@@ -1,22 +1,25 @@
 """The parts of a suite that other modules build on: value types, model, task, budget, training,
-measurement, execution and preference specs. No imports from the rest of bench, so strategies,
-tasks and the trainer depend on this module and never on bench.suite (which depends on them)."""
+measurement, execution and preference specs. No imports from the rest of bench but the leaf
+bench.registry, so strategies, tasks and the trainer depend on this module and never on bench.suite
+(which depends on them). Integers and booleans are strict: `"2"`, `true` or `2.0` for a count is a typo."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+
+from bench.registry import unknown_name_message
 
 # Nothing absurd is accepted: every float is finite (no .inf, no .nan), every count fits the int32
 # that torch and tokenizers index with, and the budget's sizes have ceilings no machine reaches.
 MAX_COUNT = 2**31 - 1
 MAX_SECONDS = 31 * 24 * 3600  # a month: no single run or cap is meant to last longer
-PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_COUNT)]
 PositiveFloat = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]  # scales, norms, temperatures
-NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy and torch seeds are unsigned 32-bit
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]  # numpy and torch seeds are unsigned 32-bit
 
 
 class Strict(BaseModel):
@@ -55,11 +58,11 @@ class GenerationSpec(Strict):
     """Generative tasks only (rows with `answer`, olmo gsm8k...): greedy generation scored by exact match
     after answer extraction (docs/models-and-data.md). Each field left out keeps the task's own."""
 
-    max_new_tokens: Annotated[int, Field(gt=0, le=2**16)] | None = None  # tokens generated at most
+    max_new_tokens: Annotated[StrictInt, Field(gt=0, le=2**16)] | None = None  # tokens generated at most
     until: list[Annotated[str, Field(min_length=1)]] | None = None  # stop sequences (and end-of-sequence)
     # render each context with the tokenizer's chat template, as lm-eval's --apply_chat_template does
     # (a text context becomes one user turn); None: on for message contexts, off for text
-    chat_template: bool | None = None
+    chat_template: StrictBool | None = None
 
 
 class TaskSpec(Strict):
@@ -89,10 +92,11 @@ class Budget(Strict):
     """What every strategy gets, identically. Training stops at whichever cap is reached first."""
 
     steps: PositiveInt = 60  # optimizer steps
-    batch_size: Annotated[int, Field(gt=0, le=2**20)] = 8  # sequences per optimizer step (per device)
-    seq_len: Annotated[int, Field(gt=0, le=2**20)] = 32  # longest sequence in tokens; longer ones are truncated
-    gradient_accumulation: Annotated[int, Field(gt=0, le=2**16)] = 1
-    max_tokens: Annotated[int, Field(gt=0, le=10**15)] | None = None  # optional cap on non-padding training tokens
+    batch_size: Annotated[StrictInt, Field(gt=0, le=2**20)] = 8  # sequences per optimizer step (per device)
+    seq_len: Annotated[StrictInt, Field(gt=0, le=2**20)] = 32  # longest sequence in tokens; longer ones are truncated
+    gradient_accumulation: Annotated[StrictInt, Field(gt=0, le=2**16)] = 1
+    # optional cap on non-padding training tokens
+    max_tokens: Annotated[StrictInt, Field(gt=0, le=10**15)] | None = None
     max_seconds: Seconds | None = None  # optional cap on training wall-clock seconds
     # What is held equal across strategies. steps: the same optimizer steps and tokens.
     # seconds: the same training wall-clock (max_seconds stops it; steps is only an upper bound).
@@ -105,9 +109,29 @@ class Budget(Strict):
     def _match_has_its_field(self) -> Budget:
         if self.match == "seconds" and self.max_seconds is None:
             raise ValueError("match: seconds needs max_seconds (the wall-clock every strategy gets)")
-        if (self.match == "params") != (self.trainable_params_target is not None):
-            raise ValueError("trainable_params_target is required with match: params, and only there")
+        if self.match == "params" and self.trainable_params_target is None:
+            raise ValueError("match: params needs trainable_params_target (the trainable parameters of each strategy)")
+        if self.match != "params" and self.trainable_params_target is not None:
+            raise ValueError(f"trainable_params_target is only for match: params, and match is {self.match}")
         return self
+
+
+# transformers' names (TrainingArguments.optim, .lr_scheduler_type), kept here so that a suite is checked without
+# importing transformers; tests/test_suite_validation.py keeps them equal to transformers' own enums
+OPTIMIZERS = (
+    "adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused", "adafactor", "adamw_anyprecision",
+    "adamw_torch_4bit", "adamw_torch_8bit", "ademamix", "sgd", "adagrad", "adamw_bnb_8bit", "adamw_8bit",
+    "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit", "paged_adamw_8bit", "paged_ademamix_32bit",
+    "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "rmsprop_bnb", "rmsprop_bnb_8bit",
+    "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit", "galore_adafactor", "galore_adamw_layerwise",
+    "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise", "lomo", "adalomo", "grokadamw",
+    "schedule_free_radam", "schedule_free_adamw", "schedule_free_sgd", "apollo_adamw", "apollo_adamw_layerwise",
+    "stable_adamw",
+)  # fmt: skip
+SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
+    "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy",
+)  # fmt: skip
 
 
 class Training(Strict):
@@ -119,7 +143,21 @@ class Training(Strict):
     weight_decay: Annotated[float, Field(ge=0, le=10)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
     # recompute each layer's activations in backward instead of keeping them (less memory, ~30% slower)
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: StrictBool = False
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        if name not in OPTIMIZERS:
+            raise ValueError(unknown_name_message("optimizer", name, list(OPTIMIZERS)))
+        return name
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        if name not in SCHEDULERS:
+            raise ValueError(unknown_name_message("lr_scheduler", name, list(SCHEDULERS)))
+        return name
 
 
 class Gate(Strict):
@@ -133,9 +171,9 @@ class Gate(Strict):
 
 class Measure(Strict):
     throughput_warmup_steps: NonNegativeInt = 2  # first steps left out of throughput
-    accuracy: bool = True  # task accuracy and forgetting through lm-eval
+    accuracy: StrictBool = True  # task accuracy and forgetting through lm-eval
     eval_batch_size: PositiveInt = 16
-    latency: bool = True  # batch-1 generation latency
+    latency: StrictBool = True  # batch-1 generation latency
     latency_new_tokens: PositiveInt = 16
     latency_repeats: PositiveInt = 10
     latency_warmup: NonNegativeInt = 2
@@ -157,10 +195,10 @@ class Execution(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there
     # and cost 3x beside a busy neighbour), else every core this process may use (docs/statistics.md)
-    threads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    threads: Annotated[StrictInt, Field(gt=0, le=4096)] | None = None
     # processes per run: >1 launches each run with torchrun, data parallel (gloo on CPU, nccl on CUDA);
     # budget.batch_size stays the global batch (split evenly across processes), steps stay the same
-    processes: Annotated[int, Field(gt=0, le=1024)] = 1
+    processes: Annotated[StrictInt, Field(gt=0, le=1024)] = 1
     # with several processes: ddp replicates the model; fsdp shards weights, gradients and optimizer
     # state across them (transformers' FSDP integration, where the installed torch supports it)
     parallel: Literal["ddp", "fsdp"] = "ddp"
@@ -179,7 +217,7 @@ class PreferenceSpec(Strict):
     # a file of preference rows in any TRL format: {"prompt", "chosen", "rejected"} or {"chosen", "rejected"}
     # (implicit prompt), text or lists of messages (bench/tasks/preference.py)
     jsonl: str | None = None
-    from_task: bool = True  # without jsonl: derive pairs from the learned task (chosen = correct answer)
+    from_task: StrictBool = True  # without jsonl: derive pairs from the learned task (chosen = correct answer)
     train_size: PositiveInt = 1000  # pairs available to training (from_task), before the budget caps it
     heldout_size: PositiveInt = 100  # pairs kept out of training for the alignment metrics
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -62,14 +63,32 @@ class Suite(Strict):
         return seeds
 
     @model_validator(mode="after")
-    def _processes_split_the_batch(self) -> Suite:
-        processes, batch = self.execution.processes, self.budget.batch_size
-        if batch % processes:
-            raise ValueError(
-                f"execution.processes: {processes} processes cannot split budget.batch_size {batch} evenly "
-                "(the batch is global: each process takes batch_size / processes)"
-            )
+    def _fields_agree(self) -> Suite:
+        """Checks that span several fields, each problem on its own line, naming its fields."""
+        problems = [*self._retain_problems(), *self._batch_split_problems()]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    def _retain_problems(self) -> list[str]:
+        """Each retained task once, and never the learned task: forgetting.<name> is one number per task."""
+        problems, first = [], {}
+        for index, task in enumerate(self.retain):
+            if task.name == self.task.name:
+                problems.append(f"retain[{index}]: {task.name!r} is the learned task (task.name), not one to retain")
+            elif task.name in first:
+                problems.append(f"retain[{index}]: {task.name!r} is retained twice (also retain[{first[task.name]}])")
+            first.setdefault(task.name, index)
+        return problems
+
+    def _batch_split_problems(self) -> list[str]:
+        processes, batch = self.execution.processes, self.budget.batch_size
+        if batch % processes == 0:
+            return []
+        return [
+            f"execution.processes: {processes} processes cannot split budget.batch_size {batch} evenly "
+            "(the batch is global: each process takes batch_size / processes)"
+        ]
 
 
 class SuiteError(ValueError):
@@ -86,16 +105,27 @@ def _path(location: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _not_an_integer(value: Any) -> str:
+    if isinstance(value, bool):
+        return "expected a valid integer, not true or false"
+    if isinstance(value, str):
+        return "expected a valid integer, not a string (write numbers without quotes)"
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 2**63:
+        return "expected an integer, and this one is far too large"
+    return "expected a valid integer"
+
+
+def _describe(error: dict[str, Any], field_type: type | None = None) -> str:
+    """What the value should be; `field_type` (int or float) words a positive bound."""
     kind, context = error["type"], error.get("ctx", {})
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required field is missing"
-    if kind == "int_parsing_size":
-        return "expected an integer, and this one is far too large"
+    if kind in ("int_parsing_size", "int_type"):
+        return _not_an_integer(error.get("input"))
     if kind == "greater_than" and context.get("gt") == 0:
-        return "expected a positive number" if isinstance(error.get("input"), float) else "expected a positive integer"
+        return "expected a positive number" if field_type is float else "expected a positive integer"
     message = error["msg"].removeprefix("Value error, ")
     return message.replace("Input should be", "expected", 1)
 
@@ -138,10 +168,40 @@ def _problems(error: ValidationError, prefix: tuple[Any, ...] = (), model: type[
         if item["type"] == "extra_forbidden":
             problems.append(_unknown_key(tuple(item["loc"]), prefix, model))
             continue
-        where = _path(prefix + tuple(item["loc"]))
-        got = "" if item["type"] == "missing" else f", got {item['input']!r}"
-        problems.append(f"{where}: {_describe(item)}{got}")
+        location = tuple(item["loc"])
+        if item["type"] == "value_error" and isinstance(item["input"], dict):  # a check spanning a model's fields
+            problems.extend(_spanning(prefix + location, _describe(item)))
+            continue
+        message = _describe(item, _field_type(model, location))
+        named = item["type"] == "missing" or repr(item["input"]) in message  # the message names the value itself
+        got = "" if named else f", got {item['input']!r}"
+        problems.append(f"{_path(prefix + location)}: {message}{got}")
     return problems
+
+
+def _spanning(location: tuple[Any, ...], message: str) -> list[str]:
+    """A check across several fields names them itself: one problem per line of its message, without the
+    mapping it read; at the top level the message's own field paths stand alone."""
+    lines = message.splitlines()
+    return lines if not location else [f"{_path(location)}: {line}" for line in lines]
+
+
+def _field_type(model: type[BaseModel] | None, location: tuple[Any, ...]) -> type | None:
+    """int or float: the number type of the field at `location` (a list item: its list's field)."""
+    names = [index for index, part in enumerate(location) if isinstance(part, str)]
+    if not names:
+        return None
+    parent = _model_at(model, location[: names[-1]])
+    field = parent.model_fields.get(location[names[-1]]) if parent is not None else None
+    return _number_type(field.annotation) if field is not None else None
+
+
+def _number_type(annotation: Any) -> type | None:
+    """float when the annotation (through Annotated, unions, lists) holds float, else int when it holds int."""
+    if annotation in (int, float):
+        return annotation
+    found = {_number_type(arg) for arg in get_args(annotation)}
+    return float if float in found else (int if int in found else None)
 
 
 def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
@@ -225,12 +285,54 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     return suite
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """YAML's safe loader that notes each key given twice in one mapping, where YAML keeps the last silently."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                seen = first.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base constructor refuses it with its own message
+                continue
+            if seen != line:
+                self.duplicates.append(f"{key}: duplicate key at line {line} (first at line {seen})")
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The file's YAML; SuiteError naming the path for a folder, an unreadable or non-UTF-8 file, bad YAML
+    or a key given twice."""
+    if path.is_dir():
+        raise SuiteError(str(path), [f"{path} is a folder, not a suite file"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SuiteError(str(path), [f"not UTF-8 text (byte {error.start}): a suite is a YAML text file"]) from None
+    except OSError as error:
+        raise SuiteError(str(path), [f"cannot read it: {error.strerror or error}"]) from None
+    loader = _SuiteLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as error:
+        raise SuiteError(str(path), [f"not valid YAML: {error}"]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise SuiteError(str(path), loader.duplicates)
+    return data
+
+
 def load_suite(path: Path | str) -> Suite:
     path = Path(path)
     if not path.exists():
         raise SuiteError(str(path), [f"file not found: {path}"])
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SuiteError(str(path), [f"not valid YAML: {error}"]) from None
-    return parse_suite(data, str(path))
+    return parse_suite(_read_yaml(path), str(path))

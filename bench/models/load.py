@@ -126,6 +126,39 @@ def _hub_sha256(hub_id: str) -> str | None:
     return None
 
 
+def source_problem(spec: ModelSpec) -> str | None:
+    """Why `resolve_folder` would fail for the spec's source, checked without loading or converting
+    anything (a hub id is not checked: that needs the network); None when it would find the model."""
+    if spec.preset:
+        from bench.models.tiny import PRESETS
+        from bench.registry import unknown_name_message
+
+        known = spec.preset in PRESETS
+        return None if known else f"model.preset: {unknown_name_message('preset', spec.preset, list(PRESETS))}"
+    if spec.path and not (Path(spec.path).expanduser() / "config.json").exists():
+        return f"model.path: {spec.path!r} is not a transformers model folder (no config.json)"
+    if spec.config and not (Path(spec.config).expanduser() / "config.json").is_file():
+        return f"model.config: {spec.config!r} is not a folder with a config.json"
+    if spec.gguf and not Path(spec.gguf).expanduser().is_file():
+        return f"model.gguf: no such file {spec.gguf!r}"
+    if spec.packaged:
+        return _packaged_problem(spec.packaged)
+    return None
+
+
+def _packaged_problem(name: str) -> str | None:
+    from bench.models.packaged import PACKAGED, packaged_file
+    from bench.registry import unknown_name_message
+
+    if name not in PACKAGED:
+        return f"model.packaged: {unknown_name_message('packaged model', name, list(PACKAGED))}"
+    try:
+        packaged_file(name)
+    except FileNotFoundError as error:
+        return str(error)
+    return None
+
+
 def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
     """Where to load the spec's model from; builds or converts and caches what must be built."""
     if spec.preset:
