@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -38,28 +39,7 @@ class RunSpec(Strict):
 
     @property
     def run_id(self) -> str:
-        data = self.model_dump(mode="json")
-        for name in ("preference", "parent"):  # added later: left out when unset, so older run_ids hold
-            if data.get(name) is None:
-                data.pop(name, None)
-        if data.get("processes") == 1:  # likewise
-            data.pop("processes")
-        if data.get("parallel") == "ddp":  # likewise
-            data.pop("parallel")
-        data.pop("artefacts_dir", None)  # where outputs go does not change them
-        data.pop("gate", None)  # how a comparison gates does not change the run either
-        if data["model"].get("config") is None:  # likewise
-            data["model"].pop("config", None)
-        if data["model"].get("chat_template") is None:  # likewise
-            data["model"].pop("chat_template", None)
-        for task in [data["task"], *data["retain"]]:  # likewise
-            if task.get("loss") is None:
-                task.pop("loss", None)
-            if task.get("generation") is None:  # generative tasks' settings, added later
-                task.pop("generation", None)
-        if not data["training"].get("gradient_checkpointing"):  # added later, likewise
-            data["training"].pop("gradient_checkpointing", None)
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(canonical_spec(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def record_header(self) -> dict[str, Any]:
@@ -73,6 +53,34 @@ class RunSpec(Strict):
             "seed": self.seed,
             "spec": self.model_dump(mode="json"),
         }
+
+
+def canonical_spec(data: dict[str, Any]) -> dict[str, Any]:
+    """A run spec (as JSON data) as its run id hashes it: fields added later are left out when unset or at
+    their default, so older run ids hold; where outputs go and how a comparison gates are not the run.
+    bench compare tells specs apart by the same rule (bench/analysis/compare.py spec_key)."""
+    data = copy.deepcopy(data)
+    for name in ("preference", "parent"):
+        if data.get(name) is None:
+            data.pop(name, None)
+    if data.get("processes") == 1:
+        data.pop("processes")
+    if data.get("parallel") == "ddp":
+        data.pop("parallel")
+    data.pop("artefacts_dir", None)
+    data.pop("gate", None)
+    model = data.get("model") or {}
+    for name in ("config", "chat_template"):
+        if model.get(name) is None:
+            model.pop(name, None)
+    for task in [data.get("task") or {}, *(data.get("retain") or [])]:
+        for name in ("loss", "generation"):  # generation: generative tasks' settings
+            if task.get(name) is None:
+                task.pop(name, None)
+    training = data.get("training") or {}
+    if not training.get("gradient_checkpointing"):
+        training.pop("gradient_checkpointing", None)
+    return data
 
 
 def _preference(suite: Suite, strategy: str) -> PreferenceSpec | None:

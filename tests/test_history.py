@@ -115,3 +115,24 @@ def test_contaminated_runs_are_left_out_of_timing_series_only(tmp_path: Path):
     history = build(tmp_path)
     names = {s.metric for s in history.series}
     assert "train.tokens_per_s" not in names and "accuracy.cipher" in names
+
+
+def test_a_change_from_a_level_of_zero_is_flagged_as_an_absolute_shift():
+    """gain 0.0 for six nights, then -0.3: no relative shift exists from 0, so the shift is absolute."""
+    found = change_points(series([[0.0, 0.0, 0.0]] * 6 + [[-0.3, -0.3, -0.3]], "gain.cipher"))
+    (change,) = found
+    assert change.index == 6 and change.worse and not change.relative
+    assert change.shift == pytest.approx(-0.3) and change.before == 0.0
+    assert not change_points(series([[0.0, 0.0, 0.0]] * 6 + [[-0.05, -0.05, -0.05]], "gain.cipher"))  # < min_shift
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_persistent_throughput_drop_stays_flagged_night_after_night(seed: int):
+    """Six normal nights, then -40% from night 7 on: found on every night from the second slow one,
+    whose two night means against six could give no p below 2/28."""
+    rng = np.random.default_rng(seed)
+    nights = noisy_nights(rng, 6) + [[v * 0.6 for v in night] for night in noisy_nights(rng, 6)]
+    for seen in range(8, 13):
+        found = change_points(series(nights[:seen]))
+        assert [c.index for c in found] == [6], (seen, found)
+        assert found[0].worse and found[0].relative

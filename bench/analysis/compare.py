@@ -26,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,24 @@ from bench.analysis.verdicts import (
     MetricChange,
     RunIssue,
 )
+from bench.plan import canonical_spec
 from bench.records.results import RunResult
+from bench.suite import SuiteError
 
 min_p_value = stats.min_p_value
 
 
 def spec_key(record: RunResult) -> str:
-    """The spec without its seed, canonical: two runs are comparable when these are equal."""
-    kept = {k: v for k, v in record.spec.items() if k not in ("seed", "gate")}  # gate: how to compare, not what ran
-    return json.dumps(_without_unset(kept), sort_keys=True, default=str)
+    """The spec without its seed, canonical as run ids are: two runs are comparable when these are equal."""
+    return json.dumps(normalised_spec(record.spec), sort_keys=True, default=str)
+
+
+def normalised_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as RunSpec.run_id hashes it (bench.plan.canonical_spec), less the seed and any unset
+    (null) field, so a record written before a field existed matches one written after it."""
+    kept = canonical_spec(spec)
+    kept.pop("seed", None)
+    return _without_unset(kept)
 
 
 def _without_unset(value: Any) -> Any:
@@ -240,14 +250,38 @@ def _fewest_samples(runs: list[RunResult], metric: str) -> int:
     return min(counts) if counts else 0
 
 
-def _by_strategy(records: list[RunResult]) -> dict[str, dict[str, list[RunResult]]]:
-    """label (suite-qualified when several suites) -> spec key -> records."""
-    suites = len({record.suite for record in records})
+def _by_strategy(records: list[RunResult], qualify: bool) -> dict[str, dict[str, list[RunResult]]]:
+    """label (suite/label where `qualify`) -> spec key -> records."""
     grouped: dict[str, dict[str, list[RunResult]]] = {}
     for record in sorted(records, key=lambda r: (r.label, r.seed)):
-        name = record.label if suites <= 1 else f"{record.suite}/{record.label}"
+        name = f"{record.suite}/{record.label}" if qualify else record.label
         grouped.setdefault(name, {}).setdefault(spec_key(record), []).append(record)
     return grouped
+
+
+class PatternError(SuiteError):
+    """A metric pattern that can select nothing: a typo in `--fail-on` would turn the gate off unseen.
+    A SuiteError, so `bench` says it and exits 2 (bench/cli/main.py)."""
+
+
+def check_patterns(
+    records: list[RunResult], fail_on: list[str] | None, thresholds: dict[str, float], min_effects: dict[str, float]
+) -> None:
+    """Raise PatternError for `--fail-on` patterns that match no metric of either side; warn on stderr
+    for `--threshold` and `--min-effect` patterns that match none (they change nothing)."""
+    names = {name for record in records for name in record.metrics}
+    if not names:
+        return  # nothing recorded on either side: the comparison says so itself
+
+    def unmatched(patterns: list[str]) -> list[str]:
+        return [pattern for pattern in patterns if not any(stats.matches(name, [pattern]) for name in names)]
+
+    if missing := unmatched(fail_on or []):
+        problems = [f"{pattern!r} matches no metric of either side" for pattern in missing]
+        raise PatternError("--fail-on", problems)
+    for flag, patterns in (("--threshold", thresholds), ("--min-effect", min_effects)):
+        for pattern in unmatched(list(patterns)):
+            print(f"bench: warning: {flag} {pattern!r} matches no metric of either side: ignored", file=sys.stderr)
 
 
 def compare_records(
@@ -268,8 +302,10 @@ def compare_records(
     `adjust_timing`: compare timings at equal machine speed, using each run's reference workload.
     `control`: hold the gating tests to alpha as a family (`bench ab` does it after its own tests)."""
     thresholds, patterns = thresholds or {}, fail_on or DEFAULT_GATES
+    check_patterns(baseline + candidate, fail_on, thresholds, min_effects or {})
     result = Comparison(baseline_name, candidate_name, alpha=alpha)
-    base_groups, cand_groups = _by_strategy(baseline), _by_strategy(candidate)
+    qualify = max(len({r.suite for r in baseline}), len({r.suite for r in candidate})) > 1
+    base_groups, cand_groups = _by_strategy(baseline, qualify), _by_strategy(candidate, qualify)
     for strategy in sorted(set(base_groups) | set(cand_groups)):
         if strategy not in cand_groups:
             result.issues.append(RunIssue(strategy, "only in baseline", "no candidate run"))
@@ -287,6 +323,8 @@ def compare_records(
             base_runs, cand_runs = base_groups[strategy][key], cand_groups[strategy][key]
             base_ok = [run for run in base_runs if run.status == "ok"]
             cand_ok = [run for run in cand_runs if run.status == "ok"]
+            if not base_ok and base_runs:
+                result.issues.append(RunIssue(strategy, "no successful baseline run", _statuses(base_runs)))
             for run in cand_runs:
                 if run.status != "ok":
                     broke = run.status == "failed" and bool(base_ok)
@@ -299,6 +337,12 @@ def compare_records(
     if control:
         control_family(result)
     return result
+
+
+def _statuses(runs: list[RunResult]) -> str:
+    """What became of each run of a side, seed by seed: `seed 0 failed: <last line of its reason>`."""
+    said = [(run.seed, run.status, (run.reason or "").strip().splitlines()) for run in runs]
+    return "; ".join(f"seed {seed} {status}" + (f": {lines[-1]}" if lines else "") for seed, status, lines in said)
 
 
 def compare(

@@ -23,15 +23,38 @@ from bench.records.results import RunResult
 
 def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -> float | None:
     """The smallest change of a quality metric that gates: the user's `--min-effect` pattern, else the
-    suite's `gate.min_effect` (recorded in each run's spec), else None (the default of its scale)."""
+    suite's `gate.min_effect` (recorded in each run's spec), else None (the default of its scale).
+
+    In each source a pattern for the metric itself wins; else gain.T and forgetting.T take the minimum
+    effect of accuracy.T, the same item outcomes a constant apart (stats.hypothesis), and forgetting.mean
+    the smallest of its retained tasks' where each has one (a mean moves by that much only where one of
+    them does). So a change declared too small for accuracy cannot gate through its restatements."""
     suite = next((run.spec.get("gate") or {} for run in runs if run.spec.get("gate")), {})
     for source in (user, suite.get("min_effect") or {}):
-        if metric in source:
-            return source[metric]
-        found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
-        if found:
-            return source[max(found, key=len)]
+        for names in _restated(metric, runs):
+            found = [_lookup(name, source) for name in names]
+            if found and None not in found:
+                return min(value for value in found if value is not None)
     return None
+
+
+def _restated(metric: str, runs: list[RunResult]) -> list[list[str]]:
+    """The names whose minimum effect a metric takes, most specific first: itself, then what it restates."""
+    names = [[metric]]
+    if stats.hypothesis(metric) != metric:
+        names.append([stats.hypothesis(metric)])
+    elif metric == "forgetting.mean":
+        tasks = sorted({name for run in runs for name in run.metrics if name.startswith("forgetting.")} - {metric})
+        names.append([stats.hypothesis(name) for name in tasks])
+    return names
+
+
+def _lookup(metric: str, source: dict[str, float]) -> float | None:
+    """The value of the exact name, else of the most specific (longest) matching pattern, else None."""
+    if metric in source:
+        return source[metric]
+    found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
+    return source[max(found, key=len)] if found else None
 
 
 def quality_verdict(

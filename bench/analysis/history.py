@@ -29,7 +29,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.analysis import stats
 from bench.records.results import RunResult
@@ -65,11 +65,19 @@ class ChangePoint:
     folder: str
     before: float
     after: float
-    shift: float  # relative change of the mean, (after - before) / |before|
-    shift_low: float  # 95% interval of the relative shift (Welch t on the test's units)
+    shift: float  # relative change of the mean, (after - before) / |before| (absolute where before is 0)
+    shift_low: float  # 95% interval of the shift (Welch t on the test's units)
     shift_high: float
     p: float
     worse: bool
+    relative: bool = True  # False: the level before was 0, and shift (with its interval) is after - before
+
+    @property
+    def shift_text(self) -> str:
+        """The shift and its interval: relative, or from a level of 0 in the metric's unit."""
+        if self.relative:
+            return f"{self.shift:+.1%} [{self.shift_low:+.1%}, {self.shift_high:+.1%}]"
+        return f"{self.shift:+.3g} [{self.shift_low:+.3g}, {self.shift_high:+.3g}] from 0"
 
 
 @dataclass
@@ -203,13 +211,39 @@ def candidates(means: list[float], sigma: float) -> list[int]:
     return [b for b in ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty) if b < n]
 
 
-def _test_units(series: Series, left: list[Point], right: list[Point], newest: bool) -> list[list[float]] | None:
-    """Groups (one per night) of the values the test compares, or None where no honest test exists."""
+class Test(NamedTuple):
+    """How one proposal is tested: the groups (one per night) of values, whether the split is scanned
+    (chosen by the data) and the share of alpha it is held to."""
+
+    groups: list[list[float]]
+    scan: bool
+    share: float
+
+
+def _test_units(
+    series: Series, left: list[Point], right: list[Point], trailing: bool, alpha: float = DEFAULT_ALPHA
+) -> Test | None:
+    """The test of a split between `left` and `right`, or None where no honest test exists.
+
+    Quality: the runs. Timings: the night means, where there are enough nights a side for them to reach
+    alpha; else, only for the trailing segment (the newest nights), its runs against the runs of the
+    nights before, held to a tenth of alpha (NEWEST_SHARE), as tonight alone is: runs of one night share
+    it, which a test over runs cannot see. That keeps a persistent shift flagged on its second night,
+    when two night means against six can give no p below 2/28."""
+    tonight = trailing and len(right) == 1  # a split fixed in advance: tonight against the nights before
     if not series.hardware_bound:
-        return [p.runs for p in left + right]
-    if len(left) >= 2 and len(right) >= 2:
-        return [[p.mean] for p in left + right]
-    return [p.runs for p in left + right] if newest and len(right) == 1 else None
+        return Test([p.runs for p in left + right], not tonight, 1.0)
+    if len(left) >= 2 and len(right) >= 2 and _means_can_decide(len(left), len(right), alpha):
+        return Test([[p.mean] for p in left + right], True, 1.0)
+    if trailing:
+        return Test([p.runs for p in left + right], not tonight, NEWEST_SHARE)
+    return None
+
+
+def _means_can_decide(left: int, right: int, alpha: float) -> bool:
+    """Whether a two-sided permutation test of `left` night means against `right` can reach alpha at all:
+    its smallest p is 2 / C(left + right, right)."""
+    return 2 / math.comb(left + right, right) <= alpha
 
 
 def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: int = 999) -> float:
@@ -244,40 +278,46 @@ def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: 
     return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
 
 
-def _interval(before: list[float], after: list[float], base: float) -> tuple[float, float]:
+def _interval(before: list[float], after: list[float], scale: float) -> tuple[float, float]:
+    """95% interval of the shift of the mean, over `scale` (|before|, or 1 for an absolute shift)."""
     from scipy import stats as scipy_stats
 
-    shift = (stats.mean(after) - stats.mean(before)) / abs(base)
+    shift = (stats.mean(after) - stats.mean(before)) / scale
     if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
         return shift, shift
     with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
         warnings.simplefilter("ignore", RuntimeWarning)
         low, high = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
-    return low / abs(base), high / abs(base)
+    return low / scale, high / scale
 
 
 def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
-    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable)."""
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift
+    is relative to the level before; from a level of exactly 0 (a gain of 0.0), absolute, in the metric's
+    unit (so `min_shift` 0.10 is 10 points of accuracy there)."""
     points = series.points
     if stats.matches(series.metric, stats.TAILS):
         return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
     left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
-    newest = edges[k + 1] == len(points) and len(right) == 1
-    groups = _test_units(series, left, right, newest)
-    if groups is None:
+    test = _test_units(series, left, right, edges[k + 1] == len(points), alpha)
+    if test is None:
         return 1.0
-    before = [v for g in groups[: len(left)] for v in g]
-    after = [v for g in groups[len(left) :] for v in g]
+    before = [v for g in test.groups[: len(left)] for v in g]
+    after = [v for g in test.groups[len(left) :] for v in g]
     base = stats.mean(before)
-    if not base:
+    if base is None:
         return 1.0
-    shift = (stats.mean(after) - base) / abs(base)
-    p = scan_p(groups, len(left), scan=not newest)
-    if p > (alpha * NEWEST_SHARE if newest and series.hardware_bound else alpha) or abs(shift) < min_shift:
+    scale = abs(base) or 1.0
+    shift = (stats.mean(after) - base) / scale
+    p = scan_p(test.groups, len(left), scan=test.scan)
+    if p > alpha * test.share or abs(shift) < min_shift:
         return p
-    low, high = _interval(before, after, base)
+    low, high = _interval(before, after, scale)
     worse = (shift < 0) if series.higher_is_better else (shift > 0)
-    return ChangePoint(edges[k], right[0].commit, right[0].folder, base, stats.mean(after), shift, low, high, p, worse)
+    after_mean = stats.mean(after)
+    return ChangePoint(
+        edges[k], right[0].commit, right[0].folder, base, after_mean, shift, low, high, p, worse, relative=bool(base)
+    )
 
 
 def change_points(

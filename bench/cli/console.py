@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.analysis import stats
 from bench.analysis.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison
 from bench.executors.base import Progress as SuiteProgress
 from bench.plan import RunSpec
@@ -80,10 +81,23 @@ VERDICT_STYLE = {
 
 
 def change_text(change: Any) -> str:
-    """Accuracy-like quality in points, a loss as a ratio, everything else relative."""
+    """Accuracy-like quality in points (docs/statistics.md: never %, whatever its verdict), a loss as a
+    ratio, everything else relative."""
     if change.effect is not None and change.scale == "points":
         return f"{100 * change.effect:+.1f} pt"
+    if _in_points(change) and change.baseline is not None and change.candidate is not None:
+        return f"{100 * (change.candidate - change.baseline):+.1f} pt"
     return "" if change.change is None else f"{change.change:+.1%}"
+
+
+def _in_points(change: Any) -> bool:
+    """A quality metric of an accuracy-like unit: its change is said in points even without a test."""
+    return change.scale in (None, "points") and stats.is_quality(change.metric) and change.unit in stats.POINT_UNITS
+
+
+def _missing_on_both_sides(change: Any) -> bool:
+    """A metric neither side measured (its note may start with why it is held, "not gated: ...")."""
+    return change.verdict == MISSING and change.baseline is None and change.candidate is None
 
 
 def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> Any:
@@ -98,7 +112,7 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
         out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
     quiet = 0
     for change in comparison.ordered():
-        if not show_unchanged and (change.verdict == SAME or change.note.startswith("both:")):
+        if not show_unchanged and (change.verdict == SAME or _missing_on_both_sides(change)):
             quiet += 1
             continue
         arrow = "↑" if change.higher_is_better else "↓"

@@ -135,17 +135,26 @@ def tell_skipped(root: Path | str, skipped: list[Skipped]) -> None:
 def scan_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
     """(path, record) for every record below `root`; any other JSON file (not a record, truncated,
     empty, unreadable, a newer schema) is appended to `skipped` with the reason, or told on stderr
-    when `skipped` is None. Never raises for a file's content."""
+    when `skipped` is None. Never raises for a file's content. Inside an archive a skipped file is
+    named by its member (`<archive>/<member>`), not by where the archive was extracted."""
     own = [] if skipped is None else skipped
     for path in record_paths(root):
         try:
             record = load_record(path)
         except (NotARecord, OSError) as error:
-            own.append(Skipped(path, str(error) if isinstance(error, NotARecord) else f"unreadable: {error}"))
+            reason = str(error) if isinstance(error, NotARecord) else f"unreadable: {error}"
+            own.append(Skipped(_as_named(path, root), reason))
             continue
         yield path, record
     if skipped is None:
         tell_skipped(root, own)
+
+
+def _as_named(path: Path, root: Path | str) -> Path:
+    """`path` as the user knows it: inside an archive, the archive's path joined with the member's."""
+    if not is_archive(root):
+        return path
+    return Path(root) / path.relative_to(as_folder(root))
 
 
 def scan_packed(archive: Path, skipped: list[Skipped] | None = None) -> Iterator[tuple[Path, RunResult]]:
@@ -168,11 +177,20 @@ def load_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iter
     """Every record below `root` (a results folder, a suite folder or a machine folder, or an archive of
     one); other JSON files are skipped (see scan_records). A folder that holds its records packed
     (`results/<set>/records.tar.xz`) reads as the folder the archive unpacks to; a record also there
-    loose counts once."""
+    loose (wherever it was unpacked: beside the archive, or as the archive's own records/<set>/...)
+    counts once, as the same run (its run_id and start) is one run wherever its file lies."""
     found = list(scan_records(root, skipped))
     yield from (record for _, record in found)
     root = Path(root)
     archives = sorted(path for path in root.iterdir() if is_archive(path)) if root.is_dir() else []
-    loose = {path for path, _ in found}
+    loose = {run_identity(record) for _, record in found}
     for archive in archives:
-        yield from (record for path, record in scan_packed(archive, skipped) if path not in loose)
+        for _, record in scan_packed(archive, skipped):
+            if run_identity(record) not in loose:
+                loose.add(run_identity(record))
+                yield record
+
+
+def run_identity(record: RunResult) -> tuple[str, str]:
+    """What makes two record files the same run: its id (the spec's hash, seed included) and when it began."""
+    return record.run_id, str(record.started_at)
