@@ -256,9 +256,9 @@ def test_cli_estimate_says_what_fits_and_writes_json(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--device-memory", "lots"], "--device-memory/--reserve: 'lots' is not a memory size"),
-        (["--tokens", "0"], "--tokens must be a positive count, got 0"),
-        (["--model-config", "/nonexistent/config.json"], "--model-config: no config.json"),
+        (["--device-memory", "lots"], "--device-memory: 'lots' is not a memory size"),
+        (["--tokens", "0"], "--tokens must be a count from 1 to 1048576, got 0"),
+        (["--model-config", "/nonexistent/config.json"], "--model-config: '/nonexistent/config.json' does not exist"),
     ],
 )
 def test_cli_estimate_refuses_bad_input_naming_the_option(args, message, capsys):

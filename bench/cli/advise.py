@@ -20,22 +20,46 @@ def _limit(flag: str, value: float | None, low: float, high: float) -> str | Non
     return f"{flag} must be between {low:g} and {high:g}, got {value!r}"
 
 
+def _budget_most(field: str) -> int:
+    """The largest value a suite's budget takes for `field` (bench/spec.py Budget), so the estimate is
+    refused as the suite would be, in one line."""
+    from bench.spec import Budget
+
+    return next(int(m.le) for m in Budget.model_fields[field].metadata if getattr(m, "le", None) is not None)
+
+
+def memory_size(flag: str, text: str, allow_zero: bool = False) -> int:
+    """A memory size with its unit ('24GiB', '80GB') in bytes; a bare number is refused (24 bytes is never
+    what was meant), zero where allowed excepted. Raises ValueError naming the flag."""
+    from bench.estimate.model import parse_bytes
+
+    cleaned = text.strip().lower().replace(" ", "")
+    if cleaned and cleaned == cleaned.rstrip("abcdefghijklmnopqrstuvwxyz"):  # no unit
+        if not (allow_zero and cleaned.replace(".", "").strip("0") == ""):
+            raise ValueError(f"{flag}: {text!r} has no unit: give a unit, e.g. 24GiB, 80GB, 512MiB")
+    try:
+        return parse_bytes(text, allow_zero)
+    except ValueError as error:
+        raise ValueError(f"{flag}: {error}") from error
+
+
 def _estimate(args: argparse.Namespace) -> int:
     import json
 
-    from bench.estimate.model import config_from_file, parse_bytes
     from bench.estimate.suite import fits, render, suite_estimates, suite_lengths, suite_model_config
+    from bench.recommend import load_model_config
     from bench.records.store import atomic_write_text
 
     suite = load_suite(args.suite)
     try:
-        device = parse_bytes(args.device_memory) if args.device_memory else None
-        reserve = parse_bytes(args.reserve, allow_zero=True)
+        device = memory_size("--device-memory", args.device_memory) if args.device_memory else None
+        reserve = memory_size("--reserve", args.reserve, allow_zero=True)
     except ValueError as error:
-        plain(f"bench estimate: --device-memory/--reserve: {error}")
+        plain(f"bench estimate: {error}")
         return 2
-    if args.tokens is not None and args.tokens < 1:
-        plain(f"bench estimate: --tokens must be a positive count, got {args.tokens}")
+    most = _budget_most("seq_len")
+    if args.tokens is not None and not 1 <= args.tokens <= most:
+        plain(f"bench estimate: --tokens must be a count from 1 to {most}, got {args.tokens}")
         return 2
     batch_sizes = None
     if args.batch_sizes is not None:
@@ -46,13 +70,20 @@ def _estimate(args: argparse.Namespace) -> int:
         except ValueError as error:
             plain(f"bench estimate: {error}")
             return 2
+        most = _budget_most("batch_size")
+        if batch_sizes[-1] > most:
+            plain(f"bench estimate: --batch-sizes: each must be from 1 to {most}, got {batch_sizes[-1]}")
+            return 2
         if device is None:
             plain("bench estimate: --batch-sizes needs --device-memory (which batches fit what)")
             return 2
     note = (lambda message: None) if args.json and args.quiet else (lambda message: plain(message))
     try:
-        config = config_from_file(args.model_config) if args.model_config else suite_model_config(suite.model, note)
-    except (OSError, ValueError) as error:
+        config = load_model_config(args.model_config) if args.model_config else suite_model_config(suite.model, note)
+    except ValueError as error:  # load_model_config names the file
+        plain(f"bench estimate: {'--model-config: ' * bool(args.model_config)}{error}")
+        return 2
+    except OSError as error:
         plain(f"bench estimate: {error}")
         return 2
     if args.tokens is not None:
@@ -110,13 +141,12 @@ def _scaling(args: argparse.Namespace) -> int:
 def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
     """(memory bytes, ok records, model config or None), or what is wrong with the input."""
     from bench.analysis.snapshot import load_set
-    from bench.estimate.model import parse_bytes
     from bench.recommend import load_model_config
 
     try:
-        memory = parse_bytes(args.memory)
+        memory = memory_size("--memory", args.memory)
     except ValueError as error:
-        return f"--memory: {error}"
+        return str(error)
     problems = [
         _limit("--min-accuracy", args.min_accuracy, 0, 1),
         _limit("--max-forgetting", args.max_forgetting, 0, 1),
@@ -139,9 +169,11 @@ def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | st
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    """One recommendation per suite (a section each where the records hold several); exit 1 where a suite
+    has nothing that fits."""
     import json
 
-    from bench.recommend import recommend, render_text
+    from bench.recommend import recommend_by_suite, render_text
     from bench.records.store import atomic_write_text
 
     inputs = _recommend_inputs(args)
@@ -149,19 +181,27 @@ def _recommend(args: argparse.Namespace) -> int:
         plain(f"bench recommend: {inputs}")
         return 2
     memory, records, config = inputs
+    options = {"min_accuracy": args.min_accuracy, "max_forgetting": args.max_forgetting}
     try:
-        result = recommend(records, memory, args.min_accuracy, args.max_forgetting, args.objective, config)
+        results = recommend_by_suite(records, memory, **options, objective=args.objective, model_config=config)
     except ValueError as error:  # only the model config can be wrong here: the rest was checked above
         plain(f"bench recommend: --model-config: {error}")
         return 2
-    plain(render_text(result), console)
+    several = len(results) > 1
+    if several:
+        plain(f"{len(results)} suites ({', '.join(results)}): a recommendation for each", console)
+    for suite, result in results.items():
+        if several:
+            plain(f"\n== suite {suite} ==", console)
+        plain(render_text(result, failure=False), console)  # the "no recommendation: why" line is the error's
     if args.json:
-        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+        payload = {s: r.to_json() for s, r in results.items()} if several else next(iter(results.values())).to_json()
+        atomic_write_text(args.json, json.dumps({"suites": payload} if several else payload, indent=2) + "\n")
         plain(f"written: {args.json}", console)
-    if result.choice is None:
-        plain(f"no recommendation: {result.reason}")
-        return 1
-    return 0
+    for suite, result in results.items():
+        if result.choice is None:
+            plain(f"no recommendation{f' ({suite})' * several}: {result.reason}")
+    return 1 if any(result.choice is None for result in results.values()) else 0
 
 
 def add_parsers(commands: Any) -> None:

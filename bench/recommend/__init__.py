@@ -1,9 +1,9 @@
 """`bench recommend`: which strategy to use under a memory limit, from measured records.
 
-From the `ok` records (grouped by suite, hardware fingerprint and strategy label), each strategy
-gets its planning memory (the worst seed), its accuracy on the learned task, its forgetting and
-its training throughput with their seed spread. The constraints (memory, minimum accuracy,
-maximum forgetting) are met when the mean meets them, "marginal" when the seeds straddle the
+From the `ok` records of one suite (per suite where there are several; grouped by hardware fingerprint
+and strategy label), each strategy gets its planning memory (the worst seed), its accuracy on the
+learned task, its forgetting and its training throughput with their seed spread. The constraints
+(memory, minimum accuracy, maximum forgetting) are met when the mean meets them, "marginal" when the seeds straddle the
 limit. Among the strategies that meet them: the Pareto set and one recommendation, in a
 sentence. Where the user's model is larger than the measured one, the memory estimator
 (bench.estimate.model) predicts each strategy's training memory on the user's model instead.
@@ -11,7 +11,15 @@ sentence. Where the user's model is larger than the measured one, the memory est
 Imports no torch unless a model config is given (the report side builds on `recommend`).
 """
 
-from bench.recommend.choice import choose, dominance, pareto_set, recommend, within_noise
+from bench.recommend.choice import (
+    choose,
+    dominance,
+    pareto_set,
+    recommend,
+    recommend_by_suite,
+    suites_of,
+    within_noise,
+)
 from bench.recommend.figures import (
     MEMORY_SOURCES,
     OBJECTIVES,
@@ -38,8 +46,10 @@ __all__ = [
     "load_model_config",
     "pareto_set",
     "recommend",
+    "recommend_by_suite",
     "record_memory",
     "render_text",
+    "suites_of",
     "throughput",
     "within_noise",
 ]

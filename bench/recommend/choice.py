@@ -252,11 +252,23 @@ def _record_notes(candidates: list[Candidate]) -> list[str]:
     if len(fingerprints) > 1:
         notes.append(f"records from {len(fingerprints)} kinds of machine: each strategy is listed per machine")
     for c in candidates:
-        if len(set(c.seeds)) < len(c.seeds):
-            notes.append(f"{c.name}: several records per seed (older versions of the suite?); all are pooled")
         if c.throughput.reason and c.throughput.mean is not None:
             notes.append(f"{c.name}: throughput: {c.throughput.reason}")
     return notes
+
+
+def suites_of(records: list[RunResult]) -> dict[str, list[RunResult]]:
+    """The records of each suite, by suite name: strategies of different suites (models, tasks, budgets)
+    are not one choice."""
+    found: dict[str, list[RunResult]] = {}
+    for record in records:
+        found.setdefault(record.suite, []).append(record)
+    return dict(sorted(found.items()))
+
+
+def recommend_by_suite(records: list[RunResult], memory_bytes: int, **options: Any) -> dict[str, Recommendation]:
+    """`recommend` for each suite of the records apart (options: those of `recommend`)."""
+    return {suite: recommend(runs, memory_bytes, **options) for suite, runs in suites_of(records).items()}
 
 
 def recommend(
@@ -267,18 +279,23 @@ def recommend(
     objective: str = "accuracy",
     model_config: Any = None,
 ) -> Recommendation:
-    """The strategies of `records` that meet the constraints, their Pareto set and one choice.
+    """The strategies of `records` that meet the constraints, their Pareto set and one choice. The runs are
+    the report's (bench.analysis.selection.comparable: per strategy the newest spec, one run per seed); records
+    of several suites are ranked together, so callers split them first (recommend_by_suite).
 
     `model_config`: the user's model (a transformers config, or the path of its config.json); where it
     is larger than the measured model, memory is the estimator's for it (imports torch).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    candidates = candidates_from(records)
+    from bench.analysis.selection import comparable
+
+    selection = comparable(records)
+    candidates = candidates_from(selection.records)
     user_parameters, notes = None, []
     if model_config is not None and candidates:
         config = load_model_config(model_config) if isinstance(model_config, (str, Path)) else model_config
-        user_parameters, notes = _apply_model(candidates, records, config, memory_bytes)
+        user_parameters, notes = _apply_model(candidates, selection.records, config, memory_bytes)
     elif candidates:
         notes = _model_notes(candidates, None)
     for candidate in candidates:
@@ -291,7 +308,7 @@ def recommend(
         picked, reason = choose(feasible, objective, _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting))
         choice = picked.name
         notes += [f"{picked.name}: {check.text}" for check in picked.marginal]
-    notes = _source_notes(candidates) + notes + _record_notes(candidates)
+    notes = _source_notes(candidates) + notes + _record_notes(candidates) + selection.notes
     return Recommendation(
         memory_bytes=memory_bytes,
         objective=objective,

@@ -114,8 +114,9 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def render_text(rec: Recommendation) -> str:
-    """The recommendation as plain text: constraints, one row per strategy, Pareto set, rejections, choice, notes."""
+def render_text(rec: Recommendation, failure: bool = True) -> str:
+    """The recommendation as plain text: constraints, one row per strategy, Pareto set, rejections, choice, notes.
+    failure=False leaves out the "no recommendation: why" line (a caller that prints it as its error)."""
     limits = [f"memory <= {_size(rec.memory_bytes / MIB)}"]
     if rec.min_accuracy is not None:
         limits.append(f"accuracy >= {_limit(rec.min_accuracy)}")
@@ -133,7 +134,8 @@ def render_text(rec: Recommendation) -> str:
     if rec.rejected:
         lines.append("rejected:")
         lines += [f"  {name}: {why}" for name, why in rec.rejected.items()]
-    lines += ["", f"recommendation: {rec.reason}" if rec.choice else f"no recommendation: {rec.reason}"]
+    if rec.choice or failure:
+        lines += ["", f"recommendation: {rec.reason}" if rec.choice else f"no recommendation: {rec.reason}"]
     if rec.notes:
         lines += ["", "notes:", *(f"  - {note}" for note in rec.notes)]
     return "\n".join(lines)

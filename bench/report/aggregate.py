@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import stats
 from bench.analysis.items import sentence
+from bench.analysis.selection import keyed_records
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
 
@@ -60,19 +61,6 @@ class Answer:
     p_value: float | None = None  # tested over seeds (two-sided), and decided with the report's other differences
 
 
-def group_key(record: RunResult, machines: int) -> str:
-    """Strategies are told apart by label; across machines the machine joins the label."""
-    return record.label if machines <= 1 else f"{record.label} @ {record.environment.machine}"
-
-
-def keyed_records(records: list[RunResult]) -> dict[str, list[RunResult]]:
-    machines = len({record.environment.machine for record in records})
-    grouped: dict[str, list[RunResult]] = {}
-    for record in sorted(records, key=lambda r: (r.label, r.seed)):
-        grouped.setdefault(group_key(record, machines), []).append(record)
-    return grouped
-
-
 def summarize(records: list[RunResult]) -> pd.DataFrame:
     """One row per (strategy, metric): mean, std over seeds, n measured, unit, direction, missing reasons."""
     import pandas as pd
@@ -82,8 +70,8 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
     frame = records_frame(ok) if ok else None
     if frame is None or frame.empty:  # no ok run, or ok runs that recorded no metric
         return pd.DataFrame(columns=columns)
-    machines = frame["machine"].nunique()
-    frame["strategy"] = frame["label"] if machines <= 1 else frame["label"] + " @ " + frame["machine"]
+    strategy = frame["label"] if frame["suite"].nunique() <= 1 else frame["suite"] + "/" + frame["label"]
+    frame["strategy"] = strategy if frame["machine"].nunique() <= 1 else strategy + " @ " + frame["machine"]
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     grouped = frame.groupby(["strategy", "metric"], sort=True)
     summary = grouped.agg(

@@ -68,10 +68,12 @@ def _suite_description(suite: str, root: Path) -> str | None:
 
 
 def one_line_answer(records: list[RunResult]) -> str:
-    """The report's first answer, in one line ("Most accurate: full 0.90 vs lora 0.88, within noise")."""
+    """The report's first answer, in one line ("Most accurate: full 0.90 vs lora 0.88, within noise"), from
+    the runs the report compares (bench.analysis.selection.comparable)."""
+    from bench.analysis.selection import comparable
     from bench.report.aggregate import answers
 
-    ok = [record for record in records if record.status == "ok"]
+    ok = [record for record in comparable(records).records if record.status == "ok"]
     found = answers(ok) if ok else []
     if not found:
         return "no strategy measured a compared metric"

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
 from bench.report import aggregate, charts
@@ -73,7 +74,7 @@ def _direction(summary: pd.DataFrame, metric: str | None) -> bool:
 def _loss_curves(records: list[RunResult]) -> dict[str, list[tuple[float, float]]]:
     """Each strategy's training loss per step, the mean over its seeds."""
     curves: dict[str, list[tuple[float, float]]] = {}
-    for key, runs in aggregate.keyed_records([r for r in records if r.status == "ok"]).items():
+    for key, runs in selection.keyed_records([r for r in records if r.status == "ok"]).items():
         steps: dict[int, list[float]] = {}
         for run in runs:
             for point in run.loss_curve:
@@ -232,13 +233,16 @@ def context(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, computed from the records; `notes`: the author's findings
-    (plain text, paragraphs separated by blank lines), shown first."""
+    (plain text, paragraphs separated by blank lines), shown first. The runs compared are chosen by
+    selection.comparable (the newest spec, one run per seed), which says what it left out."""
+    chosen = selection.comparable(records)
+    records = chosen.records
     summary = aggregate.summarize(records)
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = charts.colors(strategies)
     columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
     answers, family = aggregate.answers_and_family(records, summary) if len(summary) else ([], None)
-    keyed = aggregate.keyed_records([r for r in records if r.status == "ok"])
+    keyed = selection.keyed_records([r for r in records if r.status == "ok"])
     rows = [
         {
             "strategy": strategy,
@@ -270,6 +274,7 @@ def context(
         "environments": list(environments.values()),
         "commits": commits,
         "answers": answers,
+        "selection": chosen.notes,
         "columns": columns,
         "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
         "unmeasured": unmeasured,
@@ -284,9 +289,21 @@ def context(
         "memory": memory_section(records),
         "quality": quality_section(records, family),
         "notes": [block.strip() for block in (notes or "").split("\n\n") if block.strip()],
-        "recommendations": recommendation_section(records),
+        "recommendations": _recommendations(records, suites),
         "fmt": charts.fmt,
     }
+
+
+def _recommendations(records: list[RunResult], suites: list[str]) -> list[dict[str, Any]]:
+    """`bench recommend` per device size; per suite where there are several (strategies of different
+    models and tasks are not one choice), each row naming its suite."""
+    if len(suites) <= 1:
+        return recommendation_section(records)
+    rows = []
+    for suite in suites:
+        found = recommendation_section([r for r in records if r.suite == suite])
+        rows += [{**row, "suite": suite, "notes": [f"{suite}: {n}" for n in row["notes"]]} for row in found]
+    return rows
 
 
 def render(

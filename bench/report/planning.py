@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis import stats
+from bench.analysis import selection, stats
 from bench.records.results import RunResult, learned_task
-from bench.report import aggregate, charts
+from bench.report import charts
 
 COMPONENT_COLORS = {  # record name -> colour; COMPONENT_NAMES are what readers see
     "weights_frozen": "#9ecae1",
@@ -33,7 +33,7 @@ DEVICE_FIGURES = ("cuda_allocated_peak_mib", "cuda_reserved_peak_mib", "nvml_pro
 def memory_section(records: list[RunResult]) -> dict[str, Any] | None:
     """Training memory by component per strategy (mean over seeds, MiB), the estimate beside it and
     its error, and the device-level figures; None when no record counted its components."""
-    keyed = aggregate.keyed_records([r for r in records if r.status == "ok" and r.memory and r.memory.get("measured")])
+    keyed = selection.keyed_records([r for r in records if r.status == "ok" and r.memory and r.memory.get("measured")])
     if not keyed:
         return None
     rows = []

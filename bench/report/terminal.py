@@ -9,6 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
+from bench.analysis.selection import comparable, keyed_records
 from bench.records.results import learned_task
 from bench.report.aggregate import QUESTIONS, resolve, summarize
 
@@ -47,9 +48,11 @@ def figure(values: list[float], unit: str) -> str:
 
 
 def results_table(records: list[RunResult]) -> Table:
-    """One row per strategy (label); a column whose metric no run measured shows `-`."""
+    """One row per strategy (label, and suite where several); a column whose metric no run measured shows `-`.
+    The runs are the report's (bench.analysis.selection.comparable: the newest spec, one run per seed)."""
     from rich.table import Table
 
+    records = comparable(records).records
     summary = summarize(records)
     task = learned_task(records)
     seeds = {row.strategy: int(row.runs) for row in summary.itertuples()} if len(summary) else {}
@@ -63,7 +66,7 @@ def results_table(records: list[RunResult]) -> Table:
         table.add_column(heading.replace("{task}", task or "task"), justify="right")
     shown = [metric for metric in metrics if metric]
     table.caption = ("metrics: " + ", ".join(shown)) if shown else "no run measured these metrics"
-    for strategy in sorted({r.label for r in records}):
+    for strategy, runs in sorted(keyed_records(records).items()):
         cells = []
         for metric in metrics:
             rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)] if metric else []
@@ -72,7 +75,7 @@ def results_table(records: list[RunResult]) -> Table:
                 continue
             row = rows.iloc[0]
             cells.append(figure(list(row["values"]), str(row["unit"])))
-        failed = sum(r.label == strategy and r.status != "ok" for r in records)
+        failed = sum(r.status != "ok" for r in runs)
         name = strategy + (f" ({failed} not ok)" if failed else "")
         table.add_row(name, str(seeds.get(strategy, 0)), *cells)
     return table

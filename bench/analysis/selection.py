@@ -1,0 +1,73 @@
+"""Which runs a report compares: strategies told apart by label (and suite and machine where a folder
+holds several), each strategy's newest spec only, and one run per seed. The HTML report, the terminal
+table, the one-line answer and bench recommend all read records through `comparable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.analysis.compare import spec_key
+from bench.analysis.quality import one_per_seed
+from bench.records.results import RunResult
+
+
+def group_key(record: RunResult, machines: int, suites: int = 1) -> str:
+    """Strategies are told apart by label; across suites the suite leads it, across machines the machine joins it."""
+    key = record.label if suites <= 1 else f"{record.suite}/{record.label}"
+    return key if machines <= 1 else f"{key} @ {record.environment.machine}"
+
+
+def keyed_records(records: list[RunResult]) -> dict[str, list[RunResult]]:
+    machines = len({record.environment.machine for record in records})
+    suites = len({record.suite for record in records})
+    grouped: dict[str, list[RunResult]] = {}
+    for record in sorted(records, key=lambda r: (r.suite, r.label, r.seed)):
+        grouped.setdefault(group_key(record, machines, suites), []).append(record)
+    return grouped
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The runs a report compares, and what it left out, in words."""
+
+    records: list[RunResult]
+    notes: list[str] = field(default_factory=list)
+
+
+def comparable(records: list[RunResult]) -> Selection:
+    """The runs to compare, one rule for every table and answer: per strategy (label, and suite and machine
+    where several) the newest spec's runs only (runs of an older spec, such as an edited suite option,
+    are left out, not pooled), and one run per seed, the newest (a seed run again on later nights is a
+    replicate of timing, not of training; bench/analysis/quality.py one_per_seed)."""
+    machines = len({record.environment.machine for record in records})
+    suites = len({record.suite for record in records})
+    specs: dict[str, dict[str, list[RunResult]]] = {}
+    for record in records:
+        specs.setdefault(group_key(record, machines, suites), {}).setdefault(spec_key(record), []).append(record)
+    kept, notes, repeats, most = [], [], 0, 1
+    for key, found in sorted(specs.items()):
+        newest = max(found, key=lambda s: (max(r.started_at or "" for r in found[s]), len(found[s]), s))
+        older = sum(len(runs) for spec, runs in found.items() if spec != newest)
+        if older:
+            notes.append(
+                f"{key}: {older} run{'s' * (older > 1)} of an older spec left out "
+                f"({len(found) - 1} older spec{'s' * (len(found) > 2)}); the newest spec's runs are shown"
+            )
+        runs = one_per_seed(found[newest])
+        repeats += len(found[newest]) - len(runs)
+        most = max([most, *(sum(r.seed == seed for r in found[newest]) for seed in {r.seed for r in runs})])
+        kept += runs
+    if repeats:
+        notes.insert(
+            0,
+            f"{most} nights (runs of one spec and seed repeated, {repeats} older repeats left out): the tables "
+            "and answers show each seed's newest run; the History section shows the trend",
+        )
+    if suites > 1:
+        names = ", ".join(sorted({record.suite for record in records}))
+        notes.append(
+            f"{suites} suites ({names}): each strategy is named suite/label and its runs are never pooled "
+            "across suites; their models and tasks differ, so compare within a suite"
+        )
+    return Selection(sorted(kept, key=lambda r: (r.suite, r.label, r.seed)), notes)

@@ -1,0 +1,115 @@
+"""Which runs the report and `bench recommend` compare: one run per seed over several nights, never pooled
+across suites or across specs of one label; and the planning commands' one-line input errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.analysis import selection
+from bench.cli.main import main
+from bench.records.results import Metric, RunResult
+from bench.report import aggregate, html
+from tests.synthetic_records import TASK, make_set, store
+
+ACCURACY = f"accuracy.{TASK}"
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
+
+
+def night(day: int, **kw) -> list[RunResult]:
+    """One night of the nightly: the same runs (seeds 0-2), started on day `day`."""
+    return [
+        r.model_copy(update={"started_at": f"2026-11-{day:02d}T12:00:00+00:00", "session": f"night{day}"})
+        for r in make_set(**kw)
+    ]
+
+
+def in_suite(records: list[RunResult], suite: str, memory: float) -> list[RunResult]:
+    """The records as another suite's, with this training memory."""
+    out = []
+    for r in records:
+        metrics = dict(r.metrics)
+        metrics["memory.train.components_mib"] = Metric(value=memory, unit="MiB", higher_is_better=False)
+        out.append(r.model_copy(update={"suite": suite, "spec": {**r.spec, "suite": suite}, "metrics": metrics}))
+    return out
+
+
+def test_nights_count_each_seed_once_and_the_newest_stands() -> None:
+    old = [night(day, values={ACCURACY: 0.5}) for day in range(1, 7)]
+    newest = night(7, values={ACCURACY: 0.7})
+    records = [r for nights in old for r in nights] + newest
+    chosen = selection.comparable(records)
+    assert sorted((r.label, r.seed) for r in chosen.records) == sorted((r.label, r.seed) for r in newest)
+    assert all(r.started_at.startswith("2026-11-07") for r in chosen.records)
+    assert chosen.notes and chosen.notes[0].startswith("7 nights") and "History" in chosen.notes[0]
+    summary = html.context(records)
+    most = next(a for a in summary["answers"] if a.question == "Most accurate")
+    assert most.winner_mean == pytest.approx(0.7)
+    assert all(len(row["seeds"]) == 3 for row in summary["rows"])
+    assert summary["selection"] == chosen.notes
+
+
+def test_several_suites_are_never_pooled() -> None:
+    tiny = in_suite(make_set(), "smoke", 1.0)
+    big = in_suite(make_set(), "smollm2", 300.0)
+    summary = aggregate.summarize(selection.comparable([*tiny, *big]).records)
+    memory = summary[summary["metric"] == "memory.train.components_mib"].set_index("strategy")["mean"]
+    assert memory.to_dict() == {"smoke/full": 1.0, "smoke/lora": 1.0, "smollm2/full": 300.0, "smollm2/lora": 300.0}
+    assert set(selection.keyed_records([*tiny, *big])) == set(memory.index)
+    assert any("2 suites (smoke, smollm2)" in note for note in selection.comparable([*tiny, *big]).notes)
+
+
+def test_a_changed_spec_keeps_the_newest_spec_and_says_what_it_left_out() -> None:
+    old = [r for r in night(1, values={ACCURACY: 0.5}) if r.label == "lora"]
+    new = night(2, values={ACCURACY: 0.9}, learning_rate=1e-3)
+    chosen = selection.comparable([*old, *new])
+    lora = [r for r in chosen.records if r.label == "lora"]
+    assert len(lora) == 3 and all(r.spec["options"]["learning_rate"] == 1e-3 for r in lora)
+    assert chosen.notes == ["lora: 3 runs of an older spec left out (1 older spec); the newest spec's runs are shown"]
+    summary = aggregate.summarize(chosen.records)
+    row = summary[(summary["strategy"] == "lora") & (summary["metric"] == ACCURACY)].iloc[0]
+    assert row["mean"] == pytest.approx(0.9) and row["n"] == 3
+
+
+def test_recommend_answers_per_suite(tmp_path: Path, capsys) -> None:
+    store(in_suite(make_set(), "smoke", 1.0), tmp_path / "results")
+    store(in_suite(make_set(), "smollm2", 300.0), tmp_path / "results")
+    assert main(["recommend", str(tmp_path / "results"), "--memory", "24GiB"]) == 0
+    out = capsys.readouterr().out
+    assert "2 suites (smoke, smollm2)" in out and "== suite smoke ==" in out and "== suite smollm2 ==" in out
+    assert "smoke/" not in out  # each suite ranked alone: no strategy dominated by another suite's
+
+
+def test_no_recommendation_is_said_once(tmp_path: Path, capsys) -> None:
+    folder = store(make_set(), tmp_path / "results")
+    assert main(["recommend", str(folder), "--memory", "1KiB"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("no recommendation") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--device-memory", "24GiB", "--batch-sizes", "2000000"], "--batch-sizes: each must be from 1 to 1048576"),
+        (["--tokens", "99999999"], "--tokens must be a count from 1 to 1048576, got 99999999"),
+        (["--device-memory", "24"], "--device-memory: '24' has no unit: give a unit, e.g. 24GiB"),
+    ],
+)
+def test_estimate_refuses_out_of_range_input_in_one_line(args: list[str], said: str, capsys) -> None:
+    assert main(["estimate", str(SUITE), *args]) == 2
+    error = capsys.readouterr().err.strip()
+    assert said in error and "\n" not in error and "Traceback" not in error
+
+
+def test_estimate_names_a_model_config_that_is_not_json(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("not json", encoding="utf-8")
+    assert main(["estimate", str(SUITE), "--model-config", str(config)]) == 2
+    assert str(config) in capsys.readouterr().err
+
+
+def test_recommend_refuses_a_bare_number_of_memory(tmp_path: Path, capsys) -> None:
+    folder = store(make_set(), tmp_path / "results")
+    assert main(["recommend", str(folder), "--memory", "24"]) == 2
+    assert "--memory: '24' has no unit: give a unit, e.g. 24GiB" in capsys.readouterr().err
