@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from bench.execute import ExecutionReport, execute
 from bench.executors.base import Progress
 from bench.plan import RunSpec, plan
+from bench.records.results import RunResult
 from bench.records.store import ResultStore
 from bench.suite import Suite, load_suite
 
@@ -33,12 +34,7 @@ def run_suite(
     way; they hold this machine's host name only with `record_host`. Raises
     bench.executors.base.SetupError, before any run, when that cannot start."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    specs: list[RunSpec] = plan(suite)
-    if only:
-        unknown = sorted(set(only) - {spec.label for spec in specs})
-        if unknown:
-            raise ValueError(f"--only: no strategy labelled {', '.join(unknown)} in suite {suite.name!r}")
-        specs = [spec for spec in specs if spec.label in only]
+    specs = selected_runs(suite, only)
     return execute(
         specs,
         ResultStore(results_dir, record_host=record_host),
@@ -53,6 +49,71 @@ def run_suite(
     )
 
 
+class UnknownLabelError(ValueError):
+    """`only` names a label that the suite does not have; the message names it and the labels there are."""
+
+
+def selected_runs(suite: Suite, only: list[str] | None = None) -> list[RunSpec]:
+    """The suite's planned runs, of the strategies labelled in `only` (every one when None or empty).
+    Raises UnknownLabelError for a label the suite does not have."""
+    specs: list[RunSpec] = plan(suite)
+    if not only:
+        return specs
+    labels = list(dict.fromkeys(spec.label for spec in specs))
+    unknown = sorted(set(only) - set(labels))
+    if unknown:
+        raise UnknownLabelError(
+            f"--only: no strategy labelled {', '.join(unknown)} in suite {suite.name!r} (labels: {', '.join(labels)})"
+        )
+    return [spec for spec in specs if spec.label in only]
+
+
+def stored_runs(suite: Suite, results_dir: Path | str, machines: set[str]) -> list[RunResult]:
+    """The stored record of every planned run of `suite` on `machines`, in plan order; a run with no
+    readable record is left out (what a rerun of the whole suite would report, less what it would run)."""
+    from bench.records.migrations import NotARecord
+
+    store, found = ResultStore(results_dir), []
+    for spec in plan(suite):
+        for machine in sorted(machines):
+            try:
+                record = store.read(spec.suite, machine, spec.run_id)
+            except (NotARecord, OSError):
+                record = None
+            if record is not None:
+                found.append(record)
+    return found
+
+
+class ReportSourceError(ValueError):
+    """What `bench report` was given is not something it renders; the message says what it takes."""
+
+
+REPORT_TAKES = "bench report takes a suite YAML, a results folder (or its records.tar.xz) or one record file"
+
+
+def _record_file(source: Path) -> RunResult | None:
+    """The record in `source` when it is a record file (a JSON object with a run_id), else None (a suite,
+    which may be JSON too: an object with strategies). Raises ReportSourceError for any other JSON file."""
+    import json
+
+    from bench.records.migrations import NotARecord
+    from bench.records.results import parse_record
+
+    if source.suffix.lower() != ".json":
+        return None
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise ReportSourceError(f"{source} is not valid JSON ({str(error)[:200]}); {REPORT_TAKES}") from None
+    if isinstance(raw, dict) and "strategies" in raw and "run_id" not in raw:
+        return None
+    try:
+        return parse_record(raw)
+    except NotARecord as error:
+        raise ReportSourceError(f"{source}: {error}; {REPORT_TAKES}") from None
+
+
 def report(
     source: Path | str,
     out: Path | str | None = None,
@@ -61,7 +122,8 @@ def report(
     history_dir: Path | str | None = None,
     notes: Path | str | None = None,
 ) -> Path:
-    """Render the HTML report of a suite (YAML path: its records under results_dir) or of a results folder.
+    """Render the HTML report of a suite (YAML path: its records under results_dir), of a results folder,
+    or of one record file (default reports/<suite>-<run_id>.html; ReportSourceError for a broken one).
 
     The history section (trend charts, change points) is built from `history_dir`, else from the
     records' own folder; it appears when that holds more than one night.
@@ -74,6 +136,12 @@ def report(
 
     source = Path(source)
     suite_text = None
+    single = _record_file(source) if source.is_file() else None
+    if single is not None:  # its own report (not the suite's), with history only from `history_dir`
+        out = out if out is not None else Path(reports_dir) / f"{single.suite}-{single.run_id}.html"
+        history = build(history_dir, single.suite) if history_dir else None
+        text = Path(notes).read_text(encoding="utf-8") if notes else None
+        return write_report([single], out, history=history, notes=text)
     if source.is_file() and not is_archive(source):  # an archive of records reads as their folder
         suite_text = source.read_text(encoding="utf-8")
         suite = load_suite(source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bench.executors import EXECUTORS
 from bench.executors.base import Finished, Job, Progress, SetupError
 from bench.measure import env, limits
 from bench.plan import RunSpec
+from bench.records.migrations import NotARecord
 from bench.records.portable import redact_file
 from bench.records.results import RunResult
 from bench.records.store import ResultStore
@@ -100,7 +102,8 @@ def execute(
     report = ExecutionReport()
     results: dict[int, RunResult] = {}
     here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
-    if not all(_kept(store, spec, here) for spec in specs):  # that something will run
+    unreadable: set[Path] = set()  # stored files that are not records, each told once
+    if not all(_kept(store, spec, here, unreadable) for spec in specs):  # that something will run
         problem = results_dir_problem(store.root)
         if problem:
             raise SetupError(problem)
@@ -113,7 +116,7 @@ def execute(
         machine = machine or chosen.machine()  # where its runs land (Ray: a probe task on the cluster)
         jobs = []
         for index, spec in enumerate(specs):
-            stored = _kept(store, spec, machine)
+            stored = _kept(store, spec, machine, unreadable)
             if stored is not None:
                 results[index] = stored
                 report.reused += 1
@@ -135,10 +138,29 @@ def execute(
     return report
 
 
-def _kept(store: ResultStore, spec: RunSpec, machine: str) -> RunResult | None:
-    """The stored record to reuse (ok or skipped), or None: the run is to execute."""
-    stored = store.read(spec.suite, machine, spec.run_id)
+def _kept(store: ResultStore, spec: RunSpec, machine: str, unreadable: set[Path]) -> RunResult | None:
+    """The stored record to reuse (ok or skipped), or None: the run is to execute. A stored file that is
+    not a record (truncated, empty, invalid) is set aside, said once, and its run executes again."""
+    try:
+        stored = store.read(spec.suite, machine, spec.run_id)
+    except (NotARecord, OSError) as error:
+        path = store.path_for(spec.suite, machine, spec.run_id)
+        if path not in unreadable:
+            unreadable.add(path)
+            _set_aside(path, str(error) if isinstance(error, NotARecord) else f"unreadable: {error}")
+        return None
     return stored if stored is not None and stored.status in KEEP else None
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    """Rename a stored file that is not a record to <name>.unreadable (no longer read as one), and say so."""
+    aside = path.with_name(f"{path.name}.unreadable")
+    try:
+        os.replace(path, aside)
+        where = f"moved to {aside}"
+    except OSError:
+        where = "left in place; the new record replaces it"
+    print(f"bench: {path} is not a record ({reason}): {where}; running {path.stem} again", file=sys.stderr)
 
 
 def _log_path(store: ResultStore, machine: str, spec: RunSpec) -> Path:

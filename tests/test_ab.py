@@ -102,7 +102,8 @@ def test_a_contaminated_round_is_run_again_up_to_the_limit(tmp_path, monkeypatch
         (folder / ".done").write_text("")
 
     monkeypatch.setattr(ab, "_run_round", fake_round)
-    base, cand = ab.run_rounds(tmp_path / "s.yaml", tmp_path / "out", 2, max_reruns=1, say=lambda m: None)
+    suite = write_suite(tmp_path, fast_suite("s", ["full", "lora"]))  # a round holds its (label, seed 0) runs
+    base, cand = ab.run_rounds(suite, tmp_path / "out", 2, max_reruns=1, say=lambda m: None)
     assert len(calls) == 8  # 2 rounds x 2 sides x (first try + one rerun)
     assert sorted(p.name for p in (tmp_path / "out" / "baseline").iterdir()) == [
         "round-1",

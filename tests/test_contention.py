@@ -9,6 +9,7 @@ import time
 from collections import namedtuple
 
 import psutil
+import pytest
 
 from bench.measure.contention import MAX_OTHERS_CPU, ContentionMonitor, judge, per_cpu
 from bench.records.results import PhaseContention
@@ -50,6 +51,7 @@ def test_judge_names_every_reason():
     assert "p90/p50 5.00" in quality.reasons[2]
 
 
+@pytest.mark.serial  # reads every CPU's load: a test worker beside it would show on the other CPU
 def test_the_phase_says_which_cpu_was_busy():
     """A neighbour spinning on one CPU shows on that CPU alone: the per-CPU reading tells one slow or
     busy CPU from a slow machine."""

@@ -46,17 +46,72 @@ from bench.records.store import load_records
 SOURCE = Path(__file__).resolve().parents[2]  # this checkout (bench/analysis/ab.py): the candidate's code
 
 
+class RoundError(RuntimeError):
+    """A round that could not run or finish (the baseline's code, a crashed `bench run`); the message says
+    why in one line, and the round is not marked done."""
+
+
+def rev_problem(rev: str) -> str | None:
+    """Why `rev` cannot be the baseline's code (not a commit of this checkout), or None."""
+    command = ["git", "-C", str(SOURCE), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        return f"--baseline-rev {rev}: cannot run git: {error.strerror or error}"
+    return None if done.returncode == 0 else f"--baseline-rev {rev}: no such commit in {SOURCE}"
+
+
 def _checkout(rev: str, out: Path) -> Path:
-    """A worktree of `rev` under `out`, made once and kept for a resumed run."""
+    """A worktree of `rev` under `out`, made once and kept for a resumed run; an A/B folder made against
+    another commit is refused (its rounds ran that commit's code)."""
     folder = out / "baseline-src"
-    if not (folder / "bench").is_dir():
-        subprocess.run(
-            ["git", "-C", str(SOURCE), "worktree", "add", "--force", "--detach", str(folder), rev],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+    if (folder / "bench").is_dir():
+        held, wanted = _commit(folder, "HEAD"), _commit(SOURCE, rev)
+        if held != wanted:
+            raise RoundError(
+                f"--baseline-rev {rev}: {out} holds an A/B against {(held or '?')[:12]}, not {(wanted or '?')[:12]}; "
+                "give another --out"
+            )
+        return folder
+    command = ["git", "-C", str(SOURCE), "worktree", "add", "--force", "--detach", str(folder), rev]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RoundError(f"--baseline-rev {rev}: git worktree add failed: {_last_line(done.stderr)}")
     return folder
+
+
+def _commit(where: Path, rev: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(where), "rev-parse", f"{rev}^{{commit}}"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def planned_runs(suite: Path, only: list[str] | None = None) -> set[tuple[str, int]]:
+    """(label, seed) of every run a round of `suite` holds: its strategies labelled in `only`, or all."""
+    from bench.plan import plan
+    from bench.suite import load_suite
+
+    return {(spec.label, spec.seed) for spec in plan(load_suite(suite)) if not only or spec.label in only}
+
+
+def missing_runs(folder: Path, planned: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The planned runs with no record (ok, skipped or failed) in a round's folder."""
+    found = {(r.label, r.seed) for r in load_records(folder, skipped=[])} if folder.is_dir() else set()
+    return sorted(planned - found)
+
+
+def _names(runs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{label} seed {seed}" for label, seed in runs)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _selected(runs: list[RunResult], only: list[str] | None) -> list[RunResult]:
+    """A round's records of the strategies labelled in `only` (all when None): a round made for more
+    strategies serves a narrower selection."""
+    return [r for r in runs if not only or r.label in only]
 
 
 def run_rounds(
@@ -71,9 +126,12 @@ def run_rounds(
     max_reruns: int = 2,
 ) -> tuple[list[Path], list[Path]]:
     """Run the suite `rounds` times per side, interleaved; returns each side's round folders.
-    A round folder that is complete (`.done`) is kept, so an interrupted A/B run resumes. A round whose
-    timing another process contaminated is run again, up to `max_reruns` times; one still contaminated
-    then is dropped with its pair by the comparison (a neighbour costs time, not the verdict)."""
+    A round folder that is complete (`.done`, and a record of every run selected by `only`) is kept, so
+    an interrupted A/B run resumes; a done round made for other strategies runs the missing ones. A round
+    whose timing another process contaminated is run again, up to `max_reruns` times; one still
+    contaminated then is dropped with its pair by the comparison (a neighbour costs time, not the verdict).
+    Raises RoundError when a round's `bench run` crashed or stored no record of a run."""
+    planned = planned_runs(suite, only)
     sides = {
         "baseline": (_checkout(baseline_rev, out) if baseline_rev else SOURCE, baseline_env or {}),
         "candidate": (SOURCE, candidate_env or {}),
@@ -85,11 +143,11 @@ def run_rounds(
             source, extra = sides[side]
             folder = out / side / f"round-{index + 1}"
             folders[side].append(folder)
-            if (folder / ".done").exists():
+            if _reusable(folder, planned, f"round {index + 1}/{rounds}: {side}", say):
                 continue  # finished by an earlier invocation: resumed, not rerun
             for attempt in range(max_reruns + 1):
                 _run_round(suite, folder, source, extra, only, f"{side} round {index + 1}")
-                if attempt == max_reruns or not contaminated_round(list(load_records(folder))):
+                if attempt == max_reruns or not contaminated_round(_selected(list(load_records(folder)), only)):
                     break
                 # another process disturbed this round's timing: keep it aside and run it again
                 folder.rename(folder.with_name(f"{folder.name}.contaminated-{attempt + 1}"))
@@ -98,14 +156,34 @@ def run_rounds(
     return folders["baseline"], folders["candidate"]
 
 
+def _reusable(folder: Path, planned: set[tuple[str, int]], name: str, say: Callable[[str], None]) -> bool:
+    """Whether an earlier invocation finished this round for these runs; a done round that lacks some
+    (made for other strategies, or left empty by a crash) is no longer done, and says what it lacks."""
+    if not (folder / ".done").exists():
+        return False
+    missing = missing_runs(folder, planned)
+    if not missing:
+        return True
+    say(f"{name} has no record of {_names(missing)}; running it")
+    (folder / ".done").unlink()
+    return False
+
+
 def _run_round(
     suite: Path, folder: Path, source: Path, extra: dict[str, str], only: list[str] | None, name: str
 ) -> None:
+    """One side's round: `bench run` into `folder`, marked done only when it stored a record of every
+    run (exit 1 with them all: some runs failed, and their records say why). RoundError otherwise."""
     command = [sys.executable, "-m", "bench.cli", "run", str(suite.resolve()), "--results", str(folder)]
     command += ["--quiet", "--no-report", *(["--only", *only] if only else [])]
-    done = subprocess.run(command, cwd=source, env={**os.environ, **extra})
-    if done.returncode not in (0, 1):  # 1: some runs failed, and their records say why
-        raise RuntimeError(f"{name}: bench run exited {done.returncode}")
+    done = subprocess.run(command, cwd=source, env={**os.environ, **extra}, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stderr or "")  # what it said, passed on; its last line names a crash
+    missing = missing_runs(folder, planned_runs(suite, only))
+    if done.returncode not in (0, 1) or missing:
+        lacks = f" with no record of {_names(missing)}" if missing else ""
+        raise RoundError(
+            f"{name}: bench run exited {done.returncode}{lacks} (not marked done): {_last_line(done.stderr)}"
+        )
     (folder / ".done").write_text("")
 
 
@@ -295,5 +373,6 @@ def compare_rounds(
     return result
 
 
-def load_rounds(folders: list[Path]) -> list[list[RunResult]]:
-    return [list(load_records(folder)) for folder in folders]
+def load_rounds(folders: list[Path], only: list[str] | None = None) -> list[list[RunResult]]:
+    """Each round's records, of the strategies labelled in `only` (all when None)."""
+    return [_selected(list(load_records(folder)), only) for folder in folders]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bench.cli.output import console, errors
+from bench.cli.output import console, errors, plain
 from bench.suite import load_suite
 
 if TYPE_CHECKING:
@@ -129,8 +129,8 @@ def _history(args: argparse.Namespace) -> int:
         if not one.change_points and not args.all:
             continue
         marks = "; ".join(
-            f"at point {c.index + 1} ({(c.commit or '?')[:8]}): {c.shift:+.1%}"
-            f" [{c.shift_low:+.1%}, {c.shift_high:+.1%}] p={c.p:.2g} {'worse' if c.worse else 'better'}"
+            f"at point {c.index + 1} ({(c.commit or '?')[:8]}): {c.shift_text}"
+            f" p={c.p:.2g} {'worse' if c.worse else 'better'}"
             for c in one.change_points
         )
         grid.add_row(
@@ -157,51 +157,74 @@ def _history(args: argparse.Namespace) -> int:
         console.print(f"written: {args.json}")
     fresh = new_regressions(history)
     if args.fail_on_new and fresh:
-        names = [f"{s.strategy}: {s.metric} {c.shift:+.1%}" for s, c in fresh]
+        names = [f"{s.strategy}: {s.metric} {c.shift_text}" for s, c in fresh]
         errors.print("[bold red]NEW CHANGE POINT (worse)[/bold red] " + "; ".join(names))
         return 1
     return 0
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    """NAME=VALUE pairs; a malformed one exits 2 naming it."""
     found = {}
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"bench ab: {flag} expects NAME=VALUE, got {item!r}")
+            plain(f"bench ab: {flag} expects NAME=VALUE, got {item!r}")
+            raise SystemExit(2)
         found[name] = value
     return found
+
+
+def _ab_problem(args: argparse.Namespace) -> str | None:
+    """Why `bench ab`'s arguments cannot run (naming the option and its value), or None; checked before
+    any round, so a bad one never costs a round."""
+    from bench.analysis.ab import rev_problem
+    from bench.api import UnknownLabelError, selected_runs
+
+    if args.rounds < 1:
+        return f"--rounds must be at least 1, got {args.rounds}"
+    if args.max_reruns < 0:
+        return f"--max-reruns must be 0 or more, got {args.max_reruns}"
+    suite = load_suite(args.suite)  # a bad suite fails here, with its field paths, before anything runs
+    try:
+        selected_runs(suite, args.only)
+    except UnknownLabelError as error:
+        return str(error)
+    return rev_problem(args.baseline_rev) if args.baseline_rev else None
 
 
 def _ab(args: argparse.Namespace) -> int:
     import json
 
-    from bench.analysis.ab import compare_rounds, load_rounds, run_rounds
+    from bench.analysis.ab import RoundError, compare_rounds, load_rounds, run_rounds
     from bench.cli.console import comparison_table
 
-    if args.rounds < 1:
-        errors.print(f"bench ab: --rounds must be at least 1, got {args.rounds}")
+    problem = _ab_problem(args)
+    if problem:
+        plain(f"bench ab: {problem}")
         return 2
-    load_suite(args.suite)  # a bad suite fails here, with its field paths, before anything runs
+    baseline_env = _pairs(args.baseline_env, "--baseline-env")
+    candidate_env = _pairs(args.candidate_env, "--candidate-env")
+    thresholds = _thresholds(args.threshold or [])  # malformed: exit 2 now, not after the rounds
+    min_effects = _thresholds(args.min_effect or [], "--min-effect", percent=False)
     out = args.out or Path("results") / "ab" / Path(args.suite).stem
-    base, cand = run_rounds(
-        Path(args.suite),
-        out,
-        args.rounds,
-        args.baseline_rev,
-        _pairs(args.baseline_env, "--baseline-env"),
-        _pairs(args.candidate_env, "--candidate-env"),
-        args.only,
-        say=lambda message: errors.print(message),
-        max_reruns=max(args.max_reruns, 0),
-    )
-    result = compare_rounds(
-        load_rounds(base),
-        load_rounds(cand),
-        _thresholds(args.threshold or []),
-        alpha=args.alpha,
-        min_effects=_thresholds(args.min_effect or [], "--min-effect", percent=False),
-    )
+    try:
+        base, cand = run_rounds(
+            Path(args.suite),
+            out,
+            args.rounds,
+            args.baseline_rev,
+            baseline_env,
+            candidate_env,
+            args.only,
+            say=lambda message: errors.print(message),
+            max_reruns=args.max_reruns,
+        )
+    except RoundError as error:
+        plain(f"bench ab: {error}")
+        return 2
+    base_runs, cand_runs = load_rounds(base, args.only), load_rounds(cand, args.only)
+    result = compare_rounds(base_runs, cand_runs, thresholds, alpha=args.alpha, min_effects=min_effects)
     Console(width=max(console.width, 200)).print(comparison_table(result, show_unchanged=args.all))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
     console.print(f"{len(result.changes)} metrics compared over {args.rounds} interleaved rounds: {counts}")

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from bench.cli import advise, compare, publish, run, suites
-from bench.cli.output import errors
+from bench.cli.output import errors, plain
 from bench.suite import SuiteError
 
 # in the order `bench --help` lists them: each family adds its subcommands
@@ -25,12 +25,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the options that name a file to write, per command: checked before the command does any work
+OUTPUT_FILES = {
+    "report": ("out",),
+    "compare": ("json", "html"),
+    "history": ("json",),
+    "ab": ("json",),
+    "estimate": ("json",),
+    "recommend": ("json",),
+}
+
+
+def output_problem(args: argparse.Namespace) -> str | None:
+    """Why an output file option cannot be written (a folder, or below a file), naming the option and path."""
+    for name in OUTPUT_FILES.get(args.command, ()):
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        if path.is_dir():
+            return f"--{name} {path} is a folder; give a file path"
+        above = next((parent for parent in path.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            return f"--{name} {path}: {above} is a file, not a folder"
+    return None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (a background job's usual stop) is handled like Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = output_problem(args)
+    if problem:
+        plain(f"bench {args.command}: {problem}")
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -12,13 +12,23 @@ from bench.cli.output import console, errors, plain
 from bench.cli.suites import check_data
 from bench.suite import load_suite
 
+if TYPE_CHECKING:
+    from bench.records.results import RunResult
+    from bench.suite import Suite
+
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.api import run_suite
+    from bench.api import UnknownLabelError, run_suite, selected_runs
     from bench.cli.console import RichProgress
     from bench.executors.base import Progress, SetupError
 
     suite = load_suite(args.suite)
+    if args.only:
+        try:
+            selected_runs(suite, args.only)
+        except UnknownLabelError as error:
+            plain(f"bench run: {error}")
+            return 2
     check_data(suite, str(args.suite))  # bad data: exit 2 with every problem, before any run
     if args.address and args.executor != "ray":
         plain("bench run: --address is for --executor ray")
@@ -52,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             reports = args.reports or args.results.parent / "reports"
-            path = write_report(report.results, reports / f"{suite.name}.html", args.suite.read_text("utf-8"))
+            records = _suite_records(suite, args.results, report.results) if args.only else report.results
+            path = write_report(records, reports / f"{suite.name}.html", args.suite.read_text("utf-8"))
             if not args.quiet:
                 errors.print(f"report: {path}")
         except Exception as error:  # a report failure must not lose the runs, which are stored already
@@ -64,13 +75,27 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from bench.api import report
+def _suite_records(suite: Suite, results: Path, ran: list[RunResult]) -> list[RunResult]:
+    """What the suite's report shows after `--only`: every stored record of the suite on the machines
+    these runs landed on, as a rerun of the whole suite would show, not just the runs selected."""
+    from bench.api import stored_runs
 
+    return stored_runs(suite, results, {record.environment.machine for record in ran}) or ran
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.api import ReportSourceError, report
+
+    if args.history is not None and not args.history.exists():
+        plain(f"bench report: --history {args.history}: no such folder")
+        return 2
     try:
         path = report(args.source, args.out, args.results, args.reports, args.history, args.notes)
     except FileNotFoundError as error:
         errors.print(f"[red]error[/red]: {error}")
+        return 2
+    except ReportSourceError as error:
+        plain(f"bench report: {error}")
         return 2
     console.print(f"report: {path}")
     return 0
@@ -108,7 +133,9 @@ def add_parsers(commands: Any) -> None:
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="render the HTML comparison report from stored records")
-    report.add_argument("source", type=Path, help="suite YAML (its records under --results) or a results folder")
+    report.add_argument(
+        "source", type=Path, help="suite YAML (its records under --results), a results folder, or one record file"
+    )
     report.add_argument("--out", type=Path, help="output file (default: reports/<suite>.html)")
     report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")

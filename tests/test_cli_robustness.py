@@ -1,0 +1,269 @@
+"""The command line with broken inputs: unreadable records, crashed rounds, unknown labels, bad options and
+output paths. Each is one line naming what is wrong and exit 2 (or a redone run), never a traceback. No
+training: executors, `bench run` and records are stand-ins."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli.main import main
+from bench.plan import RunSpec, plan
+from bench.suite import load_suite
+from tests.conftest import fast_suite, write_suite
+from tests.synthetic_records import make_record, store
+
+MACHINE = "x86_64-2c-cpu"  # the synthetic records' machine
+
+
+def _suite(folder: Path, name: str = "smoke") -> Path:
+    return write_suite(folder, fast_suite(name, ["full", "lora"]))
+
+
+def _specs(suite: Path) -> list[RunSpec]:
+    return plan(load_suite(suite))
+
+
+def _bench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`bench ARGS` in this process: the exit code and what it said on stderr."""
+    try:
+        code = main([*args])
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+# 1. a results folder with a file that is not a record
+
+
+class StubExecutor:
+    """Runs nothing: every job ends without a record (a failed record is stored for it)."""
+
+    def __init__(self, *args: Any, **options: Any) -> None: ...
+
+    def machine(self) -> str:
+        return MACHINE
+
+    def run(self, jobs: list, machine: str, progress: Any) -> Any:
+        from bench.backends.base import Outcome
+        from bench.executors.base import Finished, utc_now
+
+        for job in jobs:
+            yield Finished(job, Outcome(None, "stub: not run"), utc_now(), 0.0)
+
+    def close(self) -> None: ...
+
+
+def test_a_truncated_or_empty_record_is_set_aside_and_its_run_redone(tmp_path, monkeypatch, capsys):
+    import bench.execute
+    from bench.records.store import ResultStore, load_record
+
+    monkeypatch.setattr(bench.execute.EXECUTORS, "get", lambda name: StubExecutor)
+    specs = _specs(_suite(tmp_path))
+    results = ResultStore(tmp_path / "results")
+    paths = [results.path_for(spec.suite, MACHINE, spec.run_id) for spec in specs]
+    paths[0].parent.mkdir(parents=True)
+    paths[0].write_text('{"run_id": "trunc')
+    paths[1].write_text("")
+    report = bench.execute.execute(specs, results, machine=MACHINE)
+    assert report.executed == 2 and report.reused == 0
+    said = capsys.readouterr().err
+    for path in paths:
+        assert f"{path} is not a record" in said and f"moved to {path}.unreadable" in said
+        assert load_record(path).status == "failed"  # the new record replaced it
+        assert path.with_name(f"{path.name}.unreadable").exists()
+    assert "Traceback" not in said
+
+
+# 2. bench ab: a crashed round is not a finished one
+
+
+def _crashed(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(args, 1, stderr="Traceback (most recent call last):\nValueError: planted\n")
+
+
+def test_a_crashed_round_is_not_marked_done_and_says_why(tmp_path, monkeypatch):
+    import bench.analysis.ab as ab
+
+    monkeypatch.setattr(ab.subprocess, "run", _crashed)
+    folder = tmp_path / "round-1"
+    with pytest.raises(ab.RoundError, match="exited 1 with no record of full seed 0, lora seed 0.*ValueError: planted"):
+        ab._run_round(_suite(tmp_path), folder, tmp_path, {}, None, "baseline round 1")
+    assert not (folder / ".done").exists()
+
+
+def test_bench_ab_stops_on_a_crashed_round_with_one_line(tmp_path, monkeypatch, capsys):
+    import bench.analysis.ab as ab
+
+    monkeypatch.setattr(ab.subprocess, "run", _crashed)
+    out = tmp_path / "ab"
+    code, said = _bench(capsys, "ab", str(_suite(tmp_path)), "--rounds", "1", "--out", str(out))
+    assert code == 2 and "baseline round 1: bench run exited 1" in said and "ValueError: planted" in said
+    assert not list(out.rglob(".done"))
+
+
+def _fake_rounds(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, list[str] | None]]) -> None:
+    """`bench run` stand-in for run_rounds: stores ok records of the selected labels (seed 0), done."""
+    import bench.analysis.ab as ab
+
+    def fake_round(suite, folder, source, extra, only, name):
+        calls.append((name, only))
+        specs = [spec for spec in _specs(suite) if not only or spec.label in only]
+        store([make_record(spec.label, spec.seed).model_copy(update={"run_id": spec.run_id}) for spec in specs], folder)
+        (folder / ".done").write_text("")
+
+    monkeypatch.setattr(ab, "_run_round", fake_round)
+
+
+def test_a_done_round_without_records_runs_again(tmp_path, monkeypatch):
+    import bench.analysis.ab as ab
+
+    calls: list = []
+    _fake_rounds(monkeypatch, calls)
+    out = tmp_path / "out"
+    for side in ("baseline", "candidate"):  # what a crashed round of an older bench ab left
+        (out / side / "round-1").mkdir(parents=True)
+        (out / side / "round-1" / ".done").write_text("")
+    said: list[str] = []
+    ab.run_rounds(_suite(tmp_path), out, 1, say=said.append)
+    assert len(calls) == 2
+    assert "round 1/1: baseline has no record of full seed 0, lora seed 0; running it" in said
+
+
+def test_only_decides_which_done_rounds_are_reused_and_what_is_compared(tmp_path, monkeypatch):
+    import bench.analysis.ab as ab
+
+    calls: list = []
+    _fake_rounds(monkeypatch, calls)
+    suite, out = _suite(tmp_path), tmp_path / "out"
+    ab.run_rounds(suite, out, 1, only=["full"], say=lambda m: None)
+    assert calls == [("baseline round 1", ["full"]), ("candidate round 1", ["full"])]
+    base, _ = ab.run_rounds(suite, out, 1, only=["full"], say=lambda m: None)  # same selection: reused
+    assert len(calls) == 2
+    base, _ = ab.run_rounds(suite, out, 1, only=["lora"], say=lambda m: None)  # rounds made for full: lora runs
+    assert len(calls) == 4 and calls[-1] == ("candidate round 1", ["lora"])
+    assert {r.label for runs in ab.load_rounds(base, ["lora"]) for r in runs} == {"lora"}
+    assert {r.label for runs in ab.load_rounds(base) for r in runs} == {"full", "lora"}
+
+
+# 3. unknown labels
+
+
+def test_an_unknown_only_label_is_one_line_and_exit_2(tmp_path, capsys):
+    suite = str(_suite(tmp_path))
+    for command in (["run", suite, "--results", str(tmp_path / "r")], ["ab", suite, "--out", str(tmp_path / "ab")]):
+        code, said = _bench(capsys, *command, "--only", "lroa")
+        assert code == 2 and "Traceback" not in said
+        assert said.strip().endswith("--only: no strategy labelled lroa in suite 'smoke' (labels: full, lora)")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "ab").exists()
+
+
+# 4. bench run --only renders the whole suite's report
+
+
+def test_run_only_reports_every_stored_record_of_the_suite(tmp_path, monkeypatch, capsys):
+    import bench.api
+    import bench.report.html
+    from bench.execute import ExecutionReport
+
+    suite = _suite(tmp_path)
+    records = [make_record(s.label, s.seed).model_copy(update={"run_id": s.run_id}) for s in _specs(suite)]
+    store(records, tmp_path / "results")
+    ran = [record for record in records if record.label == "full"]
+    monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(ran, executed=len(ran)))
+    reported: list = []
+    monkeypatch.setattr(bench.report.html, "write_report", lambda records, out, *a, **k: reported.extend(records))
+    code, _ = _bench(capsys, "run", str(suite), "--results", str(tmp_path / "results"), "--only", "full", "--quiet")
+    assert code == 0
+    assert sorted(r.label for r in reported) == ["full", "lora"]
+
+
+# 5. bench ab's options
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--baseline-rev", "no-such-rev-x"], "--baseline-rev no-such-rev-x: no such commit in"),
+        (["--baseline-env", "FOO"], "--baseline-env expects NAME=VALUE, got 'FOO'"),
+        (["--max-reruns", "-1"], "--max-reruns must be 0 or more, got -1"),
+        (["--threshold", "oops"], "--threshold expects METRIC=VALUE"),
+    ],
+)
+def test_bad_ab_options_exit_2_before_any_round(tmp_path, capsys, options, message):
+    out = tmp_path / "ab"
+    code, said = _bench(capsys, "ab", str(_suite(tmp_path)), "--out", str(out), *options)
+    assert code == 2 and message in said and "Traceback" not in said
+    assert not out.exists()
+
+
+# 6. output paths that are folders
+
+
+@pytest.mark.parametrize(
+    "command, option",
+    [
+        (["report", "{results}"], "--out"),
+        (["compare", "{results}", "{results}"], "--json"),
+        (["compare", "{results}", "{results}"], "--html"),
+        (["history", "{results}"], "--json"),
+        (["estimate", "{suite}"], "--json"),
+        (["recommend", "{results}", "--memory", "24GiB"], "--json"),
+    ],
+)
+def test_an_output_file_option_naming_a_folder_exits_2(tmp_path, capsys, command, option):
+    store([make_record("full", 0)], tmp_path / "results")
+    names = {"results": str(tmp_path / "results"), "suite": str(_suite(tmp_path))}
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    code, said = _bench(capsys, *[part.format(**names) for part in command], option, str(folder))
+    assert code == 2
+    assert said.strip() == f"bench {command[0]}: {option} {folder} is a folder; give a file path"
+
+
+# 7. bench report's sources
+
+
+def test_report_refuses_a_history_store_that_does_not_exist(tmp_path, capsys):
+    store([make_record("full", 0)], tmp_path / "results")
+    code, said = _bench(capsys, "report", str(tmp_path / "results"), "--history", str(tmp_path / "nowhere"))
+    assert code == 2 and said.strip() == f"bench report: --history {tmp_path / 'nowhere'}: no such folder"
+
+
+def test_report_of_one_record_file_renders_it(tmp_path, capsys):
+    folder = store([make_record("full", 0), make_record("lora", 0)], tmp_path / "results")
+    record = folder / "full-0-0.003.json"
+    code, said = _bench(capsys, "report", str(record), "--reports", str(tmp_path / "reports"))
+    assert code == 0, said
+    page = (tmp_path / "reports" / "smoke-full-0-0.003.html").read_text()
+    assert "full" in page and "unknown" not in said
+
+
+def test_report_of_a_json_file_that_is_no_record_says_what_it_takes(tmp_path, capsys):
+    other = tmp_path / "comparison.json"
+    other.write_text('{"baseline": "a", "changes": []}')
+    code, said = _bench(capsys, "report", str(other))
+    assert code == 2 and "not a record: a JSON object without run_id" in said
+    assert said.strip().endswith(
+        "bench report takes a suite YAML, a results folder (or its records.tar.xz) or one record file"
+    )
+
+
+def test_an_ab_folder_made_against_another_commit_is_refused(tmp_path: Path) -> None:
+    """The rounds in an --out folder ran its baseline-src's code: a resumed A/B may reuse them only for
+    that commit; another --baseline-rev gets a clear refusal, not the old worktree."""
+    from bench.analysis import ab
+
+    folder = tmp_path / "baseline-src"
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(ab.SOURCE), str(folder)], check=True)
+    head = subprocess.run(["git", "-C", str(ab.SOURCE), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    subprocess.run(["git", "-C", str(folder), "checkout", "-q", "--detach", head.strip()], check=True)
+    assert ab._checkout("HEAD", tmp_path) == folder  # the same commit: reused
+    parent = subprocess.run(["git", "-C", str(ab.SOURCE), "rev-parse", "HEAD~1"], capture_output=True, text=True)
+    if parent.returncode != 0:
+        pytest.skip("a shallow clone: no parent commit to ask for")
+    with pytest.raises(ab.RoundError, match=r"holds an A/B against .*give another --out"):
+        ab._checkout("HEAD~1", tmp_path)
