@@ -9,9 +9,10 @@ An implicit prompt is what chosen and rejected begin with, split off as TRL's `e
 (`implicit_prompt`). One format per file (TRL decides from a dataset's first row). A file is validated
 row by row and every problem is reported at once, each naming the file, the line and the field. The
 builder derives pairs from a synthetic task: chosen is the correct completion, rejected a plausible wrong
-one (the task's own distractors). Training and held-out pairs come from separate random streams, so
-held-out pairs are never trained on (for a task with few distinct prompts, such as cipher's 26 letters,
-prompts recur but pairs differ).
+one (the task's own distractors). Training and held-out pairs come from separate random streams; with few
+distinct pairs (cipher's 26 letters) the streams repeat each other's pairs, as a file can repeat rows, so
+the worker scores only held-out pairs that are not training pairs and records how many it left out
+(bench/run/alignment.py `held_out_only`; the alignment suite: 75 of cipher's 100).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class PreferenceData:
     train: list[PreferencePair]
     heldout: list[PreferencePair]
     source: str  # "jsonl:<path>" or "task:<name>"
+    heldout_dropped: int = 0  # held-out pairs left out as also training pairs (bench/run/alignment.py)
 
     @property
     def format(self) -> str:

@@ -39,6 +39,11 @@ def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any]
     from trl import DPOConfig, DPOTrainer
 
     options, preference = inputs["options"], inputs["preference"]
+    reference = None
+    if not hasattr(model, "peft_config") and not options.precompute_ref_log_probs and not has_weights(model):
+        # TRL would rebuild the reference from `_name_or_path`, which holds no weights here (model.config:
+        # random weights; hub: an id): a frozen copy of the policy as it starts is the reference
+        reference = frozen_copy(model)
     config = DPOConfig(
         **arguments,
         beta=options.beta,
@@ -47,8 +52,48 @@ def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any]
         precompute_ref_log_probs=options.precompute_ref_log_probs,
     )
     return DPOTrainer(
-        model=model, args=config, train_dataset=_pairs_dataset(preference, tokenizer), processing_class=tokenizer
+        model=model,
+        ref_model=reference,
+        args=config,
+        train_dataset=_pairs_dataset(preference, tokenizer),
+        processing_class=tokenizer,
     )
+
+
+def _base(model: Any) -> Any:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def has_weights(model: Any) -> bool:
+    """Whether the folder the model names (`config._name_or_path`) holds weights TRL can rebuild it from."""
+    folder = _base(model).config._name_or_path
+    if not folder or not Path(folder, "config.json").exists():
+        return False
+    return any(any(Path(folder).glob(pattern)) for pattern in ("*.safetensors", "*.bin", "*.safetensors.index.json"))
+
+
+def frozen_copy(model: Any) -> Any:
+    import copy
+
+    reference = copy.deepcopy(model)
+    reference.eval()
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    return reference
+
+
+def save_initial_weights(model: Any, folder: Path) -> None:
+    """Give a policy whose `_name_or_path` holds no weights a folder that does: its own weights as they are
+    before training (a LoRA policy's base, adapter left out), so the reward model and TRL's rebuilt
+    reference start from the policy, not from a failed or different load."""
+    base = _base(model)
+    state = {
+        name.replace(".base_layer.", "."): tensor
+        for name, tensor in base.state_dict().items()
+        if "lora_" not in name  # a LoRA-wrapped layer keeps the base weight as `<layer>.base_layer.weight`
+    }
+    base.save_pretrained(folder, state_dict=state)
+    base.config._name_or_path = str(folder)
 
 
 def base_folder(model: Any) -> str:
@@ -135,6 +180,8 @@ def rlhf_phases(
         )
     config_class, trainer_class = ALGORITHMS.get(options.algorithm)()  # fail before any training
     output = Path(arguments["output_dir"])
+    if not has_weights(model):  # model.config (random weights) or hub: the reward model copies the policy's
+        save_initial_weights(model, output / "initial")
 
     reward_model = reward_model_from(model, tokenizer)
     reward_arguments = {**arguments, "learning_rate": options.reward_learning_rate}
