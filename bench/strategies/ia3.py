@@ -33,6 +33,14 @@ def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]
         raise ValueError(
             f"ia3: PEFT has no module table for {model_type!r}; set target_modules and feedforward_modules"
         )
+    if options.feedforward_modules:  # the suite's own: each must be a target (PEFT), never silently dropped
+        stray = [name for name in options.feedforward_modules if name not in targets]
+        if stray:
+            raise ValueError(
+                f"ia3: feedforward_modules {stray} are not among target_modules {list(targets)}: a feed-forward"
+                " module is a target scaled on its input; name it in both, spelled the same"
+            )
+    # the table's feed-forward modules that the suite's targets leave out are not targets: dropped
     return list(targets), [name for name in feedforward if name in targets]
 
 

@@ -4,7 +4,9 @@ The cache trap (FINDINGS.md): PEFT hands the prefixes to the model as `past_key_
 forward with `use_cache=False` (TRL's SFTTrainer always passes it) drops them while the attention
 mask still counts them: "The size of tensor a (21) must match the size of tensor b (15)". A
 forward pre-hook on the PEFT model forces `use_cache=True`; the cache is only the prefixes plus
-this batch's keys/values, so the cost is small. Gradient checkpointing stays off (train.py).
+this batch's keys/values, so the cost is small. Gradient checkpointing cannot apply: transformers drops
+the cache (so the prefixes) in every checkpointed layer; with `training.gradient_checkpointing` the run is
+skipped with that reason (NO_CHECKPOINTING, read by bench/training/train.py) instead of failing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ class Options(StrategyOptions):
     learning_rate: LearningRate = 1e-2  # PEFT's prefix-tuning examples; far above LoRA's rate
     num_virtual_tokens: PositiveInt = 8  # prefix length; Li & Liang used 10-200 on longer inputs
     projection: bool = False  # reparameterise through an MLP (Li & Liang); off keeps it small
+
+
+NO_CHECKPOINTING = (
+    "prefix tuning cannot train with gradient checkpointing: transformers drops the cache, which holds the "
+    "prefixes, in every checkpointed layer (set training.gradient_checkpointing: false)"
+)
 
 
 def keep_cache_on(model: Any) -> None:
@@ -41,6 +49,7 @@ class PrefixTuning(VirtualTokenAdapter):
         )
         peft_model = get_peft_model(model, config)
         keep_cache_on(peft_model)
+        peft_model.bench_no_gradient_checkpointing = NO_CHECKPOINTING  # train.py: skipped, not crashed
         return peft_model
 
     def restore(self, model: Any) -> None:
