@@ -24,6 +24,34 @@ from bench.plan import RunSpec
 from bench.records.store import load_record
 from bench.run.events import EVENT_PREFIX
 
+# torch.distributed's launch variables: a run's process decides its own ranks (execution.processes).
+# Inherited from a driver that itself runs inside a distributed job (torchrun, Slurm with torchrun, Ray
+# Train), they would make a 1-process run believe it is one rank of a larger job (and rank 1 writes no
+# record), and divide its threads and memory limit by a LOCAL_WORLD_SIZE that is not its own.
+DISTRIBUTED_VARIABLES = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "ROLE_RANK",
+    "ROLE_NAME",
+    "ROLE_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+
+
+def run_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """A run's process environment: this process's, less torch.distributed's launch variables, plus `extra`."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in DISTRIBUTED_VARIABLES and not name.startswith("TORCHELASTIC_")
+    }
+    return {**inherited, "PYTHONUNBUFFERED": "1", **extra}
+
 
 def _signal_name(number: int) -> str:
     try:
@@ -53,11 +81,25 @@ def relay(lines: Iterable[str], log: TextIO, on_event: EventHandler) -> None:
 
 
 def kill_group(pid: int) -> None:
-    """Kill a run's whole process group (the run is its session's leader)."""
+    """Kill a run's whole process tree: its process group (the run is its session's leader) and every
+    process below it that left the group (torchrun starts each rank of a multi-process run in a
+    session of its own, which a kill of the group alone would leave running, orphaned)."""
+    descendants = []
+    try:
+        import psutil
+
+        descendants = psutil.Process(pid).children(recursive=True)  # before the kill re-parents them
+    except Exception:  # no such process any more, or psutil missing: the group is all there is to kill
+        pass
     try:
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
+    for process in descendants:
+        try:
+            process.kill()  # psutil checks the process is still the one listed (no reused pid is hit)
+        except Exception:  # gone already
+            pass
 
 
 def outcome(out_path: Path, return_code: int, log_path: Path) -> Outcome:
@@ -94,7 +136,7 @@ class LocalBackend:
                     text=True,
                     start_new_session=True,
                     preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1", **self.start_env},
+                    env=run_environment(self.start_env),
                 )
                 reader = threading.Thread(target=relay, args=(process.stdout, log, on_event), daemon=True)
                 reader.start()

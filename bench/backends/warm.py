@@ -21,21 +21,25 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import EventHandler, Outcome
-from bench.backends.local import LocalBackend, kill_group, outcome, relay
+from bench.backends.local import LocalBackend, _signal_name, kill_group, outcome, relay, run_environment
 from bench.backends.zygote import die_with_parent
 from bench.plan import RunSpec
 
 START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine
+MAX_RESTARTS = 2  # a server that died (the kernel's OOM killer, a signal) is started again this often per suite
 
 
 class WarmBackend:
     """`env`: variables added to each run's environment (the memory limit, bench/measure/limits.py); the
     server gets them and its forked children inherit them (the server itself does not apply the limit)."""
 
+    server_command: tuple[str, ...] = ("-m", "bench.backends.zygote")  # after the interpreter (tests swap it)
+
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(env or {})
         self.server: subprocess.Popen | None = None
-        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()  # the current server's; a new one per server
+        self.restarts = 0
         self.cold_reason: str | None = None if hasattr(os, "fork") else "this platform cannot fork"
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
@@ -53,8 +57,9 @@ class WarmBackend:
             self._send(request | {"events": str(events)})
             reply = self._reply(60)
             if reply is None or "pid" not in reply:  # no answer, the server ended, or forking is unsafe
-                reason = (reply or {}).get("unsafe") or "the warm server stopped answering"
-                self._stop(reason)
+                if (reply or {}).get("unsafe"):
+                    self._stop(reply["unsafe"])  # for the rest of the suite
+                reason = (reply or {}).get("unsafe") or self._drop("the warm server stopped answering")
                 return self._cold(spec, machine, timeout_s, log_path, on_event, reason)
             pid = reply["pid"]
             with open(log_path, "a", encoding="utf-8") as log:
@@ -64,11 +69,13 @@ class WarmBackend:
                     ended = self._reply(timeout_s)
                     if ended is None:
                         kill_group(pid)
-                        self._reply(15)  # the server reaps the killed child and says so
+                        if "exit" not in (self._reply(15) or {}):  # the server reaps the killed child and says so
+                            self._drop("the warm server did not reap a killed run")  # the next run gets a new one
                         return Outcome(None, f"timed out after {timeout_s:g} s (execution.timeout_s); killed")
-                    if ended.get("ended"):  # the server itself died: the run's child died with it
-                        self._stop("the warm server died during a run")
-                        return Outcome(None, "the warm server died during this run; later runs start cold")
+                    if ended.get("ended"):  # the server itself died: the run's child dies with it
+                        kill_group(pid)
+                        how = self._drop("the warm server died")
+                        return Outcome(None, f"{how} during this run; the next run starts a new one")
                 except BaseException:  # Ctrl-C or a kill of the suite: take the run down with us
                     kill_group(pid)
                     raise
@@ -82,23 +89,30 @@ class WarmBackend:
     def _start(self) -> None:
         if self.server is not None and self.server.poll() is None:
             return
+        if self.server is not None:  # it died (during a run or between runs): a new one, within reason
+            if self.restarts >= MAX_RESTARTS:
+                self._stop(f"the warm server died {self.restarts + 1} times in this suite")
+                return
+            self.restarts += 1
+        self.replies = queue.Queue()  # nothing the dead server said reaches the new one's runs
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "bench.backends.zygote"],
+            [sys.executable, *self.server_command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            env=run_environment(self.env),
         )
-        threading.Thread(target=self._read_replies, args=(self.server,), daemon=True).start()
-        if not (self._reply(START_TIMEOUT_S) or {}).get("ready"):
+        threading.Thread(target=self._read_replies, args=(self.server, self.replies), daemon=True).start()
+        if "ready" not in (self._reply(START_TIMEOUT_S) or {}):
             self._stop("the warm server did not start")
 
-    def _read_replies(self, server: subprocess.Popen) -> None:
+    @staticmethod
+    def _read_replies(server: subprocess.Popen, replies: queue.Queue) -> None:
         for line in server.stdout:
-            self.replies.put(json.loads(line))
-        self.replies.put({"ended": True})
+            replies.put(json.loads(line))
+        replies.put({"ended": True})
 
     def _send(self, request: dict[str, Any]) -> None:
         try:
@@ -114,9 +128,23 @@ class WarmBackend:
             return None
 
     def _stop(self, reason: str) -> None:
+        """No warm starts for the rest of the suite (forking is unsafe, the server cannot start)."""
         self.cold_reason = reason
         if self.server is not None and self.server.poll() is None:
             self.server.kill()
+
+    def _drop(self, reason: str) -> str:
+        """End this server (the next run starts a new one); `reason` with how it ended, if it died."""
+        assert self.server is not None
+        if self.server.poll() is None:
+            self.server.kill()
+        try:
+            code = self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return reason
+        if code < 0 and "died" in reason:
+            return f"{reason} (killed by {_signal_name(-code)})"
+        return f"{reason} (exit code {code})" if "died" in reason else reason
 
     def close(self) -> None:
         """End the server: its input closes and it exits; killed if it has not within 10 s."""

@@ -21,6 +21,8 @@ import sys
 import time
 import traceback
 
+from bench.measure.limits import apply_memory_limit
+
 # Modules every run imports; about 10 s of a fresh interpreter's start on 2 cores (docs/performance.md)
 PRELOAD = (
     "torch",
@@ -116,6 +118,10 @@ def main() -> int:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it kills runs
     started = time.perf_counter()
+    # Under the run's memory limit from the start, as a cold worker imports under it: what the imports
+    # reserve then adapts to the limit (pyarrow's mimalloc reserves 1 GiB without one, 0.15 GiB under
+    # it), and the children, which inherit these mappings, keep the headroom a cold run has
+    apply_memory_limit()
     preload()
     gc.freeze()  # the imported stack is permanent: children neither scan it in collections nor copy it
     _reply({"ready": round(time.perf_counter() - started, 3)})

@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--machine", required=True)
     args = parser.parse_args(argv)
+    distributed.follow_launcher()  # a torchrun rank dies with its launcher: a killed run leaves none behind
     apply_memory_limit()  # execution.resources.memory_gib (bench/measure/limits.py), per rank under torchrun
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec = RunSpec.model_validate_json(args.spec.read_text())

@@ -11,6 +11,7 @@ the record; the other ranks write nothing.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -47,7 +48,31 @@ def launch(processes: int, worker_argv: list[str]) -> int:
     ]
     # one OpenMP thread per rank unless the suite says otherwise; torchrun would print a warning
     environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run(command, env=environment, check=False).returncode
+    bound = die_with_parent if sys.platform.startswith("linux") else None  # torchrun dies with this process
+    return subprocess.run(command, env=environment, check=False, preexec_fn=bound).returncode
+
+
+def die_with_parent() -> None:
+    """Linux: be killed when the parent process ends, however it ends (PR_SET_PDEATHSIG). torchrun and
+    each rank it starts (in a session of its own) call it, so that a run killed for its timeout, or a
+    suite killed outright, leaves no rank behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def follow_launcher() -> None:
+    """In a rank torchrun started: die with torchrun (and so with the run's process). A rank whose
+    launcher already ended before this took effect ends at once."""
+    if not (launched() and sys.platform.startswith("linux")):
+        return
+    parent = os.getppid()  # torchrun, or init if torchrun has died already
+    die_with_parent()
+    if parent == 1 or os.getppid() != parent:
+        os._exit(1)
 
 
 def device_for_rank(device: str) -> str:
