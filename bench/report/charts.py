@@ -10,14 +10,56 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+# Twelve distinct colours, each at least 3:1 against the white plot (WCAG non-text contrast); more
+# strategies than that get further hues (colors), never a colour another strategy already has.
+PALETTE = (
+    "#1f77b4", "#d62728", "#2ca02c", "#c25e00", "#9467bd", "#8c564b",
+    "#c2379c", "#0f7f8a", "#666666", "#7d7d00", "#1b3f8b", "#a01050",
+)  # fmt: skip
 WIDTH, HEIGHT = 560, 340
 LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50  # plot margins; the legend lives in the right margin
 
 
+def contrast(color: str, background: str = "#ffffff") -> float:
+    """WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
+
+    def luminance(value: str) -> float:
+        channels = [int(value.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(color), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _extra_color(index: int) -> str:
+    """The index-th colour past the palette: golden-angle hues, darkened until 3:1 against white."""
+    import colorsys
+
+    hue, lightness = ((index * 137.508 + 15) % 360) / 360, 0.45 - 0.07 * (index % 2)
+    while True:
+        red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.7)
+        color = "#" + "".join(f"{round(c * 255):02x}" for c in (red, green, blue))
+        if contrast(color) >= 3.0:
+            return color
+        lightness -= 0.03
+
+
 def colors(keys: Sequence[str]) -> dict[str, str]:
-    """One stable colour per strategy, shared by every chart."""
-    return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(keys)}
+    """One stable colour per strategy, shared by every chart; no two strategies share one."""
+    found: dict[str, str] = {}
+    extra = 0
+    for index, key in enumerate(keys):
+        if index < len(PALETTE):
+            found[key] = PALETTE[index]
+            continue
+        color = _extra_color(extra)
+        while color in found.values():
+            extra += 1
+            color = _extra_color(extra)
+        found[key] = color
+        extra += 1
+    return found
 
 
 def fmt(value: float) -> str:
@@ -213,7 +255,9 @@ def lines(
         return empty(chart_id, title, "no series recorded")
     xs = [x for points in series.values() for x, _ in points]
     ys = [y for points in series.values() for _, y in points]
-    axes = Axes(nice_ticks(min(xs), max(xs)), nice_ticks(*_span(ys, 0.02)), x_label, y_label)
+    low, high = _span(ys, 0.02)
+    low = max(low, 0.0) if min(ys) >= 0 else low  # a loss is never below zero: no negative axis for it
+    axes = Axes(nice_ticks(min(xs), max(xs)), nice_ticks(low, high), x_label, y_label)
     body = axes.draw()
     for name, points in series.items():
         path = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in points)
@@ -238,6 +282,7 @@ def bars(
     if not groups or not numbers:
         return empty(chart_id, title, "nothing measured")
     spreads = spreads or {}
+    values = {name: row for name, row in values.items() if any(v is not None for v in row)}  # legend = bars drawn
     extent = [
         v + sign * s
         for name, row in values.items()

@@ -36,11 +36,26 @@ def _href(*parts: str) -> str:
     return "/".join(quote(part) for part in parts)
 
 
+LIST_ITEM = re.compile(r"\n[ \t]*(?=[-*] |\d+[.)] )")  # a line that starts a list item keeps its line break
+
+
+def fold(block: str) -> str:
+    """Whitespace folded to one space, except the line break before a list item ("- ", "* ", "1. ")."""
+    items = LIST_ITEM.split(block)
+    return "\n".join(folded for item in items if (folded := re.sub(r"\s+", " ", item).strip()))
+
+
 def _paragraphs(text: str) -> list[str]:
-    """Prose paragraphs, whitespace folded; markdown tables, code blocks and indented blocks left out."""
+    """Prose paragraphs, whitespace folded (list items keep their own line); markdown tables, code blocks
+    and indented blocks left out."""
     text = re.sub(r"```.*?```", "", text, flags=re.S)
     blocks = [block for block in re.split(r"\n\s*\n", text) if not re.match(r"\s*(\||    |\t)", block)]
-    return [folded for block in blocks if (folded := re.sub(r"\s+", " ", block).strip())]
+    return [folded for block in blocks if (folded := fold(block))]
+
+
+def _prose(text: str) -> str:
+    """A paragraph as HTML: escaped, each list item on its own line."""
+    return html.escape(text).replace("\n", "<br>")
 
 
 def findings_file(folder: Path, root: Path) -> Path | None:
@@ -72,6 +87,7 @@ def one_line_answer(records: list[RunResult]) -> str:
     the runs the report compares (bench.analysis.selection.comparable)."""
     from bench.analysis.selection import comparable
     from bench.report.aggregate import answers
+    from bench.report.charts import fmt
 
     ok = [record for record in comparable(records).records if record.status == "ok"]
     found = answers(ok) if ok else []
@@ -81,10 +97,11 @@ def one_line_answer(records: list[RunResult]) -> str:
     if first.runner_up is None:
         return f"{first.question}: {first.winner} ({first.note or 'alone'})"
     verdict = {True: "beyond noise", False: "within noise", None: "noise unknown"}[first.beyond_noise]
-    return (
-        f"{first.question}: {first.winner} {first.winner_mean:.3g} vs {first.runner_up} "
-        f"{first.runner_up_mean:.3g} {first.unit}, {verdict}"
-    )
+    winner, runner_up = fmt(first.winner_mean), fmt(first.runner_up_mean)  # as the report's answer table
+    margin = ""
+    if winner == runner_up and first.margin is not None:  # equal to 3 digits: say by how much, or that they tie
+        margin = f" (margin {fmt(first.margin)})" if abs(first.margin) >= 1e-12 else " (tied)"
+    return f"{first.question}: {first.winner} {winner} vs {first.runner_up} {runner_up} {first.unit}{margin}, {verdict}"
 
 
 def summarize_set(folder: Path, root: Path, records: list[RunResult]) -> Summary:
@@ -94,10 +111,10 @@ def summarize_set(folder: Path, root: Path, records: list[RunResult]) -> Summary
     question = ""
     if paragraphs and paragraphs[0].lower().startswith("question:"):
         asked, mark, rest = paragraphs.pop(0).split(":", 1)[1].strip().partition("?")
-        question = asked + mark
+        question = re.sub(r"\s+", " ", asked + mark)
         paragraphs[:0] = [rest.strip()] if rest.strip() else []  # the design, told after the question
     elif paragraphs and paragraphs[0].startswith("#"):
-        question = paragraphs.pop(0).lstrip("# ")
+        question = re.sub(r"\s+", " ", paragraphs.pop(0).lstrip("# "))
     suites = sorted({record.suite for record in records})
     question = question or _suite_description(suites[0], root) or f"What do the strategies of {suites[0]} trade?"
     keep = 2 if found is not None and found.name == "README.md" else 4  # a README says more than findings
@@ -122,8 +139,16 @@ def copy_validation(root: Path, out: Path) -> None:
         home, target = root / VALIDATION / name, out / VALIDATION / name
         target.mkdir(parents=True, exist_ok=True)
         for text in sorted(home.glob("*.md")):
-            body = f"<h1>{html.escape(title)}</h1>\n<pre>{html.escape(text.read_text(encoding='utf-8'))}</pre>"
-            page = f'<!doctype html><meta charset="utf-8"><title>{html.escape(name)}</title>\n{body}\n'
+            body = (
+                f'<nav><a href="../../index.html#validation">All results</a></nav>\n<h1>{html.escape(title)}</h1>\n'
+                f'<pre style="white-space: pre-wrap">{html.escape(text.read_text(encoding="utf-8"))}</pre>'
+            )
+            page = (
+                '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                f"<title>{html.escape(name)}: {html.escape(text.stem)}</title>\n</head>\n"
+                f"<body>\n{body}\n</body>\n</html>\n"
+            )
             (target / f"{text.stem}.html").write_text(page, encoding="utf-8")
         if archive is not None:
             shutil.copyfile(archive, target / archive.name)
@@ -137,7 +162,7 @@ def sections(comparisons: list[tuple[Path, Summary, str]], root: Path) -> str:
     ordered = sorted(comparisons, key=lambda item: (not item[1].findings, item[0].parts))
     for folder, summary, meta in ordered:
         link = _href(*folder.parts, "report.html")
-        findings = "".join(f"<p>{html.escape(p)}</p>" for p in summary.findings)
+        findings = "".join(f"<p>{_prose(p)}</p>" for p in summary.findings)
         parts.append(
             f'<section class="set"><h3><a href="{link}">{html.escape("/".join(folder.parts))}</a></h3>'
             f"<p><b>Question:</b> {html.escape(summary.question)}</p>"
@@ -157,6 +182,6 @@ def sections(comparisons: list[tuple[Path, Summary, str]], root: Path) -> str:
             if archive is not None:
                 size = f"{archive.stat().st_size / 1e6:.1f} MB"
                 links += f' · <a href="{_href(VALIDATION, name, archive.name)}">records ({size})</a>'
-            parts.append(f"<li><b>{html.escape(title)}</b> ({links})<br>{html.escape(what)}</li>")
+            parts.append(f"<li><b>{html.escape(title)}</b> ({links})<br>{_prose(what)}</li>")
         parts.append("</ul>")
     return "\n".join(parts)

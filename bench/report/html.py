@@ -15,6 +15,7 @@ from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
 from bench.report import aggregate, charts
+from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
 
@@ -288,7 +289,7 @@ def context(
         "history": history_charts(history),
         "memory": memory_section(records),
         "quality": quality_section(records, family),
-        "notes": [block.strip() for block in (notes or "").split("\n\n") if block.strip()],
+        "notes": [fold(block) for block in (notes or "").split("\n\n") if block.strip()],  # list items keep their lines
         "recommendations": _recommendations(records, suites),
         "fmt": charts.fmt,
     }

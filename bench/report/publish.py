@@ -32,7 +32,7 @@ STYLE = """body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-wid
 table { border-collapse: collapse; font-size: 13px; } th { background: #f5f5f5; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
 td { white-space: nowrap; }
-.muted { color: #777; } .failed { color: #b42318; } .skipped { color: #9a6700; } code { font-size: 12px; }"""
+.muted { color: #666; } .failed { color: #b42318; } .skipped { color: #875a00; } code { font-size: 12px; }"""
 
 
 @dataclass
@@ -155,8 +155,11 @@ def _table(head: str, rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
-def _counts(records: list[RunResult]) -> str:
-    return " / ".join(f'<span class="{s}">{sum(r.status == s for r in records)}</span>' for s in STATUSES)
+def _counts(records: list[RunResult], named: bool = False) -> str:
+    """ok / failed / skipped run counts; `named`: each count says what it counts (outside the table's header)."""
+    return " / ".join(
+        f'<span class="{s}">{sum(r.status == s for r in records)}{" " + s if named else ""}</span>' for s in STATUSES
+    )
 
 
 def _commits(records: list[RunResult]) -> str:
@@ -214,7 +217,7 @@ def _index(sets: list[ResultSet], command: str, root: Path) -> str:
     comparisons = []
     for one in sets:
         if one.folder.parts[:1] != (VALIDATION,):
-            meta = f"{html.escape(one.names('machine'))}, {_counts(one.records)}"
+            meta = f"{html.escape(one.names('machine'))}, {_counts(one.records, named=True)} runs"
             comparisons.append((one.folder, summarize_set(root / one.folder, root, one.records), meta))
     rows = []
     for one in sets:
