@@ -112,9 +112,9 @@ def execute(
     except UnknownNameError as error:
         raise SetupError(str(error)) from None
     chosen = kind(backend_name, timeout_s, resources, clock, **(executor_options or {}))
+    jobs: list[Job] = []
     try:
         machine = machine or chosen.machine()  # where its runs land (Ray: a probe task on the cluster)
-        jobs = []
         for index, spec in enumerate(specs):
             stored = _kept(store, spec, machine, unreadable)
             if stored is not None:
@@ -134,6 +134,9 @@ def execute(
             progress.end_run(result, reused=False)
     finally:
         chosen.close()
+        for job in jobs:  # a run cut off (Ctrl-C, a crash) stored no record: its log is redacted here
+            if job.index not in results:
+                redact_file(job.log_path)
         report.results = [results[index] for index in sorted(results)]  # plan order, however runs ended
     return report
 

@@ -267,3 +267,38 @@ def test_an_ab_folder_made_against_another_commit_is_refused(tmp_path: Path) -> 
         pytest.skip("a shallow clone: no parent commit to ask for")
     with pytest.raises(ab.RoundError, match=r"holds an A/B against .*give another --out"):
         ab._checkout("HEAD~1", tmp_path)
+
+
+def test_the_log_of_a_run_cut_off_by_ctrl_c_is_redacted(tmp_path: Path, monkeypatch) -> None:
+    """A stored run's log is redacted with its record; a run cut off stores no record, so its log was left
+    with whatever secret a library printed. It is redacted when the suite ends, however it ends."""
+    from bench.execute import execute
+    from bench.executors import EXECUTORS
+    from bench.records.store import ResultStore
+
+    secret = "hf_planted_secret_value_123"
+    monkeypatch.setenv("HF_TOKEN", secret)
+
+    class CutOff:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def machine(self) -> str:
+            return "test-machine"
+
+        def run(self, jobs: list, machine: str, progress: Any):
+            jobs[0].log_path.parent.mkdir(parents=True, exist_ok=True)
+            jobs[0].log_path.write_text(f"loading with token {secret}\n", encoding="utf-8")
+            raise KeyboardInterrupt
+            yield
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(EXECUTORS._targets, "cut-off-test", "<object cut-off-test>")  # this test's only
+    monkeypatch.setitem(EXECUTORS._loaded, "cut-off-test", CutOff)
+    (spec,) = [s for s in plan(load_suite(write_suite(tmp_path, fast_suite("cut", ["lora"])))) if s.seed == 0][:1]
+    with pytest.raises(KeyboardInterrupt):
+        execute([spec], ResultStore(tmp_path / "results"), executor="cut-off-test")
+    (log,) = (tmp_path / "results").rglob("*.log")
+    assert secret not in log.read_text(encoding="utf-8") and "<redacted>" in log.read_text(encoding="utf-8")
