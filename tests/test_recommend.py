@@ -249,3 +249,25 @@ def test_cli_model_config_that_is_no_causal_lm_exits_2(records: list[RunResult],
     folder = store(records, tmp_path / "results")
     assert main(["recommend", str(folder), "--memory", "24GiB", "--model-config", str(config)]) == 2
     assert "--model-config: cannot build a causal language model" in capsys.readouterr().err
+
+
+def test_scaling_compares_the_budget_seed_by_seed():
+    """Seeds differ in the tokens they see (their data order pads differently): three 1-process seeds
+    against one 2-process seed were called NO before, comparing the sets across all seeds."""
+    from bench.recommend.scaling import render, scaling
+
+    def run(seed: int, world: int, tokens: int):
+        record = make_record("full", seed)
+        return record.model_copy(
+            update={"budget": {**record.budget, "world_size": world, "steps_done": 60, "tokens_seen": tokens}}
+        )
+
+    one = [run(0, 1, 1000), run(1, 1, 1040), run(2, 1, 990)]
+    (row,) = scaling(one, [run(0, 2, 1000)])
+    assert row.same_budget is True and row.processes == 2
+    (row,) = scaling(one, [run(0, 2, 1010)])
+    assert row.same_budget is False
+    (row,) = scaling(one, [run(5, 2, 1000)])
+    assert row.same_budget is None and "no common seed" in render([row])
+    (row,) = scaling(one, one)
+    assert row.efficiency is None and "no multi-process runs" in row.note

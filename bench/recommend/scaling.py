@@ -3,7 +3,8 @@
 Matches strategies by label between a set of 1-process records and a set of N-process records of
 the same suite shape (execution.processes differs), and gives, per strategy, the global tokens/s
 of each (mean over seeds, contaminated runs left out), the efficiency tokens/s(N) / (N x
-tokens/s(1)), and whether the matched budget held (the same optimizer steps and tokens).
+tokens/s(1)), and whether the matched budget held (the same optimizer steps and tokens, seed by seed: a
+seed's data order sets its tokens, so sets of different seeds are not compared).
 """
 
 from __future__ import annotations
@@ -21,12 +22,24 @@ class Scaling:
     one: float | None  # tokens/s with one process
     many: float | None  # global tokens/s with `processes`
     efficiency: float | None
-    same_budget: bool
+    same_budget: bool | None  # None: no seed ran on both sides
     note: str = ""
 
 
-def _budget(runs: list[RunResult]) -> set[tuple]:
-    return {(run.budget.get("steps_done"), run.budget.get("tokens_seen")) for run in runs if run.status == "ok"}
+def _budget(runs: list[RunResult]) -> dict[int, set[tuple]]:
+    """Per seed, the (optimizer steps, tokens) its ok runs did: a seed's data order sets its tokens."""
+    done: dict[int, set[tuple]] = {}
+    for run in runs:
+        if run.status == "ok":
+            done.setdefault(run.seed, set()).add((run.budget.get("steps_done"), run.budget.get("tokens_seen")))
+    return done
+
+
+def same_budget(one: list[RunResult], many: list[RunResult]) -> bool | None:
+    """Whether every seed both sides ran did the same steps and tokens with N processes as with one."""
+    ones, manys = _budget(one), _budget(many)
+    seeds = ones.keys() & manys.keys()
+    return all(ones[seed] == manys[seed] for seed in seeds) if seeds else None
 
 
 def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
@@ -38,8 +51,9 @@ def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
         single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
         efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
         note = f"{single.n} vs {multi.n} uncontaminated runs"
-        same = _budget(ones) == _budget(manys)
-        rows.append(Scaling(label, processes, single.mean, multi.mean, efficiency, same, note))
+        if processes == 1:  # nothing to scale: MANY's runs are one process too
+            efficiency, note = None, "MANY holds no multi-process runs of this strategy"
+        rows.append(Scaling(label, processes, single.mean, multi.mean, efficiency, same_budget(ones, manys), note))
     return rows
 
 
@@ -51,6 +65,6 @@ def render(rows: list[Scaling]) -> str:
         efficiency = f"{row.efficiency:.2f}" if row.efficiency is not None else "-"
         lines.append(
             f"{row.label:9} {row.processes:9}  {one:>12}  {many:>20}  {efficiency:>10}  "
-            f"{'yes' if row.same_budget else 'NO'} ({row.note})"
+            f"{ {True: 'yes', False: 'NO', None: 'no common seed'}[row.same_budget] } ({row.note})"
         )
     return "\n".join(lines)
