@@ -223,3 +223,15 @@ def test_rusts_allocation_failure_is_named_out_of_memory():
     named = limits.out_of_memory_reason(reason, 2**30)
     assert named and named.startswith("out of memory: the run exceeded its memory limit of 1 GiB")
     assert "memory allocation of 262144 bytes failed" in named
+
+
+def test_a_rank_killed_by_the_oom_killer_is_named_likely_out_of_memory():
+    """torchrun exits 1 when the kernel kills one rank; its summary says which signal, as torch's elastic
+    errors word it."""
+    reason = (
+        "worker exited with code 1 without a result\n[stderr] torch.distributed.elastic.multiprocessing.errors."
+        "ChildFailedError:\n  exitcode  : -9 (pid: 4242)\n  traceback : Signal 9 (SIGKILL) received by PID 4242"
+    )
+    named = limits.out_of_memory_reason(reason, None)
+    assert named and named.startswith("likely out of memory: a rank was killed by SIGKILL")
+    assert limits.out_of_memory_reason("worker exited with code 1 without a result", None) is None

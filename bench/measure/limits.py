@@ -41,6 +41,8 @@ PROCESS_SIGNS = (
 )
 # Rust's allocator (tokenizers, safetensors) prints this, then aborts the process (SIGABRT)
 RUST_ALLOCATION = re.compile(r"memory allocation of \d+ bytes failed")
+# torchrun's summary of a rank the kernel killed (torch.distributed.elastic's ProcessFailure message)
+RANK_KILLED = re.compile(r"Signal 9 \(SIGKILL\) received by PID \d+")
 UNDER_LIMIT_SIGNS = ("can't start new thread", "pthread_create failed")
 
 
@@ -116,4 +118,6 @@ def out_of_memory_reason(failure: BaseException | str | int | None, limit: int |
         return f"out of memory: {sign}"
     if "killed by SIGKILL" in failure:
         return f"likely out of memory: killed by SIGKILL, as an OOM killer ends a process{limit_note}"
+    if RANK_KILLED.search(failure):  # one rank of a multi-process run: torchrun itself exits 1
+        return f"likely out of memory: a rank was killed by SIGKILL, as an OOM killer ends a process{limit_note}"
     return None
