@@ -122,7 +122,9 @@ def answer(
     # permutation over runs (seeds), two-sided as the winner is the data's choice (bench/analysis/stats.py);
     # beyond noise or not is decided with the report's other differences at once, in answers()
     beyond, p = None, None
-    paired = _paired(records, str(best["strategy"]), str(second["strategy"]), metric)
+    keyed = keyed_records([record for record in records or [] if record.status == "ok"])
+    runs = [keyed.get(str(row["strategy"]), []) for row in (best, second)]
+    paired = _paired(*runs, metric)
     if paired is not None:
         note = (
             f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
@@ -132,16 +134,14 @@ def answer(
         beyond = True
         note = f"the same on every seed of either ({int(best['n'])} vs {int(second['n'])}): no seed noise, exact"
     else:
-        ok = [record for record in records or [] if record.status == "ok"]
         timing = stats.matches(metric, stats.TIMING)
-        clean = [record for record in ok if not (timing and record.timing_contaminated)]  # as bench compare
-        first, other = (_seed_values(clean, str(row["strategy"]), metric) for row in (best, second))
-        if not ok:  # no records given: the summary's values, unpaired
+        clean = [[run for run in side if not (timing and run.timing_contaminated)] for side in runs]  # as compare
+        first, other = (_seed_values(side, metric) for side in clean)
+        if not keyed:  # no records given: the summary's values, unpaired
             first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
         p, design = stats.seed_test(first, other, REPORT_ALPHA)
         note = design if p is None else f"permutation test over seeds, {design}"
-        left_out = len(_seed_values(ok, str(best["strategy"]), metric)) - len(first)
-        left_out += len(_seed_values(ok, str(second["strategy"]), metric)) - len(other)
+        left_out = sum(len(_seed_values(side, metric)) for side in runs) - len(first) - len(other) if keyed else 0
         note += f" ({left_out} run{'s' * (left_out > 1)} with contaminated timing left out)" if left_out else ""
     if margin == 0:
         beyond, p, note = False, None, "tie"
@@ -171,23 +171,19 @@ def _exact(metric: str, first: list[float], second: list[float]) -> bool:
     )
 
 
-def _seed_values(records: list[RunResult], strategy: str, metric: str) -> list[tuple[int, float]]:
+def _seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
     """(seed, value) of each of a strategy's runs that measured the metric."""
-    runs = keyed_records(records).get(strategy, [])
     found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
     return [(seed, float(value)) for seed, value in found if value is not None]
 
 
-def _paired(records: list[RunResult] | None, first: str, second: str, metric: str):
-    """The item-paired difference of two strategies on a quality metric, or None (no items)."""
-    if not records:
+def _paired(first: list[RunResult], second: list[RunResult], metric: str):
+    """The item-paired difference of two strategies' ok runs on a quality metric, or None (no items)."""
+    if not first or not second:
         return None
     from bench.analysis.items import metric_difference
 
-    keyed = keyed_records([r for r in records if r.status == "ok"])
-    if first not in keyed or second not in keyed:
-        return None
-    return metric_difference(keyed[first], keyed[second], metric)
+    return metric_difference(first, second, metric)
 
 
 def answers(records: list[RunResult], summary: pd.DataFrame | None = None) -> list[Answer]:
