@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import charts
+from bench.report import charts, colors
 from bench.report.html import TEMPLATES, write_report
 from tests.synthetic_records import make_set
 from tests.test_report_browser import CHROMIUM, chromium
 
 
 def contrast(color: str, background: str = "#ffffff") -> float:
-    """WCAG 2 contrast ratio of two #rrggbb colours, written here apart from charts.contrast."""
+    """WCAG 2 contrast ratio of two #rrggbb colours, written here apart from colors.contrast."""
 
     def luminance(value: str) -> float:
         channels = [int(value[i : i + 2], 16) / 255 for i in (1, 3, 5)]
@@ -35,7 +35,7 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium not instal
 def test_every_strategy_gets_its_own_colour_with_contrast_on_white():
     """Eleven strategies (results/strategies) drew qlora in adapter's colour and vera in bitfit's; orange,
     pink and cyan points were under 3:1 against the white plot."""
-    palette = charts.colors([f"strategy-{i}" for i in range(30)])
+    palette = colors.colors([f"strategy-{i}" for i in range(30)])
     assert len(set(palette.values())) == 30
     for name, color in palette.items():
         assert re.fullmatch(r"#[0-9a-f]{6}", color), (name, color)

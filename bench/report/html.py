@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
-from bench.report import aggregate, charts
+from bench.report import aggregate, charts, colors
 from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
@@ -195,7 +195,7 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
         if len(one.points) > 1 and (wanted or one.change_points):
             groups.setdefault((one.metric, one.fingerprint), []).append(one)
     fingerprints = {one.fingerprint for one in history.series}
-    palette = charts.colors(sorted({one.strategy for one in history.series}))
+    palette = colors.colors(sorted({one.strategy for one in history.series}))
     found = []
     for (metric, fingerprint), members in sorted(groups.items()):
         lines, changes = {}, {}
@@ -240,7 +240,7 @@ def context(
     records = chosen.records
     summary = aggregate.summarize(records)
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
-    palette = charts.colors(strategies)
+    palette = colors.colors(strategies)
     columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
     answers, family = aggregate.answers_and_family(records, summary) if len(summary) else ([], None)
     keyed = selection.keyed_records([r for r in records if r.status == "ok"])
