@@ -94,7 +94,7 @@ def test_a_contaminated_round_is_run_again_up_to_the_limit(tmp_path, monkeypatch
 
     calls: list[str] = []
 
-    def fake_round(suite, folder, source, extra, only, name):
+    def fake_round(suite, folder, source, extra, only, planned, name):
         calls.append(name)
         dirty = len([c for c in calls if c == name]) == 1  # the first try of each round is disturbed
         records = make_set(seeds=(0,), contaminated="train: other processes used 1.0 cores" if dirty else None)

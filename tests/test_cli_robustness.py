@@ -91,7 +91,8 @@ def test_a_crashed_round_is_not_marked_done_and_says_why(tmp_path, monkeypatch):
     monkeypatch.setattr(ab.subprocess, "run", _crashed)
     folder = tmp_path / "round-1"
     with pytest.raises(ab.RoundError, match="exited 1 with no record of full seed 0, lora seed 0.*ValueError: planted"):
-        ab._run_round(_suite(tmp_path), folder, tmp_path, {}, None, "baseline round 1")
+        suite = _suite(tmp_path)
+        ab._run_round(suite, folder, tmp_path, {}, None, ab.planned_runs(suite), "baseline round 1")
     assert not (folder / ".done").exists()
 
 
@@ -109,7 +110,7 @@ def _fake_rounds(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, list[st
     """`bench run` stand-in for run_rounds: stores ok records of the selected labels (seed 0), done."""
     import bench.analysis.ab as ab
 
-    def fake_round(suite, folder, source, extra, only, name):
+    def fake_round(suite, folder, source, extra, only, planned, name):
         calls.append((name, only))
         specs = [spec for spec in _specs(suite) if not only or spec.label in only]
         store([make_record(spec.label, spec.seed).model_copy(update={"run_id": spec.run_id}) for spec in specs], folder)

@@ -53,12 +53,11 @@ class RoundError(RuntimeError):
 
 def rev_problem(rev: str) -> str | None:
     """Why `rev` cannot be the baseline's code (not a commit of this checkout), or None."""
-    command = ["git", "-C", str(SOURCE), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True)
+        found = _commit(SOURCE, rev)
     except OSError as error:
         return f"--baseline-rev {rev}: cannot run git: {error.strerror or error}"
-    return None if done.returncode == 0 else f"--baseline-rev {rev}: no such commit in {SOURCE}"
+    return None if found else f"--baseline-rev {rev}: no such commit in {SOURCE}"
 
 
 def _checkout(rev: str, out: Path) -> Path:
@@ -81,7 +80,9 @@ def _checkout(rev: str, out: Path) -> Path:
 
 
 def _commit(where: Path, rev: str) -> str | None:
-    done = subprocess.run(["git", "-C", str(where), "rev-parse", f"{rev}^{{commit}}"], capture_output=True, text=True)
+    """The commit `rev` names in the checkout at `where`, or None; OSError where git cannot run."""
+    command = ["git", "-C", str(where), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    done = subprocess.run(command, capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -146,7 +147,7 @@ def run_rounds(
             if _reusable(folder, planned, f"round {index + 1}/{rounds}: {side}", say):
                 continue  # finished by an earlier invocation: resumed, not rerun
             for attempt in range(max_reruns + 1):
-                _run_round(suite, folder, source, extra, only, f"{side} round {index + 1}")
+                _run_round(suite, folder, source, extra, only, planned, f"{side} round {index + 1}")
                 if attempt == max_reruns or not contaminated_round(_selected(list(load_records(folder)), only)):
                     break
                 # another process disturbed this round's timing: keep it aside and run it again
@@ -170,15 +171,21 @@ def _reusable(folder: Path, planned: set[tuple[str, int]], name: str, say: Calla
 
 
 def _run_round(
-    suite: Path, folder: Path, source: Path, extra: dict[str, str], only: list[str] | None, name: str
+    suite: Path,
+    folder: Path,
+    source: Path,
+    extra: dict[str, str],
+    only: list[str] | None,
+    planned: set[tuple[str, int]],
+    name: str,
 ) -> None:
     """One side's round: `bench run` into `folder`, marked done only when it stored a record of every
-    run (exit 1 with them all: some runs failed, and their records say why). RoundError otherwise."""
+    `planned` run (exit 1 with them all: some runs failed, and their records say why). RoundError otherwise."""
     command = [sys.executable, "-m", "bench.cli", "run", str(suite.resolve()), "--results", str(folder)]
     command += ["--quiet", "--no-report", *(["--only", *only] if only else [])]
     done = subprocess.run(command, cwd=source, env={**os.environ, **extra}, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(done.stderr or "")  # what it said, passed on; its last line names a crash
-    missing = missing_runs(folder, planned_runs(suite, only))
+    missing = missing_runs(folder, planned)
     if done.returncode not in (0, 1) or missing:
         lacks = f" with no record of {_names(missing)}" if missing else ""
         raise RoundError(
