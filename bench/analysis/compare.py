@@ -23,7 +23,6 @@ A metric absent or null on either side is "missing". Imports no torch.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import sys
@@ -109,10 +108,8 @@ def spec_diff(a: str, b: str) -> list[str]:
 
 def threshold_for(metric: str, thresholds: dict[str, float]) -> float:
     """The most specific user pattern that matches (exact name first), else the default."""
-    if metric in thresholds:
-        return thresholds[metric]
-    matches = [pattern for pattern in thresholds if fnmatch.fnmatchcase(metric, pattern)]
-    return thresholds[max(matches, key=len)] if matches else DEFAULT_THRESHOLD
+    found = stats.most_specific(metric, thresholds)
+    return DEFAULT_THRESHOLD if found is None else found
 
 
 def compare_metric(

@@ -3,7 +3,6 @@ that holds every gating test of one comparison to alpha together (docs/statistic
 
 from __future__ import annotations
 
-import fnmatch
 import math
 
 from bench.analysis import quality, stats
@@ -32,7 +31,7 @@ def min_effect_for(metric: str, user: dict[str, float], runs: list[RunResult]) -
     suite = next((run.spec.get("gate") or {} for run in runs if run.spec.get("gate")), {})
     for source in (user, suite.get("min_effect") or {}):
         for names in _restated(metric, runs):
-            found = [_lookup(name, source) for name in names]
+            found = [stats.most_specific(name, source) for name in names]
             if found and None not in found:
                 return min(value for value in found if value is not None)
     return None
@@ -47,14 +46,6 @@ def _restated(metric: str, runs: list[RunResult]) -> list[list[str]]:
         tasks = sorted({name for run in runs for name in run.metrics if name.startswith("forgetting.")} - {metric})
         names.append([stats.hypothesis(name) for name in tasks])
     return names
-
-
-def _lookup(metric: str, source: dict[str, float]) -> float | None:
-    """The value of the exact name, else of the most specific (longest) matching pattern, else None."""
-    if metric in source:
-        return source[metric]
-    found = [pattern for pattern in source if fnmatch.fnmatchcase(metric, pattern)]
-    return source[max(found, key=len)] if found else None
 
 
 def quality_verdict(

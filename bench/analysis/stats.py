@@ -69,6 +69,15 @@ def min_p_value(n1: int, n2: int) -> float:
     return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
 
 
+def most_specific(metric: str, by_pattern: dict[str, float]) -> float | None:
+    """The value given for the metric's exact name, else for the most specific (longest) pattern that
+    matches it, else None: how --threshold, --min-effect and gate.min_effect apply."""
+    if metric in by_pattern:
+        return by_pattern[metric]
+    found = [pattern for pattern in by_pattern if fnmatch.fnmatchcase(metric, pattern)]
+    return by_pattern[max(found, key=len)] if found else None
+
+
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
