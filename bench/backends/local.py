@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.backends.base import EventHandler, Outcome
-from bench.backends.zygote import die_with_parent
+from bench.measure.limits import die_with_parent
 from bench.plan import RunSpec
 from bench.records.store import load_record
 from bench.run.events import EVENT_PREFIX

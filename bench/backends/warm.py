@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.backends.base import EventHandler, Outcome
 from bench.backends.local import LocalBackend, _signal_name, kill_group, outcome, relay, run_environment
-from bench.backends.zygote import die_with_parent
+from bench.measure.limits import die_with_parent
 from bench.plan import RunSpec
 
 START_TIMEOUT_S = 300  # importing the stack on a slow, busy machine

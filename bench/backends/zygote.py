@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-from bench.measure.limits import apply_memory_limit
+from bench.measure.limits import apply_memory_limit, die_with_parent
 
 # Modules every run imports; about 10 s of a fresh interpreter's start on 2 cores (docs/performance.md)
 PRELOAD = (
@@ -47,16 +47,6 @@ PRELOAD_UNLESS_GPU = (
     "bench.evaluate.accuracy",
 )
 PARTIAL = "warm (peft, trl and bitsandbytes imported in the run: on a GPU machine their import initialises CUDA)"
-
-
-def die_with_parent() -> None:
-    """Linux: be killed when the parent process ends, however it ends."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def gpu_visible() -> bool:

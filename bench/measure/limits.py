@@ -121,3 +121,15 @@ def out_of_memory_reason(failure: BaseException | str | int | None, limit: int |
     if RANK_KILLED.search(failure):  # one rank of a multi-process run: torchrun itself exits 1
         return f"likely out of memory: a rank was killed by SIGKILL, as an OOM killer ends a process{limit_note}"
     return None
+
+
+def die_with_parent() -> None:
+    """Linux: be killed when the parent process ends, however it ends (PR_SET_PDEATHSIG). The warm server,
+    each run's process, torchrun and each rank it starts (in a session of its own) call it, so that a run
+    killed for its timeout, or a suite killed outright, leaves no process behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass

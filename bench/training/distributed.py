@@ -11,10 +11,11 @@ the record; the other ranks write nothing.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from typing import Any
+
+from bench.measure.limits import die_with_parent
 
 
 def rank() -> int:
@@ -50,18 +51,6 @@ def launch(processes: int, worker_argv: list[str]) -> int:
     environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     bound = die_with_parent if sys.platform.startswith("linux") else None  # torchrun dies with this process
     return subprocess.run(command, env=environment, check=False, preexec_fn=bound).returncode
-
-
-def die_with_parent() -> None:
-    """Linux: be killed when the parent process ends, however it ends (PR_SET_PDEATHSIG). torchrun and
-    each rank it starts (in a session of its own) call it, so that a run killed for its timeout, or a
-    suite killed outright, leaves no rank behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def follow_launcher() -> None:
