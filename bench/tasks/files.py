@@ -52,16 +52,27 @@ def _parsed(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
         if isinstance(whole, list):  # a JSON array of rows (a null is a column the row has not); else lines
             yield from ((index, _present(row)) for index, row in enumerate(whole, start=1))
             return
+    for line, row, why in jsonl_lines(path):
+        if why is None:
+            yield line, row
+        else:
+            rows.problem(line, None, f"not valid JSON: {why}")
+
+
+def jsonl_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, row, None) of each non-blank line of a JSONL file, or (line number, None, why) where
+    the line is not JSON. Lines end at a newline only (U+2028 or U+0085 inside a string are text, as
+    str.splitlines would not have them); a UTF-8 byte order mark at the start is dropped."""
     with path.open(encoding="utf-8-sig") as stream:
         for line, raw in enumerate(stream, start=1):
             if not raw.strip():
                 continue
             try:
-                yield line, json.loads(raw)
+                yield line, json.loads(raw), None
             except json.JSONDecodeError as error:
-                rows.problem(line, None, f"not valid JSON: {error.msg}")
+                yield line, None, error.msg
             except RecursionError:
-                rows.problem(line, None, "not valid JSON: nested too deeply")
+                yield line, None, "nested too deeply"
 
 
 def _from_datasets(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:

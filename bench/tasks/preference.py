@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.tasks.files import jsonl_lines
 from bench.tasks.rows import check_messages
 
 if TYPE_CHECKING:
@@ -155,16 +156,10 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
         raise PreferenceError(str(path), [f"{path}: file not found"])
     pairs, problems = [], []
     first: tuple[int, str] | None = None
-    # lines end at "\n" only, as JSONL's do (str.splitlines would also split at U+2028, U+0085 inside a string);
-    # a byte order mark at the start is dropped
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, row, why in jsonl_lines(path):  # the task files' reader (bench/tasks/files.py)
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as error:
-            problems.append(f"{where}: not valid JSON ({getattr(error, 'msg', 'nested too deeply')})")
+        if why is not None:
+            problems.append(f"{where}: not valid JSON ({why})")
             continue
         pair, row_problems = parse_row(row)
         problems.extend(
