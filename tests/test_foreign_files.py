@@ -147,3 +147,20 @@ def test_the_three_files_of_the_issue_are_named_with_their_reason(tmp_path, caps
         assert f"skipped {folder / 'future.json'}: schema_version 99 is newer than this harness" in err, command
         assert "3 JSON file(s) under" in err, command
         store._SAID.clear()  # each command is a new process for the user: it says them again
+
+
+def test_a_folder_of_summaries_is_one_line_not_one_per_file(tmp_path, capsys):
+    root = tmp_path / "results"
+    ResultStore(root).write(RECORD)
+    summaries = root / "ab" / "records"
+    summaries.mkdir(parents=True)
+    for n in range(40):
+        (summaries / f"aa-{n:02}.json").write_text(json.dumps({"alpha": 0.05, "changes": []}))
+    (summaries / "odd.json").write_text("[1]")
+    store._SAID.clear()
+    assert len(list(scan_records(root))) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert f"bench: skipped {summaries / 'aa-00.json'} and 39 more in {summaries}: not a record" in lines[0]
+    assert lines[1] == f"bench: skipped {summaries / 'odd.json'}: not a record: a JSON list"
+    assert lines[2] == f"bench: 41 JSON file(s) under {root} skipped: not records"
+    assert len(lines) == 3

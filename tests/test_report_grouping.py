@@ -12,6 +12,7 @@ from bench.cli.main import main
 from bench.records.results import Metric, RunResult
 from bench.report import aggregate, html
 from tests.synthetic_records import TASK, make_set, store
+from tests.test_paired import _with_items
 
 ACCURACY = f"accuracy.{TASK}"
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
@@ -113,3 +114,55 @@ def test_recommend_refuses_a_bare_number_of_memory(tmp_path: Path, capsys) -> No
     folder = store(make_set(), tmp_path / "results")
     assert main(["recommend", str(folder), "--memory", "24"]) == 2
     assert "--memory: '24' has no unit: give a unit, e.g. 24GiB" in capsys.readouterr().err
+
+
+WITH_ITEMS = {"full": "1111111111" * 3, "lora": "0000111111" * 3}
+
+
+def test_several_suites_are_answered_each_on_its_own() -> None:
+    """Two suites in one folder: each question per suite, the winner among that suite's strategies, where
+    before the table ranked one suite's strategy against another's ('Least memory: smoke/full vs
+    smollm2/full')."""
+    before = "0000011111" * 3
+    scored = [_with_items(label, s, after, before) for label, after in WITH_ITEMS.items() for s in (0, 1, 2)]
+    tiny = in_suite(scored, "smoke", 1.0)
+    big = in_suite(scored, "smollm2", 300.0)
+    for r in big:
+        if r.label == "lora":
+            r.metrics["memory.train.components_mib"] = Metric(value=200.0, unit="MiB", higher_is_better=False)
+    found = html.context([*tiny, *big])
+    memory = {a.suite: a for a in found["answers"] if a.question.startswith("Least memory")}
+    assert set(memory) == {"smoke", "smollm2"}
+    assert (memory["smollm2"].winner, memory["smollm2"].runner_up) == ("lora", "full")
+    assert memory["smollm2"].winner_mean == 200.0 and memory["smoke"].winner_mean == 1.0
+    assert {a.suite for a in found["answers"]} == {"smoke", "smollm2"}
+    alone = {a.question: a for a in aggregate.answers(tiny)}
+    assert [(a.question, a.winner, a.beyond_noise, a.note) for a in found["answers"] if a.suite == "smoke"] == [
+        (q, a.winner, a.beyond_noise, a.note) for q, a in alone.items()
+    ]  # as in a report of that suite alone
+    assert [q["suite"] for q in found["qualities"]] == ["smoke", "smollm2"]
+    assert found["task"] is None and found["model"] is None  # each suite names its own
+    page = html.render([*tiny, *big])
+    assert (
+        "<th>Suite</th><th>Question</th>" in page
+        and 'id="quality-table-smoke"' in page
+        and 'id="quality-table-smollm2"' in page
+    )
+
+
+def test_one_suite_keeps_its_table_as_it_was() -> None:
+    page = html.render([_with_items(label, 0, after, "0000011111" * 3) for label, after in WITH_ITEMS.items()])
+    assert "<th>Question</th>" in page and "<th>Suite</th><th>Question</th>" not in page
+    assert 'id="quality-table"' in page
+    assert all(a.suite is None for a in html.context(make_set())["answers"])
+
+
+def test_the_front_page_line_answers_each_suite(tmp_path: Path) -> None:
+    from bench.report.front import one_line_answer
+
+    tiny = in_suite(make_set(values={ACCURACY: 0.9}), "smoke", 1.0)
+    big = in_suite(make_set(values={ACCURACY: 0.5}), "smollm2", 300.0)
+    line = one_line_answer([*tiny, *big])
+    assert line.startswith("smoke: Most accurate: ") and "; smollm2: Most accurate: " in line
+    assert "smoke/" not in line
+    assert not one_line_answer(tiny).startswith("smoke:")

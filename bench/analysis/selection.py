@@ -68,6 +68,6 @@ def comparable(records: list[RunResult]) -> Selection:
         names = ", ".join(sorted({record.suite for record in records}))
         notes.append(
             f"{suites} suites ({names}): each strategy is named suite/label and its runs are never pooled "
-            "across suites; their models and tasks differ, so compare within a suite"
+            "across suites; their models and tasks differ, so the answers and quality tables are per suite"
         )
     return Selection(sorted(kept, key=lambda r: (r.suite, r.label, r.seed)), notes)

@@ -123,11 +123,19 @@ _SAID: set[tuple[Path, str]] = set()  # skips already told in this process (a fo
 
 
 def tell_skipped(root: Path | str, skipped: list[Skipped]) -> None:
-    """One line per skipped file with its reason, then the count, on stderr (each file once per process)."""
+    """A line per skipped file with its reason, then the count, on stderr (each file once per process).
+    Files of one folder skipped for one reason (a folder of comparison summaries) are one line."""
     new = [one for one in skipped if (one.path, one.reason) not in _SAID]
+    _SAID.update((one.path, one.reason) for one in new)
+    groups: dict[tuple[Path, str], list[Path]] = {}
     for one in new:
-        _SAID.add((one.path, one.reason))
-        print(f"bench: skipped {one.path}: {one.reason}", file=sys.stderr)
+        groups.setdefault((one.path.parent, one.reason), []).append(one.path)
+    for (folder, reason), paths in groups.items():
+        if len(paths) <= 2:
+            for path in paths:
+                print(f"bench: skipped {path}: {reason}", file=sys.stderr)
+        else:
+            print(f"bench: skipped {paths[0]} and {len(paths) - 1} more in {folder}: {reason}", file=sys.stderr)
     if new:
         print(f"bench: {len(skipped)} JSON file(s) under {root} skipped: not records", file=sys.stderr)
 

@@ -59,6 +59,7 @@ class Answer:
     note: str = ""
     by_item: bool = False  # tested paired by item, and decided with the report's other differences
     p_value: float | None = None  # tested over seeds (two-sided), and decided with the report's other differences
+    suite: str | None = None  # set where the report holds several suites: each is asked on its own
 
 
 def summarize(records: list[RunResult]) -> pd.DataFrame:
@@ -99,6 +100,15 @@ def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) 
         if matches:
             return matches[0]
     return None
+
+
+def by_suite(records: list[RunResult]) -> list[tuple[str | None, list[RunResult]]]:
+    """The records as one set (suite None), or per suite where there are several: strategies of
+    different models and tasks are not one choice, so each suite's questions are asked on its own."""
+    suites = sorted({record.suite for record in records})
+    if len(suites) <= 1:
+        return [(None, records)]
+    return [(suite, [record for record in records if record.suite == suite]) for suite in suites]
 
 
 def answer(

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from bench.records.results import RunResult
+    from bench.report.aggregate import Answer
 
 FINDINGS = ("FINDINGS.md", "FINDINGS.txt", "README.md")
 VALIDATION = "validation"
@@ -86,14 +87,18 @@ def one_line_answer(records: list[RunResult]) -> str:
     """The report's first answer, in one line ("Most accurate: full 0.90 vs lora 0.88, within noise"), from
     the runs the report compares (bench.analysis.selection.comparable)."""
     from bench.analysis.selection import comparable
-    from bench.report.aggregate import answers
-    from bench.report.charts import fmt
+    from bench.report.aggregate import answers, by_suite
 
     ok = [record for record in comparable(records).records if record.status == "ok"]
-    found = answers(ok) if ok else []
-    if not found:
-        return "no strategy measured a compared metric"
-    first = found[0]
+    found = [(suite, answers(subset)) for suite, subset in by_suite(ok)] if ok else []
+    said = [f"{suite}: " * bool(suite) + _said(listed[0]) for suite, listed in found if listed]
+    return "; ".join(said) or "no strategy measured a compared metric"
+
+
+def _said(first: Answer) -> str:
+    """One answer in one line."""
+    from bench.report.charts import fmt
+
     if first.runner_up is None:
         return f"{first.question}: {first.winner} ({first.note or 'alone'})"
     verdict = {True: "beyond noise", False: "within noise", None: "noise unknown"}[first.beyond_noise]

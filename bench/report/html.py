@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from bench.analysis.history import History
     from bench.analysis.verdicts import Comparison
+    from bench.report.aggregate import Answer
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAMILY_ORDER = ("accuracy", "gain", "forgetting", "align", "train", "memory", "latency", "params", "storage")
@@ -242,7 +244,7 @@ def context(
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = colors.colors(strategies)
     columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
-    answers, family = aggregate.answers_and_family(records, summary) if len(summary) else ([], None)
+    answers, qualities = _answers_and_quality(records, summary)
     keyed = selection.keyed_records([r for r in records if r.status == "ok"])
     rows = [
         {
@@ -268,9 +270,9 @@ def context(
         "title": title or f"Fine-tuning comparison: {', '.join(suites) or 'no records'}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "suites": suites,
-        "task": learned_task(records),
+        "task": learned_task(records) if len(suites) == 1 else None,  # several suites: each names its own
         "retained": retained_tasks(records),
-        "model": next((r.spec.get("model") for r in records), None),
+        "model": next((r.spec.get("model") for r in records), None) if len(suites) == 1 else None,
         "budgets": list(budgets.values()),
         "environments": list(environments.values()),
         "commits": commits,
@@ -288,11 +290,24 @@ def context(
         "comparison": comparison,
         "history": history_charts(history),
         "memory": memory_section(records),
-        "quality": quality_section(records, family),
+        "qualities": qualities,
         "notes": [fold(block) for block in (notes or "").split("\n\n") if block.strip()],  # list items keep their lines
         "recommendations": _recommendations(records, suites),
         "fmt": charts.fmt,
     }
+
+
+def _answers_and_quality(records: list[RunResult], summary: Any) -> tuple[list[Answer], list[dict[str, Any]]]:
+    """The answer table and the item-level quality sections, per suite where there are several (each
+    suite's verdicts one family, as in a report of that suite alone)."""
+    answers, qualities = [], []
+    for suite, subset in aggregate.by_suite(records):
+        own = summary if suite is None else aggregate.summarize(subset)
+        found, family = aggregate.answers_and_family(subset, own) if len(own) else ([], None)
+        answers += [replace(item, suite=suite) for item in found]
+        section = quality_section(subset, family)
+        qualities += [{**section, "suite": suite}] if section else []
+    return answers, qualities
 
 
 def _recommendations(records: list[RunResult], suites: list[str]) -> list[dict[str, Any]]:
