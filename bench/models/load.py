@@ -1,7 +1,7 @@
 """Load the base model and tokenizer a suite names, from whichever source it uses.
 
 Sources (exactly one per `model:` block, see bench.suite.ModelSpec):
-  preset    a built-in tiny model, pretrained once and cached (bench.models.tiny)
+  preset    a built-in tiny model whose weights ship in bench/models/presets/ (recipe: bench.models.tiny)
   path      a local transformers folder (config.json + weights + tokenizer)
   hub       a hub id (needs a network, or a filled Hugging Face cache)
   gguf      a GGUF file; converted once to a transformers folder and cached by the file's sha256
