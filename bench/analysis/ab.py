@@ -151,10 +151,18 @@ def run_rounds(
                 if attempt == max_reruns or not contaminated_round(_selected(list(load_records(folder)), only)):
                     break
                 # another process disturbed this round's timing: keep it aside and run it again
-                folder.rename(folder.with_name(f"{folder.name}.contaminated-{attempt + 1}"))
+                folder.rename(_aside(folder))
                 say(f"round {index + 1}/{rounds}: {side} timing contaminated; rerun {attempt + 1}/{max_reruns}")
             say(f"round {index + 1}/{rounds}: {side} done")
     return folders["baseline"], folders["candidate"]
+
+
+def _aside(folder: Path) -> Path:
+    """The first free `<round>.contaminated-N`: an A/B resumed after an interrupted rerun has set some aside."""
+    number = 1
+    while folder.with_name(f"{folder.name}.contaminated-{number}").exists():
+        number += 1
+    return folder.with_name(f"{folder.name}.contaminated-{number}")
 
 
 def _reusable(folder: Path, planned: set[tuple[str, int]], name: str, say: Callable[[str], None]) -> bool:
@@ -325,8 +333,9 @@ def _too_few_rounds(change: MetricChange, count: int, rounds: str, alpha: float)
 
 
 def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped: int, alpha: float) -> None:
-    if not pairs:
-        change.verdict, change.note = UNKNOWN, ""
+    if not pairs:  # no round test ran: no p (the pooled runs' p that compare_records left is not this test's)
+        change.verdict, change.note, change.test, change.p_value = UNKNOWN, "", "rounds", None
+        change.n_baseline = change.n_candidate = 0
         change.hold(f"every one of {dropped} round pairs had contaminated timing")
         return
     b_values, c_values = [b for b, _ in pairs], [c for _, c in pairs]

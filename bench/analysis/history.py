@@ -52,6 +52,9 @@ class Point:
     started_at: str
     runs: list[float]  # one value per run (seed)
     left_out: int = 0  # contaminated runs not counted (timings only)
+    # where the folder sits among the points of its suite on its hardware (1 = the oldest): a series
+    # with gaps (a strategy absent, a metric missing or contaminated on some nights) skips numbers
+    night: int = 0
 
     @property
     def mean(self) -> float:
@@ -100,6 +103,7 @@ class Series:
 class History:
     series: list[Series]
     skipped_files: int = 0
+    nights: dict[tuple[str, str], int] = field(default_factory=dict)  # points of each (suite, fingerprint)
 
     def to_json(self) -> dict[str, Any]:
         return {"series": [asdict(s) for s in self.series], "skipped_files": self.skipped_files}
@@ -129,14 +133,19 @@ def build(
             folders.setdefault(folder, []).append(record)
     ordered = sorted(folders.items(), key=lambda item: _order(item[1]))
     series: dict[tuple[str, str, str, str], Series] = {}
+    nights: dict[tuple[str, str], int] = {}  # (suite, fingerprint) -> folders of it so far
     for folder, runs in ordered:
+        for place in {(run.suite, _fingerprint(run)) for run in runs}:
+            nights[place] = nights.get(place, 0) + 1
         for key, point, info in _points(folder, runs, metric):
+            point.night = nights[key[:2]]
             if key not in series:
                 series[key] = Series(*key, unit=info[0], higher_is_better=info[1])
             series[key].points.append(point)
     for one in series.values():
         one.change_points = change_points(one, alpha=alpha, min_shift=min_shift)
-    return History(sorted(series.values(), key=lambda s: (s.suite, s.fingerprint, s.strategy, s.metric)), skipped)
+    ranked = sorted(series.values(), key=lambda s: (s.suite, s.fingerprint, s.strategy, s.metric))
+    return History(ranked, skipped, nights)
 
 
 def _order(runs: list[RunResult]) -> tuple[datetime, str]:
@@ -145,13 +154,16 @@ def _order(runs: list[RunResult]) -> tuple[datetime, str]:
     return (max(committed, default=_BEFORE_HISTORY), min(r.started_at for r in runs))
 
 
+def _fingerprint(run: RunResult) -> str:
+    return run.environment.fingerprint or "unknown"
+
+
 def _points(folder: Path, runs: list[RunResult], only: str | None):
     groups: dict[tuple[str, str, str, str], list[RunResult]] = {}
     for run in runs:
-        fingerprint = run.environment.fingerprint or "unknown"
         for name in run.metrics:
             if only is None or stats.matches(name, [only]):
-                key = (run.suite, fingerprint, run.label, name)
+                key = (run.suite, _fingerprint(run), run.label, name)
                 groups.setdefault(key, []).append(run)
     for key, group in groups.items():
         name = key[3]
@@ -342,5 +354,16 @@ def change_points(
 
 
 def new_regressions(history: History) -> list[tuple[Series, ChangePoint]]:
-    """Change points that start at the newest point of their series, in the worse direction."""
-    return [(s, c) for s in history.series for c in s.change_points if c.worse and c.index == len(s.points) - 1]
+    """Change points in the worse direction that start at the newest point of their suite on their
+    hardware: not the newest point of a series that has since ended (a strategy taken out of the suite,
+    a metric no longer measured), whose change is not new."""
+    newest = dict(history.nights)
+    for one in history.series:  # a History put together without build() numbers no nights
+        place = (one.suite, one.fingerprint)
+        newest[place] = max(newest.get(place, 0), one.points[-1].night)
+    return [
+        (s, c)
+        for s in history.series
+        for c in s.change_points
+        if c.worse and c.index == len(s.points) - 1 and s.points[-1].night == newest[(s.suite, s.fingerprint)]
+    ]

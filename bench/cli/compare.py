@@ -35,10 +35,24 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _alpha(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value < 0.5:
         raise argparse.ArgumentTypeError(f"--alpha must be between 0 and 0.5, got {text}")
     return value
+
+
+def _shift(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"--min-shift must be 0 or more, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _thresholds(pairs: list[str], flag: str = "--threshold", percent: bool = True) -> dict[str, float]:
@@ -129,7 +143,7 @@ def _history(args: argparse.Namespace) -> int:
         if not one.change_points and not args.all:
             continue
         marks = "; ".join(
-            f"at point {c.index + 1} ({(c.commit or '?')[:8]}): {c.shift_text}"
+            f"at night {one.points[c.index].night or c.index + 1} ({(c.commit or '?')[:8]}): {c.shift_text}"
             f" p={c.p:.2g} {'worse' if c.worse else 'better'}"
             for c in one.change_points
         )
@@ -278,9 +292,12 @@ def _add_history(commands: Any) -> None:
     history.add_argument("--metric", metavar="PATTERN", help="only metrics matching this pattern, e.g. 'train.*'")
     history.add_argument("--json", type=Path, metavar="OUT", help="write the series and change points as JSON")
     history.add_argument("--all", action="store_true", help="also list series without change points")
-    history.add_argument("--alpha", type=float, default=0.05, help="significance of a change point (default 0.05)")
+    history.add_argument("--alpha", type=_alpha, default=0.05, help="significance of a change point (default 0.05)")
     history.add_argument(
-        "--min-shift", type=float, default=0.10, help="smallest relative shift reported (default 0.10)"
+        "--min-shift",
+        type=_shift,
+        default=0.10,
+        help="smallest shift reported: relative, or absolute in the metric's unit from a level of 0 (default 0.10)",
     )
     history.add_argument(
         "--fail-on-new", action="store_true", help="exit 1 when the newest point starts a change for the worse"

@@ -204,10 +204,10 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
         for one in members:
             lines[one.strategy] = [
                 (
-                    index + 1,
+                    point.night or index + 1,  # a series with gaps (a strategy absent some nights) skips nights
                     point.mean,
                     (max(point.runs) - min(point.runs)) / 2,
-                    f"{one.strategy}, night {index + 1}: {charts.fmt(point.mean)} {one.unit} "
+                    f"{one.strategy}, night {point.night or index + 1}: {charts.fmt(point.mean)} {one.unit} "
                     f"(seeds {charts.fmt(min(point.runs))}..{charts.fmt(max(point.runs))}), "
                     f"commit {(point.commit or 'unknown')[:10]}, {point.started_at[:16]}",
                 )
