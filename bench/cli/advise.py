@@ -43,40 +43,45 @@ def memory_size(flag: str, text: str, allow_zero: bool = False) -> int:
         raise ValueError(f"{flag}: {error}") from error
 
 
-def _estimate(args: argparse.Namespace) -> int:
-    import json
+def _no_room(reserve: str, flag: str, memory: str) -> str:
+    return (
+        f"--reserve {reserve} leaves nothing of {flag} {memory}: give a smaller --reserve (kept free beside"
+        " the estimate for the CUDA context and allocator slack; 0GiB for none)"
+    )
 
+
+def _estimate_sizes(args: argparse.Namespace) -> tuple[int | None, int, list[int] | None]:
+    """--device-memory and --reserve in bytes, and --batch-sizes; a ValueError names the option."""
+    device = memory_size("--device-memory", args.device_memory) if args.device_memory else None
+    reserve = memory_size("--reserve", args.reserve, allow_zero=True)
+    if device is not None and reserve >= device:
+        raise ValueError(_no_room(args.reserve, "--device-memory", args.device_memory))
+    most = _budget_most("seq_len")
+    if args.tokens is not None and not 1 <= args.tokens <= most:
+        raise ValueError(f"--tokens must be a count from 1 to {most}, got {args.tokens}")
+    if args.batch_sizes is None:
+        return device, reserve, None
+    from bench.estimate.batches import parse_batch_sizes
+
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    most = _budget_most("batch_size")
+    if batch_sizes[-1] > most:
+        raise ValueError(f"--batch-sizes: each must be from 1 to {most}, got {batch_sizes[-1]}")
+    if device is None:
+        raise ValueError("--batch-sizes needs --device-memory (which batches fit what)")
+    return device, reserve, batch_sizes
+
+
+def _estimate(args: argparse.Namespace) -> int:
     from bench.estimate.suite import fits, render, suite_estimates, suite_lengths, suite_model_config
     from bench.recommend import load_model_config
-    from bench.records.store import atomic_write_text
 
     suite = load_suite(args.suite)
     try:
-        device = memory_size("--device-memory", args.device_memory) if args.device_memory else None
-        reserve = memory_size("--reserve", args.reserve, allow_zero=True)
+        device, reserve, batch_sizes = _estimate_sizes(args)
     except ValueError as error:
         plain(f"bench estimate: {error}")
         return 2
-    most = _budget_most("seq_len")
-    if args.tokens is not None and not 1 <= args.tokens <= most:
-        plain(f"bench estimate: --tokens must be a count from 1 to {most}, got {args.tokens}")
-        return 2
-    batch_sizes = None
-    if args.batch_sizes is not None:
-        from bench.estimate.batches import parse_batch_sizes
-
-        try:
-            batch_sizes = parse_batch_sizes(args.batch_sizes)
-        except ValueError as error:
-            plain(f"bench estimate: {error}")
-            return 2
-        most = _budget_most("batch_size")
-        if batch_sizes[-1] > most:
-            plain(f"bench estimate: --batch-sizes: each must be from 1 to {most}, got {batch_sizes[-1]}")
-            return 2
-        if device is None:
-            plain("bench estimate: --batch-sizes needs --device-memory (which batches fit what)")
-            return 2
     note = (lambda message: None) if args.json and args.quiet else (lambda message: plain(message))
     try:
         config = load_model_config(args.model_config) if args.model_config else suite_model_config(suite.model, note)
@@ -94,7 +99,11 @@ def _estimate(args: argparse.Namespace) -> int:
         found = suite_lengths(suite, note)
         source = "longest training example" if found else "seq_len"
         lengths = (lambda: found) if found else None
-    estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    try:  # the suite's training options the estimator cannot model (an optimizer it does not know)
+        estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    except ValueError as error:
+        plain(f"bench estimate: {error}")
+        return 2
     plain(render(estimates, device, reserve, source), console)
     for label, why in skipped.items():
         plain(f"{label}: not applicable to this model ({why})", console)
@@ -111,15 +120,32 @@ def _estimate(args: argparse.Namespace) -> int:
             "model_config": str(args.model_config) if args.model_config else None,
             "device_bytes": device,
             "reserve_bytes": reserve,
-            "estimates": [{"label": e.label, "strategy": e.strategy, **e.as_dict()} for e in estimates],
+            "tokens_source": source,
+            "estimates": [
+                {
+                    "label": e.label,
+                    "strategy": e.strategy,
+                    **e.as_dict(),
+                    "fits": None if device is None else fits(e, device, reserve),
+                }
+                for e in estimates
+            ],
             "not_applicable": skipped,
             "largest_batches": [answer.as_dict() for answer in answers],
         }
-        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+        _write_json(args.json, payload)
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
     if too_big:
         plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
     return 0
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    import json
+
+    from bench.records.store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _scaling(args: argparse.Namespace) -> int:
@@ -138,15 +164,18 @@ def _scaling(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | str:
-    """(memory bytes, ok records, model config or None), or what is wrong with the input."""
+def _recommend_inputs(args: argparse.Namespace) -> tuple[int, int, list, object] | str:
+    """(memory bytes, reserve bytes, ok records, model config or None), or what is wrong with the input."""
     from bench.analysis.snapshot import load_set
     from bench.recommend import load_model_config
 
     try:
         memory = memory_size("--memory", args.memory)
+        reserve = memory_size("--reserve", args.reserve, allow_zero=True)
     except ValueError as error:
         return str(error)
+    if args.model_config and reserve >= memory:  # the reserve is held beside the estimate only
+        return _no_room(args.reserve, "--memory", args.memory)
     problems = [
         _limit("--min-accuracy", args.min_accuracy, 0, 1),
         _limit("--max-forgetting", args.max_forgetting, 0, 1),
@@ -165,23 +194,21 @@ def _recommend_inputs(args: argparse.Namespace) -> tuple[int, list, object] | st
         config = load_model_config(args.model_config) if args.model_config else None
     except ValueError as error:
         return f"--model-config: {error}"
-    return memory, records, config
+    return memory, reserve, records, config
 
 
 def _recommend(args: argparse.Namespace) -> int:
     """One recommendation per suite (a section each where the records hold several); exit 1 where a suite
     has nothing that fits."""
-    import json
 
     from bench.recommend import recommend_by_suite, render_text
-    from bench.records.store import atomic_write_text
 
     inputs = _recommend_inputs(args)
     if isinstance(inputs, str):
         plain(f"bench recommend: {inputs}")
         return 2
-    memory, records, config = inputs
-    options = {"min_accuracy": args.min_accuracy, "max_forgetting": args.max_forgetting}
+    memory, reserve, records, config = inputs
+    options = {"min_accuracy": args.min_accuracy, "max_forgetting": args.max_forgetting, "reserve_bytes": reserve}
     try:
         results = recommend_by_suite(records, memory, **options, objective=args.objective, model_config=config)
     except ValueError as error:  # only the model config can be wrong here: the rest was checked above
@@ -196,7 +223,7 @@ def _recommend(args: argparse.Namespace) -> int:
         plain(render_text(result, failure=False), console)  # the "no recommendation: why" line is the error's
     if args.json:
         payload = {s: r.to_json() for s, r in results.items()} if several else next(iter(results.values())).to_json()
-        atomic_write_text(args.json, json.dumps({"suites": payload} if several else payload, indent=2) + "\n")
+        _write_json(args.json, {"suites": payload} if several else payload)
         plain(f"written: {args.json}", console)
     for suite, result in results.items():
         if result.choice is None:
@@ -256,6 +283,12 @@ def add_parsers(commands: Any) -> None:
         type=Path,
         metavar="CONFIG",
         help="your model's transformers config.json: estimate memory on it where it is larger than the measured one",
+    )
+    recommend.add_argument(
+        "--reserve",
+        default=DEFAULT_RESERVE,
+        metavar="SIZE",
+        help=f"with --model-config: kept free beside the estimate, as bench estimate does (default {DEFAULT_RESERVE})",
     )
     recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
     recommend.set_defaults(handler=_recommend)

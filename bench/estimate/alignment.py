@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.estimate.meta import ATTENTION, as_if_tracing, optimizer_bytes, register_attention
+from bench.estimate.meta import (
+    ATTENTION,
+    activation_peak,
+    as_if_tracing,
+    checkpointed_peak,
+    optimizer_bytes,
+    register_attention,
+)
 from bench.measure.components import Components, cache_bytes, count_weights
 
 
@@ -50,15 +57,16 @@ def generation_cache(model: Any, sequences: int, tokens: int) -> int:
     return cache_bytes(getattr(output, "past_key_values", None))
 
 
+def _reward_loss(model: Any, ids: Any) -> Any:
+    return model(input_ids=ids, use_cache=False).logits.sum()
+
+
 def _reward_model_phase(
-    config: Any, dtype: str, policy: Any, sequences: int, tokens: int, optimizer: str
+    config: Any, dtype: str, policy: Any, sequences: int, tokens: int, optimizer: str, checkpointing: bool
 ) -> Components:
     """The reward phase: a one-output classification copy of the base trains in full on chosen and
-    rejected together; the policy (adapter included) is held."""
-    import torch
-
-    from bench.measure.components import SavedTensorPeak
-
+    rejected together (checkpointed as the policy is: the trainers share training.gradient_checkpointing);
+    the policy (adapter included) is held."""
     reward = _reward_model(config, dtype)
     components = Components()
     count_weights(reward, components)
@@ -66,11 +74,10 @@ def _reward_model_phase(
     components.optimizer, _ = optimizer_bytes(reward, optimizer)
     components.other_models = _weights_bytes(policy)
     components.generation_cache = 0
-    ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
-    reward.train()
-    with as_if_tracing(), SavedTensorPeak(list(reward.parameters())) as tracker:
-        reward(input_ids=ids, use_cache=False).logits.sum().backward()
-    components.activations = tracker.peak
+    if checkpointing:
+        components.activations = checkpointed_peak(reward, sequences, tokens, config, _reward_loss)
+    else:
+        components.activations = activation_peak(reward, sequences, tokens, _reward_loss)
     components.phase = "reward"
     return components
 
@@ -110,6 +117,7 @@ def add_held_models(
     tokens: int,
     optimizer: str,
     notes: list[str],
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Components]:
     """Fill `other_models` and `generation_cache` of the trained model's components in place (and
     the "ref" adapter into its frozen weights); for rlhf, return both phases (the larger is copied
@@ -139,7 +147,7 @@ def add_held_models(
     components.generation_cache = generation_cache(policy, batch_size, tokens)
     components.phase = "policy"
     notes.append("policy phase holds the frozen reward model and, while generating, a key/value cache")
-    reward_phase = _reward_model_phase(config, dtype, policy, 2 * batch_size, tokens, optimizer)
+    reward_phase = _reward_model_phase(config, dtype, policy, 2 * batch_size, tokens, optimizer, gradient_checkpointing)
     policy_phase = _copy(components)
     if (reward_phase.total() or 0) > (policy_phase.total() or 0):
         notes.append("the reward phase is the larger: the estimate is its peak")

@@ -10,10 +10,10 @@ the first size that did not fit, so a reader sees the margin.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.estimate.suite import estimate_spec, fits, planning_tokens, suite_specs
+from bench.estimate.suite import estimate_spec, fits, planning_tokens, size_text, suite_specs
 
 
 @dataclass
@@ -26,6 +26,8 @@ class Answer:
     first_too_big: int | None  # the smallest size that does not fit (None: all fit)
     first_too_big_bytes: int | None
     reason: str | None = None  # why there is no answer (the strategy does not apply to the model)
+    left_out: list[int] = field(default_factory=list)  # sizes the suite could not run at (not estimated)
+    left_out_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -40,6 +42,21 @@ def parse_batch_sizes(text: str) -> list[int]:
     if not sizes or sizes[0] < 1:
         raise ValueError(f"--batch-sizes: {text!r} is not a comma-separated list of positive counts (e.g. 1,2,4,8)")
     return sizes
+
+
+def cannot_run(spec: Any, size: int) -> str | None:
+    """Why the suite could not run at global batch `size` (bench.suite refuses a batch the processes do
+    not split evenly; bench.training.alignment an RLOO/GRPO batch that is not whole groups), or None."""
+    from bench.strategies import STRATEGIES
+
+    processes = int(getattr(spec, "processes", 1) or 1)
+    if size % processes:
+        return f"execution.processes ({processes}) must divide the batch evenly"
+    if spec.strategy == "rlhf":
+        options = STRATEGIES.get("rlhf").Options.model_validate(spec.options)
+        if options.algorithm != "ppo" and size % options.num_generations:
+            return f"rlhf: the batch must be a multiple of num_generations ({options.num_generations})"
+    return None
 
 
 def largest_batches(
@@ -60,6 +77,12 @@ def largest_batches(
         for checkpointing in (False, True):
             answer = Answer(label, checkpointing, length, None, None, None, None)
             for size in sorted(batch_sizes):
+                why = cannot_run(spec, size)
+                if why is not None:
+                    answer.left_out.append(size)
+                    reasons = [answer.left_out_reason, why] if answer.left_out_reason else [why]
+                    answer.left_out_reason = "; ".join(dict.fromkeys(reasons))
+                    continue
                 try:
                     estimate = estimate_spec(spec, config, length, size, checkpointing)
                 except NotApplicable as error:
@@ -87,23 +110,25 @@ def render_batches(answers: list[Answer], device_bytes: int, reserve_bytes: int,
     sizes = ",".join(str(size) for size in batch_sizes)
     lines.insert(
         0,
-        f"largest of batch sizes {sizes} that fits {device_bytes / 2**30:.1f} GiB "
-        f"(estimate + {reserve_bytes / 2**30:.1f} GiB reserve), {'/'.join(map(str, tokens))} tokens per sequence:",
+        f"largest of batch sizes {sizes} that fits {size_text(device_bytes)} "
+        f"(estimate + {size_text(reserve_bytes)} reserve), {'/'.join(map(str, tokens))} tokens per sequence:",
     )
     lines.append("in brackets: the estimate at that batch; after 'not': the first size that does not fit")
+    for answer in answers:
+        if answer.reason is not None:
+            setting = " with gradient checkpointing" * answer.checkpointing
+            lines.append(f"{answer.label}{setting}: not applicable ({answer.reason})")
+    left_out = {answer.label: answer for answer in answers if answer.left_out and not answer.checkpointing}
+    for label, answer in left_out.items():
+        shown = ", ".join(map(str, answer.left_out))
+        lines.append(f"{label}: batch {shown} left out, the suite could not run it ({answer.left_out_reason})")
     return "\n".join(lines)
 
 
 def _cell(answer: Answer) -> str:
     if answer.reason is not None:
         return "not applicable"
-    over = f"not {answer.first_too_big} ({_gib(answer.first_too_big_bytes)})" if answer.first_too_big else ""
+    over = f"not {answer.first_too_big} ({size_text(answer.first_too_big_bytes)})" if answer.first_too_big else ""
     if answer.largest is None:
-        return f"none: {over}"
-    return f"{answer.largest} ({_gib(answer.largest_bytes)})" + (f", {over}" if over else "")
-
-
-def _gib(value: int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 2**30:.1f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+        return f"none: {over}" if over else "none of these sizes can run"
+    return f"{answer.largest} ({size_text(answer.largest_bytes)})" + (f", {over}" if over else "")

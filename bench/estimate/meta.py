@@ -1,38 +1,54 @@
 """The meta device as the estimator uses it: a model with shapes and dtypes but no storage, attention
 that keeps for backward what SDPA's efficient kernels keep, transformers' mask building told it is
-traced, and the optimizer state per trainable element. bench.estimate.model (the policy) and
+traced, the optimizer state per trainable element, and what autograd keeps for backward (with and without
+gradient checkpointing). bench.estimate.model (the policy) and
 bench.estimate.alignment (the models a preference method holds) both build on it."""
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.measure.components import SavedTensorPeak
+
 # bytes of optimizer state per trainable element, as a multiple of the parameter's own bytes
-# (None: fixed bytes per element), and what it stands for
-OPTIMIZER_STATE: dict[str, tuple[float | None, float, str]] = {
-    "adamw_torch": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_torch_fused": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_hf": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adam": (2.0, 0.0, "two moments in the parameter's dtype"),
-    "adamw_bnb_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "paged_adamw_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, paged)"),
-    "adamw_8bit": (None, 2.0, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "sgd": (0.0, 0.0, "no state (no momentum)"),
+# (None: bitsandbytes' 8-bit state, `_eight_bit_state`), and what it stands for
+OPTIMIZER_STATE: dict[str, tuple[float | None, str]] = {
+    "adamw_torch": (2.0, "two moments in the parameter's dtype"),
+    "adamw_torch_fused": (2.0, "two moments in the parameter's dtype"),
+    "adamw_hf": (2.0, "two moments in the parameter's dtype"),
+    "adam": (2.0, "two moments in the parameter's dtype"),
+    "adamw_bnb_8bit": (None, "two 8-bit moments (bitsandbytes, blockwise)"),
+    "paged_adamw_8bit": (None, "two 8-bit moments (bitsandbytes, paged)"),
+    "adamw_8bit": (None, "two 8-bit moments (bitsandbytes, blockwise)"),
+    "sgd": (0.0, "no state (no momentum)"),
 }
+# bitsandbytes' Optimizer2State (0.50): a tensor under 4,096 elements keeps both moments in float32;
+# a larger one keeps them in uint8 with a float32 absmax per 256 elements each; the two 256-entry
+# float32 quantisation maps are shared by every tensor
+EIGHT_BIT_MIN_SIZE, EIGHT_BIT_BLOCK, EIGHT_BIT_MAPS = 4096, 256, 2 * 256 * 4
+
+
+def _eight_bit_state(numel: int) -> int:
+    """Bytes bitsandbytes' 8-bit Adam keeps for one parameter tensor of `numel` elements."""
+    if numel < EIGHT_BIT_MIN_SIZE:
+        return 2 * 4 * numel
+    return 2 * numel + 2 * 4 * math.ceil(numel / EIGHT_BIT_BLOCK)
 
 
 def optimizer_bytes(model: Any, optimizer: str) -> tuple[int, str]:
     if optimizer not in OPTIMIZER_STATE:
         known = ", ".join(OPTIMIZER_STATE)
         raise ValueError(f"training.optimizer: the estimator does not know {optimizer!r} (known: {known})")
-    multiple, per_element, what = OPTIMIZER_STATE[optimizer]
+    multiple, what = OPTIMIZER_STATE[optimizer]
     trainable = [p for p in model.parameters() if p.requires_grad]
     if multiple is None:
-        state = sum(int(p.numel() * per_element) + 8 * math.ceil(p.numel() / 2048) for p in trainable)
+        state = sum(_eight_bit_state(p.numel()) for p in trainable)
+        if any(p.numel() >= EIGHT_BIT_MIN_SIZE for p in trainable):
+            state += EIGHT_BIT_MAPS
     else:
         state = sum(int(p.numel() * p.element_size() * multiple) for p in trainable)
     if multiple:  # torch's Adam keeps a float32 step counter per parameter tensor
@@ -109,3 +125,33 @@ def as_if_tracing() -> Iterator[None]:
         yield
     finally:
         masking_utils.is_tracing = original
+
+
+def _language_model_loss(model: Any, ids: Any) -> Any:
+    return model(input_ids=ids, labels=ids, use_cache=False).loss
+
+
+def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable = _language_model_loss) -> int:
+    """What autograd keeps for backward over one `sequences` x `tokens` step of `loss` (meta device)."""
+    import torch
+
+    ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
+    model.train()
+    with as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
+        loss(model, ids).backward()
+    return tracker.peak
+
+
+def checkpointed_peak(
+    model: Any, sequences: int, tokens: int, config: Any, loss: Callable = _language_model_loss
+) -> int:
+    """Under gradient checkpointing autograd keeps each layer's input; during backward one layer at a
+    time is recomputed and its activations are held until its gradients are done. The saved-tensor
+    hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
+    layer is added: (activations without checkpointing - with) / layers, one layer's share."""
+    plain = activation_peak(model, sequences, tokens, loss)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kept = activation_peak(model, sequences, tokens, loss)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
+    return kept + max(plain - kept, 0) // layers

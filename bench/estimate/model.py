@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.meta import as_if_tracing, meta_model, optimizer_bytes
-from bench.measure.components import COMPONENTS, MIB, Components, SavedTensorPeak, count_weights
+from bench.estimate.meta import activation_peak, checkpointed_peak, meta_model, optimizer_bytes
+from bench.measure.components import COMPONENTS, MIB, Components, count_weights
 
 
 @dataclass
@@ -131,7 +131,7 @@ def estimate_run(
 
     from bench.estimate.alignment import add_held_models
     from bench.spec import Budget
-    from bench.strategies import STRATEGIES, PrepareContext
+    from bench.strategies import STRATEGIES, NotApplicable, PrepareContext
 
     chosen = STRATEGIES.get(strategy)
     parsed = chosen.Options.model_validate(options)
@@ -148,6 +148,9 @@ def estimate_run(
             prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
         else:
             prepared = chosen.prepare(model, parsed, context)
+    cannot_checkpoint = getattr(prepared, "bench_no_gradient_checkpointing", None)
+    if gradient_checkpointing and isinstance(cannot_checkpoint, str):  # bench.training.train skips such a run
+        raise NotApplicable(cannot_checkpoint)
     if strategy == "qlora":
         _adapters_to_bfloat16(prepared)
         notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
@@ -162,14 +165,17 @@ def estimate_run(
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
     if gradient_checkpointing and hasattr(prepared, "gradient_checkpointing_enable"):
-        components.activations = _checkpointed_peak(prepared, sequences, tokens, config)
+        components.activations = checkpointed_peak(prepared, sequences, tokens, config)
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
-        components.activations = _activation_peak(prepared, sequences, tokens)
+        components.activations = activation_peak(prepared, sequences, tokens)
     phases = add_held_models(
         components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
         batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
+        gradient_checkpointing=gradient_checkpointing,
     )  # fmt: skip
+    if components.phase == "reward":  # the reward model trains on chosen and rejected together
+        sequences = 2 * batch_size
     return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
 
 
@@ -182,41 +188,24 @@ def estimate_spec(
     training = fields.get("training") or {}
     if gradient_checkpointing is None:
         gradient_checkpointing = training.get("gradient_checkpointing", False)
-    return estimate_run(
+    batch = batch_size or fields["budget"]["batch_size"]
+    processes = int(fields.get("processes") or 1)
+    estimate = estimate_run(
         config,
         dtype=fields["model"]["dtype"],
         strategy=fields["strategy"],
         options=fields.get("options") or {},
-        batch_size=batch_size or fields["budget"]["batch_size"],
+        batch_size=max(batch // processes, 1),  # the batch is global: each process takes its share
         tokens=tokens,
         optimizer=training.get("optimizer", "adamw_torch"),
         gradient_checkpointing=gradient_checkpointing,
         label=fields.get("label"),
     )
-
-
-def _activation_peak(model: Any, sequences: int, tokens: int) -> int:
-    import torch
-
-    ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
-    model.train()
-    with as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
-        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-        loss.backward()
-    return tracker.peak
-
-
-def _checkpointed_peak(model: Any, sequences: int, tokens: int, config: Any) -> int:
-    """Under gradient checkpointing autograd keeps each layer's input; during backward one layer at a
-    time is recomputed and its activations are held until its gradients are done. The saved-tensor
-    hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
-    layer is added: (activations without checkpointing - with) / layers, one layer's share."""
-    plain = _activation_peak(model, sequences, tokens)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    kept = _activation_peak(model, sequences, tokens)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
-    return kept + max(plain - kept, 0) // layers
+    if processes > 1:
+        estimate.notes.append(f"per process: {processes} processes share the global batch of {batch}")
+        if fields.get("parallel") == "fsdp":
+            estimate.notes.append("fsdp shards weights, gradients and optimizer state: these are a whole replica's")
+    return estimate
 
 
 def parse_bytes(text: str, allow_zero: bool = False) -> int:
@@ -230,21 +219,74 @@ def parse_bytes(text: str, allow_zero: bool = False) -> int:
         value = float(number)
     except ValueError:
         value = float("nan")
-    if unit not in units or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    size = int(value * units[unit]) if unit in units and math.isfinite(value) else -1
+    if size < 0 or value < 0 or (size == 0 and not allow_zero):  # '1e-12GiB' is no byte at all
         raise ValueError(f"{text!r} is not a memory size (examples: 24GiB, 80GB, 512MiB)")
-    return int(value * units[unit])
+    return size
+
+
+# what a config must state for its shape: transformers' class defaults (Llama's are Llama-2-7B's) would
+# otherwise stand in silently for a field the file leaves out
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
+class ConfigProblem(ValueError):
+    """A config file the estimator cannot use, with a message naming the file and what is wrong."""
+
+
+def _missing_shape(config_class: Any, raw: dict[str, Any]) -> list[str]:
+    """The SHAPE_FIELDS the class has but `raw` leaves out (under their own name or the class's alias)."""
+    sub = getattr(config_class, "sub_configs", {}).get("text_config")
+    if isinstance(raw.get("text_config"), dict) and isinstance(sub, type) and hasattr(sub, "model_type"):
+        config_class, raw = sub, raw["text_config"]
+    aliases = getattr(config_class, "attribute_map", {}) or {}
+    try:
+        defaults = config_class()
+    except Exception:  # a class that cannot build without arguments: nothing to compare with
+        return []
+    stated = set(raw)
+    return [name for name in SHAPE_FIELDS if hasattr(defaults, name) and not {name, aliases.get(name)} & stated]
+
+
+def check_model_type(model_type: Any, where: str) -> Any:
+    """The config class of a causal language model type, or ConfigProblem naming `where` and the type."""
+    import difflib
+
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        close = difflib.get_close_matches(str(model_type), list(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigProblem(f"{where}: model_type {model_type!r} is not a transformers model type{hint}")
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ConfigProblem(
+            f"cannot build a causal language model from {where}: transformers has no AutoModelForCausalLM "
+            f"for model_type {model_type!r}"
+        )
+    return CONFIG_MAPPING[model_type]
 
 
 def config_from_file(path: Path) -> Any:
-    """A transformers config from a config.json (or the folder holding one), no weights."""
+    """A transformers config from a config.json (or the folder holding one), no weights. Refuses, naming
+    the file, what the estimator cannot use: no model_type, one that is not a causal language model,
+    and a config that leaves out its shape (SHAPE_FIELDS)."""
     import json
 
     from transformers import AutoConfig
 
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"--model-config: no config.json at {str(path)!r}")
+        raise FileNotFoundError(f"no config.json at {str(path)!r}")
     raw = json.loads(file.read_text("utf-8"))
-    if "model_type" not in raw:
-        raise ValueError(f'--model-config: {str(file)!r} names no model_type (e.g. "llama")')
+    where = repr(str(file))
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise ConfigProblem(f'{where} names no model_type (e.g. "llama")')
+    config_class = check_model_type(raw["model_type"], where)
+    missing = _missing_shape(config_class, raw)
+    if missing:
+        raise ConfigProblem(
+            f"{where} leaves out {', '.join(missing)}: the estimate would be of transformers' default "
+            f"{raw['model_type']} shape, not your model's"
+        )
     return AutoConfig.for_model(raw.pop("model_type"), **raw)

@@ -34,8 +34,12 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
     """The config of the model a suite names, read without its weights."""
     from transformers import AutoConfig
 
+    from bench.estimate.model import check_model_type
+
     where, extra = _pretrained_source(spec, report)
-    return AutoConfig.from_pretrained(where, **extra)
+    config = AutoConfig.from_pretrained(where, **extra)
+    check_model_type(config.model_type, f"the suite's model ({where})")
+    return config
 
 
 def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
@@ -84,9 +88,13 @@ def suite_specs(suite: Any) -> dict[str, Any]:
 
 
 def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: int | None) -> int:
-    """For planning, the worst step: the longest sequence that can occur (or `tokens` when given)."""
+    """For planning, the worst step: the longest sequence that can occur (or `tokens` when given). The
+    task's lengths say nothing of a preference file's rows, so DPO and RLHF on one plan at seq_len."""
     if tokens:
         return tokens
+    preference = getattr(spec, "preference", None)
+    if spec.strategy in ("dpo", "rlhf") and preference is not None and preference.jsonl:
+        return spec.budget.seq_len
     if lengths is not None:
         return min(max(lengths(), default=spec.budget.seq_len), spec.budget.seq_len)
     return spec.budget.seq_len
@@ -100,27 +108,37 @@ def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: i
     """A plain table: components in MiB per strategy, and whether each fits the device."""
     names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
     names += ("generation_cache",)
-    heads = ("strategy", "trained w.", "frozen w.", "gradients", "optimizer", "activations", "other models")
-    heads += ("gen. cache", "total", "fits")
+    heads = ("strategy", "sequences", "tokens", "trained w.", "frozen w.", "gradients", "optimizer", "activations")
+    heads += ("other models", "gen. cache", "total", "fits")
     rows = []
     for estimate in estimates:
         mib = estimate.components.mib()
         verdict = "-" if device_bytes is None else ("yes" if fits(estimate, device_bytes, reserve_bytes) else "NO")
         label = f"{estimate.label} ({estimate.components.phase} phase)" if estimate.phases else estimate.label
-        rows.append([label, *(_mib(mib[name]) for name in names), _mib(mib["total"]), verdict])
+        components = [_mib(mib[name]) for name in names]
+        rows.append([label, estimate.sequences, estimate.tokens, *components, _mib(mib["total"]), verdict])
     widths = [max(len(str(row[i])) for row in [heads, *rows]) for i in range(len(heads))]
     lines = [
         "  ".join(_align(i, cell, width) for i, (cell, width) in enumerate(zip(row, widths))) for row in [heads, *rows]
     ]
-    first = estimates[0] if estimates else None
-    if first is not None:
-        lines.insert(0, f"{source}: {first.sequences} sequences x {first.tokens} tokens per step (MiB)")
+    if estimates:
+        preference = " (DPO and RLHF on a preference file: seq_len)" * any(
+            e.strategy in ("dpo", "rlhf") and e.tokens != estimates[0].tokens for e in estimates
+        )
+        lines.insert(0, f"tokens per sequence: {source}{preference}; sequences per step and process (MiB)")
     if device_bytes is not None:
         lines.append(
-            f"fits: total + {reserve_bytes / 2**30:.1f} GiB reserve (CUDA context, allocator slack) <= "
-            f"{device_bytes / 2**30:.1f} GiB"
+            f"fits: total + {size_text(reserve_bytes)} reserve (CUDA context, allocator slack) <= "
+            f"{size_text(device_bytes)}"
         )
     return "\n".join(lines)
+
+
+def size_text(value: int | None) -> str:
+    """Bytes for a reader: GiB from 1 GiB, else MiB ('24.0 GiB', '1.0 MiB'), never a misleading 0.0 GiB."""
+    if value is None:
+        return "-"
+    return f"{value / 2**30:.1f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
 def _align(index: int, cell: object, width: int) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import stats
+from bench.estimate.model import parse_bytes
+from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
 from bench.recommend.figures import (
     ALPHA,
@@ -23,18 +25,23 @@ from bench.recommend.formatting import _against, _fraction, _limit, _rate, _size
 from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
 from bench.records.results import RunResult
 
+RESERVE_BYTES = parse_bytes(DEFAULT_RESERVE)  # the CUDA context and allocator slack an estimate leaves out
+
 
 def _straddles(figure: Figure, limit: float) -> bool:
     return any(v < limit for v in figure.values) and any(v >= limit for v in figure.values)
 
 
 def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
-    if candidate.estimate is not None:
-        if candidate.estimate.total_mib is None:
-            return Check("memory", False, False, f"no estimate for your model ({candidate.estimate.error})")
-        value, limit = _sizes(candidate.estimate.total_mib, limit_mib)
-        met = candidate.estimate.total_mib <= limit_mib
-        return Check("memory", met, False, f"needs ~{value} on your model (estimate) {'<=' if met else '>'} {limit}")
+    estimate = candidate.estimate
+    if estimate is not None:
+        if estimate.total_mib is None:
+            return Check("memory", False, False, f"no estimate for your model ({estimate.error})")
+        value, limit = _sizes(estimate.total_mib + estimate.reserve_mib, limit_mib)
+        met = estimate.total_mib + estimate.reserve_mib <= limit_mib
+        reserve = f" with {_size(estimate.reserve_mib)} reserve" if estimate.reserve_mib else ""
+        text = f"needs ~{value}{reserve} on your model (estimate) {'<=' if met else '>'} {limit}"
+        return Check("memory", met, False, text)
     if candidate.memory_mib is None:
         return Check("memory", False, False, "training memory not measured")
     value, limit = _sizes(candidate.memory_mib, limit_mib)
@@ -278,13 +285,15 @@ def recommend(
     max_forgetting: float | None = None,
     objective: str = "accuracy",
     model_config: Any = None,
+    reserve_bytes: int = RESERVE_BYTES,
 ) -> Recommendation:
     """The strategies of `records` that meet the constraints, their Pareto set and one choice. The runs are
     the report's (bench.analysis.selection.comparable: per strategy the newest spec, one run per seed); records
     of several suites are ranked together, so callers split them first (recommend_by_suite).
 
     `model_config`: the user's model (a transformers config, or the path of its config.json); where it
-    is larger than the measured model, memory is the estimator's for it (imports torch).
+    is larger than the measured model, memory is the estimator's for it (imports torch), held against
+    `memory_bytes` with `reserve_bytes` on top, as `bench estimate` does.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -295,7 +304,7 @@ def recommend(
     user_parameters, notes = None, []
     if model_config is not None and candidates:
         config = load_model_config(model_config) if isinstance(model_config, (str, Path)) else model_config
-        user_parameters, notes = _apply_model(candidates, selection.records, config, memory_bytes)
+        user_parameters, notes = _apply_model(candidates, selection.records, config, memory_bytes, reserve_bytes)
     elif candidates:
         notes = _model_notes(candidates, None)
     for candidate in candidates:

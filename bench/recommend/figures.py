@@ -76,9 +76,10 @@ class ModelEstimate:
     """bench.estimate.model's training memory of a strategy on the user's model."""
 
     total_mib: float | None
-    fits: bool | None
+    fits: bool | None  # total + reserve within the memory, as `bench estimate` holds it
     tokens: int | None = None
     error: str | None = None
+    reserve_mib: float = 0.0  # kept free for the CUDA context and allocator slack, which the estimate leaves out
 
 
 @dataclass

@@ -42,18 +42,49 @@ def same_budget(one: list[RunResult], many: list[RunResult]) -> bool | None:
     return all(ones[seed] == manys[seed] for seed in seeds) if seeds else None
 
 
+def _processes(run: RunResult) -> int:
+    return int(run.budget.get("world_size") or 1)
+
+
+def _machine(run: RunResult) -> tuple | None:
+    """The kind of machine, as the fingerprint has it but for torch's threads (divided among the processes)."""
+    hardware = run.environment.hardware
+    if hardware is None:
+        return None
+    return hardware.cpu, hardware.cores, tuple(hardware.isa or ()), tuple(hardware.gpus), hardware.cpu_capability
+
+
+def _row(label: str, processes: int, ones: list[RunResult], manys: list[RunResult]) -> Scaling:
+    single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
+    efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
+    note = f"{single.n} vs {multi.n} uncontaminated runs"
+    if not ones:
+        efficiency, note = None, "ONE holds no 1-process runs of this strategy"
+    elif processes == 1:  # nothing to scale: MANY's runs are one process too
+        efficiency, note = None, "MANY holds no multi-process runs of this strategy"
+    elif len({_machine(run) for run in ones + manys}) > 1:
+        efficiency, note = None, "ONE and MANY ran on different kinds of machine: their tokens/s do not compare"
+    return Scaling(label, processes, single.mean, multi.mean, efficiency, same_budget(ones, manys), note)
+
+
 def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
+    """One row per strategy label and process count of MANY, against ONE's 1-process runs of that label;
+    each set is first cut to the runs the report compares (newest spec, one run per seed)."""
+    from bench.analysis.selection import comparable
+
+    by_processes: dict[int, list[RunResult]] = {}
+    for run in many:
+        by_processes.setdefault(_processes(run), []).append(run)
+    # per process count: a spec differs by its processes, and the selection keeps one spec per strategy
+    groups = {processes: comparable(runs).records for processes, runs in sorted(by_processes.items())}
+    singles = comparable([run for run in one if _processes(run) == 1]).records
     rows = []
     for label in sorted({r.label for r in one} & {r.label for r in many}):
-        ones = [r for r in one if r.label == label]
-        manys = [r for r in many if r.label == label]
-        processes = max(int(r.budget.get("world_size") or 1) for r in manys)
-        single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
-        efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
-        note = f"{single.n} vs {multi.n} uncontaminated runs"
-        if processes == 1:  # nothing to scale: MANY's runs are one process too
-            efficiency, note = None, "MANY holds no multi-process runs of this strategy"
-        rows.append(Scaling(label, processes, single.mean, multi.mean, efficiency, same_budget(ones, manys), note))
+        ones = [r for r in singles if r.label == label]
+        for processes, runs in groups.items():
+            manys = [r for r in runs if r.label == label]
+            if manys:
+                rows.append(_row(label, processes, ones, manys))
     return rows
 
 

@@ -13,13 +13,15 @@ from bench.records.results import RunResult
 
 def load_model_config(path: Path | str) -> Any:
     """bench.estimate.model.config_from_file, with every failure a ValueError naming the path."""
-    from bench.estimate.model import config_from_file
+    from bench.estimate.model import ConfigProblem, config_from_file
 
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{str(path)!r} does not exist")
     try:
         return config_from_file(path)
+    except ConfigProblem:  # names the file and what is wrong already
+        raise
     except Exception as error:  # transformers raises OSError, ValueError, KeyError for configs it cannot read
         raise ValueError(f"{str(path)!r} is not a transformers config: {error}") from error
 
@@ -35,16 +37,18 @@ def count_parameters(config: Any, dtype: str = "float32") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _estimate(config: Any, record: RunResult, memory_bytes: int) -> ModelEstimate:
-    """The strategy of `record`, with its options and budget, on the user's model; never raises."""
+def _estimate(config: Any, record: RunResult, memory_bytes: int, reserve_bytes: int) -> ModelEstimate:
+    """The strategy of `record`, with its options and budget, on the user's model; never raises. It fits
+    when the estimate plus the reserve is within the memory, as `bench estimate` says it."""
     from bench.estimate.model import estimate_spec
 
+    reserve = reserve_bytes / MIB
     try:
         tokens = record.spec["budget"]["seq_len"]
         total = estimate_spec(record.spec, config, tokens).total_mib()
     except Exception as error:  # an estimator gap (unknown optimizer, strategy) is reported, not fatal
-        return ModelEstimate(None, None, error=f"{type(error).__name__}: {error}")
-    return ModelEstimate(total, total * MIB <= memory_bytes, tokens=tokens)
+        return ModelEstimate(None, None, error=f"{type(error).__name__}: {error}", reserve_mib=reserve)
+    return ModelEstimate(total, (total + reserve) * MIB <= memory_bytes, tokens=tokens, reserve_mib=reserve)
 
 
 def _model_notes(candidates: list[Candidate], user_parameters: int | None) -> list[str]:
@@ -66,13 +70,13 @@ def _model_notes(candidates: list[Candidate], user_parameters: int | None) -> li
     return [
         f"measured on a {model}; yours has {_count(user_parameters)} parameters: memory is the estimator's for"
         " your model (tensors only: weights, gradients, optimizer state, activations at the suite's seq_len; the"
-        " CUDA context and allocator slack come on top), while accuracy, forgetting and throughput are the"
-        " measured model's"
+        " reserve for the CUDA context and allocator slack is added before it is held against the memory),"
+        " while accuracy, forgetting and throughput are the measured model's"
     ]
 
 
 def _apply_model(
-    candidates: list[Candidate], records: list[RunResult], config: Any, memory_bytes: int
+    candidates: list[Candidate], records: list[RunResult], config: Any, memory_bytes: int, reserve_bytes: int
 ) -> tuple[int, list[str]]:
     """Estimate every candidate on the user's model where it is larger than the measured one."""
     user = count_parameters(config)
@@ -81,5 +85,5 @@ def _apply_model(
         groups = _grouped([record for record in records if record.status == "ok"])
         for candidate in candidates:
             representative = groups[(candidate.suite, candidate.fingerprint, candidate.label)][0]
-            candidate.estimate = _estimate(config, representative, memory_bytes)
+            candidate.estimate = _estimate(config, representative, memory_bytes, reserve_bytes)
     return user, _model_notes(candidates, user)
