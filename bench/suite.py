@@ -65,7 +65,7 @@ class Suite(Strict):
     @model_validator(mode="after")
     def _fields_agree(self) -> Suite:
         """Checks that span several fields, each problem on its own line, naming its fields."""
-        problems = [*self._retain_problems(), *self._batch_split_problems()]
+        problems = [*self._retain_problems(), *self._batch_split_problems(), *self._strategy_batch_problems()]
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -89,6 +89,20 @@ class Suite(Strict):
             f"execution.processes: {processes} processes cannot split budget.batch_size {batch} evenly "
             "(the batch is global: each process takes batch_size / processes)"
         ]
+
+    def _strategy_batch_problems(self) -> list[str]:
+        """A batch a strategy cannot train on (RLOO and GRPO need whole groups of completions)."""
+        from bench.strategies import STRATEGIES
+
+        problems = []
+        for index, entry in enumerate(self.strategies):
+            if entry.name not in STRATEGIES:  # parse_suite's stand-in while the strategies have problems
+                continue
+            options = STRATEGIES.get(entry.name).Options.model_validate(entry.options)
+            problem = getattr(options, "batch_problem", lambda batch: None)(self.budget.batch_size)
+            if problem:
+                problems.append(f"{problem} (strategies[{index}], {entry.label})")  # the budget's problem
+        return problems
 
 
 class SuiteError(ValueError):

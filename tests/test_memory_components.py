@@ -283,3 +283,22 @@ def test_estimating_leaves_the_real_model_untouched():
     assert loaded.model.config.to_dict() == before_config
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(input_ids=ids).logits, before, rtol=0, atol=0)
+
+
+def test_eight_bit_optimizer_state_counts_its_shared_quantisation_maps_once():
+    """bitsandbytes' AdamW8bit gives every 8-bit state the same two 256-entry maps: counted once, the
+    count equals the estimator's to the byte (before: 2 KiB more per 8-bit tensor than memory held)."""
+    import bitsandbytes as bnb
+
+    from bench.estimate.meta import optimizer_bytes
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(128, 128), torch.nn.Linear(128, 128))
+    optimizer = bnb.optim.AdamW8bit(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 128)).sum().backward()
+    optimizer.step()
+    weights = 2 * (2 * 128 * 128 + 2 * 64 * 4)  # two uint8 moments and their absmax per block of 256
+    biases = 2 * (2 * 128 * 4)  # under 4,096 elements: float32 moments
+    maps = 2 * 256 * 4  # qmap1 and qmap2, shared
+    assert count_optimizer_state(optimizer) == weights + biases + maps
+    assert optimizer_bytes(model, "adamw_bnb_8bit")[0] == weights + biases + maps

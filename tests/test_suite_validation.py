@@ -229,3 +229,14 @@ def test_a_task_retained_twice_or_the_learned_task_retained_is_refused():
 def test_cross_field_problems_come_together():
     data = suite_with(retain=[{"name": "copy"}, {"name": "copy"}], execution={"processes": 3})
     assert [problem.split(":")[0] for problem in problems_of(data)] == ["retain[1]", "execution.processes"]
+
+
+def test_an_rloo_batch_that_is_not_whole_groups_is_refused_at_load():
+    """Before: the suite validated, and every RLHF run failed once its reward phase had trained."""
+    data = suite_with(budget={"steps": 2, "batch_size": 6, "seq_len": 32}, strategies=["full", "rlhf"])
+    assert problems_of(data) == [
+        "budget.batch_size (6) must be a multiple of num_generations (4): each step scores whole groups of "
+        "completions per prompt (strategies[1], rlhf)"
+    ]
+    assert parse_suite(data | {"strategies": [{"rlhf": {"num_generations": 3}}]}).budget.batch_size == 6
+    assert parse_suite(data | {"strategies": [{"rlhf": {"algorithm": "ppo"}}]}).budget.batch_size == 6

@@ -54,7 +54,7 @@ def cannot_run(spec: Any, size: int) -> str | None:
         return f"execution.processes ({processes}) must divide the batch evenly"
     if spec.strategy == "rlhf":
         options = STRATEGIES.get("rlhf").Options.model_validate(spec.options)
-        if options.algorithm != "ppo" and size % options.num_generations:
+        if options.batch_problem(size):
             return f"rlhf: the batch must be a multiple of num_generations ({options.num_generations})"
     return None
 

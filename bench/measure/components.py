@@ -172,14 +172,16 @@ def count_gradients(model: Any) -> int:
 
 
 def count_optimizer_state(optimizer: Any) -> int:
-    """Every tensor in the optimizer's per-parameter state (accelerate's wrapper exposes `.state`)."""
+    """Every tensor in the optimizer's per-parameter state (accelerate's wrapper exposes `.state`), each
+    memory once: bitsandbytes' 8-bit optimizers give every parameter's state the same quantisation maps."""
     inner = getattr(optimizer, "optimizer", optimizer)
-    total = 0
+    counted: dict[tuple[str, int], int] = {}
     for state in inner.state.values():
         for value in state.values():
             if hasattr(value, "element_size"):
-                total += value.numel() * value.element_size()
-    return total
+                key = _storage_key(value)
+                counted[key] = max(counted.get(key, 0), value.numel() * value.element_size())
+    return sum(counted.values())
 
 
 class SavedTensorPeak:

@@ -62,7 +62,8 @@ def estimate_for_run(
         if measured_shape is not None:
             tokens = measured_shape[1]
         else:
-            tokens = expected_batch_tokens(training_lengths(task, tokenizer), budget.batch_size, budget.seq_len)
+            per_process = max(budget.batch_size // spec.processes, 1)  # the batch is global: each rank's share
+            tokens = expected_batch_tokens(training_lengths(task, tokenizer), per_process, budget.seq_len)
         estimate = estimate_spec(spec, model.config, tokens)
         return estimate, None
     except Exception as error:  # the estimate is an annotation of the run, never its outcome

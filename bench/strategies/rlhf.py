@@ -27,6 +27,16 @@ class Options(StrategyOptions):
     lora: LoraShape | None = None  # policy adapter; None: full fine-tuning of the policy
     start_from: str = "base"  # "base", or the label of an sft strategy in the same suite
 
+    def batch_problem(self, batch_size: int) -> str | None:
+        """Why RLOO and GRPO cannot train on this (global) batch, or None: each step scores whole groups
+        of completions per prompt. One rule for the trainer, suite validation and bench estimate."""
+        if self.algorithm == "ppo" or batch_size % self.num_generations == 0:
+            return None
+        return (
+            f"budget.batch_size ({batch_size}) must be a multiple of num_generations ({self.num_generations}): "
+            "each step scores whole groups of completions per prompt"
+        )
+
 
 class RLHF:
     objective: ClassVar = "rlhf"

@@ -173,11 +173,9 @@ def rlhf_phases(
     from trl import RewardConfig, RewardTrainer
 
     options, preference, artefacts = inputs["options"], inputs["preference"], inputs["artefacts"]
-    if options.algorithm != "ppo" and budget.batch_size % options.num_generations:
-        raise ValueError(
-            f"rlhf: budget.batch_size ({budget.batch_size}) must be a multiple of num_generations "
-            f"({options.num_generations}): each step scores whole groups of completions per prompt"
-        )
+    problem = options.batch_problem(budget.batch_size)
+    if problem:
+        raise ValueError(f"rlhf: {problem}")
     config_class, trainer_class = ALGORITHMS.get(options.algorithm)()  # fail before any training
     output = Path(arguments["output_dir"])
     if not has_weights(model):  # model.config (random weights) or hub: the reward model copies the policy's
