@@ -120,6 +120,7 @@ def test_numbers_keep_their_order_visible() -> None:
     assert _against(0.3, 0.055) == ("0.30", "0.055")
     assert _sizes(24.04 * 1024, 24 * 1024) == ("24.04 GiB", "24 GiB")
     assert _sizes(600, 512) == ("600 MiB", "512 MiB")
+    assert _sizes(1.73, 1) == ("1.7 MiB", "1 MiB")  # a few MiB keep a decimal (before: "2 MiB > 1 MiB")
 
 
 def test_marginal_when_seeds_straddle_the_limit(records: list[RunResult]) -> None:

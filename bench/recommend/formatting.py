@@ -50,7 +50,8 @@ def _against(value: float, limit: float, digits: int = 2, trim: bool = False) ->
 def _sizes(value_mib: float, limit_mib: float) -> tuple[str, str]:
     """Both in the limit's unit (GiB from 1 GiB), e.g. ("30.1 GiB", "24 GiB")."""
     scale, unit = (GIB_IN_MIB, "GiB") if limit_mib >= GIB_IN_MIB else (1.0, "MiB")
-    value, limit = _against(value_mib / scale, limit_mib / scale, 1 if scale > 1 else 0, trim=True)
+    digits = 1 if scale > 1 or value_mib < 10 else 0  # a few MiB keep a decimal, as _size shows them
+    value, limit = _against(value_mib / scale, limit_mib / scale, digits, trim=True)
     return f"{value} {unit}", f"{limit} {unit}"
 
 
