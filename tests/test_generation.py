@@ -221,8 +221,8 @@ def test_olmo_gsm8k_is_generative_with_a_declared_split():
     ("name", "kind", "prompt_end"),
     [
         ("basic-arithmetic", "number", "="),
-        ("trivia-qa", "text", "?\nAnswer:"),
-        ("nq-open", "text", "?\nA:"),
+        ("trivia-qa", "phrase", "?\nAnswer:"),
+        ("nq-open", "phrase", "?\nA:"),
         ("math-500", "math", "\n\nSolution:"),
     ],
 )

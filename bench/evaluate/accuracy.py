@@ -118,9 +118,15 @@ def evaluate_accuracy(
 
 
 def _correct(task: TaskData, samples: list[dict[str, Any]], metric: str = "acc") -> str | None:
-    """The items' correctness in evaluation order, or None when lm-eval's samples do not cover them."""
-    by_id = {sample["doc"]["id"]: sample.get(metric) for sample in samples if isinstance(sample.get("doc"), dict)}
-    marks = [by_id.get(item.id) for item in task.eval]
+    """The items' correctness in evaluation order, or None when lm-eval's samples do not cover them.
+    A sample is placed by its `doc_id` (its row in the task's file, written in evaluation order) and must
+    carry that item's id: ids alone would give items that share one (HellaSwag's `ind`) the same mark."""
+    marks: list[Any] = [None] * len(task.eval)
+    for sample in samples:
+        doc, position = sample.get("doc"), sample.get("doc_id")
+        if isinstance(doc, dict) and isinstance(position, int) and 0 <= position < len(task.eval):
+            if doc.get("id") == task.eval[position].id:
+                marks[position] = sample.get(metric)
     if any(mark is None for mark in marks):
         return None
     return "".join("1" if float(mark) > 0 else "0" for mark in marks)

@@ -1,8 +1,10 @@
 """The base model's scores are the same for every run of a suite: measure them once, then reuse.
 
-The key covers everything that can change them: the model (source, folder, weights hash, dtype),
-every evaluation item, the batch size, the device with its kernel level and threads (they set the
-floating-point order), and the versions of the scoring stack.
+The key covers everything that can change them: the model (source, folder, weights hash, dtype), the
+tokenizer's chat template (generative contexts are rendered with it), every evaluation item, the batch
+size, the device with its kernel level and threads (they set the floating-point order), the versions of
+the scoring stack, and the source of bench's own scoring code (answer extraction, normalisation, the
+fast scoring and generation paths), so an edited rule never reuses scores of the old one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
+from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from bench.evaluate.accuracy import Score
@@ -23,16 +27,35 @@ SCORING_PACKAGES = ("torch", "transformers", "peft", "lm_eval")
 
 
 IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "sha256")
+# bench's code that decides a score: these modules and bench/tasks/math_answer.py
+SCORING_CODE = ("accuracy", "answers", "generation", "generation_pool", "scorer")
 
 
-def base_scores_key(model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, compute: str) -> str:
+@cache
+def scoring_code_digest() -> str:
+    """sha256 of the source of bench's scoring code."""
+    here = Path(__file__).parent
+    paths = [here / f"{name}.py" for name in SCORING_CODE] + [here.parent / "tasks" / "math_answer.py"]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def base_scores_key(
+    model_info: dict[str, Any], tasks: list[TaskData], batch_size: int, compute: str, tokenizer: Any
+) -> str:
+    """The cache key of the base model's scores; `tokenizer`: its chat template is part of the key."""
+    template = getattr(tokenizer, "chat_template", None)
     payload = {
         "format": 4,  # 2: per-item correctness; 3: choices packed; 4: batches bounded by padding (scorer.py)
         "model": {field: model_info.get(field) for field in IDENTITY},  # not timings such as load_seconds
+        "chat_template": json.dumps(template, sort_keys=True) if template else None,  # text, or dict of named ones
         "tasks": [_task_key(task) for task in tasks],
         "batch_size": batch_size,
         "device": compute,
         "versions": {name: metadata.version(name) for name in SCORING_PACKAGES},
+        "code": scoring_code_digest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

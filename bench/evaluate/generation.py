@@ -24,7 +24,7 @@ from typing import Any
 
 from lm_eval.models.huggingface import HFLM
 
-from bench.evaluate.answers import IGNORED
+from bench.evaluate.answers import ARTICLES, IGNORED, canonical_number
 from bench.tasks.base import TaskData
 
 # greedy = argmax only while none of these is set away from its default in the model's generation config
@@ -93,6 +93,14 @@ def _eos_ids(model: Any) -> set[int]:
     return {int(eos)} if isinstance(eos, int) else {int(token) for token in eos}
 
 
+def stopped(tokenizer: Any, tokens: list[int], stops: list[str]) -> bool:
+    """Whether the generated text holds a stop sequence. Special tokens are decoded as their text, as
+    lm-eval's stopping criterion decodes them, so a stop such as `<|im_end|>` that is a special token
+    (not the end-of-sequence one) ends the row as it ends lm-eval's generation."""
+    text = tokenizer.decode(tokens, skip_special_tokens=False)
+    return any(term in text for term in stops)
+
+
 def greedy_generate(
     model: Any, tokenizer: Any, context: Any, attention_mask: Any, max_length: int, stop: list[str]
 ) -> Any:
@@ -130,10 +138,7 @@ def greedy_generate(
             for index, (row, token) in enumerate(zip(active, tokens.tolist())):
                 generated[row].append(token)
                 output[row, step] = token
-                if token in eos:
-                    continue
-                text = tokenizer.decode(generated[row], skip_special_tokens=True)
-                if not any(term in text for term in stops):
+                if token not in eos and not stopped(tokenizer, generated[row], stops):
                     keep.append(index)
             if not keep or step == steps - 1:
                 break
@@ -148,6 +153,16 @@ def greedy_generate(
                 input_ids=tokens[:, None], attention_mask=mask, position_ids=last, cache=cache, use_cache=True
             ).logits[:, -1]
     return torch.cat([context, output[:, :used]], dim=1)
+
+
+# what exact match ignores, per answer kind (bench/evaluate/answers.py): commas and dollar signs (lm-eval's
+# gsm8k); nothing in a LaTeX answer ("(3,4)" is not "(34)"); punctuation and articles (lm-eval's nq_open)
+MATCHING: dict[str, dict[str, Any]] = {
+    "text": {"ignore_case": True, "ignore_punctuation": False, "regexes_to_ignore": IGNORED},
+    "number": {"ignore_case": True, "ignore_punctuation": False, "regexes_to_ignore": IGNORED},
+    "math": {"ignore_case": True, "ignore_punctuation": False, "regexes_to_ignore": []},
+    "phrase": {"ignore_case": True, "ignore_punctuation": True, "regexes_to_ignore": [ARTICLES]},
+}
 
 
 def lmeval_generation_config(task: TaskData, name: str, data: Path) -> dict[str, Any]:
@@ -175,14 +190,7 @@ def lmeval_generation_config(task: TaskData, name: str, data: Path) -> dict[str,
             }
         ],
         "metric_list": [
-            {
-                "metric": "exact_match",
-                "aggregation": "mean",
-                "higher_is_better": True,
-                "ignore_case": True,
-                "ignore_punctuation": False,
-                "regexes_to_ignore": IGNORED,
-            }
+            {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True, **MATCHING[settings.answer_kind]}
         ],
     }
 
@@ -204,6 +212,14 @@ def rendered_context(task: TaskData, item: Any, tokenizer: Any) -> str:
     )
 
 
+def targets(task: TaskData, item: Any) -> list[str]:
+    """The answers that count as correct, in the spelling the answer filter gives a generation."""
+    answers = [item.answer, *item.aliases]
+    if task.generation is not None and task.generation.answer_kind == "number":
+        return [canonical_number(answer) for answer in answers]
+    return answers
+
+
 def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: Any) -> None:
     """The items as JSONL (`context` as lm-eval sees it, `targets` = answer and aliases) and the task YAML
     (JSON, which is YAML)."""
@@ -212,7 +228,7 @@ def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: An
     with data.open("w", encoding="utf-8") as stream:
         for item in task.eval:
             context = rendered_context(task, item, tokenizer)
-            row = {"id": item.id, "context": context, "targets": [item.answer, *item.aliases]}
+            row = {"id": item.id, "context": context, "targets": targets(task, item)}
             stream.write(json.dumps(row) + "\n")
     config = lmeval_generation_config(task, name, data)
     (folder / f"{name}.yaml").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")

@@ -22,7 +22,7 @@ from typing import Any
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, has_bos_prefix, normalize_gen_kwargs, postprocess_generated_text
 
-from bench.evaluate.generation import GreedyGenerator, generation_unsupported
+from bench.evaluate.generation import GreedyGenerator, generation_unsupported, stopped
 from bench.evaluate.scorer import ContinuationScorer, supported
 
 
@@ -204,8 +204,7 @@ class PooledGenerator(GreedyGenerator):
             generated[row].append(token)
             if token in eos_ids or len(generated[row]) >= budget:
                 continue
-            text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-            if not any(term in text for term in stops):
+            if not stopped(self.tokenizer, generated[row], stops):
                 keep.append(position)
         if len(keep) < len(pool.rows):
             if not keep:

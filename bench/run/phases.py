@@ -90,7 +90,7 @@ def evaluate(run: Recorder, model: Any, tokenizer: Any, tasks: list, tag: str) -
 
         # the kernels and threads decide the floating-point order, so they are part of the key
         compute = f"{model.device}/{torch.backends.cpu.get_cpu_capability()}/{torch.get_num_threads()}t"
-        key = base_scores_key(run.model_info, tasks, run.spec.measure.eval_batch_size, compute)
+        key = base_scores_key(run.model_info, tasks, run.spec.measure.eval_batch_size, compute, tokenizer)
         scores, cached = cached_base_scores(key, score)
         run.model_info["base_scores"] = {"key": key, "reused_from_cache": cached}
         return scores

@@ -61,7 +61,8 @@ class Generation:
 
     max_new_tokens: int
     until: tuple[str, ...]
-    answer_kind: str = "text"  # "number": a number; "text": a short string; "math": a LaTeX final answer
+    answer_kind: str = "text"  # "number"; "text": a short string; "phrase": text as lm-eval's nq_open compares it
+    # (case, punctuation, articles ignored); "math": a LaTeX final answer
     chat_template: bool = False
 
     def record(self) -> dict[str, Any]:

@@ -42,15 +42,18 @@ MATH_SPELLINGS = (
     ("\\ ", ""),
     ("$", ""),
 )
+THOUSANDS = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 TEXT_COMMAND = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
 
 
 def normalize_math(answer: str) -> str:
     """One spelling of a MATH answer: the inner text of a `\\boxed{}`, `\\text{x}` as x, no `$`,
-    `\\left`/`\\right`, thin spaces or degree signs, `\\dfrac` as `\\frac`, no spaces, no trailing full stop."""
+    `\\left`/`\\right`, thin spaces or degree signs, `\\dfrac` as `\\frac`, no spaces, no trailing full stop,
+    no thousands commas in a plain number ("10,\\!000" is "10000"; a list "1,2" keeps its comma)."""
     boxed = last_boxed(answer)
     answer = boxed if boxed is not None else answer
     answer = TEXT_COMMAND.sub(r"\1", answer)
     for spelling, replacement in MATH_SPELLINGS:
         answer = answer.replace(spelling, replacement)
-    return "".join(answer.split()).rstrip(".")
+    answer = "".join(answer.split()).rstrip(".")
+    return answer.replace(",", "") if THOUSANDS.fullmatch(answer) else answer

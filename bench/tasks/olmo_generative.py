@@ -109,12 +109,12 @@ def _nq(root: Path) -> list[tuple[GenItem, str]]:
     return pairs
 
 
-SHORT_ANSWER = ("\n", ".", ",")  # lm-eval's triviaqa and nq_open stop sequences
+SHORT_ANSWER = ("\n", ".", ",")  # lm-eval's triviaqa and nq_open stop sequences; "phrase": its matching
 GENERATIVE: dict[str, GenerativeDataset] = {
     "gsm8k": GenerativeDataset(
         "GSM8K grade-school maths word problems, exact match on the final number",
         _gsm8k,
-        Generation(256, ("Question:", "</s>", "<|im_end|>", "\n\n"), "number"),
+        Generation(256, ("Question:", "</s>", "<|im_end|>"), "number"),  # lm-eval gsm8k's stops
     ),
     "basic-arithmetic": GenerativeDataset(
         "basic arithmetic (allenai/basic_arithmetic), exact match on the number",
@@ -122,10 +122,12 @@ GENERATIVE: dict[str, GenerativeDataset] = {
         Generation(16, ("\n",), "number"),
     ),
     "trivia-qa": GenerativeDataset(
-        "TriviaQA without context, exact match on the answer or an alias", _trivia, Generation(32, SHORT_ANSWER)
+        "TriviaQA without context, exact match on the answer or an alias",
+        _trivia,
+        Generation(32, SHORT_ANSWER, "phrase"),
     ),
     "nq-open": GenerativeDataset(
-        "Natural Questions open, exact match on any listed answer", _nq, Generation(32, SHORT_ANSWER)
+        "Natural Questions open, exact match on any listed answer", _nq, Generation(32, SHORT_ANSWER, "phrase")
     ),
     "math-500": GenerativeDataset(
         "MATH-500 competition mathematics, exact match on the normalised final answer",
