@@ -75,6 +75,9 @@ def test_a_generative_task_reproduces_through_lm_evals_cli_with_the_answer_filte
     )
     assert run.returncode == 0, run.stdout + run.stderr
     (record,) = load_records(results)
+    reached = record.model["tasks"]["echo"]["generation"]["reached_limit"]  # answers cut off at 3 tokens
+    assert set(reached) == {"before", "after"} and all(0 <= reached[side] <= 8 for side in reached)
+    assert "generation" not in record.model["tasks"]["cipher"]
     command = shlex.split((results / record.spec["artefacts_dir"] / "reproduce.sh").read_text().splitlines()[-1])
     assert command[:3] == ["python", "-m", "bench.evaluate.lm_eval_cli"]
     command = [sys.executable, *command[1:], "--output_path", str(tmp_path / "out")]

@@ -261,3 +261,22 @@ def test_a_stop_sequence_like_a_closing_tag_survives_the_record_scrubber():
     assert scrub_text("until: ['Question:', '</s>', '<|im_end|>']") == "until: ['Question:', '</s>', '<|im_end|>']"
     assert leaks({"model": {"tasks": {"gsm8k": {"generation": {"until": ["</s>"]}}}}}, hosts=[]) == []
     assert scrub_text("see /home/someone/data.jsonl") != "see /home/someone/data.jsonl"  # paths still go
+
+
+def test_answers_cut_off_by_max_new_tokens_are_counted(tiny, tmp_path: Path):
+    """The tiny model answers `copy` in three tokens and then its end-of-sequence token: with room for
+    16 no answer reaches the limit, with room for 2 every one does, on both paths. (Before, an answer cut
+    off mid-sentence was scored as it stood and nothing said so.)"""
+    model, tokenizer = tiny
+    contexts = [item.context for item in load_task(TaskSpec(name="copy", eval_limit=10)).eval]
+    path = _write(
+        tmp_path / "gen.jsonl", [{"prompt": "a b", "completion": "c"}, *_generative_rows(contexts, ["x"] * 10)]
+    )
+    for room, expected in ((16, 0), (2, 10)):
+        spec = TaskSpec(name="gen", source="jsonl", path=str(path), generation={"max_new_tokens": room})
+        task = load_task(spec)
+        for fast in (True, False):
+            score = evaluate_accuracy(model, tokenizer, [task], tmp_path / f"{room}-{fast}", 4, fast=fast)["gen"]
+            assert score.reached_limit == expected, (room, fast)
+    choice = load_task(TaskSpec(name="copy", eval_limit=4))
+    assert evaluate_accuracy(model, tokenizer, [choice], tmp_path / "choice", 4)["copy"].reached_limit is None

@@ -12,10 +12,10 @@ import pytest
 
 from bench.analysis import stats
 from bench.analysis.compare import compare_records
-from bench.report import aggregate, charts
+from bench.report import aggregate, charts, html
 from bench.report.family import REPORT_ALPHA
 from bench.report.html import render, write_report
-from tests.synthetic_records import make_record, make_set, store
+from tests.synthetic_records import TASK, make_record, make_set, store
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART_IDS = ("accuracy-memory", "accuracy-throughput", "forgetting", "loss", "latency-ttft-ms")
@@ -258,3 +258,24 @@ def test_findings_are_shown_first_and_escaped(records):
     findings = re.search(r'<section id="findings">(.*?)</section>', page, re.S).group(1)
     assert findings.count("<p>") == 2 and "LoRA &lt;b&gt;learned&lt;/b&gt; less." in findings
     assert page.index('id="findings"') < page.index('id="answer"')
+
+
+def test_answers_cut_off_at_max_new_tokens_are_said_above_the_answers():
+    records = make_set()
+    for record, after in zip(records, (12, 3, 0, 0, 0, 0)):
+        record.model["tasks"] = {
+            "gsm8k": {
+                "eval_items": 16,
+                "generation": {"max_new_tokens": 256, "reached_limit": {"before": 2, "after": after}},
+            },
+            TASK: {"eval_items": 100},
+        }
+    lines = html.unfinished_answers(records)
+    assert lines == [
+        "gsm8k: up to 12 of 16 answers of a run reached max_new_tokens (256) unfinished, and 2 of the base model's;"
+        " they are scored as they stand (raise the task's generation.max_new_tokens)"
+    ]
+    assert 'id="unfinished-answers"' in html.render(records)
+    for record in records:
+        record.model["tasks"]["gsm8k"]["generation"]["reached_limit"] = {"before": 0, "after": 0}
+    assert html.unfinished_answers(records) == [] and 'id="unfinished-answers"' not in html.render(records)

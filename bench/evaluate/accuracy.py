@@ -20,6 +20,8 @@ class Score:
     items: int
     # per item, in the task's evaluation order: "1" scored correct, "0" not (bench.analysis.items uses it)
     correct: str | None = None
+    # generative tasks: answers that ran to max_new_tokens unfinished (_reached_limit); None otherwise
+    reached_limit: int | None = None
 
 
 def lmeval_task_name(task: TaskData) -> str:
@@ -113,8 +115,23 @@ def evaluate_accuracy(
             acc_norm=float(result["acc_norm,none"]) if "acc_norm,none" in result else None,
             items=len(task.eval),
             correct=_correct(task, output.get("samples", {}).get(name, []), metric),
+            reached_limit=_reached_limit(task, output.get("samples", {}).get(name, []), tokenizer),
         )
     return scores
+
+
+def _reached_limit(task: TaskData, samples: list[dict[str, Any]], tokenizer: Any) -> int | None:
+    """How many of a generative task's answers ran to `max_new_tokens` with no stop sequence and no
+    end-of-sequence token: they are scored as they stand, unfinished. lm-eval keeps only the text, so it
+    is tokenised again; a text the model spelt in more tokens than the tokenizer would can count one
+    short. None for multiple choice, or when the samples do not cover every item."""
+    if not task.generative or len(samples) != len(task.eval):
+        return None
+    limit = task.generation.max_new_tokens
+    texts = [(sample.get("resps") or [[None]])[0][0] for sample in samples]
+    if not all(isinstance(text, str) for text in texts):
+        return None
+    return sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= limit for text in texts)
 
 
 def _correct(task: TaskData, samples: list[dict[str, Any]], metric: str = "acc") -> str | None:

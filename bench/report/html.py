@@ -284,6 +284,7 @@ def context(
         "rows": rows,
         "problems": [r for r in records if r.status != "ok"],
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
+        "unfinished": unfinished_answers(records),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
         "charts": build_charts(records, summary, palette) if len(summary) else [],
         "suite_text": suite_text,
@@ -295,6 +296,25 @@ def context(
         "recommendations": _recommendations(records, suites),
         "fmt": charts.fmt,
     }
+
+
+def unfinished_answers(records: list[RunResult]) -> list[str]:
+    """Per generative task whose answers ran to max_new_tokens unfinished in some run: how many, at most,
+    of how many (they are scored as they stand; a larger generation.max_new_tokens would finish them)."""
+    found: dict[str, tuple[int, int, int, int]] = {}  # task -> (limit, items, most after, most before)
+    for record in records:
+        for task, info in ((record.model or {}).get("tasks") or {}).items():
+            generation = info.get("generation") or {}
+            reached = generation.get("reached_limit") or {}
+            after, before = reached.get("after") or 0, reached.get("before") or 0
+            limit, items, most, base = found.get(task, (generation.get("max_new_tokens"), info.get("eval_items"), 0, 0))
+            found[task] = (limit, items, max(most, after), max(base, before))
+    return [
+        f"{task}: up to {most} of {items} answers of a run reached max_new_tokens ({limit}) unfinished, and "
+        f"{base} of the base model's; they are scored as they stand (raise the task's generation.max_new_tokens)"
+        for task, (limit, items, most, base) in sorted(found.items())
+        if most or base
+    ]
 
 
 def _answers_and_quality(records: list[RunResult], summary: Any) -> tuple[list[Answer], list[dict[str, Any]]]:

@@ -126,6 +126,9 @@ def record_accuracy(run: Recorder, learned: str, retained: list[str], before: di
     for name in [learned, *retained]:
         run.metric(f"accuracy.{name}", after[name].acc, "acc", True, stderr=after[name].acc_stderr)
         run.metric(f"accuracy_before.{name}", before[name].acc, "acc", True, stderr=before[name].acc_stderr)
+        generation = run.model_info["tasks"][name].get("generation")
+        if generation is not None:  # answers scored unfinished: max_new_tokens may be too small
+            generation["reached_limit"] = {"before": before[name].reached_limit, "after": after[name].reached_limit}
     run.metric(f"gain.{learned}", after[learned].acc - before[learned].acc, "acc", True)
     drops = [after[name].acc - before[name].acc for name in retained]
     for name, drop in zip(retained, drops):
