@@ -150,8 +150,22 @@ def checkpointed_peak(
     hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
     layer is added: (activations without checkpointing - with) / layers, one layer's share."""
     plain = activation_peak(model, sequences, tokens, loss)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    enable_checkpointing(model)
     kept = activation_peak(model, sequences, tokens, loss)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
     return kept + max(plain - kept, 0) // layers
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Gradient checkpointing as the trainer turns it on (non-reentrant), by its transformers 5 name where
+    the model has it (`gradient_checkpointing_enable` warns that it is deprecated)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def can_checkpoint(model: Any) -> bool:
+    return hasattr(model, "activation_checkpointing_enable") or hasattr(model, "gradient_checkpointing_enable")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.meta import activation_peak, checkpointed_peak, meta_model, optimizer_bytes
+from bench.estimate.meta import activation_peak, can_checkpoint, checkpointed_peak, meta_model, optimizer_bytes
 from bench.measure.components import COMPONENTS, MIB, Components, count_weights
 
 
@@ -164,7 +164,7 @@ def estimate_run(
     components.optimizer, what = optimizer_bytes(prepared, optimizer)
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
-    if gradient_checkpointing and hasattr(prepared, "gradient_checkpointing_enable"):
+    if gradient_checkpointing and can_checkpoint(prepared):
         components.activations = checkpointed_peak(prepared, sequences, tokens, config)
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
