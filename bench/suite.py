@@ -322,7 +322,7 @@ class _SuiteLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     """The file's YAML; SuiteError naming the path for a folder, an unreadable or non-UTF-8 file, bad YAML
     or a key given twice."""
     if path.is_dir():
@@ -349,4 +349,4 @@ def load_suite(path: Path | str) -> Suite:
     path = Path(path)
     if not path.exists():
         raise SuiteError(str(path), [f"file not found: {path}"])
-    return parse_suite(_read_yaml(path), str(path))
+    return parse_suite(read_yaml(path), str(path))

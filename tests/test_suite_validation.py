@@ -240,3 +240,19 @@ def test_an_rloo_batch_that_is_not_whole_groups_is_refused_at_load():
     ]
     assert parse_suite(data | {"strategies": [{"rlhf": {"num_generations": 3}}]}).budget.batch_size == 6
     assert parse_suite(data | {"strategies": [{"rlhf": {"algorithm": "ppo"}}]}).budget.batch_size == 6
+
+
+def test_a_misspelt_name_is_told_with_the_schemas_problems(tmp_path: Path, capsys):
+    """Before: a suite with a schema problem said only that; its misspelt preset and task came one fix later."""
+    from bench.cli.main import main
+
+    data = suite_with(model={"preset": "tiny-lama"}, task={"name": "ciphr", "train_size": 8, "eval_limit": 4})
+    data["budget"] = {**data["budget"], "steps": "sixty"}
+    path = write_suite(tmp_path, data)
+    for command in (["validate", str(path)], ["run", str(path), "--results", str(tmp_path / "r")]):
+        assert main(command) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert "3 problem(s)" in said, said
+        assert "budget.steps: expected a valid integer" in said
+        assert "model.preset: unknown preset 'tiny-lama'; did you mean 'tiny-llama'?" in said
+        assert "task.name: unknown synthetic task 'ciphr'; did you mean 'cipher'?" in said

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bench.cli.output import console, errors, plain
-from bench.cli.suites import check_data
-from bench.suite import load_suite
+from bench.cli.suites import check_data, load
 
 if TYPE_CHECKING:
     from bench.records.results import RunResult
@@ -22,7 +21,7 @@ def _run(args: argparse.Namespace) -> int:
     from bench.cli.console import RichProgress
     from bench.executors.base import Progress, SetupError
 
-    suite = load_suite(args.suite)
+    suite = load(args.suite)
     if args.only:
         try:
             selected_runs(suite, args.only)

@@ -9,8 +9,8 @@ from typing import Any
 
 from bench.cli.output import console, errors
 from bench.registry import unknown_name_message
-from bench.spec import TaskSpec
-from bench.suite import Suite, SuiteError, load_suite
+from bench.spec import Execution, ModelSpec, TaskSpec
+from bench.suite import Suite, SuiteError, load_suite, read_yaml
 
 
 def check_data(suite: Suite, source: str) -> None:
@@ -23,21 +23,59 @@ def check_data(suite: Suite, source: str) -> None:
         raise SuiteError(source if named else f"{source} (its data)", named + data)
 
 
+def load(path: Path | str) -> Suite:
+    """load_suite; where the suite fails its schema, the names of its parts that pass (backend, model,
+    tasks) are checked too, so a misspelt name is told with the schema's problems, not after them."""
+    try:
+        return load_suite(path)
+    except SuiteError as error:
+        try:
+            raw = read_yaml(Path(path))
+        except SuiteError:  # not a readable YAML mapping: the error already says so
+            raise error from None
+        named = [problem for problem in raw_name_problems(raw) if problem not in error.problems]
+        raise SuiteError(str(path), [*error.problems, *named]) from None
+
+
 def name_problems(suite: Suite) -> list[str]:
     """Every name of the suite that its registry does not know, and every model file that is not there.
     Checked here, not in bench.suite: the registries' folders import bench.suite (one-way imports)."""
+    tasks = {"task": suite.task, **{f"retain[{i}]": task for i, task in enumerate(suite.retain)}}
+    return _names(suite.execution, suite.model, tasks)
+
+
+def raw_name_problems(raw: Any) -> list[str]:
+    """name_problems of a suite's YAML that failed its schema: each part that passes on its own."""
+    if not isinstance(raw, dict):
+        return []
+    retain = raw.get("retain") if isinstance(raw.get("retain"), list) else []
+    tasks = {"task": _part(TaskSpec, raw.get("task"))}
+    tasks |= {f"retain[{index}]": _part(TaskSpec, task) for index, task in enumerate(retain)}
+    return _names(_part(Execution, raw.get("execution") or {}), _part(ModelSpec, raw.get("model")), tasks)
+
+
+def _part(model: Any, value: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _names(execution: Execution | None, model: ModelSpec | None, tasks: dict[str, TaskSpec | None]) -> list[str]:
     from bench.backends import BACKENDS
     from bench.models.load import source_problem
 
     problems = []
-    if suite.execution.backend not in BACKENDS:
-        problems.append(f"execution.backend: {BACKENDS.unknown_message(suite.execution.backend)}")
-    if (model := source_problem(suite.model)) is not None:
-        problems.append(model)
-    for index, task in enumerate([suite.task, *suite.retain]):
-        problem = _task_name_problem(task)
+    if execution is not None and execution.backend not in BACKENDS:
+        problems.append(f"execution.backend: {BACKENDS.unknown_message(execution.backend)}")
+    if model is not None and (found := source_problem(model)) is not None:
+        problems.append(found)
+    for where, task in tasks.items():
+        problem = None if task is None else _task_name_problem(task)
         if problem is not None:
-            problems.append(f"{'task' if index == 0 else f'retain[{index - 1}]'}.name: {problem}")
+            problems.append(f"{where}.name: {problem}")
     return problems
 
 
@@ -76,7 +114,7 @@ def _validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.suites:
         try:
-            suite = load_suite(path)
+            suite = load(path)
             check_data(suite, str(path))
         except SuiteError as error:
             errors.print(f"[red]invalid[/red] {error}", highlight=False)
