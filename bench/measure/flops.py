@@ -22,7 +22,8 @@ the input's gradient 2):
 `train.mfu_6n` the convention that counts every weight as trained (comparable with published MFU,
 and the same for every strategy at equal tokens/s). Both leave out: that backward stops below the
 lowest trainable weight, DoRA's weight norms and QLoRA's dequantisation (per step, not per token),
-and prompt or prefix tuning's virtual tokens (computed, not counted as tokens). docs/performance.md.
+and prompt or prefix tuning's virtual tokens (computed, not counted as tokens); prefix tuning's
+projection MLP runs once per step, not per token, and is not counted as weights. docs/performance.md.
 """
 
 from __future__ import annotations
@@ -143,14 +144,24 @@ def _linear_shape(module: Any) -> tuple[int, int] | None:
     return None
 
 
+def _per_step_modules(model: Any) -> set[int]:
+    """Modules that run once per step, not once per token: PEFT's prompt encoders (prefix tuning's
+    projection MLP turns the virtual tokens into every layer's prefixes whatever the batch holds)."""
+    encoder = getattr(model, "prompt_encoder", None)
+    modules = getattr(encoder, "modules", None)
+    return {id(module) for module in modules()} if callable(modules) else set()
+
+
 def matmul_weights(model: Any) -> tuple[int, int]:
     """(trainable, frozen) weights of the matmuls a token goes through, from the module tree (meta
     tensors do: only shapes are read). A tied output head counts: the head is a matmul, its input an
-    embedding lookup. A wrapper whose weight is its base layer's (PEFT's lora.Linear) is not a Linear."""
+    embedding lookup. A wrapper whose weight is its base layer's (PEFT's lora.Linear) is not a Linear.
+    A prompt encoder's layers (`_per_step_modules`) are left out: no token goes through them."""
     trainable = frozen = 0
+    per_step = _per_step_modules(model)
     for module in model.modules():
         shape = _linear_shape(module)
-        if shape is None:
+        if shape is None or id(module) in per_step:
             continue
         size = shape[0] * shape[1]
         if module.weight.requires_grad:
@@ -216,6 +227,7 @@ def mfu_metrics(
     }
     if tokens_per_s is None:
         reason = "no tokens/s measured"
+        metrics["train.model_tflops_per_s"] = Metric.missing("TFLOP/s", True, reason)
     else:
         achieved = flops.method * tokens_per_s / TERA
         metrics["train.model_tflops_per_s"] = Metric(value=achieved, unit="TFLOP/s", higher_is_better=True)
@@ -239,9 +251,19 @@ def mfu_metrics(
     return metrics, info
 
 
+# every metric mfu_metrics gives: (unit, higher is better)
+FLOPS_METRICS = {
+    "train.flops_per_token": ("FLOP/token", False),
+    "train.flops_per_token_6n": ("FLOP/token", False),
+    "train.model_tflops_per_s": ("TFLOP/s", True),
+    "train.mfu": ("fraction", True),
+    "train.mfu_6n": ("fraction", True),
+}
+
+
 def _missing(reason: str) -> tuple[dict[str, Metric], dict[str, Any]]:
-    names = ("train.flops_per_token", "train.mfu", "train.mfu_6n")
-    metrics = {n: Metric.missing("FLOP/token" if "flops" in n else "fraction", "mfu" in n, reason) for n in names}
+    """Every FLOPs metric recorded missing with the reason, none left out."""
+    metrics = {name: Metric.missing(unit, better, reason) for name, (unit, better) in FLOPS_METRICS.items()}
     return metrics, {"reason": reason}
 
 

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.measure.timing import cuda_in_use
 from bench.records.results import Metric
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -43,10 +44,15 @@ def current_rss_mib() -> float | None:
 
 
 def _cuda():
-    torch = sys.modules.get("torch")  # never import torch here: only measure what the run uses
+    """torch, when this process uses CUDA (bench.measure.timing.cuda_in_use); else None."""
+    return sys.modules["torch"] if cuda_in_use() else None
+
+
+def _no_cuda_reason() -> str:
+    torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
-        return torch
-    return None
+        return "this run did not use CUDA"
+    return "no CUDA device on this machine"
 
 
 @dataclass
@@ -89,8 +95,8 @@ class MemoryTracker:
         else:
             self.result.host_reason = reset_host_peak()
         torch = _cuda()
-        if torch is None:
-            self.result.cuda_reason = "no CUDA device on this machine"
+        if torch is None:  # a phase that starts CUDA (loading onto the GPU) reads its peak since the start
+            self.result.cuda_reason = _no_cuda_reason()
         else:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -103,7 +109,10 @@ class MemoryTracker:
             if kib is None:
                 self.result.host_reason = "VmHWM missing from /proc/self/status"
         torch = _cuda()
-        if torch is not None:
+        if torch is None:
+            self.result.cuda_reason = _no_cuda_reason()
+        else:
+            self.result.cuda_reason = None
             torch.cuda.synchronize()
             self.result.cuda_allocated_peak_mib = torch.cuda.max_memory_allocated() / MIB
             self.result.cuda_reserved_peak_mib = torch.cuda.max_memory_reserved() / MIB

@@ -9,10 +9,17 @@ import time
 from bench.records.results import TimingStats
 
 
+def cuda_in_use() -> bool:
+    """Whether this process has started CUDA: only then can GPU work be pending or a CUDA peak mean
+    anything. A CPU run on a GPU machine never starts it (its first synchronize would: a CUDA context of
+    hundreds of MiB in the run's host memory and seconds in its first step)."""
+    torch = sys.modules.get("torch")  # never import torch here: only measure what the run uses
+    return torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
 def synchronize() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.synchronize()
+    if cuda_in_use():
+        sys.modules["torch"].cuda.synchronize()
 
 
 def clock() -> float:

@@ -15,6 +15,7 @@ from bench.measure.components import Components
 from bench.measure.memory import PhaseMemory
 from bench.measure.timing import clock
 from bench.spec import Budget
+from bench.training.batches import MadeAhead
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -79,12 +80,20 @@ def _largest(phases: list[TrainOutcome]) -> Components | None:
 #   compute    step begin -> before the optimizer (forward and backward of every micro-batch)
 #   optimizer  the optimizer's step (with gradient clipping, which the trainer does just before it)
 #   harness    after the optimizer -> step end (scheduler, zero_grad, logging, callbacks: ours included)
+# Making an epoch's batches ahead (bench/training/batches.py) is left out of every part and step, whichever
+# step it falls in (the first, and the first of each later epoch): its time is `batches_ahead_seconds`.
 STEP_PARTS = ("data", "compute", "optimizer", "harness")
+
+
+def made_ahead_seconds(loader: Any) -> float:
+    """Seconds the trainer's loader has spent making batches ahead of their steps so far (0: it makes none)."""
+    return loader.seconds if isinstance(loader, MadeAhead) else 0.0
 
 
 class MeasuringCallback(TrainerCallback):
     """Times every optimizer step end to end and by part, counts its tokens and memory components,
-    logs loss, enforces the caps."""
+    logs loss, enforces the caps. A step's clock (`_clock`) stops while batches are made ahead; the
+    training's `seconds` (and the max_seconds cap) are wall time."""
 
     def __init__(self, budget: Budget, samples_per_step: int, progress: Progress, held: Sequence[Any] = ()) -> None:
         self.budget = budget
@@ -97,22 +106,28 @@ class MeasuringCallback(TrainerCallback):
         self._tokens_seen = 0
         self._probe: ComponentProbe | None = None
 
+    @staticmethod
+    def _clock(kwargs: dict[str, Any]) -> float:
+        """The step clock: wall time less the time spent making batches ahead."""
+        return clock() - made_ahead_seconds(kwargs.get("train_dataloader"))
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self._start = self._last = clock()
+        self._start = clock()
+        self._last = self._clock(kwargs)
 
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == 0 and kwargs.get("model") is not None:
             self._probe = ComponentProbe(self.held)
             self._probe.step_begin(kwargs["model"])
-        self._marks = {"begin": clock()}
+        self._marks = {"begin": self._clock(kwargs)}
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        self._marks["pre_optimizer"] = clock()
+        self._marks["pre_optimizer"] = self._clock(kwargs)
         if self._probe is not None:
             self._probe.before_optimizer(kwargs["model"])
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        self._marks["optimizer"] = clock()
+        self._marks["optimizer"] = self._clock(kwargs)
 
     def _split(self, now: float) -> None:
         marks = self._marks
@@ -128,7 +143,7 @@ class MeasuringCallback(TrainerCallback):
             self.outcome.breakdown.setdefault(name, []).append(seconds)
 
     def on_step_end(self, args, state, control, **kwargs):
-        now = clock()
+        now = self._clock(kwargs)
         self._split(now)
         if self._probe is not None:
             self._probe.step_end(kwargs.get("optimizer"))
@@ -138,7 +153,7 @@ class MeasuringCallback(TrainerCallback):
         self.outcome.step_samples.append(self.samples_per_step)
         self._tokens_seen = int(state.num_input_tokens_seen)
         self._last = now
-        self.outcome.seconds = now - self._start
+        self.outcome.seconds = clock() - self._start
         if self.budget.max_tokens and self._tokens_seen >= self.budget.max_tokens:
             self.outcome.stop_reason = "max_tokens"
             control.should_training_stop = True
