@@ -92,7 +92,8 @@ class Budget(Strict):
     """What every strategy gets, identically. Training stops at whichever cap is reached first."""
 
     steps: PositiveInt = 60  # optimizer steps
-    batch_size: Annotated[StrictInt, Field(gt=0, le=2**20)] = 8  # sequences per optimizer step (per device)
+    # sequences per micro-batch, all processes together; an optimizer step takes batch_size x gradient_accumulation
+    batch_size: Annotated[StrictInt, Field(gt=0, le=2**20)] = 8
     seq_len: Annotated[StrictInt, Field(gt=0, le=2**20)] = 32  # longest sequence in tokens; longer ones are truncated
     gradient_accumulation: Annotated[StrictInt, Field(gt=0, le=2**16)] = 1
     # optional cap on non-padding training tokens

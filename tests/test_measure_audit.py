@@ -167,3 +167,26 @@ def test_a_cuda_run_is_synchronised_and_its_peaks_read(monkeypatch):
         pass
     assert calls[1:3] == ["synchronize", "reset_peak_memory_stats"]
     assert (memory.cuda_allocated_peak_mib, memory.cuda_reserved_peak_mib, memory.cuda_reason) == (3.0, 4.0, None)
+
+
+def test_each_training_phase_leaves_its_own_warm_up_steps_out(tmp_path: Path):
+    """RLHF trains a reward model, then the policy: the policy's first steps are slow again (before, only the
+    reward phase's first steps were left out of the run's tokens/s, and the policy's slow first step counted)."""
+    from bench.plan import plan
+    from bench.run.recorder import Recorder
+    from bench.suite import parse_suite
+    from bench.training.measuring import TrainOutcome
+    from tests.conftest import fast_suite
+
+    (spec,) = plan(parse_suite(fast_suite("phases", ["full"], measure={"throughput_warmup_steps": 2})))
+    from bench.measure.memory import PhaseMemory
+
+    reward = TrainOutcome([9.0, 1.0, 1.0, 1.0], [10] * 4, [2] * 4, phase="reward", memory=PhaseMemory("reward"))
+    policy = TrainOutcome([9.0, 9.0, 2.0, 2.0], [10] * 4, [2] * 4, phase="policy", memory=PhaseMemory("policy"))
+    recorder = Recorder(spec, tmp_path)
+    recorder.record_training(TrainOutcome.combine([reward, policy], {}))
+    measured = 1.0 + 1.0 + 2.0 + 2.0  # the last two steps of each phase
+    assert recorder.metrics["train.tokens_per_s"].value == pytest.approx(40 / measured)
+    assert recorder.metrics["train.steps_per_s"].value == pytest.approx(4 / measured)
+    step_seconds = recorder.timings["train.step_seconds"]
+    assert step_seconds.samples == [1.0, 1.0, 2.0, 2.0] and step_seconds.warmup_excluded == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,10 @@ class Recorder:
     def record_training(self, outcome: Any) -> None:
         if not outcome.step_seconds:
             raise RuntimeError("training made no optimizer step: fewer training rows than budget.batch_size?")
-        warmup = min(self.spec.measure.throughput_warmup_steps, max(outcome.steps - 1, 0))
-        seconds, tokens = outcome.step_seconds[warmup:], outcome.step_tokens[warmup:]
-        samples = outcome.step_samples[warmup:]
+        seconds = self._after_warmup(outcome, lambda phase: phase.step_seconds)
+        tokens = self._after_warmup(outcome, lambda phase: phase.step_tokens)
+        samples = self._after_warmup(outcome, lambda phase: phase.step_samples)
+        warmup = outcome.steps - len(seconds)
         measured = sum(seconds)
         self.metric("train.tokens_per_s", sum(tokens) / measured, "tokens/s", True)
         self.metric("train.samples_per_s", sum(samples) / measured, "samples/s", True)
@@ -105,7 +107,8 @@ class Recorder:
         self.timings["train.step_seconds"] = summarize(seconds, "s", warmup)
         for part, values in outcome.breakdown.items():
             if len(values) == outcome.steps:  # every step split (docs/performance.md)
-                self.timings[f"train.step_{part}_seconds"] = summarize(values[warmup:], "s", warmup)
+                kept = self._after_warmup(outcome, lambda phase, part=part: phase.breakdown.get(part, []))
+                self.timings[f"train.step_{part}_seconds"] = summarize(kept, "s", warmup)
         self.losses = [LossPoint(step=step, loss=loss) for step, loss in outcome.losses]
         if outcome.losses:
             self.metric("train.final_loss", outcome.losses[-1][1], "loss", False)
@@ -122,6 +125,15 @@ class Recorder:
             self.budget["truncation"] = outcome.truncation
         if outcome.phases:
             self.record_phases(outcome)
+
+    def _warmup(self, phase: Any) -> int:
+        """Steps of one training phase left out of its throughput (at least one step is kept)."""
+        return min(self.spec.measure.throughput_warmup_steps, max(phase.steps - 1, 0))
+
+    def _after_warmup(self, outcome: Any, values: Callable[[Any], list]) -> list:
+        """A per-step list over the training, each phase's warm-up steps left out: each phase warms up
+        (RLHF's policy phase starts slow after its reward model's)."""
+        return [value for phase in outcome.phases or [outcome] for value in values(phase)[self._warmup(phase) :]]
 
     def record_flops(self, model: Any, device: str, options: Any, objective: str) -> None:
         """FLOPs per token and MFU against the device's dense peak (bench/measure/flops.py)."""
@@ -197,11 +209,10 @@ class Recorder:
 
     def record_phases(self, outcome: Any) -> None:
         """Per-phase time, throughput, loss and peak memory; the run's train memory peak is their max."""
-        warmup_steps = self.spec.measure.throughput_warmup_steps
         phases = {}
         for phase in outcome.phases:
             name = phase.phase
-            warmup = min(warmup_steps, max(phase.steps - 1, 0))
+            warmup = self._warmup(phase)
             seconds, tokens = phase.step_seconds[warmup:], phase.step_tokens[warmup:]
             measured = sum(seconds) or float("nan")
             self.metric(f"train.{name}.seconds", phase.seconds, "s", False)
