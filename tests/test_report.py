@@ -210,7 +210,7 @@ def test_bench_run_renders_the_report_at_the_end(tmp_path, monkeypatch):
 
     suite_file = tmp_path / "tiny.yaml"
     suite_file.write_text("name: smoke  # the suite file is embedded in the report\n")
-    monkeypatch.setattr(bench.cli.run, "load_suite", lambda path: types.SimpleNamespace(name="smoke"))
+    monkeypatch.setattr(bench.cli.run, "load", lambda path: types.SimpleNamespace(name="smoke"))
     monkeypatch.setattr(bench.cli.run, "check_data", lambda suite, source: None)  # no data files in a stand-in suite
     monkeypatch.setattr(bench.api, "run_suite", lambda *a, **k: ExecutionReport(results=make_set(), executed=6))
     reports = tmp_path / "reports"  # by default beside the results folder
