@@ -144,6 +144,9 @@ def compare_metric(
         MISSING, gating,
     )  # fmt: skip
     result.adjusted = speed is not None
+    if unmeasured := not_numbers(base, cand, metric):  # a NaN would test as p = 0, beyond any noise
+        result.note = f"not a number ({unmeasured}): not tested"
+        return result
     if b_mean is None or c_mean is None:
         side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
         runs = base + cand if side == "both" else base if side == "baseline" else cand
@@ -188,6 +191,17 @@ def compare_metric(
     if sessions and not by_session:
         result.note += f" (of {sessions[0]} vs {sessions[1]} sessions: one session against the pooled runs of several)"
     return result
+
+
+def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> str:
+    """The runs whose value of `metric` is NaN or infinite ("candidate seed 1: nan"), or "" where none is."""
+    found = []
+    for side, runs in (("baseline", base), ("candidate", cand)):
+        for run in runs:
+            value = run.metrics[metric].value if metric in run.metrics else None
+            if value is not None and not math.isfinite(value):
+                found.append(f"{side} seed {run.seed}: {value}")
+    return "; ".join(found)
 
 
 def _base_models(runs: list[RunResult]) -> set[str | None]:

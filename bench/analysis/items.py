@@ -7,10 +7,13 @@ at once is its own variance component.
 
 For a seeds x items matrix X of per-item outcomes (correct 0/1, or after-minus-before -1/0/1) the
 estimate is the grand mean and its variance follows the two-way random-effects decomposition
-X_si = mu + a_s + b_i + e_si:
+X_si = mu + a_s + b_i + e_si, with the seed as the unit:
 
     Var(mean) = sigma_a^2 / k + sigma_b^2 / n + sigma_e^2 / (k n)
-              = (MS_seed + MS_item - MS_error) / (k n)     (each component clipped at 0)
+              = s^2(seed means) / k  +  max(MS_item - MS_error, 0) / (k n)
+
+the first term with k - 1 degrees of freedom (taken over every task at once where a metric spans
+several: a seed that moves all of them counts once), the second what the items share across seeds.
 
 With one seed there is no seed component to estimate; the interval then covers the items only,
 and says so. Two strategies on the same items: the per-item difference of their seed means
@@ -146,27 +149,59 @@ def interval(matrix: list[list[float]]) -> Interval:
         variance = sum((x - mean) ** 2 for x in row) / (n - 1) / n if n > 1 else 0.0
         notes = ["one seed: the run-to-run (seed) variance is not included"]
         return Interval(mean, math.sqrt(variance), n, 1, notes, df=max(n - 1, 1))
-    ms_item, ms_error = mean_squares(matrix)
-    parts = [seed_part([_mean(row) for row in matrix]), (max(ms_item - ms_error, 0.0) / (k * n), max(n - 1, 1))]
-    total = sum(value for value, _ in parts)
-    return Interval(_mean([x for r in matrix for x in r]), math.sqrt(total), n, k, df=satterthwaite(parts))
+    return seed_level([matrix])
+
+
+def seed_level(matrices: list[list[list[float]]]) -> Interval:
+    """The mean of one or more tasks' seeds x items matrices (two or more seeds, the same in every task;
+    tasks weighted equally, as forgetting.mean is) with the seed as the unit: the spread of the seeds'
+    means over every task at once (k - 1 df, so a seed that moves all tasks counts once, not once a task)
+    plus what each task's items share across seeds, (MS_item - MS_error) / (k n) / tasks^2."""
+    k, tasks = len(matrices[0]), len(matrices)
+    per_seed = per_seed_means(matrices)
+    parts = [seed_term(matrices, per_seed)]
+    for matrix in matrices:
+        ms_item, ms_error = mean_squares(matrix)
+        n = len(matrix[0])
+        parts.append((max(ms_item - ms_error, 0.0) / (k * n) / tasks**2, max(n - 1, 1)))
+    variance = sum(value for value, _ in parts)
+    count = sum(len(matrix[0]) for matrix in matrices)
+    return Interval(_mean(per_seed), math.sqrt(variance), count, k, df=satterthwaite(parts))
+
+
+def seed_term(matrices: list[list[list[float]]], per_seed: Sequence[float]) -> tuple[float, float]:
+    """The seed term of a mean over one or more tasks' seeds x items matrices, (variance part, k - 1 df):
+    the spread of the seeds' means over k; where every seed's mean came out the same (to rounding), what
+    the residual scatter alone puts into it, MS_error / (k n) a task (E[MS_seed] = n sigma_seed^2 +
+    sigma_error^2 >= E[MS_error]). Seeds of discrete outcomes agree by chance (each seed lost one item, a
+    different one), and a spread of 0 then gave a variance of 0 and p = 0, beyond any family's bar."""
+    k, tasks = len(per_seed), len(matrices)
+    spread, df = seed_part(per_seed)
+    if spread > 1e-18 * max(abs(m) for m in per_seed) ** 2:
+        return spread, df
+    return sum(mean_squares(m)[1] / (k * len(m[0])) for m in matrices) / tasks**2, df
 
 
 def difference_parts(a: list[list[float]], b: list[list[float]]) -> list[tuple[float, float]]:
     """The variance parts of mean(a) - mean(b) for runs on different seeds and the same items: each
-    side's seed means (Welch), and the item-by-side interaction: the spread of the per-item differences
-    beyond what the seeds' residual scatter explains."""
-    n = len(a[0])
+    side's seed means (Welch), and the item-by-side interaction (`interaction`)."""
     parts = [seed_part([_mean(row) for row in side]) for side in (a, b) if len(side) > 1]
+    return [*parts, interaction(a, b)]
+
+
+def interaction(a: list[list[float]], b: list[list[float]]) -> tuple[float, float]:
+    """(variance part, df) of the item-by-side interaction of two sides on different seeds: the spread of
+    the per-item differences of their seed means beyond what the seeds' residual scatter explains."""
+    n = len(a[0])
+    if n < 2:
+        return 0.0, 1.0
     diffs = [_mean([row[i] for row in a]) - _mean([row[i] for row in b]) for i in range(n)]
-    if n > 1:
-        centre = _mean(diffs)
-        spread = sum((d - centre) ** 2 for d in diffs) / (n - 1)
-        residual = sum(mean_squares(side)[1] / len(side) for side in (a, b))
-        if len(a) == 1 or len(b) == 1:  # no seed part: the item differences carry all that is known
-            residual = 0.0
-        parts.append((max(spread - residual, 0.0) / n, n - 1))
-    return parts
+    centre = _mean(diffs)
+    spread = sum((d - centre) ** 2 for d in diffs) / (n - 1)
+    residual = sum(mean_squares(side)[1] / len(side) for side in (a, b))
+    if len(a) == 1 or len(b) == 1:  # no seed part: the item differences carry all that is known
+        residual = 0.0
+    return max(spread - residual, 0.0) / n, n - 1
 
 
 def difference(a: list[list[float]], b: list[list[float]]) -> Interval:
@@ -192,17 +227,25 @@ def seed_paired(a: list[list[list[float]]], b: list[list[list[float]]]) -> Inter
     """mean(a) - mean(b) over one or more tasks (weighted equally, as forgetting.mean is) where both sides
     ran the same seeds in the same order: seed k of a minus seed k of b, items paired within each seed.
     The k per-seed differences (over every task at once, so a seed that moves all tasks counts once) give
-    the seed-to-seed variance with k - 1 df; the items add what they share across seeds."""
-    differences = [[[x - y for x, y in zip(row_a, row_b)] for row_a, row_b in zip(ma, mb)] for ma, mb in zip(a, b)]
-    k, tasks = len(differences[0]), len(differences)
-    per_seed = per_seed_means(differences)
-    parts = [seed_part(per_seed)]
-    for d in differences:
-        ms_item, ms_error = mean_squares(d)
-        parts.append((max(ms_item - ms_error, 0.0) / (k * len(d[0])) / tasks**2, len(d[0]) - 1))
-    variance = sum(value for value, _ in parts)
-    count = sum(len(d[0]) for d in differences)
-    return Interval(_mean(per_seed), math.sqrt(variance), count, k, df=satterthwaite(parts))
+    the seed-to-seed variance with k - 1 df; the items add what they share across seeds (`seed_level`)."""
+    return seed_level([[[x - y for x, y in zip(ra, rb)] for ra, rb in zip(ma, mb)] for ma, mb in zip(a, b)])
+
+
+def unpaired(a: list[list[list[float]]], b: list[list[list[float]]]) -> Interval:
+    """mean(a) - mean(b) over one or more tasks (weighted equally) for two sides on different seeds, two or
+    more a side, scored on the same items: each side's per-seed means over every task at once (Welch, k - 1
+    df a side: a seed that moves all tasks counts once) plus each task's item-by-side interaction
+    (`interaction`)."""
+    tasks = len(a)
+    parts = [seed_term(side, per_seed_means(side)) for side in (a, b)]
+    for x, y in zip(a, b):
+        value, df = interaction(x, y)
+        parts.append((value / tasks**2, df))
+    mean = _mean(per_seed_means(a)) - _mean(per_seed_means(b))
+    count = sum(len(x[0]) for x in a)
+    return Interval(
+        mean, math.sqrt(sum(v for v, _ in parts)), count, min(len(a[0]), len(b[0])), df=satterthwaite(parts)
+    )
 
 
 # ---- from records -----------------------------------------------------------------------------
@@ -250,8 +293,8 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     matrices = metric_matrix(records, metric)
     if matrices is None:
         return None
-    parts = [interval(m) for m in matrices]
-    return replace(average(parts), limits=metric_limits(metric))
+    estimate = seed_level(matrices) if len(matrices[0]) > 1 else average([interval(m) for m in matrices])
+    return replace(estimate, limits=metric_limits(metric))
 
 
 def metric_limits(metric: str) -> tuple[float, float]:
@@ -284,7 +327,12 @@ def metric_difference(a: list[Any], b: list[Any], metric: str) -> Interval | Non
     matrices = comparable_matrices(a, b, metric)
     if matrices is None:
         return None
-    estimate = seed_paired(*matrices) if paired else average([difference(x, y) for x, y in zip(*matrices)])
+    if paired:
+        estimate = seed_paired(*matrices)
+    elif min(len(side[0]) for side in matrices) > 1:
+        estimate = unpaired(*matrices)
+    else:  # one seed on a side: the items only, and said (it decides nothing)
+        estimate = average([difference(x, y) for x, y in zip(*matrices)])
     low, high = metric_limits(metric)
     return replace(estimate, limits=(low - high, high - low))
 

@@ -42,9 +42,14 @@ class QualityTest:
     df: float
     design: str  # how the two sides were paired, in words
     scale: str  # "points", "ratio" (effect is a log ratio) or "other"
+    # the p where the runs show no spread at all (se 0): 0 for a continuous metric, where every seed moving by
+    # exactly as much is no chance; for a share (points) it is, so the exact permutation p of the design
+    exact_p: float = 0.0
 
     def p(self) -> float:
         """One-sided p in the direction of the effect."""
+        if self.se == 0 and self.effect != 0:
+            return self.exact_p
         return stats.t_p(self.effect, self.se, self.df)
 
     def bounds(self, alpha: float) -> tuple[float, float]:
@@ -97,8 +102,23 @@ def _paired_runs(base: list[Any], cand: list[Any], metric: str, scale: str) -> Q
     differences = [c - b for b, c in zip(_values(base, metric, scale), _values(cand, metric, scale))]
     k = len(differences)
     mean = sum(differences) / k
-    variance = sum((d - mean) ** 2 for d in differences) / (k - 1)
-    return QualityTest(mean, math.sqrt(variance / k), k - 1, f"paired by seed ({k} seeds)", scale)
+    variance = _spread([sum((d - mean) ** 2 for d in differences) / (k - 1)], mean)
+    test = QualityTest(mean, math.sqrt(variance / k), k - 1, f"paired by seed ({k} seeds)", scale)
+    return _without_spread(test, 0.5**k, "every seed moved by as much: exact sign-flip p = 1/2^k")
+
+
+def _spread(variances: list[float], level: float) -> float:
+    """The summed variances, 0 where they are float rounding of equal values around `level`."""
+    total = sum(variances)
+    return total if total > 1e-18 * level**2 else 0.0
+
+
+def _without_spread(test: QualityTest, exact_p: float, why: str) -> QualityTest:
+    """A per-run test of a share (points) whose runs show no spread: equal discrete values are chance (two
+    seeds that each lost one item of 25), so its p is the exact permutation p of the design, not 0."""
+    if test.se == 0 and test.scale == "points":
+        test.exact_p, test.design = exact_p, f"{test.design}; {why}"
+    return test
 
 
 def _welch(base: list[Any], cand: list[Any], metric: str, scale: str) -> QualityTest:
@@ -107,20 +127,13 @@ def _welch(base: list[Any], cand: list[Any], metric: str, scale: str) -> Quality
     for side in (a, b):
         mean = sum(side) / len(side)
         parts.append((sum((x - mean) ** 2 for x in side) / (len(side) - 1) / len(side), len(side) - 1))
-    variance = sum(value for value, _ in parts)
-    spread = sum(value**2 / df for value, df in parts)
-    df = variance**2 / spread if spread > 0 else math.inf
     effect = sum(a) / len(a) - sum(b) / len(b)
-    return QualityTest(effect, math.sqrt(variance), df, f"unpaired seeds ({len(b)} vs {len(a)} runs)", scale)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _combine(effect: float, parts: list[tuple[float, float]], design: str) -> QualityTest:
-    se = math.sqrt(sum(value for value, _ in parts))
-    return QualityTest(effect, se, items.satterthwaite(parts), design, "points")
+    variance = _spread([value for value, _ in parts], max(map(abs, a + b)))
+    spread = sum(value**2 / df for value, df in parts)
+    df = variance**2 / spread if spread > 0 and variance > 0 else math.inf
+    test = QualityTest(effect, math.sqrt(variance), df, f"unpaired seeds ({len(b)} vs {len(a)} runs)", scale)
+    least = stats.min_p_value(len(a), len(b))
+    return _without_spread(test, least, "each side's runs alike: exact permutation p = 1/C(n+m, n)")
 
 
 def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
@@ -137,20 +150,13 @@ def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest 
 
 def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
     """Different seeds on the two sides, the same items: each side's per-seed means (Welch, k - 1 df a
-    side) and the item-by-change interaction of every task (bench/analysis/items.py `difference_parts`)."""
+    side) and the item-by-change interaction of every task (bench/analysis/items.py `unpaired`)."""
     matrices = items.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
-    after, before = matrices
-    tasks = len(after)
-    parts = [items.seed_part(items.per_seed_means(side)) for side in (after, before)]
-    for a, b in zip(after, before):
-        interaction = items.difference_parts(a, b)[-1]
-        parts.append((interaction[0] / tasks**2, interaction[1]))
-    effect = _mean(items.per_seed_means(after)) - _mean(items.per_seed_means(before))
-    item_count = sum(len(a[0]) for a in after)
-    design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {item_count} items)"
-    return _combine(effect, parts, design)
+    estimate = items.unpaired(*matrices)
+    design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {estimate.items} items)"
+    return QualityTest(estimate.mean, estimate.se, estimate.df, design, "points")
 
 
 def quality_test(base: list[Any], cand: list[Any], metric: str) -> QualityTest | str:

@@ -89,6 +89,8 @@ def permutation_p(candidate: Sequence[float], baseline: Sequence[float], increas
 
     if len(set(candidate) | set(baseline)) == 1:
         return 1.0
+    if min(len(candidate), len(baseline)) == 1:  # scipy needs two a side; one a side is a rank
+        return _one_against_many(candidate, baseline, increased)
     result = permutation_test(
         (np.asarray(candidate, dtype=float), np.asarray(baseline, dtype=float)),
         lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
@@ -101,6 +103,21 @@ def permutation_p(candidate: Sequence[float], baseline: Sequence[float], increas
     return float(result.pvalue)
 
 
+def _one_against_many(candidate: Sequence[float], baseline: Sequence[float], increased: bool) -> float:
+    """The exact permutation p when one side has a single value: the difference of means is monotone in
+    which pooled value stands alone, so p is the share of pooled values at least as far that way (ties
+    count)."""
+    pooled = [*candidate, *baseline]
+    alone, candidate_alone = (candidate[0], True) if len(candidate) == 1 else (baseline[0], False)
+    beyond = (lambda v: v >= alone) if increased == candidate_alone else (lambda v: v <= alone)
+    return sum(1 for value in pooled if beyond(value)) / len(pooled)
+
+
+def finite(values: Iterable[float]) -> bool:
+    """Every value is a number (no NaN, no infinity): a test of values that are not is meaningless."""
+    return all(math.isfinite(value) for value in values)
+
+
 def differs(
     a: Sequence[float], b: Sequence[float], alpha: float, two_sided: bool = False
 ) -> tuple[bool | None, float | None]:
@@ -110,8 +127,11 @@ def differs(
     most 1), for a question whose direction the data chose ("which is faster?"): at alpha, two equal
     strategies are called different alpha of the time, not 2 x alpha.
 
-    (None, None) when the design cannot tell: too few runs for any split to reach alpha.
+    (None, None) when the design cannot tell: too few runs for any split to reach alpha, or a value that is
+    not a number (NaN, infinity; the caller says which).
     """
+    if not finite([*a, *b]):
+        return None, None
     mean_a, mean_b = mean(a), mean(b)
     sides = 2 if two_sided else 1
     if mean_a is None or mean_b is None or sides * min_p_value(len(a), len(b)) > alpha:
@@ -133,6 +153,8 @@ def seed_test(
     once = len(by_seed_a) == len(first) and len(by_seed_b) == len(second)
     seeds = sorted(by_seed_a.keys() & by_seed_b.keys()) if once else []
     a, b = [value for _, value in first], [value for _, value in second]
+    if not finite([*a, *b]):
+        return None, "a value that is not a number (NaN or infinity): not tested"
     if len(seeds) and 2 / 2 ** len(seeds) <= alpha:  # the seeds both ran; a seed one side lacks is left out
         a, b = [by_seed_a[k] for k in seeds], [by_seed_b[k] for k in seeds]
         return min(1.0, 2 * paired_p(a, b, _above(a, b))), f"paired by seed ({len(seeds)} seeds), two-sided"

@@ -4,6 +4,7 @@ Imports no torch."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,13 +98,27 @@ class Comparison:
         return {verdict: verdicts.count(verdict) for verdict in dict.fromkeys(verdicts)}
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline,
-            "candidate": self.candidate,
-            "alpha": self.alpha,
-            "failed": self.failed,
-            "counts": self.counts(),
-            "regressions": [f"{c.strategy}: {c.metric}" for c in self.regressions],
-            "changes": [asdict(change) for change in self.changes],
-            "issues": [asdict(issue) for issue in self.issues],
-        }
+        """The comparison as plain JSON: a value that is not a finite number (the relative change from a
+        baseline of 0, a mean over a NaN) is null, as RFC 8259 JSON has no Infinity or NaN."""
+        return _finite(
+            {
+                "baseline": self.baseline,
+                "candidate": self.candidate,
+                "alpha": self.alpha,
+                "failed": self.failed,
+                "counts": self.counts(),
+                "regressions": [f"{c.strategy}: {c.metric}" for c in self.regressions],
+                "changes": [asdict(change) for change in self.changes],
+                "issues": [asdict(issue) for issue in self.issues],
+            }
+        )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
