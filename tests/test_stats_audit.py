@@ -15,7 +15,7 @@ from bench.analysis.compare import compare_records
 from bench.analysis.verdicts import MISSING, WORSE
 from bench.records.results import Metric
 from bench.records.store import load_records
-from tests.synthetic_records import make_record
+from tests.synthetic_records import TASK, make_record
 from tests.test_quality import FORGETTING, _flip_items
 
 TASKS = ("t0", "t1", "t2", "t3")
@@ -203,3 +203,36 @@ def test_comparison_json_is_strict_json_when_the_baseline_is_zero():
     text = json.dumps(result.to_json(), allow_nan=False)
     found = next(c for c in json.loads(text)["changes"] if c["metric"] == "memory.train.host_peak_mib")
     assert found["change"] is None and found["verdict"] == WORSE
+
+
+def test_host_memory_of_warm_and_cold_starts_is_not_compared():
+    """The same run's host peak is 476 MiB started warm and 563 MiB cold (the interpreter imports the
+    stack itself): a warm baseline against a cold candidate showed a false 18% memory change."""
+    from tests.synthetic_records import make_set
+
+    def started(records, start, scale=1.0):
+        out = []
+        for record in records:
+            metrics = dict(record.metrics)
+            host = metrics["memory.train.host_peak_mib"]
+            metrics["memory.train.host_peak_mib"] = host.model_copy(update={"value": host.value * scale})
+            out.append(record.model_copy(update={"start": start, "metrics": metrics}))
+        return out
+
+    warm = started(make_set(), "warm")
+    cold = started(make_set(), "cold (execution.backend: local)", scale=1.18)
+    rows = {(c.strategy, c.metric): c for c in compare_records(warm, cold).changes}
+    host = rows[("full", "memory.train.host_peak_mib")]
+    assert host.verdict == "not comparable" and not host.gating and "warm and cold starts differ" in host.note
+    assert "baseline warm, candidate cold" in host.note
+    assert rows[("full", f"accuracy.{TASK}")].verdict != "not comparable"  # quality is still compared
+    same = {(c.strategy, c.metric): c for c in compare_records(warm, started(make_set(), "warm", 1.18)).changes}
+    assert same[("full", "memory.train.host_peak_mib")].verdict == WORSE
+
+
+def test_each_phase_of_a_run_is_timing():
+    """RLHF's per-phase throughput and seconds are timings: compared on one fingerprint only, never from a
+    contaminated run (before, train.reward.tokens_per_s was compared across machines)."""
+    for metric in ("train.reward.tokens_per_s", "train.policy.steps_per_s", "train.parent.seconds"):
+        assert stats.matches(metric, stats.TIMING), metric
+    assert not stats.matches("train.reward.final_loss", stats.TIMING)

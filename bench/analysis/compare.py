@@ -232,6 +232,7 @@ def _compare_runs(
     if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
         hardware_note = f"hardware differs ({hardware_diff(base_ok, cand_ok)})"
         result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
+    start_note = _start_note(base_ok, cand_ok)
     contaminated = contaminated_runs(base_ok, "baseline") + contaminated_runs(cand_ok, "candidate")
     speed_note = speed_change(base_ok, cand_ok)
     if contaminated:
@@ -245,6 +246,8 @@ def _compare_runs(
             change.note = f"at equal machine speed ({speed_note}); " + change.note
         if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
             change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None
+        elif start_note and stats.matches(metric, stats.START_BOUND) and change.verdict != MISSING:
+            change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, start_note, None
         elif contaminated and stats.matches(metric, stats.TIMING):
             change.hold(f"{TIMING_CONTAMINATED} ({len(contaminated)} runs)")
         elif thin := stats.thin_tail(metric, _fewest_samples(base_ok + cand_ok, metric)):
@@ -382,3 +385,17 @@ def compare(
         adjust_timing=adjust_timing,
         min_effects=min_effects,
     )
+
+
+def _start_note(base: list[RunResult], cand: list[RunResult]) -> str:
+    """Why host memory peaks are not comparable (runs started warm on one side, cold on the other), or ""."""
+    before, after = ({_start_kind(run) for run in side} for side in (base, cand))
+    if before == after and len(before) == 1:
+        return ""
+    return f"warm and cold starts differ (baseline {'/'.join(sorted(before))}, candidate {'/'.join(sorted(after))})"
+
+
+def _start_kind(run: RunResult) -> str:
+    """How the run's process started, "warm" or "cold" (the record's `start` adds the reason of a cold
+    start where a warm one was asked for); records from before `start` was kept: "unknown"."""
+    return (run.start or "unknown").split(" ", 1)[0]
