@@ -156,12 +156,10 @@ def test_model_configs_the_estimator_cannot_use_are_refused_in_one_line(tmp_path
 
 
 def test_an_optimizer_the_estimator_does_not_know_is_one_line_and_exit_2(tmp_path: Path, capsys):
-    suite = _suite(
-        tmp_path, "smoke.yaml", "smoke-adafactor", lambda data: data.update(training={"optimizer": "adafactor"})
-    )
+    suite = _suite(tmp_path, "smoke.yaml", "smoke-rmsprop", lambda data: data.update(training={"optimizer": "rmsprop"}))
     config = _config_file(tmp_path, TINY)
     assert main(["estimate", str(suite), "--model-config", str(config)]) == 2
-    assert "training.optimizer: the estimator does not know 'adafactor'" in capsys.readouterr().err
+    assert "training.optimizer: the estimator does not know 'rmsprop'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -238,3 +236,49 @@ def test_dpo_on_a_preference_file_plans_at_seq_len():
     specs = suite_specs(load_suite(ROOT / "suites" / "alignment-chat.yaml"))
     assert planning_tokens(specs["dpo"], lambda: [5], None) == 32
     assert planning_tokens(specs["sft-lora"], lambda: [5], None) == 5
+
+
+def _held_state(name: str, dtype) -> tuple[int, int]:
+    """(bytes the optimizer holds after one step, bytes the estimator says) on three layers: 8,192 and
+    4,096 elements (bitsandbytes quantises them) and 2,048 (it keeps those in float32)."""
+    import warnings
+
+    import bitsandbytes as bnb
+    import torch
+    from transformers.optimization import Adafactor
+
+    from bench.estimate.meta import optimizer_bytes
+    from bench.measure.components import count_optimizer_state
+
+    makers = {
+        "paged_adamw_32bit": lambda ps: bnb.optim.PagedAdamW32bit(ps, lr=1e-3),
+        "lion_8bit": lambda ps: bnb.optim.Lion8bit(ps, lr=1e-3),
+        "paged_lion_8bit": lambda ps: bnb.optim.PagedLion8bit(ps, lr=1e-3),
+        "lion_32bit": lambda ps: bnb.optim.Lion32bit(ps, lr=1e-3),
+        "adafactor": lambda ps: Adafactor(ps, lr=1e-3, scale_parameter=False, relative_step=False),
+        "adamw_torch": lambda ps: torch.optim.AdamW(ps, lr=1e-3),
+    }
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(128, 64), torch.nn.Linear(64, 32), torch.nn.Linear(64, 64)]
+    model = torch.nn.Sequential(*layers).to(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # paged optimizers fall back to plain ones on CPU, and say so
+        optimizer = makers[name](model.parameters())
+        hidden = layers[1](layers[0](torch.randn(2, 128, dtype=dtype)))
+        layers[2](torch.cat([hidden, hidden], -1)).sum().backward()
+        optimizer.step()
+    return count_optimizer_state(optimizer), optimizer_bytes(model, name)[0]
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "bfloat16"])
+@pytest.mark.parametrize(
+    "name", ["paged_adamw_32bit", "lion_8bit", "paged_lion_8bit", "lion_32bit", "adafactor", "adamw_torch"]
+)
+def test_optimizer_state_of_lion_adafactor_and_32_bit_paged_is_estimated_to_the_byte(name: str, dtype_name: str):
+    """Before, bench estimate refused these optimizers (the suite schema accepts them): bitsandbytes' 32-bit
+    ones keep float32 moments whatever the parameters' dtype, Lion one moment, Adafactor a row and a column
+    per matrix."""
+    import torch
+
+    held, estimated = _held_state(name, getattr(torch, dtype_name))
+    assert held > 0 and estimated == held

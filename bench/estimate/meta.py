@@ -10,50 +10,83 @@ import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bench.measure.components import SavedTensorPeak
 
-# bytes of optimizer state per trainable element, as a multiple of the parameter's own bytes
-# (None: bitsandbytes' 8-bit state, `_eight_bit_state`), and what it stands for
-OPTIMIZER_STATE: dict[str, tuple[float | None, str]] = {
-    "adamw_torch": (2.0, "two moments in the parameter's dtype"),
-    "adamw_torch_fused": (2.0, "two moments in the parameter's dtype"),
-    "adamw_hf": (2.0, "two moments in the parameter's dtype"),
-    "adam": (2.0, "two moments in the parameter's dtype"),
-    "adamw_bnb_8bit": (None, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "paged_adamw_8bit": (None, "two 8-bit moments (bitsandbytes, paged)"),
-    "adamw_8bit": (None, "two 8-bit moments (bitsandbytes, blockwise)"),
-    "sgd": (0.0, "no state (no momentum)"),
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """What an optimizer keeps per trainable tensor. `kind`: "torch" (torch's Adam: the moments in the
+    parameter's dtype and a float32 step counter per tensor), "float32" (bitsandbytes' 32-bit optimizers:
+    float32 moments whatever the parameter's dtype), "8bit" (bitsandbytes' blockwise 8-bit moments,
+    `_eight_bit_state`), "factored" (Adafactor, `_factored_state`), "none"."""
+
+    kind: str
+    moments: int
+    what: str
+
+
+TORCH_ADAM = OptimizerState("torch", 2, "two moments in the parameter's dtype")
+OPTIMIZER_STATE: dict[str, OptimizerState] = {
+    "adamw_torch": TORCH_ADAM,
+    "adamw_torch_fused": TORCH_ADAM,
+    "adamw_hf": TORCH_ADAM,
+    "adam": TORCH_ADAM,
+    "adamw_bnb_8bit": OptimizerState("8bit", 2, "two 8-bit moments (bitsandbytes, blockwise)"),
+    "adamw_8bit": OptimizerState("8bit", 2, "two 8-bit moments (bitsandbytes, blockwise)"),
+    "paged_adamw_8bit": OptimizerState("8bit", 2, "two 8-bit moments (bitsandbytes, paged)"),
+    "paged_adamw_32bit": OptimizerState("float32", 2, "two float32 moments (bitsandbytes, paged)"),
+    "lion_8bit": OptimizerState("8bit", 1, "one 8-bit momentum (bitsandbytes Lion, blockwise)"),
+    "paged_lion_8bit": OptimizerState("8bit", 1, "one 8-bit momentum (bitsandbytes Lion, paged)"),
+    "lion_32bit": OptimizerState("float32", 1, "one float32 momentum (bitsandbytes Lion)"),
+    "paged_lion_32bit": OptimizerState("float32", 1, "one float32 momentum (bitsandbytes Lion, paged)"),
+    "adafactor": OptimizerState("factored", 0, "factored second moments: a float32 row and column per matrix"),
+    "sgd": OptimizerState("none", 0, "no state (no momentum)"),
 }
-# bitsandbytes' Optimizer2State (0.50): a tensor under 4,096 elements keeps both moments in float32;
-# a larger one keeps them in uint8 with a float32 absmax per 256 elements each; the two 256-entry
-# float32 quantisation maps are shared by every tensor
-EIGHT_BIT_MIN_SIZE, EIGHT_BIT_BLOCK, EIGHT_BIT_MAPS = 4096, 256, 2 * 256 * 4
+# bitsandbytes' 8-bit optimizers (0.50): a tensor under 4,096 elements keeps its moments in float32; a
+# larger one keeps them in uint8 with a float32 absmax per 256 elements each; the 256-entry float32
+# quantisation maps (one per moment) are shared by every tensor
+EIGHT_BIT_MIN_SIZE, EIGHT_BIT_BLOCK, EIGHT_BIT_MAP = 4096, 256, 256 * 4
 
 
-def _eight_bit_state(numel: int) -> int:
-    """Bytes bitsandbytes' 8-bit Adam keeps for one parameter tensor of `numel` elements."""
+def _eight_bit_state(numel: int, moments: int) -> int:
+    """Bytes bitsandbytes' 8-bit optimizer keeps for one parameter tensor of `numel` elements."""
     if numel < EIGHT_BIT_MIN_SIZE:
-        return 2 * 4 * numel
-    return 2 * numel + 2 * 4 * math.ceil(numel / EIGHT_BIT_BLOCK)
+        return moments * 4 * numel
+    return moments * (numel + 4 * math.ceil(numel / EIGHT_BIT_BLOCK))
+
+
+def _factored_state(shape: tuple[int, ...]) -> int:
+    """Bytes transformers' Adafactor keeps for one tensor (float32): a matrix (or more dimensions) its
+    row and column second moments, a vector all of them; and its RMS, a float32 scalar."""
+    if len(shape) < 2:
+        return 4 * math.prod(shape) + 4
+    rows, columns = math.prod(shape[:-1]), math.prod(shape[:-2]) * shape[-1]
+    return 4 * (rows + columns) + 4
 
 
 def optimizer_bytes(model: Any, optimizer: str) -> tuple[int, str]:
+    """Bytes of optimizer state for the model's trainable tensors, and what they are."""
     if optimizer not in OPTIMIZER_STATE:
         known = ", ".join(OPTIMIZER_STATE)
         raise ValueError(f"training.optimizer: the estimator does not know {optimizer!r} (known: {known})")
-    multiple, what = OPTIMIZER_STATE[optimizer]
+    rule = OPTIMIZER_STATE[optimizer]
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if multiple is None:
-        state = sum(_eight_bit_state(p.numel()) for p in trainable)
+    if rule.kind == "torch":  # and torch's Adam keeps a float32 step counter per tensor
+        state = sum(rule.moments * p.numel() * p.element_size() + 4 for p in trainable)
+    elif rule.kind == "float32":
+        state = sum(rule.moments * 4 * p.numel() for p in trainable)
+    elif rule.kind == "8bit":
+        state = sum(_eight_bit_state(p.numel(), rule.moments) for p in trainable)
         if any(p.numel() >= EIGHT_BIT_MIN_SIZE for p in trainable):
-            state += EIGHT_BIT_MAPS
+            state += rule.moments * EIGHT_BIT_MAP
+    elif rule.kind == "factored":
+        state = sum(_factored_state(tuple(p.shape)) for p in trainable)
     else:
-        state = sum(int(p.numel() * p.element_size() * multiple) for p in trainable)
-    if multiple:  # torch's Adam keeps a float32 step counter per parameter tensor
-        state += 4 * len(trainable)
-    return state, what
+        state = 0
+    return state, rule.what
 
 
 def _efficient_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
