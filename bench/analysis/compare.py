@@ -42,6 +42,7 @@ from bench.analysis.timing import (
     session_means,
     speed_change,
     speed_factors,
+    start_diff,
 )
 from bench.analysis.verdicts import (
     BETTER,
@@ -232,7 +233,7 @@ def _compare_runs(
     if None in base_hw | cand_hw or base_hw != cand_hw or len(base_hw) > 1:
         hardware_note = f"hardware differs ({hardware_diff(base_ok, cand_ok)})"
         result.issues.append(RunIssue(strategy, "timing not comparable", hardware_note))
-    start_note = _start_note(base_ok, cand_ok)
+    start_note = start_diff(base_ok, cand_ok)
     contaminated = contaminated_runs(base_ok, "baseline") + contaminated_runs(cand_ok, "candidate")
     speed_note = speed_change(base_ok, cand_ok)
     if contaminated:
@@ -385,17 +386,3 @@ def compare(
         adjust_timing=adjust_timing,
         min_effects=min_effects,
     )
-
-
-def _start_note(base: list[RunResult], cand: list[RunResult]) -> str:
-    """Why host memory peaks are not comparable (runs started warm on one side, cold on the other), or ""."""
-    before, after = ({_start_kind(run) for run in side} for side in (base, cand))
-    if before == after and len(before) == 1:
-        return ""
-    return f"warm and cold starts differ (baseline {'/'.join(sorted(before))}, candidate {'/'.join(sorted(after))})"
-
-
-def _start_kind(run: RunResult) -> str:
-    """How the run's process started, "warm" or "cold" (the record's `start` adds the reason of a cold
-    start where a warm one was asked for); records from before `start` was kept: "unknown"."""
-    return (run.start or "unknown").split(" ", 1)[0]

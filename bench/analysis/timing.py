@@ -90,6 +90,20 @@ def hardware_diff(base: list[RunResult], cand: list[RunResult]) -> str:
     return "; ".join(changed) or "mixed fingerprints within a set"
 
 
+def start_diff(base: list[RunResult], cand: list[RunResult]) -> str:
+    """Why host memory peaks are not comparable (runs started warm on one side, cold on the other), or ""."""
+    before, after = ({start_kind(run) for run in side} for side in (base, cand))
+    if before == after and len(before) == 1:
+        return ""
+    return f"warm and cold starts differ (baseline {'/'.join(sorted(before))}, candidate {'/'.join(sorted(after))})"
+
+
+def start_kind(run: RunResult) -> str:
+    """How the run's process started, "warm" or "cold" (the record's `start` adds the reason of a cold
+    start where a warm one was asked for); records from before `start` was kept: "unknown"."""
+    return (run.start or "unknown").split(" ", 1)[0]
+
+
 def contaminated_runs(runs: list[RunResult], side: str) -> list[str]:
     return [
         f"{side} seed {run.seed}: " + "; ".join(run.timing_quality.reasons) for run in runs if run.timing_contaminated
