@@ -71,3 +71,12 @@ def comparable(records: list[RunResult]) -> Selection:
             "across suites; their models and tasks differ, so the answers and quality tables are per suite"
         )
     return Selection(sorted(kept, key=lambda r: (r.suite, r.label, r.seed)), notes)
+
+
+def suites_of(records: list[RunResult]) -> dict[str, list[RunResult]]:
+    """The records of each suite, by suite name: strategies of different suites (models, tasks, budgets)
+    are not one choice, so reports and `bench recommend` ask their questions per suite."""
+    found: dict[str, list[RunResult]] = {}
+    for record in records:
+        found.setdefault(record.suite, []).append(record)
+    return dict(sorted(found.items()))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import stats
+from bench.analysis.selection import suites_of
 from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
@@ -262,15 +263,6 @@ def _record_notes(candidates: list[Candidate]) -> list[str]:
         if c.throughput.reason and c.throughput.mean is not None:
             notes.append(f"{c.name}: throughput: {c.throughput.reason}")
     return notes
-
-
-def suites_of(records: list[RunResult]) -> dict[str, list[RunResult]]:
-    """The records of each suite, by suite name: strategies of different suites (models, tasks, budgets)
-    are not one choice."""
-    found: dict[str, list[RunResult]] = {}
-    for record in records:
-        found.setdefault(record.suite, []).append(record)
-    return dict(sorted(found.items()))
 
 
 def recommend_by_suite(records: list[RunResult], memory_bytes: int, **options: Any) -> dict[str, Recommendation]:

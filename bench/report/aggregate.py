@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import stats
 from bench.analysis.items import sentence
-from bench.analysis.selection import keyed_records
+from bench.analysis.selection import keyed_records, suites_of
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
 
@@ -105,10 +105,8 @@ def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) 
 def by_suite(records: list[RunResult]) -> list[tuple[str | None, list[RunResult]]]:
     """The records as one set (suite None), or per suite where there are several: strategies of
     different models and tasks are not one choice, so each suite's questions are asked on its own."""
-    suites = sorted({record.suite for record in records})
-    if len(suites) <= 1:
-        return [(None, records)]
-    return [(suite, [record for record in records if record.suite == suite]) for suite in suites]
+    found = suites_of(records)
+    return list(found.items()) if len(found) > 1 else [(None, records)]
 
 
 def answer(

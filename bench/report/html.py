@@ -293,7 +293,7 @@ def context(
         "memory": memory_section(records),
         "qualities": qualities,
         "notes": [fold(block) for block in (notes or "").split("\n\n") if block.strip()],  # list items keep their lines
-        "recommendations": _recommendations(records, suites),
+        "recommendations": _recommendations(records),
         "fmt": charts.fmt,
     }
 
@@ -330,15 +330,14 @@ def _answers_and_quality(records: list[RunResult], summary: Any) -> tuple[list[A
     return answers, qualities
 
 
-def _recommendations(records: list[RunResult], suites: list[str]) -> list[dict[str, Any]]:
-    """`bench recommend` per device size; per suite where there are several (strategies of different
-    models and tasks are not one choice), each row naming its suite."""
-    if len(suites) <= 1:
-        return recommendation_section(records)
+def _recommendations(records: list[RunResult]) -> list[dict[str, Any]]:
+    """`bench recommend` per device size; per suite where there are several (aggregate.by_suite), each row
+    naming its suite."""
     rows = []
-    for suite in suites:
-        found = recommendation_section([r for r in records if r.suite == suite])
-        rows += [{**row, "suite": suite, "notes": [f"{suite}: {n}" for n in row["notes"]]} for row in found]
+    for suite, subset in aggregate.by_suite(records):
+        for row in recommendation_section(subset):
+            named = {"suite": suite, "notes": [f"{suite}: {note}" for note in row["notes"]]}
+            rows.append(row if suite is None else {**row, **named})
     return rows
 
 
