@@ -131,7 +131,8 @@ def estimate_run(
 
     from bench.estimate.alignment import add_held_models
     from bench.spec import Budget
-    from bench.strategies import STRATEGIES, NotApplicable, PrepareContext
+    from bench.strategies import STRATEGIES, PrepareContext
+    from bench.strategies.base import refuse_checkpointing
 
     chosen = STRATEGIES.get(strategy)
     parsed = chosen.Options.model_validate(options)
@@ -148,9 +149,7 @@ def estimate_run(
             prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
         else:
             prepared = chosen.prepare(model, parsed, context)
-    cannot_checkpoint = getattr(prepared, "bench_no_gradient_checkpointing", None)
-    if gradient_checkpointing and isinstance(cannot_checkpoint, str):  # bench.training.train skips such a run
-        raise NotApplicable(cannot_checkpoint)
+    refuse_checkpointing(prepared, gradient_checkpointing)  # as bench.training.train skips such a run
     if strategy == "qlora":
         _adapters_to_bfloat16(prepared)
         notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")

@@ -31,6 +31,15 @@ class NotApplicable(Exception):
     """Raised by `prepare` when the strategy cannot apply to this model; the run is recorded as skipped."""
 
 
+def refuse_checkpointing(model: Any, gradient_checkpointing: bool) -> None:
+    """NotApplicable where checkpointing is asked for and the prepared model says it cannot train so
+    (`bench_no_gradient_checkpointing`, its reason: prefix tuning); the run is skipped with it, and
+    bench estimate says the same."""
+    reason = getattr(model, "bench_no_gradient_checkpointing", None)
+    if gradient_checkpointing and isinstance(reason, str):
+        raise NotApplicable(reason)
+
+
 @dataclass
 class PrepareContext:
     tokenizer: Any

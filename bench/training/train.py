@@ -151,12 +151,9 @@ def train(request: TrainRequest) -> TrainOutcome:
     objective, budget, progress = request.objective, request.budget, request.progress
     if objective not in OBJECTIVES:
         raise ValueError(f"no trainer for objective {objective!r} (known: {', '.join(OBJECTIVES)})")
-    # a prepared model that cannot train checkpointed says why (prefix tuning): the run is skipped with it
-    no_checkpointing = getattr(request.model, "bench_no_gradient_checkpointing", None)
-    if request.training.gradient_checkpointing and isinstance(no_checkpointing, str):
-        from bench.strategies.base import NotApplicable
+    from bench.strategies.base import refuse_checkpointing
 
-        raise NotApplicable(no_checkpointing)
+    refuse_checkpointing(request.model, request.training.gradient_checkpointing)
     arguments = trainer_arguments(
         budget, request.training, request.options.learning_rate, request.seed, request.device, request.workdir,
         request.parallel,
