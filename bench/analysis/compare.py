@@ -14,8 +14,8 @@ Runs are matched by suite + label + spec minus seed; a changed spec is "not comp
   test to reach alpha say "cannot tell";
 * for timing the unit is the session (one `bench run` invocation, recorded since schema 6): the
   runs of one session share the machine's mood of that moment. Several sessions a side: tested over
-  session means. One session against several (a nightly against pooled nights): its runs against
-  the pooled runs, which carry the spread between sessions. One against one: "cannot tell" (bench ab
+  session means. One session against several (a nightly against recent nights): its mean against
+  theirs, a t prediction test (stats.prediction_p). One against one: "cannot tell" (bench ab
   interleaves sessions for that).
 
 A metric absent or null on either side is "missing". Imports no torch.
@@ -33,6 +33,7 @@ from bench.analysis import quality, stats
 from bench.analysis.gate import control_family, min_effect_for, quality_verdict
 from bench.analysis.snapshot import load_set
 from bench.analysis.timing import (
+    ONE_AGAINST_SEVERAL,
     ONE_SESSION,
     contaminated_runs,
     fingerprints,
@@ -136,7 +137,8 @@ def compare_metric(
     speed = speed_factors(base + cand, unit) if adjust and timing else None
     sessions = session_counts(base, cand) if timing else None  # None: not recorded (before schema 6)
     by_session = sessions is not None and min(sessions) >= 2
-    values = session_means if by_session else metric_values
+    one_against_several = sessions is not None and min(sessions) == 1 and max(sessions) >= 2
+    values = session_means if by_session or one_against_several else metric_values
     b_values, c_values = values(base, metric, speed), values(cand, metric, speed)
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
@@ -176,11 +178,12 @@ def compare_metric(
         result.test, result.n_baseline, result.n_candidate = "sessions", 1, 1
         result.verdict, result.note = UNKNOWN, ONE_SESSION
         return result
-    result.test = "sessions" if by_session else "runs"
-    beyond, result.p_value = stats.differs(c_values, b_values, alpha)  # one-sided, in the observed direction
+    result.test = "sessions" if by_session or one_against_several else "runs"
+    test = one_session_against_several if one_against_several else stats.differs
+    beyond, result.p_value = test(c_values, b_values, alpha)  # one-sided, in the observed direction
     if beyond is None:
         result.verdict = UNKNOWN
-        more = "sessions" if by_session else "seeds"
+        more = "sessions" if result.test == "sessions" else "seeds"
         sizes = f"{len(b_values)} vs {len(c_values)} {result.test}"
         result.note = f"{sizes}: too few for any test to reach p<={alpha}; add {more}"
         return result
@@ -188,10 +191,22 @@ def compare_metric(
         result.verdict, result.note = NOISE, f"beyond ±{threshold:.0%} but within run-to-run noise"
         return result
     result.verdict = BETTER if (c_mean > b_mean) == higher else WORSE
-    result.note = f"{len(b_values)} vs {len(c_values)} {result.test}"
-    if sessions and not by_session:
-        result.note += f" (of {sessions[0]} vs {sessions[1]} sessions: one session against the pooled runs of several)"
+    via = f": one session's mean against the others' ({ONE_AGAINST_SEVERAL})" if one_against_several else ""
+    result.note = f"{len(b_values)} vs {len(c_values)} {result.test}{via}"
     return result
+
+
+def one_session_against_several(
+    c_values: list[float], b_values: list[float], alpha: float
+) -> tuple[bool | None, float | None]:
+    """(beyond noise?, p) of one side's single session mean against the other side's session means (a nightly
+    against recent nights): the t prediction test, one-sided in the observed direction as `stats.differs`;
+    (None, None) where a session lacked the metric and too few are left."""
+    single, others = (c_values, b_values) if len(c_values) == 1 else (b_values, c_values)
+    if len(single) != 1 or len(others) < 2:
+        return None, None
+    p = stats.prediction_p(single[0], others, increased=single[0] > sum(others) / len(others))
+    return p <= alpha, p
 
 
 def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> str:

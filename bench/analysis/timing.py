@@ -13,6 +13,11 @@ ONE_SESSION = (
     " sessions spread, so this cannot be tested; use bench ab (interleaved rounds) or several sessions a side"
 )
 
+ONE_AGAINST_SEVERAL = (
+    "t prediction test of session means: the runs of one session share its machine speed, one measurement"
+    " of it, so they are not tested one by one against the pooled runs of the others"
+)
+
 
 def speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
     """Per run, the factor that brings a timing to the runs' common machine speed, or None when a run
