@@ -63,7 +63,8 @@ def test_a_one_night_accuracy_drop_is_found_where_it_starts_and_ends():
 
 
 def test_pure_noise_gives_a_change_point_in_at_most_5_percent_of_series():
-    """500 series each, so that the rate is measured, not one lucky draw of 100 (16 of 500 here)."""
+    """500 series each, so that the rate is measured, not one lucky draw of 100 (22 of 500 here: 17 when the
+    newest night took the runs test at a tenth of alpha, before its t prediction test of night means)."""
     rng = np.random.default_rng(99)
     timing = sum(bool(change_points(series(noisy_nights(rng, 12)))) for _ in range(500))
     quality = sum(
@@ -136,3 +137,26 @@ def test_a_persistent_throughput_drop_stays_flagged_night_after_night(seed: int)
         found = change_points(series(nights[:seen]))
         assert [c.index for c in found] == [6], (seen, found)
         assert found[0].worse and found[0].relative
+
+
+def test_the_newest_night_is_its_mean_against_the_night_means_before_it():
+    """Tonight is one measurement of the machine (its runs share the night): its mean is held against the
+    night means before it with a t prediction test, as bench compare holds a nightly, not its runs against
+    their runs."""
+    from bench.analysis.stats import prediction_p
+
+    levels = [100, 103, 98, 101, 97, 102, 99, 100, 104, 96, 101]
+    nights = [[level * 0.99, level, level * 1.01] for level in levels] + [[74.0, 75.0, 76.0]]
+    (change,) = change_points(series(nights))
+    assert change.index == 11 and change.worse
+    means = [sum(night) / 3 for night in nights[:11]]
+    assert change.p == pytest.approx(2 * prediction_p(75.0, means, increased=False))
+    assert change.shift_low < change.shift < change.shift_high < 0
+
+
+def test_a_first_night_unlike_the_rest_is_no_change():
+    """One night before a split has no night-to-night spread to hold the others against: the first night 30%
+    faster was a change at night 2 (its runs against the 33 after it, all lower: p = 0.001)."""
+    levels = [100, 103, 98, 101, 97, 102, 99, 100, 104, 96, 101]
+    nights = [[130.0, 131.0, 129.0]] + [[level * 0.99, level, level * 1.01] for level in levels]
+    assert change_points(series(nights)) == []

@@ -14,8 +14,8 @@ shift is at least `min_shift` (relative, as `bench compare`'s threshold); a drop
 merges its segments and the others are retested. The unit of the test follows
 docs/statistics.md: timings vary night to night as a whole, so for hardware-bound metrics the
 unit is the night's mean; quality metrics are exact repeats at one commit, so their unit is the
-run. A timing segment of a single night is only tested when it is the newest night: its runs
-against the runs of the nights before, as `bench compare` tests tonight against pooled nights.
+run. A timing segment of a single night is only tested when it is the newest night: its mean
+against the night means before it (a t prediction test), as `bench compare` holds a nightly.
 
 Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
 package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
@@ -38,8 +38,8 @@ from bench.records.store import Skipped, scan_records, tell_skipped
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SHIFT = 0.10
-# tonight's runs against the nights before share tonight's state, which their test cannot see: it is
-# held to a tenth of alpha (pure noise then gives a change point in 3.2% of series, docs/history.md)
+# a trailing segment of a few nights, too few for a test of night means, is tested with its runs against
+# the runs before; they share their nights, which that test cannot see, so it is held to a tenth of alpha
 NEWEST_SHARE = 0.1
 _BEFORE_HISTORY = datetime.min.replace(tzinfo=timezone.utc)  # where records without a commit time sort
 # the outcome of a boundary before the newest night of a quality series that no test can decide yet (one
@@ -229,11 +229,13 @@ def candidates(means: list[float], sigma: float) -> list[int]:
 
 class Test(NamedTuple):
     """How one proposal is tested: the groups (one per night) of values, whether the split is scanned
-    (chosen by the data) and the share of alpha it is held to."""
+    (chosen by the data), the share of alpha it is held to, and the test: a permutation test of the groups
+    (`scan_p`), or "prediction": tonight's night mean against the night means before it (t, two-sided)."""
 
     groups: list[list[float]]
     scan: bool
     share: float
+    kind: str = "permutation"
 
 
 def _test_units(
@@ -241,18 +243,24 @@ def _test_units(
 ) -> Test | None:
     """The test of a split between `left` and `right`, or None where no honest test exists.
 
-    Quality: the runs. Timings: the night means, where there are enough nights a side for them to reach
-    alpha; else, only for the trailing segment (the newest nights), its runs against the runs of the
-    nights before, held to a tenth of alpha (NEWEST_SHARE), as tonight alone is: runs of one night share
-    it, which a test over runs cannot see. That keeps a persistent shift flagged on its second night,
-    when two night means against six can give no p below 2/28."""
+    Quality: the runs. Timings: the night means, where there are enough nights a side for a permutation
+    test of them to reach alpha. Tonight alone (the newest night, a split fixed in advance): its mean against
+    the night means before it, a t prediction test at alpha, as `bench compare` holds a nightly (its runs
+    against the runs before, held to a tenth of alpha, failed where nights spread more than runs: they share
+    the night). A trailing segment of a few nights, too few for their means: its runs against the runs
+    before, held to a tenth of alpha (NEWEST_SHARE), so that a persistent shift stays flagged on its second
+    night, when two night means against six can give no p below 2/28. Either needs two nights or more
+    before the split: one night has no night-to-night spread to hold the others against."""
     tonight = trailing and len(right) == 1  # a split fixed in advance: tonight against the nights before
     if not series.hardware_bound:
         return Test([p.runs for p in left + right], not tonight, 1.0)
+    means = [[p.mean] for p in left + right]
     if len(left) >= 2 and len(right) >= 2 and _means_can_decide(len(left), len(right), alpha):
-        return Test([[p.mean] for p in left + right], True, 1.0)
-    if trailing:
-        return Test([p.runs for p in left + right], not tonight, NEWEST_SHARE)
+        return Test(means, True, 1.0)
+    if tonight and len(left) >= 2:
+        return Test(means, False, 1.0, "prediction")
+    if trailing and len(left) >= 2:
+        return Test([p.runs for p in left + right], True, NEWEST_SHARE)
     return None
 
 
@@ -315,6 +323,20 @@ def _interval(before: list[float], after: list[float], scale: float) -> tuple[fl
     return low / scale, high / scale
 
 
+def _tonight_p(before: list[float], tonight: float) -> float:
+    """Two-sided p of tonight's night mean against the night means before it (t prediction test)."""
+    return min(1.0, 2 * stats.prediction_p(tonight, before, increased=tonight > sum(before) / len(before)))
+
+
+def _tonight_interval(before: list[float], tonight: float, scale: float) -> tuple[float, float]:
+    """95% interval of tonight's shift from the level before, over `scale`: the spread of a new night about
+    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom."""
+    m, centre = len(before), sum(before) / len(before)
+    half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in before) / (m - 1) * (1 + 1 / m))
+    shift = (tonight - centre) / scale
+    return shift - half / scale, shift + half / scale
+
+
 def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
     """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift
     is relative to the level before; from a level of exactly 0 (a gain of 0.0), absolute, in the metric's
@@ -335,10 +357,11 @@ def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: 
         return 1.0
     scale = abs(base) or 1.0
     shift = (stats.mean(after) - base) / scale
-    p = scan_p(test.groups, len(left), scan=test.scan)
+    permutation = test.kind == "permutation"
+    p = scan_p(test.groups, len(left), scan=test.scan) if permutation else _tonight_p(before, after[0])
     if p > alpha * test.share or abs(shift) < min_shift:
         return p
-    low, high = _interval(before, after, scale)
+    low, high = _interval(before, after, scale) if permutation else _tonight_interval(before, after[0], scale)
     worse = (shift < 0) if series.higher_is_better else (shift > 0)
     after_mean = stats.mean(after)
     return ChangePoint(
