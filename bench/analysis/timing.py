@@ -13,10 +13,8 @@ ONE_SESSION = (
     " sessions spread, so this cannot be tested; use bench ab (interleaved rounds) or several sessions a side"
 )
 
-ONE_AGAINST_SEVERAL = (
-    "t prediction test of session means: the runs of one session share its machine speed, one measurement"
-    " of it, so they are not tested one by one against the pooled runs of the others"
-)
+# why one session against several is tested over session means (docs/statistics.md)
+ONE_AGAINST_SEVERAL = "t prediction test: a session's runs share its machine speed, one measurement of it"
 
 
 def speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
