@@ -76,3 +76,27 @@ def test_a_report_of_equal_strategies_finds_nothing_at_its_level():
         family = decide(keyed, pairs)
         alarms += any(family.verdict(a, b, metric).beyond for a, b, metric in pairs)
     assert alarms / draws <= 0.06, alarms
+
+
+def test_the_false_alarm_simulations_behind_the_docs_run():
+    """scripts/false_alarm_sims.py prints docs/statistics.md's two tables (a few draws here: it runs, and
+    its rows are the documented ones); a missing records folder is named, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "false_alarm_sims.py"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+
+    sessions = run("sessions", "--draws", "3")
+    assert sessions.returncode == 0, sessions.stderr
+    assert [line.split("|")[1].strip() for line in sessions.stdout.splitlines()[2:]] == [
+        s for s in ("3%", "5%", "8%", "13%") for _ in range(2)
+    ]
+    report = run("report", "--draws", "1")
+    assert report.returncode == 0, report.stderr
+    assert "| 4 x 3 |" in report.stdout and "| 6 x 5 |" in report.stdout
+    missing = run("nightly", "/no/such/records")
+    assert missing.returncode == 2 and "/no/such/records" in missing.stderr
