@@ -5,47 +5,28 @@ levels where a report's or a compare's Benjamini-Hochberg family decides. Each t
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from bench.analysis.items import metric_difference
 from bench.report.family import decide, table_pairs
 
-TASKS = ("cipher", "r1", "r2")  # the learned task and two retained ones
-ITEMS = 100
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "false_alarm_sims.py"
 
 
-def _record(seed: int, outcomes: dict[str, tuple[np.ndarray, np.ndarray]]) -> SimpleNamespace:
-    items, metrics = {}, {}
-    for task, (after, before) in outcomes.items():
-        items[task] = {
-            "ids_sha256": task,
-            "n": len(after),
-            "after": "".join("1" if x else "0" for x in after),
-            "before": "".join("1" if x else "0" for x in before),
-        }
-        metrics[f"accuracy.{task}"] = SimpleNamespace(value=float(after.mean()), unit="acc")
-        if task != "cipher":
-            metrics[f"forgetting.{task}"] = SimpleNamespace(value=float(after.mean() - before.mean()), unit="acc")
-    return SimpleNamespace(seed=seed, items=items, metrics=metrics, started_at="", run_id=str(seed), status="ok")
+def _simulations():
+    """scripts/false_alarm_sims.py as a module: its equal strategies are the ones its documented table drew."""
+    spec = importlib.util.spec_from_file_location("false_alarm_sims", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _equal_strategies(rng: np.random.Generator, strategies: int, seeds: int) -> dict[str, list[SimpleNamespace]]:
-    """Strategies with no true difference on the same seeds: seed k shifts every strategy and task alike (it
-    sets the data order they all train on), each strategy adds a wobble of its own."""
-    logits = {task: np.log((p := rng.beta(2, 2, ITEMS)) / (1 - p)) for task in TASKS}
-    before = {task: rng.random(ITEMS) < 1 / (1 + np.exp(-logits[task])) for task in TASKS}
-    shared = rng.normal(0, 0.3, seeds)
-    keyed = {}
-    for strategy in range(strategies):
-        runs = []
-        for seed in range(seeds):
-            shift = shared[seed] + rng.normal(0, 0.1)
-            outcomes = {t: (rng.random(ITEMS) < 1 / (1 + np.exp(-(logits[t] + shift))), before[t]) for t in TASKS}
-            runs.append(_record(seed, outcomes))
-        keyed[f"s{strategy}"] = runs
-    return keyed
+_equal_strategies = _simulations().equal_strategies
 
 
 def test_seed_paired_forgetting_mean_tail_is_at_its_level():
@@ -81,14 +62,9 @@ def test_a_report_of_equal_strategies_finds_nothing_at_its_level():
 def test_the_false_alarm_simulations_behind_the_docs_run():
     """scripts/false_alarm_sims.py prints docs/statistics.md's two tables (a few draws here: it runs, and
     its rows are the documented ones); a missing records folder is named, exit 2."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "false_alarm_sims.py"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
 
     sessions = run("sessions", "--draws", "3")
     assert sessions.returncode == 0, sessions.stderr
