@@ -39,6 +39,7 @@ from bench.analysis.timing import (
     fingerprints,
     hardware_diff,
     metric_values,
+    one_session_against_several,
     session_counts,
     session_means,
     speed_change,
@@ -194,19 +195,6 @@ def compare_metric(
     via = f": one session's mean against the others' ({ONE_AGAINST_SEVERAL})" if one_against_several else ""
     result.note = f"{len(b_values)} vs {len(c_values)} {result.test}{via}"
     return result
-
-
-def one_session_against_several(
-    c_values: list[float], b_values: list[float], alpha: float
-) -> tuple[bool | None, float | None]:
-    """(beyond noise?, p) of one side's single session mean against the other side's session means (a nightly
-    against recent nights): the t prediction test, one-sided in the observed direction as `stats.differs`;
-    (None, None) where a session lacked the metric and too few are left."""
-    single, others = (c_values, b_values) if len(c_values) == 1 else (b_values, c_values)
-    if len(single) != 1 or len(others) < 2:
-        return None, None
-    p = stats.prediction_p(single[0], others, increased=single[0] > sum(others) / len(others))
-    return p <= alpha, p
 
 
 def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> str:

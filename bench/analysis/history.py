@@ -325,7 +325,7 @@ def _interval(before: list[float], after: list[float], scale: float) -> tuple[fl
 
 def _tonight_p(before: list[float], tonight: float) -> float:
     """Two-sided p of tonight's night mean against the night means before it (t prediction test)."""
-    return min(1.0, 2 * stats.prediction_p(tonight, before, increased=tonight > sum(before) / len(before)))
+    return min(1.0, 2 * stats.prediction_p(tonight, before))
 
 
 def _tonight_interval(before: list[float], tonight: float, scale: float) -> tuple[float, float]:

@@ -119,7 +119,7 @@ def _one_against_many(candidate: Sequence[float], baseline: Sequence[float], inc
     return sum(1 for value in pooled if beyond(value)) / len(pooled)
 
 
-def prediction_p(single: float, others: Sequence[float], increased: bool) -> float:
+def prediction_p(single: float, others: Sequence[float], increased: bool | None = None) -> float:
     """One-sided p that one session's mean lies this far above (increased) or below the other sessions' means
     by chance: the t prediction test of a new value against a normal sample of m, (x - mean) / (s sqrt(1 +
     1/m)) with m - 1 degrees of freedom, on logarithms where every value is positive (a machine's speed moves
@@ -127,9 +127,12 @@ def prediction_p(single: float, others: Sequence[float], increased: bool) -> flo
     nights they counted as three measurements where the machine gave one: with sessions spread by 13%, 19%
     of A/A nights failed; this test holds alpha whatever the spread (docs/statistics.md). Two or more others;
     where they all agree exactly (made-up records; a machine's timings never do), the limit of the statistic:
-    0 for a single value beyond them, 1 for one among them."""
+    0 for a single value beyond them, 1 for one among them. `increased` None: the direction observed (the
+    single value above or below the others' mean), as `differs` tests."""
     if len(others) < 2:
         raise ValueError("a prediction test needs two or more other sessions")
+    if increased is None:
+        increased = single > sum(others) / len(others)
     logs = all(value > 0 for value in [single, *others])
     x, sample = (math.log(single), [math.log(v) for v in others]) if logs else (single, list(others))
     centre = sum(sample) / len(sample)

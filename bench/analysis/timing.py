@@ -17,6 +17,19 @@ ONE_SESSION = (
 ONE_AGAINST_SEVERAL = "t prediction test: a session's runs share its machine speed, one measurement of it"
 
 
+def one_session_against_several(
+    c_values: list[float], b_values: list[float], alpha: float
+) -> tuple[bool | None, float | None]:
+    """(beyond noise?, p) of one side's single session mean against the other side's session means (a nightly
+    against recent nights): the t prediction test, one-sided in the observed direction as `stats.differs`;
+    (None, None) where a session lacked the metric and too few are left."""
+    single, others = (c_values, b_values) if len(c_values) == 1 else (b_values, c_values)
+    if len(single) != 1 or len(others) < 2:
+        return None, None
+    p = stats.prediction_p(single[0], others)
+    return p <= alpha, p
+
+
 def speed_factors(runs: list[RunResult], unit: str) -> dict[int, float] | None:
     """Per run, the factor that brings a timing to the runs' common machine speed, or None when a run
     has no reference (schema 1) or the unit is neither a time nor a rate.
