@@ -161,16 +161,14 @@ def seed_level(matrices: list[list[list[float]]]) -> Interval:
     k, tasks = len(matrices[0]), len(matrices)
     per_seed = per_seed_means(matrices)
     seed, seed_for_df = seed_term(matrices, per_seed)
-    parts, df_parts = [seed], [seed_for_df]
+    item_parts = []
     for matrix in matrices:
         ms_item, ms_error = mean_squares(matrix)
         n = len(matrix[0])
-        item = (max(ms_item - ms_error, 0.0) / (k * n) / tasks**2, max(n - 1, 1))
-        parts.append(item)
-        df_parts.append(item)
-    variance = sum(value for value, _ in parts)
+        item_parts.append((max(ms_item - ms_error, 0.0) / (k * n) / tasks**2, max(n - 1, 1)))
+    variance = sum(value for value, _ in [seed, *item_parts])
     count = sum(len(matrix[0]) for matrix in matrices)
-    return Interval(_mean(per_seed), math.sqrt(variance), count, k, df=satterthwaite(df_parts))
+    return Interval(_mean(per_seed), math.sqrt(variance), count, k, df=satterthwaite([seed_for_df, *item_parts]))
 
 
 def seed_term(matrices: list[list[list[float]]], per_seed: Sequence[float]) -> tuple[Part, Part]:
