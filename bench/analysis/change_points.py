@@ -1,0 +1,295 @@
+"""Change points of a history series (docs/history.md): where a metric's level shifted, night by night.
+
+ruptures' PELT (l2 cost) proposes where the mean of the point series shifts, with a penalty of
+3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed or dropped by a permutation test
+between the segments either side of it, at `alpha`, scanning for the best split in each permuted
+series as E-Divisive does (`scan_p`), and only when the shift is at least `min_shift` (relative, as
+`bench compare`'s threshold); a dropped proposal merges its segments and the others are retested.
+The unit of the test follows docs/statistics.md: timings vary night to night as a whole, so for
+hardware-bound metrics the unit is the night's mean; quality metrics are exact repeats at one
+commit, so their unit is the run. A timing segment of a single night is only tested when it is the
+newest night: its mean against the night means before it (a t prediction test), as `bench compare`
+holds a nightly.
+
+Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
+package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
+E-Divisive's own significance step is a permutation test, which is what the confirmation does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from bench.analysis import stats
+
+PENALTY_FACTOR = 3.0
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_SHIFT = 0.10
+# a trailing segment of a few nights, too few for a test of night means, is tested with its runs against
+# the runs before; they share their nights, which that test cannot see, so it is held to a tenth of alpha
+NEWEST_SHARE = 0.1
+# the outcome of a boundary before the newest night of a quality series that no test can decide yet (one
+# night's runs against the night before: 3 seeds a side give no two-sided p below 2/20): not a change
+# point, but kept, so the change before it is sized without the newest night
+PENDING = -1.0
+
+
+@dataclass
+class Point:
+    folder: str
+    commit: str | None
+    commit_time: str | None
+    started_at: str
+    runs: list[float]  # one value per run (seed)
+    left_out: int = 0  # contaminated runs not counted (timings only)
+    # where the folder sits among the points of its suite on its hardware (1 = the oldest): a series
+    # with gaps (a strategy absent, a metric missing or contaminated on some nights) skips numbers
+    night: int = 0
+
+    @property
+    def mean(self) -> float:
+        return sum(self.runs) / len(self.runs)
+
+
+@dataclass
+class ChangePoint:
+    index: int  # the first point of the new level
+    commit: str | None
+    folder: str
+    before: float
+    after: float
+    shift: float  # relative change of the mean, (after - before) / |before| (absolute where before is 0)
+    shift_low: float  # 95% interval of the shift (Welch t on the test's units)
+    shift_high: float
+    p: float
+    worse: bool
+    relative: bool = True  # False: the level before was 0, and shift (with its interval) is after - before
+
+    @property
+    def shift_text(self) -> str:
+        """The shift and its interval: relative, or from a level of 0 in the metric's unit."""
+        if self.relative:
+            return f"{self.shift:+.1%} [{self.shift_low:+.1%}, {self.shift_high:+.1%}]"
+        return f"{self.shift:+.3g} [{self.shift_low:+.3g}, {self.shift_high:+.3g}] from 0"
+
+
+@dataclass
+class Series:
+    suite: str
+    fingerprint: str
+    strategy: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    points: list[Point] = field(default_factory=list)
+    change_points: list[ChangePoint] = field(default_factory=list)
+
+    @property
+    def hardware_bound(self) -> bool:
+        return stats.matches(self.metric, stats.HARDWARE_BOUND)
+
+
+def _robust_sigma(means: list[float]) -> float:
+    import numpy as np
+
+    if len(means) < 3:
+        return 0.0
+    diffs = np.diff(np.asarray(means))
+    return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / math.sqrt(2))
+
+
+def _noise(series: Series) -> float:
+    """The noise of a night's mean that the penalty is scaled to. Timings: from the night-to-night
+    differences (robust to shifts). Quality metrics, whose runs are the unit: the seeds' spread within
+    a night over the square root of the runs (their nights repeat exactly, so differences are 0)."""
+    means = [p.mean for p in series.points]
+    if series.hardware_bound:
+        return _robust_sigma(means)
+    spread = [(v - p.mean) ** 2 for p in series.points for v in p.runs]
+    degrees = sum(len(p.runs) - 1 for p in series.points)
+    if not degrees:
+        return _robust_sigma(means)
+    runs = sum(len(p.runs) for p in series.points) / len(series.points)
+    return math.sqrt(sum(spread) / degrees / runs)
+
+
+def candidates(means: list[float], sigma: float) -> list[int]:
+    """Indices where ruptures' PELT puts the start of a new level (not yet tested)."""
+    import numpy as np
+    import ruptures
+
+    n = len(means)
+    if n < 2 or len(set(means)) == 1:
+        return []
+    penalty = PENALTY_FACTOR * max(sigma, 1e-12) ** 2 * math.log(max(n, 2))
+    signal = np.asarray(means, dtype=float).reshape(-1, 1)
+    return [b for b in ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty) if b < n]
+
+
+class Test(NamedTuple):
+    """How one proposal is tested: the groups (one per night) of values, whether the split is scanned
+    (chosen by the data), the share of alpha it is held to, and the test: a permutation test of the groups
+    (`scan_p`), or "prediction": tonight's night mean against the night means before it (t, two-sided)."""
+
+    groups: list[list[float]]
+    scan: bool
+    share: float
+    kind: str = "permutation"
+
+
+def _test_units(
+    series: Series, left: list[Point], right: list[Point], trailing: bool, alpha: float = DEFAULT_ALPHA
+) -> Test | None:
+    """The test of a split between `left` and `right`, or None where no honest test exists.
+
+    Quality: the runs. Timings: the night means, where there are enough nights a side for a permutation
+    test of them to reach alpha. Tonight alone (the newest night, a split fixed in advance): its mean against
+    the night means before it, a t prediction test at alpha, as `bench compare` holds a nightly (its runs
+    against the runs before, held to a tenth of alpha, failed where nights spread more than runs: they share
+    the night). A trailing segment of a few nights, too few for their means: its runs against the runs
+    before, held to a tenth of alpha (NEWEST_SHARE), so that a persistent shift stays flagged on its second
+    night, when two night means against six can give no p below 2/28. Either needs two nights or more
+    before the split: one night has no night-to-night spread to hold the others against."""
+    tonight = trailing and len(right) == 1  # a split fixed in advance: tonight against the nights before
+    if not series.hardware_bound:
+        return Test([p.runs for p in left + right], not tonight, 1.0)
+    means = [[p.mean] for p in left + right]
+    if len(left) >= 2 and len(right) >= 2 and _means_can_decide(len(left), len(right), alpha):
+        return Test(means, True, 1.0)
+    if tonight and len(left) >= 2:
+        return Test(means, False, 1.0, "prediction")
+    if trailing and len(left) >= 2:
+        return Test([p.runs for p in left + right], True, NEWEST_SHARE)
+    return None
+
+
+def _undecidable(test: Test, left: int, alpha: float) -> bool:
+    """Whether the split of `test` (fixed, not scanned) cannot reach alpha at all: its smallest
+    two-sided permutation p, 2 / C(n, right), is above alpha."""
+    sizes = [len(group) for group in test.groups]
+    right = sum(sizes[left:])
+    return 2 / math.comb(sum(sizes), right) > alpha * test.share
+
+
+def _means_can_decide(left: int, right: int, alpha: float) -> bool:
+    """Whether a two-sided permutation test of `left` night means against `right` can reach alpha at all:
+    its smallest p is 2 / C(left + right, right)."""
+    return 2 / math.comb(left + right, right) <= alpha
+
+
+def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: int = 999) -> float:
+    """Permutation p of a shift in mean at night `split` of `groups`.
+
+    With `scan`, the observed split is held against the BEST split of each permuted series (E-Divisive's
+    test): the split was chosen for fitting the data well, and testing it as if given would find
+    changes in pure noise. Without it (a split fixed in advance, tonight against the nights before),
+    against the same split of each permuted series."""
+    import numpy as np
+
+    sizes = np.array([len(g) for g in groups])
+    values = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    ends = np.cumsum(sizes)
+    allowed = np.arange(1, len(groups)) if scan else np.array([split])
+    if scan and all(len(g) == 1 for g in groups):
+        allowed = allowed[(allowed >= 2) & (allowed <= len(groups) - 2)]
+
+    def statistic(matrix):  # (rows, n) -> per row, the statistic at each allowed split
+        total, n = matrix.sum(axis=1, keepdims=True), matrix.shape[1]
+        left_n = ends[allowed - 1]
+        left_sum = np.cumsum(matrix, axis=1)[:, left_n - 1]
+        difference = left_sum / left_n - (total - left_sum) / (n - left_n)
+        return np.abs(difference) * np.sqrt(left_n * (n - left_n) / n)
+
+    observed = statistic(values[None, :])[0, list(allowed).index(split)] if split in allowed else None
+    if observed is None or np.ptp(values) == 0:
+        return 1.0
+    rng = np.random.default_rng(0)  # fixed: the same history gives the same answer
+    shuffled = rng.permuted(np.tile(values, (resamples, 1)), axis=1)
+    null = statistic(shuffled).max(axis=1)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
+
+
+def _interval(before: list[float], after: list[float], scale: float) -> tuple[float, float]:
+    """95% interval of the shift of the mean, over `scale` (|before|, or 1 for an absolute shift)."""
+    from scipy import stats as scipy_stats
+
+    shift = (stats.mean(after) - stats.mean(before)) / scale
+    if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
+        return shift, shift
+    with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
+    return low / scale, high / scale
+
+
+def _tonight_p(before: list[float], tonight: float) -> float:
+    """Two-sided p of tonight's night mean against the night means before it (t prediction test)."""
+    return min(1.0, 2 * stats.prediction_p(tonight, before))
+
+
+def _tonight_interval(before: list[float], tonight: float, scale: float) -> tuple[float, float]:
+    """95% interval of tonight's shift from the level before, over `scale`: the spread of a new night about
+    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom."""
+    m, centre = len(before), sum(before) / len(before)
+    half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in before) / (m - 1) * (1 + 1 / m))
+    shift = (tonight - centre) / scale
+    return shift - half / scale, shift + half / scale
+
+
+def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift
+    is relative to the level before; from a level of exactly 0 (a gain of 0.0), absolute, in the metric's
+    unit (so `min_shift` 0.10 is 10 points of accuracy there)."""
+    points = series.points
+    if stats.matches(series.metric, stats.TAILS):
+        return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
+    left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
+    test = _test_units(series, left, right, edges[k + 1] == len(points), alpha)
+    if test is None:
+        return 1.0
+    if not test.scan and not series.hardware_bound and _undecidable(test, len(left), alpha):
+        return PENDING
+    before = [v for g in test.groups[: len(left)] for v in g]
+    after = [v for g in test.groups[len(left) :] for v in g]
+    base = stats.mean(before)
+    if base is None:
+        return 1.0
+    scale = abs(base) or 1.0
+    shift = (stats.mean(after) - base) / scale
+    permutation = test.kind == "permutation"
+    p = scan_p(test.groups, len(left), scan=test.scan) if permutation else _tonight_p(before, after[0])
+    if p > alpha * test.share or abs(shift) < min_shift:
+        return p
+    low, high = _interval(before, after, scale) if permutation else _tonight_interval(before, after[0], scale)
+    worse = (shift < 0) if series.higher_is_better else (shift > 0)
+    after_mean = stats.mean(after)
+    return ChangePoint(
+        edges[k], right[0].commit, right[0].folder, base, after_mean, shift, low, high, p, worse, relative=bool(base)
+    )
+
+
+def change_points(
+    series: Series, alpha: float = DEFAULT_ALPHA, min_shift: float = DEFAULT_MIN_SHIFT
+) -> list[ChangePoint]:
+    """PELT's proposals, pruned: while any proposal fails its test, the least significant one is
+    dropped and its two segments merge, so the others are retested with more data. A quality boundary
+    before the newest night that no test can decide yet is kept unreported (PENDING), not merged: merged,
+    a one-night drop followed by a recovery tonight was sized as the mean of the two nights (-31%, not
+    -62%) until the next night."""
+    bounds = candidates([p.mean for p in series.points], _noise(series))
+    tested: dict[tuple[int, int, int], ChangePoint | float] = {}  # a boundary's test depends on its segments only
+    while True:
+        edges = [0, *bounds, len(series.points)]
+        outcomes = []
+        for k in range(1, len(edges) - 1):
+            key = (edges[k - 1], edges[k], edges[k + 1])
+            if key not in tested:
+                tested[key] = _confirm(series, edges, k, alpha, min_shift)
+            outcomes.append(tested[key])
+        failed = [(o, i) for i, o in enumerate(outcomes) if not isinstance(o, ChangePoint) and o != PENDING]
+        if not failed:
+            return [outcome for outcome in outcomes if isinstance(outcome, ChangePoint)]
+        del bounds[max(failed)[1]]
