@@ -88,7 +88,7 @@ def largest_batches(
                 except NotApplicable as error:
                     answer.reason = str(error)
                     break
-                total = estimate.components.total() or 0
+                total = estimate.components.peak() or 0
                 if not fits(estimate, device_bytes, reserve_bytes):
                     answer.first_too_big, answer.first_too_big_bytes = size, total
                     break

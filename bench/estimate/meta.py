@@ -160,6 +160,24 @@ def as_if_tracing() -> Iterator[None]:
         masking_utils.is_tracing = original
 
 
+class LanguageModelLoss:
+    """The model's own causal-LM loss, as the harness's SFT trains with it; remembers how many logits
+    the largest forward made, for the loss's backward (bench.measure.components, loss_gradients)."""
+
+    def __init__(self) -> None:
+        self.logits = 0
+
+    def __call__(self, model: Any, ids: Any) -> Any:
+        output = model(input_ids=ids, labels=ids, use_cache=False)
+        self.logits = max(self.logits, output.logits.numel())
+        return output.loss
+
+    def gradient_bytes(self) -> int:
+        """transformers' ForCausalLMLoss upcasts the logits to float32; backward then holds nll's dense
+        gradient and log-softmax's together: 2 x 4 bytes per logit, whatever the model's dtype."""
+        return 2 * 4 * self.logits
+
+
 def _language_model_loss(model: Any, ids: Any) -> Any:
     return model(input_ids=ids, labels=ids, use_cache=False).loss
 

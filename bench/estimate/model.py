@@ -12,6 +12,11 @@ What is modelled rather than run:
     else is float32, as PEFT's prepare_model_for_kbit_training leaves it, and so are the
     activations (a quantised layer returns its input's dtype).
   - the optimizer state, from `training.optimizer` (OPTIMIZER_STATE in bench/estimate/meta.py).
+  - supervised strategies: the loss's backward holds two float32 gradients over the logits beside
+    every saved activation before any parameter gradient exists (`loss_gradients`; the saved-tensor
+    hooks do not see them; measured on CPU, docs/memory.md). The step's peak (`Components.peak`,
+    what `bench estimate` holds against the device) counts them; the total compared with a run's
+    counted components does not.
   - sequence length: batches pad to their longest sequence, so `bench estimate` plans for the
     worst step, the longest tokenised training example (at most seq_len; seq_len without the
     data). A run's own estimate is made at the length of the step it measured.
@@ -29,7 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.meta import activation_peak, can_checkpoint, checkpointed_peak, meta_model, optimizer_bytes
+from bench.estimate.meta import (
+    LanguageModelLoss,
+    activation_peak,
+    can_checkpoint,
+    checkpointed_peak,
+    meta_model,
+    optimizer_bytes,
+)
 from bench.measure.components import COMPONENTS, MIB, Components, count_weights
 
 
@@ -44,12 +56,15 @@ class Estimate:
     phases: dict[str, Components] = field(default_factory=dict)  # rlhf: each phase's components
 
     def total_mib(self) -> float:
-        return (self.components.total() or 0) / MIB
+        """The step's peak (Components.peak): what a device must hold."""
+        return (self.components.peak() or 0) / MIB
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "bytes": {name: getattr(self.components, name) for name in COMPONENTS},
             "total_bytes": self.components.total(),
+            "loss_gradients_bytes": self.components.loss_gradients,
+            "peak_bytes": self.components.peak(),
             "weights_by_dtype": self.components.weights_by_dtype,
             "sequences": self.sequences,
             "tokens": self.tokens,
@@ -163,11 +178,15 @@ def estimate_run(
     components.optimizer, what = optimizer_bytes(prepared, optimizer)
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
+    loss = LanguageModelLoss()
     if gradient_checkpointing and can_checkpoint(prepared):
-        components.activations = checkpointed_peak(prepared, sequences, tokens, config)
+        components.activations = checkpointed_peak(prepared, sequences, tokens, config, loss)
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
-        components.activations = activation_peak(prepared, sequences, tokens)
+        components.activations = activation_peak(prepared, sequences, tokens, loss)
+    if chosen.objective == "sft":  # DPO's and RLHF's losses are TRL's, computed otherwise
+        components.loss_gradients = loss.gradient_bytes()
+        notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
     phases = add_held_models(
         components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
         batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,

@@ -101,22 +101,22 @@ def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: 
 
 
 def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:
-    return (estimate.components.total() or 0) + reserve_bytes <= device_bytes
+    return (estimate.components.peak() or 0) + reserve_bytes <= device_bytes
 
 
 def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: int, source: str) -> str:
-    """A plain table: components in MiB per strategy, and whether each fits the device."""
+    """A plain table: components in MiB per strategy, the step's peak, and whether it fits the device."""
     names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
-    names += ("generation_cache",)
+    names += ("generation_cache", "loss_gradients")
     heads = ("strategy", "sequences", "tokens", "trained w.", "frozen w.", "gradients", "optimizer", "activations")
-    heads += ("other models", "gen. cache", "total", "fits")
+    heads += ("other models", "gen. cache", "loss grads", "peak", "fits")
     rows = []
     for estimate in estimates:
         mib = estimate.components.mib()
         verdict = "-" if device_bytes is None else ("yes" if fits(estimate, device_bytes, reserve_bytes) else "NO")
         label = f"{estimate.label} ({estimate.components.phase} phase)" if estimate.phases else estimate.label
         components = [_mib(mib[name]) for name in names]
-        rows.append([label, estimate.sequences, estimate.tokens, *components, _mib(mib["total"]), verdict])
+        rows.append([label, estimate.sequences, estimate.tokens, *components, _mib(mib["peak"]), verdict])
     widths = [max(len(str(row[i])) for row in [heads, *rows]) for i in range(len(heads))]
     lines = [
         "  ".join(_align(i, cell, width) for i, (cell, width) in enumerate(zip(row, widths))) for row in [heads, *rows]
@@ -128,7 +128,7 @@ def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: i
         lines.insert(0, f"tokens per sequence: {source}{preference}; sequences per step and process (MiB)")
     if device_bytes is not None:
         lines.append(
-            f"fits: total + {size_text(reserve_bytes)} reserve (CUDA context, allocator slack) <= "
+            f"fits: peak + {size_text(reserve_bytes)} reserve (CUDA context, allocator slack) <= "
             f"{size_text(device_bytes)}"
         )
     return "\n".join(lines)
