@@ -24,8 +24,10 @@ Sources (each row names its own):
 LitGPT and torchtune run their own model code, not transformers': fused query-key-value
 projections, LitGPT's LoRA kept in bf16 (PEFT keeps adapters in fp32 and casts each adapted
 layer's input to fp32), their own loss. A row that misses says so; the estimator is not tuned to a
-publisher's implementation: `suites/published-shapes-gpu.yaml` measures transformers itself at the
-same shapes (item 2 of issue 27, on a GPU).
+publisher's implementation: scripts/published_shapes_gpu.py measures transformers itself at the
+same shapes (issue 27 item 2), on a GPU or on a CPU. Its committed measurements
+(results/published-shapes/<machine>/published-shapes.json) stand in the table beside the published
+figure, as "transformers measured", with the estimate's error against them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from typing import Any
 
 from bench.estimate.model import config_from_file, estimate_run
 
-CONFIGS = Path(__file__).resolve().parents[1] / "suites" / "model-configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "suites" / "model-configs"
+MEASURED = ROOT / "results" / "published-shapes"
 GB, GIB = 1e9, 2**30
 LITGPT = "LitGPT resource-tables.md (A100 40GB)"
 HUB = "LitGPT config_hub/finetune/README.md (A10G)"
@@ -142,14 +146,36 @@ def _estimate(case: dict[str, Any], overrides: dict[str, Any] | None = None) -> 
     )
 
 
-def estimate_row(case: dict[str, Any]) -> dict[str, Any]:
+def measurements(folder: Path = MEASURED) -> list[dict[str, Any]]:
+    """Every full-size row scripts/published_shapes_gpu.py measured, with its machine (the folder)."""
+    rows = []
+    for path in sorted(folder.glob("*/published-shapes.json")):
+        for row in json.loads(path.read_text("utf-8")):
+            if not row.get("tiny") and row.get("peak_without_leftover_bytes"):
+                rows.append({**row, "machine": path.parent.name})
+    return rows
+
+
+def measured_for(case: dict[str, Any], measured: list[dict[str, Any]], overrides: dict | None = None) -> dict | None:
+    """The measurement of transformers at exactly the case's shape, options and config changes."""
+    for row in measured:
+        same = all(row[key] == case[key] for key in ("config", "strategy", "batch", "tokens", "options"))
+        if same and (row.get("overrides") or {}) == (overrides or {}):
+            return row
+    return None
+
+
+def estimate_row(case: dict[str, Any], measured: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The estimate of transformers' model at the row's shape; where the publisher's model differs in
-    a way a config can say (phi-1.5's GELU), that variant's error beside it, never in the summary."""
+    a way a config can say (phi-1.5's GELU), that variant's error beside it, never in the summary.
+    With `measured` (measurements()), transformers' own peak at the shape, where it was measured."""
     components = _estimate(case).components
     publisher = case.get("publisher_config")
+    # the publisher's variant: its model change, and its loss, which never holds float32 gradients over
+    # all logits (LitGPT's chunked cross-entropy): the estimate's total, without the loss's gradients
     variant = (_estimate(case, publisher).components.total() or 0) if publisher else None
     weights = (components.weights_trainable or 0) + (components.weights_frozen or 0)
-    total = components.total() or 0
+    total = components.peak() or 0
     return {
         **{
             key: case[key] for key in ("source", "config", "strategy", "batch", "tokens", "published", "implementation")
@@ -158,43 +184,80 @@ def estimate_row(case: dict[str, Any]) -> dict[str, Any]:
         "gradients": components.gradients,
         "optimizer": components.optimizer,
         "activations": components.activations,
+        "loss_gradients": total - (components.total() or 0),  # beyond the parameter gradients (Components.peak)
         "estimate_bytes": total,
         "published_bytes": case["published_bytes"],
         "error_percent": 100 * (total / case["published_bytes"] - 1),
         "publisher_config": publisher,
         "publisher_error_percent": None if variant is None else 100 * (variant / case["published_bytes"] - 1),
+        **_measured_fields(case, total, measured or []),
+    }
+
+
+def _measured_fields(case: dict[str, Any], estimate: int, measured: list[dict[str, Any]]) -> dict[str, Any]:
+    found = measured_for(case, measured)
+    publisher = case.get("publisher_config")
+    variant = measured_for(case, measured, publisher) if publisher else None
+    peak = found["peak_without_leftover_bytes"] if found else None
+    return {
+        "measured_bytes": peak,
+        "measured_on": found["machine"] if found else None,
+        "estimate_vs_measured_percent": None if peak is None else 100 * (estimate / peak - 1),
+        "publisher_measured_bytes": variant["peak_without_leftover_bytes"] if variant else None,
     }
 
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| measurement | shape | estimate (GiB): weights + gradients + optimizer + activations | published | error |",
-        "|---|---|---|---|---|",
+        "| measurement | shape | estimate (GiB): weights + gradients + optimizer + activations + loss gradients "
+        "| published | error "
+        "| transformers measured (GiB) | estimate vs measured |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        parts = " + ".join(f"{row[name] / GIB:.2f}" for name in ("weights", "gradients", "optimizer", "activations"))
+        parts = " + ".join(
+            f"{row[name] / GIB:.2f}" for name in ("weights", "gradients", "optimizer", "activations", "loss_gradients")
+        )
         shape = f"{row['batch']} x {row['tokens']:,}"
         published = f"{row['published']} = {row['published_bytes'] / GIB:.2f} GiB"
         estimate = f"{parts} = **{row['estimate_bytes'] / GIB:.2f}**"
         error = f"{row['error_percent']:+.1f}%"
         if row["publisher_error_percent"] is not None:
             changed = ", ".join(f"{key}={value}" for key, value in row["publisher_config"].items())
-            error += f" ({row['publisher_error_percent']:+.1f}% with {changed})"
-        lines.append(f"| {row['source']} | {shape} | {estimate} | {published} | {error} |")
+            error += f" ({row['publisher_error_percent']:+.1f}% with {changed} and no float32 loss gradients)"
+        lines.append(f"| {row['source']} | {shape} | {estimate} | {published} | {error} | {_measured_cells(row)} |")
     errors = [abs(row["error_percent"]) for row in rows]
     lines.append("")
     lines.append(
         f"{len(rows)} rows: median |error| {statistics.median(errors):.1f}%, max {max(errors):.1f}%; "
         f"within 10%: {sum(e <= 10 for e in errors)}, within 20%: {sum(e <= 20 for e in errors)}"
     )
+    against = [abs(row["estimate_vs_measured_percent"]) for row in rows if row.get("measured_bytes")]
+    if against:
+        machines = sorted({row["measured_on"] for row in rows if row.get("measured_on")})
+        lines.append(
+            f"Against transformers measured ({len(against)} rows, {', '.join(machines)}): median |error| "
+            f"{statistics.median(against):.1f}%, max {max(against):.1f}%"
+        )
     return "\n".join(lines)
+
+
+def _measured_cells(row: dict[str, Any]) -> str:
+    if not row.get("measured_bytes"):
+        return "not measured | -"
+    cell = f"{row['measured_bytes'] / GIB:.2f} ({row['measured_on']})"
+    if row.get("publisher_measured_bytes"):
+        changed = ", ".join(f"{key}={value}" for key, value in row["publisher_config"].items())
+        cell += f"; {row['publisher_measured_bytes'] / GIB:.2f} with {changed}"
+    return f"{cell} | {row['estimate_vs_measured_percent']:+.1f}%"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    rows = [estimate_row(case) for case in PUBLISHED]
+    measured = measurements()
+    rows = [estimate_row(case, measured) for case in PUBLISHED]
     print(render(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", "utf-8")

@@ -1,19 +1,30 @@
 """Ground truth for the published table (issue 27 item 2): transformers itself at the shapes of
-scripts/estimate_published.py, on a GPU, against bench.estimate.model.
+scripts/estimate_published.py, on a GPU or on this CPU, against bench.estimate.model.
 
-    python scripts/published_shapes_gpu.py --out results/published-shapes-gpu [--only phi-1.5]
+    python scripts/published_shapes_gpu.py --out results/published-shapes-gpu [--only phi-1.5] [--strategy lora]
 
 Each shape is built from its config in suites/model-configs with random weights (memory does not
 depend on weight values), prepared by the harness's own strategy (LoRA, QLoRA, full), and trained
 for two AdamW steps on random token ids of the row's shape, in bfloat16 without autocast as
-bench.training.train runs it. Per shape it records, as JSON: CUDA's allocated peak over the two steps
-(`torch.cuda.max_memory_allocated`, reset before the first), the components counted from the
-tensors on the first step (bench.measure.components, as every run records them), and the estimate
-with both errors. QLoRA's adapters are cast to bfloat16 as TRL's SFTTrainer casts them.
+bench.training.train runs it. QLoRA's adapters are cast to bfloat16 as TRL's SFTTrainer casts them,
+and the bf16 model it was quantised from is dropped before the steps (the peak is the trained model's).
+Per shape it records, as JSON: the peak over the two steps, the components counted from the tensors
+on the first step (bench.measure.components, as every run records them), and the estimate with both
+errors (against the peak: the estimate's peak, Components.peak; against the components: its total,
+which leaves out the loss's gradients no hook counts). The peak is, on CUDA, the allocator's
+(`torch.cuda.max_memory_allocated`, reset before the first step); on a CPU, the process's resident
+peak over the steps (/proc/self/status VmHWM, reset before the first step) less the resident memory
+before the model was built. For that the script sets glibc's mmap threshold to 64 KiB first, so
+that every tensor larger than that is mapped on its own and handed back when freed: the resident
+peak then follows the live tensors, as the allocated peak does on CUDA. What stays resident from
+building and preparing the model beyond its counted weights is recorded beside it
+(`resident_leftover_bytes`), and the peak without it.
 
-Without CUDA it runs on CPU with `--tiny` (a 2-layer config of each family) so the script is tested
-(tests/test_estimate_architectures.py); CUDA figures are then null with the reason, never 0.
-A shape that does not fit the GPU is recorded as "out of memory", not skipped.
+With `--tiny` (a 2-layer config of each family) it runs in seconds, which is how it is tested
+(tests/test_estimate_architectures.py). On a CPU at full size a shape whose estimate does not fit
+in the memory available is recorded as skipped with the reason, never run into the OOM killer; on
+CUDA a shape that does not fit is recorded as "out of memory". CUDA figures on a CPU are null with
+the reason, never 0.
 """
 
 from __future__ import annotations
@@ -57,11 +68,71 @@ def load_config(name: str, tiny: bool) -> Any:
     return config
 
 
+GIB = 2**30
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def map_large_allocations() -> str | None:
+    """glibc: every allocation over 64 KiB gets its own mapping, handed back when freed (module
+    docstring). Returns the reason when this C library cannot be told so."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        if libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024) != 1:
+            return "mallopt(M_MMAP_THRESHOLD) refused"
+    except (OSError, AttributeError) as error:
+        return f"no glibc mallopt here ({error}): the resident peak keeps freed memory"
+    return None
+
+
+def resident_bytes(key: str = "VmRSS") -> int:
+    from bench.measure.memory import _read_status_kib
+
+    kib = _read_status_kib(key)
+    if kib is None:
+        raise RuntimeError(f"{key} missing from /proc/self/status: no resident peak on this system")
+    return kib * 1024
+
+
+class StepPeak:
+    """Memory in use when the steps start, and the peak over them: CUDA's allocator on a GPU; on a
+    CPU the resident memory over what was resident before the model was built (module docstring)."""
+
+    def __init__(self, device: str) -> None:
+        import torch
+
+        self.torch, self.cuda = torch, device.startswith("cuda")
+        gc.collect()
+        self.before_model = 0 if self.cuda else resident_bytes()
+
+    def in_use(self) -> int:
+        return self.torch.cuda.memory_allocated() if self.cuda else resident_bytes() - self.before_model
+
+    def steps_begin(self) -> None:
+        from bench.measure.memory import reset_host_peak
+
+        gc.collect()
+        if self.cuda:
+            self.torch.cuda.synchronize()
+            self.torch.cuda.reset_peak_memory_stats()
+        elif reason := reset_host_peak():
+            raise RuntimeError(reason)
+        self.at_steps = self.in_use()
+
+    def steps_end(self) -> int:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+            return self.torch.cuda.max_memory_allocated()
+        return resident_bytes("VmHWM") - self.before_model
+
+
 def measure_shape(
     config: Any, strategy: str, options: dict[str, Any], batch: int, tokens: int, device: str
 ) -> dict[str, Any]:
     """Two training steps of the prepared model at `batch` x `tokens`; the first step's components,
-    the allocator's peak over both, and the estimate for the same shape."""
+    the peak over both (StepPeak), and the estimate for the same shape."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -70,22 +141,24 @@ def measure_shape(
     from bench.spec import Budget
     from bench.strategies import STRATEGIES, PrepareContext
 
-    cuda = device.startswith("cuda")
+    estimate = estimate_run(
+        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
+    ).components
+    peak = StepPeak(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         base = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
     chosen = STRATEGIES.get(strategy)
     context = PrepareContext(None, Budget(batch_size=batch, seq_len=tokens), 0, device)
     model = chosen.prepare(base.to(device), chosen.Options.model_validate(options), context)
+    del base  # QLoRA's model is a quantised copy: the bf16 model it came from is no part of the run
     if strategy == "qlora":
         _adapters_to_bfloat16(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(0, config.vocab_size, (batch, tokens), device=device)
     model.train()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
     probe = ComponentProbe()
+    peak.steps_begin()
     for step in range(2):
         if step == 0:
             probe.step_begin(model)
@@ -96,50 +169,88 @@ def measure_shape(
         if step == 0:
             probe.step_end(optimizer)
         optimizer.zero_grad(set_to_none=True)
-    peak = torch.cuda.max_memory_allocated() if cuda else None
+    peak_bytes = peak.steps_end()
     measured = probe.components
-    estimate = estimate_run(
-        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
-    )
-    total = estimate.components.total() or 0
+    # what is in use beyond the counted weights when the steps start: leftovers of building and
+    # preparing the model (allocator caches, the random ids), not part of what the estimate covers
+    leftover = max(peak.at_steps - measured.weights_trainable - measured.weights_frozen, 0)
+    steps_peak = peak_bytes - leftover
     return {
         "strategy": strategy,
         "batch": batch,
         "tokens": tokens,
-        "cuda_allocated_peak_bytes": peak,
-        "cuda_reason": None if cuda else "no CUDA device: components only",
+        "peak_source": "cuda max_memory_allocated"
+        if peak.cuda
+        else "host resident peak over the resident before the model",
+        "peak_bytes": peak_bytes,
+        "resident_leftover_bytes": leftover,
+        "peak_without_leftover_bytes": steps_peak,
         "components_bytes": measured.total(),
         "components": {name: getattr(measured, name) for name in ("weights_trainable", "weights_frozen", "gradients")}
         | {"optimizer": measured.optimizer, "activations": measured.activations},
-        "estimate_bytes": total,
-        "estimate_vs_peak_percent": None if not peak else round(100 * (total / peak - 1), 2),
-        "estimate_vs_components_percent": round(100 * (total / measured.total() - 1), 2),
+        "estimate_bytes": estimate.peak(),
+        "estimate_loss_gradients_bytes": estimate.loss_gradients,
+        "estimate_vs_peak_percent": round(100 * ((estimate.peak() or 0) / steps_peak - 1), 2),
+        # like for like: what the saved-tensor hooks count, without the loss's gradients they cannot see
+        "estimate_vs_components_percent": round(100 * ((estimate.total() or 0) / measured.total() - 1), 2),
     }
 
 
-def run(out: Path, only: str | None, tiny: bool) -> list[dict[str, Any]]:
+def fits_here(config: Any, strategy: str, options: dict[str, Any], batch: int, tokens: int) -> str | None:
+    """On a CPU, the reason to skip a shape whose estimate would not fit in the memory available."""
+    import psutil
+
+    from bench.estimate.model import estimate_run
+
+    estimate = estimate_run(
+        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
+    ).components.peak()
+    available = psutil.virtual_memory().available
+    if estimate > 0.8 * available:
+        return f"skipped: estimate {estimate / GIB:.1f} GiB > 80% of the {available / GIB:.1f} GiB available here"
+    return None
+
+
+def run(
+    out: Path,
+    only: str | None,
+    tiny: bool,
+    strategies: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every selected shape in turn; published-shapes.json is rewritten after each row, so an
+    interrupted run keeps the rows it finished."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    mapping = None if device == "cuda" else map_large_allocations()
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, strategy, options, batches, tokens in SHAPES:
-        if only and name != only:
+        if (only and name != only) or (strategies and strategy not in strategies):
             continue
         config = load_config(name, tiny)
+        for key, value in (overrides or {}).items():
+            setattr(config, key, value)
+        tokens = min(tokens, 64) if tiny else tokens
         for batch in batches:
             started = time.perf_counter()
+            skipped = None if device == "cuda" or tiny else fits_here(config, strategy, options, batch, tokens)
             try:
-                row = measure_shape(config, strategy, options, batch, min(tokens, 64) if tiny else tokens, device)
+                row = (
+                    {"status": skipped} if skipped else measure_shape(config, strategy, options, batch, tokens, device)
+                )
             except torch.OutOfMemoryError as error:
-                row = {"strategy": strategy, "batch": batch, "tokens": tokens, "status": f"out of memory: {error}"}
-            row |= {"config": name, "device": device, "tiny": tiny, "seconds": round(time.perf_counter() - started, 1)}
+                row = {"status": f"out of memory: {error}"}
+            row = {"config": name, "strategy": strategy, "options": options, "batch": batch, "tokens": tokens, **row}
+            row |= {"overrides": overrides or {}, "device": device, "tiny": tiny, "allocator_note": mapping}
+            row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
+            (out / "published-shapes.json").write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
             gc.collect()
             if device == "cuda":
                 torch.cuda.empty_cache()
-    (out / "published-shapes.json").write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
     return rows
 
 
@@ -147,9 +258,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for published-shapes.json")
     parser.add_argument("--only", help="one config folder name, e.g. phi-1.5")
+    parser.add_argument(
+        "--strategy", action="append", choices=["lora", "qlora", "full"], help="only these (repeatable)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. hidden_act=gelu_pytorch_tanh (repeatable)",
+    )
     parser.add_argument("--tiny", action="store_true", help="2-layer configs of each family (CPU check)")
     args = parser.parse_args()
-    run(args.out, args.only, args.tiny)
+    overrides = {}
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            parser.error(f"--set {item!r}: give KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)  # numbers and booleans as such: num_hidden_layers=4
+        except json.JSONDecodeError:
+            overrides[key] = value
+    run(args.out, args.only, args.tiny, args.strategy, overrides)
 
 
 if __name__ == "__main__":
