@@ -200,12 +200,19 @@ def checkpointed_peak(
     time is recomputed and its activations are held until its gradients are done. The saved-tensor
     hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
     layer is added: (activations without checkpointing - with) / layers, one layer's share."""
+    return checkpointed_peaks(model, sequences, tokens, config, loss)[0]
+
+
+def checkpointed_peaks(
+    model: Any, sequences: int, tokens: int, config: Any, loss: Callable = _language_model_loss
+) -> tuple[int, int]:
+    """(checkpointed_peak, what is kept without the recomputed layer: what the loss's backward sees)."""
     plain = activation_peak(model, sequences, tokens, loss)
     enable_checkpointing(model)
     kept = activation_peak(model, sequences, tokens, loss)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
-    return kept + max(plain - kept, 0) // layers
+    return kept + max(plain - kept, 0) // layers, kept
 
 
 def enable_checkpointing(model: Any) -> None:

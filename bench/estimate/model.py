@@ -38,7 +38,7 @@ from bench.estimate.meta import (
     LanguageModelLoss,
     activation_peak,
     can_checkpoint,
-    checkpointed_peak,
+    checkpointed_peaks,
     meta_model,
     optimizer_bytes,
 )
@@ -180,7 +180,9 @@ def estimate_run(
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
     loss = LanguageModelLoss()
     if gradient_checkpointing and can_checkpoint(prepared):
-        components.activations = checkpointed_peak(prepared, sequences, tokens, config, loss)
+        components.activations, components.activations_at_loss = checkpointed_peaks(
+            prepared, sequences, tokens, config, loss
+        )
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
         components.activations = activation_peak(prepared, sequences, tokens, loss)

@@ -97,6 +97,7 @@ class Components:
     other_models: int | None = None
     generation_cache: int | None = None
     loss_gradients: int | None = None  # estimate only (module docstring): not among COMPONENTS
+    activations_at_loss: int | None = None  # estimate only: under checkpointing, the kept layer inputs
     weights_by_dtype: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     batch_shape: tuple[int, int] | None = None  # (sequences, tokens) of the step the activations are of
@@ -111,23 +112,22 @@ class Components:
         return sum(values.values()) + transient
 
     def peak(self) -> int | None:
-        """The step's peak where the loss's gradients are known: backward starts with every activation
-        and the loss's gradients held, and frees a layer's activations as its parameters' gradients
-        appear, so the step holds the larger of the two ends beside the weights and optimizer state:
-        activations + loss gradients as backward starts, every parameter gradient as it ends. Measured
-        on CPU (docs/memory.md): phi-1.5 LoRA and full fine-tuning within 2% of the resident peak,
-        where the total (activations and gradients as if held at once, no loss gradients) was 7-10%
-        under for LoRA and 13-20% over for full fine-tuning. Without them: the total."""
+        """The step's peak where the loss's gradients are known, beside the weights and optimizer state:
+        backward starts with the activations and the loss's gradients held, then frees each layer's
+        activations as its parameters' gradients appear, so the larger of the two ends: activations +
+        loss gradients, or every parameter gradient. Under gradient checkpointing the loss's backward
+        sees only the kept layer inputs (`activations_at_loss`), and each recomputed layer is held
+        with the gradients so far: the larger of kept + loss gradients and the total. Measured on CPU
+        (docs/memory.md, tests/test_estimate_batches.py). Without the loss's gradients: the total."""
         total = self.total()
         if total is None or self.loss_gradients is None:
             return total
-        backward_start = max(self.activations or 0, self.generation_cache or 0) + self.loss_gradients
-        return (
-            total
-            - max(self.activations or 0, self.generation_cache or 0)
-            - (self.gradients or 0)
-            + max(backward_start, self.gradients or 0)
-        )
+        held = max(self.activations or 0, self.generation_cache or 0)
+        gradients = self.gradients or 0
+        at_loss = held if self.activations_at_loss is None else self.activations_at_loss
+        start = total - held - gradients + at_loss + self.loss_gradients
+        end = total if at_loss < held else total - held  # a recomputed layer is held with the gradients
+        return max(start, end)
 
     def mib(self) -> dict[str, float | None]:
         out = {name: _mib(getattr(self, name)) for name in (*COMPONENTS, "loss_gradients")}
