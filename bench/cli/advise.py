@@ -234,10 +234,13 @@ def _recommend(args: argparse.Namespace) -> int:
 def add_parsers(commands: Any) -> None:
     """The three subcommands, on `bench`'s subparsers."""
     estimate = commands.add_parser(
-        "estimate", help="predict each run's training memory by component before running (docs/memory.md)"
+        "estimate",
+        help="predict each run's training memory by component, and the step's peak, before running (docs/memory.md)",
     )
     estimate.add_argument("suite", type=Path, help="suite YAML")
-    estimate.add_argument("--device-memory", metavar="SIZE", help="say which runs fit, e.g. 24GiB, 80GB")
+    estimate.add_argument(
+        "--device-memory", metavar="SIZE", help="say which runs fit (their peak plus --reserve), e.g. 24GiB, 80GB"
+    )
     estimate.add_argument(
         "--reserve",
         default=DEFAULT_RESERVE,
