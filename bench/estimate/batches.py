@@ -88,11 +88,11 @@ def largest_batches(
                 except NotApplicable as error:
                     answer.reason = str(error)
                     break
-                total = estimate.components.peak() or 0
+                peak = estimate.components.peak() or 0
                 if not fits(estimate, device_bytes, reserve_bytes):
-                    answer.first_too_big, answer.first_too_big_bytes = size, total
+                    answer.first_too_big, answer.first_too_big_bytes = size, peak
                     break
-                answer.largest, answer.largest_bytes = size, total
+                answer.largest, answer.largest_bytes = size, peak
             answers.append(answer)
     return answers
 
