@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.analysis import stats  # noqa: E402
+from bench.analysis.items import item_record  # noqa: E402
 from bench.report.family import decide, table_pairs  # noqa: E402
 
 
@@ -60,16 +61,16 @@ TASKS = ("cipher", "r1", "r2")
 ITEMS = 100
 
 
+def marks(outcomes: np.ndarray) -> str:
+    """Per-item outcomes as a run record writes them ("1" right, "0" wrong)."""
+    return "".join("1" if x else "0" for x in outcomes)
+
+
 def record(seed: int, outcomes: dict[str, tuple[np.ndarray, np.ndarray]]) -> SimpleNamespace:
     """A run with per-item outcomes (after, before) per task and the metrics they give."""
     items, metrics = {}, {}
     for task, (after, before) in outcomes.items():
-        items[task] = {
-            "ids_sha256": task,
-            "n": len(after),
-            "after": "".join("1" if x else "0" for x in after),
-            "before": "".join("1" if x else "0" for x in before),
-        }
+        items[task] = item_record([f"{task}-{i}" for i in range(len(after))], marks(before), marks(after))
         metrics[f"accuracy.{task}"] = SimpleNamespace(value=float(after.mean()), unit="acc")
         if task != "cipher":
             metrics[f"forgetting.{task}"] = SimpleNamespace(value=float(after.mean() - before.mean()), unit="acc")

@@ -25,12 +25,11 @@ def _record(seed: int, outcomes: dict[str, tuple[np.ndarray, np.ndarray]]) -> Si
     """A run with per-item outcomes (after, before) per task and the metrics they give."""
     record_items, metrics = {}, {}
     for task, (after, before) in outcomes.items():
-        record_items[task] = {
-            "ids_sha256": task,
-            "n": len(after),
-            "after": "".join("1" if x else "0" for x in after),
-            "before": "".join("1" if x else "0" for x in before),
+        ids = [f"{task}-{i}" for i in range(len(after))]
+        marks = {
+            name: "".join("1" if x else "0" for x in side) for name, side in (("before", before), ("after", after))
         }
+        record_items[task] = items.item_record(ids, marks["before"], marks["after"])
         metrics[f"forgetting.{task}"] = SimpleNamespace(value=float(after.mean() - before.mean()), unit="acc")
     mean = sum(m.value for m in metrics.values()) / len(metrics)
     metrics["forgetting.mean"] = SimpleNamespace(value=mean, unit="acc")
