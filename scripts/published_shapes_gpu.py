@@ -87,64 +87,67 @@ def map_large_allocations() -> str | None:
     return None
 
 
-def resident_bytes(key: str = "VmRSS") -> int:
-    from bench.measure.memory import _read_status_kib
+def in_use_bytes(cuda: bool) -> int:
+    """CUDA's allocated bytes, or this process's resident memory (bench.measure.memory)."""
+    import torch
 
-    kib = _read_status_kib(key)
-    if kib is None:
-        raise RuntimeError(f"{key} missing from /proc/self/status: no resident peak on this system")
-    return kib * 1024
+    from bench.measure.memory import MIB, current_rss_mib
+
+    if cuda:
+        return torch.cuda.memory_allocated()
+    rss = current_rss_mib()
+    if rss is None:
+        raise RuntimeError("VmRSS missing from /proc/self/status: no resident peak on this system")
+    return round(rss * MIB)
 
 
-class StepPeak:
-    """Memory in use when the steps start, and the peak over them: CUDA's allocator on a GPU; on a
-    CPU the resident memory over what was resident before the model was built (module docstring)."""
+def step_peak_bytes(phase: Any, cuda: bool, before_model: int) -> int:
+    """The peak a bench.measure.memory.MemoryTracker saw over the steps: CUDA's allocated peak, or the
+    resident peak less what was resident before the model was built (module docstring)."""
+    from bench.measure.memory import MIB
 
-    def __init__(self, device: str) -> None:
-        import torch
+    peak, reason = (
+        (phase.cuda_allocated_peak_mib, phase.cuda_reason) if cuda else (phase.host_peak_mib, phase.host_reason)
+    )
+    if peak is None:
+        raise RuntimeError(f"no peak over the steps: {reason}")
+    return round(peak * MIB) - (0 if cuda else before_model)
 
-        self.torch, self.cuda = torch, device.startswith("cuda")
-        gc.collect()
-        self.before_model = 0 if self.cuda else resident_bytes()
 
-    def in_use(self) -> int:
-        return self.torch.cuda.memory_allocated() if self.cuda else resident_bytes() - self.before_model
+def estimated(config: Any, strategy: str, options: dict[str, Any], batch: int, tokens: int) -> Any:
+    """bench.estimate.model's Components for the shape, in bfloat16 as the steps run."""
+    from bench.estimate.model import estimate_run
 
-    def steps_begin(self) -> None:
-        from bench.measure.memory import reset_host_peak
-
-        gc.collect()
-        if self.cuda:
-            self.torch.cuda.synchronize()
-            self.torch.cuda.reset_peak_memory_stats()
-        elif reason := reset_host_peak():
-            raise RuntimeError(reason)
-        self.at_steps = self.in_use()
-
-    def steps_end(self) -> int:
-        if self.cuda:
-            self.torch.cuda.synchronize()
-            return self.torch.cuda.max_memory_allocated()
-        return resident_bytes("VmHWM") - self.before_model
+    return estimate_run(
+        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
+    ).components
 
 
 def measure_shape(
-    config: Any, strategy: str, options: dict[str, Any], batch: int, tokens: int, device: str
+    config: Any,
+    strategy: str,
+    options: dict[str, Any],
+    batch: int,
+    tokens: int,
+    device: str,
+    estimate: Any = None,
 ) -> dict[str, Any]:
     """Two training steps of the prepared model at `batch` x `tokens`; the first step's components,
-    the peak over both (StepPeak), and the estimate for the same shape."""
+    the peak over both (step_peak_bytes), and the estimate for the same shape (`estimate`, when
+    already made)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from bench.estimate.model import _adapters_to_bfloat16, estimate_run
+    from bench.estimate.model import _adapters_to_bfloat16
     from bench.measure.component_probe import ComponentProbe
+    from bench.measure.memory import MemoryTracker
     from bench.spec import Budget
     from bench.strategies import STRATEGIES, PrepareContext
 
-    estimate = estimate_run(
-        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
-    ).components
-    peak = StepPeak(device)
+    estimate = estimated(config, strategy, options, batch, tokens) if estimate is None else estimate
+    cuda = device.startswith("cuda")
+    gc.collect()
+    before_model = 0 if cuda else in_use_bytes(cuda)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         base = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
@@ -158,30 +161,30 @@ def measure_shape(
     ids = torch.randint(0, config.vocab_size, (batch, tokens), device=device)
     model.train()
     probe = ComponentProbe()
-    peak.steps_begin()
-    for step in range(2):
-        if step == 0:
-            probe.step_begin(model)
-        model(input_ids=ids, labels=ids).loss.backward()
-        if step == 0:
-            probe.before_optimizer(model)
-        optimizer.step()
-        if step == 0:
-            probe.step_end(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-    peak_bytes = peak.steps_end()
+    gc.collect()
+    at_steps = in_use_bytes(cuda) - before_model
+    with MemoryTracker("train") as phase:  # resets the resident high-water mark and CUDA's peak
+        for step in range(2):
+            if step == 0:
+                probe.step_begin(model)
+            model(input_ids=ids, labels=ids).loss.backward()
+            if step == 0:
+                probe.before_optimizer(model)
+            optimizer.step()
+            if step == 0:
+                probe.step_end(optimizer)
+            optimizer.zero_grad(set_to_none=True)
+    peak_bytes = step_peak_bytes(phase, cuda, before_model)
     measured = probe.components
     # what is in use beyond the counted weights when the steps start: leftovers of building and
     # preparing the model (allocator caches, the random ids), not part of what the estimate covers
-    leftover = max(peak.at_steps - measured.weights_trainable - measured.weights_frozen, 0)
+    leftover = max(at_steps - measured.weights_trainable - measured.weights_frozen, 0)
     steps_peak = peak_bytes - leftover
     return {
         "strategy": strategy,
         "batch": batch,
         "tokens": tokens,
-        "peak_source": "cuda max_memory_allocated"
-        if peak.cuda
-        else "host resident peak over the resident before the model",
+        "peak_source": "cuda max_memory_allocated" if cuda else "host resident peak over the resident before the model",
         "peak_bytes": peak_bytes,
         "resident_leftover_bytes": leftover,
         "peak_without_leftover_bytes": steps_peak,
@@ -196,18 +199,14 @@ def measure_shape(
     }
 
 
-def fits_here(config: Any, strategy: str, options: dict[str, Any], batch: int, tokens: int) -> str | None:
-    """On a CPU, the reason to skip a shape whose estimate would not fit in the memory available."""
+def fits_here(estimate: Any) -> str | None:
+    """On a CPU, the reason to skip a shape whose estimated peak would not fit in the memory available."""
     import psutil
 
-    from bench.estimate.model import estimate_run
-
-    estimate = estimate_run(
-        config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=tokens
-    ).components.peak()
+    peak = estimate.peak() or 0
     available = psutil.virtual_memory().available
-    if estimate > 0.8 * available:
-        return f"skipped: estimate {estimate / GIB:.1f} GiB > 80% of the {available / GIB:.1f} GiB available here"
+    if peak > 0.8 * available:
+        return f"skipped: estimate {peak / GIB:.1f} GiB > 80% of the {available / GIB:.1f} GiB available here"
     return None
 
 
@@ -235,10 +234,13 @@ def run(
         tokens = min(tokens, 64) if tiny else tokens
         for batch in batches:
             started = time.perf_counter()
-            skipped = None if device == "cuda" or tiny else fits_here(config, strategy, options, batch, tokens)
+            estimate = estimated(config, strategy, options, batch, tokens)
+            skipped = None if device == "cuda" or tiny else fits_here(estimate)
             try:
                 row = (
-                    {"status": skipped} if skipped else measure_shape(config, strategy, options, batch, tokens, device)
+                    {"status": skipped}
+                    if skipped
+                    else measure_shape(config, strategy, options, batch, tokens, device, estimate)
                 )
             except torch.OutOfMemoryError as error:
                 row = {"status": f"out of memory: {error}"}

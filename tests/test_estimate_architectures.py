@@ -120,16 +120,17 @@ def test_the_resident_peak_follows_freed_tensors_once_large_allocations_are_mapp
 import gc, sys, torch
 sys.path.insert(0, "scripts")
 import published_shapes_gpu as script
-from bench.measure.memory import reset_host_peak
+from bench.measure.memory import MemoryTracker
 if script.map_large_allocations() is not None:
     print("not glibc"); raise SystemExit
 gc.collect()
-before = script.resident_bytes()
-assert reset_host_peak() is None
-held = torch.ones(64 * 2**20)
-during = script.resident_bytes() - before
-del held
-print(during, script.resident_bytes() - before, script.resident_bytes("VmHWM") - before)
+before = script.in_use_bytes(cuda=False)
+with MemoryTracker("steps") as phase:
+    held = torch.ones(64 * 2**20)
+    during = script.in_use_bytes(cuda=False) - before
+    del held
+    after = script.in_use_bytes(cuda=False) - before
+print(during, after, script.step_peak_bytes(phase, False, before))
 """
     done = subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
