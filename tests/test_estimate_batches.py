@@ -70,7 +70,6 @@ def test_checkpointing_counts_the_layer_being_recomputed():
     saved-tensor hooks do not see the recomputation; without adding that layer the estimate of
     activations + gradients was 46% under the peak (this shape), with it within 15%."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from bench.estimate.model import estimate_run
@@ -83,9 +82,7 @@ def test_checkpointing_counts_the_layer_being_recomputed():
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     ids = torch.randint(0, 512, (8, 128))
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        model(input_ids=ids, labels=ids).loss.backward()
-    peak = live_peak(prof)
+    peak = step_live_peak(model, ids)
     estimate = estimate_run(
         config, dtype="float32", strategy="full", options={}, batch_size=8, tokens=128, gradient_checkpointing=True
     ).components
@@ -108,7 +105,6 @@ def test_the_estimated_peak_is_the_live_peak_of_a_step(strategy, width, mlp, voc
     3% (full) of the live peak; the total (activations + gradients, no loss gradients) was 64% under
     (LoRA) and 42% over (full)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from bench.estimate.model import estimate_run
@@ -127,9 +123,7 @@ def test_the_estimated_peak_is_the_live_peak_of_a_step(strategy, width, mlp, voc
     model = chosen.prepare(model, chosen.Options.model_validate(options), context)
     model.train()
     ids = torch.randint(0, vocabulary, (batch, 64))
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        model(input_ids=ids, labels=ids).loss.backward()
-    peak = live_peak(prof)  # activations, backward's own tensors and the parameter gradients
+    peak = step_live_peak(model, ids)  # activations, backward's own tensors and the parameter gradients
     estimate = estimate_run(
         config, dtype="bfloat16", strategy=strategy, options=options, batch_size=batch, tokens=64
     ).components
@@ -148,7 +142,6 @@ def test_under_checkpointing_the_peak_is_the_loss_moment_or_the_total(vocabulary
     gradients (a large vocabulary: -0.1% of the live peak, where the total was 11.5% under) and the
     total (a small one: +7.1%, as before)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from bench.estimate.model import estimate_run
@@ -161,15 +154,22 @@ def test_under_checkpointing_the_peak_is_the_loss_moment_or_the_total(vocabulary
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     ids = torch.randint(0, vocabulary, (8, 128))
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        model(input_ids=ids, labels=ids).loss.backward()
-    peak = live_peak(prof)
+    peak = step_live_peak(model, ids)
     estimate = estimate_run(
         config, dtype=dtype, strategy="full", options={}, batch_size=8, tokens=128, gradient_checkpointing=True
     ).components
     assert estimate.activations_at_loss < estimate.activations  # the recomputed layer is not there yet
     beyond_weights = estimate.peak() - estimate.weights_trainable - estimate.optimizer
     assert -0.05 * peak <= beyond_weights - peak <= 0.10 * peak, (beyond_weights, peak)
+
+
+def step_live_peak(model, ids) -> int:
+    """The live peak of one forward and backward of `model` on `ids`, from torch's profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        model(input_ids=ids, labels=ids).loss.backward()
+    return live_peak(prof)
 
 
 def live_peak(prof) -> int:
