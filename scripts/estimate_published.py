@@ -175,7 +175,7 @@ def estimate_row(case: dict[str, Any], measured: list[dict[str, Any]] | None = N
     # all logits (LitGPT's chunked cross-entropy): the estimate's total, without the loss's gradients
     variant = (_estimate(case, publisher).components.total() or 0) if publisher else None
     weights = (components.weights_trainable or 0) + (components.weights_frozen or 0)
-    total = components.peak() or 0
+    peak = components.peak() or 0
     return {
         **{
             key: case[key] for key in ("source", "config", "strategy", "batch", "tokens", "published", "implementation")
@@ -184,13 +184,13 @@ def estimate_row(case: dict[str, Any], measured: list[dict[str, Any]] | None = N
         "gradients": components.gradients,
         "optimizer": components.optimizer,
         "activations": components.activations,
-        "loss_gradients": total - (components.total() or 0),  # beyond the parameter gradients (Components.peak)
-        "estimate_bytes": total,
+        "loss_gradients": peak - (components.total() or 0),  # beyond the parameter gradients (Components.peak)
+        "estimate_bytes": peak,
         "published_bytes": case["published_bytes"],
-        "error_percent": 100 * (total / case["published_bytes"] - 1),
+        "error_percent": 100 * (peak / case["published_bytes"] - 1),
         "publisher_config": publisher,
         "publisher_error_percent": None if variant is None else 100 * (variant / case["published_bytes"] - 1),
-        **_measured_fields(case, total, measured or []),
+        **_measured_fields(case, peak, measured or []),
     }
 
 
@@ -223,8 +223,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         estimate = f"{parts} = **{row['estimate_bytes'] / GIB:.2f}**"
         error = f"{row['error_percent']:+.1f}%"
         if row["publisher_error_percent"] is not None:
-            changed = ", ".join(f"{key}={value}" for key, value in row["publisher_config"].items())
-            error += f" ({row['publisher_error_percent']:+.1f}% with {changed} and no float32 loss gradients)"
+            error += f" ({row['publisher_error_percent']:+.1f}% with {_changes(row)} and no float32 loss gradients)"
         lines.append(f"| {row['source']} | {shape} | {estimate} | {published} | {error} | {_measured_cells(row)} |")
     errors = [abs(row["error_percent"]) for row in rows]
     lines.append("")
@@ -242,13 +241,17 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _changes(row: dict[str, Any]) -> str:
+    """The publisher's config changes, as KEY=VALUE."""
+    return ", ".join(f"{key}={value}" for key, value in row["publisher_config"].items())
+
+
 def _measured_cells(row: dict[str, Any]) -> str:
     if not row.get("measured_bytes"):
         return "not measured | -"
     cell = f"{row['measured_bytes'] / GIB:.2f} ({row['measured_on']})"
     if row.get("publisher_measured_bytes"):
-        changed = ", ".join(f"{key}={value}" for key, value in row["publisher_config"].items())
-        cell += f"; {row['publisher_measured_bytes'] / GIB:.2f} with {changed}"
+        cell += f"; {row['publisher_measured_bytes'] / GIB:.2f} with {_changes(row)}"
     return f"{cell} | {row['estimate_vs_measured_percent']:+.1f}%"
 
 
