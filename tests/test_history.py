@@ -160,3 +160,21 @@ def test_a_first_night_unlike_the_rest_is_no_change():
     levels = [100, 103, 98, 101, 97, 102, 99, 100, 104, 96, 101]
     nights = [[130.0, 131.0, 129.0]] + [[level * 0.99, level, level * 1.01] for level in levels]
     assert change_points(series(nights)) == []
+
+
+def test_the_newest_nights_interval_leaves_out_no_change_exactly_where_its_test_does():
+    """The interval of tonight's shift and its p come from one test on one scale (logarithms: a machine's speed
+    moves by a factor). On the raw scale, with nights spread by 20%, an interval could hold 0 with p < 0.05."""
+    from bench.analysis.change_points import _tonight_interval, _tonight_p
+
+    rng = np.random.default_rng(5)
+    disagreements, beyond = 0, 0
+    for _ in range(2000):
+        before = list(100 * np.exp(rng.normal(0, 0.2, 7)))
+        tonight = float(100 * np.exp(rng.normal(0, 0.5)))
+        low, high = _tonight_interval(before, tonight, sum(before) / 7)
+        significant = _tonight_p(before, tonight) < 0.05
+        beyond += significant
+        disagreements += significant != (low > 0 or high < 0)
+        assert low < tonight / (sum(before) / 7) - 1 < high
+    assert beyond > 300 and disagreements == 0, (beyond, disagreements)

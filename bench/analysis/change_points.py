@@ -232,10 +232,16 @@ def _tonight_p(before: list[float], tonight: float) -> float:
 
 def _tonight_interval(before: list[float], tonight: float, scale: float) -> tuple[float, float]:
     """95% interval of tonight's shift from the level before, over `scale`: the spread of a new night about
-    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom."""
-    m, centre = len(before), sum(before) / len(before)
-    half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in before) / (m - 1) * (1 + 1 / m))
-    shift = (tonight - centre) / scale
+    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom. On logarithms where every value is positive,
+    as `_tonight_p` tests (a machine's speed moves by a factor), turned back into a relative shift: the
+    interval leaves out no change exactly where that test's p is under 0.05."""
+    logs = all(value > 0 for value in [*before, tonight])
+    sample, x = ([math.log(v) for v in before], math.log(tonight)) if logs else (before, tonight)
+    m, centre = len(sample), sum(sample) / len(sample)
+    half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in sample) / (m - 1) * (1 + 1 / m))
+    if logs:
+        return math.expm1(x - centre - half), math.expm1(x - centre + half)
+    shift = (x - centre) / scale
     return shift - half / scale, shift + half / scale
 
 
