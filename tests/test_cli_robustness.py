@@ -225,6 +225,19 @@ def test_an_output_file_option_naming_a_folder_exits_2(tmp_path, capsys, command
     assert said.strip() == f"bench {command[0]}: {option} {folder} is a folder; give a file path"
 
 
+def test_history_with_a_filter_that_matches_nothing_names_what_there_is(tmp_path, capsys):
+    """A mistyped --metric or --suite is not "no records": the message names the filter and what is there."""
+    store([make_record("full", 0)], tmp_path / "results")
+    code, said = _bench(capsys, "history", str(tmp_path / "results"), "--metric", "tokens_per_s")
+    said = " ".join(said.split())  # the console wraps long lines
+    assert code == 2 and "with --metric 'tokens_per_s'; suites there: smoke; metrics:" in said
+    assert "train.tokens_per_s" in said.split("metrics:")[1]
+    code, said = _bench(capsys, "history", str(tmp_path / "results"), "--suite", "smok")
+    assert code == 2 and " ".join(said.split()).endswith("for suite smok; suites there: smoke")
+    code, said = _bench(capsys, "history", str(tmp_path / "empty"))
+    assert code == 2 and " ".join(said.split()).endswith(f"no records under {tmp_path / 'empty'}")
+
+
 # 7. bench report's sources
 
 

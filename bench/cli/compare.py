@@ -125,6 +125,24 @@ def _verdict(result: Comparison) -> int:
     return 0
 
 
+def _nothing_matched(args: argparse.Namespace) -> str:
+    """Why `bench history` has no series: no records at all, or none of the suite or metrics asked for
+    (then what there is, so a mistyped --metric 'tokens_per_s' names 'train.tokens_per_s')."""
+    from bench.analysis.history import build
+
+    asked = f" for suite {args.suite}" if args.suite else ""
+    asked += f" with --metric {args.metric!r}" if args.metric else ""
+    if not asked:
+        return f"no records under {args.results}"
+    everything = build(args.results).series
+    if not everything:
+        return f"no records under {args.results}"
+    suites = sorted({s.suite for s in everything})
+    metrics = sorted({s.metric for s in everything if not args.suite or s.suite == args.suite})
+    there = f"suites there: {', '.join(suites)}" + (f"; metrics: {', '.join(metrics)}" if metrics else "")
+    return f"no series under {args.results}{asked}; {there}"
+
+
 def _history(args: argparse.Namespace) -> int:
     import json
 
@@ -134,7 +152,7 @@ def _history(args: argparse.Namespace) -> int:
 
     history = build(args.results, args.suite, args.metric, alpha=args.alpha, min_shift=args.min_shift)
     if not history.series:
-        errors.print(f"no records under {args.results}" + (f" for suite {args.suite}" if args.suite else ""))
+        errors.print(_nothing_matched(args))
         return 2
     grid = Table(title=f"history of {args.results}")
     for column in ("suite", "fingerprint", "strategy", "metric", "points", "latest", "change points"):
