@@ -16,7 +16,9 @@ counted components of real runs (tests/test_estimate_alignment.py):
                 model, a reference copy when it trains in full with beta > 0 (LoRA: the "ref"
                 adapter copy, as for DPO), and while it generates, a key/value cache for every
                 sequence of the step at the full prompt-and-completion length.
-        The estimate is the larger phase; both are kept in `Estimate.phases`.
+        The estimate is the phase with the larger peak; both are kept in `Estimate.phases`.
+  DPO and the policy phase compute log-probabilities through TRL's fused LM head, not the model's own
+  loss: no logits, and a workspace of their own in the peak (bench.estimate.fused_head).
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def add_held_models(
     notes.append("policy phase holds the frozen reward model and, while generating, a key/value cache")
     reward_phase = _reward_model_phase(config, dtype, policy, 2 * batch_size, tokens, optimizer, gradient_checkpointing)
     policy_phase = _copy(components)
-    if (reward_phase.total() or 0) > (policy_phase.total() or 0):
+    if (reward_phase.peak() or 0) > (policy_phase.peak() or 0):  # the policy's peak has its fused head's workspace
         notes.append("the reward phase is the larger: the estimate is its peak")
         for name, value in vars(reward_phase).items():
             setattr(components, name, value)

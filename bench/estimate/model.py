@@ -17,6 +17,10 @@ What is modelled rather than run:
     hooks do not see them; measured on CPU, docs/memory.md). The step's peak (`Components.peak`,
     what `bench estimate` holds against the device) counts them; the total compared with a run's
     counted components does not.
+  - dpo and rlhf's policy: TRL computes log-probabilities through its fused LM head, in tiles, so
+    there are no logits; the backbone runs on meta, the head on fake tensors, and its workspace
+    (in `loss_gradients`' place, in the peak) depends on the device: torch's float32 tile copies
+    on a CPU, Triton tiles on CUDA (bench.estimate.fused_head).
   - sequence length: batches pad to their longest sequence, so `bench estimate` plans for the
     worst step, the longest tokenised training example (at most seq_len; seq_len without the
     data). A run's own estimate is made at the length of the step it measured.
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.estimate.fused_head import FusedHeadLoss
 from bench.estimate.meta import (
     LanguageModelLoss,
     activation_peak,
@@ -140,8 +145,11 @@ def estimate_run(
     optimizer: str = "adamw_torch",
     gradient_checkpointing: bool = False,
     label: str | None = None,
+    device: str = "cuda",
 ) -> Estimate:
-    """Memory of one training step of `strategy` on a model of `config`, without loading weights."""
+    """Memory of one training step of `strategy` on a model of `config`, without loading weights.
+    `device` ("cuda" or "cpu") matters to DPO and RLHF only: TRL's fused LM head holds a different
+    workspace on each (bench.estimate.fused_head)."""
     import torch
 
     from bench.estimate.alignment import add_held_models
@@ -178,7 +186,7 @@ def estimate_run(
     components.optimizer, what = optimizer_bytes(prepared, optimizer)
     notes.append(f"optimizer {optimizer}: {what}")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
-    loss = LanguageModelLoss()
+    loss = LanguageModelLoss() if chosen.objective == "sft" else FusedHeadLoss()
     if gradient_checkpointing and can_checkpoint(prepared):
         components.activations, components.activations_at_loss = checkpointed_peaks(
             prepared, sequences, tokens, config, loss
@@ -186,9 +194,17 @@ def estimate_run(
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
         components.activations = activation_peak(prepared, sequences, tokens, loss)
-    if chosen.objective == "sft":  # DPO's and RLHF's losses are TRL's, computed otherwise
+    if isinstance(loss, LanguageModelLoss):
         components.loss_gradients = loss.gradient_bytes()
         notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
+    else:  # DPO and RLHF: TRL's fused LM head
+        head = loss.memory(chosen.objective, device)
+        components.activations += head.saved
+        if components.activations_at_loss is not None:
+            components.activations_at_loss += head.saved
+        components.loss_gradients = head.workspace
+        path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
+        notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")
     phases = add_held_models(
         components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
         batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
@@ -220,12 +236,23 @@ def estimate_spec(
         optimizer=training.get("optimizer", "adamw_torch"),
         gradient_checkpointing=gradient_checkpointing,
         label=fields.get("label"),
+        device=_device(fields.get("device")),
     )
     if processes > 1:
         estimate.notes.append(f"per process: {processes} processes share the global batch of {batch}")
         if fields.get("parallel") == "fsdp":
             estimate.notes.append("fsdp shards weights, gradients and optimizer state: these are a whole replica's")
     return estimate
+
+
+def _device(device: str | None) -> str:
+    """A spec's device as the estimate needs it: "auto" is where a run would go on this machine
+    (bench/run/phases.py); a record made before specs named their device, "cpu"."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if device and device.startswith("cuda") else "cpu"
 
 
 def parse_bytes(text: str, allow_zero: bool = False) -> int:
