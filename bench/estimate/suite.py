@@ -109,7 +109,7 @@ def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: i
     names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
     names += ("generation_cache", "loss_gradients")
     heads = ("strategy", "sequences", "tokens", "trained w.", "frozen w.", "gradients", "optimizer", "activations")
-    heads += ("other models", "gen. cache", "loss grads", "peak", "fits")
+    heads += ("other models", "gen. cache", "at loss", "peak", "fits")
     rows = []
     for estimate in estimates:
         mib = estimate.components.mib()
