@@ -112,11 +112,15 @@ def test_batch_sizes_the_suite_could_not_run_are_left_out(tmp_path: Path, capsys
 
 def test_checkpointing_reaches_the_reward_model_and_its_doubled_batch_is_shown():
     """The reward trainer gets training.gradient_checkpointing too: the reward phase was estimated
-    unchecked (the same total with checkpointing on), and shown at the policy's 8 sequences, not 16."""
+    unchecked (the same total with checkpointing on), and shown at the policy's 8 sequences, not 16.
+    Wide enough (512) that the reward model's full fine-tuning outweighs the policy's fused-head tile
+    buffer (32,768 entries wide at any vocabulary), so the reward phase is the one shown."""
     options = {"lora": {"r": 8, "alpha": 16}, "num_generations": 4}
+    config = _config()
+    config.hidden_size, config.intermediate_size = 512, 1024
     plain, checkpointed = (
         estimate_run(
-            _config(), dtype="float32", strategy="rlhf", options=options, batch_size=8, tokens=32,
+            config, dtype="float32", strategy="rlhf", options=options, batch_size=8, tokens=32,
             gradient_checkpointing=on,
         )
         for on in (False, True)
