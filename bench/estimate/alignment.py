@@ -29,7 +29,7 @@ from bench.estimate.meta import (
     ATTENTION,
     activation_peak,
     as_if_tracing,
-    checkpointed_peak,
+    checkpointed_peaks,
     optimizer_bytes,
     register_attention,
 )
@@ -77,9 +77,14 @@ def _reward_model_phase(
     components.other_models = _weights_bytes(policy)
     components.generation_cache = 0
     if checkpointing:
-        components.activations = checkpointed_peak(reward, sequences, tokens, config, _reward_loss)
+        components.activations, components.activations_at_loss = checkpointed_peaks(
+            reward, sequences, tokens, config, _reward_loss
+        )
     else:
         components.activations = activation_peak(reward, sequences, tokens, _reward_loss)
+    # its loss is over one score a sequence: no logits to speak of, so its peak is fine-tuning's in full
+    # (Components.peak: backward frees each layer's activations as that layer's gradients appear)
+    components.loss_gradients = 0
     components.phase = "reward"
     return components
 
