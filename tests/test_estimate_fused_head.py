@@ -89,8 +89,8 @@ def test_the_fused_head_holds_a_tile_workspace_on_cuda_and_float32_tile_copies_o
     assert kernel._use_triton is choose  # the module is left as it was
 
 
-def test_the_dpo_shapes_script_measures_the_peak_the_estimate_predicts(tmp_path):
-    """scripts/dpo_shapes.py, which will run on a GPU as it runs here, on one-layer SmolLM2 shapes of 64
+def test_the_preference_shapes_script_measures_the_dpo_peak_the_estimate_predicts(tmp_path):
+    """scripts/preference_shapes.py, which will run on a GPU as it runs here, on one-layer SmolLM2 shapes of 64
     tokens (LoRA at 2 and 4 pairs, full with its reference copy): every row measured, every sequence 64
     tokens long, the estimated peak within 10% of the resident peak (0.0-0.8% when written). In a process
     of its own: the script sets glibc's allocation threshold, which is process-wide."""
@@ -100,7 +100,8 @@ def test_the_dpo_shapes_script_measures_the_peak_the_estimate_predicts(tmp_path)
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "scripts/dpo_shapes.py", "--out", str(tmp_path), "--only", "smollm2-135m", "--tiny"]
+    script = "scripts/preference_shapes.py"
+    command = [sys.executable, script, "--out", str(tmp_path), "--objective", "dpo", "--only", "smollm2-135m", "--tiny"]
     environment = {**os.environ, "PYTHONPATH": str(root)}  # this tree's bench, not an installed one
     done = subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
