@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# The per-token outputs each trainer asks the fused head for (trl/trainer/dpo_trainer.py, rloo_trainer.py)
+# The per-token outputs each trainer asks the fused head for (trl/trainer/dpo_trainer.py; rloo_ and grpo_trainer.py)
 OUTPUTS = {
     "dpo": ("log_probs", "entropy", "mean_logits", "is_top1"),
     "rlhf": ("log_probs", "entropy"),
