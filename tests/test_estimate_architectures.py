@@ -30,8 +30,10 @@ TOKENS = 128
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_meta_forward_keeps_what_the_real_forward_keeps_in_every_family(family: str, batch: int):
-    """Measured 2026-12-03 (fp32, 128 tokens): 0.0% (Phi, GPT-NeoX), +3.4-3.5% (Llama, Qwen2,
-    Mistral), +6.4-6.5% (Gemma) at batch 1 and 4: the same at every batch, so no per-sequence slope error."""
+    """Full fine-tuning, fp32, 128 tokens, batch 1 and 4: 0.00% in every family. Until 2026-12-06 Llama,
+    Qwen2 and Mistral were +3.4-3.5% and Gemma +6.4-6.5%: the meta attention's output was contiguous where
+    SDPA's flash kernel lays it out as the query is (transposed for these families), so the output
+    projection's saved input was a copy on meta and a view of the attention's saved output for real."""
     config = AutoConfig.for_model(family, vocab_size=512, **SHAPE, **FAMILIES[family])
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
@@ -41,7 +43,7 @@ def test_meta_forward_keeps_what_the_real_forward_keeps_in_every_family(family: 
         model(input_ids=ids, labels=ids).loss.backward()
     estimate = estimate_run(config, dtype="float32", strategy="full", options={}, batch_size=batch, tokens=TOKENS)
     error = estimate.components.activations / real.peak - 1
-    assert -0.02 <= error <= 0.10, f"{family} batch {batch}: {100 * error:+.1f}%"
+    assert abs(error) <= 0.005, f"{family} batch {batch}: {100 * error:+.2f}%"
 
 
 def test_qlora_on_a_bfloat16_model_is_counted_in_float32():

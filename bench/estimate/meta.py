@@ -103,7 +103,14 @@ def _kept_like_flash() -> type:
     class KeptLikeFlash(torch.autograd.Function):
         @staticmethod
         def forward(ctx: Any, query: Any, key: Any, value: Any) -> Any:
-            output = query.new_empty((*query.shape[:-1], value.shape[-1]))
+            # laid out as the query is, as SDPA's flash kernel lays it out (measured on CPU): a query
+            # viewed (batch, tokens, heads, dim) and transposed (Llama) gives an output the caller
+            # transposes back without a copy, which the output projection saves (one storage, not
+            # two: a copy here counted one more a layer for full fine-tuning); a contiguous query
+            # (phi's, after its partial rotary) gives a contiguous output, which the caller copies
+            output = torch.empty_like(query, memory_format=torch.preserve_format)
+            if value.shape[-1] != query.shape[-1]:
+                output = query.new_empty((*query.shape[:-1], value.shape[-1]))
             logsumexp = query.new_empty(query.shape[:-1], dtype=torch.float32)
             ctx.save_for_backward(query, key, value, output, logsumexp)
             return output
