@@ -102,8 +102,8 @@ def test_the_estimated_peak_is_the_live_peak_of_a_step(strategy, width, mlp, voc
     holds nll's and log-softmax's gradients at once, with every activation and before any parameter
     gradient; backward then frees activations as parameter gradients appear. The estimate's peak
     (activations + loss gradients, or the parameter gradients, the larger) is within 0.01% (LoRA) and
-    3% (full) of the live peak; the total (activations + gradients, no loss gradients) was 64% under
-    (LoRA) and 42% over (full)."""
+    0.04% (full; 2.8% before the attention's output was laid out as the query is) of the live peak;
+    the total (activations + gradients, no loss gradients) was 64% under (LoRA) and 42% over (full)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
@@ -140,7 +140,7 @@ def test_under_checkpointing_the_peak_is_the_loss_moment_or_the_total(vocabulary
     width 256, 8 x 128 tokens). The loss's backward sees only the kept layer inputs, and each layer
     recomputed later is held with the gradients so far: the peak is the larger of kept + the loss's
     gradients (a large vocabulary: -0.1% of the live peak, where the total was 11.5% under) and the
-    total (a small one: +7.1%, as before)."""
+    total (a small one: +5.1%; +7.1% before the attention's output was laid out as the query is)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
