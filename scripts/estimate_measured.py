@@ -29,7 +29,7 @@ def rows(folder: Path) -> list[dict[str, Any]]:
             continue
         loaded = json.loads(path.read_text())
         for row in loaded if isinstance(loaded, list) else loaded.get("rows", []):
-            if "components" in row:
+            if "components" in row and not row.get("tiny"):  # as estimate_published.measurements() skips them
                 objective = row.get("objective") or ("dpo" if name == "dpo-shapes.json" else "sft")
                 found.append({**row, "objective": objective, "file": name})
     return found

@@ -114,6 +114,7 @@ def measure(
     from transformers import AutoTokenizer
 
     from bench.estimate.model import config_from_file, estimate_run
+    from bench.measure.components import COMPONENTS
 
     config = config_from_file(CONFIGS / name)
     if tiny:
@@ -141,8 +142,7 @@ def measure(
         "peak_bytes": peak,
         "components_phase": measured.phase,
         "components_bytes": measured.total(),
-        "components": {name: getattr(measured, name) for name in ("weights_trainable", "weights_frozen", "gradients")}
-        | {name: getattr(measured, name) for name in ("optimizer", "activations", "other_models", "generation_cache")},
+        "components": {part: getattr(measured, part) for part in COMPONENTS},
         "estimate_phase": estimated.phase,
         "estimate_bytes": estimated_peak,
         "estimate_activations_bytes": estimated.activations,

@@ -14,8 +14,8 @@ FakeTensorMode: shapes, no storage) under torch's MemTracker, which follows ever
 its creation to its release. For CUDA its Triton launches, which write into buffers the Python code has
 already allocated, are replaced by launches that do nothing (`_as_on_triton`), so the count is of what
 the Python code allocates around them. The torch tools are private (`torch.distributed._tools`,
-`torch._subclasses`): torch is pinned (constraints/cpu.txt), and tests/test_estimate_alignment.py checks
-the result against a DPO step's measured peak.
+`torch._subclasses`): torch is pinned (constraints/cpu.txt), and tests/test_estimate_fused_head.py checks
+the result against DPO steps' measured peaks.
 """
 
 from __future__ import annotations
@@ -115,12 +115,12 @@ def _as_on_triton() -> Iterator[None]:
     (`torch.addmm(..., out_dtype=float32, out=acc)` on CUDA; elsewhere it makes float32 copies)."""
     import trl.kernels.chunked_logprob as kernel
 
-    names = ("_use_triton", "_forward_kernel", "_backward_kernel", "triton", "_addmm_fp32")
-    missing = [name for name in names[:3] + names[4:] if not hasattr(kernel, name)]
+    required = ("_use_triton", "_forward_kernel", "_backward_kernel", "_addmm_fp32")
+    missing = [name for name in required if not hasattr(kernel, name)]
     if missing:
         raise RuntimeError(f"trl.kernels.chunked_logprob has no {', '.join(missing)}: this TRL is not the one modelled")
     absent = object()
-    saved = {name: getattr(kernel, name, absent) for name in names}
+    saved = {name: getattr(kernel, name, absent) for name in (*required, "triton")}  # triton: where installed
     kernel._use_triton = lambda device: True
     kernel._forward_kernel = kernel._backward_kernel = _NoLaunch()
     kernel.triton = types.SimpleNamespace(cdiv=lambda a, b: -(-a // b))

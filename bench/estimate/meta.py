@@ -185,12 +185,9 @@ class LanguageModelLoss:
         return 2 * 4 * self.logits
 
 
-def _language_model_loss(model: Any, ids: Any) -> Any:
-    return model(input_ids=ids, labels=ids, use_cache=False).loss
-
-
-def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable = _language_model_loss) -> int:
-    """What autograd keeps for backward over one `sequences` x `tokens` step of `loss` (meta device)."""
+def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable[[Any, Any], Any]) -> int:
+    """What autograd keeps for backward over one `sequences` x `tokens` step of `loss` (meta device):
+    `loss(model, ids)` returns the step's loss (LanguageModelLoss, bench.estimate.fused_head's, ...)."""
     import torch
 
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
@@ -200,20 +197,14 @@ def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable = _l
     return tracker.peak
 
 
-def checkpointed_peak(
-    model: Any, sequences: int, tokens: int, config: Any, loss: Callable = _language_model_loss
-) -> int:
-    """Under gradient checkpointing autograd keeps each layer's input; during backward one layer at a
-    time is recomputed and its activations are held until its gradients are done. The saved-tensor
-    hooks do not see the recomputation (torch's checkpoint stores it under its own hooks), so that
-    layer is added: (activations without checkpointing - with) / layers, one layer's share."""
-    return checkpointed_peaks(model, sequences, tokens, config, loss)[0]
-
-
 def checkpointed_peaks(
-    model: Any, sequences: int, tokens: int, config: Any, loss: Callable = _language_model_loss
+    model: Any, sequences: int, tokens: int, config: Any, loss: Callable[[Any, Any], Any]
 ) -> tuple[int, int]:
-    """(checkpointed_peak, what is kept without the recomputed layer: what the loss's backward sees)."""
+    """(the activations' peak under gradient checkpointing, what is kept without the recomputed layer:
+    what the loss's backward sees). Under checkpointing autograd keeps each layer's input; during
+    backward one layer at a time is recomputed and its activations are held until its gradients are
+    done. The saved-tensor hooks do not see the recomputation (torch's checkpoint stores it under its
+    own hooks), so that layer is added: (activations without checkpointing - with) / layers."""
     plain = activation_peak(model, sequences, tokens, loss)
     enable_checkpointing(model)
     kept = activation_peak(model, sequences, tokens, loss)

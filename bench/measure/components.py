@@ -22,6 +22,8 @@ Beside them, the estimator (bench.estimate.model) predicts one thing no hook her
                  has one: transformers' causal-LM loss upcasts the logits to float32, and its
                  backward holds nll's dense gradient and log-softmax's at once, 8 bytes per logit,
                  on top of every saved activation (measured on CPU at phi-1.5's shape: docs/memory.md).
+                 For DPO and RLHF's policy, whose loss is TRL's fused LM head (no logits), the head's
+                 tile workspace takes their place (bench.estimate.fused_head).
                  `peak()` holds them with the activations, against the parameter gradients (which
                  appear as backward frees the activations); `total()` stays what the hooks count, so
                  estimate and measurement compare like for like.
