@@ -26,12 +26,11 @@ from __future__ import annotations
 from typing import Any
 
 from bench.estimate.meta import (
-    ATTENTION,
     activation_peak,
-    as_if_tracing,
+    attention_for,
     checkpointed_peaks,
+    on_meta,
     optimizer_bytes,
-    register_attention,
 )
 from bench.measure.components import Components, cache_bytes, count_weights
 
@@ -54,7 +53,7 @@ def generation_cache(model: Any, sequences: int, tokens: int) -> int:
     import torch
 
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
-    with torch.no_grad(), as_if_tracing():
+    with torch.no_grad(), on_meta():
         output = model(input_ids=ids, use_cache=True)
     return cache_bytes(getattr(output, "past_key_values", None))
 
@@ -95,14 +94,13 @@ def _reward_model(config: Any, dtype: str) -> Any:
 
     import torch
     from transformers import AutoModelForSequenceClassification
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
-    register_attention()
     config = copy.deepcopy(config)
     config.num_labels = 1
     if getattr(config, "pad_token_id", None) is None:
         config.pad_token_id = 0  # the head reads the last non-padding token; any id does on meta
-    asked = getattr(config, "_attn_implementation_internal", None)
-    attention = "eager" if asked == "eager" else ATTENTION
+    attention = attention_for(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)], config)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(
             config, dtype=getattr(torch, dtype), attn_implementation=attention

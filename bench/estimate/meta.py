@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,32 +139,68 @@ def register_attention() -> None:
     AttentionMaskInterface.register(ATTENTION, sdpa_mask)
 
 
+def attention_for(model_class: Any, config: Any) -> str:
+    """The attention a run of this model would use, for the meta model: a default load takes SDPA where
+    the class supports it and eager where it does not (Gemma 2's soft-capping, BLOOM's ALiBi); eager
+    keeps the attention weights, on meta as on a GPU, and SDPA becomes ours, which keeps what SDPA keeps."""
+    register_attention()
+    asked = getattr(config, "_attn_implementation_internal", None) or getattr(config, "_attn_implementation", None)
+    if asked == "eager" or not getattr(model_class, "_supports_sdpa", False):
+        return "eager"
+    return ATTENTION
+
+
 def meta_model(config: Any, dtype: str) -> Any:
-    """The model on the meta device. Attention keeps what SDPA keeps on a real device, unless the
-    config asks for eager attention (which keeps the weights, on meta as on a GPU)."""
+    """The model on the meta device, with the attention a run would use (`attention_for`)."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-    register_attention()
     config = copy.deepcopy(config)  # from_config sets the attention on the config: never on the caller's
-    asked = getattr(config, "_attn_implementation_internal", None) or getattr(config, "_attn_implementation", None)
-    attention = "eager" if asked == "eager" else ATTENTION
+    attention = attention_for(MODEL_FOR_CAUSAL_LM_MAPPING[type(config)], config)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), attn_implementation=attention)
 
 
 @contextmanager
-def as_if_tracing() -> Iterator[None]:
-    """transformers' mask building inspects tensor values (packed sequences, all-ones masks) unless
-    it is being traced; meta tensors have no values, so it is told it is traced while we run."""
-    from transformers import masking_utils
+def on_meta() -> Iterator[None]:
+    """A forward on the meta device as on a real one, where library code asks what meta tensors cannot say:
+    - transformers inspects values unless it is being traced (mask building: packed sequences, all-ones
+      masks; a model given a pad id looks for padding in the ids): it is told it is traced;
+    - `torch.autocast` refuses the meta device, which PEFT names when it turns autocast off around a LoRA
+      of fused expert weights (Mixtral's): on meta, where autocast never runs, turning it off is nothing;
+    - torch's meta grouped matrix product takes bfloat16 only (CUDA's rule), so a mixture of experts'
+      float32 experts (QLoRA's preparation upcasts them) take transformers' own fallback, which keeps
+      the same tensors for backward (its input and the weights) and runs on a CPU.
+    """
+    import torch
+    from transformers import masking_utils, modeling_utils
+    from transformers.integrations import moe
 
-    original = masking_utils.is_tracing
-    masking_utils.is_tracing = lambda *args, **kwargs: True
+    autocast, grouped = torch.autocast, moe._can_use_grouped_mm
+
+    def meta_autocast(device_type: str, *args: Any, **kwargs: Any) -> Any:
+        return nullcontext() if device_type == "meta" else autocast(device_type, *args, **kwargs)
+
+    def can_use_grouped_mm(input: Any, weight: Any, offs: Any) -> bool:
+        if weight.device.type == "meta" and weight.dtype != torch.bfloat16:
+            return False
+        return grouped(input, weight, offs)
+
+    patches = [
+        (masking_utils, "is_tracing", lambda *args, **kwargs: True),
+        (modeling_utils, "is_tracing", lambda *args, **kwargs: True),
+        (torch, "autocast", meta_autocast),
+        (moe, "_can_use_grouped_mm", can_use_grouped_mm),
+    ]
+    originals = [getattr(owner, name) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        masking_utils.is_tracing = original
+        for (owner, name, _), original in zip(patches, originals):
+            setattr(owner, name, original)
 
 
 class LanguageModelLoss:
@@ -192,7 +228,7 @@ def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable[[Any
 
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
     model.train()
-    with as_if_tracing(), SavedTensorPeak(list(model.parameters())) as tracker:
+    with on_meta(), SavedTensorPeak(list(model.parameters())) as tracker:
         loss(model, ids).backward()
     return tracker.peak
 

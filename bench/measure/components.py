@@ -59,8 +59,8 @@ def _storage_key(tensor: Any) -> tuple[str, int]:
 
 
 def _storage_bytes(tensor: Any) -> int:
-    if tensor.device.type == "meta":  # no storage to share: what the tensor spans
-        return tensor.numel() * tensor.element_size()
+    if tensor.device.type == "meta":  # no storage to share: what its base spans, as a real view holds it all
+        return (tensor._base if tensor._base is not None else tensor).numel() * tensor.element_size()
     return tensor.untyped_storage().nbytes()
 
 
