@@ -19,12 +19,21 @@ from typing import Any, ClassVar, Literal
 from bench.spec import PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
 
-# Output projections of attention and MLP per architecture (model.config.model_type).
+# Output projections of attention and MLP per architecture (model.config.model_type), read from
+# transformers' modules. A mixture of experts has no single MLP projection: its adapter follows the
+# whole expert block (`mlp`, which returns the hidden states), as a dense model's follows its MLP.
 SITES: dict[str, tuple[str, str]] = {
     **dict.fromkeys(
-        ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"), ("self_attn.o_proj", "mlp.down_proj")
+        ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "stablelm", "olmo", "olmo2"),
+        ("self_attn.o_proj", "mlp.down_proj"),
     ),
+    **dict.fromkeys(("mixtral", "qwen2_moe", "qwen3_moe"), ("self_attn.o_proj", "mlp")),
     "gpt_neox": ("attention.dense", "mlp.dense_4h_to_h"),
+    **dict.fromkeys(("falcon", "bloom"), ("self_attention.dense", "mlp.dense_4h_to_h")),
+    "gpt2": ("attn.c_proj", "mlp.c_proj"),  # GPT-2's Conv1D layers: an adapter wraps any module
+    "gptj": ("attn.out_proj", "mlp.fc_out"),
+    "opt": ("self_attn.out_proj", "fc2"),
+    "phi": ("self_attn.dense", "mlp.fc2"),
 }
 WEIGHTS, CONFIG = "adapter_model.safetensors", "adapter_config.json"
 
@@ -88,7 +97,8 @@ def inject(model: Any, options: Options) -> Any:
         parent_name, _, child = name.rpartition(".")
         parent, base = model.get_submodule(parent_name), model.get_submodule(name)
         size = base.out_features if hasattr(base, "out_features") else model.config.hidden_size
-        setattr(parent, child, _bottleneck_module(size, width, options.activation, base.weight)(base))
+        like = next(base.parameters())  # the site's device and dtype (an expert block has no single weight)
+        setattr(parent, child, _bottleneck_module(size, width, options.activation, like)(base))
     return model
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from bench.strategies import lora
-from bench.strategies.base import PrepareContext
+from bench.strategies.base import NotApplicable, PrepareContext
 
 
 class Options(lora.Options):
@@ -22,7 +22,15 @@ class DoRA(lora.LoRA):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import get_peft_model
 
-        return get_peft_model(model, lora.lora_config(options, use_dora=True))
+        try:
+            return get_peft_model(model, lora.lora_config(options, use_dora=True))
+        except ValueError as error:  # "all-linear" on a mixture of experts reaches its fused expert weights
+            if "ParamWrapper" not in str(error):
+                raise
+            raise NotApplicable(
+                "PEFT's DoRA cannot train a mixture of experts' fused expert weights, which target_modules"
+                " 'all-linear' reaches; name the attention projections in target_modules to train DoRA there"
+            ) from error
 
 
 STRATEGY = DoRA()

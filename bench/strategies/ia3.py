@@ -1,7 +1,7 @@
 """IA3 (Liu et al. 2022, PEFT): learned vectors that rescale keys, values and the feed-forward input.
 
 Target and feed-forward modules are resolved for the architecture from PEFT's own tables
-(model.config.model_type), unless the suite names them.
+(model.config.model_type), or ours where PEFT has none (IA3_MODULES), unless the suite names them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,22 @@ from bench.strategies.base import LearningRate, MergeablePeftAdapter, PrepareCon
 class Options(StrategyOptions):
     # IA3 paper: 3e-3 with Adafactor; it barely moves at LoRA's rates (FINDINGS.md).
     learning_rate: LearningRate = 3e-3
-    target_modules: list[str] | None = None  # None: PEFT's table for the architecture (Llama: k, v, down)
-    feedforward_modules: list[str] | None = None  # scaled on their input; None: PEFT's table (Llama: down)
+    target_modules: list[str] | None = None  # None: the architecture's table (Llama: k, v, down)
+    feedforward_modules: list[str] | None = None  # scaled on their input; None: the table's (Llama: down)
+
+
+# Architectures PEFT 0.21's IA3 tables lack or name modules transformers 5 no longer has, in PEFT's
+# pattern for Llama (keys, values, and the feed-forward output projection scaled on its input): model
+# type -> (targets, feed-forward). Phi-3 fuses queries, keys and values in one projection, so IA3 scales
+# all three there. A mixture of experts keeps its experts' weights in fused parameters (transformers 5),
+# which IA3 cannot wrap: keys and values only (Mixtral's `w2` in PEFT's table exists no more), and
+# Qwen2-MoE's shared expert.
+IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
+    **dict.fromkeys(("stablelm", "olmo", "olmo2"), (["k_proj", "v_proj", "down_proj"], ["down_proj"])),
+    "phi3": (["qkv_proj", "down_proj"], ["down_proj"]),
+    "mixtral": (["k_proj", "v_proj"], []),
+    "qwen2_moe": (["k_proj", "v_proj", "shared_expert.down_proj"], ["shared_expert.down_proj"]),
+}
 
 
 def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]:
@@ -27,11 +41,15 @@ def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]
     )
 
     model_type = getattr(model.config, "model_type", None)
-    targets = options.target_modules or TARGETS.get(model_type)
-    feedforward = options.feedforward_modules or FEEDFORWARD.get(model_type)
+    table_targets, table_feedforward = IA3_MODULES.get(
+        model_type, (TARGETS.get(model_type), FEEDFORWARD.get(model_type))
+    )
+    targets = options.target_modules or table_targets
+    feedforward = options.feedforward_modules or table_feedforward
     if not targets or feedforward is None:
         raise ValueError(
-            f"ia3: PEFT has no module table for {model_type!r}; set target_modules and feedforward_modules"
+            f"ia3: no module table for model type {model_type!r} (PEFT's or ours); set target_modules and"
+            " feedforward_modules"
         )
     if options.feedforward_modules:  # the suite's own: each must be a target (PEFT), never silently dropped
         stray = [name for name in options.feedforward_modules if name not in targets]

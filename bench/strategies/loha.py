@@ -9,6 +9,7 @@ from bench.spec import PositiveFloat, PositiveInt
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
+    NotApplicable,
     PrepareContext,
     Sizing,
     StrategyOptions,
@@ -32,7 +33,14 @@ class LoHa(MergeablePeftAdapter):
         config = LoHaConfig(
             task_type="CAUSAL_LM", r=options.r, alpha=options.alpha, target_modules=options.target_modules
         )
-        return get_peft_model(model, config)
+        try:
+            return get_peft_model(model, config)
+        except TypeError as error:  # PEFT 0.21's LyCORIS layers wrap Linear and Conv2d, not GPT-2's Conv1D
+            if "Conv1D" not in str(error):
+                raise
+            raise NotApplicable(
+                "PEFT's LoHa cannot wrap the Conv1D layers of this architecture (GPT-2's); LoRA can"
+            ) from error
 
     def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
         return size_by_trial(self, model, options, context, "r", target)

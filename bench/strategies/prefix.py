@@ -14,7 +14,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from bench.spec import PositiveInt
-from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, VirtualTokenAdapter
+from bench.strategies.base import (
+    LearningRate,
+    NotApplicable,
+    PrepareContext,
+    StrategyOptions,
+    VirtualTokenAdapter,
+)
 
 
 class Options(StrategyOptions):
@@ -26,6 +32,14 @@ class Options(StrategyOptions):
 NO_CHECKPOINTING = (
     "prefix tuning cannot train with gradient checkpointing: transformers drops the cache, which holds the "
     "prefixes, in every checkpointed layer (set training.gradient_checkpointing: false)"
+)
+
+
+# Measured on tiny Mixtral and Qwen2-MoE configs (transformers 5.25, PEFT 0.21, TRL 1.16): "The size of
+# tensor a (10) must match the size of tensor b (26)" in the first step.
+MIXTURE_OF_EXPERTS = (
+    "prefix tuning cannot train a mixture of experts here: the router's load-balancing loss, which the trainer"
+    " turns on for these models, weighs the router's tokens by an attention mask that also counts the prefix"
 )
 
 
@@ -42,6 +56,9 @@ class PrefixTuning(VirtualTokenAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import PrefixTuningConfig, get_peft_model
 
+        text_config = model.config.get_text_config()
+        if hasattr(text_config, "output_router_logits") and getattr(text_config, "router_aux_loss_coef", 0.0):
+            raise NotApplicable(MIXTURE_OF_EXPERTS)
         config = PrefixTuningConfig(
             task_type="CAUSAL_LM",
             num_virtual_tokens=options.num_virtual_tokens,

@@ -15,11 +15,18 @@ from bench.strategies.base import (
     size_by_trial,
 )
 
+# Architectures PEFT 0.21's VeRA table lacks, in its pattern for Llama (queries and values); Phi-3 fuses
+# queries, keys and values in one projection. Elsewhere PEFT's table (None here).
+VERA_MODULES: dict[str, list[str]] = {
+    **dict.fromkeys(("olmo", "olmo2", "qwen2_moe", "qwen3_moe"), ["q_proj", "v_proj"]),
+    "phi3": ["qkv_proj"],
+}
+
 
 class Options(StrategyOptions):
     learning_rate: LearningRate = 1e-2  # VeRA paper: ~10x LoRA's rates (it trains only vectors)
     r: PositiveInt = 256  # VeRA paper / PEFT default: the shared random matrices are wide
-    target_modules: list[str] | None = None  # None: PEFT's table for the architecture (Llama: q, v)
+    target_modules: list[str] | None = None  # None: PEFT's table or VERA_MODULES (Llama: q, v)
 
 
 class VeRA(MergeablePeftAdapter):
@@ -30,7 +37,8 @@ class VeRA(MergeablePeftAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import VeraConfig, get_peft_model
 
-        config = VeraConfig(task_type="CAUSAL_LM", r=options.r, target_modules=options.target_modules)
+        targets = options.target_modules or VERA_MODULES.get(getattr(model.config, "model_type", None))
+        config = VeraConfig(task_type="CAUSAL_LM", r=options.r, target_modules=targets)
         return get_peft_model(model, config)
 
     def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
