@@ -10,6 +10,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +90,31 @@ def optimizer_bytes(model: Any, optimizer: str) -> tuple[int, str]:
     return state, rule.what
 
 
+# The device an estimate is for (estimate_run sets it): attention with dropout keeps more on a CPU.
+ESTIMATE_DEVICE: ContextVar[str] = ContextVar("bench_estimate_device", default="cuda")
+
+
+@contextmanager
+def estimating_for(device: str) -> Iterator[None]:
+    token = ESTIMATE_DEVICE.set(device)
+    try:
+        yield
+    finally:
+        ESTIMATE_DEVICE.reset(token)
+
+
 def _efficient_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
     """Attention as SDPA's flash and memory-efficient kernels keep it for backward: q, k, v, the
     output and the row logsumexp, never the T x T weights. On meta, SDPA itself takes the math path,
-    which keeps the weights: 2-3x the activations of a long-sequence run on a GPU or CPU."""
-    output = _KeptLikeFlash.apply(query, key, value)
+    which keeps the weights: 2-3x the activations of a long-sequence run on a GPU or CPU. Except
+    with attention dropout on a CPU, whose flash kernel takes none: SDPA runs its math kernel there,
+    so the estimate does too (GPT-2, whose attention dropout is 0.1: measured, tests/test_architectures.py);
+    CUDA's kernels take dropout."""
+    if kwargs.get("dropout") and ESTIMATE_DEVICE.get() == "cpu":
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    output = _KeptLikeFlash.apply(query, key, value, attention_mask)
     return output.transpose(1, 2).contiguous(), None
 
 
@@ -102,7 +123,7 @@ def _kept_like_flash() -> type:
 
     class KeptLikeFlash(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, query: Any, key: Any, value: Any) -> Any:
+        def forward(ctx: Any, query: Any, key: Any, value: Any, mask: Any) -> Any:
             # laid out as the query is, as SDPA's flash kernel lays it out (measured on CPU): a query
             # viewed (batch, tokens, heads, dim) and transposed (Llama) gives an output the caller
             # transposes back without a copy, which the output projection saves (one storage, not
@@ -112,13 +133,18 @@ def _kept_like_flash() -> type:
             if value.shape[-1] != query.shape[-1]:
                 output = query.new_empty((*query.shape[:-1], value.shape[-1]))
             logsumexp = query.new_empty(query.shape[:-1], dtype=torch.float32)
-            ctx.save_for_backward(query, key, value, output, logsumexp)
+            kept = [query, key, value, output, logsumexp]
+            if mask is not None:  # a mask transformers materialised (Falcon always does; padding, sliding
+                # windows): SDPA keeps it, a boolean one converted to the query's dtype, a copy per layer
+                # (measured on CPU; torch converts before choosing a kernel, so CUDA's kernels get the same)
+                kept.append(mask.to(query.dtype) if mask.dtype == torch.bool else mask)
+            ctx.save_for_backward(*kept)
             return output
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
-            query, key, value, _, _ = ctx.saved_tensors
-            return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
+            query, key, value = ctx.saved_tensors[:3]
+            return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value), None
 
     return KeptLikeFlash
 
@@ -166,7 +192,9 @@ def meta_model(config: Any, dtype: str) -> Any:
 def on_meta() -> Iterator[None]:
     """A forward on the meta device as on a real one, where library code asks what meta tensors cannot say:
     - transformers inspects values unless it is being traced (mask building: packed sequences, all-ones
-      masks; a model given a pad id looks for padding in the ids): it is told it is traced;
+      masks; a model given a pad id looks for padding in the ids): it is told it is traced, and that its
+      batch packs no sequences (as the estimate's does not), or every layer would keep a causal mask no
+      real run of these models keeps (with it, SDPA runs is_causal);
     - `torch.autocast` refuses the meta device, which PEFT names when it turns autocast off around a LoRA
       of fused expert weights (Mixtral's): on meta, where autocast never runs, turning it off is nothing;
     - torch's meta grouped matrix product takes bfloat16 only (CUDA's rule), so a mixture of experts'
@@ -192,6 +220,7 @@ def on_meta() -> Iterator[None]:
         (modeling_utils, "is_tracing", lambda *args, **kwargs: True),
         (torch, "autocast", meta_autocast),
         (moe, "_can_use_grouped_mm", can_use_grouped_mm),
+        (masking_utils, "find_packed_sequence_indices", lambda position_ids: None),
     ]
     originals = [getattr(owner, name) for owner, name, _ in patches]
     for owner, name, replacement in patches:

@@ -44,6 +44,7 @@ from bench.estimate.meta import (
     activation_peak,
     can_checkpoint,
     checkpointed_peaks,
+    estimating_for,
     meta_model,
     optimizer_bytes,
 )
@@ -148,8 +149,8 @@ def estimate_run(
     device: str = "cuda",
 ) -> Estimate:
     """Memory of one training step of `strategy` on a model of `config`, without loading weights.
-    `device` ("cuda" or "cpu") matters to DPO and RLHF only: TRL's fused LM head holds a different
-    workspace on each (bench.estimate.fused_head)."""
+    `device` ("cuda" or "cpu") matters to DPO and RLHF, whose fused LM head holds a different workspace
+    on each (bench.estimate.fused_head), and to attention with dropout (bench.estimate.meta)."""
     import torch
 
     from bench.estimate.alignment import add_held_models
@@ -157,62 +158,65 @@ def estimate_run(
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.strategies.base import refuse_checkpointing
 
-    chosen = STRATEGIES.get(strategy)
-    parsed = chosen.Options.model_validate(options)
-    notes: list[str] = []
-    # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
-    # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
-    # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
-    model = meta_model(config, "float32" if strategy == "qlora" else dtype)
-    context = PrepareContext(
-        tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
-    )
-    with torch.device("meta"), torch.random.fork_rng(devices=[]):
-        if strategy == "qlora":  # the same LoRA on a base bitsandbytes would quantise (see module docstring)
-            prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
-        else:
-            prepared = chosen.prepare(model, parsed, context)
-    refuse_checkpointing(prepared, gradient_checkpointing)  # as bench.training.train skips such a run
-    if strategy == "qlora":
-        _adapters_to_bfloat16(prepared)
-        notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
-        notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
-    components = Components()
-    count_weights(prepared, components)
-    if strategy == "qlora":
-        layers = _quantize_frozen_linears(prepared, parsed, components)
-        notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
-    components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
-    components.optimizer, what = optimizer_bytes(prepared, optimizer)
-    notes.append(f"optimizer {optimizer}: {what}")
-    sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
-    loss = LanguageModelLoss() if chosen.objective == "sft" else FusedHeadLoss()
-    if gradient_checkpointing and can_checkpoint(prepared):
-        components.activations, components.activations_at_loss = checkpointed_peaks(
-            prepared, sequences, tokens, config, loss
+    with estimating_for(device):  # attention with dropout keeps more on a CPU (meta._efficient_attention)
+        chosen = STRATEGIES.get(strategy)
+        parsed = chosen.Options.model_validate(options)
+        notes: list[str] = []
+        # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
+        # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
+        # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
+        model = meta_model(config, "float32" if strategy == "qlora" else dtype)
+        context = PrepareContext(
+            tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
         )
-        notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
-    else:
-        components.activations = activation_peak(prepared, sequences, tokens, loss)
-    if isinstance(loss, LanguageModelLoss):
-        components.loss_gradients = loss.gradient_bytes()
-        notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
-    else:  # DPO and RLHF: TRL's fused LM head
-        head = loss.memory(chosen.objective, device)
-        components.activations += head.saved
-        if components.activations_at_loss is not None:
-            components.activations_at_loss += head.saved
-        components.loss_gradients = head.workspace
-        path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
-        notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")
-    phases = add_held_models(
-        components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
-        batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
-        gradient_checkpointing=gradient_checkpointing,
-    )  # fmt: skip
-    if components.phase == "reward":  # the reward model trains on chosen and rejected together
-        sequences = 2 * batch_size
-    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            if strategy == "qlora":  # the same LoRA on a base bitsandbytes would quantise (see module docstring)
+                prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
+            else:
+                prepared = chosen.prepare(model, parsed, context)
+        refuse_checkpointing(prepared, gradient_checkpointing)  # as bench.training.train skips such a run
+        if strategy == "qlora":
+            _adapters_to_bfloat16(prepared)
+            notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
+            notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
+        components = Components()
+        count_weights(prepared, components)
+        if strategy == "qlora":
+            layers = _quantize_frozen_linears(prepared, parsed, components)
+            notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
+        components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
+        components.optimizer, what = optimizer_bytes(prepared, optimizer)
+        notes.append(f"optimizer {optimizer}: {what}")
+        sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
+        loss = LanguageModelLoss() if chosen.objective == "sft" else FusedHeadLoss()
+        if gradient_checkpointing and can_checkpoint(prepared):
+            components.activations, components.activations_at_loss = checkpointed_peaks(
+                prepared, sequences, tokens, config, loss
+            )
+            notes.append(
+                "gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed"
+            )
+        else:
+            components.activations = activation_peak(prepared, sequences, tokens, loss)
+        if isinstance(loss, LanguageModelLoss):
+            components.loss_gradients = loss.gradient_bytes()
+            notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
+        else:  # DPO and RLHF: TRL's fused LM head
+            head = loss.memory(chosen.objective, device)
+            components.activations += head.saved
+            if components.activations_at_loss is not None:
+                components.activations_at_loss += head.saved
+            components.loss_gradients = head.workspace
+            path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
+            notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")
+        phases = add_held_models(
+            components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
+            batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
+            gradient_checkpointing=gradient_checkpointing,
+        )  # fmt: skip
+        if components.phase == "reward":  # the reward model trains on chosen and rejected together
+            sequences = 2 * batch_size
+        return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
 
 
 def estimate_spec(
