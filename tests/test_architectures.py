@@ -161,3 +161,36 @@ def test_what_cannot_apply_is_skipped_with_its_reason(architecture: str, strateg
     context = PrepareContext(None, Budget(steps=1, batch_size=1, seq_len=8), 0, "cpu")
     with pytest.raises(NotApplicable, match=reason):
         chosen.prepare(model, chosen.Options(), context)
+
+
+def test_bench_estimate_names_an_entry_it_cannot_estimate_and_shows_the_others(tmp_path, capsys) -> None:
+    """Cohere has no adapter table: the adapter entry is named with its error and the exit is 2, while
+    the other entries' estimates are printed and written (before, the whole command stopped at it)."""
+    import json
+
+    import yaml
+
+    from bench.cli.main import main
+
+    folder = tmp_path / "cohere"
+    AutoConfig.for_model("cohere", vocab_size=512, **WIDE, intermediate_size=256).save_pretrained(folder)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cohere",
+                "model": {"config": str(folder)},
+                "task": {"name": "cipher"},
+                "budget": {"steps": 1, "batch_size": 2, "seq_len": 32},
+                "strategies": ["lora", "adapter", "full"],
+            }
+        )
+    )
+    out = tmp_path / "estimate.json"
+    code = main(["estimate", str(suite), "--model-config", str(folder / "config.json"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 2
+    assert "adapter: cannot estimate: adapter: no known output projections for model type 'cohere'" in printed
+    payload = json.loads(out.read_text())
+    assert [row["label"] for row in payload["estimates"]] == ["lora", "full"]
+    assert set(payload["not_estimated"]) == {"adapter"}

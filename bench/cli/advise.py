@@ -99,14 +99,18 @@ def _estimate(args: argparse.Namespace) -> int:
         found = suite_lengths(suite, note)
         source = "longest training example" if found else "seq_len"
         lengths = (lambda: found) if found else None
-    try:  # the suite's training options the estimator cannot model (an optimizer it does not know)
-        estimates, skipped = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
-    except ValueError as error:
-        plain(f"bench estimate: {error}")
+    # an entry whose options the model or the estimator cannot take (an adapter's sites, an optimizer it
+    # does not know) is named with its error, after the others' estimates, and the exit is 2
+    estimates, skipped, failed = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    if failed and not estimates and not skipped and len(set(failed.values())) == 1:  # the suite's, not an entry's
+        plain(f"bench estimate: {next(iter(failed.values()))}")
         return 2
-    plain(render(estimates, device, reserve, source), console)
+    if estimates:
+        plain(render(estimates, device, reserve, source), console)
     for label, why in skipped.items():
         plain(f"{label}: not applicable to this model ({why})", console)
+    for label, why in failed.items():
+        plain(f"{label}: cannot estimate: {why}", console)
     answers = []
     if batch_sizes is not None and device is not None:
         from bench.estimate.batches import largest_batches, render_batches
@@ -131,13 +135,14 @@ def _estimate(args: argparse.Namespace) -> int:
                 for e in estimates
             ],
             "not_applicable": skipped,
+            "not_estimated": failed,
             "largest_batches": [answer.as_dict() for answer in answers],
         }
         _write_json(args.json, payload)
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
     if too_big:
         plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
-    return 0
+    return 2 if failed else 0
 
 
 def _write_json(path: Path, payload: dict) -> None:

@@ -85,7 +85,7 @@ def largest_batches(
                     continue
                 try:
                     estimate = estimate_spec(spec, config, length, size, checkpointing)
-                except NotApplicable as error:
+                except (NotApplicable, ValueError) as error:  # ValueError: options the model cannot take
                     answer.reason = str(error)
                     break
                 peak = estimate.components.peak() or 0

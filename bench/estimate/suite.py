@@ -63,12 +63,14 @@ def suite_estimates(
     lengths: Callable[[], list[int]] | None = None,
     report=print,
     tokens: int | None = None,
-) -> tuple[list[Estimate], dict[str, str]]:
-    """One estimate per strategy entry of a suite (seeds do not change memory), and the entries that
-    do not apply to the model (label -> why), as `bench run` would skip them."""
+) -> tuple[list[Estimate], dict[str, str], dict[str, str]]:
+    """One estimate per strategy entry of a suite (seeds do not change memory), the entries that do
+    not apply to the model (label -> why), as `bench run` would skip them, and those whose options do
+    not fit it (label -> the error, e.g. an adapter's `sites` on an architecture without a table),
+    which `bench run` would record as failed: one entry's error never hides the others' estimates."""
     from bench.strategies import NotApplicable
 
-    estimates, skipped = [], {}
+    estimates, skipped, failed = [], {}, {}
     for label, spec in suite_specs(suite).items():
         report(f"estimating {label}")
         try:
@@ -76,8 +78,11 @@ def suite_estimates(
         except NotApplicable as error:
             skipped[label] = str(error)
             continue
+        except ValueError as error:
+            failed[label] = str(error)
+            continue
         estimates.append(estimate)
-    return estimates, skipped
+    return estimates, skipped, failed
 
 
 def suite_specs(suite: Any) -> dict[str, Any]:
