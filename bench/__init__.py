@@ -1,5 +1,6 @@
 """Fine-tuning benchmark harness: train strategies under a matched budget and compare them."""
 
+import logging
 import warnings
 
 __version__ = "0.1.0"
@@ -8,3 +9,10 @@ __version__ = "0.1.0"
 # warns that the property is deprecated: once per adapter, on every run and estimate, with nothing a user
 # can do about it. Only that message is silenced.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+# bitsandbytes 0.50, imported on a CPU with AVX-512 BF16, tries to fetch an optional kernel from the Hugging
+# Face Hub and logs two lines when it cannot (offline, or the publisher not trusted), before every command.
+# The harness never uses that kernel (QLoRA turns bitsandbytes' AVX-512 BF16 path off, FINDINGS.md), so
+# only those loggers are quietened, to errors.
+for _name in ("bitsandbytes.backends.cpu.ops", "kernels"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
