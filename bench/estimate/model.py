@@ -188,27 +188,9 @@ def estimate_run(
         components.optimizer, what = optimizer_bytes(prepared, optimizer)
         notes.append(f"optimizer {optimizer}: {what}")
         sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
-        loss = LanguageModelLoss() if chosen.objective == "sft" else FusedHeadLoss()
-        if gradient_checkpointing and can_checkpoint(prepared):
-            components.activations, components.activations_at_loss = checkpointed_peaks(
-                prepared, sequences, tokens, config, loss
-            )
-            notes.append(
-                "gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed"
-            )
-        else:
-            components.activations = activation_peak(prepared, sequences, tokens, loss)
-        if isinstance(loss, LanguageModelLoss):
-            components.loss_gradients = loss.gradient_bytes()
-            notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
-        else:  # DPO and RLHF: TRL's fused LM head
-            head = loss.memory(chosen.objective, device)
-            components.activations += head.saved
-            if components.activations_at_loss is not None:
-                components.activations_at_loss += head.saved
-            components.loss_gradients = head.workspace
-            path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
-            notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")
+        _count_activations(
+            components, prepared, chosen.objective, sequences, tokens, config, gradient_checkpointing, device, notes
+        )
         phases = add_held_models(
             components, objective=chosen.objective, options=parsed, config=config, dtype=dtype, policy=prepared,
             batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
@@ -217,6 +199,40 @@ def estimate_run(
         if components.phase == "reward":  # the reward model trains on chosen and rejected together
             sequences = 2 * batch_size
         return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
+
+
+def _count_activations(
+    components: Components,
+    prepared: Any,
+    objective: str,
+    sequences: int,
+    tokens: int,
+    config: Any,
+    gradient_checkpointing: bool,
+    device: str,
+    notes: list[str],
+) -> None:
+    """What autograd keeps over the step (checkpointed or not), and what its loss holds beyond that:
+    transformers' float32 gradients over the logits, or the workspace of TRL's fused LM head."""
+    loss = LanguageModelLoss() if objective == "sft" else FusedHeadLoss()
+    if gradient_checkpointing and can_checkpoint(prepared):
+        components.activations, components.activations_at_loss = checkpointed_peaks(
+            prepared, sequences, tokens, config, loss
+        )
+        notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
+    else:
+        components.activations = activation_peak(prepared, sequences, tokens, loss)
+    if isinstance(loss, LanguageModelLoss):
+        components.loss_gradients = loss.gradient_bytes()
+        notes.append("the loss's backward: float32 gradients over the logits, 8 bytes a logit, in the peak")
+        return
+    head = loss.memory(objective, device)  # DPO and RLHF: TRL's fused LM head
+    components.activations += head.saved
+    if components.activations_at_loss is not None:
+        components.activations_at_loss += head.saved
+    components.loss_gradients = head.workspace
+    path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
+    notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")
 
 
 def estimate_spec(
