@@ -1,4 +1,4 @@
-"""The architectures users bring, beyond the Llama family: every strategy either prepares, trains and is
+"""The architectures users bring, beyond the Llama family (21): every strategy either prepares, trains and is
 estimated on each, or is skipped with its reason (never a traceback); and the estimator's meta forward
 keeps what the real forward keeps on each, as the harness trains (no cache). Found 2026-12-07 on tiny
 configs of 16 transformers architectures: `bench estimate` failed outright on Gemma 2 and BLOOM (they take
@@ -38,6 +38,18 @@ ARCHITECTURES = {
     "gpt_neox": {**WIDE, "intermediate_size": 256, "rotary_pct": 0.25},
     "olmo2": {**WIDE, "intermediate_size": 256},
     "mixtral": {**WIDE, "intermediate_size": 128, "num_key_value_heads": 2, "num_local_experts": 4},
+    "granite": {**WIDE, "intermediate_size": 256, "num_key_value_heads": 2},
+    "cohere": {**WIDE, "intermediate_size": 256, "num_key_value_heads": 2},
+    "starcoder2": {**WIDE, "intermediate_size": 256, "num_key_value_heads": 2},
+    "olmoe": {**WIDE, "intermediate_size": 64, "num_key_value_heads": 4, "num_experts": 4, "num_experts_per_tok": 2},
+    "qwen3_moe": {
+        **WIDE,
+        "moe_intermediate_size": 64,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+    },
     "qwen2_moe": {
         **WIDE,
         "num_key_value_heads": 4,
@@ -49,12 +61,29 @@ ARCHITECTURES = {
 # What may be skipped where, and nothing else: BitFit where a model has no biases; PEFT's LoHa cannot wrap
 # GPT-2's Conv1D; PEFT's DoRA cannot train Mixtral's fused expert weights, which "all-linear" reaches; prefix
 # tuning on a mixture of experts meets the router's load-balancing loss (bench/strategies/prefix.py).
-NO_BIAS = {"llama", "phi3", "gemma2", "gemma3_text", "qwen3", "olmo2", "mixtral"}
+# RLHF where transformers has no sequence-classification head for the reward model (Granite, Cohere, OLMoE).
+NO_BIAS = {
+    "llama",
+    "phi3",
+    "gemma2",
+    "gemma3_text",
+    "qwen3",
+    "olmo2",
+    "mixtral",
+    "granite",
+    "cohere",
+    "olmoe",
+    "qwen3_moe",
+}
 SKIPPED = {
     **{name: {"bitfit"} for name in NO_BIAS},
     "gpt2": {"loha"},
     "mixtral": {"bitfit", "dora", "prefix"},
     "qwen2_moe": {"prefix"},
+    "granite": {"bitfit", "rlhf"},
+    "cohere": {"bitfit", "rlhf"},
+    "olmoe": {"bitfit", "dora", "prefix", "rlhf"},
+    "qwen3_moe": {"bitfit", "dora", "prefix"},
 }
 
 
@@ -130,6 +159,9 @@ def task():
         ("phi3", "ia3", "ia3_l"),  # fused queries, keys and values
         ("qwen2_moe", "ia3", "ia3_l"),
         ("olmo2", "vera", "vera_lambda_"),
+        ("cohere", "adapter", ".adapter."),  # no table entry: by its module names, as Llama's
+        ("olmoe", "adapter", ".adapter."),  # after the block that holds the experts
+        ("granite", "ia3", "ia3_l"),
     ],
 )
 def test_the_architecture_tables_train(architecture: str, strategy: str, trained: str, task, tmp_path) -> None:
@@ -153,7 +185,12 @@ def test_the_architecture_tables_train(architecture: str, strategy: str, trained
 
 @pytest.mark.parametrize(
     ("architecture", "strategy", "reason"),
-    [("gpt2", "loha", "Conv1D"), ("mixtral", "dora", "fused expert"), ("mixtral", "prefix", "load-balancing")],
+    [
+        ("gpt2", "loha", "Conv1D"),
+        ("mixtral", "dora", "fused expert"),
+        ("mixtral", "prefix", "load-balancing"),
+        ("granite", "rlhf", "sequence-classification head"),
+    ],
 )
 def test_what_cannot_apply_is_skipped_with_its_reason(architecture: str, strategy: str, reason: str) -> None:
     model = AutoModelForCausalLM.from_config(config_of(architecture))
@@ -164,25 +201,25 @@ def test_what_cannot_apply_is_skipped_with_its_reason(architecture: str, strateg
 
 
 def test_bench_estimate_names_an_entry_it_cannot_estimate_and_shows_the_others(tmp_path, capsys) -> None:
-    """Cohere has no adapter table: the adapter entry is named with its error and the exit is 2, while
-    the other entries' estimates are printed and written (before, the whole command stopped at it)."""
+    """An adapter whose `sites` name no module of the model is named with its error and the exit is 2,
+    while the other entries' estimates are printed and written (before, the whole command stopped at it)."""
     import json
 
     import yaml
 
     from bench.cli.main import main
 
-    folder = tmp_path / "cohere"
-    AutoConfig.for_model("cohere", vocab_size=512, **WIDE, intermediate_size=256).save_pretrained(folder)
+    folder = tmp_path / "llama"
+    config_of("llama").save_pretrained(folder)
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         yaml.safe_dump(
             {
-                "name": "cohere",
+                "name": "wrong-sites",
                 "model": {"config": str(folder)},
                 "task": {"name": "cipher"},
                 "budget": {"steps": 1, "batch_size": 2, "seq_len": 32},
-                "strategies": ["lora", "adapter", "full"],
+                "strategies": ["lora", {"adapter": {"sites": ["attn.nope", "mlp.nope"]}}, "full"],
             }
         )
     )
@@ -190,7 +227,7 @@ def test_bench_estimate_names_an_entry_it_cannot_estimate_and_shows_the_others(t
     code = main(["estimate", str(suite), "--model-config", str(folder / "config.json"), "--json", str(out)])
     printed = capsys.readouterr().out
     assert code == 2
-    assert "adapter: cannot estimate: adapter: no known output projections for model type 'cohere'" in printed
+    assert "adapter: cannot estimate: adapter: no module ends with ('attn.nope', 'mlp.nope')" in printed
     payload = json.loads(out.read_text())
     assert [row["label"] for row in payload["estimates"]] == ["lora", "full"]
     assert set(payload["not_estimated"]) == {"adapter"}

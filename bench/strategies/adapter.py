@@ -77,9 +77,36 @@ def _bottleneck_module(size: int, width: int, activation: str, like: Any):
     return WithAdapter
 
 
+# Where the table has no entry: the first of these namings whose two modules the model has (most newer
+# architectures name theirs as Llama does: Granite, Cohere, Helium, EXAONE, Nemotron, StarCoder2, ...).
+NAMINGS: tuple[tuple[str, str], ...] = (
+    ("self_attn.o_proj", "mlp.down_proj"),
+    ("self_attn.o_proj", "mlp.c_proj"),
+    ("self_attn.dense", "mlp.dense_4h_to_h"),
+    ("attn.c_proj", "mlp.c_proj"),
+)
+
+
+def _named_pair(model: Any) -> tuple[str, str] | None:
+    """The attention and MLP output sites by the model's own module names; a mixture of experts' MLP
+    site is the block that holds its `experts` (OLMoE's `mlp`, Granite-MoE's `block_sparse_moe`)."""
+    names = [name for name, _ in model.named_modules()]
+
+    def has(suffix: str) -> bool:
+        return any(name.endswith("." + suffix) for name in names)
+
+    for attention, mlp in NAMINGS:
+        if has(attention) and has(mlp):
+            return attention, mlp
+    blocks = {name.rsplit(".", 2)[-2] for name in names if name.endswith(".experts") and name.count(".") >= 2}
+    if has("self_attn.o_proj") and len(blocks) == 1:
+        return "self_attn.o_proj", blocks.pop()
+    return None
+
+
 def _sites(model: Any, options: Options) -> list[str]:
     model_type = getattr(model.config, "model_type", None)
-    pair = options.sites or SITES.get(model_type)
+    pair = options.sites or SITES.get(model_type) or _named_pair(model)
     if pair is None:
         raise ValueError(f"adapter: no known output projections for model type {model_type!r}; set `sites`")
     suffixes = pair if options.variant == "houlsby" else pair[1:]

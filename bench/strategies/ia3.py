@@ -1,7 +1,8 @@
 """IA3 (Liu et al. 2022, PEFT): learned vectors that rescale keys, values and the feed-forward input.
 
 Target and feed-forward modules are resolved for the architecture from PEFT's own tables
-(model.config.model_type), or ours where PEFT has none (IA3_MODULES), unless the suite names them.
+(model.config.model_type), or ours where PEFT has none (IA3_MODULES, then the model's own module names),
+unless the suite names them.
 """
 
 from __future__ import annotations
@@ -18,18 +19,27 @@ class Options(StrategyOptions):
     feedforward_modules: list[str] | None = None  # scaled on their input; None: the table's (Llama: down)
 
 
-# Architectures PEFT 0.21's IA3 tables lack or name modules transformers 5 no longer has, in PEFT's
-# pattern for Llama (keys, values, and the feed-forward output projection scaled on its input): model
-# type -> (targets, feed-forward). Phi-3 fuses queries, keys and values in one projection, so IA3 scales
-# all three there. A mixture of experts keeps its experts' weights in fused parameters (transformers 5),
-# which IA3 cannot wrap: keys and values only (Mixtral's `w2` in PEFT's table exists no more), and
-# Qwen2-MoE's shared expert.
+# Where PEFT 0.21's IA3 tables have no entry, or name modules transformers 5 no longer has: PEFT's
+# pattern for Llama (keys, values, and the feed-forward output projection scaled on its input) wherever
+# the model's linear layers are named so (`_by_name`), and these. Phi-3 fuses queries, keys and values in
+# one projection, so IA3 scales all three there. Mixtral's experts are fused parameters (transformers 5),
+# which IA3 cannot wrap: keys and values only (PEFT's table names `w2`, which exists no more).
 IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
-    **dict.fromkeys(("stablelm", "olmo", "olmo2"), (["k_proj", "v_proj", "down_proj"], ["down_proj"])),
     "phi3": (["qkv_proj", "down_proj"], ["down_proj"]),
     "mixtral": (["k_proj", "v_proj"], []),
-    "qwen2_moe": (["k_proj", "v_proj", "shared_expert.down_proj"], ["shared_expert.down_proj"]),
 }
+
+
+def _by_name(model: Any) -> tuple[list[str] | None, list[str] | None]:
+    """Llama's pattern where the model names its linear layers as Llama does (a mixture of experts'
+    fused experts are no linear layer: keys and values, and a shared expert's down projection if any)."""
+    from torch import nn
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    if not {"k_proj", "v_proj"} <= names:
+        return None, None
+    feedforward = ["down_proj"] if "down_proj" in names else []
+    return ["k_proj", "v_proj", *feedforward], feedforward
 
 
 def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]:
@@ -41,9 +51,12 @@ def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]
     )
 
     model_type = getattr(model.config, "model_type", None)
-    table_targets, table_feedforward = IA3_MODULES.get(
-        model_type, (TARGETS.get(model_type), FEEDFORWARD.get(model_type))
-    )
+    if model_type in IA3_MODULES:
+        table_targets, table_feedforward = IA3_MODULES[model_type]
+    elif model_type in TARGETS:
+        table_targets, table_feedforward = TARGETS[model_type], FEEDFORWARD.get(model_type)
+    else:
+        table_targets, table_feedforward = _by_name(model)
     targets = options.target_modules or table_targets
     feedforward = options.feedforward_modules or table_feedforward
     if not targets or feedforward is None:

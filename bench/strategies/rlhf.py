@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from bench.spec import PositiveFloat, PositiveInt
-from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions
+from bench.strategies.base import LearningRate, NotApplicable, PrepareContext, StrategyOptions
 from bench.strategies.dpo import LoraShape, prepare_policy, save_policy
 
 
@@ -43,6 +43,13 @@ class RLHF:
     Options: ClassVar = Options
 
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+        if type(model.config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:  # the reward model's head
+            raise NotApplicable(
+                f"RLHF's reward model is this model with a sequence-classification head, which transformers has"
+                f" none of for {type(model.config).__name__}"
+            )
         return prepare_policy(model, options.lora)
 
     def save(self, model: Any, directory: Path) -> None:

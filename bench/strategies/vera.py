@@ -15,18 +15,28 @@ from bench.strategies.base import (
     size_by_trial,
 )
 
-# Architectures PEFT 0.21's VeRA table lacks, in its pattern for Llama (queries and values); Phi-3 fuses
-# queries, keys and values in one projection. Elsewhere PEFT's table (None here).
-VERA_MODULES: dict[str, list[str]] = {
-    **dict.fromkeys(("olmo", "olmo2", "qwen2_moe", "qwen3_moe"), ["q_proj", "v_proj"]),
-    "phi3": ["qkv_proj"],
-}
+# Phi-3 fuses queries, keys and values in one projection; elsewhere PEFT's table, or its pattern for
+# Llama (queries and values) where the model names its linear layers so (`_default_targets`).
+VERA_MODULES: dict[str, list[str]] = {"phi3": ["qkv_proj"]}
+
+
+def _default_targets(model: Any) -> list[str] | None:
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_VERA_TARGET_MODULES_MAPPING as TABLE
+    from torch import nn
+
+    model_type = getattr(model.config, "model_type", None)
+    if model_type in VERA_MODULES:
+        return VERA_MODULES[model_type]
+    if model_type in TABLE:
+        return list(TABLE[model_type])
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    return ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= names else None
 
 
 class Options(StrategyOptions):
     learning_rate: LearningRate = 1e-2  # VeRA paper: ~10x LoRA's rates (it trains only vectors)
     r: PositiveInt = 256  # VeRA paper / PEFT default: the shared random matrices are wide
-    target_modules: list[str] | None = None  # None: PEFT's table or VERA_MODULES (Llama: q, v)
+    target_modules: list[str] | None = None  # None: PEFT's table, VERA_MODULES or by name (Llama: q, v)
 
 
 class VeRA(MergeablePeftAdapter):
@@ -37,7 +47,7 @@ class VeRA(MergeablePeftAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import VeraConfig, get_peft_model
 
-        targets = options.target_modules or VERA_MODULES.get(getattr(model.config, "model_type", None))
+        targets = options.target_modules or _default_targets(model)
         config = VeraConfig(task_type="CAUSAL_LM", r=options.r, target_modules=targets)
         return get_peft_model(model, config)
 
