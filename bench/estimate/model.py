@@ -106,14 +106,18 @@ def _quantized_bytes(numel: int, options: Any) -> int:
 
 
 def _quantize_frozen_linears(model: Any, options: Any, components: Components) -> int:
-    """Replace the frozen linear weights' bytes (all but the output head) by their quantised size."""
+    """Replace the frozen linear weights' bytes (all but the output head) by their quantised size: the
+    layers transformers' bitsandbytes integration replaces, exactly `nn.Linear` (not a subclass: Falcon's
+    FalconLinear stays unquantised) and GPT-2's Conv1D (measured on CPU: scripts/architecture_runs.py)."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head_weight = getattr(head, "weight", None)
     full_total = quantized = count = 0
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight is not head_weight and not module.weight.requires_grad:
+        replaced = type(module) is torch.nn.Linear or isinstance(module, Conv1D)
+        if replaced and module.weight is not head_weight and not module.weight.requires_grad:
             full_total += module.weight.numel() * module.weight.element_size()
             quantized += _quantized_bytes(module.weight.numel(), options)
             count += 1
