@@ -162,36 +162,36 @@ def estimate_run(
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.strategies.base import refuse_checkpointing
 
-    with estimating_for(device):  # attention with dropout keeps more on a CPU (meta._efficient_attention)
-        chosen = STRATEGIES.get(strategy)
-        parsed = chosen.Options.model_validate(options)
-        notes: list[str] = []
-        # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
-        # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
-        # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
-        model = meta_model(config, "float32" if strategy == "qlora" else dtype)
-        context = PrepareContext(
-            tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
-        )
-        with torch.device("meta"), torch.random.fork_rng(devices=[]):
-            if strategy == "qlora":  # the same LoRA on a base bitsandbytes would quantise (see module docstring)
-                prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
-            else:
-                prepared = chosen.prepare(model, parsed, context)
-        refuse_checkpointing(prepared, gradient_checkpointing)  # as bench.training.train skips such a run
-        if strategy == "qlora":
-            _adapters_to_bfloat16(prepared)
-            notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
-            notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
-        components = Components()
-        count_weights(prepared, components)
-        if strategy == "qlora":
-            layers = _quantize_frozen_linears(prepared, parsed, components)
-            notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
-        components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
-        components.optimizer, what = optimizer_bytes(prepared, optimizer)
-        notes.append(f"optimizer {optimizer}: {what}")
-        sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
+    chosen = STRATEGIES.get(strategy)
+    parsed = chosen.Options.model_validate(options)
+    notes: list[str] = []
+    # QLoRA: PEFT's prepare_model_for_kbit_training casts every weight bitsandbytes leaves unquantised
+    # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
+    # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
+    model = meta_model(config, "float32" if strategy == "qlora" else dtype)
+    context = PrepareContext(
+        tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
+    )
+    with torch.device("meta"), torch.random.fork_rng(devices=[]):
+        if strategy == "qlora":  # the same LoRA on a base bitsandbytes would quantise (see module docstring)
+            prepared = STRATEGIES.get("lora").prepare(model, parsed, context)
+        else:
+            prepared = chosen.prepare(model, parsed, context)
+    refuse_checkpointing(prepared, gradient_checkpointing)  # as bench.training.train skips such a run
+    if strategy == "qlora":
+        _adapters_to_bfloat16(prepared)
+        notes.append("adapter weights in bfloat16, as TRL's SFTTrainer casts them on quantised models")
+        notes.append("unquantised weights and activations in float32 (prepare_model_for_kbit_training)")
+    components = Components()
+    count_weights(prepared, components)
+    if strategy == "qlora":
+        layers = _quantize_frozen_linears(prepared, parsed, components)
+        notes.append(f"{layers} frozen linear layers counted as {parsed.bits}-bit storage")
+    components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
+    components.optimizer, what = optimizer_bytes(prepared, optimizer)
+    notes.append(f"optimizer {optimizer}: {what}")
+    sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
+    with estimating_for(device):  # the forward passes: attention with dropout keeps more on a CPU
         _count_activations(
             components, prepared, chosen.objective, sequences, tokens, config, gradient_checkpointing, device, notes
         )
@@ -200,9 +200,9 @@ def estimate_run(
             batch_size=batch_size, tokens=tokens, optimizer=optimizer, notes=notes,
             gradient_checkpointing=gradient_checkpointing,
         )  # fmt: skip
-        if components.phase == "reward":  # the reward model trains on chosen and rejected together
-            sequences = 2 * batch_size
-        return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
+    if components.phase == "reward":  # the reward model trains on chosen and rejected together
+        sequences = 2 * batch_size
+    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
 
 
 def _count_activations(

@@ -19,18 +19,11 @@ from typing import Any, ClassVar, Literal
 from bench.spec import PositiveInt
 from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
 
-# Output projections of attention and MLP per architecture (model.config.model_type), read from
-# transformers' modules. A mixture of experts has no single MLP projection: its adapter follows the
-# whole expert block (`mlp`, which returns the hidden states), as a dense model's follows its MLP.
+# Output projections of attention and MLP for architectures that name them their own way
+# (model.config.model_type); every other architecture is read by its module names (NAMINGS, below).
 SITES: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(
-        ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "stablelm", "olmo", "olmo2"),
-        ("self_attn.o_proj", "mlp.down_proj"),
-    ),
-    **dict.fromkeys(("mixtral", "qwen2_moe", "qwen3_moe"), ("self_attn.o_proj", "mlp")),
     "gpt_neox": ("attention.dense", "mlp.dense_4h_to_h"),
     **dict.fromkeys(("falcon", "bloom"), ("self_attention.dense", "mlp.dense_4h_to_h")),
-    "gpt2": ("attn.c_proj", "mlp.c_proj"),  # GPT-2's Conv1D layers: an adapter wraps any module
     "gptj": ("attn.out_proj", "mlp.fc_out"),
     "opt": ("self_attn.out_proj", "fc2"),
     "phi": ("self_attn.dense", "mlp.fc2"),
@@ -44,7 +37,7 @@ class Options(StrategyOptions):
     bottleneck: PositiveInt | None = None  # adapter width; None: hidden_size // reduction_factor
     reduction_factor: PositiveInt = 16  # AdapterHub default for both variants
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"  # AdapterHub's Pfeiffer default
-    sites: tuple[str, str] | None = None  # (attention output, MLP output) module suffixes; None: SITES
+    sites: tuple[str, str] | None = None  # (attention output, MLP output) module suffixes; None: SITES or NAMINGS
 
 
 def _bottleneck_module(size: int, width: int, activation: str, like: Any):
@@ -77,8 +70,10 @@ def _bottleneck_module(size: int, width: int, activation: str, like: Any):
     return WithAdapter
 
 
-# Where the table has no entry: the first of these namings whose two modules the model has (most newer
-# architectures name theirs as Llama does: Granite, Cohere, Helium, EXAONE, Nemotron, StarCoder2, ...).
+# Where the table has no entry: the first of these namings whose two modules the model has. Most
+# architectures name theirs as Llama does (Mistral, Qwen, Gemma, Phi-3, StableLM, OLMo, Granite, Cohere,
+# ...); StarCoder2's MLP ends in `c_proj`, GPT-2's Conv1D layers too (an adapter wraps any module). A
+# mixture of experts has no single MLP projection: its adapter follows the block that holds the experts.
 NAMINGS: tuple[tuple[str, str], ...] = (
     ("self_attn.o_proj", "mlp.down_proj"),
     ("self_attn.o_proj", "mlp.c_proj"),

@@ -70,6 +70,13 @@ def save_adapter(model: Any, directory: Path) -> None:
     model.save_pretrained(directory)
 
 
+def linear_layer_names(model: Any) -> set[str]:
+    """The last name of each linear layer (`k_proj`, `down_proj`): what PEFT's target modules match."""
+    from torch import nn
+
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+
+
 def freeze_all(model: Any) -> None:
     for parameter in model.parameters():
         parameter.requires_grad_(False)

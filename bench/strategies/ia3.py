@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from bench.strategies.base import LearningRate, MergeablePeftAdapter, PrepareContext, StrategyOptions
+from bench.strategies.base import (
+    LearningRate,
+    MergeablePeftAdapter,
+    PrepareContext,
+    StrategyOptions,
+    linear_layer_names,
+)
 
 
 class Options(StrategyOptions):
@@ -33,9 +39,7 @@ IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
 def _by_name(model: Any) -> tuple[list[str] | None, list[str] | None]:
     """Llama's pattern where the model names its linear layers as Llama does (a mixture of experts'
     fused experts are no linear layer: keys and values, and a shared expert's down projection if any)."""
-    from torch import nn
-
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    names = linear_layer_names(model)
     if not {"k_proj", "v_proj"} <= names:
         return None, None
     feedforward = ["down_proj"] if "down_proj" in names else []

@@ -12,6 +12,7 @@ from bench.strategies.base import (
     PrepareContext,
     Sizing,
     StrategyOptions,
+    linear_layer_names,
     size_by_trial,
 )
 
@@ -22,15 +23,13 @@ VERA_MODULES: dict[str, list[str]] = {"phi3": ["qkv_proj"]}
 
 def _default_targets(model: Any) -> list[str] | None:
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_VERA_TARGET_MODULES_MAPPING as TABLE
-    from torch import nn
 
     model_type = getattr(model.config, "model_type", None)
     if model_type in VERA_MODULES:
         return VERA_MODULES[model_type]
     if model_type in TABLE:
         return list(TABLE[model_type])
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
-    return ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= names else None
+    return ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= linear_layer_names(model) else None
 
 
 class Options(StrategyOptions):
