@@ -257,8 +257,17 @@ def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable[[Any
 
     ids = torch.zeros(sequences, tokens, dtype=torch.long, device="meta")
     model.train()
-    with on_meta(), SavedTensorPeak(list(model.parameters())) as tracker:
-        loss(model, ids).backward()
+    try:
+        with on_meta(), SavedTensorPeak(list(model.parameters())) as tracker:
+            loss(model, ids).backward()
+    except NotImplementedError as error:  # DBRX's experts: torch.nonzero over the router's choices
+        if "data-independent" not in str(error):
+            raise
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        raise ValueError(
+            f"{type(base).__name__} sizes its tensors by their values (torch.nonzero, as in expert routing that"
+            " loops over experts), which the estimate's meta-device forward cannot follow"
+        ) from error
     return tracker.peak
 
 

@@ -108,15 +108,21 @@ def _quantized_bytes(numel: int, options: Any) -> int:
 def _quantize_frozen_linears(model: Any, options: Any, components: Components) -> int:
     """Replace the frozen linear weights' bytes (all but the output head) by their quantised size: the
     layers transformers' bitsandbytes integration replaces, exactly `nn.Linear` (not a subclass: Falcon's
-    FalconLinear stays unquantised) and GPT-2's Conv1D (measured on CPU: scripts/architecture_runs.py)."""
+    FalconLinear stays unquantised) and GPT-2's Conv1D (measured on CPU: scripts/architecture_runs.py), less
+    what QLoRA keeps whole (bench.strategies.base.kept_whole_by_quantisation: Mamba's weight-read layers)."""
     import torch
     from transformers.pytorch_utils import Conv1D
+
+    from bench.strategies.base import kept_whole_by_quantisation
+
+    kept = set(kept_whole_by_quantisation(model))
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head_weight = getattr(head, "weight", None)
     full_total = quantized = count = 0
-    for module in model.modules():
+    for name, module in model.named_modules():
         replaced = type(module) is torch.nn.Linear or isinstance(module, Conv1D)
+        replaced = replaced and name.rsplit(".", 1)[-1] not in kept
         if replaced and module.weight is not head_weight and not module.weight.requires_grad:
             full_total += module.weight.numel() * module.weight.element_size()
             quantized += _quantized_bytes(module.weight.numel(), options)

@@ -60,7 +60,8 @@ def _storage_key(tensor: Any) -> tuple[str, int]:
 
 def _storage_bytes(tensor: Any) -> int:
     if tensor.device.type == "meta":  # no storage to share: what its base spans, as a real view holds it all
-        return (tensor._base if tensor._base is not None else tensor).numel() * tensor.element_size()
+        base = tensor._base if tensor._base is not None else tensor  # in its own dtype: Llama 4's rotary
+        return base.numel() * base.element_size()  # embedding views complex numbers as pairs of reals
     return tensor.untyped_storage().nbytes()
 
 

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from bench.spec import PositiveInt
-from bench.strategies.base import LearningRate, PrepareContext, Sizing, StrategyOptions, freeze_all, size_by_trial
+from bench.strategies.base import (
+    LearningRate,
+    NotApplicable,
+    PrepareContext,
+    Sizing,
+    StrategyOptions,
+    freeze_all,
+    size_by_trial,
+)
 
 # Output projections of attention and MLP for architectures that name them their own way
 # (model.config.model_type); every other architecture is read by its module names (NAMINGS, below).
@@ -57,7 +65,8 @@ def _bottleneck_module(size: int, width: int, activation: str, like: Any):
             return hidden + self.up(self.act(self.down(hidden)))
 
     class WithAdapter(nn.Module):
-        """The original module, then the adapter on its output."""
+        """The original module, then the adapter on its output (on the first of a tuple: an expert block
+        returns its router's scores beside the hidden states, as Llama 4's, GPT-OSS's and DBRX's do)."""
 
         def __init__(self, base: nn.Module) -> None:
             super().__init__()
@@ -65,20 +74,27 @@ def _bottleneck_module(size: int, width: int, activation: str, like: Any):
             self.adapter = Bottleneck().to(device=like.device, dtype=like.dtype)
 
         def forward(self, *args: Any, **kwargs: Any) -> Any:
-            return self.adapter(self.base(*args, **kwargs))
+            output = self.base(*args, **kwargs)
+            if isinstance(output, tuple):
+                return (self.adapter(output[0]), *output[1:])
+            return self.adapter(output)
 
     return WithAdapter
 
 
 # Where the table has no entry: the first of these namings whose two modules the model has. Most
 # architectures name theirs as Llama does (Mistral, Qwen, Gemma, Phi-3, StableLM, OLMo, Granite, Cohere,
-# ...); StarCoder2's MLP ends in `c_proj`, GPT-2's Conv1D layers too (an adapter wraps any module). A
+# DeepSeek, ...); StarCoder2's MLP ends in `c_proj`, GPT-2's Conv1D layers too (an adapter wraps any
+# module); CodeGen as GPT-J, MPT, LFM2 (whose convolution layers have no attention: their MLP only). A
 # mixture of experts has no single MLP projection: its adapter follows the block that holds the experts.
 NAMINGS: tuple[tuple[str, str], ...] = (
     ("self_attn.o_proj", "mlp.down_proj"),
     ("self_attn.o_proj", "mlp.c_proj"),
     ("self_attn.dense", "mlp.dense_4h_to_h"),
     ("attn.c_proj", "mlp.c_proj"),
+    ("attn.out_proj", "mlp.fc_out"),
+    ("attn.out_proj", "ffn.down_proj"),
+    ("self_attn.out_proj", "feed_forward.w2"),
 )
 
 
@@ -94,8 +110,9 @@ def _named_pair(model: Any) -> tuple[str, str] | None:
         if has(attention) and has(mlp):
             return attention, mlp
     blocks = {name.rsplit(".", 2)[-2] for name in names if name.endswith(".experts") and name.count(".") >= 2}
-    if has("self_attn.o_proj") and len(blocks) == 1:
-        return "self_attn.o_proj", blocks.pop()
+    attention = [attention for attention, _ in NAMINGS if has(attention)]
+    if attention and len(blocks) == 1:
+        return attention[0], blocks.pop()
     return None
 
 
@@ -103,7 +120,10 @@ def _sites(model: Any, options: Options) -> list[str]:
     model_type = getattr(model.config, "model_type", None)
     pair = options.sites or SITES.get(model_type) or _named_pair(model)
     if pair is None:
-        raise ValueError(f"adapter: no known output projections for model type {model_type!r}; set `sites`")
+        raise NotApplicable(
+            f"adapter: no attention or MLP output projection by any name known for model type {model_type!r};"
+            " set `sites` to train adapters here"
+        )
     suffixes = pair if options.variant == "houlsby" else pair[1:]
     names = [name for name, _ in model.named_modules() if name.endswith(tuple("." + s for s in suffixes))]
     if not names:

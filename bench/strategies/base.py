@@ -77,6 +77,76 @@ def linear_layer_names(model: Any) -> set[str]:
     return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
 
 
+# How architectures name the projections that IA3 and VeRA target, for those PEFT's tables do not know:
+# one fused query-key-value projection (Phi-3, Persimmon, CodeGen, MPT, DBRX), multi-head latent
+# attention's keys and values from their latent (DeepSeek-V2/V3, `kv_b_proj`), the MLP's output.
+FUSED_QKV = ("qkv_proj", "query_key_value", "Wqkv")
+MLP_OUTPUTS = ("down_proj", "fc_out", "dense_4h_to_h", "fc2", "w2")
+
+
+def keys_and_values(names: set[str]) -> list[str]:
+    """The linear layers that make keys and values, by their names: Llama's pair, MLA's, or a fused one."""
+    if {"k_proj", "v_proj"} <= names:
+        return ["k_proj", "v_proj"]
+    return ["kv_b_proj"] if "kv_b_proj" in names else [name for name in FUSED_QKV if name in names][:1]
+
+
+def queries_and_values(names: set[str]) -> list[str]:
+    """The linear layers that make queries and values: Llama's pair, MLA's (queries from their own
+    latent where the model has one), or a fused one."""
+    if {"q_proj", "v_proj"} <= names:
+        return ["q_proj", "v_proj"]
+    if "kv_b_proj" in names:
+        return [*[name for name in ("q_b_proj", "q_proj") if name in names][:1], "kv_b_proj"]
+    return [name for name in FUSED_QKV if name in names][:1]
+
+
+def mlp_output(names: set[str]) -> list[str]:
+    """The MLP's output projection by its name, if any (a mixture of experts' fused experts are none)."""
+    return [name for name in MLP_OUTPUTS if name in names][:1]
+
+
+# Projections that state-space models read by their weight, past any module wrapping them (transformers
+# 5.25): Mamba's and Falcon-Mamba's fused CUDA kernel takes the weights of x_proj, dt_proj, out_proj and
+# conv1d, their other path dt_proj's (measured on a CPU: a LoRA there never trained; QLoRA's packed weight
+# there failed the first step); Jamba reads dt_proj's unless the model is quantised. PEFT itself refuses
+# out_proj and conv1d in Mamba-based models (its _check_lora_target_modules_mamba), Mamba-2's included.
+READ_BY_WEIGHT: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("mamba", "falcon_mamba"), frozenset({"x_proj", "dt_proj", "out_proj", "conv1d"})),
+    "jamba": frozenset({"dt_proj"}),
+    **dict.fromkeys(("mamba2", "falcon_h1", "nemotron_h"), frozenset({"out_proj", "conv1d"})),
+}
+QUANTISED_READ_BY_WEIGHT = frozenset({"mamba", "falcon_mamba"})  # Jamba calls dt_proj when quantised
+
+
+def read_by_weight(model: Any) -> frozenset[str]:
+    """The module names (last part) this model's forward reads by their weight (READ_BY_WEIGHT)."""
+    return READ_BY_WEIGHT.get(getattr(model.config, "model_type", None), frozenset())
+
+
+def kept_whole_by_quantisation(model: Any) -> list[str]:
+    """Linear layers QLoRA must leave unquantised: those a Mamba reads by their packed weight."""
+    if getattr(model.config, "model_type", None) not in QUANTISED_READ_BY_WEIGHT:
+        return []
+    return sorted(read_by_weight(model) - {"conv1d"})  # bitsandbytes quantises linear layers only
+
+
+def left_out_of_all_linear(model: Any) -> list[str]:
+    """What PEFT's "all-linear" reaches and its adapters cannot train. Mixture-of-experts routers that are
+    linear layers by class but return (scores, experts) (Llama 4's `Llama4Router`, PhiMoE's
+    `PhimoeTopKRouter`: "'tuple' object has no attribute 'dtype'" in the first forward; elsewhere the
+    router is no nn.Linear and never reached), and the projections a state-space model reads by weight."""
+    from torch import nn
+
+    by_weight = read_by_weight(model)
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and (type(module).__name__.endswith("Router") or name.rsplit(".", 1)[-1] in by_weight)
+    ]
+
+
 def freeze_all(model: Any) -> None:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -131,6 +201,19 @@ class MergeablePeftAdapter:
 
     def merge(self, model: Any) -> Any:
         return merge_adapter(model)
+
+
+def virtual_token_shape(model: Any) -> dict[str, int]:
+    """Layers, width and heads for PEFT's prompt-learning configs, read through the config's attribute
+    names (MPT's `n_heads`, DBRX's `d_model`), which PEFT's own lookup of the config's dictionary does not
+    know ("Please specify `num_attention_heads` in `peft_config`")."""
+    text = model.config.get_text_config()
+    shape = {
+        "num_layers": getattr(text, "num_hidden_layers", None),
+        "token_dim": getattr(text, "hidden_size", None),
+        "num_attention_heads": getattr(text, "num_attention_heads", None),
+    }
+    return {field: value for field, value in shape.items() if value is not None}
 
 
 class VirtualTokenAdapter:

@@ -23,7 +23,7 @@ class DoRA(lora.LoRA):
         from peft import get_peft_model
 
         try:
-            return get_peft_model(model, lora.lora_config(options, use_dora=True))
+            return get_peft_model(model, lora.lora_config(options, model, use_dora=True))
         except ValueError as error:  # "all-linear" on a mixture of experts reaches its fused expert weights
             if "ParamWrapper" not in str(error):
                 raise

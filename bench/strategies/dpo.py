@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.spec import PositiveFloat, PositiveInt
-from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, save_whole_model
+from bench.strategies.base import LearningRate, NotApplicable, PrepareContext, StrategyOptions, save_whole_model
 
 LossType = Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm"]
 
@@ -39,8 +39,26 @@ class Options(StrategyOptions):
     precompute_ref_log_probs: bool = False
 
 
+def fit_trl_fused_head(model: Any) -> None:
+    """What TRL 1.16's fused output head (every DPO and RLOO/GRPO step) reads from the model, made readable
+    or refused. It runs the backbone as `model.base_model`: Llama 4's text model names its backbone by the
+    multimodal checkpoint's prefix (`language_model`), which it lacks, so `base_model` is the whole model
+    and the step fails ("no attribute 'last_hidden_state'"). With the router's load-balancing loss on, it
+    reads `config.num_experts`, which PhiMoE's config calls `num_local_experts` (Mixtral's maps the one to
+    the other): the same count under TRL's name. Both measured on tiny configs (transformers 5.25)."""
+    if getattr(model, "base_model", model) is model:
+        raise NotApplicable(
+            f"TRL's fused output head runs the backbone as `base_model`, which {type(model).__name__} does not"
+            f" name (its base_model_prefix is {model.base_model_prefix!r})"
+        )
+    text = model.config.get_text_config()
+    if hasattr(text, "num_local_experts") and not hasattr(text, "num_experts"):
+        text.num_experts = text.num_local_experts
+
+
 def prepare_policy(model: Any, lora: LoraShape | None) -> Any:
     """Wrap in a LoRA adapter (TRL then uses the adapter's initial state as reference), or unfreeze all."""
+    fit_trl_fused_head(model)
     if lora is None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
@@ -49,7 +67,7 @@ def prepare_policy(model: Any, lora: LoraShape | None) -> Any:
 
     from bench.strategies.lora import lora_config
 
-    return get_peft_model(model, lora_config(lora))
+    return get_peft_model(model, lora_config(lora, model))
 
 
 def save_policy(model: Any, directory: Path) -> None:

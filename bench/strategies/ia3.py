@@ -12,9 +12,12 @@ from typing import Any, ClassVar
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
+    NotApplicable,
     PrepareContext,
     StrategyOptions,
+    keys_and_values,
     linear_layer_names,
+    mlp_output,
 )
 
 
@@ -25,25 +28,25 @@ class Options(StrategyOptions):
     feedforward_modules: list[str] | None = None  # scaled on their input; None: the table's (Llama: down)
 
 
-# Where PEFT 0.21's IA3 tables have no entry, or name modules transformers 5 no longer has: PEFT's
-# pattern for Llama (keys, values, and the feed-forward output projection scaled on its input) wherever
-# the model's linear layers are named so (`_by_name`), and these. Phi-3 fuses queries, keys and values in
-# one projection, so IA3 scales all three there. Mixtral's experts are fused parameters (transformers 5),
-# which IA3 cannot wrap: keys and values only (PEFT's table names `w2`, which exists no more).
+# Where PEFT 0.21's IA3 tables name modules transformers 5 no longer has: Mixtral's experts are fused
+# parameters, which IA3 cannot wrap, so keys and values only (PEFT's table names `w2`, which exists no
+# more). Where PEFT has no table, PEFT's pattern for Llama by the model's own module names (`_by_name`).
 IA3_MODULES: dict[str, tuple[list[str], list[str]]] = {
-    "phi3": (["qkv_proj", "down_proj"], ["down_proj"]),
     "mixtral": (["k_proj", "v_proj"], []),
 }
 
 
 def _by_name(model: Any) -> tuple[list[str] | None, list[str] | None]:
-    """Llama's pattern where the model names its linear layers as Llama does (a mixture of experts'
-    fused experts are no linear layer: keys and values, and a shared expert's down projection if any)."""
+    """Llama's pattern (keys, values, and the MLP's output projection scaled on its input) wherever the
+    model's linear layers are named so or in a way bench.strategies.base knows (a fused query-key-value
+    projection is scaled whole; a mixture of experts' fused experts are no linear layer: keys and values,
+    and a shared expert's down projection if any)."""
     names = linear_layer_names(model)
-    if not {"k_proj", "v_proj"} <= names:
+    attention = keys_and_values(names)
+    if not attention:
         return None, None
-    feedforward = ["down_proj"] if "down_proj" in names else []
-    return ["k_proj", "v_proj", *feedforward], feedforward
+    feedforward = mlp_output(names)
+    return [*attention, *feedforward], feedforward
 
 
 def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]:
@@ -64,9 +67,9 @@ def resolve_modules(model: Any, options: Options) -> tuple[list[str], list[str]]
     targets = options.target_modules or table_targets
     feedforward = options.feedforward_modules or table_feedforward
     if not targets or feedforward is None:
-        raise ValueError(
-            f"ia3: no module table for model type {model_type!r} (PEFT's or ours); set target_modules and"
-            " feedforward_modules"
+        raise NotApplicable(
+            f"ia3: no keys, values or MLP projections by any name known for model type {model_type!r} (PEFT's"
+            " tables or ours); set target_modules and feedforward_modules to train IA3 here"
         )
     if options.feedforward_modules:  # the suite's own: each must be a target (PEFT), never silently dropped
         stray = [name for name in options.feedforward_modules if name not in targets]

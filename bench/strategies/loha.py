@@ -13,6 +13,7 @@ from bench.strategies.base import (
     PrepareContext,
     Sizing,
     StrategyOptions,
+    left_out_of_all_linear,
     size_by_trial,
 )
 
@@ -30,8 +31,15 @@ class LoHa(MergeablePeftAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import LoHaConfig, get_peft_model
 
+        excluded = (
+            left_out_of_all_linear(model) if options.target_modules == "all-linear" else []
+        )  # as lora.lora_config
         config = LoHaConfig(
-            task_type="CAUSAL_LM", r=options.r, alpha=options.alpha, target_modules=options.target_modules
+            task_type="CAUSAL_LM",
+            r=options.r,
+            alpha=options.alpha,
+            target_modules=options.target_modules,
+            exclude_modules=excluded or None,
         )
         try:
             return get_peft_model(model, config)

@@ -13,6 +13,7 @@ from bench.strategies.base import (
     PrepareContext,
     Sizing,
     StrategyOptions,
+    left_out_of_all_linear,
     size_by_trial,
 )
 
@@ -25,10 +26,14 @@ class Options(StrategyOptions):
     target_modules: list[str] | str = "all-linear"  # PEFT's shorthand: every linear layer but the head
 
 
-def lora_config(options: Options, **extra: Any):
-    """The LoraConfig for these options; the LoRA family (QLoRA, DoRA) passes its extras here."""
+def lora_config(options: Options, model: Any, **extra: Any):
+    """The LoraConfig for these options on this model; the LoRA family (QLoRA, DoRA) passes its extras
+    here. "all-linear" leaves out what PEFT cannot wrap (bench.strategies.base.left_out_of_all_linear)."""
     from peft import LoraConfig
 
+    excluded = left_out_of_all_linear(model) if options.target_modules == "all-linear" else []
+    if excluded:
+        extra = {"exclude_modules": excluded, **extra}
     return LoraConfig(
         r=options.r,
         lora_alpha=options.alpha,
@@ -45,7 +50,7 @@ class LoRA(MergeablePeftAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import get_peft_model
 
-        return get_peft_model(model, lora_config(options))
+        return get_peft_model(model, lora_config(options, model))
 
     def size_for(self, model: Any, options: Options, target: int, context: PrepareContext) -> Sizing:
         return size_by_trial(self, model, options, context, "r", target)

@@ -20,6 +20,7 @@ from bench.strategies.base import (
     PrepareContext,
     StrategyOptions,
     VirtualTokenAdapter,
+    virtual_token_shape,
 )
 
 
@@ -43,6 +44,31 @@ MIXTURE_OF_EXPERTS = (
 )
 
 
+LATENT_ATTENTION = (
+    "prefix tuning cannot apply to multi-head latent attention (DeepSeek-V2/V3): transformers caches the"
+    " compressed latent, one head wide, where PEFT's prefixes are per-head keys and values"
+)
+NOT_ALL_ATTENTION = (
+    "prefix tuning needs an attention cache in every layer (PEFT's prefixes are attention keys and values);"
+    " this model has {what}"
+)
+
+
+def refuse_architecture(model: Any) -> None:
+    """NotApplicable where PEFT's prefixes cannot reach the model's attention. Measured on tiny configs
+    (transformers 5.25, PEFT 0.21): the shapes in the first step (MLA, a mixture of experts' auxiliary
+    loss), or a cache that is not attention's (LFM2's convolution layers); a model without attention
+    (Mamba) has no head count for PEFT to shape a prefix with."""
+    text = model.config.get_text_config()
+    if hasattr(text, "output_router_logits") and getattr(text, "router_aux_loss_coef", 0.0):
+        raise NotApplicable(MIXTURE_OF_EXPERTS)
+    if getattr(text, "kv_lora_rank", None):
+        raise NotApplicable(LATENT_ATTENTION)
+    kinds = sorted({kind for kind in getattr(text, "layer_types", None) or () if "attention" not in kind})
+    if kinds or getattr(text, "num_attention_heads", None) is None:
+        raise NotApplicable(NOT_ALL_ATTENTION.format(what=f"{', '.join(kinds)} layers" if kinds else "no attention"))
+
+
 def keep_cache_on(model: Any) -> None:
     def hook(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         return args, {**kwargs, "use_cache": True}
@@ -56,13 +82,12 @@ class PrefixTuning(VirtualTokenAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import PrefixTuningConfig, get_peft_model
 
-        text_config = model.config.get_text_config()
-        if hasattr(text_config, "output_router_logits") and getattr(text_config, "router_aux_loss_coef", 0.0):
-            raise NotApplicable(MIXTURE_OF_EXPERTS)
+        refuse_architecture(model)
         config = PrefixTuningConfig(
             task_type="CAUSAL_LM",
             num_virtual_tokens=options.num_virtual_tokens,
             prefix_projection=options.projection,
+            **virtual_token_shape(model),
         )
         peft_model = get_peft_model(model, config)
         keep_cache_on(peft_model)

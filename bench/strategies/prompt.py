@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from bench.spec import PositiveInt
-from bench.strategies.base import LearningRate, PrepareContext, StrategyOptions, VirtualTokenAdapter
+from bench.strategies.base import (
+    LearningRate,
+    PrepareContext,
+    StrategyOptions,
+    VirtualTokenAdapter,
+    virtual_token_shape,
+)
 
 
 class Options(StrategyOptions):
@@ -46,6 +52,8 @@ class PromptTuning(VirtualTokenAdapter):
             task_type="CAUSAL_LM",
             num_virtual_tokens=options.num_virtual_tokens,
             prompt_tuning_init=PromptTuningInit(options.init.upper()),
+            # PEFT asks for a head count that prompt tuning never uses: 1 where a model has no attention (Mamba)
+            **{"num_attention_heads": 1, **virtual_token_shape(model)},
         )
         peft_model = get_peft_model(model, config)
         strip_virtual_logits(peft_model, options.num_virtual_tokens)

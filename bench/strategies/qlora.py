@@ -24,6 +24,7 @@ from bench.strategies.base import (
     NotApplicable,
     PrepareContext,
     Sizing,
+    kept_whole_by_quantisation,
     load_adapter,
     merge_adapter,
     save_adapter,
@@ -54,16 +55,20 @@ def quantized_base(model: Any, options: Options) -> Any:
     """Reload `model` with its linear layers quantised as the options say (see module docstring)."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.quantizers.base import get_keys_to_not_convert
 
+    kept = kept_whole_by_quantisation(model)  # then also transformers' own (the output head)
+    skipped = {"llm_int8_skip_modules": [*get_keys_to_not_convert(model), *kept]} if kept else {}
     if options.bits == 4:
         quantization = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type=options.quant_type,
             bnb_4bit_use_double_quant=options.double_quant,
             bnb_4bit_compute_dtype=getattr(torch, options.compute_dtype),
+            **skipped,
         )
     else:
-        quantization = BitsAndBytesConfig(load_in_8bit=True)
+        quantization = BitsAndBytesConfig(load_in_8bit=True, **skipped)
     device = model.device
 
     def load(folder: str | Path) -> Any:
@@ -110,7 +115,7 @@ class QLoRA:
         from peft import get_peft_model
 
         quantized = self.base(model, options, context.device if context else str(model.device))
-        peft_model = get_peft_model(quantized, lora.lora_config(options))
+        peft_model = get_peft_model(quantized, lora.lora_config(options, quantized))
         peft_model.bench_qlora_options = options  # load() quantises the base the same way
         return peft_model
 

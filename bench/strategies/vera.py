@@ -9,33 +9,37 @@ from bench.spec import PositiveInt
 from bench.strategies.base import (
     LearningRate,
     MergeablePeftAdapter,
+    NotApplicable,
     PrepareContext,
     Sizing,
     StrategyOptions,
     linear_layer_names,
+    queries_and_values,
     size_by_trial,
 )
 
-# Phi-3 fuses queries, keys and values in one projection; elsewhere PEFT's table, or its pattern for
-# Llama (queries and values) where the model names its linear layers so (`_default_targets`).
-VERA_MODULES: dict[str, list[str]] = {"phi3": ["qkv_proj"]}
 
-
-def _default_targets(model: Any) -> list[str] | None:
+def _default_targets(model: Any) -> list[str]:
+    """PEFT's table for the model type, else PEFT's pattern for Llama (queries and values) by the model's
+    own module names, or their fused or latent counterparts (bench.strategies.base.queries_and_values)."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_VERA_TARGET_MODULES_MAPPING as TABLE
 
     model_type = getattr(model.config, "model_type", None)
-    if model_type in VERA_MODULES:
-        return VERA_MODULES[model_type]
     if model_type in TABLE:
         return list(TABLE[model_type])
-    return ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= linear_layer_names(model) else None
+    targets = queries_and_values(linear_layer_names(model))
+    if not targets:
+        raise NotApplicable(
+            f"vera: no query or value projections by any name known for model type {model_type!r} (PEFT's"
+            " table or ours); set target_modules to train VeRA here"
+        )
+    return targets
 
 
 class Options(StrategyOptions):
     learning_rate: LearningRate = 1e-2  # VeRA paper: ~10x LoRA's rates (it trains only vectors)
     r: PositiveInt = 256  # VeRA paper / PEFT default: the shared random matrices are wide
-    target_modules: list[str] | None = None  # None: PEFT's table, VERA_MODULES or by name (Llama: q, v)
+    target_modules: list[str] | None = None  # None: PEFT's table, else by name (Llama: q, v)
 
 
 class VeRA(MergeablePeftAdapter):
