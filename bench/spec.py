@@ -43,6 +43,9 @@ class ModelSpec(Strict):
     # a Jinja chat template (the text, or a .jinja file) for a model without one, or to replace its own:
     # conversational data is rendered with it, as TRL's SFTTrainer renders it
     chat_template: str | None = None
+    # run the Python code a model folder ships for its own model type (config.json's `auto_map`): only for
+    # code you have read or whose source you trust; off, such a folder is refused naming this field
+    trust_remote_code: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:

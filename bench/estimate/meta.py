@@ -176,16 +176,33 @@ def attention_for(model_class: Any, config: Any) -> str:
     return ATTENTION
 
 
+def causal_lm_class(config: Any) -> Any:
+    """transformers' causal LM class for the config, or the model folder's own where the config is one
+    (a trusted folder's `auto_map`, loaded as a dynamic module: model.trust_remote_code)."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    if type(config) in MODEL_FOR_CAUSAL_LM_MAPPING:
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    reference = (getattr(config, "auto_map", None) or {}).get("AutoModelForCausalLM")
+    if reference is None:
+        raise ValueError(f"{type(config).__name__}: neither transformers nor its auto_map names a causal LM class")
+    return get_class_from_dynamic_module(reference, config._name_or_path)
+
+
 def meta_model(config: Any, dtype: str) -> Any:
     """The model on the meta device, with the attention a run would use (`attention_for`)."""
     import torch
     from transformers import AutoModelForCausalLM
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
     config = copy.deepcopy(config)  # from_config sets the attention on the config: never on the caller's
-    attention = attention_for(MODEL_FOR_CAUSAL_LM_MAPPING[type(config)], config)
+    model_class = causal_lm_class(config)
+    attention = attention_for(model_class, config)
+    own_code = model_class.__module__.startswith("transformers_modules.")
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), attn_implementation=attention)
+        return AutoModelForCausalLM.from_config(
+            config, dtype=getattr(torch, dtype), attn_implementation=attention, trust_remote_code=own_code
+        )
 
 
 @contextmanager

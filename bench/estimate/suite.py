@@ -16,8 +16,9 @@ DEFAULT_RESERVE = "2GiB"
 
 
 def _pretrained_source(spec: Any, report: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
-    """Where transformers reads the model's config and tokenizer from, without loading weights."""
-    from bench.models.load import resolve_folder
+    """Where transformers reads the model's config and tokenizer from, without loading weights, and how
+    (a GGUF file's name; whether the suite trusts a model folder's own code: model.trust_remote_code)."""
+    from bench.models.load import refuse_untrusted_code, resolve_folder
 
     if spec.gguf or spec.packaged:
         if spec.packaged:
@@ -27,7 +28,9 @@ def _pretrained_source(spec: Any, report: Callable[[str], None]) -> tuple[Any, d
         else:
             gguf = Path(spec.gguf).expanduser()
         return gguf.parent, {"gguf_file": gguf.name}  # read from the GGUF header
-    return resolve_folder(spec, report).where, {}
+    where = resolve_folder(spec, report).where
+    refuse_untrusted_code(where, spec.trust_remote_code)
+    return where, {"trust_remote_code": spec.trust_remote_code}
 
 
 def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
@@ -38,7 +41,8 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
 
     where, extra = _pretrained_source(spec, report)
     config = AutoConfig.from_pretrained(where, **extra)
-    check_model_type(config.model_type, f"the suite's model ({where})")
+    if not type(config).__module__.startswith("transformers_modules."):  # else the folder's own, trusted
+        check_model_type(config.model_type, f"the suite's model ({where})")
     return config
 
 

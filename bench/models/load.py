@@ -200,15 +200,41 @@ def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
     raise ValueError(f"model: no source given in {spec.model_dump(exclude_none=True)}")
 
 
-def _random_model(folder: str, dtype: str) -> Any:
+def _random_model(folder: str, dtype: str, trust: bool) -> Any:
     """The config's model with transformers' own initialisation, seeded; the caller's RNG is untouched."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(config, dtype=_torch_dtype(dtype))
+        return AutoModelForCausalLM.from_config(config, dtype=_torch_dtype(dtype), trust_remote_code=trust)
+
+
+def refuse_untrusted_code(folder: str | Path, trusted: bool) -> None:
+    """ValueError naming `model.trust_remote_code` where the folder's config.json maps a model type
+    transformers does not know to Python code in the folder (`auto_map`) and the suite does not trust it:
+    transformers would ask on the terminal instead, which a worker process does not have."""
+    from transformers import CONFIG_MAPPING
+
+    file = Path(folder) / "config.json"
+    if trusted or not file.is_file():
+        return
+    raw = json.loads(file.read_text("utf-8"))
+    if isinstance(raw, dict) and raw.get("auto_map") and raw.get("model_type") not in CONFIG_MAPPING:
+        raise ValueError(
+            f"model.trust_remote_code: {str(file)!r} maps model type {raw.get('model_type')!r} to Python code in"
+            f" its folder ({', '.join(sorted(raw['auto_map']))}); set model.trust_remote_code: true to run that"
+            " code (only code you have read or whose source you trust)"
+        )
+
+
+def remote_code(model: Any) -> dict[str, bool]:
+    """`trust_remote_code` for reloading a saved copy of `model` (QLoRA's quantised reload, a trained full
+    model, an aligned parent): true exactly where the model already runs its folder's own code, which
+    only a suite's `model.trust_remote_code` lets load (transformers' dynamic modules)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"trust_remote_code": type(base).__module__.startswith("transformers_modules.")}
 
 
 def chat_template_text(value: str) -> str:
@@ -224,11 +250,14 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
     started = time.perf_counter()
     resolved = resolve_folder(spec, report)
     report(f"loading {resolved.name} from {resolved.where}")
-    tokenizer = AutoTokenizer.from_pretrained(resolved.where)
+    trust = spec.trust_remote_code
+    refuse_untrusted_code(resolved.where, trust)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.where, trust_remote_code=trust)
     if resolved.kind == "config":
-        model = _random_model(resolved.where, spec.dtype).to(device)
+        model = _random_model(resolved.where, spec.dtype, trust).to(device)
     else:
-        model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=_torch_dtype(spec.dtype)).to(device)
+        dtype = _torch_dtype(spec.dtype)
+        model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=dtype, trust_remote_code=trust).to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if spec.chat_template:  # the suite's template replaces the model's (or gives one to a model without)
@@ -244,6 +273,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
         "sha256": sha256,
         **resolved.extra,
         **({"chat_template": "model.chat_template"} if spec.chat_template else {}),
+        **({"trust_remote_code": True} if trust else {}),
         "load_seconds": round(time.perf_counter() - started, 2),
     }
     report(f"loaded {resolved.name}: {info['parameters'] / 1e6:.1f}M parameters in {info['load_seconds']} s")

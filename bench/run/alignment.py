@@ -65,6 +65,7 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     rebuild a reference model from it get the sft result, not the base."""
     from transformers import AutoModelForCausalLM
 
+    from bench.models.load import remote_code
     from bench.run.events import emit
     from bench.strategies import STRATEGIES, PrepareContext
     from bench.tasks import load_task
@@ -105,7 +106,8 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
             shutil.rmtree(temporary)
         else:
             temporary.replace(folder)  # atomic: a half-written folder is never taken for the cache
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=loaded.model.dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=loaded.model.dtype, **remote_code(loaded.model))
+    model = model.to(device)
     model.config._name_or_path = str(folder)
     return model
 

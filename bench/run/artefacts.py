@@ -60,6 +60,8 @@ def lm_eval_command(
     else:
         return None  # a hand-written bottleneck adapter or trained blocks: bench loads them, lm-eval cannot
     arguments += f",tokenizer={folder / 'tokenizer'},dtype={dtype}"
+    if model_info.get("trust_remote_code"):  # the suite trusted the model folder's own code
+        arguments += ",trust_remote_code=True"
     names = ",".join(lmeval_task_name(task) for task in tasks)
     generative = any(getattr(task, "generative", False) for task in tasks)
     program = ["python", "-m", "bench.evaluate.lm_eval_cli"] if generative else ["lm_eval"]

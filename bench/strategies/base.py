@@ -174,7 +174,11 @@ class Sizing:
 def load_whole_model(base_model: Any, directory: Path) -> Any:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(directory, dtype=base_model.dtype).to(base_model.device)
+    from bench.models.load import remote_code
+
+    return AutoModelForCausalLM.from_pretrained(directory, dtype=base_model.dtype, **remote_code(base_model)).to(
+        base_model.device
+    )
 
 
 def load_adapter(base_model: Any, directory: Path) -> Any:

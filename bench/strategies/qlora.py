@@ -57,6 +57,8 @@ def quantized_base(model: Any, options: Options) -> Any:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from transformers.quantizers.base import get_keys_to_not_convert
 
+    from bench.models.load import remote_code
+
     kept = kept_whole_by_quantisation(model)  # then also transformers' own (the output head)
     skipped = {"llm_int8_skip_modules": [*get_keys_to_not_convert(model), *kept]} if kept else {}
     if options.bits == 4:
@@ -73,7 +75,11 @@ def quantized_base(model: Any, options: Options) -> Any:
 
     def load(folder: str | Path) -> Any:
         return AutoModelForCausalLM.from_pretrained(
-            folder, quantization_config=quantization, dtype=model.dtype, device_map={"": str(device)}
+            folder,
+            quantization_config=quantization,
+            dtype=model.dtype,
+            device_map={"": str(device)},
+            **remote_code(model),
         )
 
     folder = Path(model.config._name_or_path or "")
