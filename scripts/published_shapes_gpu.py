@@ -39,6 +39,7 @@ from typing import Any
 CONFIGS = Path(__file__).resolve().parents[1] / "suites" / "model-configs"
 QV = {"r": 8, "alpha": 16, "dropout": 0.05}
 QLORA = {"bits": 4, "quant_type": "nf4", "double_quant": False, "compute_dtype": "bfloat16"}
+QLORA_DQ = {**QLORA, "double_quant": True}  # LitGPT's "nf4-dq" rows
 # (config folder, strategy, options, batch sizes, tokens per sequence): the published rows' shapes
 SHAPES: list[tuple[str, str, dict[str, Any], list[int], int]] = [
     ("phi-1.5", "lora", {**QV, "target_modules": ["q_proj", "v_proj"]}, [1, 2, 4], 1044),
@@ -48,6 +49,9 @@ SHAPES: list[tuple[str, str, dict[str, Any], list[int], int]] = [
     ("stablelm-base-alpha-3b", "qlora", {**QV, **QLORA, "target_modules": ["query_key_value"]}, [1, 2, 4], 1034),
     ("llama-2-7b", "lora", {**QV, "target_modules": ["q_proj", "v_proj"]}, [1, 2], 1304),
     ("llama-2-7b", "qlora", {**QV, **QLORA, "target_modules": ["q_proj", "v_proj"]}, [1, 2, 4], 1304),
+    ("phi-1.5", "qlora", {**QV, **QLORA_DQ, "target_modules": ["q_proj", "v_proj"]}, [1], 1044),
+    ("stablelm-base-alpha-3b", "qlora", {**QV, **QLORA_DQ, "target_modules": ["query_key_value"]}, [1], 1034),
+    ("llama-2-7b", "qlora", {**QV, **QLORA_DQ, "target_modules": ["q_proj", "v_proj"]}, [1], 1304),
     ("mistral-7b", "lora", {"r": 32, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}, [2], 512),
     ("gemma-2b", "lora", {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": "all-linear"}, [1, 2, 4], 512),
 ]
@@ -218,6 +222,7 @@ def run(
     tiny: bool,
     strategies: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    double_quant: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Every selected shape in turn; published-shapes.json is rewritten after each row, so an
     interrupted run keeps the rows it finished."""
@@ -229,6 +234,8 @@ def run(
     rows = []
     for name, strategy, options, batches, tokens in SHAPES:
         if (only and name != only) or (strategies and strategy not in strategies):
+            continue
+        if double_quant is not None and options.get("double_quant", False) != double_quant:
             continue
         config = load_config(name, tiny)
         for key, value in (overrides or {}).items():
@@ -273,6 +280,11 @@ def main() -> None:
         help="override a config field, e.g. hidden_act=gelu_pytorch_tanh (repeatable)",
     )
     parser.add_argument("--tiny", action="store_true", help="2-layer configs of each family (CPU check)")
+    parser.add_argument(
+        "--double-quant",
+        choices=["yes", "no"],
+        help="only the QLoRA shapes with (yes) or the shapes without (no) double quantisation",
+    )
     args = parser.parse_args()
     overrides = {}
     for item in args.set:
@@ -283,7 +295,8 @@ def main() -> None:
             overrides[key] = json.loads(value)  # numbers and booleans as such: num_hidden_layers=4
         except json.JSONDecodeError:
             overrides[key] = value
-    run(args.out, args.only, args.tiny, args.strategy, overrides)
+    double_quant = None if args.double_quant is None else args.double_quant == "yes"
+    run(args.out, args.only, args.tiny, args.strategy, overrides, double_quant)
 
 
 if __name__ == "__main__":
