@@ -73,6 +73,8 @@ def canonical_spec(data: dict[str, Any]) -> dict[str, Any]:
     for name in ("config", "chat_template"):
         if model.get(name) is None:
             model.pop(name, None)
+    if not model.get("trust_remote_code"):
+        model.pop("trust_remote_code", None)
     for task in [data.get("task") or {}, *(data.get("retain") or [])]:
         for name in ("loss", "generation"):  # generation: generative tasks' settings
             if task.get(name) is None:

@@ -15,10 +15,11 @@ import torch
 from bench.estimate.model import estimate_run
 from bench.estimate.suite import suite_model_config
 from bench.measure.components import Components, count_weights
-from bench.models.load import load_model, remote_code
+from bench.models.load import load_model
 from bench.run.artefacts import lm_eval_command
 from bench.spec import Budget, ModelSpec
 from bench.strategies import STRATEGIES, PrepareContext
+from bench.strategies.base import remote_code
 
 TOKENIZER = Path(__file__).resolve().parents[1] / "suites" / "model-configs" / "smollm2-135m"
 CONFIGURATION = """from transformers import LlamaConfig

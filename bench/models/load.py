@@ -200,7 +200,7 @@ def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
     raise ValueError(f"model: no source given in {spec.model_dump(exclude_none=True)}")
 
 
-def _random_model(folder: str, dtype: str, trust: bool) -> Any:
+def _random_model(folder: str, dtype: str, trust: bool = False) -> Any:
     """The config's model with transformers' own initialisation, seeded; the caller's RNG is untouched."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -227,14 +227,6 @@ def refuse_untrusted_code(folder: str | Path, trusted: bool) -> None:
             f" its folder ({', '.join(sorted(raw['auto_map']))}); set model.trust_remote_code: true to run that"
             " code (only code you have read or whose source you trust)"
         )
-
-
-def remote_code(model: Any) -> dict[str, bool]:
-    """`trust_remote_code` for reloading a saved copy of `model` (QLoRA's quantised reload, a trained full
-    model, an aligned parent): true exactly where the model already runs its folder's own code, which
-    only a suite's `model.trust_remote_code` lets load (transformers' dynamic modules)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"trust_remote_code": type(base).__module__.startswith("transformers_modules.")}
 
 
 def chat_template_text(value: str) -> str:

@@ -65,9 +65,9 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     rebuild a reference model from it get the sft result, not the base."""
     from transformers import AutoModelForCausalLM
 
-    from bench.models.load import remote_code
     from bench.run.events import emit
     from bench.strategies import STRATEGIES, PrepareContext
+    from bench.strategies.base import remote_code
     from bench.tasks import load_task
     from bench.training.train import TrainRequest, train
 

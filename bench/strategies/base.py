@@ -171,10 +171,16 @@ class Sizing:
     trainable: int
 
 
+def remote_code(model: Any) -> dict[str, bool]:
+    """`trust_remote_code` for reloading a saved copy of `model` (QLoRA's quantised reload, a trained full
+    model, an aligned parent): true exactly where the model already runs its folder's own code, which
+    only a suite's `model.trust_remote_code` lets load (transformers' dynamic modules)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"trust_remote_code": type(base).__module__.startswith("transformers_modules.")}
+
+
 def load_whole_model(base_model: Any, directory: Path) -> Any:
     from transformers import AutoModelForCausalLM
-
-    from bench.models.load import remote_code
 
     return AutoModelForCausalLM.from_pretrained(directory, dtype=base_model.dtype, **remote_code(base_model)).to(
         base_model.device

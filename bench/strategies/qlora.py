@@ -27,6 +27,7 @@ from bench.strategies.base import (
     kept_whole_by_quantisation,
     load_adapter,
     merge_adapter,
+    remote_code,
     save_adapter,
 )
 
@@ -56,8 +57,6 @@ def quantized_base(model: Any, options: Options) -> Any:
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from transformers.quantizers.base import get_keys_to_not_convert
-
-    from bench.models.load import remote_code
 
     kept = kept_whole_by_quantisation(model)  # then also transformers' own (the output head)
     skipped = {"llm_int8_skip_modules": [*get_keys_to_not_convert(model), *kept]} if kept else {}
