@@ -1,7 +1,7 @@
 """`bench run` of every supervised strategy on tiny random configs of the architectures
 tests/test_architectures.py names: what trains, what is skipped and why, what fails, and each record's
 estimate against its counted components. The tests prepare, estimate and train a few of these pairs;
-this runs all of them end to end (about 10 s an architecture on 2 cores, 40 architectures).
+this runs all of them end to end (about 10 s an architecture on 2 cores, 44 architectures).
 
     python scripts/architecture_runs.py [--only gpt2,mixtral] [--alignment] [--keep DIR]
 

@@ -1,4 +1,4 @@
-"""The architectures users bring, beyond the Llama family (40): every strategy either prepares, trains and is
+"""The architectures users bring, beyond the Llama family (44): every strategy either prepares, trains and is
 estimated on each, or is skipped with its reason (never a traceback); and the estimator's meta forward
 keeps what the real forward keeps on each, as the harness trains (no cache). Found 2026-12-07 on tiny
 configs of 16 transformers architectures: `bench estimate` failed outright on Gemma 2 and BLOOM (they take
@@ -6,7 +6,8 @@ eager attention), on every Mixtral and Qwen2-MoE run (autocast and grouped matri
 the adapter, IA3 and VeRA tables, DoRA, LoHa and prefix tuning failed on some (tests below). 19 more the
 same day (stop 46): LoRA's family on Llama 4 and PhiMoE (their routers), adapters on Llama 4 and GPT-OSS
 (expert blocks that return tuples), IA3/VeRA/prefix on DeepSeek-V3, MPT, Persimmon, CodeGen, LFM2, Mamba,
-DPO on PhiMoE and Llama 4 failed; the meta forward was 0.32% under on Llama 4 (complex rotary views)."""
+DPO on PhiMoE and Llama 4 failed; the meta forward was 0.32% under on Llama 4 (complex rotary views); and
+four more state-space models (Falcon-Mamba, Mamba-2, Falcon-H1, Nemotron-H) that needed nothing new."""
 
 from __future__ import annotations
 
@@ -124,6 +125,38 @@ ARCHITECTURES = {
     },
     "lfm2": {**WIDE, "intermediate_size": 256, "num_key_value_heads": 2, "layer_types": ["conv", "full_attention"]},
     "mamba": {"hidden_size": 128, "num_hidden_layers": 2, "state_size": 8},  # no attention at all
+    "falcon_mamba": {"hidden_size": 128, "num_hidden_layers": 2, "state_size": 8},
+    "mamba2": {
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "state_size": 16,
+        "num_heads": 8,
+        "head_dim": 32,
+        "n_groups": 1,
+    },
+    "falcon_h1": {  # attention and Mamba side by side in every layer
+        **WIDE,
+        "num_key_value_heads": 2,
+        "intermediate_size": 256,
+        "head_dim": 32,
+        "mamba_d_ssm": 256,
+        "mamba_n_heads": 8,
+        "mamba_d_head": 32,
+        "mamba_d_state": 16,
+        "mamba_n_groups": 1,
+    },
+    "nemotron_h": {  # each layer one mixer: Mamba, attention or MLP
+        **WIDE,
+        "num_hidden_layers": 3,
+        "num_key_value_heads": 2,
+        "intermediate_size": 256,
+        "head_dim": 32,
+        "mamba_num_heads": 8,
+        "mamba_head_dim": 32,
+        "ssm_state_size": 16,
+        "n_groups": 1,
+        "hybrid_override_pattern": "M*-",
+    },
 }
 # What may be skipped where, and nothing else: BitFit where a model has no biases; PEFT's LoHa cannot wrap
 # GPT-2's Conv1D; PEFT's DoRA cannot train Mixtral's fused expert weights, which "all-linear" reaches; prefix
@@ -174,6 +207,10 @@ SKIPPED = {
     "jamba": {"prefix"},
     "lfm2": {"bitfit", "prefix", "rlhf"},
     "mamba": {"adapter", "ia3", "prefix", "rlhf", "vera"},
+    "falcon_mamba": {"adapter", "ia3", "prefix", "rlhf", "vera"},
+    "mamba2": {"adapter", "ia3", "prefix", "rlhf", "vera"},
+    "falcon_h1": {"prefix", "rlhf"},
+    "nemotron_h": {"prefix", "rlhf"},
 }
 
 
@@ -263,6 +300,8 @@ def task():
         ("mamba", "lora", "lora_"),  # all-linear without what Mamba reads by weight (the LoRA there never trained)
         ("mamba", "qlora", "lora_"),  # those kept unquantised (the packed weight failed the first step)
         ("jamba", "dora", "lora_"),  # without dt_proj, which Jamba reads by weight
+        ("falcon_h1", "adapter", ".adapter."),
+        ("nemotron_h", "adapter", ".adapter."),  # on the attention and the MLP mixers
     ],
 )
 def test_the_architecture_tables_train(architecture: str, strategy: str, trained: str, task, tmp_path) -> None:
@@ -391,3 +430,22 @@ def test_an_estimate_the_meta_device_cannot_follow_says_why() -> None:
     )
     with pytest.raises(ValueError, match="DbrxForCausalLM sizes its tensors by their values"):
         estimate_run(config, dtype="float32", strategy="lora", options={}, batch_size=1, tokens=8, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("architecture", "shape"),
+    [
+        ("deepseek_v3", {"num_hidden_layers": 4, "first_k_dense_replace": 2}),  # two dense layers, then experts
+        ("llama4_text", {"num_hidden_layers": 4, "interleave_moe_layer_step": 2}),  # dense and experts alternate
+    ],
+)
+def test_an_adapter_follows_every_layers_mlp_where_dense_layers_and_experts_mix(architecture: str, shape: dict) -> None:
+    """By its MLP projection's name (`mlp.down_proj`) only the dense layers had an adapter on DeepSeek-V3
+    (its first three of 61); the block that holds the experts is named as the dense MLP: every layer."""
+    config = AutoConfig.for_model(architecture, vocab_size=512, **{**ARCHITECTURES[architecture], **shape})
+    chosen = STRATEGIES.get("adapter")
+    context = PrepareContext(None, Budget(steps=1, batch_size=1, seq_len=8), 0, "cpu")
+    model = chosen.prepare(AutoModelForCausalLM.from_config(config), chosen.Options(), context)
+    wrapped = {name.split("layers.")[-1] for name, module in model.named_modules() if hasattr(module, "adapter")}
+    mlp = "mlp" if architecture == "deepseek_v3" else "feed_forward"
+    assert wrapped == {f"{layer}.{site}" for layer in range(4) for site in (mlp, "self_attn.o_proj")}

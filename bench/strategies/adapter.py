@@ -85,7 +85,8 @@ def _bottleneck_module(size: int, width: int, activation: str, like: Any):
 # Where the table has no entry: the first of these namings whose two modules the model has. Most
 # architectures name theirs as Llama does (Mistral, Qwen, Gemma, Phi-3, StableLM, OLMo, Granite, Cohere,
 # DeepSeek, ...); StarCoder2's MLP ends in `c_proj`, GPT-2's Conv1D layers too (an adapter wraps any
-# module); CodeGen as GPT-J, MPT, LFM2 (whose convolution layers have no attention: their MLP only). A
+# module); CodeGen as GPT-J, MPT, LFM2 (whose convolution layers have no attention: their MLP only),
+# Falcon-H1, Nemotron-H (whose layers are each one mixer: attention, MLP or Mamba). A
 # mixture of experts has no single MLP projection: its adapter follows the block that holds the experts.
 NAMINGS: tuple[tuple[str, str], ...] = (
     ("self_attn.o_proj", "mlp.down_proj"),
@@ -95,24 +96,28 @@ NAMINGS: tuple[tuple[str, str], ...] = (
     ("attn.out_proj", "mlp.fc_out"),
     ("attn.out_proj", "ffn.down_proj"),
     ("self_attn.out_proj", "feed_forward.w2"),
+    ("self_attn.o_proj", "feed_forward.down_proj"),
+    ("mixer.o_proj", "mixer.down_proj"),
 )
 
 
 def _named_pair(model: Any) -> tuple[str, str] | None:
-    """The attention and MLP output sites by the model's own module names; a mixture of experts' MLP
-    site is the block that holds its `experts` (OLMoE's `mlp`, Granite-MoE's `block_sparse_moe`)."""
+    """The attention and MLP output sites by the model's own module names. A mixture of experts' MLP site
+    is the block that holds its `experts` (OLMoE's `mlp`, Jamba's `feed_forward`), its dense layers' MLP
+    blocks being named the same: so every layer gets one (by an MLP projection's name, only the dense
+    layers would: DeepSeek-V3's first three of 61, Llama 4 Maverick's every other layer)."""
     names = [name for name, _ in model.named_modules()]
 
     def has(suffix: str) -> bool:
         return any(name.endswith("." + suffix) for name in names)
 
-    for attention, mlp in NAMINGS:
-        if has(attention) and has(mlp):
-            return attention, mlp
     blocks = {name.rsplit(".", 2)[-2] for name in names if name.endswith(".experts") and name.count(".") >= 2}
     attention = [attention for attention, _ in NAMINGS if has(attention)]
     if attention and len(blocks) == 1:
         return attention[0], blocks.pop()
+    for attention_site, mlp in NAMINGS:
+        if has(attention_site) and has(mlp):
+            return attention_site, mlp
     return None
 
 
