@@ -1,5 +1,5 @@
 """`bench run` of every supervised strategy on tiny random configs of the architectures
-tests/test_architectures.py names: what trains, what is skipped and why, what fails, and each record's
+tests/tiny_architectures.py names: what trains, what is skipped and why, what fails, and each record's
 estimate against its counted components. The tests prepare, estimate and train a few of these pairs;
 this runs all of them end to end (about 10 s an architecture on 2 cores, 44 architectures).
 
@@ -25,7 +25,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 STRATEGIES = ["full", "lora", "qlora", "dora", "ia3", "prompt", "prefix", "bitfit", "adapter", "vera", "loha", "freeze"]
 ALIGNMENT = {
@@ -36,8 +35,9 @@ ALIGNMENT = {
 
 
 def suite_for(architecture: str, folder: Path, alignment: bool = False) -> dict:
-    from test_architectures import ARCHITECTURES
     from transformers import AutoConfig
+
+    from tests.tiny_architectures import ARCHITECTURES
 
     shape = {**ARCHITECTURES[architecture]}
     for wide in ("hidden_size", "n_embd"):  # narrower than the tests' 128: the vocabulary is 49,152 here
@@ -66,7 +66,7 @@ def suite_for(architecture: str, folder: Path, alignment: bool = False) -> dict:
 
 
 def main() -> int:
-    from test_architectures import ARCHITECTURES
+    from tests.tiny_architectures import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated architectures (model types)")

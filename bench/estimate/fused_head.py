@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bench.strategies.base import base_model_of
+
 # The per-token outputs each trainer asks the fused head for (trl/trainer/dpo_trainer.py; rloo_ and grpo_trainer.py)
 OUTPUTS = {
     "dpo": ("log_probs", "entropy", "mean_logits", "is_top1"),
@@ -51,7 +53,7 @@ class FusedHeadLoss:
         self.head_trains = False
 
     def __call__(self, model: Any, ids: Any) -> Any:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = base_model_of(model)
         head = base.get_output_embeddings().weight
         hidden = base.base_model(input_ids=ids, use_cache=False).last_hidden_state
         self.shape, self.dtype = tuple(hidden.shape), hidden.dtype

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.measure.components import SavedTensorPeak
+from bench.strategies.base import base_model_of, runs_folder_code
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def meta_model(config: Any, dtype: str) -> Any:
     config = copy.deepcopy(config)  # from_config sets the attention on the config: never on the caller's
     model_class = causal_lm_class(config)
     attention = attention_for(model_class, config)
-    own_code = model_class.__module__.startswith("transformers_modules.")
+    own_code = runs_folder_code(model_class)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(
             config, dtype=getattr(torch, dtype), attn_implementation=attention, trust_remote_code=own_code
@@ -280,10 +281,9 @@ def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable[[Any
     except NotImplementedError as error:  # DBRX's experts: torch.nonzero over the router's choices
         if "data-independent" not in str(error):
             raise
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
         raise ValueError(
-            f"{type(base).__name__} sizes its tensors by their values (torch.nonzero, as in expert routing that"
-            " loops over experts), which the estimate's meta-device forward cannot follow"
+            f"{type(base_model_of(model)).__name__} sizes its tensors by their values (torch.nonzero, as in expert"
+            " routing that loops over experts), which the estimate's meta-device forward cannot follow"
         ) from error
     return tracker.peak
 

@@ -38,10 +38,11 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
     from transformers import AutoConfig
 
     from bench.estimate.model import check_model_type
+    from bench.strategies.base import runs_folder_code
 
     where, extra = _pretrained_source(spec, report)
     config = AutoConfig.from_pretrained(where, **extra)
-    if not type(config).__module__.startswith("transformers_modules."):  # else the folder's own, trusted
+    if not runs_folder_code(type(config)):  # else the folder's own, trusted
         check_model_type(config.model_type, f"the suite's model ({where})")
     return config
 

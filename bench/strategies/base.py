@@ -131,13 +131,16 @@ def kept_whole_by_quantisation(model: Any) -> list[str]:
     return sorted(read_by_weight(model) - {"conv1d"})  # bitsandbytes quantises linear layers only
 
 
-def left_out_of_all_linear(model: Any) -> list[str]:
-    """What PEFT's "all-linear" reaches and its adapters cannot train. Mixture-of-experts routers that are
+def left_out_of_all_linear(model: Any, target_modules: Any) -> list[str]:
+    """What PEFT's "all-linear" reaches and its adapters cannot train, where `target_modules` is "all-linear"
+    (LoRA's family and LoHa; a suite's own list is taken as written). Mixture-of-experts routers that are
     linear layers by class but return (scores, experts) (Llama 4's `Llama4Router`, PhiMoE's
     `PhimoeTopKRouter`: "'tuple' object has no attribute 'dtype'" in the first forward; elsewhere the
     router is no nn.Linear and never reached), and the projections a state-space model reads by weight."""
     from torch import nn
 
+    if target_modules != "all-linear":
+        return []
     by_weight = read_by_weight(model)
     return [
         name
@@ -171,12 +174,21 @@ class Sizing:
     trainable: int
 
 
+def base_model_of(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper, or the model itself where there is none."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def runs_folder_code(cls: type) -> bool:
+    """Whether a model or config class is a model folder's own code: transformers' dynamic modules, which
+    only `trust_remote_code` loads (a suite's `model.trust_remote_code`)."""
+    return cls.__module__.startswith("transformers_modules.")
+
+
 def remote_code(model: Any) -> dict[str, bool]:
     """`trust_remote_code` for reloading a saved copy of `model` (QLoRA's quantised reload, a trained full
-    model, an aligned parent): true exactly where the model already runs its folder's own code, which
-    only a suite's `model.trust_remote_code` lets load (transformers' dynamic modules)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"trust_remote_code": type(base).__module__.startswith("transformers_modules.")}
+    model, an aligned parent): true exactly where the model already runs its folder's own code."""
+    return {"trust_remote_code": runs_folder_code(type(base_model_of(model)))}
 
 
 def load_whole_model(base_model: Any, directory: Path) -> Any:

@@ -31,9 +31,7 @@ class LoHa(MergeablePeftAdapter):
     def prepare(self, model: Any, options: Options, context: PrepareContext) -> Any:
         from peft import LoHaConfig, get_peft_model
 
-        excluded = (
-            left_out_of_all_linear(model) if options.target_modules == "all-linear" else []
-        )  # as lora.lora_config
+        excluded = left_out_of_all_linear(model, options.target_modules)  # as lora.lora_config
         config = LoHaConfig(
             task_type="CAUSAL_LM",
             r=options.r,

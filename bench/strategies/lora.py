@@ -31,7 +31,7 @@ def lora_config(options: Options, model: Any, **extra: Any):
     here. "all-linear" leaves out what PEFT cannot wrap (bench.strategies.base.left_out_of_all_linear)."""
     from peft import LoraConfig
 
-    excluded = left_out_of_all_linear(model) if options.target_modules == "all-linear" else []
+    excluded = left_out_of_all_linear(model, options.target_modules)
     if excluded:
         extra = {"exclude_modules": excluded, **extra}
     return LoraConfig(

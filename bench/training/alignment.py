@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.registry import Registry
 from bench.spec import Budget
+from bench.strategies.base import base_model_of
 from bench.tasks.preference import PreferenceData
 
 
@@ -60,13 +61,9 @@ def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any]
     )
 
 
-def _base(model: Any) -> Any:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def has_weights(model: Any) -> bool:
     """Whether the folder the model names (`config._name_or_path`) holds weights TRL can rebuild it from."""
-    folder = _base(model).config._name_or_path
+    folder = base_model_of(model).config._name_or_path
     if not folder or not Path(folder, "config.json").exists():
         return False
     return any(any(Path(folder).glob(pattern)) for pattern in ("*.safetensors", "*.bin", "*.safetensors.index.json"))
@@ -86,7 +83,7 @@ def save_initial_weights(model: Any, folder: Path) -> None:
     """Give a policy whose `_name_or_path` holds no weights a folder that does: its own weights as they are
     before training (a LoRA policy's base, adapter left out), so the reward model and TRL's rebuilt
     reference start from the policy, not from a failed or different load."""
-    base = _base(model)
+    base = base_model_of(model)
     state = {
         name.replace(".base_layer.", "."): tensor
         for name, tensor in base.state_dict().items()
@@ -98,7 +95,7 @@ def save_initial_weights(model: Any, folder: Path) -> None:
 
 def base_folder(model: Any) -> str:
     """The local folder the policy was loaded from (its `_name_or_path`)."""
-    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    config = base_model_of(model).config
     folder = config._name_or_path
     if not folder or not Path(folder, "config.json").exists():
         raise ValueError(f"rlhf needs the policy loaded from a local folder; config._name_or_path is {folder!r}")
