@@ -1,6 +1,7 @@
 """The A/A experiment: how often does `bench compare` cry wolf, and does it catch a real regression?
 
-    python scripts/aa_experiment.py run [--repeats 16] [--slow-repeats 8] [--weak-repeats 4] [--out results/validation/aa/records]
+    python scripts/aa_experiment.py run [--repeats 16] [--slow-repeats 8] [--weak-repeats 4] \
+        [--out results/validation/aa/records]
     python scripts/aa_experiment.py analyze [--out results/validation/aa/records]
 
 `run` repeats the smoke suite on this machine under three conditions, interleaved (A, S, W, A, S,

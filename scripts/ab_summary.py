@@ -5,7 +5,8 @@ An A/B in which a round's timing was contaminated (another process used the CPU 
 bench/measure/contention.py) does not gate on timing, so its exit says nothing about the timing gate:
 the rates are given over all A/Bs and over the clean ones.
 
-    python scripts/ab_summary.py [results/validation/ab-validation/records] > results/validation/ab-validation/summary.md
+    python scripts/ab_summary.py [results/validation/ab-validation/records] \
+        > results/validation/ab-validation/summary.md
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A simulated history made of real runs: `scripts/nightly` on the smoke suite, night after night,
 at one commit on this machine (docs/history.md).
 
-    python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 10] [--out results/validation/history-sim/records]
+    python scripts/history_experiment.py [--nights 12] [--slow-from 8] [--weak-night 10] \
+        [--out results/validation/history-sim/records]
 
 Nights --slow-from and later run with about 20% added to every optimizer step; on night
 --weak-night, LoRA alone also learns with a tenth of its learning rate. Both faults come from
