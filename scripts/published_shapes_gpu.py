@@ -54,6 +54,11 @@ SHAPES: list[tuple[str, str, dict[str, Any], list[int], int]] = [
     ("llama-2-7b", "qlora", {**QV, **QLORA_DQ, "target_modules": ["q_proj", "v_proj"]}, [1], 1304),
     ("mistral-7b", "lora", {"r": 32, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}, [2], 512),
     ("gemma-2b", "lora", {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": "all-linear"}, [1, 2, 4], 512),
+    # over this 24 GiB machine's memory at full size: on a CPU with --set num_hidden_layers=K (docs/memory.md)
+    ("llama-2-13b", "lora", {**QV, "target_modules": ["q_proj", "v_proj"]}, [1], 1304),
+    ("llama-2-13b", "qlora", {**QV, **QLORA, "target_modules": ["q_proj", "v_proj"]}, [1], 1304),
+    ("llama-2-13b", "qlora", {**QV, **QLORA_DQ, "target_modules": ["q_proj", "v_proj"]}, [1], 1304),
+    ("llama-3.2-3b", "full", {}, [2], 4096),  # torchtune's packed row
 ]
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
 
@@ -205,14 +210,15 @@ def measure_shape(
     }
 
 
-def fits_here(estimate: Any) -> str | None:
-    """On a CPU, the reason to skip a shape whose estimated peak would not fit in the memory available."""
+def fits_here(estimate: Any, fraction: float = 0.8) -> str | None:
+    """On a CPU, the reason to skip a shape whose estimated peak is over `fraction` of the memory available."""
     import psutil
 
     peak = estimate.peak() or 0
     available = psutil.virtual_memory().available
-    if peak > 0.8 * available:
-        return f"skipped: estimate {peak / GIB:.1f} GiB > 80% of the {available / GIB:.1f} GiB available here"
+    if peak > fraction * available:
+        share = f"{100 * fraction:.0f}%"
+        return f"skipped: estimate {peak / GIB:.1f} GiB > {share} of the {available / GIB:.1f} GiB available here"
     return None
 
 
@@ -223,6 +229,8 @@ def run(
     strategies: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     double_quant: bool | None = None,
+    batch_sizes: list[int] | None = None,
+    fit_fraction: float = 0.8,
 ) -> list[dict[str, Any]]:
     """Every selected shape in turn; published-shapes.json is rewritten after each row, so an
     interrupted run keeps the rows it finished."""
@@ -241,10 +249,10 @@ def run(
         for key, value in (overrides or {}).items():
             setattr(config, key, value)
         tokens = min(tokens, 64) if tiny else tokens
-        for batch in batches:
+        for batch in [b for b in batches if not batch_sizes or b in batch_sizes]:
             started = time.perf_counter()
             estimate = estimated(config, strategy, options, batch, tokens)
-            skipped = None if device == "cuda" or tiny else fits_here(estimate)
+            skipped = None if device == "cuda" or tiny else fits_here(estimate, fit_fraction)
             try:
                 row = (
                     {"status": skipped}
@@ -285,7 +293,17 @@ def main() -> None:
         choices=["yes", "no"],
         help="only the QLoRA shapes with (yes) or the shapes without (no) double quantisation",
     )
+    parser.add_argument("--batch", type=int, action="append", help="only these micro-batch sizes (repeatable)")
+    parser.add_argument(
+        "--fit-fraction",
+        type=float,
+        default=0.8,
+        help="on a CPU, run a shape only if its estimated peak is under this share of the memory available "
+        "(default 0.8; above it the OOM killer, not the script, may end the run)",
+    )
     args = parser.parse_args()
+    if not 0 < args.fit_fraction <= 1:
+        parser.error(f"--fit-fraction {args.fit_fraction}: give a share of the memory available, in (0, 1]")
     overrides = {}
     for item in args.set:
         key, separator, value = item.partition("=")
@@ -296,7 +314,7 @@ def main() -> None:
         except json.JSONDecodeError:
             overrides[key] = value
     double_quant = None if args.double_quant is None else args.double_quant == "yes"
-    run(args.out, args.only, args.tiny, args.strategy, overrides, double_quant)
+    run(args.out, args.only, args.tiny, args.strategy, overrides, double_quant, args.batch, args.fit_fraction)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,9 @@ def test_phi_rows_miss_by_transformers_gelu_and_meet_with_the_publishers():
     row = script.estimate_row(case)
     assert row["error_percent"] > 20
     assert abs(row["publisher_error_percent"]) < 2
+    assert script.GELU in script.render([row]).splitlines()[2]  # the row says why it misses
+    within = script.estimate_row(next(r for r in script.PUBLISHED if r["config"] == "stablelm-base-alpha-3b"))
+    assert abs(within["error_percent"]) < 10 and script.render([within]).splitlines()[2].endswith("| - |")
 
 
 def test_the_published_table_puts_transformers_measurement_beside_the_published_figure(tmp_path):
@@ -217,3 +220,33 @@ def test_the_published_table_puts_transformers_measurement_beside_the_published_
     assert "16.00 (this-cpu); 11.00 with hidden_act=gelu_pytorch_tanh" in table
     assert "Against transformers measured (1 rows, this-cpu)" in table
     assert "not measured" in script.render([script.estimate_row(case, [])])
+
+
+def test_a_shape_too_large_to_measure_whole_stands_beside_its_measurement_with_fewer_layers(tmp_path):
+    """Llama 2 13B LoRA (over a 24 GiB machine): a measurement of the same shape with fewer layers stands
+    beside the row as such, against the estimate at those layers, and in its own summary line; the most
+    layers measured wins, and a whole-shape measurement wins over any."""
+    import json
+
+    script = _script("estimate_published")
+    case = next(r for r in script.PUBLISHED if r["config"] == "llama-2-13b" and r["strategy"] == "lora")
+    shape = {key: case[key] for key in ("config", "strategy", "batch", "tokens", "options")}
+    (tmp_path / "this-cpu").mkdir()
+    path = tmp_path / "this-cpu" / "published-shapes.json"
+    measured = [
+        {**shape, "overrides": {"num_hidden_layers": 2}, "peak_without_leftover_bytes": 2**30},
+        {**shape, "overrides": {"num_hidden_layers": 20}, "peak_without_leftover_bytes": 19 * 2**30},
+        {**shape, "overrides": {"num_hidden_layers": 30, "hidden_act": "gelu"}, "peak_without_leftover_bytes": 1},
+    ]
+    path.write_text(json.dumps(measured))
+    row = script.estimate_row(case, script.measurements(tmp_path))
+    at_20 = script._estimate(case, {"num_hidden_layers": 20}).components.peak()
+    assert (row["measured_bytes"], row["measured_layers"], row["layers"]) == (19 * 2**30, 20, 40)
+    assert row["estimate_vs_measured_percent"] == pytest.approx(100 * (at_20 / (19 * 2**30) - 1))
+    assert at_20 < row["estimate_bytes"] / 1.5  # the whole shape's estimate is not what was measured
+    table = script.render([row])
+    assert "19.00 at 20 of 40 layers (this-cpu)" in table
+    assert "Against transformers measured with fewer layers (1 rows, this-cpu)" in table
+    path.write_text(json.dumps([*measured, {**shape, "overrides": {}, "peak_without_leftover_bytes": 37 * 2**30}]))
+    whole = script.estimate_row(case, script.measurements(tmp_path))
+    assert (whole["measured_bytes"], whole["measured_layers"]) == (37 * 2**30, None)
