@@ -15,6 +15,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker's torch gets its share of the cores. By default every worker takes
+    every core, and two workers on two cores oversubscribe OpenMP: in-process torch work ran 1.5x slower
+    (tests/test_architectures.py on two workers, 2026-12-07: 105 s, 71 s with one thread each). The
+    subprocesses the tests start (bench run's workers) choose their own threads, as for users; the
+    serial tests, run without workers, keep torch's default."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        from bench.measure.env import available_cores
+
+        torch.set_num_threads(max(1, available_cores() // workers))
+
+
 def fast_suite(name: str, strategies: list[Any], **overrides: Any) -> dict[str, Any]:
     """A suite dict on the tiny preset that trains a few steps and skips evaluation and latency."""
     suite: dict[str, Any] = {
