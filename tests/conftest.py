@@ -76,10 +76,10 @@ def tiny_folder() -> Path:
     return ensure_preset("tiny-llama", report=lambda message: None)
 
 
-def train_tiny_lora(folder: Path, steps: int) -> Any:
+def train_tiny_lora(folder: Path, steps: int, **request: Any) -> Any:
     """LoRA (with dropout, which draws from the generator every step) on tiny-llama through
     bench.training.train.train, as the worker trains: seeded first, 4 x 16 batches, gradient accumulation 2,
-    24 cipher examples (several epochs). Returns the TrainOutcome."""
+    24 cipher examples (several epochs); `request`: more TrainRequest fields. Returns the TrainOutcome."""
     import transformers
 
     import bench.training.train
@@ -96,6 +96,6 @@ def train_tiny_lora(folder: Path, steps: int) -> Any:
     model = lora.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, budget, 0, "cpu"))
     task = load_task(TaskSpec(name="cipher", train_size=24, eval_limit=4))
     request = bench.training.train.TrainRequest(
-        model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", folder
+        model, loaded.tokenizer, "sft", task, budget, Training(), options, 0, "cpu", folder, **request
     )
     return bench.training.train.train(request)

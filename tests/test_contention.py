@@ -78,3 +78,36 @@ def test_per_cpu_steal_is_a_share_of_that_cpu():
     busy, stolen = per_cpu(before, after, seconds=2.0)
     assert busy == [1.0, 0.25] and stolen == [0.0, 0.75]
     assert per_cpu(before, after[:1], seconds=2.0) == (None, None)  # a CPU went offline
+
+
+@pytest.mark.serial  # reads the whole machine's load: a test worker beside it would count as a neighbour
+def test_the_window_narrowed_to_the_steps_leaves_out_what_ran_before_them():
+    """A neighbour busy while the model and trainer were prepared, quiet during the steps: the training
+    phase's window starts where its steps do (the first narrow() only: RLHF's second trainer keeps it)."""
+    # it ends by itself, and is reaped only after the phase: a reaped child's CPU time counts as this process's own
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        with ContentionMonitor(torch_threads=1) as wide, ContentionMonitor(torch_threads=1) as narrowed:
+            time.sleep(1.7)  # preparing: the neighbour spins
+            narrowed.narrow()
+            time.sleep(0.75)  # the first trainer's steps: quiet
+            narrowed.narrow()  # a second phase's trainer begins: the window stays
+            time.sleep(0.75)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert wide.result.others_cpu > 0.3 and wide.result.seconds >= 3.0, wide.result
+    assert narrowed.result.others_cpu < MAX_OTHERS_CPU and 1.5 <= narrowed.result.seconds < 2.0, narrowed.result
+
+
+def test_the_training_tells_its_window_when_the_trainer_begins_its_steps(tiny_folder, tmp_path):
+    """bench.training.train calls steps_begin (the worker's ContentionMonitor.narrow) once for SFT, after
+    building the trainer and preparing its data and before the first step."""
+    from tests.conftest import train_tiny_lora
+
+    begun = []
+    outcome = train_tiny_lora(tmp_path, 3, steps_begin=lambda: begun.append(time.perf_counter()))
+    ended = time.perf_counter()
+    assert len(begun) == 1 and outcome.steps == 3
+    assert ended - begun[0] >= outcome.seconds  # before the steps, which outcome.seconds spans

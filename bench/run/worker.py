@@ -83,6 +83,7 @@ def execute(run: Recorder) -> None:
                 emit,
                 preference=preference,
                 parallel=spec.parallel,
+                steps_begin=contention.narrow,  # the timed window: the steps, not preparing for them
             )
         )
     run.metrics.update(memory.metrics())

@@ -95,8 +95,16 @@ class MeasuringCallback(TrainerCallback):
     logs loss, enforces the caps. A step's clock (`_clock`) stops while batches are made ahead; the
     training's `seconds` (and the max_seconds cap) are wall time."""
 
-    def __init__(self, budget: Budget, samples_per_step: int, progress: Progress, held: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        budget: Budget,
+        samples_per_step: int,
+        progress: Progress,
+        held: Sequence[Any] = (),
+        steps_begin: Callable[[], None] = lambda: None,
+    ) -> None:
         self.budget = budget
+        self.steps_begin = steps_begin  # told when the trainer, built and its data prepared, starts its steps
         self.held = held  # models the trainer holds beside the trained one (bench.measure.components)
         self.samples_per_step = samples_per_step
         self.progress = progress
@@ -112,6 +120,7 @@ class MeasuringCallback(TrainerCallback):
         return clock() - made_ahead_seconds(kwargs.get("train_dataloader"))
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.steps_begin()
         self._start = clock()
         self._last = self._clock(kwargs)
 

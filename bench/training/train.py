@@ -86,13 +86,18 @@ OBJECTIVES.register("rlhf", "bench.training.alignment:rlhf_phases")
 
 
 def _run(
-    trainer: Any, budget: Budget, progress: Progress, phase: str = "train", held: Sequence[Any] = ()
+    trainer: Any,
+    budget: Budget,
+    progress: Progress,
+    phase: str = "train",
+    held: Sequence[Any] = (),
+    steps_begin: Callable[[], None] = lambda: None,
 ) -> TrainOutcome:
     """`held`: models the phase keeps beside the trained one; the trainer's own reference copy
     (TRL's `ref_model`, None when the reference is the disabled adapter or precomputed) is added."""
     reference = getattr(trainer, "ref_model", None)
     held = [*held, *([reference] if reference is not None else [])]
-    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress, held)
+    callback = MeasuringCallback(budget, budget.batch_size * budget.gradient_accumulation, progress, held, steps_begin)
     callback.outcome.phase = phase
     trainer.remove_callback(PrinterCallback)  # our tracker reports progress; no raw dicts on stdout
     trainer.add_callback(callback)
@@ -144,6 +149,7 @@ class TrainRequest:
     progress: Progress = lambda event: None
     preference: Any = None  # PreferenceData, for dpo and rlhf
     parallel: str = "ddp"
+    steps_begin: Callable[[], None] = lambda: None  # each phase's trainer calls it as its steps begin
 
 
 def train(request: TrainRequest) -> TrainOutcome:
@@ -164,13 +170,13 @@ def train(request: TrainRequest) -> TrainOutcome:
         artefacts=artefacts, preference=request.preference, options=request.options,
     )  # fmt: skip
     if not inspect.isgenerator(built):
-        return _run(built, budget, progress)
+        return _run(built, budget, progress, steps_begin=request.steps_begin)
     phases: Iterator[tuple[str, Any, list[Any]]] = built
     outcomes = []
     for phase, trainer, held in phases:  # the generator builds a phase only after the previous one trained
         progress({"event": "phase", "phase": f"train {phase}"})
         with MemoryTracker(f"{phase}_train") as memory:
-            outcome = _run(trainer, budget, progress, phase, held)
+            outcome = _run(trainer, budget, progress, phase, held, request.steps_begin)
         outcome.memory = memory
         outcomes.append(outcome)
     return TrainOutcome.combine(outcomes, artefacts)
