@@ -100,6 +100,21 @@ def test_with_an_adapter_rows_that_end_at_different_steps_still_match(tiny, gene
     assert len(lengths) >= 3, lengths  # several ending steps
 
 
+def test_two_generation_settings_in_one_call_write_what_lm_eval_writes(tiny, monkeypatch):
+    """Two generative tasks of one suite with different stops and lengths reach generate_until together,
+    interleaved (the per-batch path takes them: pooling each setting on its own was measured no faster,
+    docs/models-and-data.md), and every string is lm-eval's."""
+    model, tokenizer = tiny
+    contexts = _contexts()
+    first, second = _requests(contexts[::2], ["e"], 12), _requests(contexts[1::2], [], 3)
+    requests = [request for pair in zip(first, second) for request in pair]
+    expected = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=5).generate_until(requests, True)
+    ours = PooledGenerator(pretrained=model, tokenizer=tokenizer, batch_size=5)
+    monkeypatch.setattr(model, "generate", _not_called)
+    assert ours.generate_until(requests, True) == expected
+    assert len(set(expected)) > 5 and {len(text.split()) for text in expected[1::2]} <= {0, 1, 2, 3}
+
+
 def test_unsupported_settings_go_to_lm_evals_own_path(tiny):
     model, _ = tiny
     assert generation_unsupported(model, {"do_sample": False, "temperature": 0.0}) is None
