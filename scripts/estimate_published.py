@@ -222,10 +222,11 @@ def fewer_layers(case: dict[str, Any], measured: list[dict[str, Any]]) -> dict |
 
 def _measured_fields(case: dict[str, Any], estimate: int, measured: list[dict[str, Any]]) -> dict[str, Any]:
     found = measured_for(case, measured)
-    layers = None
+    layers = whole = None
     if found is None and (found := fewer_layers(case, measured)):
         layers = found["overrides"]
         estimate = _estimate(case, layers).components.peak() or 0  # the estimate of what was measured
+        whole = config_from_file(CONFIGS / case["config"]).num_hidden_layers
     publisher = case.get("publisher_config")
     variant = measured_for(case, measured, publisher) if publisher else None
     peak = found["peak_without_leftover_bytes"] if found else None
@@ -233,7 +234,7 @@ def _measured_fields(case: dict[str, Any], estimate: int, measured: list[dict[st
         "measured_bytes": peak,
         "measured_on": found["machine"] if found else None,
         "measured_layers": None if layers is None else layers["num_hidden_layers"],
-        "layers": getattr(config_from_file(CONFIGS / case["config"]), "num_hidden_layers", None),
+        "layers": whole,  # the whole shape's, beside a measurement with fewer
         "estimate_vs_measured_percent": None if peak is None else 100 * (estimate / peak - 1),
         "publisher_measured_bytes": variant["peak_without_leftover_bytes"] if variant else None,
     }
@@ -295,10 +296,8 @@ def _changes(row: dict[str, Any]) -> str:
 def _measured_cells(row: dict[str, Any]) -> str:
     if not row.get("measured_bytes"):
         return "not measured | -"
-    cell = f"{row['measured_bytes'] / GIB:.2f} ({row['measured_on']})"
-    if row.get("measured_layers"):
-        layers = f"at {row['measured_layers']} of {row['layers']} layers"
-        cell = f"{row['measured_bytes'] / GIB:.2f} {layers} ({row['measured_on']})"
+    layers = f" at {row['measured_layers']} of {row['layers']} layers" if row.get("measured_layers") else ""
+    cell = f"{row['measured_bytes'] / GIB:.2f}{layers} ({row['measured_on']})"
     if row.get("publisher_measured_bytes"):
         cell += f"; {row['publisher_measured_bytes'] / GIB:.2f} with {_changes(row)}"
     return f"{cell} | {row['estimate_vs_measured_percent']:+.1f}%"
