@@ -29,6 +29,7 @@ from bench.records.results import RunResult
 from bench.records.store import ResultStore
 from bench.registry import UnknownNameError
 from bench.spec import Resources
+from bench.tasks.fingerprint import changed_data, data_files
 
 KEEP = ("ok", "skipped")
 
@@ -103,7 +104,8 @@ def execute(
     results: dict[int, RunResult] = {}
     here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
     unreadable: set[Path] = set()  # stored files that are not records, each told once
-    if not all(_kept(store, spec, here, unreadable) for spec in specs):  # that something will run
+    digests: dict[str, str] = {}  # data files' sha256, taken once per call
+    if not all(_kept(store, spec, here, unreadable, digests) for spec in specs):  # that something will run
         problem = results_dir_problem(store.root)
         if problem:
             raise SetupError(problem)
@@ -116,7 +118,7 @@ def execute(
     try:
         machine = machine or chosen.machine()  # where its runs land (Ray: a probe task on the cluster)
         for index, spec in enumerate(specs):
-            stored = _kept(store, spec, machine, unreadable)
+            stored = _kept(store, spec, machine, unreadable, digests, tell=True)
             if stored is not None:
                 results[index] = stored
                 report.reused += 1
@@ -141,9 +143,18 @@ def execute(
     return report
 
 
-def _kept(store: ResultStore, spec: RunSpec, machine: str, unreadable: set[Path]) -> RunResult | None:
+def _kept(
+    store: ResultStore,
+    spec: RunSpec,
+    machine: str,
+    unreadable: set[Path],
+    digests: dict[str, str],
+    tell: bool = False,
+) -> RunResult | None:
     """The stored record to reuse (ok or skipped), or None: the run is to execute. A stored file that is
-    not a record (truncated, empty, invalid) is set aside, said once, and its run executes again."""
+    not a record (truncated, empty, invalid) is set aside, said once, and its run executes again; a
+    record whose data files have changed since (bench/tasks/fingerprint.py) executes again, said where
+    `tell`."""
     try:
         stored = store.read(spec.suite, machine, spec.run_id)
     except (NotARecord, OSError) as error:
@@ -152,7 +163,15 @@ def _kept(store: ResultStore, spec: RunSpec, machine: str, unreadable: set[Path]
             unreadable.add(path)
             _set_aside(path, str(error) if isinstance(error, NotARecord) else f"unreadable: {error}")
         return None
-    return stored if stored is not None and stored.status in KEEP else None
+    if stored is None or stored.status not in KEEP:
+        return None
+    if changed := changed_data(stored.model, spec, digests):
+        if tell:
+            files = ", ".join(f"{role} ({data_files(spec).get(role, 'no longer named')})" for role in changed)
+            print(f"bench: {spec.label} seed={spec.seed}: data changed since its stored run: {files}; running it again",
+                  file=sys.stderr)  # fmt: skip
+        return None
+    return stored
 
 
 def _set_aside(path: Path, reason: str) -> None:

@@ -14,6 +14,7 @@ from bench.measure.timing import summarize
 from bench.plan import RunSpec
 from bench.run.events import emit, note
 from bench.run.recorder import Recorder
+from bench.tasks.fingerprint import DIGEST_KEY, data_fingerprint
 from bench.training import distributed
 
 
@@ -56,6 +57,8 @@ def load(run: Recorder, device: str) -> tuple[Any, Any, list]:
     retained = [load_task(retain) for retain in spec.retain]
     # the record has no data field: the data's provenance and eval item ids travel with the model's
     run.model_info["tasks"] = {data.name: data.record() for data in [task, *retained]}
+    if fingerprint := data_fingerprint(spec):  # what its files held: an edit runs it again (bench/execute.py)
+        run.model_info[DIGEST_KEY] = fingerprint
     return loaded, task, retained
 
 
