@@ -200,3 +200,23 @@ def test_undecodable_or_empty_files(tmp_path: Path, content: bytes):
     path.write_bytes(content)
     (problem,) = read_rows(path, "t").problems
     assert problem.startswith(str(path)) and ("cannot read" in problem or "no evaluation rows" in problem)
+
+
+@pytest.mark.parametrize(
+    ("strategies", "preference", "needs"),
+    [(["full", "dpo"], None, "dpo/rlhf"), (["full"], {"from_task": True}, "the alignment metrics")],
+)
+def test_pairs_from_a_task_that_cannot_build_them_are_refused_before_any_run(
+    tmp_path: Path, strategies, preference, needs
+):
+    """A jsonl task with dpo and no `preference.jsonl`: pairs would be built from the task, which only a
+    synthetic task can do; `bench validate` said valid and every dpo run then failed."""
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in [{"text": f"row {i}"} for i in range(8)] + EVAL))
+    suite = fast_suite("mine", strategies, task={"name": "mine", "source": "jsonl", "path": str(data)})
+    if preference:
+        suite["preference"] = preference
+    problems = data_problems(parse_suite(suite))
+    assert len(problems) == 1 and problems[0].startswith(f"preference: {needs} need preference pairs"), problems
+    assert "task 'mine' (source jsonl)" in problems[0] and "preference: {jsonl: <file>}" in problems[0]
+    assert data_problems(parse_suite(fast_suite("synthetic", strategies, preference=preference))) == []

@@ -121,9 +121,15 @@ def _validate(args: argparse.Namespace) -> int:
             status = 2
             continue
         runs = plan(suite)
-        shape = f"{len(suite.strategies)} strategies x {len(suite.seeds)} seeds = {len(runs)} runs"
+        shape = f"{_count(len(suite.strategies), 'strateg', 'y', 'ies')} x {_count(len(suite.seeds), 'seed')}"
+        shape += f" = {_count(len(runs), 'run')}"
         console.print(f"[green]valid[/green] {path}: {shape}")
     return status
+
+
+def _count(number: int, stem: str, one: str = "", many: str = "s") -> str:
+    """ "1 seed", "3 seeds", "1 strategy", "2 strategies"."""
+    return f"{number} {stem}{one if number == 1 else many}"
 
 
 def _ls(args: argparse.Namespace) -> int:

@@ -182,6 +182,8 @@ def _generation(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
 def _preference(suite: Suite) -> list[str]:
     spec = suite.preference
     if spec is None or not spec.jsonl:
+        if problem := _pairs_from_task(suite):
+            return [problem]
         return _pairs_per_batch(suite, spec.train_size, "preference.train_size", "built from the task") if spec else []
     from bench.tasks.preference import read_jsonl
 
@@ -202,6 +204,24 @@ def _preference(suite: Suite) -> list[str]:
     train = len(pairs) - min(spec.heldout_size, len(pairs) - 1)  # split_pairs' rule
     given = f"{len(pairs)} rows less heldout_size {spec.heldout_size}"
     return _pairs_per_batch(suite, train, f"{path}: preference.heldout_size", given)
+
+
+def _pairs_from_task(suite: Suite) -> str | None:
+    """Pairs built from the learned task (a `preference` block without `jsonl`, or none while a strategy
+    trains on pairs) exist for synthetic tasks only (bench.tasks.preference.pairs_from_task)."""
+    from bench.tasks.synthetic import SYNTHETIC_TASKS
+
+    if suite.preference is None and not _objectives(suite) - {"sft"}:
+        return None  # nothing needs pairs
+    task = suite.task
+    if task.source == "synthetic" and task.name in SYNTHETIC_TASKS:
+        return None
+    needs = "the alignment metrics" if suite.preference is not None else "dpo/rlhf"
+    return (
+        f"preference: {needs} need preference pairs, and task {task.name!r} (source {task.source}) cannot build "
+        f"them (from_task builds them from a synthetic task only: {', '.join(SYNTHETIC_TASKS)}); give "
+        "`preference: {jsonl: <file>}`, rows of prompt/chosen/rejected (docs/alignment.md)"
+    )
 
 
 def _pairs_per_batch(suite: Suite, train: int, where: str, given: str) -> list[str]:
