@@ -59,6 +59,8 @@ def test_failures_become_records_and_the_suite_goes_on(tmp_path: Path):
         "run", str(suite), "--results", str(tmp_path / "results"), "--quiet", env={"PYTHONPATH": str(tmp_path)}
     )
     assert done.returncode == 1, done.stderr  # failed runs make the exit non-zero
+    assert "failed raises seed=0: RuntimeError: planted failure in prepare" in done.stderr  # --quiet: still said
+    assert "3 failed" in done.stderr and "step " not in done.stderr  # the summary; no progress
     records = {r.label: r for r in load_records(tmp_path / "results")}
     assert set(records) == {"raises", "hangs", "killed", "skips", "full"}
     assert records["raises"].status == "failed" and "planted failure in prepare" in records["raises"].reason

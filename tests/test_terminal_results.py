@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from bench.execute import ExecutionReport
-from bench.report.terminal import figure, interval, results_lines
+from bench.report.terminal import figure, interval, results_lines, truncation_notes
 from tests.conftest import REPO
 from tests.synthetic_records import make_record, make_set
 
@@ -22,6 +22,13 @@ def test_interval_is_the_t_interval_over_seeds():
     assert figure([0.6, 0.7, 0.8], "acc") == "0.700 ± 0.248"
     assert figure([2000.0, 2100.0], "tokens/s") == "2050 ± 635 tokens/s"
     assert figure([0.5], "acc") == "0.500" and figure([], "MiB") == "-"
+
+
+def test_an_interval_past_what_the_metric_can_reach_shows_its_reachable_part():
+    """2 seeds: t = 12.7, so an accuracy of 0.5 and 0.625 read `0.562 ± 2.382` (from -1.8 to 2.9)."""
+    assert figure([0.5, 0.625], "acc", "accuracy.sums") == "0.562 [0.000 to 1.000]"
+    assert figure([10.0, 400.0], "tokens/s", "train.tokens_per_s") == "205 [0 to 2683] tokens/s"
+    assert figure([-0.1, 0.05], "acc", "forgetting.mean") == "-0.025 ± 0.953"  # within [-1, 1]
 
 
 def render(records: list) -> tuple[str, str]:
@@ -67,5 +74,15 @@ def test_bench_run_ends_with_the_table_and_the_answer(monkeypatch, capsys):
     code = main(["run", str(REPO / "suites" / "smoke.yaml"), "--no-report", "--results", str(Path("/nonexistent"))])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.index("results (mean ± 95% interval over seeds)") < out.index("answer: Most accurate: full")
+    assert out.index("results (mean ± 95% interval over seeds;") < out.index("answer: Most accurate: full")
     assert out.rstrip().splitlines()[-1].startswith("answer: Most accurate: full")
+
+
+def test_rows_cut_at_seq_len_are_said_once_per_strategy():
+    cut = {"seq_len": 6, "rows": 18, "truncated": 18, "dropped": 4, "longest": 7}
+    runs = [make_record("full", seed) for seed in (0, 1)] + [make_record("lora", 0)]
+    runs = [r.model_copy(update={"budget": {**r.budget, "truncation": cut}}) if r.label == "full" else r for r in runs]
+    assert truncation_notes(runs) == [
+        "full: 18 of 18 training rows longer than seq_len 6 (the longest 7 tokens) were truncated, "
+        "4 dropped: nothing left to learn in them"
+    ]

@@ -51,7 +51,11 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(progress, RichProgress):
             progress.close()
     counts = {status: sum(r.status == status for r in report.results) for status in ("ok", "skipped", "failed")}
-    if not args.quiet:
+    if args.quiet:  # no progress, but a failure is never silent: exit 1 comes with its reasons
+        for failed in (r for r in report.results if r.status == "failed"):
+            why = (failed.reason or "no reason recorded").strip().splitlines()[-1]
+            plain(f"failed {failed.label} seed={failed.seed}: {why}")
+    if not args.quiet or counts["failed"]:
         errors.print(
             f"suite {suite.name}: {len(report.results)} runs ({report.executed} executed, {report.reused} reused): "
             + ", ".join(f"{count} {status}" for status, count in counts.items())
@@ -106,7 +110,11 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("suite", type=Path, help="suite YAML, e.g. suites/smoke.yaml")
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress or results table; failed runs and the summary are still printed",
+    )
     run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
     run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
     run.add_argument(

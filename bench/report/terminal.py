@@ -37,13 +37,31 @@ def interval(values: list[float]) -> tuple[float, float | None]:
     return mean, stats.t_quantile(0.975, len(values) - 1) * spread / math.sqrt(len(values))
 
 
-def figure(values: list[float], unit: str) -> str:
-    """`0.620 ± 0.041` (3 seeds), `0.620` (1 seed); large numbers without decimals; the unit after."""
+def bounds(metric: str, unit: str) -> tuple[float, float]:
+    """Where a metric's values can lie: an accuracy in [0, 1], a forgetting or gain in [-1, 1], a rate,
+    size or time from 0 up."""
+    if unit in ("acc", "rate"):
+        return (0.0, 1.0) if metric.startswith(("accuracy", "alignment")) else (-1.0, 1.0)
+    if unit.endswith("/s") or unit in ("MiB", "GiB", "bytes", "s", "ms", "count"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
+def figure(values: list[float], unit: str, metric: str = "") -> str:
+    """`0.620 ± 0.041` (3 seeds), `0.620` (1 seed); large numbers without decimals; the unit after. An
+    interval that passes what the metric can reach (2 seeds: t = 12.7) is shown as its reachable part,
+    `0.562 [0.000 to 1.000]`, never `0.562 ± 2.382`."""
     if not values:
         return "-"
     mean, half = interval(values)
     digits = 3 if abs(mean) < 10 else 0
-    text = f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if half is not None else "")
+    text = f"{mean:.{digits}f}"
+    if half is not None:
+        low, high = bounds(metric, unit)
+        if mean - half < low or mean + half > high:
+            text += f" [{max(low, mean - half):.{digits}f} to {min(high, mean + half):.{digits}f}]"
+        else:
+            text += f" ± {half:.{digits}f}"
     return f"{text} {unit}" if unit and unit not in ("acc", "fraction", "ratio") else text
 
 
@@ -56,7 +74,8 @@ def results_table(records: list[RunResult]) -> Table:
     summary = summarize(records)
     task = learned_task(records)
     seeds = {row.strategy: int(row.runs) for row in summary.itertuples()} if len(summary) else {}
-    table = Table(title="results (mean ± 95% interval over seeds)", title_justify="left")
+    title = "results (mean ± 95% interval over seeds; \\[low to high]: its reachable part)"  # \\[: not rich markup
+    table = Table(title=title, title_justify="left")
     table.add_column("strategy")
     table.add_column("seeds", justify="right")
     metrics = []
@@ -74,11 +93,28 @@ def results_table(records: list[RunResult]) -> Table:
                 cells.append("-")
                 continue
             row = rows.iloc[0]
-            cells.append(figure(list(row["values"]), str(row["unit"])))
+            cells.append(figure(list(row["values"]), str(row["unit"]), metric))
         failed = sum(r.status != "ok" for r in runs)
         name = strategy + (f" ({failed} not ok)" if failed else "")
         table.add_row(name, str(seeds.get(strategy, 0)), *cells)
     return table
+
+
+def truncation_notes(records: list[RunResult]) -> list[str]:
+    """One line per strategy whose training rows were cut at budget.seq_len (budget.truncation), from its
+    first run that says so: rows cut lose their end, rows dropped (nothing left to learn) are not trained on."""
+    notes = {}
+    for record in records:
+        cut = record.budget.get("truncation") or {}
+        truncated, dropped = cut.get("truncated") or 0, cut.get("dropped") or 0
+        if record.label in notes or not (truncated or dropped):
+            continue
+        line = (
+            f"{record.label}: {truncated} of {cut.get('rows')} training rows longer than seq_len {cut.get('seq_len')}"
+        )
+        line += f" (the longest {cut.get('longest')} tokens) were truncated"
+        notes[record.label] = line + (f", {dropped} dropped: nothing left to learn in them" if dropped else "")
+    return list(notes.values())
 
 
 def results_lines(records: list[RunResult]) -> tuple[Table, str]:
@@ -97,4 +133,6 @@ def print_results(records: list[RunResult], out: Console, errors: Console) -> No
         errors.print(f"results table failed: {error}", markup=False, highlight=False)
         return
     out.print(table)
+    for line in truncation_notes(records):
+        out.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"answer: {answer}", markup=False, highlight=False, soft_wrap=True)
