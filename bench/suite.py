@@ -280,6 +280,8 @@ def load_plugins(modules: list[str]) -> None:
 
 
 def parse_suite(data: Any, source: str = "<suite>") -> Suite:
+    if data is None:
+        raise SuiteError(source, ["(top level): the suite is empty; it needs name, model, task, seeds and strategies"])
     if not isinstance(data, dict):
         raise SuiteError(source, [f"(top level): expected a mapping, got {type(data).__name__}"])
     problems: list[str] = []
@@ -299,27 +301,32 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     return suite
 
 
-class _SuiteLoader(yaml.SafeLoader):
-    """YAML's safe loader that notes each key given twice in one mapping, where YAML keeps the last silently."""
+MERGE = "tag:yaml.org,2002:merge"  # `<<: *anchor` merges: its keys may be overridden
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[str] = []
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges: its keys may be overridden
+def duplicate_keys(node: yaml.Node | None, where: str = "", seen: set[int] | None = None) -> list[str]:
+    """Each key given twice in one mapping, with its place (`budget.steps: duplicate key at line 5 (first
+    at line 4)`), read from the composed YAML before YAML keeps the last one silently."""
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:  # an alias is walked once
+        return []
+    seen.add(id(node))
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE:
                 continue
-            key = self.construct_object(key_node, deep=True)
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            place = f"{where}.{key}" if where else str(key)
             line = key_node.start_mark.line + 1
-            try:
-                seen = first.setdefault(key, line)
-            except TypeError:  # an unhashable key: the base constructor refuses it with its own message
-                continue
-            if seen != line:
-                self.duplicates.append(f"{key}: duplicate key at line {line} (first at line {seen})")
-        return super().construct_mapping(node, deep)
+            if key is not None and first.setdefault(key, line) != line:
+                found.append(f"{place}: duplicate key at line {line} (first at line {first[key]})")
+            found.extend(duplicate_keys(value_node, place, seen))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(duplicate_keys(item, f"{where}[{index}]", seen))
+    return found
 
 
 def read_yaml(path: Path) -> Any:
@@ -333,15 +340,17 @@ def read_yaml(path: Path) -> Any:
         raise SuiteError(str(path), [f"not UTF-8 text (byte {error.start}): a suite is a YAML text file"]) from None
     except OSError as error:
         raise SuiteError(str(path), [f"cannot read it: {error.strerror or error}"]) from None
-    loader = _SuiteLoader(text)
+    loader = yaml.SafeLoader(text)
+    loader.name = str(path)  # YAML's errors name the file, not "<unicode string>"
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if duplicates := duplicate_keys(node):
+            raise SuiteError(str(path), duplicates)
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as error:
         raise SuiteError(str(path), [f"not valid YAML: {error}"]) from None
     finally:
         loader.dispose()
-    if loader.duplicates:
-        raise SuiteError(str(path), loader.duplicates)
     return data
 
 

@@ -220,3 +220,31 @@ def test_pairs_from_a_task_that_cannot_build_them_are_refused_before_any_run(
     assert len(problems) == 1 and problems[0].startswith(f"preference: {needs} need preference pairs"), problems
     assert "task 'mine' (source jsonl)" in problems[0] and "preference: {jsonl: <file>}" in problems[0]
     assert data_problems(parse_suite(fast_suite("synthetic", strategies, preference=preference))) == []
+
+
+def test_one_problem_on_many_rows_is_listed_three_times_then_counted(tmp_path: Path):
+    """A file of text rows after one prompt-completion row: every row is "mixed kinds"; 33 lines said
+    the same thing."""
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"prompt": "a", "completion": "b"}, *({"text": f"t{i}"} for i in range(10)), *EVAL]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    problems = read_rows(path, "mixed").problems
+    mixed = "mixed kinds: a language-modeling row, but line 1 is prompt-completion"
+    assert problems == [
+        f"{path}:2: {mixed}",
+        f"{path}:3: {mixed}",
+        f"{path}:4: {mixed}",
+        f"{path}: {mixed}: 7 more rows like it (lines 5 to 11)",
+    ]
+
+
+def test_an_empty_row_a_json_error_and_a_relative_path_say_what_they_are(tmp_path: Path, monkeypatch):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b\tc"}\n{}\n' + "".join(json.dumps(row) + "\n" for row in EVAL))
+    problems = read_rows(path, "rows").problems
+    assert problems[0] == f"{path}:2: not valid JSON: Invalid control character at column 12"
+    assert problems[1].startswith(f"{path}:3: an empty row ({{}})")
+    monkeypatch.chdir(tmp_path)
+    (missing,) = read_rows(Path("data/nothere.jsonl"), "gone").problems
+    where = f"(a relative path is read from the directory bench runs in: {tmp_path})"
+    assert missing == f"data/nothere.jsonl: no such file or folder {where}"

@@ -54,6 +54,7 @@ def test_fewer_training_rows_than_a_batch_are_refused_naming_file_field_and_coun
     capped = data_problems(parse_suite(suite_on(path, batch_size=2, train_size=1)))
     assert len(capped) == 1 and "1 training example(s)" in capped[0]
     dpo_only = suite_on(path, strategies=["dpo"], batch_size=8)  # the task's rows are not trained on
+    dpo_only["preference"] = {"jsonl": str(write(tmp_path / "pairs.jsonl", pairs(16))), "heldout_size": 2}
     assert data_problems(parse_suite(dpo_only)) == []
 
 
@@ -85,8 +86,9 @@ def test_fewer_preference_pairs_than_a_batch_are_refused_for_dpo(tmp_path: Path)
     assert "< budget.batch_size 8" in problem
     suite["strategies"] = ["full"]  # sft runs only score the pairs
     assert data_problems(parse_suite(suite)) == []
-    suite.update(strategies=["dpo"], preference={"train_size": 4})  # pairs built from the task
-    (problem,) = data_problems(parse_suite(suite))
+    built = fast_suite("edges", ["dpo"], budget={"steps": 4, "batch_size": 8, "seq_len": 16})
+    built["preference"] = {"train_size": 4}  # pairs built from the (synthetic) task
+    (problem,) = data_problems(parse_suite(built))
     assert problem.startswith("preference.train_size: 4 training pair(s) (built from the task) < budget.batch_size 8")
 
 

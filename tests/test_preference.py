@@ -71,7 +71,7 @@ def test_every_bad_row_is_reported_with_file_line_and_field(tmp_path: Path):
 
 
 def test_missing_file_and_split(tmp_path: Path):
-    with pytest.raises(PreferenceError, match="file not found"):
+    with pytest.raises(PreferenceError, match="no such file or folder"):
         read_jsonl(tmp_path / "absent.jsonl")
     pairs = [PreferencePair(f"q{i} :", " a", " b") for i in range(10)]
     data = split_pairs(pairs, heldout_size=3, source="x")

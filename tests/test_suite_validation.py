@@ -201,8 +201,33 @@ def test_a_duplicate_key_is_refused_naming_the_key_and_its_lines(tmp_path: Path)
         load_suite(path)
     assert caught.value.problems == [
         "name: duplicate key at line 2 (first at line 1)",
-        "steps: duplicate key at line 7 (first at line 6)",
+        "budget.steps: duplicate key at line 7 (first at line 6)",
     ]
+
+
+def test_a_duplicate_key_deep_in_a_list_names_its_place(tmp_path: Path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: t\nmodel: {preset: tiny-llama}\ntask: {name: cipher}\nstrategies:\n  - lora:\n      r: 4\n      r: 8\n"
+    )
+    with pytest.raises(SuiteError) as caught:
+        load_suite(path)
+    assert caught.value.problems == ["strategies[0].lora.r: duplicate key at line 7 (first at line 6)"]
+
+
+def test_an_empty_file_and_bad_yaml_say_what_and_where(tmp_path: Path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SuiteError) as caught:
+        load_suite(empty)
+    assert caught.value.problems == [
+        "(top level): the suite is empty; it needs name, model, task, seeds and strategies"
+    ]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\n  model: [\n")
+    with pytest.raises(SuiteError) as caught:
+        load_suite(broken)
+    assert f'in "{broken}", line 2' in caught.value.problems[0] and "<unicode string>" not in caught.value.problems[0]
 
 
 def test_a_merged_anchor_may_be_overridden(tmp_path: Path):

@@ -84,7 +84,10 @@ def _task_name_problem(task: TaskSpec) -> str | None:
     from bench.tasks.synthetic import SYNTHETIC_TASKS
 
     if task.source == "synthetic" and task.name not in SYNTHETIC_TASKS:
-        return unknown_name_message("synthetic task", task.name, sorted(SYNTHETIC_TASKS))
+        unknown = unknown_name_message("synthetic task", task.name, sorted(SYNTHETIC_TASKS))
+        if task.path:  # the source was left at its default: the file is never read
+            unknown += f"; it names path {task.path!r}: your own data needs `source: jsonl` (or dataset)"
+        return unknown
     if task.source == "olmo" and not _olmo_task_known(task.name):
         from bench.tasks.olmo import DATASETS
         from bench.tasks.olmo_generative import GENERATIVE

@@ -21,7 +21,7 @@ def read_rows(path: Path, name: str) -> Rows:
     """Every row of the file, validated; problems collected, the file read once."""
     rows = Rows(path, name)
     if not path.exists():
-        rows.problem(None, None, "no such file or folder")
+        rows.problem(None, None, "no such file or folder" + relative_to_here(path))
         return rows
     try:
         for line, row in _parsed(path, rows):
@@ -31,6 +31,11 @@ def read_rows(path: Path, name: str) -> Rows:
         return rows
     rows.finish()
     return rows
+
+
+def relative_to_here(path: Path) -> str:
+    """For a relative path that is not there, where it was looked for (the directory bench runs in)."""
+    return "" if path.is_absolute() else f" (a relative path is read from the directory bench runs in: {Path.cwd()})"
 
 
 def _parsed(path: Path, rows: Rows) -> Iterator[tuple[int, Any]]:
@@ -69,8 +74,8 @@ def jsonl_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                 continue
             try:
                 yield line, json.loads(raw), None
-            except json.JSONDecodeError as error:
-                yield line, None, error.msg
+            except json.JSONDecodeError as error:  # "Invalid control character at" needs its place
+                yield line, None, f"{error.msg} column {error.colno}"
             except RecursionError:
                 yield line, None, "nested too deeply"
 

@@ -153,7 +153,9 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
     """Every row checked; raises PreferenceError listing all problems as `FILE:LINE: field ...`."""
     path = Path(path)
     if not path.exists():
-        raise PreferenceError(str(path), [f"{path}: file not found"])
+        from bench.tasks.files import relative_to_here
+
+        raise PreferenceError(str(path), [f"{path}: no such file or folder{relative_to_here(path)}"])
     pairs, problems = [], []
     first: tuple[int, str] | None = None
     for number, row, why in jsonl_lines(path):  # the task files' reader (bench/tasks/files.py)

@@ -35,6 +35,9 @@ LOSSES: dict[str, tuple[str, ...]] = {
 CONVERSATIONAL = ("conversational", "conversational-prompt-completion")
 
 
+REPEATS_LISTED = 3  # rows listed with one same problem before the rest are counted in one line
+
+
 def where(path: Path | str, line: int | None, key: str | None = None) -> str:
     return (f"{path}:{line}" if line else str(path)) + (f": field {key!r}" if key else "")
 
@@ -54,6 +57,7 @@ class Rows:
     _eval_rows: int = 0
     _eval_kind: tuple[str, int] | None = None  # (multiple choice | generative, its first line)
     _context_kind: tuple[str, int] | None = None  # generative: (text | messages, its first line)
+    _lines: dict[tuple[str | None, str], list[int | None]] = field(default_factory=dict)  # each problem's lines
 
     @property
     def generative(self) -> bool:
@@ -66,6 +70,19 @@ class Rows:
 
     def problem(self, line: int | None, key: str | None, message: str) -> None:
         self.problems.append(f"{where(self.path, line, key)}: {message}")
+        self._lines.setdefault((key, message), []).append(line)
+
+    def _fold_repeats(self) -> None:
+        """The same problem on many rows (a file of the other kind: every row "mixed kinds") is listed
+        REPEATS_LISTED times, then one line says how many more rows and which lines."""
+        for (key, message), lines in self._lines.items():
+            if len(lines) <= REPEATS_LISTED:
+                continue
+            hidden = {f"{where(self.path, line, key)}: {message}" for line in lines[REPEATS_LISTED:]}
+            self.problems = [problem for problem in self.problems if problem not in hidden]
+            rest = lines[REPEATS_LISTED:]
+            more = f"{len(rest)} more rows like it (lines {rest[0]} to {rest[-1]})"
+            self.problems.append(f"{where(self.path, None, key)}: {message}: {more}")
 
     def add(self, line: int, row: Any) -> None:
         """Validate one parsed row and keep it, or note what is wrong with it."""
@@ -73,6 +90,9 @@ class Rows:
             self.problem(line, None, f"expected a JSON object, got {type(row).__name__}")
             return
         keys = set(row)
+        if not keys:
+            self.problem(line, None, "an empty row ({}): a training row or an evaluation item has keys")
+            return
         if not all(isinstance(key, str) for key in keys):
             self.problem(line, None, "keys must be strings")
             return
@@ -278,6 +298,7 @@ class Rows:
     def finish(self) -> None:
         if not self._eval_rows:
             self.problem(None, None, "no evaluation rows (context/choices/label, or context/answer)")
+        self._fold_repeats()
 
 
 def check_messages(value: Any, key: str, need_assistant: bool) -> tuple[list[dict] | None, list[tuple[str, str]]]:
