@@ -50,8 +50,12 @@ def output_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a background job's usual stop): handled like Ctrl-C, exit 143 (128 + 15) as shells expect."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (a background job's usual stop) is handled like Ctrl-C
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as error:
         errors.print(f"[red]invalid[/red] {error}", highlight=False)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         errors.print("[yellow]interrupted[/yellow]: finished runs are stored; run the same command again to resume")
-        return 130
+        return 143 if isinstance(interrupt, Terminated) else 130
 
 
 if __name__ == "__main__":
