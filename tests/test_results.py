@@ -1,4 +1,5 @@
 import json
+import math
 import os
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import pytest
 
 from bench.measure import env
 from bench.records.results import SCHEMA_VERSION, Metric, RunResult, parse_record
-from bench.records.store import ResultStore, atomic_write_text
+from bench.records.store import ResultStore, atomic_write_text, load_record
+from tests.synthetic_records import make_record
 
 
 def record(run_id: str = "abc", **changes) -> RunResult:
@@ -159,3 +161,16 @@ def test_dirty_means_the_code_changed_not_the_results_or_reports(tmp_path):
     assert env.git_state(tmp_path)[1] is False
     (tmp_path / "bench/code.py").write_text("changed\n")
     assert env.git_state(tmp_path)[1] is True
+
+
+def test_a_diverged_runs_non_finite_values_survive_the_file(tmp_path: Path):
+    """A NaN loss was written as null: the metric read back as missing (no regression to gate), and a loss
+    curve point of null made the whole file 'not a record'."""
+    record = make_record("full", 0, values={"train.tokens_per_s": math.inf})
+    record.loss_curve[30] = record.loss_curve[30].model_copy(update={"loss": math.nan})
+    record.metrics["train.final_loss"] = Metric(value=math.nan, unit="loss", higher_is_better=False)
+    path = ResultStore(tmp_path).write(record)
+    assert '"NaN"' in path.read_text()
+    loaded = load_record(path)
+    assert math.isnan(loaded.metrics["train.final_loss"].value) and math.isnan(loaded.loss_curve[30].loss)
+    assert loaded.metrics["train.tokens_per_s"].value == math.inf

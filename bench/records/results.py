@@ -22,7 +22,9 @@ Status = Literal["ok", "failed", "skipped"]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a diverged run's NaN or infinite loss is kept as "NaN"/"Infinity" and read back as such (JSON has no
+    # such numbers; pydantic's default wrote null, which reads as a missing value or no record at all)
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
 
 
 class Metric(Record):
