@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,16 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
+def first_sentences(doc: str, most: int = 200) -> str:
+    """A docstring's first paragraph as one line; past `most` characters, its first sentence (a period
+    before a capital, not the one of "et al.")."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    if len(paragraph) <= most:
+        return paragraph
+    end = re.search(r"(?<! al)\.\s+(?=[A-Z])", paragraph)
+    return paragraph[: end.start() + 1] if end else paragraph
+
+
 def _count(number: int, stem: str, one: str = "", many: str = "s") -> str:
     """ "1 seed", "3 seeds", "1 strategy", "2 strategies"."""
     return f"{number} {stem}{one if number == 1 else many}"
@@ -144,8 +155,8 @@ def _ls(args: argparse.Namespace) -> int:
     console.print("[bold]strategies[/bold]")
     for name in STRATEGIES.names():
         strategy = STRATEGIES.get(name)
-        doc = (sys.modules[type(strategy).__module__].__doc__ or "").strip().splitlines()[0]
-        console.print(f"  {name:12} objective={strategy.objective:5} {doc}")
+        doc = first_sentences(sys.modules[type(strategy).__module__].__doc__ or "")
+        console.print(f"  {name:12} objective={strategy.objective:5} {doc}", highlight=False)
     console.print("[bold]model presets[/bold]")
     for name, preset in PRESETS.items():
         console.print(f"  {name:18} {preset.description}")
@@ -164,7 +175,9 @@ def _ls(args: argparse.Namespace) -> int:
 def add_parsers(commands: Any) -> None:
     """`validate` and `ls`, on `bench`'s subparsers."""
     validate = commands.add_parser("validate", help="check suites without running them")
-    validate.add_argument("suites", type=Path, nargs="+")
+    validate.add_argument(
+        "suites", type=Path, nargs="+", help="suite YAML files; each is checked with every data file it names"
+    )
     validate.set_defaults(handler=_validate)
 
     ls = commands.add_parser("ls", help="list strategies, model presets, tasks, backends and executors")
