@@ -123,8 +123,8 @@ def test_every_command_answers_without_a_traceback(files):
             ["scaling", str(root), str(root)],
             ["publish", str(root), "--out", f"{scratch}/site"],
         ]
-        for command in commands:
-            assert cli_main(command) in (0, 1), command  # an exception here is the traceback a user would see
+        for command in commands:  # an exception here is the traceback a user would see
+            assert cli_main(command) in ((0, 1, 2) if command[0] == "compare" else (0, 1)), command
 
 
 def test_the_three_files_of_the_issue_are_named_with_their_reason(tmp_path, capsys):
@@ -140,7 +140,8 @@ def test_the_three_files_of_the_issue_are_named_with_their_reason(tmp_path, caps
         ["history", str(root)],
         ["recommend", str(root), "--memory", "24GiB"],
     ):
-        assert cli_main(command) in (0, 1), command
+        # compare: a damaged candidate record is bad input (exit 2, named), the others go on without it
+        assert cli_main(command) == 2 if command[0] == "compare" else cli_main(command) in (0, 1), command
         err = capsys.readouterr().err
         assert f"skipped {folder / 'list.json'}: not a record: a JSON list" in err, command
         assert f"skipped {folder / 'truncated.json'}: not JSON (truncated?)" in err, command

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import quality, stats
+from bench.analysis import items, quality, stats
 from bench.analysis.gate import control_family, min_effect_for, quality_verdict
 from bench.analysis.snapshot import load_set
 from bench.analysis.timing import (
@@ -52,6 +52,7 @@ from bench.analysis.verdicts import (
     DEFAULT_ALPHA,
     DEFAULT_GATES,
     DEFAULT_THRESHOLD,
+    INCONSISTENT,
     LATENCY_TAIL,
     MISSING,
     NOISE,
@@ -59,6 +60,7 @@ from bench.analysis.verdicts import (
     SAME,
     TIMING_CONTAMINATED,
     UNKNOWN,
+    UNREADABLE,
     WORSE,
     Comparison,
     MetricChange,
@@ -66,6 +68,7 @@ from bench.analysis.verdicts import (
 )
 from bench.plan import canonical_spec
 from bench.records.results import RunResult
+from bench.records.store import Skipped
 from bench.suite import SuiteError
 
 min_p_value = stats.min_p_value
@@ -148,17 +151,7 @@ def compare_metric(
         MISSING, gating,
     )  # fmt: skip
     result.adjusted = speed is not None
-    if unmeasured := not_numbers(base, cand, metric):  # a NaN would test as p = 0, beyond any noise
-        result.note = f"not a number ({unmeasured}): not tested"
-        return result
-    if b_mean is None or c_mean is None:
-        side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
-        runs = base + cand if side == "both" else base if side == "baseline" else cand
-        reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
-        result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
-        return result
-    if {e.higher_is_better for e in entries} != {higher}:
-        result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
+    if _untestable(result, base, cand, b_values, c_values):
         return result
     if b_mean == c_mean:
         result.change = 0.0
@@ -197,6 +190,54 @@ def compare_metric(
     return result
 
 
+def _untestable(
+    result: MetricChange, base: list[RunResult], cand: list[RunResult], b_values: list[float], c_values: list[float]
+) -> bool:
+    """Fill in `result` and say True where no test can run: a value that is not a number (a diverged
+    training is worse), a side without values, a record whose headline disagrees with its own items, or a
+    direction that differs between the sets."""
+    metric = result.metric
+    if unmeasured := not_numbers(base, cand, metric):  # a NaN would test as p = 0, beyond any noise
+        quality_metric = stats.is_quality(metric)
+        if quality_metric and b_values and stats.finite(b_values):  # the candidate's training diverged
+            result.verdict, result.note = WORSE, f"diverged: {unmeasured}"  # gates without a test
+        elif quality_metric:
+            result.note = f"not a number ({unmeasured}): not tested, the baseline has no finite level to hold to"
+        else:  # timing, memory: a measurement that failed more often than a slower program
+            result.note = f"not a number ({unmeasured}): not tested"
+        return True
+    if result.baseline is None or result.candidate is None:
+        side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
+        runs = base + cand if side == "both" else base if side == "baseline" else cand
+        reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
+        result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
+        return True
+    if stats.is_quality(metric) and (disagree := inconsistent_records(base, cand, metric)):
+        result.verdict, result.gating, result.held = NOT_COMPARABLE, False, f"{INCONSISTENT}: {disagree}"
+        result.note = f"{result.held}: not tested"
+        return True
+    if {run.metrics[metric].higher_is_better for run in base + cand if metric in run.metrics} != {
+        result.higher_is_better
+    }:
+        result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
+        return True
+    return False
+
+
+def inconsistent_records(base: list[RunResult], cand: list[RunResult], metric: str) -> str:
+    """The runs whose value of a quality metric disagrees with the mean of their own per-item outcomes by
+    more than rounding (a hand-edited or corrupt record: "candidate seed 1 (run 8754...): 0.51, its 100
+    items 0.91"), or "" where every run agrees or keeps no items for it."""
+    found = []
+    for side, runs in (("baseline", base), ("candidate", cand)):
+        for run in runs:
+            if gap := items.headline_gap(run, metric):
+                headline, from_items, count = gap
+                where = f"{side} seed {run.seed} (run {run.run_id})"
+                found.append(f"{where}: {headline:.4g}, but its {count} item outcomes give {from_items:.4g}")
+    return "; ".join(found)
+
+
 def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> str:
     """The runs whose value of `metric` is NaN or infinite ("candidate seed 1: nan"), or "" where none is."""
     found = []
@@ -225,7 +266,9 @@ def _compare_runs(
     """Every metric of one matched strategy, after the checks that can make it not comparable."""
     base_models, cand_models = _base_models(base_ok), _base_models(cand_ok)
     if None in base_models | cand_models:
-        result.issues.append(RunIssue(strategy, "unchecked", "base model sha256 not recorded on one side"))
+        sides = [side for side, models in (("baseline", base_models), ("candidate", cand_models)) if None in models]
+        where = "either side" if len(sides) == 2 else f"the {sides[0]} side"
+        result.issues.append(RunIssue(strategy, "unchecked", f"base model sha256 not recorded on {where}"))
     elif base_models != cand_models:
         before, after = ",".join(sorted(base_models)), ",".join(sorted(cand_models))
         detail = f"base model changed (sha {before[:12]} -> {after[:12]})"
@@ -248,7 +291,12 @@ def _compare_runs(
         change = compare_metric(strategy, metric, base_ok, cand_ok, thresholds, gate, result.alpha, adjust, min_effects)
         if change.adjusted and change.verdict != MISSING:
             change.note = f"at equal machine speed ({speed_note}); " + change.note
-        if hardware_note and stats.matches(metric, stats.HARDWARE_BOUND) and change.verdict != MISSING:
+        if change.held.startswith(INCONSISTENT):
+            detail = f"{metric}: {change.held.removeprefix(INCONSISTENT + ': ')}"
+            result.issues.append(RunIssue(strategy, INCONSISTENT, detail, bad_input=True))
+        if hardware_note and stats.matches(metric, stats.COUNTED) and change.verdict != MISSING:
+            change.note = f"counted from tensor sizes, so compared though {hardware_note}; {change.note}"
+        if hardware_note and stats.hardware_bound(metric) and change.verdict != MISSING:
             change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, hardware_note, None
         elif start_note and stats.matches(metric, stats.START_BOUND) and change.verdict != MISSING:
             change.verdict, change.gating, change.note, change.p_value = NOT_COMPARABLE, False, start_note, None
@@ -348,6 +396,7 @@ def compare_records(
                     broke = run.status == "failed" and bool(base_ok)
                     kind = "failed in candidate" if run.status == "failed" else "skipped in candidate"
                     result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
+            _missing_seeds(strategy, base_runs, cand_runs, result)
             if base_ok and cand_ok:
                 _compare_runs(
                     strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing, min_effects or {}
@@ -355,6 +404,18 @@ def compare_records(
     if control:
         control_family(result)
     return result
+
+
+def _missing_seeds(strategy: str, base_runs: list[RunResult], cand_runs: list[RunResult], result: Comparison) -> None:
+    """Seeds one side has a run of (in any state) and the other none: said, never gated. An absent run is no
+    evidence of a regression by itself (a failed one is, and gates), but the comparison holds fewer seeds, and
+    a run that died before writing its record looks exactly like this."""
+    seeds = {"baseline": {run.seed for run in base_runs}, "candidate": {run.seed for run in cand_runs}}
+    for side, other in (("candidate", "baseline"), ("baseline", "candidate")):
+        if lacks := sorted(seeds[other] - seeds[side]):
+            ran = ", ".join(map(str, sorted(seeds[other])))
+            detail = f"the {side} lacks seed(s) {', '.join(map(str, lacks))} of {strategy} (the {other} ran {ran})"
+            result.issues.append(RunIssue(strategy, f"seed missing in {side}", detail))
 
 
 def _statuses(runs: list[RunResult]) -> str:
@@ -375,12 +436,15 @@ def compare(
     adjust_timing: bool = True,
     min_effects: dict[str, float] | None = None,
 ) -> Comparison:
-    """Compare two result folders (each optionally read at a git revision)."""
+    """Compare two result folders (each optionally read at a git revision). Files of either folder that may be
+    records but could not be read are kept in `Comparison.unreadable` and said first among its issues."""
     base_name = f"{baseline}@{baseline_rev}" if baseline_rev else str(baseline)
     cand_name = f"{candidate}@{candidate_rev}" if candidate_rev else str(candidate)
-    return compare_records(
-        load_set(baseline, baseline_rev),
-        load_set(candidate, candidate_rev),
+    base_skipped: list[Skipped] = []
+    cand_skipped: list[Skipped] = []
+    result = compare_records(
+        load_set(baseline, baseline_rev, base_skipped),
+        load_set(candidate, candidate_rev, cand_skipped),
         fail_on=fail_on,
         thresholds=thresholds,
         alpha=alpha,
@@ -389,3 +453,10 @@ def compare(
         adjust_timing=adjust_timing,
         min_effects=min_effects,
     )
+    said = []
+    for side, skipped in (("baseline", base_skipped), ("candidate", cand_skipped)):
+        if damaged := [f"{one.path}: {one.reason}" for one in skipped if one.damaged]:
+            result.unreadable[side] = damaged
+            said += [RunIssue(f"({side})", UNREADABLE, f"{file}: the comparison may miss its run") for file in damaged]
+    result.issues[:0] = said  # first: the runs compared may not be all there are
+    return result

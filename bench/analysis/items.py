@@ -300,6 +300,22 @@ def metric_matrix(records: list[Any], metric: str) -> list[list[list[float]]] | 
     return None if matrix is None else [matrix]
 
 
+def headline_gap(record: Any, metric: str) -> tuple[float, float, int] | None:
+    """(headline value, the mean of the record's own item outcomes behind it, items) where the two disagree
+    by more than rounding, half an item (a hand-edited or corrupt record: an accuracy lowered, its items
+    untouched); None where they agree, or the record keeps no items for the metric or no finite value."""
+    entry = record.metrics.get(metric)
+    matrices = metric_matrix([record], metric)
+    if entry is None or entry.value is None or not math.isfinite(entry.value) or matrices is None:
+        return None
+    rows = [matrix[0] for matrix in matrices]
+    if not all(rows):
+        return None
+    count = sum(len(row) for row in rows)
+    from_items = _mean([_mean(row) for row in rows])  # tasks weighted equally, as forgetting.mean is
+    return None if abs(entry.value - from_items) <= 0.5 / count else (entry.value, from_items, count)
+
+
 def metric_interval(records: list[Any], metric: str) -> Interval | None:
     """A quality metric of one strategy's runs with its item-level interval (None without items)."""
     matrices = metric_matrix(records, metric)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.records.results import RunResult
-from bench.records.store import load_records
+from bench.records.store import Skipped, load_records, tell_skipped
 
 
 def git_snapshot(path: Path | str, rev: str) -> Path:
@@ -39,10 +39,15 @@ def git_snapshot(path: Path | str, rev: str) -> Path:
     return target / relative
 
 
-def load_set(path: Path | str, rev: str | None = None) -> list[RunResult]:
-    """Every record below a folder, optionally as committed at a git revision."""
+def load_set(path: Path | str, rev: str | None = None, skipped: list[Skipped] | None = None) -> list[RunResult]:
+    """Every record below a folder, optionally as committed at a git revision. The files skipped are told on
+    stderr, and appended to `skipped` where given (`Skipped.damaged`: a record that could not be read)."""
     root = git_snapshot(path, rev) if rev else Path(path)
-    records = list(load_records(root)) if root.exists() else []
+    own: list[Skipped] = []
+    records = list(load_records(root, own)) if root.exists() else []
+    tell_skipped(root, own)
+    if skipped is not None:
+        skipped.extend(own)
     if not records:
         raise FileNotFoundError(f"no result records under {root}" + (f" at git revision {rev}" if rev else ""))
     return records

@@ -18,6 +18,10 @@ DEFAULT_GATES = ["*"]  # every metric except the latency tails (stats.TAILS); --
 # reasons a row is held out of the gate (MetricChange.held) that bench ab looks for
 TIMING_CONTAMINATED = "timing contaminated"
 LATENCY_TAIL = "a latency tail (gate it with --fail-on)"
+# a record whose headline value disagrees with its own per-item outcomes: its rows are not tested, and the
+# comparison's input is bad (bench compare exits 2)
+INCONSISTENT = "record disagrees with its items"
+UNREADABLE = "unreadable record"  # a record file of a set that could not be read (RunIssue.kind)
 
 
 @dataclass
@@ -66,10 +70,11 @@ class MetricChange:
 
 @dataclass
 class RunIssue:
-    strategy: str
-    kind: str  # "not comparable", "only in baseline", "only in candidate", "failed in candidate"
+    strategy: str  # for an unreadable file, the side: "(baseline)" or "(candidate)"
+    kind: str  # "not comparable", "only in baseline", "failed in candidate", "seed missing in candidate", ...
     detail: str
     gating: bool = False
+    bad_input: bool = False  # the comparison's input is corrupt (INCONSISTENT): it fails, and bench compare exits 2
 
 
 @dataclass
@@ -79,14 +84,22 @@ class Comparison:
     changes: list[MetricChange] = field(default_factory=list)
     issues: list[RunIssue] = field(default_factory=list)
     alpha: float = DEFAULT_ALPHA
+    # per side ("baseline", "candidate"), the files under its folder that may be records but could not be
+    # read ("<path>: <reason>"): the comparison may be missing runs (bench compare exits 2 for the candidate's)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def regressions(self) -> list[MetricChange]:
         return [change for change in self.changes if change.regression]
 
     @property
+    def bad_input(self) -> list[RunIssue]:
+        """Issues that make the comparison's verdicts untrustworthy: records that contradict themselves."""
+        return [issue for issue in self.issues if issue.bad_input]
+
+    @property
     def failed(self) -> bool:
-        return bool(self.regressions) or any(issue.gating for issue in self.issues)
+        return bool(self.regressions) or any(issue.gating or issue.bad_input for issue in self.issues)
 
     def ordered(self) -> list[MetricChange]:
         """Changes, the ones that matter first: worse, better, cannot tell, noise, missing, no change."""
@@ -110,6 +123,8 @@ class Comparison:
                 "regressions": [f"{c.strategy}: {c.metric}" for c in self.regressions],
                 "changes": [asdict(change) for change in self.changes],
                 "issues": [asdict(issue) for issue in self.issues],
+                "bad_input": [f"{issue.strategy}: {issue.detail}" for issue in self.bad_input],
+                "unreadable": self.unreadable,
             }
         )
 

@@ -101,12 +101,27 @@ def _compare(args: argparse.Namespace) -> int:
     for path in (args.json, args.html):
         if path:
             console.print(f"written: {path}")
-    return _verdict(result)
+    return _verdict(result, allow_unreadable=args.allow_unreadable)
 
 
-def _verdict(result: Comparison) -> int:
+def _verdict(result: Comparison, allow_unreadable: bool = False) -> int:
     """Say whether a comparison regressed, and the exit code that says it too (1: regression; 2: nothing
-    was compared, so the gate has no evidence either way: every run failed, or nothing was comparable)."""
+    was compared, so the gate has no evidence either way: every run failed, or nothing was comparable; 2
+    also for bad input: a record that contradicts itself, or a candidate record file that could not be read,
+    unless `allow_unreadable`)."""
+    for side, files in result.unreadable.items():
+        listed = "\n  ".join(files)
+        plain(f"bench: WARNING: {len(files)} {side} record file(s) unreadable, so runs may be missing:\n  {listed}")
+    bad = [f"{issue.strategy}: {issue.detail}" for issue in result.bad_input]
+    if not allow_unreadable:
+        unread = result.unreadable.get("candidate", [])
+        bad += [f"unreadable candidate record {file} (fix or remove it, or pass --allow-unreadable)" for file in unread]
+    if bad:
+        names = [f"{c.strategy}: {c.metric}" for c in result.regressions]
+        errors.print("[bold red]BAD INPUT[/bold red]" + (f" (and REGRESSION {'; '.join(names)})" if names else ""))
+        for line in bad:
+            plain(f"  {line}")
+        return 2
     if not result.changes and not result.failed:
         kinds = sorted({issue.kind for issue in result.issues})
         errors.print(
@@ -297,6 +312,12 @@ def _add_compare(commands: Any) -> None:
         "--raw-timing",
         action="store_true",
         help="compare timings as measured, not at equal machine speed (the reference workload; docs/statistics.md)",
+    )
+    compare.add_argument(
+        "--allow-unreadable",
+        action="store_true",
+        help="compare even when candidate record files cannot be read (truncated, newer schema): they are"
+        " still listed, but do not make the exit code 2",
     )
     compare.set_defaults(handler=_compare)
 

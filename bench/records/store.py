@@ -84,19 +84,31 @@ class ResultStore:
         yield from load_records(self.root)
 
 
+class DamagedRecord(NotARecord):
+    """A file that is, or may be, a record and cannot be read: not text, empty, not JSON (truncated), or a
+    JSON object with a run_id that does not parse (a newer schema, a field the schema refuses). Valid JSON
+    that is no record (a summary, a comparison, another tool's output) is a plain NotARecord."""
+
+
 def load_record(path: Path) -> RunResult:
-    """The record in `path`; NotARecord (a ValueError) says why a file is not one."""
+    """The record in `path`; NotARecord (a ValueError) says why a file is not one, DamagedRecord where it may
+    have been one."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise NotARecord(f"not text: {error.reason}") from error
+        raise DamagedRecord(f"not text: {error.reason}") from error
     if not text.strip():
-        raise NotARecord("empty file")
+        raise DamagedRecord("empty file")
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise NotARecord(f"not JSON (truncated?): {str(error)[:200]}") from error
-    return parse_record(raw)
+        raise DamagedRecord(f"not JSON (truncated?): {str(error)[:200]}") from error
+    try:
+        return parse_record(raw)
+    except NotARecord as error:
+        if isinstance(raw, dict) and "run_id" in raw:
+            raise DamagedRecord(str(error)) from error
+        raise
 
 
 # Folders beside the records that hold other files: run logs, and kept artefacts (model configs,
@@ -117,6 +129,7 @@ def record_paths(root: Path | str) -> Iterator[Path]:
 class Skipped(NamedTuple):
     path: Path
     reason: str
+    damaged: bool = False  # it is, or may be, a record that could not be read (DamagedRecord, unreadable)
 
 
 _SAID: set[tuple[Path, str]] = set()  # skips already told in this process (a folder read twice says them once)
@@ -151,7 +164,8 @@ def scan_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iter
             record = load_record(path)
         except (NotARecord, OSError) as error:
             reason = str(error) if isinstance(error, NotARecord) else f"unreadable: {error}"
-            own.append(Skipped(_as_named(path, root), reason))
+            damaged = not isinstance(error, NotARecord) or isinstance(error, DamagedRecord)
+            own.append(Skipped(_as_named(path, root), reason, damaged))
             continue
         yield path, record
     if skipped is None:
@@ -172,7 +186,10 @@ def scan_packed(archive: Path, skipped: list[Skipped] | None = None) -> Iterator
     try:
         unpacked = as_folder(archive)
     except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:  # truncated, not an archive
-        print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
+        if skipped is None:
+            print(f"bench: skipped {archive}: not a readable archive: {error}", file=sys.stderr)
+        else:
+            skipped.append(Skipped(archive, f"not a readable archive: {error}", damaged=True))
         return
     for path, record in scan_records(unpacked, skipped):
         inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
