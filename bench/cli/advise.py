@@ -296,7 +296,8 @@ def add_parsers(commands: Any) -> None:
         "--reserve",
         default=DEFAULT_RESERVE,
         metavar="SIZE",
-        help=f"with --model-config: kept free beside the estimate, as bench estimate does (default {DEFAULT_RESERVE})",
+        help=f"kept free beside an estimate (--model-config) or a measured tensor count, as bench estimate does "
+        f"(default {DEFAULT_RESERVE})",
     )
     recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
     recommend.set_defaults(handler=_recommend)

@@ -1,13 +1,15 @@
-"""The constraints, the Pareto set and the one choice of `bench recommend`."""
+"""The constraints, the Pareto set and the one choice of `bench recommend`, with the noise test of its reason."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.analysis import stats
+from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
 from bench.analysis.selection import suites_of
 from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
@@ -16,10 +18,12 @@ from bench.recommend.figures import (
     ALPHA,
     MEMORY_SOURCES,
     OBJECTIVES,
+    TENSOR_SOURCES,
     Candidate,
     Check,
     Figure,
     Recommendation,
+    _grouped,
     candidates_from,
 )
 from bench.recommend.formatting import _against, _fraction, _limit, _rate, _size, _sizes
@@ -43,11 +47,12 @@ def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
         reserve = f" with {_size(estimate.reserve_mib)} reserve" if estimate.reserve_mib else ""
         text = f"needs ~{value}{reserve} on your model (estimate) {'<=' if met else '>'} {limit}"
         return Check("memory", met, False, text)
-    if candidate.memory_mib is None:
+    needed = candidate.needed_mib
+    if needed is None:
         return Check("memory", False, False, "training memory not measured")
-    value, limit = _sizes(candidate.memory_mib, limit_mib)
-    met = candidate.memory_mib <= limit_mib
-    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit}")
+    value, limit = _sizes(needed, limit_mib)
+    met = needed <= limit_mib
+    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit} ({_figure_named(candidate)})")
 
 
 def _accuracy_check(candidate: Candidate, minimum: float) -> Check:
@@ -90,7 +95,7 @@ def _checks(
 
 # (name, value of a candidate, higher is better, how "better" reads)
 DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ...] = (
-    ("memory", lambda c: c.planning_mib, False, "less memory"),
+    ("memory", lambda c: c.needed_mib, False, "less memory"),
     ("accuracy", lambda c: c.accuracy.mean, True, "higher accuracy"),
     ("forgetting", lambda c: c.forgetting.mean, True, "less forgetting"),
     ("throughput", lambda c: c.throughput.mean, True, "faster training"),
@@ -124,16 +129,61 @@ def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
     return [c.name for c in feasible if c.name not in dominated], dominated
 
 
+# ---- noise: whether the winner is beyond noise of another strategy ---------------------------------
+# The report's test for the pair (bench/report/aggregate.py answer), alone: accuracy with per-item outcomes is
+# paired by item (bench.analysis.items.metric_difference), anything else tested over seeds, two-sided
+# (bench.analysis.stats.seed_test). A design that cannot reach ALPHA says "cannot tell", never falls back to
+# seed ranges. The report decides its pairs over a family (Benjamini-Hochberg, bench/report/family.py), so a p
+# at or under ALPHA for one pair alone is said as that, never as "beyond seed noise", which the report may not
+# say of it.
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One pair's test: within noise (p > ALPHA), not (p <= ALPHA alone) or None (cannot tell); in words."""
+
+    within: bool | None
+    words: str
+
+
+def _seeded(figure: Figure, start: int = 0) -> list[tuple[int, float]]:
+    """(seed, value) pairs; distinct stand-in seeds where the figure does not say them (never paired)."""
+    if len(figure.seeds) == len(figure.values):
+        return list(zip(figure.seeds, figure.values))
+    return list(enumerate(figure.values, start))
+
+
+def _said(p: float | None, why: str) -> Noise:
+    if p is None:
+        return Noise(None, f"cannot tell: {why}")
+    if p > ALPHA:
+        return Noise(True, f"within seed noise, p = {p:.2g}")
+    return Noise(False, f"p = {p:.2g} for this pair alone, uncorrected for other comparisons")
+
+
+def seed_noise(a: Figure, b: Figure) -> Noise:
+    """Two strategies' per-seed values, tested as the report's answers test them (two-sided, over seeds)."""
+    if a.mean is None or b.mean is None:
+        return Noise(None, "cannot tell: not measured")
+    p, design = stats.seed_test(_seeded(a), _seeded(b, len(a.values)), ALPHA)
+    return _said(p, design)
+
+
+def item_noise(a: list[RunResult], b: list[RunResult], metric: str | None) -> Noise | None:
+    """The item-paired test of two strategies' runs on a quality metric; None where they hold no comparable
+    per-item outcomes."""
+    difference = metric_difference(a, b, metric) if metric and a and b else None
+    if difference is None:
+        return None
+    if not difference.knows_seed_noise:
+        return Noise(None, f"cannot tell: {SEED_NOISE_UNKNOWN}")
+    return _said(difference.p_value, "")
+
+
 def within_noise(a: Figure, b: Figure) -> bool | None:
-    """Whether two strategies' seeds cannot be told apart: the permutation test over seeds, two-sided (which
-    one leads is the data's choice), where the design can reach ALPHA (bench.analysis.stats), else
-    overlapping seed ranges; None with one seed (unknown)."""
-    beyond, _ = stats.differs(a.values, b.values, ALPHA, two_sided=True)
-    if beyond is not None:
-        return not beyond
-    if a.n >= 2 and b.n >= 2:
-        return a.low <= b.high and b.low <= a.high  # type: ignore[operator]
-    return None
+    """Whether two strategies' seeds cannot be told apart (p > ALPHA, two-sided over seeds); False where they
+    differ at ALPHA; None where the design cannot reach ALPHA (one seed, 2 vs 2, 3 vs 3: cannot tell)."""
+    return seed_noise(a, b).within
 
 
 def _objective_figure(candidate: Candidate, objective: str) -> Figure:
@@ -149,7 +199,7 @@ def _shown(candidate: Candidate, objective: str) -> str:
 
 
 def _memory_key(candidate: Candidate) -> float:
-    return math.inf if candidate.planning_mib is None else candidate.planning_mib
+    return math.inf if candidate.needed_mib is None else candidate.needed_mib
 
 
 def _scope(count: int, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None) -> str:
@@ -170,29 +220,74 @@ def _at(candidate: Candidate) -> str:
     return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
 
 
-def _noise_words(verdict: bool | None) -> str:
-    return {True: "within seed noise", False: "beyond seed noise", None: "one seed: noise unknown"}[verdict]
+SHORT_NAMES = {metric: short for metric, short, _ in MEMORY_SOURCES}
 
 
-def choose(feasible: list[Candidate], objective: str, scope: str) -> tuple[Candidate, str]:
-    """The recommended candidate and the one-sentence reason: the best by the objective's mean, unless
-    others are within seed noise of it and need less memory: then the one of those with the least."""
+def _figure_named(candidate: Candidate) -> str:
+    """Which measured figure it plans with, and the reserve beside it: "0.94 MiB tensors + 2 GiB reserve"."""
+    short = SHORT_NAMES[str(candidate.memory_source)]
+    if not candidate.reserve_mib:
+        return short
+    return f"{_size(candidate.memory_mib)} {short} + {_size(candidate.reserve_mib)} reserve"
+
+
+def _plan(candidate: Candidate) -> str:
+    """The figure it plans with, named, and the reserve held beside it: "0.94 MiB (tensors) + 2 GiB reserve"."""
+    if candidate.estimate is not None or candidate.memory_source is None:
+        return _at(candidate)
+    shown = f"{_size(candidate.memory_mib)} ({SHORT_NAMES[candidate.memory_source]})"
+    return shown + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
+
+
+def _noise(best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> Noise:
+    """The report's test of the pair, alone (the noise section above): by item for accuracy where both hold
+    per-item outcomes, else over seeds (throughput: the runs with clean timing only)."""
+    if objective == "accuracy":
+        found = item_noise(runs.get(best.name, []), runs.get(other.name, []), best.accuracy_metric)
+        if found is not None:
+            return found
+    return seed_noise(_objective_figure(best, objective), _objective_figure(other, objective))
+
+
+def _tied(a: Candidate, b: Candidate, objective: str) -> bool:
+    x, y = _objective_figure(a, objective).mean, _objective_figure(b, objective).mean
+    return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str) -> str:
+    """The reason where others tie with the best (the report's answer names one of them, "tie"): the lightest."""
+    lightest = all(_memory_key(best) < _memory_key(c) for c in tied)
+    memory = "the least memory of them" if lightest else "no more memory than they do"
+    return (
+        f"{best.name}: tied with {', '.join(c.name for c in tied)} as {best_word} of {scope}"
+        f" ({_shown(best, objective)} each), with {memory}, at {_plan(best)}."
+    )
+
+
+def choose(
+    feasible: list[Candidate], objective: str, scope: str, runs: dict[str, list[RunResult]] | None = None
+) -> tuple[Candidate, str]:
+    """The recommended candidate and the one-sentence reason: the best by the objective's mean (the lightest of
+    those tied), unless others are within seed noise of it and need less memory: then the one of those with the
+    least. runs: each candidate's records by name, for the item-paired test of accuracy."""
     best_word = "the most accurate" if objective == "accuracy" else "the fastest to train"
     ranked = [c for c in feasible if _objective_figure(c, objective).mean is not None]
     ranked.sort(key=lambda c: (-(_objective_figure(c, objective).mean or 0.0), _memory_key(c)))
     if not ranked:
         lightest = min(feasible, key=_memory_key)
         return lightest, f"{lightest.name}: none of {scope} measured {objective}; it needs the least memory, " + (
-            f"{_at(lightest)}."
+            f"{_plan(lightest)}."
         )
     best = ranked[0]
     if len(ranked) == 1:
         only = scope if len(feasible) == 1 else f"the only one of {scope} that measured {objective}"
         named = f"accuracy {_shown(best, objective)}" if objective == "accuracy" else _shown(best, objective)
-        return best, f"{best.name}: {only} ({named}), at {_at(best)}."
-    figure = _objective_figure(best, objective)
-    noise = {c.name: within_noise(figure, _objective_figure(c, objective)) for c in ranked[1:]}
-    lighter = [c for c in ranked[1:] if noise[c.name] and _memory_key(c) < _memory_key(best)]
+        return best, f"{best.name}: {only} ({named}), at {_plan(best)}."
+    tied = [c for c in ranked[1:] if _tied(best, c, objective)]
+    if tied:
+        return best, _tie(best, tied, objective, best_word, scope)
+    noise = {c.name: _noise(best, c, objective, runs or {}) for c in ranked[1:]}
+    lighter = [c for c in ranked[1:] if noise[c.name].within and _memory_key(c) < _memory_key(best)]
     if lighter:
         pick = min(lighter, key=_memory_key)
         return pick, (
@@ -203,7 +298,7 @@ def choose(feasible: list[Candidate], objective: str, scope: str) -> tuple[Candi
     runner = ranked[1]
     return best, (
         f"{best.name}: {best_word} of {scope} ({_shown(best, objective)} vs {runner.name}"
-        f" {_shown(runner, objective)}, {_noise_words(noise[runner.name])}), at {_at(best)}."
+        f" {_shown(runner, objective)}, {noise[runner.name].words}), at {_plan(best)}."
     )
 
 
@@ -223,7 +318,7 @@ def _nothing_fits(
         part = f"{len(too_big)} of {total} need more than {_size(memory_bytes / MIB)}"
         smallest = min(too_big, key=_memory_key)
         if smallest.planning_mib is not None:
-            part += f" (smallest: {smallest.name}, {_at(smallest)})"
+            part += f" (smallest: {smallest.name}, {_plan(smallest)})"
         parts.append(part)
     for constraint, limit, words, closest, value in (
         ("accuracy", min_accuracy, "have accuracy below", "best", lambda c: c.accuracy.mean),
@@ -249,6 +344,13 @@ def _source_notes(candidates: list[Candidate]) -> list[str]:
         for metric, short, meaning in MEMORY_SOURCES
         if metric in used
     ]
+    reserved = [c for c in candidates if c.reserve_mib]
+    if reserved:
+        notes.append(
+            f"a strategy planned with its tensors fits only with {_size(reserved[0].reserve_mib)} reserve on top"
+            " (the CUDA context, the allocator's slack and the process, which they leave out), as bench estimate"
+            " holds an estimate; --reserve sets it"
+        )
     if len(used) > 1:
         notes.append("memory figures come from different sources, so they do not compare exactly")
     return notes
@@ -300,13 +402,18 @@ def recommend(
     elif candidates:
         notes = _model_notes(candidates, None)
     for candidate in candidates:
+        if candidate.estimate is None and candidate.memory_source in TENSOR_SOURCES:
+            candidate.reserve_mib = reserve_bytes / MIB
         candidate.checks = _checks(candidate, memory_bytes, min_accuracy, max_forgetting)
     feasible = [c for c in candidates if all(check.met for check in c.checks)]
     rejected = {c.name: "; ".join(k.text for k in c.checks if not k.met) for c in candidates if c not in feasible}
     pareto, dominated = pareto_set(feasible)
     choice, reason = None, _nothing_fits(candidates, memory_bytes, min_accuracy, max_forgetting)
     if feasible:
-        picked, reason = choose(feasible, objective, _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting))
+        groups = _grouped([record for record in selection.records if record.status == "ok"])
+        runs = {c.name: groups[(c.suite, c.fingerprint, c.label)] for c in feasible}
+        scope = _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting)
+        picked, reason = choose(feasible, objective, scope, runs)
         choice = picked.name
         notes += [f"{picked.name}: {check.text}" for check in picked.marginal]
     notes = _source_notes(candidates) + notes + _record_notes(candidates) + selection.notes

@@ -39,6 +39,9 @@ MEMORY_SOURCES: tuple[tuple[str, str, str], ...] = (
         " (torch, transformers, TRL)",
     ),
 )
+# Figures that count the tensors only, leaving out the CUDA context, the allocator's slack and the process: a
+# strategy fits only when the figure plus the reserve does, as an estimate is held (bench estimate)
+TENSOR_SOURCES = ("memory.train.components_mib",)
 FORGETTING = "forgetting.mean"
 THROUGHPUT = "train.tokens_per_s"
 
@@ -53,12 +56,14 @@ class Figure:
     n: int
     values: list[float] = field(default_factory=list)
     reason: str | None = None  # why it is missing (or why some seeds were left out)
+    seeds: list[int] = field(default_factory=list)  # the seed of each value, where known (a paired test)
 
     @classmethod
-    def of(cls, values: list[float], reason: str | None = None) -> Figure:
+    def of(cls, values: list[float], reason: str | None = None, seeds: list[int] | None = None) -> Figure:
         if not values:
             return cls(None, None, None, 0, [], reason)
-        return cls(sum(values) / len(values), min(values), max(values), len(values), list(values), reason)
+        low, high = min(values), max(values)
+        return cls(sum(values) / len(values), low, high, len(values), list(values), reason, list(seeds or []))
 
 
 @dataclass
@@ -102,11 +107,18 @@ class Candidate:
     model_parameters: int | None = None
     estimate: ModelEstimate | None = None  # on the user's model, where it is larger
     checks: list[Check] = field(default_factory=list)
+    reserve_mib: float = 0.0  # held beside a measured tensor count (TENSOR_SOURCES), as beside an estimate
 
     @property
     def planning_mib(self) -> float | None:
-        """The memory the constraint is held against: the estimate for the user's model, else measured."""
+        """The memory the strategy plans with: the estimate for the user's model, else measured."""
         return self.estimate.total_mib if self.estimate is not None else self.memory_mib
+
+    @property
+    def needed_mib(self) -> float | None:
+        """What the memory limit must hold: the planning figure plus the reserve it leaves out."""
+        reserve = self.estimate.reserve_mib if self.estimate is not None else self.reserve_mib
+        return None if self.planning_mib is None else self.planning_mib + reserve
 
     @property
     def marginal(self) -> list[Check]:
@@ -137,6 +149,7 @@ class Recommendation:
         data = asdict(self)
         for row, candidate in zip(data["candidates"], self.candidates):
             row["planning_mib"] = candidate.planning_mib
+            row["needed_mib"] = candidate.needed_mib
         return data
 
 
@@ -156,8 +169,9 @@ def _missing_reason(records: list[RunResult], metric: str | None) -> str:
 
 
 def _figure(records: list[RunResult], metric: str | None) -> Figure:
-    values = [v for v in (_value(r, metric) for r in records) if v is not None]
-    return Figure.of(values, None if values else _missing_reason(records, metric))
+    measured = [(r.seed, v) for r, v in ((r, _value(r, metric)) for r in records) if v is not None]
+    values = [v for _, v in measured]
+    return Figure.of(values, None if values else _missing_reason(records, metric), [seed for seed, _ in measured])
 
 
 def throughput(records: list[RunResult]) -> Figure:

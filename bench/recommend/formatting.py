@@ -74,6 +74,9 @@ def _count(n: int | None) -> str:
     return str(n)
 
 
+SPREAD_LEGEND = "mean [lowest seed, highest seed] n=seeds: the seeds' range, not a 95% confidence interval"
+
+
 def _spread(figure: Figure, fmt: Callable[[float], str]) -> str:
     if figure.mean is None:
         return "-"
@@ -130,6 +133,7 @@ def render_text(rec: Recommendation, failure: bool = True) -> str:
             header.append(f"your model ({_count(rec.user_parameters)})")
         order = sorted(rec.candidates, key=lambda c: (c.name != rec.choice, c.name in rec.rejected, c.name))
         lines += ["", *_table([[*header, "verdict"], *(_row(rec, c) for c in order)])]
+        lines.append(SPREAD_LEGEND)
     lines += ["", f"Pareto set: {', '.join(rec.pareto) or 'none'}"]
     lines += [f"  {name}: {why}" for name, why in rec.dominated.items()]
     if rec.rejected:

@@ -60,6 +60,7 @@ class Answer:
     by_item: bool = False  # tested paired by item, and decided with the report's other differences
     p_value: float | None = None  # tested over seeds (two-sided), and decided with the report's other differences
     suite: str | None = None  # set where the report holds several suites: each is asked on its own
+    timing_unrecorded: int = 0  # ok runs of its set (suite) that recorded no timing quality: contamination unknown
 
 
 def summarize(records: list[RunResult]) -> pd.DataFrame:
@@ -112,63 +113,140 @@ def by_suite(records: list[RunResult]) -> list[tuple[str | None, list[RunResult]
 def answer(
     question: Question, summary: pd.DataFrame, task: str | None, records: list[RunResult] | None = None
 ) -> Answer | None:
-    """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise."""
+    """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise. A timing
+    question ranks the runs whose timing was not contaminated only (as bench compare leaves them out)."""
     metric = resolve(question.patterns, summary, task)
     if metric is None:
         return None
     rows = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
-    higher = bool(rows["higher_is_better"].iloc[0])
-    rows = rows.sort_values("mean", ascending=not higher)
+    higher, unit = bool(rows["higher_is_better"].iloc[0]), str(rows["unit"].iloc[0])
+    keyed = keyed_records([record for record in records or [] if record.status == "ok"])
+    left_out = ""
+    if keyed and stats.matches(metric, stats.TIMING):
+        rows, left_out = _clean_timing(rows, keyed, metric)
+    unanswered = _floor(keyed, metric) or (_uncompared(keyed, metric) if rows.empty else None)
+    if unanswered:
+        return Answer(question.text, metric, unit, higher, note=unanswered)
+    rows = rows.sort_values(["mean", "strategy"], ascending=[not higher, True], kind="mergesort")
     best = rows.iloc[0]
-    base = Answer(question.text, metric, str(best["unit"]), higher, str(best["strategy"]), float(best["mean"]))
+    base = Answer(question.text, metric, unit, higher, str(best["strategy"]), float(best["mean"]))
     if len(rows) < 2:
-        return Answer(**{**base.__dict__, "note": "only one strategy measured this"})
+        return replace(base, note="only one strategy measured this" + (f" ({left_out})" if left_out else ""))
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
-    # paired by item where the records hold per-item outcomes (bench/analysis/items.py), else an exact
-    # permutation over runs (seeds), two-sided as the winner is the data's choice (bench/analysis/stats.py);
-    # beyond noise or not is decided with the report's other differences at once, in answers()
-    beyond, p = None, None
-    keyed = keyed_records([record for record in records or [] if record.status == "ok"])
     runs = [keyed.get(str(row["strategy"]), []) for row in (best, second)]
+    beyond, p, note, by_item = _tested(best, second, runs, metric, bool(keyed))
+    if _tied(float(best["mean"]), float(second["mean"])):
+        beyond, p, note = False, None, "tie"
+    note = "; ".join(filter(None, [f"{note} ({left_out})" if left_out else note, _floor_note(keyed, metric)]))
+    return replace(
+        base,
+        runner_up=str(second["strategy"]),
+        runner_up_mean=float(second["mean"]),
+        margin=margin,
+        margin_relative=relative,
+        beyond_noise=beyond,
+        note=note,
+        by_item=by_item,
+        p_value=p,
+    )
+
+
+def _tested(
+    best: pd.Series, second: pd.Series, runs: list[list[RunResult]], metric: str, keyed: bool
+) -> tuple[bool | None, float | None, str, bool]:
+    """(beyond noise, p, note, paired by item) of the winner against the runner-up: paired by item where the
+    records hold per-item outcomes (bench/analysis/items.py), else an exact permutation over runs (seeds),
+    two-sided as the winner is the data's choice (bench/analysis/stats.py); beyond noise or not is decided
+    with the report's other differences at once, in answers()."""
     paired = _paired(*runs, metric)
     if paired is not None:
         note = (
             f"paired by item: {100 * paired.mean:+.1f} points, 95% CI {100 * paired.low:+.1f} to "
             f"{100 * paired.high:+.1f}; {sentence(paired)}"
         )
-    elif _exact(metric, list(best["values"]), list(second["values"])):
-        beyond = True
-        note = f"the same on every seed of either ({int(best['n'])} vs {int(second['n'])}): no seed noise, exact"
-    else:
+        return None, None, note, True
+    if _exact(metric, list(best["values"]), list(second["values"])):
+        sides = f"{int(best['n'])} vs {int(second['n'])}"
+        return True, None, f"the same on every seed of either ({sides}): no seed noise, exact", False
+    if keyed:
         timing = stats.matches(metric, stats.TIMING)
-        clean = [[run for run in side if not (timing and run.timing_contaminated)] for side in runs]  # as compare
-        first, other = (_seed_values(side, metric) for side in clean)
-        if not keyed:  # no records given: the summary's values, unpaired
-            first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
-        p, design = stats.seed_test(first, other, REPORT_ALPHA)
-        note = design if p is None else f"permutation test over seeds, {design}"
-        left_out = sum(len(_seed_values(side, metric)) for side in runs) - len(first) - len(other) if keyed else 0
-        note += f" ({left_out} run{'s' * (left_out > 1)} with contaminated timing left out)" if left_out else ""
-    if margin == 0:
-        beyond, p, note = False, None, "tie"
-    return Answer(
-        question.text,
-        metric,
-        str(best["unit"]),
-        higher,
-        str(best["strategy"]),
-        float(best["mean"]),
-        str(second["strategy"]),
-        float(second["mean"]),
-        margin,
-        relative,
-        beyond,
-        note,
-        by_item=paired is not None,
-        p_value=p,
+        first, other = (
+            _seed_values([r for r in side if not (timing and r.timing_contaminated)], metric) for side in runs
+        )
+    else:  # no records given: the summary's values, unpaired
+        first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
+    p, design = stats.seed_test(first, other, REPORT_ALPHA)
+    return None, p, design if p is None else f"permutation test over seeds, {design}", False
+
+
+def _tied(a: float, b: float) -> bool:
+    """Equal but for floating-point rounding (the means of the same values summed in another order)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> tuple[pd.DataFrame, str]:
+    """A timing metric's rows over each strategy's runs whose timing was not contaminated (a strategy with none
+    left is not ranked), and what was left out, in words."""
+    measured = {strategy: _seed_values(keyed.get(strategy, []), metric) for strategy in rows["strategy"]}
+    clean = {
+        strategy: [
+            v for _, v in _seed_values([r for r in keyed.get(strategy, []) if not r.timing_contaminated], metric)
+        ]
+        for strategy in rows["strategy"]
+    }
+    rows = rows.assign(
+        values=[clean[s] for s in rows["strategy"]],
+        n=[len(clean[s]) for s in rows["strategy"]],
+        mean=[sum(clean[s]) / len(clean[s]) if clean[s] else math.nan for s in rows["strategy"]],
     )
+    said = []
+    dropped = sum(len(measured[s]) - len(clean[s]) for s in clean)
+    if dropped:
+        unranked = sorted(s for s in clean if not clean[s])
+        said.append(f"{dropped} run{'s' * (dropped > 1)} with contaminated timing left out")
+        said[-1] += f" ({', '.join(unranked)}: no clean run, not ranked)" if unranked else ""
+    unknown = sum(r.timing_quality is None for s in clean for r in keyed.get(s, []) if _seed_values([r], metric))
+    if unknown:
+        said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
+    return rows[rows["n"] > 0], "; ".join(said)
+
+
+def _uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
+    """Why a timing question has no strategy left to rank: every run that measured it was contaminated."""
+    measured = sum(len(_seed_values(runs, metric)) for runs in keyed.values())
+    return (
+        f"timing could not be compared: all {measured} runs that measured it had contaminated timing "
+        "(another process, CPU steal or scattered steps; see Timing quality)"
+    )
+
+
+def _floors(keyed: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:
+    """(the retained tasks, those every run scored 0 on before training: nothing there could be forgotten)."""
+    runs = [run for side in keyed.values() for run in side]
+    retained = retained_tasks(runs)
+    return retained, [task for task in retained if all(run.value(f"accuracy_before.{task}") == 0 for run in runs)]
+
+
+def _floor(keyed: dict[str, list[RunResult]], metric: str) -> str | None:
+    """Why mean forgetting cannot be measured, where every retained task was at 0 before training in every run
+    (a floor: nothing to forget, so "least forgetting" would name a winner by chance); else None."""
+    if metric != "forgetting.mean" or not keyed:
+        return None
+    retained, floors = _floors(keyed)
+    if not retained or floors != retained:
+        return None
+    return (
+        f"forgetting cannot be measured: every retained task ({', '.join(retained)}) scored 0 before training "
+        "in every run, so there was nothing to forget (floor)"
+    )
+
+
+def _floor_note(keyed: dict[str, list[RunResult]], metric: str) -> str:
+    """Where some retained tasks were at 0 before training: mean forgetting averages them in at no risk."""
+    floors = _floors(keyed)[1] if metric == "forgetting.mean" and keyed else []
+    return f"{', '.join(floors)}: 0 before training, nothing to forget there (floor)" if floors else ""
 
 
 def _exact(metric: str, first: list[float], second: list[float]) -> bool:
@@ -207,11 +285,12 @@ def answers_and_family(records: list[RunResult], summary: pd.DataFrame | None = 
     found = [item for item in (answer(question, summary, task, records) for question in QUESTIONS) if item]
     quality = quality_family(records, [item for item in found if stats.is_quality(str(item.metric))])
     cost = decide({}, [], _seed_tests([item for item in found if not stats.is_quality(str(item.metric))]))
+    unrecorded = sum(record.status == "ok" and record.timing_quality is None for record in records)
     settled = [
         _settled(item, quality, "quality") if stats.is_quality(str(item.metric)) else _settled(item, cost, "cost")
         for item in found
     ]
-    return settled, quality
+    return [replace(item, timing_unrecorded=unrecorded) for item in settled], quality
 
 
 def item_design(records: list[RunResult]) -> tuple[dict[str, list[RunResult]], str, list[str]] | None:
@@ -244,7 +323,7 @@ def _settled(item: Answer, family: Family, kind: str) -> Answer:
     """A tested answer with the family's verdict, and q where the family holds more than one test."""
     tested = item.by_item or item.p_value is not None
     verdict = family.verdict(str(item.winner), str(item.runner_up), str(item.metric)) if tested else None
-    if verdict is None or item.margin == 0:
+    if verdict is None or _tied(float(item.winner_mean), float(item.runner_up_mean)):  # type: ignore[arg-type]
         return item
     if verdict.q is None:
         return replace(item, beyond_noise=None, note=f"{item.note}; {verdict.why}, as bench compare says")
