@@ -14,10 +14,12 @@ WIDTH, HEIGHT = 560, 340
 LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50  # plot margins; the legend lives in the right margin
 
 
-def fmt(value: float) -> str:
-    """Short human number: 3 significant digits, thousands as k/M/G."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def fmt(value: float | None) -> str:
+    """Short human number: 3 significant digits, thousands as k/M/G; "inf", "-inf" and "NaN" as such."""
+    if value is None:
         return "n/a"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")  # never a suffix on it
     magnitude = abs(value)
     for limit, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if magnitude >= limit:
@@ -31,8 +33,8 @@ def fmt(value: float) -> str:
     return f"{value:.2e}"
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high]."""
+def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values covering [low, high]; `integer`: whole numbers only (steps, counts)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0]
     if high == low:
@@ -40,6 +42,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / count
     step = 10 ** math.floor(math.log10(raw))
     step *= next(m for m in (1, 2, 2.5, 5, 10) if raw <= step * m)
+    if integer and step != int(step):
+        step = float(max(1, math.ceil(step)))  # 0.5 -> 1, 2.5 -> 3: no "12.5" step
     start = math.floor(low / step) * step
     ticks = [round(start, 12)]
     while ticks[-1] < high - step * 1e-9:  # the last tick covers `high`
@@ -139,6 +143,38 @@ def _span(values: list[float], pad: float = 0.08) -> tuple[float, float]:
     return low - margin, high + margin
 
 
+Bounds = tuple[float | None, float | None]  # the values a quantity can take (None: unbounded on that side)
+NO_BOUNDS: Bounds = (None, None)
+SHARE_UNITS = ("acc", "rate", "fraction")  # accuracy-like: a share of items, 0 to 1
+SIGNED_FAMILIES = ("forgetting", "gain")  # differences of shares: -1 to 1
+SIGNED_UNITS = ("nats", "reward")  # log-ratios and rewards may be negative
+
+
+def bounds(metric: str, unit: str) -> Bounds:
+    """The range a metric can take, from its family and unit: shares within [0, 1], their differences
+    within [-1, 1], everything else (rates, memory, times, counts, loss) at least 0, rewards unbounded."""
+    share = unit in SHARE_UNITS
+    if metric.split(".", 1)[0] in SIGNED_FAMILIES:
+        return (-1.0, 1.0) if share else NO_BOUNDS
+    if share:
+        return (0.0, 1.0)
+    return NO_BOUNDS if unit in SIGNED_UNITS else (0.0, None)
+
+
+def clip(value: float, limits: Bounds | list[float]) -> float:
+    """`value` within `limits` (a Bounds pair or an axis's ticks, first and last)."""
+    low, high = (limits[0], limits[-1]) if limits else NO_BOUNDS
+    value = value if low is None else max(value, low)
+    return value if high is None else min(value, high)
+
+
+def axis_ticks(values: list[float], limits: Bounds = NO_BOUNDS, pad: float = 0.08) -> list[float]:
+    """Ticks covering `values` (clipped to `limits`) with a margin that never crosses a limit: no
+    negative throughput, no accuracy above 1."""
+    low, high = _span([clip(v, limits) for v in values], pad)
+    return nice_ticks(clip(low, limits), clip(high, limits))
+
+
 def pareto_front(points: Sequence[tuple[str, float, float]], x_lower_better: bool, y_higher_better: bool) -> list[str]:
     """Names of the points no other point beats on both axes."""
 
@@ -159,13 +195,16 @@ def scatter(
     palette: dict[str, str],
     x_lower_better: bool,
     y_higher_better: bool,
+    x_bounds: Bounds = NO_BOUNDS,
+    y_bounds: Bounds = NO_BOUNDS,
 ) -> str:
-    """Points (name, x, y, x_spread, y_spread) with spread whiskers and the Pareto front as a dashed line."""
+    """Points (name, x, y, x_spread, y_spread) with spread whiskers and the Pareto front as a dashed line;
+    the axes stay within each quantity's bounds, and whiskers are clipped to them."""
     if not points:
         return empty(chart_id, title, "no strategy has both metrics")
     xs = [p[1] - p[3] for p in points] + [p[1] + p[3] for p in points]
     ys = [p[2] - p[4] for p in points] + [p[2] + p[4] for p in points]
-    axes = Axes(nice_ticks(*_span(xs)), nice_ticks(*_span(ys)), x_label, y_label)
+    axes = Axes(axis_ticks(xs, x_bounds), axis_ticks(ys, y_bounds), x_label, y_label)
     body = axes.draw()
     front = pareto_front([(p[0], p[1], p[2]) for p in points], x_lower_better, y_higher_better)
     ordered = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
@@ -176,13 +215,14 @@ def scatter(
         color, cx, cy = palette.get(name, "#333"), axes.x(x), axes.y(y)
         if x_spread:
             body.append(
-                f'<line x1="{axes.x(x - x_spread):.1f}" x2="{axes.x(x + x_spread):.1f}" y1="{cy:.1f}" '
+                f'<line x1="{axes.x(clip(x - x_spread, axes.x_ticks)):.1f}" '
+                f'x2="{axes.x(clip(x + x_spread, axes.x_ticks)):.1f}" y1="{cy:.1f}" '
                 f'y2="{cy:.1f}" stroke="{color}"/>'
             )
         if y_spread:
             body.append(
-                f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(y - y_spread):.1f}" '
-                f'y2="{axes.y(y + y_spread):.1f}" stroke="{color}"/>'
+                f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(clip(y - y_spread, axes.y_ticks)):.1f}" '
+                f'y2="{axes.y(clip(y + y_spread, axes.y_ticks)):.1f}" stroke="{color}"/>'
             )
         ring = ' stroke="#000" stroke-width="2"' if name in front else ""
         body.append(
@@ -193,6 +233,22 @@ def scatter(
     return _svg(chart_id, title, body + _legend(legend, ["ringed, dashed:", "Pareto front"]))
 
 
+def non_finite_from(points: Sequence[tuple[float, float]]) -> float | None:
+    """The x of the first point whose y is not finite (a loss that became NaN or inf), else None."""
+    return next((x for x, y in points if not math.isfinite(y)), None)
+
+
+def _finite_runs(points: Sequence[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """The runs of consecutive finite points: a line breaks where y is NaN or inf."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in points:
+        if math.isfinite(y):
+            runs[-1].append((x, y))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
 def lines(
     chart_id: str,
     title: str,
@@ -200,24 +256,42 @@ def lines(
     x_label: str,
     y_label: str,
     palette: dict[str, str],
+    integer_x: bool = False,
 ) -> str:
-    """One polyline per named series of (x, y) points, all on one axis."""
+    """One polyline per named series of (x, y) points, all on one axis. A series breaks where y is not
+    finite, a dashed line marks the first such x, and the legend says from which x."""
     series = {name: points for name, points in series.items() if points}
-    if not series:
-        return empty(chart_id, title, "no series recorded")
+    ys = [y for points in series.values() for _, y in points if math.isfinite(y)]
+    if not ys:
+        return empty(chart_id, title, "no finite value recorded" if series else "no series recorded")
     xs = [x for points in series.values() for x, _ in points]
-    ys = [y for points in series.values() for _, y in points]
     low, high = _span(ys, 0.02)
     low = max(low, 0.0) if min(ys) >= 0 else low  # a loss is never below zero: no negative axis for it
-    axes = Axes(nice_ticks(min(xs), max(xs)), nice_ticks(low, high), x_label, y_label)
-    body = axes.draw()
+    axes = Axes(nice_ticks(min(xs), max(xs), integer=integer_x), nice_ticks(low, high), x_label, y_label)
+    body, notes = axes.draw(), []
     for name, points in series.items():
-        path = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in points)
-        body.append(
-            f'<polyline points="{path}" fill="none" stroke="{palette.get(name, "#333")}" stroke-width="1.6">'
-            f"<title>{escape(name)}</title></polyline>"
-        )
-    return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in series]))
+        color = palette.get(name, "#333")
+        for run in _finite_runs(points):
+            if len(run) == 1:  # a lone finite point between non-finite ones: a dot
+                body.append(
+                    f'<circle cx="{axes.x(run[0][0]):.1f}" cy="{axes.y(run[0][1]):.1f}" r="2" fill="{color}">'
+                    f"<title>{escape(name)}</title></circle>"
+                )
+                continue
+            path = " ".join(f"{axes.x(x):.1f},{axes.y(y):.1f}" for x, y in run)
+            body.append(
+                f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.6">'
+                f"<title>{escape(name)}</title></polyline>"
+            )
+        broke = non_finite_from(points)
+        if broke is not None:
+            x, said = axes.x(broke), f"{name}: {y_label} not finite from {x_label} {fmt(broke)}"
+            body.append(
+                f'<line class="non-finite" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
+                f'stroke="{color}" stroke-dasharray="2,3"><title>{escape(said)}</title></line>'
+            )
+            notes += [f"{name}: {y_label} not finite", f"from {x_label} {fmt(broke)}"]
+    return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in series], notes))
 
 
 def bars(
@@ -228,15 +302,17 @@ def bars(
     y_label: str,
     palette: dict[str, str],
     spreads: dict[str, list[float]] | None = None,
+    limits: Bounds = NO_BOUNDS,
 ) -> str:
-    """Grouped bars: one group per category, one bar per series (None = not measured, drawn as a gap)."""
+    """Grouped bars: one group per category, one bar per series (None = not measured, drawn as a gap), with
+    whiskers of ± `spreads`, clipped to the quantity's `limits` (no whisker below a zero latency)."""
     numbers = [v for row in values.values() for v in row if v is not None]
     if not groups or not numbers:
         return empty(chart_id, title, "nothing measured")
     spreads = spreads or {}
     values = {name: row for name, row in values.items() if any(v is not None for v in row)}  # legend = bars drawn
     extent = [
-        v + sign * s
+        clip(v + sign * s, limits)
         for name, row in values.items()
         for v, s in zip(row, spreads.get(name) or [0.0] * len(row))
         if v is not None
@@ -244,7 +320,7 @@ def bars(
     ]
     low, high = _span(numbers + extent + [0.0])
     low, high = (0.0 if min(numbers + extent) >= 0 else low), (0.0 if max(numbers + extent) <= 0 else high)
-    axes = Axes([0.0, 1.0], nice_ticks(low, high), "", y_label, x_categories=groups)
+    axes = Axes([0.0, 1.0], nice_ticks(clip(low, limits), clip(high, limits)), "", y_label, x_categories=groups)
     body = axes.draw()
     band = (WIDTH - LEFT - RIGHT) / len(groups)
     width = band * 0.8 / max(len(values), 1)
@@ -265,8 +341,9 @@ def bars(
             if spread:
                 middle = x + width / 2
                 body.append(
-                    f'<line x1="{middle:.1f}" x2="{middle:.1f}" y1="{axes.y(value - spread):.1f}" '
-                    f'y2="{axes.y(value + spread):.1f}" stroke="#000"/>'
+                    f'<line class="whisker" x1="{middle:.1f}" x2="{middle:.1f}" '
+                    f'y1="{axes.y(clip(value - spread, axes.y_ticks)):.1f}" '
+                    f'y2="{axes.y(clip(value + spread, axes.y_ticks)):.1f}" stroke="#000"/>'
                 )
     body.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>')
     return _svg(chart_id, title, body + _legend([(name, palette.get(name, "#333")) for name in values]))

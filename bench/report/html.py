@@ -5,6 +5,7 @@ Reads records only and never imports torch, so a report rebuilds anywhere.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -86,80 +87,119 @@ def _loss_curves(records: list[RunResult]) -> dict[str, list[tuple[float, float]
     return curves
 
 
-def build_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[str, str]) -> list[dict[str, str]]:
-    """Every chart of the report, as {id, title, svg}; a chart without data says why."""
+Chart = dict[str, str]  # {id, title, svg}, or {note} for a chart left out for want of data
+
+
+def _chart(chart_id: str, title: str, svg: str, reason: str | None = None) -> Chart:
+    """A chart, or where `reason` says it has no data, the line that says so instead of an empty panel."""
+    return {"note": f"No chart of {title}: {reason}."} if reason else {"id": chart_id, "title": title, "svg": svg}
+
+
+def _limits(summary: pd.DataFrame, metric: str | None) -> charts.Bounds:
+    """The range a metric's values can take (charts.bounds), from its unit in the summary."""
+    units = summary.loc[summary["metric"] == metric, "unit"]
+    return charts.bounds(metric, str(units.iloc[0])) if metric and len(units) else charts.NO_BOUNDS
+
+
+def _accuracy_off(records: list[RunResult]) -> bool:
+    """Every run was told not to measure accuracy (measure.accuracy: false)."""
+    return bool(records) and all((r.spec.get("measure") or {}).get("accuracy") is False for r in records)
+
+
+def _accuracy_charts(records: list[RunResult], summary: pd.DataFrame, palette: dict[str, str]) -> list[Chart]:
+    """Accuracy against memory and against throughput (Pareto front marked), and forgetting per retained task."""
     task = learned_task(records)
     accuracy = aggregate.resolve(("accuracy.{task}",), summary, task)
-    memory = aggregate.resolve(aggregate.QUESTIONS[2].patterns, summary, task)
-    speed = aggregate.resolve(aggregate.QUESTIONS[3].patterns, summary, task)
-    out = []
-
-    def add(chart_id: str, title: str, svg: str) -> None:
-        out.append({"id": chart_id, "title": title, "svg": svg})
-
-    title = f"{accuracy or 'accuracy'} vs {memory or 'peak memory'} (Pareto front marked)"
-    add(
-        "accuracy-memory",
-        title,
-        charts.scatter(
-            "accuracy-memory",
+    found = []
+    for chart_id, patterns, name, lower in (
+        ("accuracy-memory", aggregate.QUESTIONS[2].patterns, "peak memory", True),
+        ("accuracy-throughput", aggregate.QUESTIONS[3].patterns, "training throughput", False),
+    ):
+        metric = aggregate.resolve(patterns, summary, task)
+        title = f"{accuracy or 'accuracy'} vs {metric or name}" + " (Pareto front marked)" * lower
+        points = _points(summary, metric, accuracy)
+        svg = charts.scatter(
+            chart_id,
             title,
-            _points(summary, memory, accuracy),
-            f"{memory} (lower is better)",
+            points,
+            f"{metric} ({'lower' if lower else 'higher'} is better)",
             f"{accuracy} (higher is better)",
             palette,
-            not _direction(summary, memory),
+            not _direction(summary, metric),
             _direction(summary, accuracy),
-        ),
-    )
-    title = f"{accuracy or 'accuracy'} vs {speed or 'training throughput'}"
-    add(
-        "accuracy-throughput",
-        title,
-        charts.scatter(
-            "accuracy-throughput",
-            title,
-            _points(summary, speed, accuracy),
-            f"{speed} (higher is better)",
-            f"{accuracy} (higher is better)",
-            palette,
-            not _direction(summary, speed),
-            _direction(summary, accuracy),
-        ),
-    )
+            _limits(summary, metric),
+            _limits(summary, accuracy),
+        )
+        found.append(_chart(chart_id, title, svg, None if points else "no strategy has both metrics"))
 
     retained = [t for t in retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
-    strategies = sorted(set(summary["strategy"]))
     values: dict[str, list[float | None]] = {}
     spreads: dict[str, list[float]] = {}
-    for strategy in strategies:
+    for strategy in sorted(set(summary["strategy"])):
         cells = [aggregate.cell(summary, strategy, f"forgetting.{t}") for t in retained]
         values[strategy] = [c["mean"] if c else None for c in cells]
         spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]
     title = "Forgetting per retained task (accuracy after minus before; below zero = forgotten)"
-    add("forgetting", title, charts.bars("forgetting", title, retained, values, "accuracy change", palette, spreads))
+    limits = _limits(summary, f"forgetting.{retained[0]}") if retained else charts.NO_BOUNDS
+    svg = charts.bars("forgetting", title, retained, values, "accuracy change", palette, spreads, limits)
+    measured = any(v is not None for row in values.values() for v in row)
+    return [*found, _chart("forgetting", title, svg, None if measured else "no retained task measured")]
 
-    title = "Training loss (mean over seeds)"
-    add("loss", title, charts.lines("loss", title, _loss_curves(records), "step", "loss", palette))
 
+def _latency_charts(summary: pd.DataFrame, palette: dict[str, str]) -> list[Chart]:
+    """One grouped bar chart per latency family (p50/p90/p99), whiskers ± one standard deviation over seeds."""
     families: dict[str, dict[str, str]] = {}
     for metric in sorted(set(summary["metric"])):
         match = LATENCY.match(metric)
         if match:
             families.setdefault(match["family"], {})[f"p{match['q']}"] = metric
     if not families:
-        add("latency", "Latency", charts.empty("latency", "Latency", "no latency metrics recorded"))
+        return [_chart("latency", "latency", "", "no latency metrics recorded")]
+    found = []
     for family, quantiles in families.items():
         names = sorted(quantiles, key=lambda q: int(q[1:]))
-        series = {}
-        for strategy in strategies:
+        series, spreads = {}, {}
+        for strategy in sorted(set(summary["strategy"])):
             cells = [aggregate.cell(summary, strategy, quantiles[q]) for q in names]
             series[strategy] = [c["mean"] if c else None for c in cells]
+            spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]  # seed spread of each quantile
         unit = str(summary.loc[summary["metric"] == quantiles[names[0]], "unit"].iloc[0])
         chart_id = "latency-" + re.sub(r"[^a-z0-9]+", "-", family.removeprefix("latency.").lower()).strip("-")
         title = f"{family} distribution ({unit}, lower is better)"
-        add(chart_id, title, charts.bars(chart_id, title, names, series, unit, palette))
-    return out
+        svg = charts.bars(chart_id, title, names, series, unit, palette, spreads, _limits(summary, quantiles[names[0]]))
+        found.append(_chart(chart_id, title, svg))
+    return found
+
+
+def build_charts(
+    records: list[RunResult], summary: pd.DataFrame, palette: dict[str, str]
+) -> tuple[list[Chart], list[str]]:
+    """The report's charts with data, as {id, title, svg}, and one line per chart left out (why): no
+    panel says only "no data"."""
+    found = []
+    if _accuracy_off(records):
+        found.append({"note": "Accuracy was not measured (measure.accuracy: false): no accuracy or forgetting charts."})
+    else:
+        found += _accuracy_charts(records, summary, palette)
+    curves = _loss_curves(records)
+    broken = {name: step for name, points in curves.items() if (step := charts.non_finite_from(points)) is not None}
+    said = "".join(f"; {name}'s loss is not finite from step {charts.fmt(step)}" for name, step in broken.items())
+    title = f"Training loss (mean over seeds{said})"
+    svg = charts.lines("loss", title, curves, "step", "loss", palette, integer_x=True)
+    finite = any(math.isfinite(y) for points in curves.values() for _, y in points)
+    reason = None if finite else ("the loss was never finite" if any(curves.values()) else "no loss curve recorded")
+    found.append(_chart("loss", title, svg, reason))
+    found += _latency_charts(summary, palette)
+    return [c for c in found if "svg" in c], [c["note"] for c in found if "note" in c]
+
+
+def model_name(model: dict[str, Any] | str | None) -> str | None:
+    """The model as the header names it: its preset, hub id, path, package or GGUF file, or for a
+    config folder (the shape with random weights) the folder and that it is a config."""
+    if not isinstance(model, dict):
+        return model
+    source = next((model[k] for k in ("preset", "hub", "path", "packaged", "gguf") if model.get(k)), None)
+    return source or (f"{model['config']} (config, random weights)" if model.get("config") else None)
 
 
 def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -168,7 +208,7 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
     if value["mean"] is None:
         return {"missing": True, "text": "missing", "reason": value["reason"] or "no value"}
     text = charts.fmt(value["mean"])
-    if value["std"] is not None:
+    if value["std"] is not None and math.isfinite(value["mean"]):  # no spread around inf or NaN
         text += f" ± {charts.fmt(value['std'])}"
     partial = f"{value['n']} of {value['runs']} runs measured: {value['reason']}" if value["n"] < value["runs"] else ""
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
@@ -265,6 +305,7 @@ def context(
         repr(r.budget.get("resolved") or r.spec.get("budget")): r.budget.get("resolved") or r.spec.get("budget")
         for r in records
     }
+    figures, chart_notes = build_charts(records, summary, palette) if len(summary) else ([], [])
     commits = sorted({(r.environment.git_commit or "unknown", r.environment.git_dirty) for r in records}, key=str)
     return {
         "title": title or f"Fine-tuning comparison: {', '.join(suites) or 'no records'}",
@@ -272,7 +313,7 @@ def context(
         "suites": suites,
         "task": learned_task(records) if len(suites) == 1 else None,  # several suites: each names its own
         "retained": retained_tasks(records),
-        "model": next((r.spec.get("model") for r in records), None) if len(suites) == 1 else None,
+        "model": model_name(records[0].spec.get("model")) if len(suites) == 1 else None,
         "budgets": list(budgets.values()),
         "environments": list(environments.values()),
         "commits": commits,
@@ -286,7 +327,8 @@ def context(
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
-        "charts": build_charts(records, summary, palette) if len(summary) else [],
+        "charts": figures,
+        "chart_notes": chart_notes,  # charts left out for want of data, and why
         "suite_text": suite_text,
         "comparison": comparison,
         "history": history_charts(history),

@@ -13,6 +13,7 @@ the History section of all of them, as scripts/nightly renders it. A packed set
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import subprocess
 import zipfile
@@ -254,8 +255,20 @@ def _index(sets: list[ResultSet], command: str, root: Path) -> str:
         f"{sum(len(one.records) for one in sets)} records.</p>\n"
         + _table("suite|machine|results folder|runs ok / failed / skipped|nights|dates|commits|report|records", rows)
         + f'\n<p class="muted" id="about">About: this site is rebuilt by <code>{html.escape(command)}</code> '
-        "(fine-tune-bench, docs/report-and-compare.md); it needs no network and opens from disk.</p>",
+        "(fine-tune-bench, docs/report-and-compare.md); it needs no network and opens from disk."
+        + " …/ stands for a folder outside the one it was built from, named by its last part only." * ("…" in command)
+        + "</p>",
     )
+
+
+def shown_path(path: Path) -> str:
+    """A folder as the site's About line names it: relative to the current folder when inside it (as the
+    command was typed there), else `…/<name>`, its name only: an absolute path would tell the author's
+    machine, and cutting some of its parts off (user2/r for /tmp/user2/r) would name a folder that is not it."""
+    full, here = Path(os.path.abspath(path)), Path(os.path.abspath(Path.cwd()))
+    if full == here or here in full.parents:
+        return full.relative_to(here).as_posix()
+    return f"…/{full.name}" if full.name else "…"
 
 
 def publish(results_root: Path | str, out_dir: Path | str, command: str | None = None) -> Path:
@@ -284,5 +297,6 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
         _records(one, root, site, up)
     index = out / "index.html"
     copy_validation(root, out)
-    _write(index, _index(sets, scrub_text(command or f"bench publish {root} --out {out}"), root))  # no absolute path
+    command = scrub_text(command) if command else f"bench publish {shown_path(root)} --out {shown_path(out)}"
+    _write(index, _index(sets, command, root))  # no absolute path
     return index
