@@ -187,3 +187,13 @@ def test_history_of_an_archive_names_a_skipped_file_by_its_member(tmp_path, caps
 def test_a_regression_beyond_the_minimum_effect_still_gates():
     result = compare_records(make_set(), make_set(scale={"accuracy.cipher": 0.5}), min_effects={"accuracy.*": 0.2})
     assert {(c.strategy, c.metric) for c in result.regressions if c.verdict == WORSE} >= {("full", "accuracy.cipher")}
+
+
+def test_a_long_reason_shared_by_rows_is_said_once_under_the_table():
+    """One session a side: every timing row's note carried the same 9-line reason it cannot be tested."""
+    one = [r.model_copy(update={"session": "s-base"}) for r in make_set()]
+    other = [r.model_copy(update={"session": "s-cand"}) for r in make_set(scale={"train.tokens_per_s": 0.7})]
+    text = "\n".join(rows(compare_records(one, other)))
+    reason = "1 vs 1 sessions (bench run invocations): on a shared machine timing moves between sessions"
+    assert text.count(reason) == 1 and text.index("[1] " + reason) > text.index("rows hidden")
+    assert sum("cannot tell" in line and "[1]" in line for line in text.splitlines()) >= 2

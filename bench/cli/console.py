@@ -110,11 +110,10 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
     for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "q", "verdict", "note"):
         numeric = column in ("baseline", "candidate", "change", "p", "q")
         out.add_column(column, justify="right" if numeric else "left", no_wrap=column != "note")
-    quiet = 0
-    for change in comparison.ordered():
-        if not show_unchanged and (change.verdict == SAME or _missing_on_both_sides(change)):
-            quiet += 1
-            continue
+    shown = [c for c in comparison.ordered() if show_unchanged or not (c.verdict == SAME or _missing_on_both_sides(c))]
+    quiet = len(comparison.changes) - len(shown)
+    footnotes = repeated_parts([change.note for change in shown])
+    for change in shown:
         arrow = "↑" if change.higher_is_better else "↓"
         style = VERDICT_STYLE.get(change.verdict, "")
         verdict = change.verdict + (" (gating)" if change.regression else "")
@@ -127,10 +126,31 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
             "" if change.p_value is None else f"{change.p_value:.3g}",
             "" if change.q_value is None else f"{change.q_value:.3g}",
             f"[{style}]{verdict}[/{style}]" if style else verdict,
-            change.note,
+            with_footnotes(change.note, footnotes),
         )
     for issue in comparison.issues:
         out.add_row(issue.strategy, "(run)", "", "", "", "", "", issue.kind, issue.detail)
-    if quiet:
-        out.caption = f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"
+    caption = [f"{quiet} rows hidden: no change, or missing on both sides (--all shows them)"] if quiet else []
+    caption += [f"[{number}] {part}" for part, number in footnotes.items()]
+    if caption:
+        out.caption, out.caption_justify = "\n".join(caption), "left"
     return out
+
+
+FOOTNOTE_LENGTH = 60  # a part of a note this long, said on two rows or more, is said once under the table
+
+
+def repeated_parts(notes: list[str]) -> dict[str, int]:
+    """The long parts ("; "-separated) that several notes share, numbered in order of first use: the 9-line
+    reason one session a side cannot test timing was printed on every timing row."""
+    counts: dict[str, int] = {}
+    for note in notes:
+        for part in dict.fromkeys(note.split("; ")):
+            counts[part] = counts.get(part, 0) + 1
+    long = [part for part, count in counts.items() if count >= 2 and len(part) >= FOOTNOTE_LENGTH]
+    return {part: number for number, part in enumerate(long, start=1)}
+
+
+def with_footnotes(note: str, footnotes: dict[str, int]) -> str:
+    """The note with each shared long part replaced by its number, `[1]` (not rich markup: it starts with a digit)."""
+    return "; ".join(f"[{footnotes[part]}]" if part in footnotes else part for part in note.split("; "))
