@@ -181,3 +181,17 @@ def test_compare_tests_quality_by_item_and_states_the_detectable_effect():
     assert change.test == "items" and "unpaired seeds (3 vs 3 seeds x 60 items); MDE" in change.note
     assert change.verdict in (WORSE, NOISE)
     assert (change.verdict == WORSE) == (change.high < 0 and change.q_value <= 0.05)  # gate and interval agree
+
+
+@pytest.mark.parametrize(("outcomes", "low", "high"), [("0" * 24, 0.0, 0.1380), ("1" * 24, 0.8620, 1.0)])
+def test_an_accuracy_whose_every_outcome_is_alike_gets_a_score_interval(outcomes: str, low: float, high: float):
+    """0 of 24 right read "0.0 [0.0 to 0.0]" and "detectable at 80% power >= 0.0": the spread of alike
+    outcomes is 0, the uncertainty is not. Wilson's score interval (0/24: [0, 0.138])."""
+    runs = [_with_items("full", 0, outcomes, "0" * 24)]
+    accuracy = metric_interval(runs, "accuracy.cipher")
+    assert accuracy.low == pytest.approx(low, abs=1e-4) and accuracy.high == pytest.approx(high, abs=1e-4)
+    assert accuracy.mde > 0.1 and "Wilson" in accuracy.notes[-1]
+    two_seeds = metric_interval([_with_items("full", s, outcomes, "0" * 24) for s in (0, 1)], "accuracy.cipher")
+    assert two_seeds.high - two_seeds.low < high - low  # 48 outcomes alike: narrower, never of width 0
+    mixed = metric_interval([_with_items("full", 0, "0" * 23 + "1", "0" * 24)], "accuracy.cipher")
+    assert mixed.score is None  # a spread of its own: the t interval as before

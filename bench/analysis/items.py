@@ -58,6 +58,7 @@ class Interval:
     notes: list[str] = field(default_factory=list)
     df: float = math.inf  # degrees of freedom of the standard error (Satterthwaite); inf: normal
     limits: tuple[float, float] = (-math.inf, math.inf)  # the values the quantity can take: bounds clip to them
+    score: tuple[float, float] | None = None  # a Wilson score interval where every outcome was alike (at_the_edge)
 
     def _t(self, probability: float) -> float:
         if math.isinf(self.df):
@@ -70,10 +71,14 @@ class Interval:
     def low(self) -> float:
         """The 95% lower bound, never under what the quantity can be: a t interval near a limit (a
         92-point drop on 12 items) would pass it, and clipping never lowers its coverage."""
+        if self.score is not None:
+            return self.score[0]
         return max(self.mean - self._t(0.975) * self.se, self.limits[0])
 
     @property
     def high(self) -> float:
+        if self.score is not None:
+            return self.score[1]
         return min(self.mean + self._t(0.975) * self.se, self.limits[1])
 
     @property
@@ -322,7 +327,24 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     if matrices is None:
         return None
     estimate = seed_level(matrices) if len(matrices[0]) > 1 else average([interval(m) for m in matrices])
-    return replace(estimate, limits=metric_limits(metric))
+    return at_the_edge(replace(estimate, limits=metric_limits(metric)), matrices)
+
+
+def at_the_edge(estimate: Interval, matrices: list[list[list[float]]]) -> Interval:
+    """One task whose every outcome was alike (0 of 24 right, or all of them): the spread is 0, so a t interval
+    is [0, 0] and the detectable effect 0. There the Wilson score interval over the outcomes, and the
+    Agresti-Coull standard error ((x + 2) / (n + 4)) for the detectable effect; seeds alike add nothing."""
+    outcomes = [value for row in matrices[0] for value in row] if len(matrices) == 1 else []
+    if estimate.se > 0 or not outcomes or any(value not in (0.0, 1.0) for value in outcomes):
+        return estimate
+    from scipy.stats import binomtest
+
+    right, count = int(sum(outcomes)), len(outcomes)
+    bounds = binomtest(right, count).proportion_ci(confidence_level=0.95, method="wilson")
+    adjusted = (right + 2) / (count + 4)
+    se = math.sqrt(adjusted * (1 - adjusted) / (count + 4))
+    note = f"every one of {count} outcomes alike: a Wilson score interval"
+    return replace(estimate, se=se, score=(bounds.low, bounds.high), notes=[*estimate.notes, note])
 
 
 def metric_limits(metric: str) -> tuple[float, float]:
