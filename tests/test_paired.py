@@ -195,3 +195,9 @@ def test_an_accuracy_whose_every_outcome_is_alike_gets_a_score_interval(outcomes
     assert two_seeds.high - two_seeds.low < high - low  # 48 outcomes alike: narrower, never of width 0
     mixed = metric_interval([_with_items("full", 0, "0" * 23 + "1", "0" * 24)], "accuracy.cipher")
     assert mixed.score is None  # a spread of its own: the t interval as before
+
+
+def test_a_change_whose_every_item_is_alike_is_not_a_proportion():
+    """forgetting.T of items right neither before nor after is 0 on every item: a difference, not a share."""
+    runs = [_with_items("full", 0, "0" * 24, "0" * 24)]
+    assert metric_interval(runs, "forgetting.cipher").score is None

@@ -327,7 +327,8 @@ def metric_interval(records: list[Any], metric: str) -> Interval | None:
     if matrices is None:
         return None
     estimate = seed_level(matrices) if len(matrices[0]) > 1 else average([interval(m) for m in matrices])
-    return at_the_edge(replace(estimate, limits=metric_limits(metric)), matrices)
+    estimate = replace(estimate, limits=metric_limits(metric))
+    return at_the_edge(estimate, matrices) if estimate.limits == (0.0, 1.0) else estimate  # a share, not a change
 
 
 def at_the_edge(estimate: Interval, matrices: list[list[list[float]]]) -> Interval:
