@@ -131,11 +131,12 @@ def report(
     """
     from bench.analysis.history import build
     from bench.records.archives import is_archive
-    from bench.records.store import load_records
+    from bench.records.store import Skipped, load_records
     from bench.report.html import write_report
 
     source = Path(source)
     suite_text = None
+    skipped: list[Skipped] = []  # files below the folder that are not records, or damaged ones
     single = _record_file(source) if source.is_file() else None
     if single is not None:  # its own report (not the suite's), with history only from `history_dir`
         out = out if out is not None else Path(reports_dir) / f"{single.suite}-{single.run_id}.html"
@@ -146,21 +147,30 @@ def report(
         suite_text = source.read_text(encoding="utf-8")
         suite = load_suite(source)
         folder = Path(results_dir) / suite.name
-        records = list(load_records(folder)) if folder.exists() else []
+        records = list(load_records(folder, skipped)) if folder.exists() else []
         current = {spec.run_id for spec in plan(suite)}
         # records of an older version of the suite stay on disk; report the current plan's runs when there are any
         records = [record for record in records if record.run_id in current] or records
     else:
         folder = source
-        records = list(load_records(folder)) if folder.exists() else []
+        records = list(load_records(folder, skipped)) if folder.exists() else []
     if not records:
         raise FileNotFoundError(f"no result records under {folder}")
+    unreadable = [f"{_within(one.path, folder)}: {one.reason}" for one in skipped if one.damaged]
     suites = sorted({record.suite for record in records})
     if out is None:
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
     history = build(history_dir or folder, suites[0] if len(suites) == 1 else None)
     text = Path(notes).read_text(encoding="utf-8") if notes else None
-    return write_report(records, out, suite_text, history=history, notes=text)
+    return write_report(records, out, suite_text, history=history, notes=text, unreadable=unreadable)
+
+
+def _within(path: Path, folder: Path) -> str:
+    """A file's path below the folder read (a report travels: no absolute path of this machine in it)."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return path.name
 
 
 def compare(

@@ -316,3 +316,20 @@ def test_the_log_of_a_run_cut_off_by_ctrl_c_is_redacted(tmp_path: Path, monkeypa
         execute([spec], ResultStore(tmp_path / "results"), executor="cut-off-test")
     (log,) = (tmp_path / "results").rglob("*.log")
     assert secret not in log.read_text(encoding="utf-8") and "<redacted>" in log.read_text(encoding="utf-8")
+
+
+def test_a_report_says_which_record_files_it_could_not_read(tmp_path):
+    """A truncated record: the report said "None: every run finished" over the runs it had left out."""
+    from tests.synthetic_records import make_set
+
+    folder = store(make_set(), tmp_path / "results")
+    damaged = folder / "truncated.json"
+    damaged.write_text((next(folder.glob("*.json"))).read_text()[:300])
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert 'id="unreadable"' in html and "None: every run finished" not in html
+    assert "smoke/x86_64-2c-cpu/truncated.json: not JSON (truncated?)" in html and str(tmp_path) not in html
+    damaged.unlink()
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 0
+    assert 'id="unreadable"' not in out.read_text() and "None: every run finished" in out.read_text()

@@ -274,9 +274,11 @@ def context(
     title: str | None = None,
     history: History | None = None,
     notes: str | None = None,
+    unreadable: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, computed from the records; `notes`: the author's findings
-    (plain text, paragraphs separated by blank lines), shown first. The runs compared are chosen by
+    (plain text, paragraphs separated by blank lines), shown first; `unreadable`: files that may have been
+    records and could not be read (their runs are missing), said beside the failed runs. The runs compared are chosen by
     selection.comparable (the newest spec, one run per seed), which says what it left out."""
     chosen = selection.comparable(records)
     records = chosen.records
@@ -324,6 +326,7 @@ def context(
         "unmeasured": unmeasured,
         "rows": rows,
         "problems": [r for r in records if r.status != "ok"],
+        "unreadable": unreadable or [],
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
@@ -390,13 +393,14 @@ def render(
     title: str | None = None,
     history: History | None = None,
     notes: str | None = None,
+    unreadable: list[str] | None = None,
 ) -> str:
     """The report as one HTML string."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     return env.get_template("report.html.j2").render(
-        **context(list(records), suite_text, comparison, title, history, notes)
+        **context(list(records), suite_text, comparison, title, history, notes, unreadable)
     )
 
 
@@ -408,10 +412,11 @@ def write_report(
     title: str | None = None,
     history: History | None = None,
     notes: str | None = None,
+    unreadable: list[str] | None = None,
 ) -> Path:
     """Render and write atomically; returns the path."""
     out = Path(out)
-    atomic_write_text(out, render(records, suite_text, comparison, title, history, notes))
+    atomic_write_text(out, render(records, suite_text, comparison, title, history, notes, unreadable))
     out.chmod(0o644)  # a report is for sharing (the atomic temp file starts private)
     return out
 
