@@ -68,3 +68,18 @@ def test_first_night_creates_the_baseline_and_the_second_compares(tmp_path: Path
     accepted = nightly("--store", str(store), "--accept")
     assert accepted.returncode == 0 and nights[1].name in accepted.stdout
     assert script.passed(nights[1])
+
+
+def test_a_night_whose_record_contradicts_its_items_is_bad_input_not_a_regression(tmp_path: Path, capsys):
+    """bench compare exits 2 on such a record; the nightly printed REGRESSION and exited 1."""
+    from tests.synthetic_records import store
+    from tests.test_compare_audit import TASK, _scored_set, _with
+
+    earlier = store(_scored_set(), tmp_path / "night-1")
+    tonight = _scored_set()
+    tonight[0] = _with(tonight[0], **{f"accuracy__{TASK}": 0.5})
+    filing = store(tonight, tmp_path / "filing")
+    assert _load_script()._check(filing, tmp_path / "night-2", [earlier], 0.05) == 2
+    said = capsys.readouterr().out
+    assert "BAD INPUT (not a regression): full: accuracy" in said and "REGRESSION against" not in said
+    assert json.loads((filing / ".comparison.json").read_text())["failed"]  # kept out of later baselines
