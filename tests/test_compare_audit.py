@@ -252,3 +252,19 @@ def test_cli_exits_2_naming_a_record_that_disagrees_with_its_items(tmp_path, cap
     assert cli_main(["compare", str(base_folder), str(cand_folder)]) == 2
     err = capsys.readouterr().err
     assert "BAD INPUT" in err and f"full: accuracy.{TASK}: candidate seed 0 (run full-0-0.003)" in err
+
+
+def test_a_diverged_row_says_so_in_its_change_column():
+    from bench.cli.console import change_text
+
+    cand = make_set()
+    cand[1] = cand[1].model_copy(
+        update={
+            "metrics": {
+                **cand[1].metrics,
+                f"accuracy.{TASK}": Metric(value=math.nan, unit="acc", higher_is_better=True),
+            }
+        }
+    )
+    row = _row(compare_records(make_set(), cand), "full", f"accuracy.{TASK}")
+    assert row.verdict == WORSE and change_text(row) == "diverged"  # it printed "+nan pt"

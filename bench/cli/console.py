@@ -3,6 +3,7 @@ the table of a comparison (rich)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -86,7 +87,8 @@ def change_text(change: Any) -> str:
     if change.effect is not None and change.scale == "points":
         return f"{100 * change.effect:+.1f} pt"
     if _in_points(change) and change.baseline is not None and change.candidate is not None:
-        return f"{100 * (change.candidate - change.baseline):+.1f} pt"
+        moved = change.candidate - change.baseline
+        return f"{100 * moved:+.1f} pt" if math.isfinite(moved) else "diverged"  # not "+nan pt"
     return "" if change.change is None else f"{change.change:+.1%}"
 
 
