@@ -333,3 +333,17 @@ def test_a_report_says_which_record_files_it_could_not_read(tmp_path):
     damaged.unlink()
     assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 0
     assert 'id="unreadable"' not in out.read_text() and "None: every run finished" in out.read_text()
+
+
+def test_a_report_names_a_record_whose_headline_disagrees_with_its_items(tmp_path):
+    from tests.test_compare_audit import TASK, _scored_set, _with
+
+    runs = _scored_set()
+    runs[0] = _with(runs[0], **{f"accuracy__{TASK}": 0.5})
+    folder = store(runs, tmp_path / "results")
+    out = tmp_path / "r.html"
+    assert main(["report", str(folder), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert 'id="inconsistent"' in html and f"full seed 0: accuracy.{TASK} 0.5, its 100 items 0.9" in html
+    assert main(["report", str(store(_scored_set(), tmp_path / "clean")), "--out", str(out)]) == 0
+    assert 'id="inconsistent"' not in out.read_text()

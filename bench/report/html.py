@@ -267,6 +267,23 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
     return found
 
 
+def contradictions(records: list[RunResult]) -> list[str]:
+    """Records whose headline quality figure disagrees with their own item outcomes (hand-edited or corrupt:
+    the table would show the headline beside intervals from the items), one line each."""
+    from bench.analysis.items import headline_gap
+    from bench.analysis.stats import is_quality
+
+    found = []
+    for record in records:
+        for metric in sorted(name for name in record.metrics if is_quality(name)):
+            if gap := headline_gap(record, metric):
+                headline, from_items, count = gap
+                found.append(
+                    f"{record.label} seed {record.seed}: {metric} {headline:.4g}, its {count} items {from_items:.4g}"
+                )
+    return found
+
+
 def context(
     records: list[RunResult],
     suite_text: str | None = None,
@@ -327,6 +344,7 @@ def context(
         "rows": rows,
         "problems": [r for r in records if r.status != "ok"],
         "unreadable": unreadable or [],
+        "inconsistent": contradictions(records),
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
