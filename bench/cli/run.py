@@ -113,7 +113,7 @@ def add_parsers(commands: Any) -> None:
     run.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress or results table; failed runs and the summary are still printed",
+        help="print nothing unless a run fails; then each failure and the summary",
     )
     run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
     run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
