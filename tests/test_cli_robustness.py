@@ -201,6 +201,27 @@ def test_bad_ab_options_exit_2_before_any_round(tmp_path, capsys, options, messa
     assert not out.exists()
 
 
+def test_repeated_ab_options_add_up_and_too_few_rounds_are_warned_of(tmp_path, capsys, monkeypatch):
+    """`--candidate-env A=1 --candidate-env B=2` kept B only: an injected fault silently never ran."""
+    import bench.analysis.ab
+    from bench.analysis.ab import RoundError
+
+    seen: dict = {}
+
+    def stop(suite, out, rounds, rev, base_env, cand_env, only, **kw):
+        seen.update(cand=cand_env, only=only)
+        raise RoundError("stopped by the test")
+
+    monkeypatch.setattr(bench.analysis.ab, "run_rounds", stop)
+    suite = str(_suite(tmp_path))
+    options = ["--candidate-env", "A=1", "--candidate-env", "B=2", "--only", "full", "--only", "lora"]
+    code, said = _bench(capsys, "ab", suite, "--out", str(tmp_path / "ab"), "--rounds", "2", *options)
+    assert code == 2 and seen == {"cand": {"A": "1", "B": "2"}, "only": ["full", "lora"]}
+    assert "warning: --rounds 2: no timing test can reach p<=0.05 (its smallest p is 1/4" in said
+    code, said = _bench(capsys, "ab", suite, "--out", str(tmp_path / "ab"), "--rounds", "5")
+    assert code == 2 and "warning" not in said
+
+
 # 6. output paths that are folders
 
 

@@ -252,6 +252,12 @@ def _ab(args: argparse.Namespace) -> int:
         return 2
     baseline_env = _pairs(args.baseline_env, "--baseline-env")
     candidate_env = _pairs(args.candidate_env, "--candidate-env")
+    if 0.5**args.rounds > args.alpha:  # the paired sign-flip test's smallest one-sided p is 1 / 2^rounds
+        plain(
+            f"bench ab: warning: --rounds {args.rounds}: no timing test can reach p<={args.alpha} (its smallest p is "
+            f"1/{2**args.rounds}; 5 rounds at least, 7 for room in the family): a timing row beyond its threshold will "
+            "say 'cannot tell', one within it 'no change' by the threshold alone"
+        )
     thresholds = _thresholds(args.threshold or [])  # malformed: exit 2 now, not after the rounds
     min_effects = _thresholds(args.min_effect or [], "--min-effect", percent=False)
     out = args.out or Path("results") / "ab" / Path(args.suite).stem
@@ -294,7 +300,11 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument("baseline", type=Path, help="baseline results folder, e.g. results/smoke/<machine>")
     compare.add_argument("candidate", type=Path, help="candidate results folder")
     compare.add_argument(
-        "--fail-on", nargs="+", metavar="PATTERN", help="metric patterns that gate (default: all but latency p90/p99)"
+        "--fail-on",
+        nargs="+",
+        action="extend",
+        metavar="PATTERN",
+        help="metric patterns that gate (default: all but latency p90/p99)",
     )
     compare.add_argument(
         "--threshold",
@@ -352,8 +362,12 @@ def _add_ab(commands: Any) -> None:
     ab.add_argument(
         "--baseline-rev", metavar="REV", help="git revision of the baseline's code (default: this checkout)"
     )
-    ab.add_argument("--baseline-env", nargs="+", metavar="NAME=VALUE", help="environment of the baseline's runs")
-    ab.add_argument("--candidate-env", nargs="+", metavar="NAME=VALUE", help="environment of the candidate's runs")
+    ab.add_argument(
+        "--baseline-env", nargs="+", action="extend", metavar="NAME=VALUE", help="environment of the baseline's runs"
+    )
+    ab.add_argument(
+        "--candidate-env", nargs="+", action="extend", metavar="NAME=VALUE", help="environment of the candidate's runs"
+    )
     ab.add_argument(
         "--rounds",
         type=int,
@@ -361,7 +375,7 @@ def _add_ab(commands: Any) -> None:
         help="rounds per side (default 7: its smallest p, 1/128, leaves room for the family-wise control;"
         " 5 is the fewest for p<=0.05 with a single test)",
     )
-    ab.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
+    ab.add_argument("--only", nargs="+", action="extend", metavar="LABEL", help="run only these strategy labels")
     ab.add_argument("--out", type=Path, help="where the rounds go (default results/ab/<suite>); resumes")
     ab.add_argument("--threshold", action="append", metavar="METRIC=FRACTION", help="as for bench compare")
     _add_gate_options(ab)

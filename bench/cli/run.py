@@ -109,7 +109,7 @@ def add_parsers(commands: Any) -> None:
     run = commands.add_parser("run", help="train, measure and evaluate every strategy of a suite (resumes)")
     run.add_argument("suite", type=Path, help="suite YAML, e.g. suites/smoke.yaml")
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
-    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these strategy labels")
+    run.add_argument("--only", nargs="+", action="extend", metavar="LABEL", help="run only these strategy labels")
     run.add_argument(
         "--quiet",
         action="store_true",
