@@ -39,7 +39,7 @@ def test_first_night_creates_the_baseline_and_the_second_compares(tmp_path: Path
     assert "baseline created for " in first.stdout
     second = nightly("--suite", str(suite), "--store", str(store), "--reports", str(reports))
     assert second.returncode == 0, second.stdout[-3000:]
-    assert "no regression against the last 1 nights" in second.stdout
+    assert "no regression against the last night" in second.stdout
     (fingerprint,) = [p for p in (store / "nightly").iterdir() if p.is_dir()]
     nights = sorted(p for p in fingerprint.iterdir() if p.is_dir())
     assert len(nights) == 2 and all(
@@ -83,3 +83,16 @@ def test_a_night_whose_record_contradicts_its_items_is_bad_input_not_a_regressio
     said = capsys.readouterr().out
     assert "BAD INPUT (not a regression): full: accuracy" in said and "REGRESSION against" not in said
     assert json.loads((filing / ".comparison.json").read_text())["failed"]  # kept out of later baselines
+
+
+def test_a_stores_own_history_file_is_not_read_as_a_foreign_record(tmp_path: Path, capsys):
+    """bench history <store> warned twice about the <fingerprint>.history.json the nightly writes there."""
+    from bench.records.store import load_records
+    from tests.synthetic_records import make_set, store
+
+    folder = store(make_set(), tmp_path / "history")
+    (folder.parent / f"{folder.name}.history.json").write_text(json.dumps({"series": []}))
+    (folder.parent / "other.json").write_text(json.dumps({"series": []}))
+    assert len(list(load_records(tmp_path / "history"))) == 6
+    said = capsys.readouterr().err
+    assert "history.json" not in said and "other.json" in said  # a foreign file is still named

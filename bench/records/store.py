@@ -116,12 +116,17 @@ def load_record(path: Path) -> RunResult:
 NOT_RECORDS = ("logs", "artefacts")
 
 
+HISTORY_SUFFIX = ".history.json"  # scripts/nightly writes <store>/<suite>/<fingerprint>.history.json
+
+
 def record_paths(root: Path | str) -> Iterator[Path]:
     """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/. An
     archive (`records.tar.xz`, bench/records/archives.py) is read as the folder it holds."""
     root = as_folder(root)
     for path in sorted(root.rglob("*.json")):
         parts = path.relative_to(root).parts
+        if path.name.endswith(HISTORY_SUFFIX):  # the nightly's own history of a store: never a record
+            continue
         if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
             yield path
 
