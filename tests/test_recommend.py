@@ -276,5 +276,24 @@ def test_scaling_compares_the_budget_seed_by_seed():
     assert row.same_budget is False
     (row,) = scaling(one, [run(5, 2, 1000)])
     assert row.same_budget is None and "no common seed" in render([row])
-    (row,) = scaling(one, one)
-    assert row.efficiency is None and "no multi-process runs" in row.note
+    (row,) = scaling(one, one)  # the same set twice: nothing to scale, and no budget was compared
+    assert row.efficiency is None and "1-process too" in row.note and not row.compared
+    assert "yes" not in render([row]) and "no common seed" not in render([row])
+    (row,) = scaling([run(0, 2, 1000)], one)  # swapped: ONE holds the 2-process runs
+    assert not row.compared and row.note == "ONE holds no 1-process runs of this strategy"
+
+
+def test_scaling_with_its_sets_swapped_exits_2_and_says_so(tmp_path: Path, capsys):
+    """ONE and MANY given the wrong way round printed a table of '-' and exited 0."""
+
+    def run(seed: int, world: int):
+        record = make_record("full", seed)
+        budget = {**record.budget, "world_size": world, "steps_done": 60, "tokens_seen": 1000}
+        return record.model_copy(update={"budget": budget, "run_id": f"full-{seed}-{world}"})
+
+    single = store([run(0, 1), run(1, 1)], tmp_path / "one")
+    double = store([run(0, 2), run(1, 2)], tmp_path / "many")
+    assert main(["scaling", str(single), str(double)]) == 0
+    capsys.readouterr()
+    assert main(["scaling", str(double), str(single)]) == 2
+    assert "are ONE and MANY swapped?" in capsys.readouterr().err

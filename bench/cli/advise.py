@@ -155,10 +155,11 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def _scaling(args: argparse.Namespace) -> int:
     from bench.analysis.snapshot import load_set
-    from bench.recommend.scaling import render, scaling
+    from bench.recommend.scaling import processes_of, render, scaling
 
     try:
-        rows = scaling(load_set(args.one), load_set(args.many))
+        one, many = load_set(args.one), load_set(args.many)
+        rows = scaling(one, many)
     except FileNotFoundError as error:
         plain(f"bench scaling: {error}")
         return 2
@@ -166,6 +167,11 @@ def _scaling(args: argparse.Namespace) -> int:
         plain("bench scaling: no strategy label is in both sets")
         return 2
     plain(render(rows), console)
+    if not any(row.compared for row in rows):
+        swapped = any(processes_of(r) > 1 for r in one) and all(processes_of(r) == 1 for r in many)
+        hint = ": are ONE and MANY swapped? (bench scaling ONE MANY: 1-process runs first)" if swapped else ""
+        plain(f"bench scaling: nothing to scale{hint}")
+        return 2
     return 0
 
 

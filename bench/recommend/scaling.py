@@ -24,6 +24,7 @@ class Scaling:
     efficiency: float | None
     same_budget: bool | None  # None: no seed ran on both sides
     note: str = ""
+    compared: bool = True  # False: ONE had no 1-process runs or MANY no multi-process ones: nothing to scale
 
 
 def _budget(runs: list[RunResult]) -> dict[int, set[tuple]]:
@@ -42,7 +43,8 @@ def same_budget(one: list[RunResult], many: list[RunResult]) -> bool | None:
     return all(ones[seed] == manys[seed] for seed in seeds) if seeds else None
 
 
-def _processes(run: RunResult) -> int:
+def processes_of(run: RunResult) -> int:
+    """The processes a run trained with (its world size)."""
     return int(run.budget.get("world_size") or 1)
 
 
@@ -58,11 +60,10 @@ def _row(label: str, processes: int, ones: list[RunResult], manys: list[RunResul
     single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
     efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
     note = f"{single.n} vs {multi.n} uncontaminated runs"
-    if not ones:
-        efficiency, note = None, "ONE holds no 1-process runs of this strategy"
-    elif processes == 1:  # nothing to scale: MANY's runs are one process too
-        efficiency, note = None, "MANY holds no multi-process runs of this strategy"
-    elif len({_machine(run) for run in ones + manys}) > 1:
+    if not ones or processes == 1:  # nothing to scale: no single-process side, or MANY's runs are one process too
+        why = "ONE holds no 1-process runs of this strategy" if not ones else "MANY's runs of it are 1-process too"
+        return Scaling(label, processes, single.mean, multi.mean, None, None, why, compared=False)
+    if len({_machine(run) for run in ones + manys}) > 1:
         efficiency, note = None, "ONE and MANY ran on different kinds of machine: their tokens/s do not compare"
     return Scaling(label, processes, single.mean, multi.mean, efficiency, same_budget(ones, manys), note)
 
@@ -74,10 +75,10 @@ def scaling(one: list[RunResult], many: list[RunResult]) -> list[Scaling]:
 
     by_processes: dict[int, list[RunResult]] = {}
     for run in many:
-        by_processes.setdefault(_processes(run), []).append(run)
+        by_processes.setdefault(processes_of(run), []).append(run)
     # per process count: a spec differs by its processes, and the selection keeps one spec per strategy
     groups = {processes: comparable(runs).records for processes, runs in sorted(by_processes.items())}
-    singles = comparable([run for run in one if _processes(run) == 1]).records
+    singles = comparable([run for run in one if processes_of(run) == 1]).records
     rows = []
     for label in sorted({r.label for r in one} & {r.label for r in many}):
         ones = [r for r in singles if r.label == label]
@@ -96,6 +97,7 @@ def render(rows: list[Scaling]) -> str:
         efficiency = f"{row.efficiency:.2f}" if row.efficiency is not None else "-"
         lines.append(
             f"{row.label:9} {row.processes:9}  {one:>12}  {many:>20}  {efficiency:>10}  "
-            f"{ {True: 'yes', False: 'NO', None: 'no common seed'}[row.same_budget] } ({row.note})"
+            f"{ {True: 'yes', False: 'NO', None: 'no common seed'}[row.same_budget] if row.compared else '-' }"
+            f" ({row.note})"
         )
     return "\n".join(lines)
