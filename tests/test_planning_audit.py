@@ -169,8 +169,11 @@ def test_an_optimizer_the_estimator_does_not_know_is_one_line_and_exit_2(tmp_pat
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["--device-memory", "1e-12GiB"], "--device-memory: '1e-12GiB' is not a memory size"),
+        (["--device-memory", "1e-12GiB"], "--device-memory: '1e-12GiB' is no memory at all: give a size above 0"),
+        (["--device-memory", "0GiB"], "--device-memory: '0GiB' is no memory at all: give a size above 0"),
+        (["--device-memory", "1e30GiB"], "--device-memory: '1e30GiB' is more than any machine holds"),
         (["--device-memory", "24GiB", "--reserve", "30GiB"], "--reserve 30GiB leaves nothing of --device-memory"),
+        (["--reserve", "100GiB"], "--reserve 100GiB is held beside --device-memory: give --device-memory too"),
     ],
 )
 def test_sizes_that_leave_no_memory_are_refused(tmp_path: Path, capsys, args, said):

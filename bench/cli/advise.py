@@ -28,6 +28,9 @@ def _budget_most(field: str) -> int:
     return next(int(m.le) for m in Budget.model_fields[field].metadata if getattr(m, "le", None) is not None)
 
 
+MOST_BYTES = 2**50  # 1 PiB: a size past it is a typo (1e30GiB), not a device
+
+
 def memory_size(flag: str, text: str, allow_zero: bool = False) -> int:
     """A memory size with its unit ('24GiB', '80GB') in bytes; a bare number is refused (24 bytes is never
     what was meant), zero where allowed excepted. Raises ValueError naming the flag."""
@@ -38,9 +41,14 @@ def memory_size(flag: str, text: str, allow_zero: bool = False) -> int:
         if not (allow_zero and cleaned.replace(".", "").strip("0") == ""):
             raise ValueError(f"{flag}: {text!r} has no unit: give a unit, e.g. 24GiB, 80GB, 512MiB")
     try:
-        return parse_bytes(text, allow_zero)
+        size = parse_bytes(text, allow_zero=True)
     except ValueError as error:
         raise ValueError(f"{flag}: {error}") from error
+    if size == 0 and not allow_zero:
+        raise ValueError(f"{flag}: {text!r} is no memory at all: give a size above 0, e.g. 24GiB")
+    if size > MOST_BYTES:
+        raise ValueError(f"{flag}: {text!r} is more than any machine holds (at most 1 PiB)")
+    return size
 
 
 def _no_room(reserve: str, flag: str, memory: str) -> str:
@@ -54,6 +62,8 @@ def _estimate_sizes(args: argparse.Namespace) -> tuple[int | None, int, list[int
     """--device-memory and --reserve in bytes, and --batch-sizes; a ValueError names the option."""
     device = memory_size("--device-memory", args.device_memory) if args.device_memory else None
     reserve = memory_size("--reserve", args.reserve, allow_zero=True)
+    if device is None and args.reserve != DEFAULT_RESERVE:
+        raise ValueError(f"--reserve {args.reserve} is held beside --device-memory: give --device-memory too")
     if device is not None and reserve >= device:
         raise ValueError(_no_room(args.reserve, "--device-memory", args.device_memory))
     most = _budget_most("seq_len")
