@@ -197,3 +197,21 @@ def test_a_long_reason_shared_by_rows_is_said_once_under_the_table():
     reason = "1 vs 1 sessions (bench run invocations): on a shared machine timing moves between sessions"
     assert text.count(reason) == 1 and text.index("[1] " + reason) > text.index("rows hidden")
     assert sum("cannot tell" in line and "[1]" in line for line in text.splitlines()) >= 2
+
+
+def test_a_loss_row_states_one_effect_in_its_change_column_and_its_note():
+    """The change column gave the ratio of the means (+400%) beside a note whose interval is for the seeds'
+    mean log ratio (+291.5%): two sizes for one row."""
+    from bench.records.results import Metric
+
+    def with_loss(records, losses):
+        out = []
+        for record, loss in zip(records, losses):
+            metrics = {**record.metrics, "train.final_loss": Metric(value=loss, unit="loss", higher_is_better=False)}
+            out.append(record.model_copy(update={"metrics": metrics}))
+        return out
+
+    base = with_loss(make_set(labels=("full",)), [1.0, 1.0, 1.0])
+    cand = with_loss(make_set(labels=("full",)), [2.0, 3.0, 10.0])
+    row = next(c for c in compare_records(base, cand).changes if c.metric == "train.final_loss")
+    assert change_text(row) == "+291.5%" and "+291.5%" in row.note

@@ -86,6 +86,8 @@ def change_text(change: Any) -> str:
     ratio, everything else relative."""
     if change.effect is not None and change.scale == "points":
         return f"{100 * change.effect:+.1f} pt"
+    if change.effect is not None and change.scale == "ratio":  # the tested effect (the seeds' mean log ratio),
+        return f"{math.expm1(change.effect):+.1%}"  # as the note's interval has it, not the ratio of means
     if _in_points(change) and change.baseline is not None and change.candidate is not None:
         moved = change.candidate - change.baseline
         return f"{100 * moved:+.1f} pt" if math.isfinite(moved) else "diverged"  # not "+nan pt"
