@@ -125,11 +125,14 @@ def test_accept_with_a_suite_accepts_that_suites_newest_night(tmp_path, monkeypa
     assert (nightly.nights()[-1] / ".accepted").exists() and not (other / ".accepted").exists()
 
 
+SEEDS = (0, 1, 2, 3, 4)  # history tests quality once per seed: 3 a side can never reach p 0.05 (0.1 at best)
+
+
 def write_night(root: Path, night: int, labels: tuple[str, ...], scale: dict[str, float] | None = None) -> None:
     folder = root / f"night-{night:02d}"
     folder.mkdir(parents=True)
     for label in labels:
-        for seed in (0, 1, 2):
+        for seed in SEEDS:
             record = make_record(label, seed, scale=scale, timings=False)
             update = {"run_id": f"{label}-{seed}-{night}", "started_at": f"2026-11-{night:02d}T01:00:00+00:00"}
             (folder / f"{label}-{seed}.json").write_text(record.model_copy(update=update).model_dump_json())
@@ -246,17 +249,14 @@ def test_bench_history_refuses_an_alpha_or_shift_that_cannot_work(tmp_path, caps
     assert exit_.value.code == 2 and said in capsys.readouterr().err
 
 
-def test_a_one_night_drop_is_sized_by_its_own_night_while_the_recovery_cannot_be_told_yet(tmp_path):
-    """lora's accuracy halves on night 6 and is back on night 7, the newest. Night 7 against night 6 alone
-    (3 runs a side) cannot reach p 0.05, so that boundary used to be dropped and nights 6 and 7 merged:
-    the drop was reported as -25% (the two nights' mean). It is kept, unreported, until a night decides it."""
+def test_a_one_night_drop_is_sized_by_its_own_night_and_the_recovery_by_the_next(tmp_path):
+    """lora's accuracy halves on night 6 and is back on night 7, the newest: with 5 seeds a side both
+    boundaries are decided that night, and the drop is sized by night 6 alone (-50%), never by the two
+    nights merged (-25%). A recovery that tonight's few seeds cannot decide is pending
+    (tests/test_history_audit.py)."""
     for night in range(1, 8):
         write_night(tmp_path, night, ("full", "lora"), scale={"accuracy.cipher": 0.5} if night == 6 else None)
-    history = build(tmp_path, metric="accuracy.cipher")
-    lora = next(s for s in history.series if s.strategy == "lora")
-    (drop,) = lora.change_points  # the recovery is not a change point yet
-    assert lora.points[drop.index].night == 6 and drop.shift == pytest.approx(-0.5, abs=0.02)
-    write_night(tmp_path, 8, ("full", "lora"))
     lora = next(s for s in build(tmp_path, metric="accuracy.cipher").series if s.strategy == "lora")
-    assert [lora.points[c.index].night for c in lora.change_points] == [6, 7]  # decided with night 8
-    assert [round(c.shift, 1) for c in lora.change_points] == [-0.5, 1.0]
+    assert [lora.points[c.index].night for c in lora.change_points] == [6, 7]
+    drop, recovery = lora.change_points
+    assert drop.shift < 0 and recovery.shift > 0 and drop.shift == pytest.approx(-recovery.shift, rel=0.05)

@@ -3,13 +3,15 @@
 ruptures' PELT (l2 cost) proposes where the mean of the point series shifts, with a penalty of
 3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed or dropped by a permutation test
 between the segments either side of it, at `alpha`, scanning for the best split in each permuted
-series as E-Divisive does (`scan_p`), and only when the shift is at least `min_shift` (relative, as
-`bench compare`'s threshold); a dropped proposal merges its segments and the others are retested.
-The unit of the test follows docs/statistics.md: timings vary night to night as a whole, so for
-hardware-bound metrics the unit is the night's mean; quality metrics are exact repeats at one
-commit, so their unit is the run. A timing segment of a single night is only tested when it is the
-newest night: its mean against the night means before it (a t prediction test), as `bench compare`
-holds a nightly.
+series as E-Divisive does (`scan_p`), and only when the shift is at least `min_shift` (points for
+accuracy-like metrics, else relative, as `bench compare`'s threshold); a dropped proposal merges its
+segments and the others are retested. The unit of the test follows docs/statistics.md: timings vary
+night to night as a whole, so for hardware-bound metrics the unit is the night's mean; quality metrics
+are exact repeats at one commit, so their unit is the seed: each side of a split holds the newest run
+of each seed (`_once_per_seed`), however many nights repeated it. A timing segment of a single night
+is only tested when it is the newest night: its mean against the night means before it (a t prediction
+test), as `bench compare` holds a nightly. Shifts are said in points for accuracy-like units, as a
+ratio with an interval on logarithms for positive quantities, else relative (`_sized`).
 
 Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
 package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
@@ -43,11 +45,12 @@ class Point:
     commit: str | None
     commit_time: str | None
     started_at: str
-    runs: list[float]  # one value per run (seed)
+    runs: list[float]  # one value per run, oldest first
     left_out: int = 0  # contaminated runs not counted (timings only)
     # where the folder sits among the points of its suite on its hardware (1 = the oldest): a series
     # with gaps (a strategy absent, a metric missing or contaminated on some nights) skips numbers
     night: int = 0
+    seeds: list[int] = field(default_factory=list)  # the seed of each run; empty: unknown, each run its own
 
     @property
     def mean(self) -> float:
@@ -61,16 +64,21 @@ class ChangePoint:
     folder: str
     before: float
     after: float
-    shift: float  # relative change of the mean, (after - before) / |before| (absolute where before is 0)
-    shift_low: float  # 95% interval of the shift (Welch t on the test's units)
+    shift: float  # the change of the level, in the terms of `scale`
+    shift_low: float  # 95% interval of the shift (Welch t on the test's units, on logarithms for "ratio")
     shift_high: float
     p: float
     worse: bool
-    relative: bool = True  # False: the level before was 0, and shift (with its interval) is after - before
+    relative: bool = True  # False: shift (with its interval) is after - before, in points or in the unit
+    # "ratio": after / before - 1 of a positive quantity (geometric means); "points": after - before of an
+    # accuracy-like share; "relative": (after - before) / |before|; "absolute": after - before from a level of 0
+    scale: str = "relative"
 
     @property
     def shift_text(self) -> str:
-        """The shift and its interval: relative, or from a level of 0 in the metric's unit."""
+        """The shift and its interval: in points, relative, or from a level of 0 in the metric's unit."""
+        if self.scale == "points":
+            return f"{100 * self.shift:+.1f} points [{100 * self.shift_low:+.1f}, {100 * self.shift_high:+.1f}]"
         if self.relative:
             return f"{self.shift:+.1%} [{self.shift_low:+.1%}, {self.shift_high:+.1%}]"
         return f"{self.shift:+.3g} [{self.shift_low:+.3g}, {self.shift_high:+.3g}] from 0"
@@ -130,14 +138,33 @@ def candidates(means: list[float], sigma: float) -> list[int]:
 
 
 class Test(NamedTuple):
-    """How one proposal is tested: the groups (one per night) of values, whether the split is scanned
-    (chosen by the data), the share of alpha it is held to, and the test: a permutation test of the groups
-    (`scan_p`), or "prediction": tonight's night mean against the night means before it (t, two-sided)."""
+    """How one proposal is tested: the groups (one per night) of values, how many of them lie before the split,
+    whether the split is scanned (chosen by the data), the share of alpha it is held to, and the test: a
+    permutation test of the groups (`scan_p`), or "prediction": tonight's night mean against the night means
+    before it (t, two-sided)."""
 
     groups: list[list[float]]
+    left: int
     scan: bool
     share: float
     kind: str = "permutation"
+
+
+def _once_per_seed(points: list[Point]) -> list[list[float]]:
+    """The newest run of each seed among `points`, kept in its night; nights left without a run are dropped.
+    Nights repeat training exactly (same seed, same commit), so a seed counts once however many nights
+    repeated it, as `bench compare` holds quality (bench/analysis/quality.py one_per_seed). Runs of unknown
+    seed (a point without `seeds`) count once each."""
+    newest: dict[object, tuple[int, float]] = {}
+    for night, point in enumerate(points):
+        known = len(point.seeds) == len(point.runs)
+        seeds: list[object] = list(point.seeds) if known else [(night, i) for i in range(len(point.runs))]
+        for seed, value in zip(seeds, point.runs):
+            newest[seed] = (night, value)
+    groups: list[list[float]] = [[] for _ in points]
+    for night, value in newest.values():
+        groups[night].append(value)
+    return [group for group in groups if group]
 
 
 def _test_units(
@@ -145,32 +172,33 @@ def _test_units(
 ) -> Test | None:
     """The test of a split between `left` and `right`, or None where no honest test exists.
 
-    Quality: the runs. Timings: the night means, where there are enough nights a side for a permutation
-    test of them to reach alpha. Tonight alone (the newest night, a split fixed in advance): its mean against
-    the night means before it, a t prediction test at alpha, as `bench compare` holds a nightly (its runs
-    against the runs before, held to a tenth of alpha, failed where nights spread more than runs: they share
-    the night). A trailing segment of a few nights, too few for their means: its runs against the runs
-    before, held to a tenth of alpha (NEWEST_SHARE), so that a persistent shift stays flagged on its second
-    night, when two night means against six can give no p below 2/28. Either needs two nights or more
+    Quality: the seeds, once a side (`_once_per_seed`). Timings: the night means, where there are enough nights
+    a side for a permutation test of them to reach alpha. Tonight alone (the newest night, a split fixed in
+    advance): its mean against the night means before it, a t prediction test at alpha, as `bench compare`
+    holds a nightly (its runs against the runs before, held to a tenth of alpha, failed where nights spread more
+    than runs: they share the night). A trailing segment of a few nights, too few for their means: its runs
+    against the runs before, held to a tenth of alpha (NEWEST_SHARE), so that a persistent shift stays flagged on
+    its second night, when two night means against six can give no p below 2/28. Either needs two nights or more
     before the split: one night has no night-to-night spread to hold the others against."""
     tonight = trailing and len(right) == 1  # a split fixed in advance: tonight against the nights before
     if not series.hardware_bound:
-        return Test([p.runs for p in left + right], not tonight, 1.0)
+        before = _once_per_seed(left)
+        return Test(before + _once_per_seed(right), len(before), not tonight, 1.0)
     means = [[p.mean] for p in left + right]
     if len(left) >= 2 and len(right) >= 2 and _means_can_decide(len(left), len(right), alpha):
-        return Test(means, True, 1.0)
+        return Test(means, len(left), True, 1.0)
     if tonight and len(left) >= 2:
-        return Test(means, False, 1.0, "prediction")
+        return Test(means, len(left), False, 1.0, "prediction")
     if trailing and len(left) >= 2:
-        return Test([p.runs for p in left + right], True, NEWEST_SHARE)
+        return Test([p.runs for p in left + right], len(left), True, NEWEST_SHARE)
     return None
 
 
-def _undecidable(test: Test, left: int, alpha: float) -> bool:
+def _undecidable(test: Test, alpha: float) -> bool:
     """Whether the split of `test` (fixed, not scanned) cannot reach alpha at all: its smallest
     two-sided permutation p, 2 / C(n, right), is above alpha."""
     sizes = [len(group) for group in test.groups]
-    right = sum(sizes[left:])
+    right = sum(sizes[test.left :])
     return 2 / math.comb(sum(sizes), right) > alpha * test.share
 
 
@@ -212,17 +240,45 @@ def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: 
     return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
 
 
-def _interval(before: list[float], after: list[float], scale: float) -> tuple[float, float]:
-    """95% interval of the shift of the mean, over `scale` (|before|, or 1 for an absolute shift)."""
+def _scale(series: Series, before: list[float], after: list[float]) -> str:
+    """How a shift of `series` is said (ChangePoint.scale): in points for an accuracy-like unit (as `bench
+    compare` does, never %); as a ratio for a positive quantity (a loss, a time, a rate, memory), whose interval
+    is on logarithms and so never passes -100%; else relative to the level before, absolute from a level of 0."""
+    if series.unit in stats.POINT_UNITS:
+        return "points"
+    if all(value > 0 for value in [*before, *after]):
+        return "ratio"
+    return "relative" if stats.mean(before) else "absolute"
+
+
+def _log_mean(values: list[float]) -> float:
+    return sum(math.log(v) for v in values) / len(values)
+
+
+def _shift(before: list[float], after: list[float], scale: str) -> float:
+    """The shift of the level in the terms of `scale`: a ratio of geometric means, minus 1, for "ratio"."""
+    if scale == "ratio":
+        return math.expm1(_log_mean(after) - _log_mean(before))
+    difference = stats.mean(after) - stats.mean(before)
+    return difference / abs(stats.mean(before)) if scale == "relative" else difference
+
+
+def _interval(before: list[float], after: list[float], scale: str) -> tuple[float, float]:
+    """95% interval of the shift (Welch t), in the terms of `scale`: on logarithms for "ratio"."""
     from scipy import stats as scipy_stats
 
-    shift = (stats.mean(after) - stats.mean(before)) / scale
+    shift = _shift(before, after, scale)
     if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
         return shift, shift
+    logs = scale == "ratio"
+    a, b = ([math.log(v) for v in after], [math.log(v) for v in before]) if logs else (after, before)
     with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
         warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = scipy_stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
-    return low / scale, high / scale
+        low, high = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    if logs:
+        return math.expm1(low), math.expm1(high)
+    divisor = abs(stats.mean(before)) if scale == "relative" else 1.0
+    return low / divisor, high / divisor
 
 
 def _tonight_p(before: list[float], tonight: float) -> float:
@@ -230,12 +286,15 @@ def _tonight_p(before: list[float], tonight: float) -> float:
     return min(1.0, 2 * stats.prediction_p(tonight, before))
 
 
-def _tonight_interval(before: list[float], tonight: float, scale: float) -> tuple[float, float]:
+def _tonight_interval(
+    before: list[float], tonight: float, scale: float, logs: bool | None = None
+) -> tuple[float, float]:
     """95% interval of tonight's shift from the level before, over `scale`: the spread of a new night about
-    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom. On logarithms where every value is positive,
-    as `_tonight_p` tests (a machine's speed moves by a factor), turned back into a relative shift: the
-    interval leaves out no change exactly where that test's p is under 0.05."""
-    logs = all(value > 0 for value in [*before, tonight])
+    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom. On logarithms where every value is positive
+    (unless `logs` says otherwise), as `_tonight_p` tests (a machine's speed moves by a factor), turned back into
+    a relative shift: the interval leaves out no change exactly where that test's p is under 0.05."""
+    if logs is None:
+        logs = all(value > 0 for value in [*before, tonight])
     sample, x = ([math.log(v) for v in before], math.log(tonight)) if logs else (before, tonight)
     m, centre = len(sample), sum(sample) / len(sample)
     half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in sample) / (m - 1) * (1 + 1 / m))
@@ -246,34 +305,46 @@ def _tonight_interval(before: list[float], tonight: float, scale: float) -> tupl
 
 
 def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
-    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift
-    is relative to the level before; from a level of exactly 0 (a gain of 0.0), absolute, in the metric's
-    unit (so `min_shift` 0.10 is 10 points of accuracy there)."""
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift is
+    said as `_scale` says, and `min_shift` is in its terms: points for accuracy-like metrics (0.10 is 10 points),
+    relative otherwise, and absolute in the metric's unit from a level of exactly 0 (a gain of 0.0)."""
     points = series.points
     if stats.matches(series.metric, stats.TAILS):
         return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
     left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
     test = _test_units(series, left, right, edges[k + 1] == len(points), alpha)
-    if test is None:
+    if test is None or not 0 < test.left < len(test.groups):
         return 1.0
-    if not test.scan and not series.hardware_bound and _undecidable(test, len(left), alpha):
+    if not test.scan and not series.hardware_bound and _undecidable(test, alpha):
         return PENDING
-    before = [v for g in test.groups[: len(left)] for v in g]
-    after = [v for g in test.groups[len(left) :] for v in g]
-    base = stats.mean(before)
-    if base is None:
-        return 1.0
-    scale = abs(base) or 1.0
-    shift = (stats.mean(after) - base) / scale
+    before = [v for g in test.groups[: test.left] for v in g]
+    after = [v for g in test.groups[test.left :] for v in g]
+    scale = _scale(series, before, after)
+    shift = _shift(before, after, scale)
     permutation = test.kind == "permutation"
-    p = scan_p(test.groups, len(left), scan=test.scan) if permutation else _tonight_p(before, after[0])
+    p = scan_p(test.groups, test.left, scan=test.scan) if permutation else _tonight_p(before, after[0])
     if p > alpha * test.share or abs(shift) < min_shift:
         return p
-    low, high = _interval(before, after, scale) if permutation else _tonight_interval(before, after[0], scale)
+    if permutation:
+        low, high = _interval(before, after, scale)
+    else:
+        divisor = abs(stats.mean(before)) if scale == "relative" else 1.0
+        low, high = _tonight_interval(before, after[0], divisor, logs=scale == "ratio")
     worse = (shift < 0) if series.higher_is_better else (shift > 0)
-    after_mean = stats.mean(after)
+    relative = scale in ("ratio", "relative")
     return ChangePoint(
-        edges[k], right[0].commit, right[0].folder, base, after_mean, shift, low, high, p, worse, relative=bool(base)
+        edges[k],
+        right[0].commit,
+        right[0].folder,
+        stats.mean(before),
+        stats.mean(after),
+        shift,
+        low,
+        high,
+        p,
+        worse,
+        relative=relative,
+        scale=scale,
     )
 
 

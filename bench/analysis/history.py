@@ -102,9 +102,11 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
         name = key[3]
         timing = stats.matches(name, stats.TIMING)
         clean = [r for r in group if not (timing and r.timing_contaminated)]
-        values = [r.metrics[name].value for r in clean if r.metrics[name].value is not None]
-        values = [v for v in values if math.isfinite(v)]
-        if not values:
+        # oldest first, so that the newest run of a seed repeated in one folder is the one that stands for it
+        clean.sort(key=lambda r: (r.started_at or "", r.run_id))
+        kept = [(r.seed, r.metrics[name].value) for r in clean]
+        kept = [(seed, value) for seed, value in kept if value is not None and math.isfinite(value)]
+        if not kept:
             continue
         first = group[0]
         metric = first.metrics[name]
@@ -113,8 +115,9 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
             commit=first.environment.git_commit,
             commit_time=first.environment.git_commit_time,
             started_at=min(r.started_at for r in group),
-            runs=values,
+            runs=[value for _, value in kept],
             left_out=len(group) - len(clean),
+            seeds=[seed for seed, _ in kept],
         )
         yield key, point, (metric.unit, metric.higher_is_better)
 

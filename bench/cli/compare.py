@@ -346,7 +346,8 @@ def _add_history(commands: Any) -> None:
         "--min-shift",
         type=_shift,
         default=0.10,
-        help="smallest shift reported: relative, or absolute in the metric's unit from a level of 0 (default 0.10)",
+        help="smallest shift reported: in points for accuracy-like metrics (0.10: 10 points), else relative,"
+        " or absolute in the metric's unit from a level of 0 (default 0.10)",
     )
     history.add_argument(
         "--fail-on-new", action="store_true", help="exit 1 when the newest point starts a change for the worse"
