@@ -76,8 +76,8 @@ def _reward_model_phase(
     components.other_models = _weights_bytes(policy)
     components.generation_cache = 0
     if checkpointing:
-        components.activations, components.activations_at_loss = checkpointed_peaks(
-            reward, sequences, tokens, config, _reward_loss
+        components.activations, components.activations_at_loss, components.activations_without_checkpointing = (
+            checkpointed_peaks(reward, sequences, tokens, config, _reward_loss)
         )
     else:
         components.activations = activation_peak(reward, sequences, tokens, _reward_loss)

@@ -290,18 +290,19 @@ def activation_peak(model: Any, sequences: int, tokens: int, loss: Callable[[Any
 
 def checkpointed_peaks(
     model: Any, sequences: int, tokens: int, config: Any, loss: Callable[[Any, Any], Any]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """(the activations' peak under gradient checkpointing, what is kept without the recomputed layer:
-    what the loss's backward sees). Under checkpointing autograd keeps each layer's input; during
-    backward one layer at a time is recomputed and its activations are held until its gradients are
-    done. The saved-tensor hooks do not see the recomputation (torch's checkpoint stores it under its
-    own hooks), so that layer is added: (activations without checkpointing - with) / layers."""
+    what the loss's backward sees, the activations without checkpointing). Under checkpointing autograd
+    keeps each layer's input; during backward one layer at a time is recomputed and its activations are
+    held until its gradients are done. The saved-tensor hooks do not see the recomputation (torch's
+    checkpoint stores it under its own hooks), so that layer is added: (activations without
+    checkpointing - with) / layers. The last bounds the checkpointed peak (Components.peak)."""
     plain = activation_peak(model, sequences, tokens, loss)
     enable_checkpointing(model)
     kept = activation_peak(model, sequences, tokens, loss)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layers = max(int(getattr(text, "num_hidden_layers", 1) or 1), 1)
-    return kept + max(plain - kept, 0) // layers, kept
+    return kept + max(plain - kept, 0) // layers, kept, plain
 
 
 def enable_checkpointing(model: Any) -> None:

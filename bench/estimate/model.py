@@ -226,8 +226,8 @@ def _count_activations(
     transformers' float32 gradients over the logits, or the workspace of TRL's fused LM head."""
     loss = LanguageModelLoss() if objective == "sft" else FusedHeadLoss()
     if gradient_checkpointing and can_checkpoint(prepared):
-        components.activations, components.activations_at_loss = checkpointed_peaks(
-            prepared, sequences, tokens, config, loss
+        components.activations, components.activations_at_loss, components.activations_without_checkpointing = (
+            checkpointed_peaks(prepared, sequences, tokens, config, loss)
         )
         notes.append("gradient checkpointing: layer inputs kept, plus one layer's activations while it is recomputed")
     else:
@@ -240,6 +240,8 @@ def _count_activations(
     components.activations += head.saved
     if components.activations_at_loss is not None:
         components.activations_at_loss += head.saved
+    if components.activations_without_checkpointing is not None:
+        components.activations_without_checkpointing += head.saved
     components.loss_gradients = head.workspace
     path = "Triton tiles" if device == "cuda" else "torch's float32 tile copies"
     notes.append(f"TRL's fused LM head ({path} on {device}): no logits; its workspace is in the peak")

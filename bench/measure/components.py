@@ -26,7 +26,9 @@ Beside them, the estimator (bench.estimate.model) predicts one thing no hook her
                  tile workspace takes their place (bench.estimate.fused_head).
                  `peak()` holds them with the activations, against the parameter gradients (which
                  appear as backward frees the activations); `total()` stays what the hooks count, so
-                 estimate and measurement compare like for like.
+                 estimate and measurement compare like for like. Under gradient checkpointing it also
+                 knows what is kept (`activations_at_loss`) and what would be without checkpointing
+                 (`activations_without_checkpointing`), which bounds the checkpointed peak.
 
 The sum is what training needs beyond the process itself: it leaves out the allocator's slack,
 temporaries that die within one operation, the CUDA context and, on CPU, the interpreter and
@@ -49,6 +51,10 @@ COMPONENTS = (
     "generation_cache",
 )
 MIB = 1024 * 1024
+# a recomputed layer's backward holds, beside its activations, the gradients of its intermediate outputs
+# (SwiGLU: the product's, the gate's and the up projection's): measured on CPU over 14 Llama shapes, 0.23
+# to 0.27 of the layer's activations where a layer's backward was the peak (docs/memory.md); 1/4 is added
+LAYER_BACKWARD_EXTRA = 4
 
 
 def _storage_key(tensor: Any) -> tuple[str, int]:
@@ -101,6 +107,7 @@ class Components:
     generation_cache: int | None = None
     loss_gradients: int | None = None  # estimate only (module docstring): not among COMPONENTS
     activations_at_loss: int | None = None  # estimate only: under checkpointing, the kept layer inputs
+    activations_without_checkpointing: int | None = None  # estimate only: what the same step keeps unchecked
     weights_by_dtype: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     batch_shape: tuple[int, int] | None = None  # (sequences, tokens) of the step the activations are of
@@ -118,19 +125,38 @@ class Components:
         """The step's peak where the loss's gradients are known, beside the weights and optimizer state:
         backward starts with the activations and the loss's gradients held, then frees each layer's
         activations as its parameters' gradients appear, so the larger of the two ends: activations +
-        loss gradients, or every parameter gradient. Under gradient checkpointing the loss's backward
-        sees only the kept layer inputs (`activations_at_loss`), and each recomputed layer is held
-        with the gradients so far: the larger of kept + loss gradients and the total. Measured on CPU
-        (docs/memory.md, tests/test_estimate_batches.py). Without the loss's gradients: the total."""
+        loss gradients, or every parameter gradient. Under gradient checkpointing: `_checkpointed`.
+        Measured on CPU (docs/memory.md, tests/test_estimate_batches.py). Without the loss's gradients:
+        the total."""
         total = self.total()
         if total is None or self.loss_gradients is None:
             return total
         held = max(self.activations or 0, self.generation_cache or 0)
         gradients = self.gradients or 0
-        at_loss = held if self.activations_at_loss is None else self.activations_at_loss
-        start = total - held - gradients + at_loss + self.loss_gradients
-        end = total if at_loss < held else total - held  # a recomputed layer is held with the gradients
-        return max(start, end)
+        unchecked = self.activations_without_checkpointing
+        if self.activations_at_loss is not None and unchecked is not None:
+            held_unchecked = max(unchecked, self.generation_cache or 0)
+        else:
+            held_unchecked = held
+        plain = total - held - gradients + max(held_unchecked + self.loss_gradients, gradients)
+        if self.activations_at_loss is None:
+            return plain
+        checkpointed = total - held - gradients + self._checkpointed(gradients)
+        return checkpointed if unchecked is None else min(checkpointed, plain)
+
+    def _checkpointed(self, gradients: int) -> int:
+        """What a checkpointed step holds at its peak beyond weights, optimizer state and held models: the
+        larger of the loss's backward (the kept layer inputs and the loss's gradients), generation's cache,
+        and a layer's backward: its recomputed activations (`activations` - kept), about a quarter of them
+        again in gradients of its intermediates (`LAYER_BACKWARD_EXTRA`), and the kept inputs of the layers
+        below it or the gradients of those above, the larger (the one falls as the other grows: the first
+        layer's backward holds nearly every gradient and one kept input). No moment holds every kept input
+        and every gradient at once. The plain step holds at least as much at each moment (its activations
+        include the kept inputs and the recomputed layer), so `peak` takes the smaller of the two."""
+        kept = self.activations_at_loss or 0
+        layer = max((self.activations or 0) - kept, 0)
+        backward = max(kept, gradients) + layer + layer // LAYER_BACKWARD_EXTRA
+        return max(kept + (self.loss_gradients or 0), backward, self.generation_cache or 0)
 
     def mib(self) -> dict[str, float | None]:
         out = {name: _mib(getattr(self, name)) for name in (*COMPONENTS, "loss_gradients")}
