@@ -136,6 +136,19 @@ def _quantize_frozen_linears(model: Any, options: Any, components: Components) -
     return count
 
 
+def tied_embedding_transient(model: Any) -> int:
+    """Bytes held beyond every parameter gradient as backward ends, where the input and output embeddings
+    share one trained weight: the LM head's gradient of it waits for the embedding's, and autograd sums
+    the two into a third tensor before the first two are freed, so three embedding-sized gradients are
+    held where `gradients` counts one (measured on CPU with torch's profiler: docs/memory.md)."""
+    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    outputs = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(inputs, "weight", None)
+    if weight is None or weight is not getattr(outputs, "weight", None) or not weight.requires_grad:
+        return 0
+    return 2 * weight.numel() * weight.element_size()
+
+
 def _adapters_to_bfloat16(model: Any) -> None:
     """What trl.SFTTrainer does to a quantised model's trainable weights (all but DoRA's magnitude)."""
     import torch
@@ -196,6 +209,9 @@ def estimate_run(
     components.gradients = sum(p.numel() * p.element_size() for p in prepared.parameters() if p.requires_grad)
     components.optimizer, what = optimizer_bytes(prepared, optimizer)
     notes.append(f"optimizer {optimizer}: {what}")
+    components.gradients_transient = tied_embedding_transient(prepared)
+    if components.gradients_transient:
+        notes.append("tied embeddings trained: two more embedding-sized gradients as backward ends, in the peak")
     sequences = batch_size * (2 if chosen.objective == "dpo" else 1)
     with estimating_for(device):  # the forward passes: attention with dropout keeps more on a CPU
         _count_activations(

@@ -108,6 +108,7 @@ class Components:
     loss_gradients: int | None = None  # estimate only (module docstring): not among COMPONENTS
     activations_at_loss: int | None = None  # estimate only: under checkpointing, the kept layer inputs
     activations_without_checkpointing: int | None = None  # estimate only: what the same step keeps unchecked
+    gradients_transient: int | None = None  # estimate only: held beside every gradient as backward ends
     weights_by_dtype: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     batch_shape: tuple[int, int] | None = None  # (sequences, tokens) of the step the activations are of
@@ -125,7 +126,8 @@ class Components:
         """The step's peak where the loss's gradients are known, beside the weights and optimizer state:
         backward starts with the activations and the loss's gradients held, then frees each layer's
         activations as its parameters' gradients appear, so the larger of the two ends: activations +
-        loss gradients, or every parameter gradient. Under gradient checkpointing: `_checkpointed`.
+        loss gradients, or every parameter gradient (plus `gradients_transient`: a trained tied embedding's
+        two extra gradient buffers as backward ends). Under gradient checkpointing: `_checkpointed`.
         Measured on CPU (docs/memory.md, tests/test_estimate_batches.py). Without the loss's gradients:
         the total."""
         total = self.total()
@@ -138,7 +140,8 @@ class Components:
             held_unchecked = max(unchecked, self.generation_cache or 0)
         else:
             held_unchecked = held
-        plain = total - held - gradients + max(held_unchecked + self.loss_gradients, gradients)
+        ending = gradients + (self.gradients_transient or 0)
+        plain = total - held - gradients + max(held_unchecked + self.loss_gradients, ending)
         if self.activations_at_loss is None:
             return plain
         checkpointed = total - held - gradients + self._checkpointed(gradients)
@@ -147,7 +150,8 @@ class Components:
     def _checkpointed(self, gradients: int) -> int:
         """What a checkpointed step holds at its peak beyond weights, optimizer state and held models: the
         larger of the loss's backward (the kept layer inputs and the loss's gradients), generation's cache,
-        and a layer's backward: its recomputed activations (`activations` - kept), about a quarter of them
+        the end of backward (every gradient and `gradients_transient`), and a layer's backward: its
+        recomputed activations (`activations` - kept), about a quarter of them
         again in gradients of its intermediates (`LAYER_BACKWARD_EXTRA`), and the kept inputs of the layers
         below it or the gradients of those above, the larger (the one falls as the other grows: the first
         layer's backward holds nearly every gradient and one kept input). No moment holds every kept input
@@ -156,7 +160,8 @@ class Components:
         kept = self.activations_at_loss or 0
         layer = max((self.activations or 0) - kept, 0)
         backward = max(kept, gradients) + layer + layer // LAYER_BACKWARD_EXTRA
-        return max(kept + (self.loss_gradients or 0), backward, self.generation_cache or 0)
+        ending = gradients + (self.gradients_transient or 0)
+        return max(kept + (self.loss_gradients or 0), backward, ending, self.generation_cache or 0)
 
     def mib(self) -> dict[str, float | None]:
         out = {name: _mib(getattr(self, name)) for name in (*COMPONENTS, "loss_gradients")}
