@@ -289,3 +289,20 @@ def test_optimizer_state_of_lion_adafactor_and_32_bit_paged_is_estimated_to_the_
 
     held, estimated = _held_state(name, getattr(torch, dtype_name))
     assert held > 0 and estimated == held
+
+
+def test_a_config_folder_without_a_tokenizer_is_said_in_one_line(tmp_path: Path):
+    """transformers' 6-line advice to install sentencepiece or tiktoken was printed for a config-only folder."""
+    from bench.estimate.suite import _why_not
+    from bench.spec import ModelSpec
+
+    folder = tmp_path / "config-only"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    said = _why_not(
+        ValueError("Couldn't instantiate the backend tokenizer from one of:\n(1) ..."), ModelSpec(config=str(folder))
+    )
+    assert said == f"{folder} holds no tokenizer file (tokenizer.json, tokenizer.model, vocab.json, tiktoken.model)"
+    (folder / "tokenizer.json").write_text("{}")
+    said = _why_not(ValueError("broken file\nmore"), ModelSpec(config=str(folder)))
+    assert said == "ValueError: broken file"

@@ -47,6 +47,18 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
     return config
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
+
+
+def _why_not(error: Exception, model: Any) -> str:
+    """Why the data could not be tokenised, in a line: a config folder without a tokenizer says so (transformers'
+    own message advises installing converters, which would not help)."""
+    folder = Path(model.config or model.path or "").expanduser() if (model.config or model.path) else None
+    if folder is not None and folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
+        return f"{folder} holds no tokenizer file ({', '.join(TOKENIZER_FILES)})"
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+
+
 def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
     """Tokenised lengths of the suite's training data, or None (with the reason reported)."""
     from transformers import AutoTokenizer
@@ -58,7 +70,7 @@ def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int
         tokenizer = AutoTokenizer.from_pretrained(where, **extra)
         return training_lengths(load_task(suite.task), tokenizer)
     except Exception as error:  # the estimate still stands, at seq_len
-        report(f"sequence lengths: budget.seq_len (the data could not be tokenised: {type(error).__name__}: {error})")
+        report(f"sequence lengths: budget.seq_len (the data could not be tokenised: {_why_not(error, suite.model)})")
         return None
 
 
