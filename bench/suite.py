@@ -140,6 +140,9 @@ def _describe(error: dict[str, Any], field_type: type | None = None) -> str:
         return _not_an_integer(error.get("input"))
     if kind == "greater_than" and context.get("gt") == 0:
         return "expected a positive number" if field_type is float else "expected a positive integer"
+    if kind == "too_short":  # pydantic: "List should have at least 1 item after validation, not 0"
+        least = context.get("min_length", 1)
+        return f"expected at least {least} item{'s' if least != 1 else ''}"
     message = error["msg"].removeprefix("Value error, ")
     return message.replace("Input should be", "expected", 1)
 

@@ -281,3 +281,8 @@ def test_a_misspelt_name_is_told_with_the_schemas_problems(tmp_path: Path, capsy
         assert "budget.steps: expected a valid integer" in said
         assert "model.preset: unknown preset 'tiny-lama'; did you mean 'tiny-llama'?" in said
         assert "task.name: unknown synthetic task 'ciphr'; did you mean 'cipher'?" in said
+
+
+def test_an_empty_list_says_how_many_items_it_needs():
+    """pydantic's "List should have at least 1 item after validation, not 0" was shown as it was."""
+    assert problems_of(suite_with(seeds=[])) == ["seeds: expected at least 1 item, got []"]
