@@ -96,3 +96,16 @@ def test_a_stores_own_history_file_is_not_read_as_a_foreign_record(tmp_path: Pat
     assert len(list(load_records(tmp_path / "history"))) == 6
     said = capsys.readouterr().err
     assert "history.json" not in said and "other.json" in said  # a foreign file is still named
+
+
+def test_accepting_a_night_that_passed_warns_that_it_restarts_the_baseline(tmp_path: Path, capsys):
+    night = tmp_path / "store" / "smoke" / "fingerprint" / "20261207T010000-abc1234"
+    night.mkdir(parents=True)
+    (night / ".comparison.json").write_text(json.dumps({"failed": False}))
+    assert _load_script().accept(tmp_path / "store") == 0
+    said = capsys.readouterr()
+    assert "warning: 20261207T010000-abc1234 passed" in said.err and "accepted" in said.out
+    (night / ".comparison.json").write_text(json.dumps({"failed": True}))
+    (night / ".accepted").unlink()
+    assert _load_script().accept(tmp_path / "store") == 0
+    assert "warning" not in capsys.readouterr().err  # a regressed night is what --accept is for
