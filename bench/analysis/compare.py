@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import items, quality, stats
+from bench.analysis import quality, stats
 from bench.analysis.gate import control_family, min_effect_for, quality_verdict
 from bench.analysis.snapshot import load_set
 from bench.analysis.timing import (
@@ -46,6 +46,7 @@ from bench.analysis.timing import (
     speed_factors,
     start_diff,
 )
+from bench.analysis.untestable import untestable
 from bench.analysis.verdicts import (
     BETTER,
     CHANGED,
@@ -151,7 +152,7 @@ def compare_metric(
         MISSING, gating,
     )  # fmt: skip
     result.adjusted = speed is not None
-    if _untestable(result, base, cand, b_values, c_values):
+    if untestable(result, base, cand, b_values, c_values):
         return result
     if b_mean == c_mean:
         result.change = 0.0
@@ -188,65 +189,6 @@ def compare_metric(
     via = f": one session's mean against the others' ({ONE_AGAINST_SEVERAL})" if one_against_several else ""
     result.note = f"{len(b_values)} vs {len(c_values)} {result.test}{via}"
     return result
-
-
-def _untestable(
-    result: MetricChange, base: list[RunResult], cand: list[RunResult], b_values: list[float], c_values: list[float]
-) -> bool:
-    """Fill in `result` and say True where no test can run: a value that is not a number (a diverged
-    training is worse), a side without values, a record whose headline disagrees with its own items, or a
-    direction that differs between the sets."""
-    metric = result.metric
-    if unmeasured := not_numbers(base, cand, metric):  # a NaN would test as p = 0, beyond any noise
-        quality_metric = stats.is_quality(metric)
-        if quality_metric and b_values and stats.finite(b_values):  # the candidate's training diverged
-            result.verdict, result.note = WORSE, f"diverged: {unmeasured}"  # gates without a test
-        elif quality_metric:
-            result.note = f"not a number ({unmeasured}): not tested, the baseline has no finite level to hold to"
-        else:  # timing, memory: a measurement that failed more often than a slower program
-            result.note = f"not a number ({unmeasured}): not tested"
-        return True
-    if result.baseline is None or result.candidate is None:
-        side = "both" if not b_values and not c_values else "baseline" if not b_values else "candidate"
-        runs = base + cand if side == "both" else base if side == "baseline" else cand
-        reasons = sorted({run.metrics[metric].reason or "null" for run in runs if metric in run.metrics})
-        result.note = f"{side}: " + ("; ".join(reasons) if reasons else "not recorded")
-        return True
-    if stats.is_quality(metric) and (disagree := inconsistent_records(base, cand, metric)):
-        result.verdict, result.gating, result.held = NOT_COMPARABLE, False, f"{INCONSISTENT}: {disagree}"
-        result.note = f"{result.held}: not tested"
-        return True
-    if {run.metrics[metric].higher_is_better for run in base + cand if metric in run.metrics} != {
-        result.higher_is_better
-    }:
-        result.verdict, result.note = NOT_COMPARABLE, "direction (higher_is_better) differs between the sets"
-        return True
-    return False
-
-
-def inconsistent_records(base: list[RunResult], cand: list[RunResult], metric: str) -> str:
-    """The runs whose value of a quality metric disagrees with the mean of their own per-item outcomes by
-    more than rounding (a hand-edited or corrupt record: "candidate seed 1 (run 8754...): 0.51, its 100
-    items 0.91"), or "" where every run agrees or keeps no items for it."""
-    found = []
-    for side, runs in (("baseline", base), ("candidate", cand)):
-        for run in runs:
-            if gap := items.headline_gap(run, metric):
-                headline, from_items, count = gap
-                where = f"{side} seed {run.seed} (run {run.run_id})"
-                found.append(f"{where}: {headline:.4g}, but its {count} item outcomes give {from_items:.4g}")
-    return "; ".join(found)
-
-
-def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> str:
-    """The runs whose value of `metric` is NaN or infinite ("candidate seed 1: nan"), or "" where none is."""
-    found = []
-    for side, runs in (("baseline", base), ("candidate", cand)):
-        for run in runs:
-            value = run.metrics[metric].value if metric in run.metrics else None
-            if value is not None and not math.isfinite(value):
-                found.append(f"{side} seed {run.seed}: {value}")
-    return "; ".join(found)
 
 
 def _base_models(runs: list[RunResult]) -> set[str | None]:

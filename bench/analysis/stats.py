@@ -22,6 +22,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
+from bench.measure.components import COMPONENTS
+
 # Metric families: which rules apply to a metric, by name (docs/statistics.md).
 # Per-suite constants: the base model's scores, the same for every seed. Identities, not samples.
 IDENTITY = ("accuracy_before.*", "align.preference_accuracy_before")
@@ -48,19 +50,7 @@ HARDWARE_BOUND = (*TIMING, "memory.*")
 # Training memory counted from the tensors' sizes (bench/measure/components.py COMPONENTS, and their sum):
 # the same on any machine for the same spec (the spec names the device and dtype), so compared across
 # fingerprints. The measured peaks (host RSS, CUDA allocator, NVML) stay hardware-bound.
-COUNTED = tuple(
-    f"memory.*.{name}_mib"
-    for name in (
-        "weights_trainable",
-        "weights_frozen",
-        "gradients",
-        "optimizer",
-        "activations",
-        "other_models",
-        "generation_cache",
-        "components",
-    )
-)
+COUNTED = tuple(f"memory.*.{name}_mib" for name in (*COMPONENTS, "components"))
 # Shown but not gated unless asked for (--fail-on): a latency tail moves with one slow moment of a run,
 # so gating every tail of every strategy multiplies false alarms; the p50s and throughput gate.
 TAILS = ("latency.*.p90", "latency.*.p99")

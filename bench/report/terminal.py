@@ -12,6 +12,7 @@ from bench.analysis import stats
 from bench.analysis.selection import comparable, keyed_records
 from bench.records.results import learned_task
 from bench.report.aggregate import QUESTIONS, resolve, summarize
+from bench.report.charts import bounds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,16 +38,6 @@ def interval(values: list[float]) -> tuple[float, float | None]:
     return mean, stats.t_quantile(0.975, len(values) - 1) * spread / math.sqrt(len(values))
 
 
-def bounds(metric: str, unit: str) -> tuple[float, float]:
-    """Where a metric's values can lie: an accuracy in [0, 1], a forgetting or gain in [-1, 1], a rate,
-    size or time from 0 up."""
-    if unit in ("acc", "rate"):
-        return (0.0, 1.0) if metric.startswith(("accuracy", "alignment")) else (-1.0, 1.0)
-    if unit.endswith("/s") or unit in ("MiB", "GiB", "bytes", "s", "ms", "count"):
-        return 0.0, math.inf
-    return -math.inf, math.inf
-
-
 def figure(values: list[float], unit: str, metric: str = "") -> str:
     """`0.620 ± 0.041` (3 seeds), `0.620` (1 seed); large numbers without decimals; the unit after. An
     interval that passes what the metric can reach (2 seeds: t = 12.7) is shown as its reachable part,
@@ -57,7 +48,8 @@ def figure(values: list[float], unit: str, metric: str = "") -> str:
     digits = 3 if abs(mean) < 10 else 0
     text = f"{mean:.{digits}f}"
     if half is not None:
-        low, high = bounds(metric, unit)
+        low, high = bounds(metric, unit)  # the charts' axes keep to the same range
+        low, high = -math.inf if low is None else low, math.inf if high is None else high
         if mean - half < low or mean + half > high:
             text += f" [{max(low, mean - half):.{digits}f} to {min(high, mean + half):.{digits}f}]"
         else:
