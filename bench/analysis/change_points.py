@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from bench.analysis import stats
+from bench.analysis import items, quality, stats
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
@@ -51,6 +51,8 @@ class Point:
     # with gaps (a strategy absent, a metric missing or contaminated on some nights) skips numbers
     night: int = 0
     seeds: list[int] = field(default_factory=list)  # the seed of each run; empty: unknown, each run its own
+    # the record of each run (quality series built from records): their item outcomes make the item-level test
+    records: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def mean(self) -> float:
@@ -97,6 +99,9 @@ class Series:
 
     @property
     def hardware_bound(self) -> bool:
+        """Whether the night is the unit of a test (timings, and memory, counted or measured: a count repeats
+        exactly every night and changes only with the code) rather than the seed (quality). Which
+        fingerprints may be compared is another question (`stats.hardware_bound`): a series keeps to one."""
         return stats.matches(self.metric, stats.HARDWARE_BOUND)
 
 
@@ -243,10 +248,13 @@ def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: 
 def _scale(series: Series, before: list[float], after: list[float]) -> str:
     """How a shift of `series` is said (ChangePoint.scale): in points for an accuracy-like unit (as `bench
     compare` does, never %); as a ratio for a positive quantity (a loss, a time, a rate, memory), whose interval
-    is on logarithms and so never passes -100%; else relative to the level before, absolute from a level of 0."""
+    is on logarithms and so never passes -100%; else relative to the level before, absolute from a level of 0.
+    A quality metric is a ratio only where `bench compare` takes it as one (`quality.scale_of`: a loss): an
+    alignment margin or reward that happens to be positive on every night is a difference, as there."""
     if series.unit in stats.POINT_UNITS:
         return "points"
-    if all(value > 0 for value in [*before, *after]):
+    ratio_unit = series.hardware_bound or series.unit in stats.RATIO_UNITS
+    if ratio_unit and all(value > 0 for value in [*before, *after]):
         return "ratio"
     return "relative" if stats.mean(before) else "absolute"
 
@@ -304,15 +312,80 @@ def _tonight_interval(
     return shift - half / scale, shift + half / scale
 
 
-def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
-    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift is
-    said as `_scale` says, and `min_shift` is in its terms: points for accuracy-like metrics (0.10 is 10 points),
-    relative otherwise, and absolute in the metric's unit from a level of exactly 0 (a gain of 0.0)."""
-    points = series.points
-    if stats.matches(series.metric, stats.TAILS):
-        return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
-    left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
-    test = _test_units(series, left, right, edges[k + 1] == len(points), alpha)
+class Shift(NamedTuple):
+    """A tested split: its p (held to alpha x `share`), the levels either side and the shift between them with
+    its 95% interval, in the terms of `scale`."""
+
+    p: float
+    share: float
+    before: float
+    after: float
+    shift: float
+    low: float
+    high: float
+    scale: str
+
+
+def _newest_records(points: list[Point]) -> list[Any]:
+    """The newest record of each seed among `points`, in seed order (what `_once_per_seed` keeps of the values);
+    empty where a point was built without its records."""
+    newest: dict[int, Any] = {}
+    for point in points:
+        if len(point.records) != len(point.runs):
+            return []
+        for record in point.records:
+            newest[record.seed] = record
+    return [newest[seed] for seed in sorted(newest)]
+
+
+def _records_key(records: list[Any], metric: str) -> tuple:
+    """What a side of an item-level test is made of: each seed's value and item outcomes."""
+    return tuple((r.seed, r.metrics[metric].value, _outcomes(r)) for r in records)
+
+
+def _outcomes(record: Any) -> tuple:
+    return tuple(
+        (task, entry.get("before"), entry.get("after")) for task, entry in sorted((record.items or {}).items())
+    )
+
+
+def _distinct_tests(segment: list[Point], metric: str) -> int:
+    """How many different tests the splits of `segment` make: each side holds the newest run of each seed, so
+    splits between nights that repeat one another (one commit, night after night) make the same test, and the
+    scan over them is one test, not one per night (a Bonferroni bound over the distinct ones)."""
+    sides = {
+        (_records_key(_newest_records(segment[:split]), metric), _records_key(_newest_records(segment[split:]), metric))
+        for split in range(1, len(segment))
+    }
+    return max(len(sides), 1)
+
+
+def _by_items(series: Series, left: list[Point], right: list[Point], tonight: bool) -> Shift | float | None:
+    """The split of an accuracy-like series whose records keep their item outcomes, tested as `bench compare`
+    holds quality (bench/analysis/quality.py): each side's newest run of each seed, paired by seed where both
+    ran the same seeds and by item within seed, a t test whose standard error holds seed and item noise. Its
+    two-sided p is multiplied by the number of distinct tests the scan over the segment's splits could have
+    made (`_distinct_tests`; 1 for tonight's split, fixed in advance). A float where no such test exists (one
+    seed on a side: PENDING for tonight's split, else untestable), None where the records lack item outcomes."""
+    if series.hardware_bound or series.unit not in stats.POINT_UNITS:
+        return None
+    before, after = _newest_records(left), _newest_records(right)
+    if not before or not after or items.comparable_matrices(after, before, series.metric) is None:
+        return None
+    test = quality.quality_test(before, after, series.metric)
+    if isinstance(test, str):
+        return PENDING if tonight else 1.0
+    scans = 1 if tonight else _distinct_tests(left + right, series.metric)
+    p = min(1.0, 2 * test.p() * scans)
+    low, high = test.bounds(0.025)
+    level = [stats.mean([r.metrics[series.metric].value for r in side]) for side in (before, after)]
+    return Shift(p, 1.0, level[0], level[1], test.effect, low, high, "points")
+
+
+def _by_values(series: Series, left: list[Point], right: list[Point], trailing: bool, alpha: float) -> Shift | float:
+    """The split tested on the points' values (`_test_units`): a permutation test of seeds or night means, or
+    tonight's night mean against the night means before it. A float where no test exists (1.0, or PENDING)."""
+    test = _test_units(series, left, right, trailing, alpha)
     if test is None or not 0 < test.left < len(test.groups):
         return 1.0
     if not test.scan and not series.hardware_bound and _undecidable(test, alpha):
@@ -321,30 +394,47 @@ def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: 
     after = [v for g in test.groups[test.left :] for v in g]
     scale = _scale(series, before, after)
     shift = _shift(before, after, scale)
-    permutation = test.kind == "permutation"
-    p = scan_p(test.groups, test.left, scan=test.scan) if permutation else _tonight_p(before, after[0])
-    if p > alpha * test.share or abs(shift) < min_shift:
-        return p
-    if permutation:
+    if test.kind == "permutation":
+        p = scan_p(test.groups, test.left, scan=test.scan)
         low, high = _interval(before, after, scale)
     else:
+        p = _tonight_p(before, after[0])
         divisor = abs(stats.mean(before)) if scale == "relative" else 1.0
         low, high = _tonight_interval(before, after[0], divisor, logs=scale == "ratio")
-    worse = (shift < 0) if series.higher_is_better else (shift > 0)
-    relative = scale in ("ratio", "relative")
+    return Shift(p, test.share, stats.mean(before), stats.mean(after), shift, low, high, scale)
+
+
+def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: float) -> ChangePoint | float:
+    """The change point at edges[k] if its test passes, else its p-value (1.0 where untestable). The shift is
+    said as `_scale` says, and `min_shift` is in its terms: points for accuracy-like metrics (0.10 is 10 points),
+    relative otherwise, and absolute in the metric's unit from a level of exactly 0 (a gain of 0.0)."""
+    points = series.points
+    if stats.matches(series.metric, stats.TAILS):
+        return 1.0  # tails are shown, never called a change (as bench compare does not gate them)
+    left, right = points[edges[k - 1] : edges[k]], points[edges[k] : edges[k + 1]]
+    trailing = edges[k + 1] == len(points)
+    found = _by_items(series, left, right, trailing and len(right) == 1)
+    if found is None:
+        found = _by_values(series, left, right, trailing, alpha)
+    if not isinstance(found, Shift):
+        return found
+    if found.p > alpha * found.share or abs(found.shift) < min_shift:
+        return found.p
+    worse = (found.shift < 0) if series.higher_is_better else (found.shift > 0)
+    relative = found.scale in ("ratio", "relative")
     return ChangePoint(
         edges[k],
         right[0].commit,
         right[0].folder,
-        stats.mean(before),
-        stats.mean(after),
-        shift,
-        low,
-        high,
-        p,
+        found.before,
+        found.after,
+        found.shift,
+        found.low,
+        found.high,
+        found.p,
         worse,
         relative=relative,
-        scale=scale,
+        scale=found.scale,
     )
 
 

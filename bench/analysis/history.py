@@ -10,7 +10,7 @@ counted. Where each series' level shifted: bench/analysis/change_points.py.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,15 @@ class History:
     nights: dict[tuple[str, str], int] = field(default_factory=dict)  # points of each (suite, fingerprint)
 
     def to_json(self) -> dict[str, Any]:
-        return {"series": [asdict(s) for s in self.series], "skipped_files": self.skipped_files}
+        return {"series": [_series_json(s) for s in self.series], "skipped_files": self.skipped_files}
+
+
+def _series_json(series: Series) -> dict[str, Any]:
+    """A series as --json writes it: its points without the records they were read from."""
+    data = {f.name: getattr(series, f.name) for f in fields(series) if f.name not in ("points", "change_points")}
+    data["points"] = [{f.name: getattr(p, f.name) for f in fields(p) if f.name != "records"} for p in series.points]
+    data["change_points"] = [asdict(c) for c in series.change_points]
+    return data
 
 
 def read_records(root: Path | str) -> tuple[list[tuple[Path, RunResult]], int]:
@@ -104,8 +112,8 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
         clean = [r for r in group if not (timing and r.timing_contaminated)]
         # oldest first, so that the newest run of a seed repeated in one folder is the one that stands for it
         clean.sort(key=lambda r: (r.started_at or "", r.run_id))
-        kept = [(r.seed, r.metrics[name].value) for r in clean]
-        kept = [(seed, value) for seed, value in kept if value is not None and math.isfinite(value)]
+        kept = [(r, r.metrics[name].value) for r in clean]
+        kept = [(r, value) for r, value in kept if value is not None and math.isfinite(value)]
         if not kept:
             continue
         first = group[0]
@@ -117,7 +125,8 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
             started_at=min(r.started_at for r in group),
             runs=[value for _, value in kept],
             left_out=len(group) - len(clean),
-            seeds=[seed for seed, _ in kept],
+            seeds=[r.seed for r, _ in kept],
+            records=[] if timing else [r for r, _ in kept],
         )
         yield key, point, (metric.unit, metric.higher_is_better)
 

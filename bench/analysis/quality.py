@@ -13,7 +13,7 @@ holds both. So:
   loss, alignment) take a paired t over the seeds' differences (log ratios for a loss);
 * **unpaired** when the seed sets differ (an A/A with disjoint seeds, a suite whose seeds changed):
   item-level metrics take each side's per-seed means (Welch) plus the item-by-change interaction
-  (bench/analysis/items.py `difference_parts`); per-run metrics a Welch t over the runs;
+  (bench/analysis/items.py `unpaired`); per-run metrics a Welch t over the runs;
 * **cannot tell** when a side has a single seed: the seed variance cannot be estimated, and item
   noise alone is not the whole noise (it called seed 0 against seed 1 a -10 point regression).
 
