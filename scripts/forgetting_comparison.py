@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.analysis.items import Interval, metric_difference, metric_interval  # noqa: E402
+from bench.analysis.items import metric_difference, metric_interval  # noqa: E402
 from bench.analysis.stats import benjamini_hochberg  # noqa: E402
+from bench.analysis.variance import Interval
 from bench.records.results import learned_task, retained_tasks  # noqa: E402
 from bench.records.store import load_records  # noqa: E402
 

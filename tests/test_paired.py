@@ -7,16 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.analysis.items import (
-    Interval,
-    difference,
-    interval,
-    item_record,
-    metric_difference,
-    metric_interval,
-    seed_paired,
-    sentence,
-)
+from bench.analysis.items import item_record, metric_difference, metric_interval
+from bench.analysis.variance import Interval, difference, interval, seed_paired, sentence
 from tests.synthetic_records import make_record
 
 ITEMS = 150

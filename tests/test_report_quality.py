@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.analysis.items import Interval, item_record, metric_difference, metric_interval
+from bench.analysis.items import item_record, metric_difference, metric_interval
+from bench.analysis.variance import Interval
 from bench.report import aggregate
 from bench.report.family import REPORT_ALPHA, judge
 from bench.report.front import one_line_answer

@@ -13,7 +13,7 @@ holds both. So:
   loss, alignment) take a paired t over the seeds' differences (log ratios for a loss);
 * **unpaired** when the seed sets differ (an A/A with disjoint seeds, a suite whose seeds changed):
   item-level metrics take each side's per-seed means (Welch) plus the item-by-change interaction
-  (bench/analysis/items.py `unpaired`); per-run metrics a Welch t over the runs;
+  (bench/analysis/variance.py `unpaired`); per-run metrics a Welch t over the runs;
 * **cannot tell** when a side has a single seed: the seed variance cannot be estimated, and item
   noise alone is not the whole noise (it called seed 0 against seed 1 a -10 point regression).
 
@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bench.analysis import items, stats
+from bench.analysis import items, stats, variance
 
 DEFAULT_MIN_EFFECT = {"points": 0.01, "ratio": 0.05, "other": 0.0}
 
@@ -137,24 +137,24 @@ def _welch(base: list[Any], cand: list[Any], metric: str, scale: str) -> Quality
 
 
 def _paired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
-    """Seeds paired, items paired within each seed: bench/analysis/items.py's `seed_paired` (the k
+    """Seeds paired, items paired within each seed: bench/analysis/variance.py's `seed_paired` (the k
     per-seed differences give the seed-to-seed variance with k - 1 degrees of freedom; the items add
     what they share across seeds: a change on a few items in every seed is exactly that)."""
     matrices = items.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
-    paired = items.seed_paired(*matrices)
+    paired = variance.seed_paired(*matrices)
     design = f"paired by seed and item ({len(base)} seeds x {paired.items} items)"
     return QualityTest(paired.mean, paired.se, paired.df, design, "points")
 
 
 def _unpaired_items(base: list[Any], cand: list[Any], metric: str) -> QualityTest | None:
     """Different seeds on the two sides, the same items: each side's per-seed means (Welch, k - 1 df a
-    side) and the item-by-change interaction of every task (bench/analysis/items.py `unpaired`)."""
+    side) and the item-by-change interaction of every task (bench/analysis/variance.py `unpaired`)."""
     matrices = items.comparable_matrices(cand, base, metric)
     if matrices is None:
         return None
-    estimate = items.unpaired(*matrices)
+    estimate = variance.unpaired(*matrices)
     design = f"paired by item, unpaired seeds ({len(base)} vs {len(cand)} seeds x {estimate.items} items)"
     return QualityTest(estimate.mean, estimate.se, estimate.df, design, "points")
 

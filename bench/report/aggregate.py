@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.analysis.items import sentence
 from bench.analysis.selection import keyed_records, suites_of
+from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from bench.analysis.items import SEED_NOISE_UNKNOWN, Interval, metric_difference, metric_interval
+from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference, metric_interval
 from bench.analysis.stats import benjamini_hochberg
+from bench.analysis.variance import Interval
 
 REPORT_ALPHA = 0.05  # the same level as bench compare's default
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis.items import Interval, metric_interval, sentence
+from bench.analysis.items import metric_interval
+from bench.analysis.variance import Interval, sentence
 from bench.records.results import RunResult
 from bench.report import aggregate
 from bench.report.family import Family, table_pairs
