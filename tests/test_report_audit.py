@@ -13,7 +13,7 @@ import pytest
 
 from bench.report import charts, colors
 from bench.report.html import TEMPLATES, write_report
-from tests.synthetic_records import make_set
+from tests.synthetic_records import make_record, make_set
 from tests.test_report_browser import CHROMIUM, chromium
 
 
@@ -176,3 +176,16 @@ def test_print_shows_the_whole_results_table(tmp_path):
     assert css, "no print rules"
     found = _measure(page, tmp_path, 720, MEASURE, css.group(1))
     assert found["clipped"] == 0, found
+
+
+def test_the_html_report_says_which_training_rows_were_cut_at_seq_len(tmp_path):
+    """The terminal said so and the record kept it, but the HTML report never did (4 of 8 rows dropped, unsaid)."""
+    cut = {"seq_len": 16, "rows": 8, "truncated": 8, "dropped": 4, "longest": 45}
+    runs = [make_record("lora", seed) for seed in (0, 1)] + [make_record("full", 0)]
+    runs = [r.model_copy(update={"budget": {**r.budget, "truncation": cut}}) if r.label == "lora" else r for r in runs]
+    page = write_report(runs, tmp_path / "report.html").read_text()
+    said = re.search(r'<ul class="warning" id="truncated-rows">(.*?)</ul>', page, re.S).group(1)
+    assert "lora: 8 of 8 training rows longer than seq_len 16 (the longest 45 tokens) were truncated" in said
+    assert "4 dropped" in said and "full" not in said
+    clean = write_report([make_record("full", 0)], tmp_path / "clean.html").read_text()
+    assert 'id="truncated-rows"' not in clean

@@ -216,7 +216,7 @@ def test_trend_charts_and_bench_history_place_a_gapped_series_at_its_nights(tmp_
     1, 2, 5, 6, 7 (before: 1-5, so night 5 was drawn and hovered as 'night 3') and bench history
     prints the change at night 6 (before: 'point 4')."""
     from bench.cli.main import main
-    from bench.report.html import history_charts
+    from bench.report.figures import history_charts
 
     for night in range(1, 8):
         labels = ("full", "lora") if night not in (3, 4) else ("full",)
