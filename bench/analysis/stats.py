@@ -7,12 +7,22 @@ them as independent samples makes p-values far too small: two runs of the same c
 machine differed by 14-26% on pooled latency samples with p < 1e-20 (FINDINGS.md). Each run is
 summarised first (its tokens/s, its p50 latency, its accuracy), and the test is across runs.
 
-The test is a two-sample permutation test of the difference in means (scipy's
-`permutation_test`), one-sided in the direction observed. It assumes nothing about the shape of
-the distribution, handles ties (discrete accuracies) exactly, and is exact for the few runs a
-suite has: every split of the pooled runs into two groups is enumerated. With n and m runs the
-smallest p it can give is 1 / C(n+m, n): 0.05 for 3 vs 3, 0.167 for 2 vs 2. A design that can
-never reach alpha says "cannot tell" instead of pretending.
+Which test answers which question (docs/statistics.md):
+
+* two groups of runs (bench compare on timing, memory and counts; the report's and bench recommend's
+  "beyond seed noise"): a two-sample permutation test of the difference in means (scipy's
+  `permutation_test`; `permutation_p`, `differs`, `seed_test`), one-sided in the direction observed
+  unless asked for both. It assumes nothing about the shape of the distribution, handles ties
+  (discrete accuracies) exactly, and is exact for the few runs a suite has: every split of the pooled
+  runs is enumerated. With n and m runs its smallest p is 1 / C(n+m, n): 0.05 for 3 vs 3, 0.167 for
+  2 vs 2. Runs paired by seed (`seed_test`) or by round (bench ab) take the sign-flip permutation test
+  of the paired differences instead (`paired_p`; smallest p 1 / 2^n);
+* quality verdicts (bench/analysis/quality.py): t-tests whose standard error holds both item and seed
+  noise (`t_p`, `t_quantile`);
+* one session against several (bench compare's timing by session, bench history's test of tonight):
+  the t prediction test (`prediction_p`).
+
+A design that can never reach alpha says "cannot tell" instead of pretending.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
-from bench.measure.components import COMPONENTS
+from bench.records.components import COMPONENTS
 
 # Metric families: which rules apply to a metric, by name (docs/statistics.md).
 # Per-suite constants: the base model's scores, the same for every seed. Identities, not samples.
@@ -47,7 +57,7 @@ TIMING = (
 START_BOUND = ("memory.*host_peak_mib",)
 # Depends on the hardware but not on what else runs: compared on the same fingerprint only.
 HARDWARE_BOUND = (*TIMING, "memory.*")
-# Training memory counted from the tensors' sizes (bench/measure/components.py COMPONENTS, and their sum):
+# Training memory counted from the tensors' sizes (bench/records/components.py COMPONENTS, and their sum):
 # the same on any machine for the same spec (the spec names the device and dtype), so compared across
 # fingerprints. The measured peaks (host RSS, CUDA allocator, NVML) stay hardware-bound.
 COUNTED = tuple(f"memory.*.{name}_mib" for name in (*COMPONENTS, "components"))
@@ -265,10 +275,14 @@ def t_quantile(probability: float, df: float) -> float:
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the input order. Rejecting every q <= alpha
     keeps the expected share of false discoveries at or under alpha (independent or positively
-    dependent tests); when no change is real that is the chance of any false alarm."""
-    count = len(p_values)
-    order = sorted(range(count), key=lambda i: p_values[i])
-    adjusted = [1.0] * count
+    dependent tests); when no change is real that is the chance of any false alarm. scipy's
+    false_discovery_control(p, method="bh") gives the same q-values but for the last bit, and raises on a
+    NaN p, so the comparison is kept here (tests/test_benjamini_hochberg.py holds the two together). A NaN p
+    is no test: its q is 1 and it is not counted in the family (it sorted anywhere and took its neighbours' q)."""
+    tested = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    count = len(tested)
+    order = sorted(tested, key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
     running = 1.0
     for rank in range(count, 0, -1):
         index = order[rank - 1]

@@ -30,8 +30,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-Z95 = 1.959963984540054  # two-sided 95%
-Z_POWER = 0.8416212335729143  # 80% power
+from bench.analysis import stats
+
+POWER = 0.8  # of the minimum detectable effect: a true difference that large is found 80% of the time
 Part = tuple[float, float]  # a variance estimate and its degrees of freedom
 
 
@@ -48,30 +49,23 @@ class Interval:
     limits: tuple[float, float] = (-math.inf, math.inf)  # the values the quantity can take: bounds clip to them
     score: tuple[float, float] | None = None  # a Wilson score interval where every outcome was alike (at_the_edge)
 
-    def _t(self, probability: float) -> float:
-        if math.isinf(self.df):
-            return Z95 if probability == 0.975 else Z_POWER
-        from scipy.stats import t
-
-        return float(t.ppf(probability, self.df))
-
     @property
     def low(self) -> float:
         """The 95% lower bound, never under what the quantity can be: a t interval near a limit (a
         92-point drop on 12 items) would pass it, and clipping never lowers its coverage."""
         if self.score is not None:
             return self.score[0]
-        return max(self.mean - self._t(0.975) * self.se, self.limits[0])
+        return max(self.mean - stats.t_quantile(0.975, self.df) * self.se, self.limits[0])
 
     @property
     def high(self) -> float:
         if self.score is not None:
             return self.score[1]
-        return min(self.mean + self._t(0.975) * self.se, self.limits[1])
+        return min(self.mean + stats.t_quantile(0.975, self.df) * self.se, self.limits[1])
 
     @property
     def mde(self) -> float:
-        return (self._t(0.975) + self._t(0.8)) * self.se
+        return (stats.t_quantile(0.975, self.df) + stats.t_quantile(POWER, self.df)) * self.se
 
     @property
     def knows_seed_noise(self) -> bool:
@@ -85,14 +79,8 @@ class Interval:
 
     @property
     def p_value(self) -> float:
-        """Two-sided, t with the interval's degrees of freedom."""
-        if self.se == 0:
-            return 0.0 if self.mean != 0 else 1.0
-        if math.isinf(self.df):
-            return math.erfc(abs(self.mean) / self.se / math.sqrt(2))
-        from scipy.stats import t
-
-        return float(2 * t.sf(abs(self.mean) / self.se, self.df))
+        """Two-sided, t with the interval's degrees of freedom (0 for an exact nonzero mean)."""
+        return min(1.0, 2 * stats.t_p(self.mean, self.se, self.df))
 
 
 def _mean(values: Sequence[float]) -> float:

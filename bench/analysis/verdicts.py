@@ -37,7 +37,11 @@ class MetricChange:
     change: float | None  # relative: (candidate - baseline) / |baseline|
     threshold: float
     p_value: float | None
-    test: str  # "runs" (permutation test over per-run values), "identity" or ""
+    # what the p-value tested: "runs" (permutation test over per-run values, compare.py), "sessions" (timing
+    # over session means or a t prediction test, compare.py), "seeds" / "items" (a quality t-test over seeds,
+    # paired by item where the records hold items: gate.py, quality.py), "rounds" (bench ab's sign-flip test
+    # over paired rounds, ab.py), "identity" (a per-suite constant, never tested) or "" (not tested)
+    test: str
     verdict: str
     gating: bool
     note: str = ""

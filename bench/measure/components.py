@@ -41,15 +41,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-COMPONENTS = (
-    "weights_trainable",
-    "weights_frozen",
-    "gradients",
-    "optimizer",
-    "activations",
-    "other_models",
-    "generation_cache",
-)
+from bench.records.components import COMPONENTS  # the record contract names them; counted here
+
 MIB = 1024 * 1024
 # a recomputed layer's backward holds, beside its activations, the gradients of its intermediate outputs
 # (SwiGLU: the product's, the gate's and the up projection's): measured on CPU over 14 Llama shapes, 0.23

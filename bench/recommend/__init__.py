@@ -1,14 +1,14 @@
 """`bench recommend`: which strategy to use under a memory limit, from measured records.
 
-From the `ok` records of one suite (per suite where there are several; grouped by hardware fingerprint
-and strategy label), each strategy gets its planning memory (the worst seed; a tensor count is held with the
-reserve on top, as an estimate is), its accuracy on the learned task, its forgetting and its training throughput
-(clean timing only) with their seed spread. The constraints (memory, minimum accuracy, maximum forgetting) are
-met when the mean meets them, "marginal" when the seeds straddle the limit. Among the strategies that meet
-them: the Pareto set and one recommendation, in a sentence, whose noise verdict is the report's test of
-the pair alone ("cannot tell" where the design cannot reach alpha). Where the user's model is larger than the
-measured one, the memory estimator (bench.estimate.model) predicts each strategy's training memory on the
-user's model instead.
+From the `ok` records of one suite (per suite where there are several; per machine and strategy label, as the
+report groups them: bench.analysis.selection), each strategy gets its planning memory (the worst seed; a
+tensor count is held with the reserve on top, as an estimate is), its accuracy on the learned task, its
+forgetting and its training throughput (clean timing only) with their seed spread. The constraints (memory,
+minimum accuracy, maximum forgetting) are met when the mean meets them, "marginal" when the seeds straddle the
+limit. Among the strategies that meet them: the Pareto set and one recommendation, in a sentence, whose noise
+verdict is the report's test of the pair alone ("cannot tell" where the design cannot reach alpha). Where the
+user's model is larger than the measured one, the memory estimator (bench.estimate.model) predicts each
+strategy's training memory on the user's model instead.
 
 Imports no torch unless a model config is given (the report side builds on `recommend`).
 """

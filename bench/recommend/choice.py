@@ -358,9 +358,12 @@ def _source_notes(candidates: list[Candidate]) -> list[str]:
 
 def _record_notes(candidates: list[Candidate]) -> list[str]:
     notes = []
-    fingerprints = {c.fingerprint for c in candidates}
-    if len(fingerprints) > 1:
-        notes.append(f"records from {len(fingerprints)} kinds of machine: each strategy is listed per machine")
+    machines = sorted({c.machine for c in candidates})
+    if len(machines) > 1:
+        notes.append(
+            f"records from {len(machines)} machines ({', '.join(machines)}): each strategy is listed per machine,"
+            " its runs never pooled across them"
+        )
     for c in candidates:
         if c.throughput.reason and c.throughput.mean is not None:
             notes.append(f"{c.name}: throughput: {c.throughput.reason}")
@@ -411,7 +414,7 @@ def recommend(
     choice, reason = None, _nothing_fits(candidates, memory_bytes, min_accuracy, max_forgetting)
     if feasible:
         groups = _grouped([record for record in selection.records if record.status == "ok"])
-        runs = {c.name: groups[(c.suite, c.fingerprint, c.label)] for c in feasible}
+        runs = {c.name: groups[c.name] for c in feasible}
         scope = _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting)
         picked, reason = choose(feasible, objective, scope, runs)
         choice = picked.name

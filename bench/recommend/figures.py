@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bench.analysis.selection import keyed_records
 from bench.records.results import RunResult, learned_task
 
 Objective = Literal["accuracy", "throughput"]
@@ -89,13 +90,14 @@ class ModelEstimate:
 
 @dataclass
 class Candidate:
-    """One strategy (label) of one suite on one kind of machine."""
+    """One strategy (label) of one suite on one machine, as the report groups runs."""
 
-    name: str  # the label, qualified by suite / fingerprint when the records hold several
+    name: str  # the report's name: the label, qualified by suite / machine when the records hold several
     label: str
     strategy: str
     suite: str
-    fingerprint: str | None
+    machine: str  # environment.machine, as the report tells machines apart (bench.analysis.selection)
+    fingerprint: str | None  # the runs' hardware fingerprint; None where they differ
     seeds: list[int]
     memory_mib: float | None  # worst seed
     memory_source: str | None  # the metric it came from
@@ -201,31 +203,28 @@ def _worst_memory(records: list[RunResult]) -> tuple[float | None, str | None]:
     return max(measured, key=lambda pair: pair[0]) if measured else (None, None)
 
 
-def _grouped(records: list[RunResult]) -> dict[tuple[str, str | None, str], list[RunResult]]:
-    groups: dict[tuple[str, str | None, str], list[RunResult]] = {}
-    for record in sorted(records, key=lambda r: (r.suite, r.label, r.seed)):
-        groups.setdefault((record.suite, record.environment.fingerprint, record.label), []).append(record)
-    return groups
+def _grouped(records: list[RunResult]) -> dict[str, list[RunResult]]:
+    """The runs of each candidate, by its name: the report's grouping (bench.analysis.selection.keyed_records),
+    so runs of two machines are two candidates, never one with each seed twice."""
+    return keyed_records(records)
 
 
 def candidates_from(records: list[RunResult]) -> list[Candidate]:
-    """One candidate per (suite, hardware fingerprint, label) of the `ok` records."""
-    groups = _grouped([record for record in records if record.status == "ok"])
-    suites = {suite for suite, _, _ in groups}
-    fingerprints = {fingerprint for _, fingerprint, _ in groups}
+    """One candidate per strategy of the `ok` records as the report names it: label, with the suite and the
+    machine where the records hold several."""
     found = []
-    for (suite, fingerprint, label), runs in groups.items():
-        name = (f"{suite}/" if len(suites) > 1 else "") + label + (f" @ {fingerprint}" if len(fingerprints) > 1 else "")
+    for name, runs in _grouped([record for record in records if record.status == "ok"]).items():
         task = learned_task(runs[:1])
         memory, source = _worst_memory(runs)
         parameters = [r.model["parameters"] for r in runs if isinstance(r.model.get("parameters"), int)]
         found.append(
             Candidate(
                 name=name,
-                label=label,
+                label=runs[0].label,
                 strategy=runs[0].strategy,
-                suite=suite,
-                fingerprint=fingerprint,
+                suite=runs[0].suite,
+                machine=runs[0].environment.machine,
+                fingerprint=_fingerprint(runs),
                 seeds=[r.seed for r in runs],
                 memory_mib=memory,
                 memory_source=source,
@@ -238,3 +237,9 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
             )
         )
     return found
+
+
+def _fingerprint(runs: list[RunResult]) -> str | None:
+    """The runs' hardware fingerprint where they share one."""
+    found = {run.environment.fingerprint for run in runs}
+    return found.pop() if len(found) == 1 else None

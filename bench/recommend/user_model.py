@@ -84,6 +84,6 @@ def _apply_model(
     if measured is None or user > measured:
         groups = _grouped([record for record in records if record.status == "ok"])
         for candidate in candidates:
-            representative = groups[(candidate.suite, candidate.fingerprint, candidate.label)][0]
+            representative = groups[candidate.name][0]
             candidate.estimate = _estimate(config, representative, memory_bytes, reserve_bytes)
     return user, _model_notes(candidates, user)

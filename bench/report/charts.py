@@ -1,4 +1,5 @@
-"""Hand-written inline SVG charts: scatter (with Pareto front), lines, grouped bars. No network, no torch.
+"""Hand-written inline SVG charts: scatter (with Pareto front), lines, grouped bars, stacked bars and trends
+over nights (with change points). No network, no torch.
 
 Every chart is an `<svg id="chart-...">` string; a chart with no data is a figure that says why.
 """
@@ -402,9 +403,11 @@ def trend(
     changes: dict[str, list[int]],
     y_label: str,
     palette: dict[str, str],
+    limits: Bounds = NO_BOUNDS,
 ) -> str:
     """History of one metric: per series, points (x, mean, spread, hover text) joined by a line, with
-    whiskers for the spread over seeds and each change point marked by a dashed line at its x."""
+    whiskers for the spread over seeds and each change point marked by a dashed line at its x; the axis
+    and the whiskers stay within the metric's `limits` (bounds(): no accuracy above 1)."""
     series = {name: points for name, points in series.items() if points}
     if not series:
         return empty(chart_id, title, "no history recorded")
@@ -413,7 +416,7 @@ def trend(
     last = max(max(xs), min(xs) + 1)
     step = max(1, math.ceil((last - min(xs)) / 6))  # nights are whole numbers: integer ticks
     x_ticks = [float(x) for x in range(int(min(xs)), int(last) + step, step)]
-    axes = Axes(x_ticks, nice_ticks(*_span(ys)), "night", y_label)
+    axes = Axes(x_ticks, axis_ticks(ys, limits), "night", y_label)
     body = axes.draw()
     for name, points in series.items():
         color = palette.get(name, "#333")
@@ -430,8 +433,8 @@ def trend(
             cx, cy = axes.x(x), axes.y(y)
             if spread:
                 body.append(
-                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(y - spread):.1f}" y2="{axes.y(y + spread):.1f}" '
-                    f'stroke="{color}"/>'
+                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{axes.y(clip(y - spread, axes.y_ticks)):.1f}" '
+                    f'y2="{axes.y(clip(y + spread, axes.y_ticks)):.1f}" stroke="{color}"/>'
                 )
             body.append(
                 f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{color}"><title>{escape(hover)}</title></circle>'

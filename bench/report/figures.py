@@ -204,7 +204,9 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
             {
                 "id": chart_id,
                 "title": title,
-                "svg": charts.trend(chart_id, title, lines, changes, members[0].unit, palette),
+                "svg": charts.trend(
+                    chart_id, title, lines, changes, members[0].unit, palette, charts.bounds(metric, members[0].unit)
+                ),
                 "changes": [(one.strategy, c) for one in members for c in one.change_points],
             }
         )

@@ -1,6 +1,7 @@
 """What `bench run` prints at its end, as lm-eval prints its results: per strategy the learned task's
 accuracy, mean forgetting, training tokens/s and training memory, each as the mean over seeds with
-its 95% interval (t over seeds; one seed has none), then the report's one-line answer.
+its 95% interval (t over seeds; one seed has none), then the report's one-line answer. Timing is over
+the runs whose timing was not contaminated, as the answer ranks it, and a cell says what it left out.
 Reads records only (never imports torch)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bench.report.aggregate import QUESTIONS, resolve, summarize
 from bench.report.charts import bounds
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
@@ -57,6 +59,32 @@ def figure(values: list[float], unit: str, metric: str = "") -> str:
     return f"{text} {unit}" if unit and unit not in ("acc", "fraction", "ratio") else text
 
 
+def clean_timing(runs: list[RunResult], metric: str) -> tuple[list[float], int]:
+    """(the values of the ok runs whose timing was not contaminated, how many measured runs were left out)."""
+    measured = [(run, run.value(metric)) for run in runs if run.status == "ok"]
+    measured = [(run, value) for run, value in measured if value is not None and not math.isnan(value)]
+    clean = [float(value) for run, value in measured if not run.timing_contaminated]
+    return clean, len(measured) - len(clean)
+
+
+def _cell(runs: list[RunResult], metric: str | None, summary: pd.DataFrame, strategy: str) -> tuple[str, bool]:
+    """One figure of the table, and whether it left out contaminated runs."""
+    if metric is None:
+        return "-", False
+    rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)]
+    if len(rows) == 0:
+        return "-", False
+    unit = str(rows.iloc[0]["unit"])
+    if not stats.matches(metric, stats.TIMING):
+        return figure(list(rows.iloc[0]["values"]), unit, metric), False
+    clean, left_out = clean_timing(runs, metric)
+    if not left_out:
+        return figure(clean, unit, metric), False
+    if not clean:
+        return f"- (all {left_out} runs contaminated)", True
+    return f"{figure(clean, unit, metric)} ({left_out} of {left_out + len(clean)} contaminated, left out)", True
+
+
 def results_table(records: list[RunResult]) -> Table:
     """One row per strategy (label, and suite where several); a column whose metric no run measured shows `-`.
     The runs are the report's (bench.analysis.selection.comparable: the newest spec, one run per seed)."""
@@ -77,18 +105,18 @@ def results_table(records: list[RunResult]) -> Table:
         table.add_column(heading.replace("{task}", task or "task"), justify="right")
     shown = [metric for metric in metrics if metric]
     table.caption = ("metrics: " + ", ".join(shown)) if shown else "no run measured these metrics"
+    contaminated = False
     for strategy, runs in sorted(keyed_records(records).items()):
-        cells = []
-        for metric in metrics:
-            rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)] if metric else []
-            if len(rows) == 0:
-                cells.append("-")
-                continue
-            row = rows.iloc[0]
-            cells.append(figure(list(row["values"]), str(row["unit"]), metric))
+        cells = [_cell(runs, metric, summary, strategy) for metric in metrics]
+        contaminated = contaminated or any(left_out for _, left_out in cells)
         failed = sum(r.status != "ok" for r in runs)
         name = strategy + (f" ({failed} not ok)" if failed else "")
-        table.add_row(name, str(seeds.get(strategy, 0)), *cells)
+        table.add_row(name, str(seeds.get(strategy, 0)), *(text for text, _ in cells))
+    if contaminated:
+        table.caption += (
+            "; timing over the runs whose timing was not contaminated (another process, CPU steal or scattered"
+            " steps), as the answer ranks it"
+        )
     return table
 
 

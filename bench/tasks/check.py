@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from bench.spec import ModelSpec, TaskSpec
-from bench.suite import Suite, SuiteError
+from bench.suite import Suite
 from bench.tasks.base import ChoiceItem, Example, GenItem
 from bench.tasks.files import read_rows
 from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
@@ -55,13 +55,6 @@ def data_problems(suite: Suite) -> list[str]:
             )
     problems.extend(_preference(suite))
     return problems
-
-
-def check_suite_data(suite: Suite, source: str) -> None:
-    """Raise SuiteError (`<source> (its data)`) with every problem of the suite's data, if any."""
-    problems = data_problems(suite)
-    if problems:
-        raise SuiteError(f"{source} (its data)", problems)
 
 
 def _has_template(model: ModelSpec) -> bool:
