@@ -13,18 +13,8 @@ strategy's training memory on the user's model instead.
 Imports no torch unless a model config is given (the report side builds on `recommend`).
 """
 
-from bench.recommend.choice import (
-    Noise,
-    choose,
-    dominance,
-    item_noise,
-    pareto_set,
-    recommend,
-    recommend_by_suite,
-    seed_noise,
-    suites_of,
-    within_noise,
-)
+from bench.recommend.choice import choose, recommend, recommend_by_suite, suites_of
+from bench.recommend.constraints import dominance, pareto_set
 from bench.recommend.figures import (
     MEMORY_SOURCES,
     OBJECTIVES,
@@ -36,6 +26,7 @@ from bench.recommend.figures import (
     throughput,
 )
 from bench.recommend.formatting import render_text
+from bench.recommend.noise import Noise, item_noise, seed_noise, within_noise
 from bench.recommend.user_model import count_parameters, load_model_config
 
 __all__ = [

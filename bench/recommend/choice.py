@@ -1,198 +1,40 @@
-"""The constraints, the Pareto set and the one choice of `bench recommend`, with the noise test of its reason."""
+"""The one choice of `bench recommend` and its reason in a sentence, among the candidates that meet the constraints
+(bench/recommend/constraints.py), with the noise test of that reason (bench/recommend/noise.py)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import stats
-from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
 from bench.analysis.selection import suites_of
 from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
+from bench.recommend.constraints import SHORT_NAMES, checks_of, pareto_set
 from bench.recommend.figures import (
-    ALPHA,
     MEMORY_SOURCES,
     OBJECTIVES,
     TENSOR_SOURCES,
     Candidate,
-    Check,
-    Figure,
     Recommendation,
     _grouped,
     candidates_from,
 )
-from bench.recommend.formatting import _against, _fraction, _limit, _rate, _size, _sizes
+from bench.recommend.formatting import _limit, _rate, _size
+from bench.recommend.noise import objective_figure, pair_noise, ties_with
 from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
 from bench.records.results import RunResult
 
 RESERVE_BYTES = parse_bytes(DEFAULT_RESERVE)  # the CUDA context and allocator slack an estimate leaves out
 
 
-def _straddles(figure: Figure, limit: float) -> bool:
-    return any(v < limit for v in figure.values) and any(v >= limit for v in figure.values)
-
-
-def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
-    estimate = candidate.estimate
-    if estimate is not None:
-        if estimate.total_mib is None:
-            return Check("memory", False, False, f"no estimate for your model ({estimate.error})")
-        value, limit = _sizes(estimate.total_mib + estimate.reserve_mib, limit_mib)
-        met = estimate.total_mib + estimate.reserve_mib <= limit_mib
-        reserve = f" with {_size(estimate.reserve_mib)} reserve" if estimate.reserve_mib else ""
-        text = f"needs ~{value}{reserve} on your model (estimate) {'<=' if met else '>'} {limit}"
-        return Check("memory", met, False, text)
-    needed = candidate.needed_mib
-    if needed is None:
-        return Check("memory", False, False, "training memory not measured")
-    value, limit = _sizes(needed, limit_mib)
-    met = needed <= limit_mib
-    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit} ({_figure_named(candidate)})")
-
-
-def _accuracy_check(candidate: Candidate, minimum: float) -> Check:
-    figure = candidate.accuracy
-    if figure.mean is None:
-        return Check("accuracy", False, False, f"accuracy not measured ({figure.reason})")
-    met = figure.mean >= minimum
-    value, limit = _against(figure.mean, minimum)
-    text = f"accuracy {value} {'>=' if met else '<'} {limit}"
-    marginal = _straddles(figure, minimum)
-    if marginal:
-        text += f" (marginal: seeds {_fraction(figure.low)} to {_fraction(figure.high)})"
-    return Check("accuracy", met, marginal, text)
-
-
-def _forgetting_check(candidate: Candidate, maximum: float) -> Check:
-    figure = candidate.forgetting
-    if figure.mean is None:
-        return Check("forgetting", False, False, f"forgetting not measured ({figure.reason})")
-    met = figure.mean >= -maximum
-    value, limit = _against(-figure.mean, maximum)
-    text = f"forgetting {value} {'<=' if met else '>'} {limit}"
-    marginal = _straddles(figure, -maximum)
-    if marginal:
-        drops = sorted(-v for v in figure.values)
-        text += f" (marginal: seeds forget {_fraction(drops[0])} to {_fraction(drops[-1])})"
-    return Check("forgetting", met, marginal, text)
-
-
-def _checks(
-    candidate: Candidate, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
-) -> list[Check]:
-    checks = [_memory_check(candidate, memory_bytes / MIB)]
-    if min_accuracy is not None:
-        checks.append(_accuracy_check(candidate, min_accuracy))
-    if max_forgetting is not None:
-        checks.append(_forgetting_check(candidate, max_forgetting))
-    return checks
-
-
 # (name, value of a candidate, higher is better, how "better" reads)
-DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ...] = (
-    ("memory", lambda c: c.needed_mib, False, "less memory"),
-    ("accuracy", lambda c: c.accuracy.mean, True, "higher accuracy"),
-    ("forgetting", lambda c: c.forgetting.mean, True, "less forgetting"),
-    ("throughput", lambda c: c.throughput.mean, True, "faster training"),
-)
-
-
-def dominance(a: Candidate, b: Candidate) -> list[str] | None:
-    """Where `a` beats `b` when `a` dominates it (at least as good on every dimension both measured,
-    better on one), else None. A dimension either of them lacks is left out of the test."""
-    better = []
-    for _, value, higher, wording in DIMENSIONS:
-        x, y = value(a), value(b)
-        if x is None or y is None:
-            continue
-        if (x < y) if higher else (x > y):
-            return None
-        if x != y:
-            better.append(wording)
-    return better or None
-
-
-def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
-    """(names on the Pareto front, {dominated name: "dominated by X (where)"})."""
-    dominated = {}
-    for b in feasible:
-        for a in feasible:
-            where = dominance(a, b) if a is not b else None
-            if where:
-                dominated[b.name] = f"dominated by {a.name} ({', '.join(where)})"
-                break
-    return [c.name for c in feasible if c.name not in dominated], dominated
-
-
-# ---- noise: whether the winner is beyond noise of another strategy ---------------------------------
-# The report's test for the pair (bench/report/aggregate.py answer), alone: accuracy with per-item outcomes is
-# paired by item (bench.analysis.items.metric_difference), anything else tested over seeds, two-sided
-# (bench.analysis.stats.seed_test). A design that cannot reach ALPHA says "cannot tell", never falls back to
-# seed ranges. The report decides its pairs over a family (Benjamini-Hochberg, bench/report/family.py), so a p
-# at or under ALPHA for one pair alone is said as that, never as "beyond seed noise", which the report may not
-# say of it.
-
-
-@dataclass(frozen=True)
-class Noise:
-    """One pair's test: within noise (p > ALPHA), not (p <= ALPHA alone) or None (cannot tell); in words."""
-
-    within: bool | None
-    words: str
-
-
-def _seeded(figure: Figure, start: int = 0) -> list[tuple[int, float]]:
-    """(seed, value) pairs; distinct stand-in seeds where the figure does not say them (never paired)."""
-    if len(figure.seeds) == len(figure.values):
-        return list(zip(figure.seeds, figure.values))
-    return list(enumerate(figure.values, start))
-
-
-def _said(p: float | None, why: str) -> Noise:
-    if p is None:
-        return Noise(None, f"cannot tell: {why}")
-    if p > ALPHA:
-        return Noise(True, f"within seed noise, p = {p:.2g}")
-    return Noise(False, f"p = {p:.2g} for this pair alone, uncorrected for other comparisons")
-
-
-def seed_noise(a: Figure, b: Figure) -> Noise:
-    """Two strategies' per-seed values, tested as the report's answers test them (two-sided, over seeds)."""
-    if a.mean is None or b.mean is None:
-        return Noise(None, "cannot tell: not measured")
-    p, design = stats.seed_test(_seeded(a), _seeded(b, len(a.values)), ALPHA)
-    return _said(p, design)
-
-
-def item_noise(a: list[RunResult], b: list[RunResult], metric: str | None) -> Noise | None:
-    """The item-paired test of two strategies' runs on a quality metric; None where they hold no comparable
-    per-item outcomes."""
-    difference = metric_difference(a, b, metric) if metric and a and b else None
-    if difference is None:
-        return None
-    if not difference.knows_seed_noise:
-        return Noise(None, f"cannot tell: {SEED_NOISE_UNKNOWN}")
-    return _said(difference.p_value, "")
-
-
-def within_noise(a: Figure, b: Figure) -> bool | None:
-    """Whether two strategies' seeds cannot be told apart (p > ALPHA, two-sided over seeds); False where they
-    differ at ALPHA; None where the design cannot reach ALPHA (one seed, 2 vs 2, 3 vs 3: cannot tell)."""
-    return seed_noise(a, b).within
-
-
-def _objective_figure(candidate: Candidate, objective: str) -> Figure:
-    return candidate.accuracy if objective == "accuracy" else candidate.throughput
 
 
 def _shown(candidate: Candidate, objective: str) -> str:
     """The candidate's mean of the objective, as the reason states it."""
-    mean = _objective_figure(candidate, objective).mean
+    mean = objective_figure(candidate, objective).mean
     if mean is None:
         return "?"
     return f"{mean:.2f}" if objective == "accuracy" else f"{_rate(mean)} tokens/s"
@@ -220,38 +62,12 @@ def _at(candidate: Candidate) -> str:
     return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
 
 
-SHORT_NAMES = {metric: short for metric, short, _ in MEMORY_SOURCES}
-
-
-def _figure_named(candidate: Candidate) -> str:
-    """Which measured figure it plans with, and the reserve beside it: "0.94 MiB tensors + 2 GiB reserve"."""
-    short = SHORT_NAMES[str(candidate.memory_source)]
-    if not candidate.reserve_mib:
-        return short
-    return f"{_size(candidate.memory_mib)} {short} + {_size(candidate.reserve_mib)} reserve"
-
-
 def _plan(candidate: Candidate) -> str:
     """The figure it plans with, named, and the reserve held beside it: "0.94 MiB (tensors) + 2 GiB reserve"."""
     if candidate.estimate is not None or candidate.memory_source is None:
         return _at(candidate)
     shown = f"{_size(candidate.memory_mib)} ({SHORT_NAMES[candidate.memory_source]})"
     return shown + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
-
-
-def _noise(best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> Noise:
-    """The report's test of the pair, alone (the noise section above): by item for accuracy where both hold
-    per-item outcomes, else over seeds (throughput: the runs with clean timing only)."""
-    if objective == "accuracy":
-        found = item_noise(runs.get(best.name, []), runs.get(other.name, []), best.accuracy_metric)
-        if found is not None:
-            return found
-    return seed_noise(_objective_figure(best, objective), _objective_figure(other, objective))
-
-
-def _tied(a: Candidate, b: Candidate, objective: str) -> bool:
-    x, y = _objective_figure(a, objective).mean, _objective_figure(b, objective).mean
-    return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str) -> str:
@@ -271,8 +87,8 @@ def choose(
     those tied), unless others are within seed noise of it and need less memory: then the one of those with the
     least. runs: each candidate's records by name, for the item-paired test of accuracy."""
     best_word = "the most accurate" if objective == "accuracy" else "the fastest to train"
-    ranked = [c for c in feasible if _objective_figure(c, objective).mean is not None]
-    ranked.sort(key=lambda c: (-(_objective_figure(c, objective).mean or 0.0), _memory_key(c)))
+    ranked = [c for c in feasible if objective_figure(c, objective).mean is not None]
+    ranked.sort(key=lambda c: (-(objective_figure(c, objective).mean or 0.0), _memory_key(c)))
     if not ranked:
         lightest = min(feasible, key=_memory_key)
         return lightest, f"{lightest.name}: none of {scope} measured {objective}; it needs the least memory, " + (
@@ -283,10 +99,10 @@ def choose(
         only = scope if len(feasible) == 1 else f"the only one of {scope} that measured {objective}"
         named = f"accuracy {_shown(best, objective)}" if objective == "accuracy" else _shown(best, objective)
         return best, f"{best.name}: {only} ({named}), at {_plan(best)}."
-    tied = [c for c in ranked[1:] if _tied(best, c, objective)]
+    tied = [c for c in ranked[1:] if ties_with(best, c, objective)]
     if tied:
         return best, _tie(best, tied, objective, best_word, scope)
-    noise = {c.name: _noise(best, c, objective, runs or {}) for c in ranked[1:]}
+    noise = {c.name: pair_noise(best, c, objective, runs or {}) for c in ranked[1:]}
     lighter = [c for c in ranked[1:] if noise[c.name].within and _memory_key(c) < _memory_key(best)]
     if lighter:
         pick = min(lighter, key=_memory_key)
@@ -407,7 +223,7 @@ def recommend(
     for candidate in candidates:
         if candidate.estimate is None and candidate.memory_source in TENSOR_SOURCES:
             candidate.reserve_mib = reserve_bytes / MIB
-        candidate.checks = _checks(candidate, memory_bytes, min_accuracy, max_forgetting)
+        candidate.checks = checks_of(candidate, memory_bytes, min_accuracy, max_forgetting)
     feasible = [c for c in candidates if all(check.met for check in c.checks)]
     rejected = {c.name: "; ".join(k.text for k in c.checks if not k.met) for c in candidates if c not in feasible}
     pareto, dominated = pareto_set(feasible)

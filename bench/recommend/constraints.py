@@ -1,0 +1,117 @@
+"""Which strategies `bench recommend` may choose from: each constraint checked against a candidate's figures
+(memory with its reserve, minimum accuracy, maximum forgetting; "marginal" where the seeds straddle a limit),
+and the Pareto set of those that meet them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.measure.components import MIB
+from bench.recommend.figures import MEMORY_SOURCES, Candidate, Check, Figure
+from bench.recommend.formatting import _against, _fraction, _size, _sizes
+
+
+def _straddles(figure: Figure, limit: float) -> bool:
+    return any(v < limit for v in figure.values) and any(v >= limit for v in figure.values)
+
+
+def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
+    estimate = candidate.estimate
+    if estimate is not None:
+        if estimate.total_mib is None:
+            return Check("memory", False, False, f"no estimate for your model ({estimate.error})")
+        value, limit = _sizes(estimate.total_mib + estimate.reserve_mib, limit_mib)
+        met = estimate.total_mib + estimate.reserve_mib <= limit_mib
+        reserve = f" with {_size(estimate.reserve_mib)} reserve" if estimate.reserve_mib else ""
+        text = f"needs ~{value}{reserve} on your model (estimate) {'<=' if met else '>'} {limit}"
+        return Check("memory", met, False, text)
+    needed = candidate.needed_mib
+    if needed is None:
+        return Check("memory", False, False, "training memory not measured")
+    value, limit = _sizes(needed, limit_mib)
+    met = needed <= limit_mib
+    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit} ({figure_named(candidate)})")
+
+
+def _accuracy_check(candidate: Candidate, minimum: float) -> Check:
+    figure = candidate.accuracy
+    if figure.mean is None:
+        return Check("accuracy", False, False, f"accuracy not measured ({figure.reason})")
+    met = figure.mean >= minimum
+    value, limit = _against(figure.mean, minimum)
+    text = f"accuracy {value} {'>=' if met else '<'} {limit}"
+    marginal = _straddles(figure, minimum)
+    if marginal:
+        text += f" (marginal: seeds {_fraction(figure.low)} to {_fraction(figure.high)})"
+    return Check("accuracy", met, marginal, text)
+
+
+def _forgetting_check(candidate: Candidate, maximum: float) -> Check:
+    figure = candidate.forgetting
+    if figure.mean is None:
+        return Check("forgetting", False, False, f"forgetting not measured ({figure.reason})")
+    met = figure.mean >= -maximum
+    value, limit = _against(-figure.mean, maximum)
+    text = f"forgetting {value} {'<=' if met else '>'} {limit}"
+    marginal = _straddles(figure, -maximum)
+    if marginal:
+        drops = sorted(-v for v in figure.values)
+        text += f" (marginal: seeds forget {_fraction(drops[0])} to {_fraction(drops[-1])})"
+    return Check("forgetting", met, marginal, text)
+
+
+def checks_of(
+    candidate: Candidate, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
+) -> list[Check]:
+    checks = [_memory_check(candidate, memory_bytes / MIB)]
+    if min_accuracy is not None:
+        checks.append(_accuracy_check(candidate, min_accuracy))
+    if max_forgetting is not None:
+        checks.append(_forgetting_check(candidate, max_forgetting))
+    return checks
+
+
+DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ...] = (
+    ("memory", lambda c: c.needed_mib, False, "less memory"),
+    ("accuracy", lambda c: c.accuracy.mean, True, "higher accuracy"),
+    ("forgetting", lambda c: c.forgetting.mean, True, "less forgetting"),
+    ("throughput", lambda c: c.throughput.mean, True, "faster training"),
+)
+
+
+def dominance(a: Candidate, b: Candidate) -> list[str] | None:
+    """Where `a` beats `b` when `a` dominates it (at least as good on every dimension both measured,
+    better on one), else None. A dimension either of them lacks is left out of the test."""
+    better = []
+    for _, value, higher, wording in DIMENSIONS:
+        x, y = value(a), value(b)
+        if x is None or y is None:
+            continue
+        if (x < y) if higher else (x > y):
+            return None
+        if x != y:
+            better.append(wording)
+    return better or None
+
+
+def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
+    """(names on the Pareto front, {dominated name: "dominated by X (where)"})."""
+    dominated = {}
+    for b in feasible:
+        for a in feasible:
+            where = dominance(a, b) if a is not b else None
+            if where:
+                dominated[b.name] = f"dominated by {a.name} ({', '.join(where)})"
+                break
+    return [c.name for c in feasible if c.name not in dominated], dominated
+
+
+SHORT_NAMES = {metric: short for metric, short, _ in MEMORY_SOURCES}
+
+
+def figure_named(candidate: Candidate) -> str:
+    """Which measured figure it plans with, and the reserve beside it: "0.94 MiB tensors + 2 GiB reserve"."""
+    short = SHORT_NAMES[str(candidate.memory_source)]
+    if not candidate.reserve_mib:
+        return short
+    return f"{_size(candidate.memory_mib)} {short} + {_size(candidate.reserve_mib)} reserve"

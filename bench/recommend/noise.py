@@ -1,0 +1,86 @@
+"""Whether `bench recommend`'s winner is beyond noise of another strategy.
+
+The report's test for the pair (bench/report/aggregate.py answer), alone: accuracy with per-item outcomes is
+paired by item (bench.analysis.items.metric_difference), anything else tested over seeds, two-sided
+(bench.analysis.stats.seed_test). A design that cannot reach ALPHA says "cannot tell", never falls back to
+seed ranges. The report decides its pairs over a family (Benjamini-Hochberg, bench/report/family.py), so a p
+at or under ALPHA for one pair alone is said as that, never as "beyond seed noise", which the report may not
+say of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.analysis import stats
+from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
+from bench.recommend.figures import ALPHA, Candidate, Figure
+from bench.records.results import RunResult
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One pair's test: within noise (p > ALPHA), not (p <= ALPHA alone) or None (cannot tell); in words."""
+
+    within: bool | None
+    words: str
+
+
+def _seeded(figure: Figure, start: int = 0) -> list[tuple[int, float]]:
+    """(seed, value) pairs; distinct stand-in seeds where the figure does not say them (never paired)."""
+    if len(figure.seeds) == len(figure.values):
+        return list(zip(figure.seeds, figure.values))
+    return list(enumerate(figure.values, start))
+
+
+def _said(p: float | None, why: str) -> Noise:
+    if p is None:
+        return Noise(None, f"cannot tell: {why}")
+    if p > ALPHA:
+        return Noise(True, f"within seed noise, p = {p:.2g}")
+    return Noise(False, f"p = {p:.2g} for this pair alone, uncorrected for other comparisons")
+
+
+def seed_noise(a: Figure, b: Figure) -> Noise:
+    """Two strategies' per-seed values, tested as the report's answers test them (two-sided, over seeds)."""
+    if a.mean is None or b.mean is None:
+        return Noise(None, "cannot tell: not measured")
+    p, design = stats.seed_test(_seeded(a), _seeded(b, len(a.values)), ALPHA)
+    return _said(p, design)
+
+
+def item_noise(a: list[RunResult], b: list[RunResult], metric: str | None) -> Noise | None:
+    """The item-paired test of two strategies' runs on a quality metric; None where they hold no comparable
+    per-item outcomes."""
+    difference = metric_difference(a, b, metric) if metric and a and b else None
+    if difference is None:
+        return None
+    if not difference.knows_seed_noise:
+        return Noise(None, f"cannot tell: {SEED_NOISE_UNKNOWN}")
+    return _said(difference.p_value, "")
+
+
+def within_noise(a: Figure, b: Figure) -> bool | None:
+    """Whether two strategies' seeds cannot be told apart (p > ALPHA, two-sided over seeds); False where they
+    differ at ALPHA; None where the design cannot reach ALPHA (one seed, 2 vs 2, 3 vs 3: cannot tell)."""
+    return seed_noise(a, b).within
+
+
+def objective_figure(candidate: Candidate, objective: str) -> Figure:
+    return candidate.accuracy if objective == "accuracy" else candidate.throughput
+
+
+def pair_noise(best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> Noise:
+    """The report's test of the pair, alone (the noise section above): by item for accuracy where both hold
+    per-item outcomes, else over seeds (throughput: the runs with clean timing only)."""
+    if objective == "accuracy":
+        found = item_noise(runs.get(best.name, []), runs.get(other.name, []), best.accuracy_metric)
+        if found is not None:
+            return found
+    return seed_noise(objective_figure(best, objective), objective_figure(other, objective))
+
+
+def ties_with(a: Candidate, b: Candidate, objective: str) -> bool:
+    x, y = objective_figure(a, objective).mean, objective_figure(b, objective).mean
+    return x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
