@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.records.results import LossPoint, Metric, RunResult
 from bench.records.store import ResultStore, load_records
-from bench.report import charts, html
+from bench.report import charts, html, scales
 from bench.report.publish import publish
 from tests.synthetic_records import TASK, make_set
 
@@ -55,7 +55,7 @@ def test_a_line_breaks_at_a_gap_and_resumes():
 
 
 def test_non_finite_numbers_print_without_a_suffix():
-    assert [charts.fmt(v) for v in (math.inf, -math.inf, math.nan, None)] == ["inf", "-inf", "NaN", "n/a"]
+    assert [scales.fmt(v) for v in (math.inf, -math.inf, math.nan, None)] == ["inf", "-inf", "NaN", "n/a"]
     records = [_with(r, **{"train.seconds": math.inf}) if r.label == "full" else r for r in make_set()]
     page = html.render(records)
     assert "infG" not in page and re.search(r">inf( ★)?</td>", page)

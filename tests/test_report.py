@@ -12,7 +12,7 @@ import pytest
 
 from bench.analysis import stats
 from bench.analysis.compare import compare_records
-from bench.report import aggregate, charts, html
+from bench.report import aggregate, charts, html, scales
 from bench.report.family import REPORT_ALPHA
 from bench.report.html import render, write_report
 from tests.synthetic_records import TASK, make_record, make_set, store
@@ -189,7 +189,7 @@ def test_rendering_never_imports_torch(tmp_path):
 
 
 def test_number_format():
-    assert [charts.fmt(v) for v in (355912.0, 2000.4, 650.5, 0.00379, -0.0, 2.5e6)] == [
+    assert [scales.fmt(v) for v in (355912.0, 2000.4, 650.5, 0.00379, -0.0, 2.5e6)] == [
         "356k",
         "2,000",
         "650",
@@ -197,7 +197,7 @@ def test_number_format():
         "0",
         "2.5M",
     ]
-    assert charts.nice_ticks(0.5, 0.708)[-1] >= 0.708  # the axis covers every point
+    assert scales.nice_ticks(0.5, 0.708)[-1] >= 0.708  # the axis covers every point
 
 
 def test_bench_run_renders_the_report_at_the_end(tmp_path, monkeypatch):

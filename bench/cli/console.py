@@ -108,7 +108,7 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
     """A rich Table of the comparison: every metric that is not a plain "no change" (or all of them)."""
     from rich.table import Table
 
-    from bench.report.charts import fmt
+    from bench.report.scales import fmt
 
     out = Table(title=f"{comparison.baseline} -> {comparison.candidate}", title_justify="left")
     for column in ("strategy", "metric", "baseline", "candidate", "change", "p", "q", "verdict", "note"):

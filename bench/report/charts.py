@@ -1,7 +1,8 @@
 """Hand-written inline SVG charts: scatter (with Pareto front), lines, grouped bars, stacked bars and trends
 over nights (with change points). No network, no torch.
 
-Every chart is an `<svg id="chart-...">` string; a chart with no data is a figure that says why.
+Every chart is an `<svg id="chart-...">` string; a chart with no data is a figure that says why. Numbers,
+ticks and the range each metric can take are bench/report/scales.py's.
 """
 
 from __future__ import annotations
@@ -11,45 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from bench.report.scales import NO_BOUNDS, Bounds, axis_ticks, clip, fmt, nice_ticks, span
+
 WIDTH, HEIGHT = 560, 340
 LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50  # plot margins; the legend lives in the right margin
-
-
-def fmt(value: float | None) -> str:
-    """Short human number: 3 significant digits, thousands as k/M/G; "inf", "-inf" and "NaN" as such."""
-    if value is None:
-        return "n/a"
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")  # never a suffix on it
-    magnitude = abs(value)
-    for limit, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if magnitude >= limit:
-            return f"{value / divisor:.3g}{suffix}"
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude < 1e-12:
-        return "0"
-    if magnitude >= 1e-4:
-        return f"{value:.3g}"
-    return f"{value:.2e}"
-
-
-def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
-    """Round tick values covering [low, high]; `integer`: whole numbers only (steps, counts)."""
-    if not math.isfinite(low) or not math.isfinite(high):
-        return [0.0]
-    if high == low:
-        high, low = high + (abs(high) or 1) * 0.5, low - (abs(low) or 1) * 0.5
-    raw = (high - low) / count
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if raw <= step * m)
-    if integer and step != int(step):
-        step = float(max(1, math.ceil(step)))  # 0.5 -> 1, 2.5 -> 3: no "12.5" step
-    start = math.floor(low / step) * step
-    ticks = [round(start, 12)]
-    while ticks[-1] < high - step * 1e-9:  # the last tick covers `high`
-        ticks.append(round(ticks[-1] + step, 12))
-    return ticks
 
 
 @dataclass
@@ -136,44 +102,6 @@ def empty(chart_id: str, title: str, reason: str) -> str:
         f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="axis">No data: {escape(reason)}</text>',
     ]
     return _svg(chart_id, title, body)
-
-
-def _span(values: list[float], pad: float = 0.08) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    margin = (high - low) * pad or (abs(high) or 1) * pad
-    return low - margin, high + margin
-
-
-Bounds = tuple[float | None, float | None]  # the values a quantity can take (None: unbounded on that side)
-NO_BOUNDS: Bounds = (None, None)
-SHARE_UNITS = ("acc", "rate", "fraction")  # accuracy-like: a share of items, 0 to 1
-SIGNED_FAMILIES = ("forgetting", "gain")  # differences of shares: -1 to 1
-SIGNED_UNITS = ("nats", "reward")  # log-ratios and rewards may be negative
-
-
-def bounds(metric: str, unit: str) -> Bounds:
-    """The range a metric can take, from its family and unit: shares within [0, 1], their differences
-    within [-1, 1], everything else (rates, memory, times, counts, loss) at least 0, rewards unbounded."""
-    share = unit in SHARE_UNITS
-    if metric.split(".", 1)[0] in SIGNED_FAMILIES:
-        return (-1.0, 1.0) if share else NO_BOUNDS
-    if share:
-        return (0.0, 1.0)
-    return NO_BOUNDS if unit in SIGNED_UNITS else (0.0, None)
-
-
-def clip(value: float, limits: Bounds | list[float]) -> float:
-    """`value` within `limits` (a Bounds pair or an axis's ticks, first and last)."""
-    low, high = (limits[0], limits[-1]) if limits else NO_BOUNDS
-    value = value if low is None else max(value, low)
-    return value if high is None else min(value, high)
-
-
-def axis_ticks(values: list[float], limits: Bounds = NO_BOUNDS, pad: float = 0.08) -> list[float]:
-    """Ticks covering `values` (clipped to `limits`) with a margin that never crosses a limit: no
-    negative throughput, no accuracy above 1."""
-    low, high = _span([clip(v, limits) for v in values], pad)
-    return nice_ticks(clip(low, limits), clip(high, limits))
 
 
 def pareto_front(points: Sequence[tuple[str, float, float]], x_lower_better: bool, y_higher_better: bool) -> list[str]:
@@ -266,7 +194,7 @@ def lines(
     if not ys:
         return empty(chart_id, title, "no finite value recorded" if series else "no series recorded")
     xs = [x for points in series.values() for x, _ in points]
-    low, high = _span(ys, 0.02)
+    low, high = span(ys, 0.02)
     low = max(low, 0.0) if min(ys) >= 0 else low  # a loss is never below zero: no negative axis for it
     axes = Axes(nice_ticks(min(xs), max(xs), integer=integer_x), nice_ticks(low, high), x_label, y_label)
     body, notes = axes.draw(), []
@@ -319,7 +247,7 @@ def bars(
         if v is not None
         for sign in (-1, 1)
     ]
-    low, high = _span(numbers + extent + [0.0])
+    low, high = span(numbers + extent + [0.0])
     low, high = (0.0 if min(numbers + extent) >= 0 else low), (0.0 if max(numbers + extent) <= 0 else high)
     axes = Axes([0.0, 1.0], nice_ticks(clip(low, limits), clip(high, limits)), "", y_label, x_categories=groups)
     body = axes.draw()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
-from bench.report import aggregate, charts, colors
+from bench.report import aggregate, charts, colors, scales
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,10 +60,10 @@ def _chart(chart_id: str, title: str, svg: str, reason: str | None = None) -> Ch
     return {"note": f"No chart of {title}: {reason}."} if reason else {"id": chart_id, "title": title, "svg": svg}
 
 
-def _limits(summary: pd.DataFrame, metric: str | None) -> charts.Bounds:
-    """The range a metric's values can take (charts.bounds), from its unit in the summary."""
+def _limits(summary: pd.DataFrame, metric: str | None) -> scales.Bounds:
+    """The range a metric's values can take (scales.bounds), from its unit in the summary."""
     units = summary.loc[summary["metric"] == metric, "unit"]
-    return charts.bounds(metric, str(units.iloc[0])) if metric and len(units) else charts.NO_BOUNDS
+    return scales.bounds(metric, str(units.iloc[0])) if metric and len(units) else scales.NO_BOUNDS
 
 
 def _accuracy_off(records: list[RunResult]) -> bool:
@@ -105,7 +105,7 @@ def _accuracy_charts(records: list[RunResult], summary: pd.DataFrame, palette: d
         values[strategy] = [c["mean"] if c else None for c in cells]
         spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]
     title = "Forgetting per retained task (accuracy after minus before; below zero = forgotten)"
-    limits = _limits(summary, f"forgetting.{retained[0]}") if retained else charts.NO_BOUNDS
+    limits = _limits(summary, f"forgetting.{retained[0]}") if retained else scales.NO_BOUNDS
     svg = charts.bars("forgetting", title, retained, values, "accuracy change", palette, spreads, limits)
     measured = any(v is not None for row in values.values() for v in row)
     return [*found, _chart("forgetting", title, svg, None if measured else "no retained task measured")]
@@ -148,7 +148,7 @@ def build_charts(
         found += _accuracy_charts(records, summary, palette)
     curves = _loss_curves(records)
     broken = {name: step for name, points in curves.items() if (step := charts.non_finite_from(points)) is not None}
-    said = "".join(f"; {name}'s loss is not finite from step {charts.fmt(step)}" for name, step in broken.items())
+    said = "".join(f"; {name}'s loss is not finite from step {scales.fmt(step)}" for name, step in broken.items())
     title = f"Training loss (mean over seeds{said})"
     svg = charts.lines("loss", title, curves, "step", "loss", palette, integer_x=True)
     finite = any(math.isfinite(y) for points in curves.values() for _, y in points)
@@ -191,8 +191,8 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
                     point.night or index + 1,  # a series with gaps (a strategy absent some nights) skips nights
                     point.mean,
                     (max(point.runs) - min(point.runs)) / 2,
-                    f"{one.strategy}, night {point.night or index + 1}: {charts.fmt(point.mean)} {one.unit} "
-                    f"(seeds {charts.fmt(min(point.runs))}..{charts.fmt(max(point.runs))}), "
+                    f"{one.strategy}, night {point.night or index + 1}: {scales.fmt(point.mean)} {one.unit} "
+                    f"(seeds {scales.fmt(min(point.runs))}..{scales.fmt(max(point.runs))}), "
                     f"commit {(point.commit or 'unknown')[:10]}, {point.started_at[:16]}",
                 )
                 for index, point in enumerate(one.points)
@@ -205,7 +205,7 @@ def history_charts(history: History | None) -> list[dict[str, str]]:
                 "id": chart_id,
                 "title": title,
                 "svg": charts.trend(
-                    chart_id, title, lines, changes, members[0].unit, palette, charts.bounds(metric, members[0].unit)
+                    chart_id, title, lines, changes, members[0].unit, palette, scales.bounds(metric, members[0].unit)
                 ),
                 "changes": [(one.strategy, c) for one in members for c in one.change_points],
             }

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
-from bench.report import aggregate, charts, colors
+from bench.report import aggregate, colors, scales
 from bench.report.figures import build_charts, history_charts
 from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
@@ -73,9 +73,9 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
         return {"missing": True, "text": "—", "reason": "not recorded by this strategy"}
     if value["mean"] is None:
         return {"missing": True, "text": "missing", "reason": value["reason"] or "no value"}
-    text = charts.fmt(value["mean"])
+    text = scales.fmt(value["mean"])
     if value["std"] is not None and math.isfinite(value["mean"]):  # no spread around inf or NaN
-        text += f" ± {charts.fmt(value['std'])}"
+        text += f" ± {scales.fmt(value['std'])}"
     partial = f"{value['n']} of {value['runs']} runs measured: {value['reason']}" if value["n"] < value["runs"] else ""
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
 
@@ -171,7 +171,7 @@ def context(
         "qualities": qualities,
         "notes": [fold(block) for block in (notes or "").split("\n\n") if block.strip()],  # list items keep their lines
         "recommendations": _recommendations(records),
-        "fmt": charts.fmt,
+        "fmt": scales.fmt,
     }
 
 

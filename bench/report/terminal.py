@@ -13,7 +13,7 @@ from bench.analysis import stats
 from bench.analysis.selection import comparable, keyed_records
 from bench.records.results import learned_task
 from bench.report.aggregate import QUESTIONS, resolve, summarize
-from bench.report.charts import bounds
+from bench.report.scales import bounds
 
 if TYPE_CHECKING:
     import pandas as pd
