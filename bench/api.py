@@ -126,11 +126,13 @@ def report(
     or of one record file (default reports/<suite>-<run_id>.html; ReportSourceError for a broken one).
 
     The history section (trend charts, change points) is built from `history_dir`, else from the
-    records' own folder; it appears when that holds more than one night.
+    records' own folder; it appears when that holds more than one night. The suite's YAML and the notes
+    are scrubbed as records are (portable.scrub_document: secrets redacted, paths made portable).
     Reads records only (never imports torch). Returns the written path (default reports/<suite>.html).
     """
     from bench.analysis.history import build
     from bench.records.archives import is_archive
+    from bench.records.portable import scrub_document
     from bench.records.store import Skipped, load_records
     from bench.report.html import write_report
 
@@ -141,10 +143,10 @@ def report(
     if single is not None:  # its own report (not the suite's), with history only from `history_dir`
         out = out if out is not None else Path(reports_dir) / f"{single.suite}-{single.run_id}.html"
         history = build(history_dir, single.suite) if history_dir else None
-        text = Path(notes).read_text(encoding="utf-8") if notes else None
+        text = scrub_document(Path(notes).read_text(encoding="utf-8")) if notes else None
         return write_report([single], out, history=history, notes=text)
     if source.is_file() and not is_archive(source):  # an archive of records reads as their folder
-        suite_text = source.read_text(encoding="utf-8")
+        suite_text = scrub_document(source.read_text(encoding="utf-8"))  # scrubbed as records are
         suite = load_suite(source)
         folder = Path(results_dir) / suite.name
         records = list(load_records(folder, skipped)) if folder.exists() else []
@@ -161,7 +163,7 @@ def report(
     if out is None:
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
     history = build(history_dir or folder, suites[0] if len(suites) == 1 else None)
-    text = Path(notes).read_text(encoding="utf-8") if notes else None
+    text = scrub_document(Path(notes).read_text(encoding="utf-8")) if notes else None
     return write_report(records, out, suite_text, history=history, notes=text, unreadable=unreadable)
 
 

@@ -210,4 +210,4 @@ def test_file_urls_and_paths_as_keys_are_found_and_scrubbed():
     }
     clean = scrub(raw)
     assert clean["spec"] == {"data": "file:private/train.jsonl", "docs": "https://example.org/a/b"}
-    assert clean["per_file"] == {"alice/data.jsonl": 3} and leaks(clean, hosts=[]) == []
+    assert clean["per_file"] == {"data.jsonl": 3} and leaks(clean, hosts=[]) == []

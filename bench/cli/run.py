@@ -61,12 +61,14 @@ def _run(args: argparse.Namespace) -> int:
             + ", ".join(f"{count} {status}" for status, count in counts.items())
         )
     if not args.no_report and report.results:
+        from bench.records.portable import scrub_document
         from bench.report.html import write_report
 
         try:
             reports = args.reports or args.results.parent / "reports"
             records = _suite_records(suite, args.results, report.results) if args.only else report.results
-            path = write_report(records, reports / f"{suite.name}.html", args.suite.read_text("utf-8"))
+            suite_text = scrub_document(args.suite.read_text("utf-8"))  # as its records: no secret, no path of ours
+            path = write_report(records, reports / f"{suite.name}.html", suite_text)
             if not args.quiet:
                 errors.print(f"report: {path}")
         except Exception as error:  # a report failure must not lose the runs, which are stored already

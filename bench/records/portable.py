@@ -7,20 +7,33 @@ share one scrub. Rules, applied to every string of a record:
 * a path inside an installed package becomes `site-packages/<package>/...`, one inside this checkout
   `bench/...` (relative to the checkout), `log_path` is relative to the results root
   (`<suite>/<machine>/logs/<run_id>.log`);
-* any other absolute path keeps its last two components (`data/train.jsonl`); the file's sha256,
-  where the record has one, still identifies it;
+* any other absolute path keeps its last two components below a home folder's owner (`/home/alice/data/x.jsonl`
+  -> `data/x.jsonl`, `/Users/bob/x.jsonl` -> `x.jsonl`: never a user name); a Windows share
+  (`\\\\server\\share\\x`) loses its server and share, `~alice/x` becomes `~/x`; the file's sha256, where the
+  record has one, still identifies it;
 * `environment.hostname` is dropped (None), and so is every other occurrence of it, unless the user
   opted in (`bench run --record-host`);
 * environment variables: only the names in ALLOWED_ENV are recorded, never a name that looks secret
-  (`*_TOKEN`, `*_KEY`, `*_SECRET`, passwords), and the value of any secret-looking variable of this
-  process is replaced by `<redacted>` wherever it appears.
+  (`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PAT`, passwords, credentials, `*_DSN`, `DATABASE_URL`), and the value of
+  any secret-looking variable of this process, and the password of a credential URL in any variable
+  (`HTTPS_PROXY=http://user:password@proxy`), is replaced by `<redacted>` wherever it appears;
+* whoever's they are, credentials in a URL (`http://user:password@host` -> `http://<redacted>@host`) and
+  tokens of a known shape (`hf_…`, `ghp_…`, `github_pat_…`, `glpat-…`, `AKIA…`, `sk-…`, `xox?-…`, `AIza…`,
+  a bearer token, a private key) are redacted.
 
-`leaks()` finds what a scrub cannot decide for the user: an absolute path, a host name, an IP
-address or a `user@host` left in any string. Imports no torch.
+`leaks()` finds what a scrub cannot decide for the user, and what it should have removed: an absolute path,
+a network share, a host name (this machine's, or one of a private network: `*.corp`, `*.internal`, `*.lan`),
+an IPv4 or IPv6 address, a `user@host` e-mail address, a named user's `~alice/`, credentials in a URL or a
+token. Harmless look-alikes pass: `3 /4`, `tokens /s`, `/root`, `^/api/v1$` (an absolute path has two parts
+at least), `release 1.2.3.4` (a version), `peft@v0.13.0`, `lora@r8.a16` (labels: their host is no domain).
+An e-mail address names a person, so it is a leak, unless its mailbox is an organisation's (`team@arxiv.org`,
+`support@…`: ROLE_MAILBOXES). Imports no torch.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
 import socket
@@ -37,17 +50,52 @@ ALLOWED_ENV = (
     "MKL_NUM_THREADS",
     "ATEN_CPU_CAPABILITY",
 )
-SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH)$|PASSWORD|API_?KEY", re.I)
+# A name is secret when one of its `_`-separated parts is a secret word (`GITHUB_PAT`, `HF_TOKEN`,
+# `SENTRY_DSN`), it ends in PASS or AUTH (`SMTP_PASS`), or it says password, API key, credential or
+# database URL anywhere (`DBPASSWORD`, `OPENAI_APIKEY`, `GOOGLE_APPLICATION_CREDENTIALS`, `DATABASE_URL`)
+SECRET_PARTS = frozenset(
+    {"TOKEN", "KEY", "SECRET", "PAT", "PASSWD", "PASSWORD", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "DSN", "APIKEY"}
+)
+SECRET_NAME = re.compile(r"(^|_)(PASS|AUTH)$|PASSWORD|PASSPHRASE|API_?KEY|CREDENTIAL|DATABASE_URL", re.I)
 REDACTED = "<redacted>"
 HOST = "<host>"
 # An absolute POSIX path or a Windows drive path, also after a prefix (`jsonl:/data/x.jsonl`), not inside a URL
-# (`https://x/y`: a slash before a slash is no path's start), a ratio (`tokens/s`) or a closing tag (`</s>`, a
-# stop sequence of generative tasks)
-ABSOLUTE = re.compile(r"(?<![\w/.~%<-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
+# (`https://x/y`: a slash before a slash is no path's start), a ratio (`tokens/s`), a closing tag (`</s>`, a
+# stop sequence of generative tasks) or a regular expression (`^/api/v1$`); a path has two parts at least
+# (`/home/x`): `3 /4`, `tokens /s` and `cd /root` name no folder of anyone's (ABSOLUTE_PARTS)
+ABSOLUTE = re.compile(r"(?<![\w/.~%<^-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
+ABSOLUTE_PARTS = 2
+# A Windows share, `\\server\share\folder` (also with its backslashes doubled, as a repr shows them)
+UNC = re.compile(r"(?<![\w\\])\\{2,}[A-Za-z0-9][\w.$-]*(?:\\+[^\s\\\"'<>|;,()\[\]{}`]+)+")
+# `~alice/x`: the home folder of a named user (`~/x` names nobody)
+TILDE_USER = re.compile(r"(?<![\w~/])~[A-Za-z_][\w.-]*(?=[/\\])")
 # A file URL names a path on the machine that wrote it: `file:///home/x/y` is read as the path `/home/x/y`
 FILE_URL = re.compile(r"\bfile://(?:localhost)?(?=/)", re.I)
-IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
-USER_AT_HOST = re.compile(r"\b[a-z_][\w.-]*@[a-z0-9][\w-]*(?:\.[\w-]+)+\b", re.I)
+IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")  # a full stop may end its sentence
+# what a version number follows (`release 1.2.3.4`, `==1.2.3.4`): then four numbers are no IP address
+VERSION_BEFORE = re.compile(r"(?:\b(?:release|version|ver|rev|revision|tag|build|v)[\s:=]*|[=<>~!]=?\s*)$", re.I)
+IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+# user@host where the host is a domain (`alice@gpu-node.example.org`); `peft@v0.13.0` and `lora@r8.a16` are labels
+USER_AT_HOST = re.compile(r"(?<![\w.+<-])[A-Za-z0-9_][\w.+-]*@[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.[A-Za-z]{2,}\b(?![.-]\w)")
+# an organisation's mailbox names no person (`team@arxiv.org`, `git@github.com`); any other address does
+ROLE_MAILBOXES = frozenset(
+    {"team", "info", "contact", "support", "help", "hello", "admin", "security", "press", "noreply", "no-reply"}
+    | {"git", "office", "feedback", "abuse", "postmaster", "webmaster", "maintainers", "research", "licensing"}
+)
+# host names of a private network: `gpu-box-17.corp.example.com`, `fileserver.corp`, `db.internal`
+INTERNAL_HOST = re.compile(
+    r"(?<![\w.-])[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.(?:corp|internal|intranet|intra|lan|localdomain)(?:\.[\w-]+)*\b", re.I
+)
+# `scheme://user:password@host`: the user and password are redacted, the scheme and host kept
+CREDENTIAL_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@:<>\"']+:[^\s/?#@<>\"']+@")
+# token shapes of known services, whoever holds them: Hugging Face, GitHub, GitLab, AWS, OpenAI-style, Slack,
+# Google, a bearer token, a private key
+TOKEN = re.compile(
+    r"\bhf_(?=[A-Za-z]*\d)[A-Za-z0-9]{16,}\b|\bgh[pousr]_(?=[A-Za-z]*\d)[A-Za-z0-9]{16,}\b|\bgithub_pat_\w{20,}"
+    r"|\bglpat-[\w-]{20,}|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|\bsk-(?=[\w-]{20})(?=[A-Za-z_-]*\d)[\w-]+"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\bAIza[\w-]{35}|(?<=[Bb]earer )[\w.~+/-]{20,}=*"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----)?"
+)
 CACHE = re.compile(r"^.*?/(?:\.cache/fine-tune-bench|\.bench-cache|fine-tune-bench-cache)/")
 SITE = re.compile(r"^.*?/(?:site|dist)-packages/")
 CHECKOUT = re.compile(
@@ -55,11 +103,12 @@ CHECKOUT = re.compile(
     r"|backends|executors|recommend)?)"
 )
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # this checkout (bench/records/portable.py)
+HOMES = frozenset({"home", "users"})  # /home/<user>, /Users/<user>, C:\Users\<user>: the owner is left out
 
 
 def is_secret_name(name: str) -> bool:
-    """`HF_TOKEN`, `WANDB_API_KEY`, `AWS_SECRET_ACCESS_KEY`, `DB_PASSWORD`, ... (never recorded)."""
-    return bool(SECRET_NAME.search(name)) or any(part in {"TOKEN", "KEY", "SECRET"} for part in name.upper().split("_"))
+    """`HF_TOKEN`, `WANDB_API_KEY`, `GITHUB_PAT`, `DB_PASSWORD`, `DATABASE_URL`, ... (never recorded)."""
+    return bool(SECRET_NAME.search(name)) or any(part in SECRET_PARTS for part in name.upper().split("_"))
 
 
 def allowed_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -68,10 +117,22 @@ def allowed_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name: environ[name] for name in ALLOWED_ENV if name in environ and not is_secret_name(name)}
 
 
+def _url_passwords(value: str) -> set[str]:
+    """The `user:password` and the password of each credential URL in a value (`HTTPS_PROXY=http://u:p@proxy`)."""
+    found = set()
+    for match in CREDENTIAL_URL.finditer(value):
+        userinfo = match.group(0)[len(match.group(1)) : -1]
+        found |= {userinfo, userinfo.split(":", 1)[1]}
+    return found
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of this process's secret-looking variables (long enough not to match by chance)."""
+    """Values of this process's secret-looking variables, and passwords in any variable's URL (a proxy's),
+    long enough not to match by chance."""
     environ = os.environ if environ is None else environ
-    return sorted({v for k, v in environ.items() if is_secret_name(k) and len(v) >= 8}, key=len, reverse=True)
+    found = {v for k, v in environ.items() if is_secret_name(k)}
+    found |= {password for value in environ.values() if "@" in value for password in _url_passwords(value)}
+    return sorted((v for v in found if len(v) >= 8), key=len, reverse=True)
 
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
@@ -96,10 +157,18 @@ def _cache_root() -> str | None:
     return str(Path(root).expanduser().resolve()).rstrip("/") + "/" if root else None
 
 
+def _parts(unix: str) -> list[str]:
+    """The folders and file of an absolute path (`/`-separated), without its drive or share."""
+    if unix.startswith("//"):  # a Windows share: the server and the share name are left out
+        return [part for part in unix.split("/") if part][2:]
+    return [part for part in re.split(r"/+", unix.split(":", 1)[-1] if re.match(r"^[A-Za-z]:", unix) else unix) if part]
+
+
 def portable_path(path: str, *, results_root: str | None = None, cache_root: str | None = None) -> str:
     """One absolute path as it may appear in a record: a cache key, a package- or checkout-relative
-    path, a path relative to the results root, or its last two components."""
-    unix = path.replace("\\", "/")
+    path, a path relative to the results root, or its last two components below a home folder's owner
+    (`/home/alice/train.jsonl` -> `train.jsonl`, `/home/alice` -> `~`: no user name)."""
+    unix = re.sub(r"^\\\\+", "//", path).replace("\\", "/")
     if results_root and unix.startswith(results_root):
         return unix[len(results_root) :] or "."
     if cache_root and unix.startswith(cache_root):
@@ -113,20 +182,39 @@ def portable_path(path: str, *, results_root: str | None = None, cache_root: str
     found = CHECKOUT.match(unix)
     if found:
         return unix[found.start(1) :]
-    parts = [
-        part for part in re.split(r"/+", unix.split(":", 1)[-1] if re.match(r"^[A-Za-z]:", unix) else unix) if part
-    ]
+    parts = _parts(unix)
+    home = next((index for index, part in enumerate(parts[:-1]) if part.lower() in HOMES), None)
+    if home is not None:
+        return "/".join(parts[home + 2 :][-2:]) or "~"
     return "/".join(parts[-2:]) or "."
 
 
+def _is_path(text: str) -> bool:
+    """An absolute path names a folder: two parts at least (`/home/x`, not `/s`, `/4` or `/root`)."""
+    return len(_parts(text.replace("\\", "/"))) >= ABSOLUTE_PARTS
+
+
 def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **roots: str | None) -> str:
-    """Every absolute path in `text` made portable; host names and secret values replaced."""
+    """Secret values, credentials in URLs and tokens redacted; host names replaced; every absolute path
+    (a Windows share too) made portable and a named user's `~alice/` made `~/`."""
     for secret in secrets:
         text = text.replace(secret, REDACTED)
+    text = CREDENTIAL_URL.sub(lambda found: found.group(1) + REDACTED + "@", text)
+    text = TOKEN.sub(REDACTED, text)
     for host in hosts:
         text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", HOST, text)
     text = FILE_URL.sub("file:", text)
-    return ABSOLUTE.sub(lambda found: portable_path(found.group(0), **roots), text)
+    text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
+    text = TILDE_USER.sub("~", text)
+    return ABSOLUTE.sub(
+        lambda found: portable_path(found.group(0), **roots) if _is_path(found.group(0)) else found.group(0), text
+    )
+
+
+def scrub_document(text: str) -> str:
+    """Text an author wrote that goes into a report (a suite's YAML, notes), scrubbed as records are:
+    this process's secrets, credentials and tokens redacted, this machine's name replaced, paths made portable."""
+    return scrub_text(text, hosts=machine_hosts(), secrets=secret_values(), cache_root=_cache_root())
 
 
 def machine_hosts() -> list[str]:
@@ -156,7 +244,7 @@ def _log_path(raw: dict[str, Any], root: str | None) -> str | None:
     suite = raw.get("suite")
     if suite in parts[:-1]:
         return "/".join(parts[len(parts) - 1 - parts[::-1].index(suite) :])
-    return "/".join(parts[-2:]) if log.startswith("/") or re.match(r"^[A-Za-z]:", log) else log
+    return portable_path(log) if log.startswith("/") or re.match(r"^[A-Za-z]:", log) else log
 
 
 def scrub(raw: dict[str, Any], *, results_root: Path | str | None = None, keep_host: bool = False) -> dict[str, Any]:
@@ -198,21 +286,81 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{where}[{index}]")
 
 
+def _masked(secret: str) -> str:
+    """A secret as a refusal names it: its first characters only (the message may land in a CI log)."""
+    return repr(secret[:6] + "…")
+
+
+def _ipv4(text: str) -> Iterator[str]:
+    """Four numbers up to 255 that no version word precedes (`release 1.2.3.4` is a version)."""
+    for found in IPV4.finditer(text):
+        numbers = [int(number) for number in found.group(0).split(".")]
+        if max(numbers) <= 255 and not VERSION_BEFORE.search(text[max(0, found.start() - 20) : found.start()]):
+            yield found.group(0)
+
+
+def _ipv6(text: str) -> Iterator[str]:
+    """IPv6 addresses with a digit in them (`fe80::1ff:fe23:4567:890a`; not `::1`, not a clock's `12:30:45`)."""
+    for found in IPV6.finditer(text):
+        try:
+            address = ipaddress.IPv6Address(found.group(0))
+        except ValueError:
+            continue
+        if not address.is_loopback and not address.is_unspecified and re.search(r"\d", found.group(0)):
+            yield found.group(0)
+
+
+def _emails(text: str) -> Iterator[str]:
+    """user@domain, unless the user is an organisation's mailbox (ROLE_MAILBOXES)."""
+    for found in USER_AT_HOST.finditer(text):
+        if found.group(0).split("@", 1)[0].lower() not in ROLE_MAILBOXES:
+            yield found.group(0)
+
+
+# a cheap first look: a text none of whose characters could start a leak is not read by every pattern
+SUSPECT = re.compile(
+    r"[/\\@~]|\d\.\d|:[0-9A-Fa-f]*:|\.(?:corp|internal|intranet|intra|lan|localdomain)\b|hf_|gh[pousr]_|github_pat_|glpat-"
+    r"|AKIA|ASIA|sk-|xox|AIza|bearer |PRIVATE KEY",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=65536)  # records repeat their strings (labels, units, metric names)
+def _pattern_leaks(text: str) -> tuple[str, ...]:
+    if not SUSPECT.search(text):
+        return ()
+    text = FILE_URL.sub("file:", text)
+    finders = (
+        ("credentials in URL", lambda t: (repr(m.group(1) + "…@") for m in CREDENTIAL_URL.finditer(t))),
+        ("token", lambda t: (_masked(m.group(0)) for m in TOKEN.finditer(t))),
+        ("absolute path", lambda t: (repr(m.group(0)) for m in ABSOLUTE.finditer(t) if _is_path(m.group(0)))),
+        ("network share", lambda t: (repr(m.group(0)) for m in UNC.finditer(t))),
+        ("home folder of a named user", lambda t: (repr(m.group(0)) for m in TILDE_USER.finditer(t))),
+        ("IP address", lambda t: map(repr, _ipv4(t))),
+        ("IPv6 address", lambda t: map(repr, _ipv6(t))),
+        ("user@host", lambda t: map(repr, _emails(t))),
+        ("internal host name", lambda t: (repr(m.group(0)) for m in INTERNAL_HOST.finditer(t))),
+    )
+    return tuple(f"{kind} {hit}" for kind, finder in finders for hit in [next(iter(finder(text)), None)] if hit)
+
+
+def text_leaks(text: str, hosts: list[str] | None = None) -> list[str]:
+    """What in one text would tell where, who or how to log in: the first of each kind (see the module
+    docstring); `hosts`: the host names to look for (default: this machine's)."""
+    hosts = machine_hosts() if hosts is None else hosts
+    found = list(_pattern_leaks(text))
+    named = [host for host in hosts if host in text and re.search(rf"(?<![\w-]){re.escape(host)}(?![\w-])", text)]
+    return found + [f"host name {host!r}" for host in named]
+
+
 def leaks(raw: Any, hosts: list[str] | None = None) -> list[tuple[str, str]]:
-    """(field, what) for every absolute path, host name, IP address or user@host in a raw record."""
+    """(field, what) for every absolute path, host name, IP address, user@host, credential or token in a raw record."""
     hosts = machine_hosts() if hosts is None else hosts
     found = []
     environment = raw.get("environment") if isinstance(raw, dict) else None
     if isinstance(environment, dict) and environment.get("hostname"):
         found.append(("environment.hostname", f"host name {environment['hostname']!r}"))
     for where, text in _strings(raw, ""):
-        if where == "environment.hostname":
-            continue
-        for kind, pattern in (("absolute path", ABSOLUTE), ("IP address", IPV4), ("user@host", USER_AT_HOST)):
-            hit = pattern.search(FILE_URL.sub("file:", text))
-            if hit:
-                found.append((where, f"{kind} {hit.group(0)!r}"))
-        for host in hosts:
-            if re.search(rf"(?<![\w-]){re.escape(host)}(?![\w-])", text):
-                found.append((where, f"host name {host!r}"))
+        if where != "environment.hostname":
+            found += [(where, what) for what in text_leaks(text, hosts)]
     return found

@@ -5,18 +5,27 @@ answer (bench/report/aggregate.py) and the author's findings, from a FINDINGS.tx
 README.md in the set's folder or a folder above it (within the results root), else the suite's
 description. Sets with findings lead. Validation experiments (results/validation/<name>/, see its
 README.md) are listed under their own heading with what each validates, its README and its archive.
-Never imports torch.
+Nothing git-ignored is listed or copied. Every text an author wrote that reaches the site (findings, a suite's
+description, a validation page) and every file in a validation archive is read by the same leak check as
+records (`front_leaks`, `validation_leaks`): `bench publish` refuses, naming the file, rather than rewrite
+an author's notes. Never imports torch.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import lzma
 import re
 import shutil
-from dataclasses import dataclass
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+from bench.records.portable import leaks, text_leaks
 
 if TYPE_CHECKING:
     from bench.records.results import RunResult
@@ -31,6 +40,33 @@ class Summary:
     question: str
     answer: str
     findings: list[str]  # paragraphs, plain text
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (file it came from, text) for each text shown
+
+
+def git_ignored(root: Path, paths: list[Path]) -> set[Path]:
+    """The paths git ignores, where `root` is in a git work tree (none otherwise)."""
+    if not paths:
+        return set()
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input="\0".join(str(path.resolve()) for path in paths) + "\0",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if found.returncode not in (0, 1):  # 128: not a git repository
+        return set()
+    names = {name for name in found.stdout.split("\0") if name}
+    return {path for path in paths if str(path.resolve()) in names}
+
+
+def shared(root: Path, paths: list[Path]) -> list[Path]:
+    """The paths git does not ignore (all of them outside a git work tree), in their order."""
+    ignored = git_ignored(root, paths)
+    return [path for path in paths if path not in ignored]
 
 
 def _href(*parts: str) -> str:
@@ -70,8 +106,12 @@ def findings_file(folder: Path, root: Path) -> Path | None:
     return None
 
 
+def _suite_file(suite: str, root: Path) -> Path:
+    return root.resolve().parent / "suites" / f"{suite}.yaml"
+
+
 def _suite_description(suite: str, root: Path) -> str | None:
-    path = root.resolve().parent / "suites" / f"{suite}.yaml"
+    path = _suite_file(suite, root)
     if not path.is_file():
         return None
     import yaml
@@ -97,7 +137,7 @@ def one_line_answer(records: list[RunResult]) -> str:
 
 def _said(first: Answer) -> str:
     """One answer in one line."""
-    from bench.report.charts import fmt
+    from bench.report.scales import fmt
 
     if first.runner_up is None:
         return f"{first.question}: {first.winner} ({first.note or 'alone'})"
@@ -110,7 +150,8 @@ def _said(first: Answer) -> str:
 
 
 def summarize_set(folder: Path, root: Path, records: list[RunResult]) -> Summary:
-    """Question, one-line answer and findings of one result set (folder: absolute)."""
+    """Question, one-line answer and findings of one result set (folder: absolute), with the file each
+    text came from (`sources`, for the leak check)."""
     found = findings_file(folder, root)
     paragraphs = _paragraphs(found.read_text(encoding="utf-8", errors="replace")) if found else []
     question = ""
@@ -120,30 +161,88 @@ def summarize_set(folder: Path, root: Path, records: list[RunResult]) -> Summary
         paragraphs[:0] = [rest.strip()] if rest.strip() else []  # the design, told after the question
     elif paragraphs and paragraphs[0].startswith("#"):
         question = re.sub(r"\s+", " ", paragraphs.pop(0).lstrip("# "))
-    suites = sorted({record.suite for record in records})
-    question = question or _suite_description(suites[0], root) or f"What do the strategies of {suites[0]} trade?"
     keep = 2 if found is not None and found.name == "README.md" else 4  # a README says more than findings
-    return Summary(question, one_line_answer(records), paragraphs[:keep])
+    where = found.relative_to(root).as_posix() if found is not None else ""
+    sources = [(where, text) for text in [question, *paragraphs[:keep]] if text]
+    suites = sorted({record.suite for record in records})
+    if not question:
+        question = _suite_description(suites[0], root) or ""
+        sources += [(f"{_suite_file(suites[0], root).name} (its description)", question)] if question else []
+    question = question or f"What do the strategies of {suites[0]} trade?"
+    return Summary(question, one_line_answer(records), paragraphs[:keep], sources)
+
+
+def front_leaks(summaries: list[Summary], hosts: list[str] | None = None) -> list[str]:
+    """`file: what` for each text of the front page that would leak (the same check as records')."""
+    return [f"{where}: {what}" for one in summaries for where, text in one.sources for what in text_leaks(text, hosts)]
 
 
 def validation_experiments(root: Path) -> list[tuple[str, str, str, Path | None]]:
-    """(name, title, what it validates, archive) for each results/validation/<name>/ with a README.md."""
+    """(name, title, what it validates, archive) for each results/validation/<name>/ with a README.md that
+    git does not ignore (its archive too)."""
     found = []
-    for readme in sorted((root / VALIDATION).glob("*/README.md")):
+    readmes = shared(root, sorted((root / VALIDATION).glob("*/README.md")))
+    archives = set(shared(root, [readme.parent / "records.tar.xz" for readme in readmes]))
+    for readme in readmes:
         paragraphs = _paragraphs(readme.read_text(encoding="utf-8", errors="replace"))
         title = paragraphs[0].lstrip("# ") if paragraphs else readme.parent.name
         what = paragraphs[1] if len(paragraphs) > 1 else ""
         archive = readme.parent / "records.tar.xz"
-        found.append((readme.parent.name, title, what, archive if archive.is_file() else None))
+        found.append((readme.parent.name, title, what, archive if archive in archives and archive.is_file() else None))
+    return found
+
+
+def _pages(root: Path, name: str) -> list[Path]:
+    """The markdown pages of one experiment that the site shows (each one, less what git ignores)."""
+    return shared(root, sorted((root / VALIDATION / name).glob("*.md")))
+
+
+def archive_leaks(archive: Path, hosts: list[str] | None = None) -> list[str]:
+    """`member: field: what` for each file in an archive that would leak: a JSON file is read as a record
+    is (every string, keys too), any other file as text; an archive that cannot be read cannot be checked."""
+    found = []
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                found += [f"{member.name} (its name): {what}" for what in text_leaks(member.name, hosts)]
+                data = tar.extractfile(member).read() if member.isfile() else None
+                if data is None:
+                    continue
+                try:
+                    raw = json.loads(data) if member.name.endswith(".json") else None
+                except ValueError:
+                    raw = None
+                if raw is not None:
+                    found += [f"{member.name}: {where}: {what}" for where, what in leaks(raw, hosts)]
+                else:
+                    text = data.decode("utf-8", errors="replace")
+                    found += [f"{member.name}: {what}" for what in text_leaks(text, hosts)]
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as error:
+        return [f"cannot be read to check it ({error})"]
+    return found
+
+
+def validation_leaks(root: Path, hosts: list[str] | None = None) -> list[str]:
+    """`file: what` for each validation page or archive member the site would copy that would leak."""
+    found = []
+    for name, _, _, archive in validation_experiments(root):
+        for page in _pages(root, name):
+            where = page.relative_to(root).as_posix()
+            found += [
+                f"{where}: {what}" for what in text_leaks(page.read_text(encoding="utf-8", errors="replace"), hosts)
+            ]
+        if archive is not None:
+            found += [f"{archive.relative_to(root).as_posix()}: {what}" for what in archive_leaks(archive, hosts)]
     return found
 
 
 def copy_validation(root: Path, out: Path) -> None:
-    """Each experiment's README (as a page), summary and archive into the site."""
+    """Each experiment's pages (README and summaries, as HTML) and archive into the site; nothing git-ignored.
+    `bench publish` checks them first (validation_leaks)."""
     for name, title, _, archive in validation_experiments(root):
-        home, target = root / VALIDATION / name, out / VALIDATION / name
+        target = out / VALIDATION / name
         target.mkdir(parents=True, exist_ok=True)
-        for text in sorted(home.glob("*.md")):
+        for text in _pages(root, name):
             body = (
                 f'<nav><a href="../../index.html#validation">All results</a></nav>\n<h1>{html.escape(title)}</h1>\n'
                 f'<pre style="white-space: pre-wrap">{html.escape(text.read_text(encoding="utf-8"))}</pre>'

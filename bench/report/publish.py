@@ -7,7 +7,11 @@ records' machine (results/<suite>/<machine>/) or hardware fingerprint (a history
 <suite>/<fingerprint>/<night>/); when it holds several nights, its report shows the newest night with
 the History section of all of them, as scripts/nightly renders it. A packed set
 (<set>/records.tar.xz) is published as the folder it unpacks to (packed_records). JSON that is not a record
-(summaries, comparisons, pytest-benchmark output) and logs are left out. Never imports torch.
+(summaries, comparisons, pytest-benchmark output) and logs are left out. Nothing leaves that would leak:
+records are scrubbed (bench/records/portable.py) and then checked, and so is every text an author wrote that
+the site shows (findings, a suite's description, validation pages) and every file of a validation archive;
+anything left that names a path, a host, a person or a secret stops the build (LeakError: `bench publish`
+exits 2 naming the file and field), nothing written. Never imports torch.
 """
 
 from __future__ import annotations
@@ -15,17 +19,25 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from bench.records.archives import SUFFIXES
-from bench.records.portable import leaks, scrub, scrub_text
+from bench.records.portable import leaks, machine_hosts, scrub, scrub_text
 from bench.records.results import RunResult
 from bench.records.store import atomic_write_text, scan_packed, scan_records
-from bench.report.front import VALIDATION, copy_validation, sections, summarize_set
+from bench.report.front import (
+    VALIDATION,
+    Summary,
+    copy_validation,
+    front_leaks,
+    git_ignored,
+    sections,
+    summarize_set,
+    validation_leaks,
+)
 
 STATUSES = ("ok", "failed", "skipped")
 GENERATOR = '<meta name="generator" content="bench publish">'  # marks a folder this command may replace
@@ -54,28 +66,9 @@ class ResultSet:
         return " + ".join(sorted(values))
 
 
-def git_ignored(root: Path, paths: list[Path]) -> set[Path]:
-    """The paths git ignores, where `root` is in a git work tree (none otherwise)."""
-    if not paths:
-        return set()
-    try:
-        found = subprocess.run(
-            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
-            input="\0".join(str(path.resolve()) for path in paths) + "\0",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return set()
-    if found.returncode not in (0, 1):  # 128: not a git repository
-        return set()
-    names = {name for name in found.stdout.split("\0") if name}
-    return {path for path in paths if str(path.resolve()) in names}
-
-
 class LeakError(ValueError):
-    """Records that still hold an absolute path or a host name after the scrub; nothing was published."""
+    """Records that still hold an absolute path, a host name, a credential... after the scrub, or an author's
+    text (findings, a suite's description, a validation page or archive) that holds one; nothing was published."""
 
 
 def _portable(record: RunResult, root: Path) -> RunResult:
@@ -91,6 +84,18 @@ def check_leaks(sets: list[ResultSet], root: Path) -> list[str]:
         for path, record in one.runs
         for field, what in leaks(record.model_dump(mode="json"))
     ]
+
+
+def capped(problems: list[str], per_file: int = 10) -> list[str]:
+    """The first `per_file` problems of each file (`file: ...`), then how many more it has."""
+    shown: list[str] = []
+    counts: dict[str, int] = {}
+    for line in problems:
+        name = line.split(": ", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] <= per_file:
+            shown.append(line)
+    return shown + [f"{name}: … and {count - per_file} more" for name, count in counts.items() if count > per_file]
 
 
 def find_sets(root: Path, skip: Path | None = None) -> list[ResultSet]:
@@ -214,12 +219,17 @@ def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
     _write(site / "records.html", _page(f"Records: {one.folder}", body))
 
 
-def _index(sets: list[ResultSet], command: str, root: Path) -> str:
+def summaries(sets: list[ResultSet], root: Path) -> list[tuple[Path, Summary, str]]:
+    """(folder, summary, meta) of each comparison on the front page (the sets outside validation/)."""
     comparisons = []
     for one in sets:
         if one.folder.parts[:1] != (VALIDATION,):
             meta = f"{html.escape(one.names('machine'))}, {_counts(one.records, named=True)} runs"
             comparisons.append((one.folder, summarize_set(root / one.folder, root, one.records), meta))
+    return comparisons
+
+
+def _index(sets: list[ResultSet], command: str, root: Path, comparisons: list[tuple[Path, Summary, str]]) -> str:
     rows = []
     for one in sets:
         records, base = one.records, one.folder.parts
@@ -281,9 +291,11 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
     sets = find_sets(root, skip=out.resolve()) if root.is_dir() else []
     if not sets:
         raise FileNotFoundError(f"no result records under {root}")
+    comparisons, hosts = summaries(sets, root), machine_hosts()
     problems = check_leaks(sets, root)
+    problems += front_leaks([summary for _, summary, _ in comparisons], hosts) + validation_leaks(root, hosts)
     if problems:
-        raise LeakError("records would leak; nothing published:\n" + "\n".join(problems))
+        raise LeakError("records or texts would leak; nothing published:\n" + "\n".join(capped(problems)))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         index = out / "index.html"
         if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")):
@@ -298,5 +310,5 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
     index = out / "index.html"
     copy_validation(root, out)
     command = scrub_text(command) if command else f"bench publish {shown_path(root)} --out {shown_path(out)}"
-    _write(index, _index(sets, command, root))  # no absolute path
+    _write(index, _index(sets, command, root, comparisons))  # no absolute path
     return index
