@@ -4,10 +4,11 @@ file, or a `datasets` folder (save_to_disk); read offline by bench.tasks.files.
 Training rows take one of TRL's SFT formats (bench.tasks.rows); evaluation rows are multiple choice:
   {"prompt": "Q: 2+2?\\nA:", "completion": "4"}                        training example
   {"context": "Q: 2+3?\\nA:", "choices": ["5", "6"], "label": 0}        evaluation item
-An evaluation item may carry an "id" (string; default `<task>/line<N>`). Blank lines are skipped;
-unknown keys are errors (a typo must not silently drop data). When the file holds no training
-rows, the evaluation items are split by `test_fraction` (bench.tasks.split) and the held-in part
-teaches the correct choice. Training prompts that repeat an evaluation context are rejected.
+An evaluation item may carry an "id" (a string, or an integer read as its text; default
+`<task>/line<N>`). Blank lines are skipped; unknown keys are errors (a typo must not silently drop
+data). When the file holds no training rows, the evaluation items are split by `test_fraction`
+(bench.tasks.split) and the held-in part teaches the correct choice. Training prompts that repeat an
+evaluation context are rejected.
 Every problem of the file is reported at once, each naming the file, the line and the field.
 """
 

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.tasks.files import jsonl_lines
+from bench.tasks.files import Unreadable, check_readable, jsonl_lines, not_utf8, relative_to_here
 from bench.tasks.rows import check_messages
 
 if TYPE_CHECKING:
     from bench.spec import PreferenceSpec
 
 FIELDS = ("prompt", "chosen", "rejected")
+PREFERENCE_SUFFIXES = (".jsonl", ".json")  # a JSONL file under either name, as a task's file
 # str (standard) or a list of {role, content} messages (conversational)
 Turns = Any
 
@@ -150,18 +151,35 @@ def parse_row(row: Any) -> tuple[PreferencePair | None, list[tuple[str | None, s
 
 
 def read_jsonl(path: Path | str) -> list[PreferencePair]:
-    """Every row checked; raises PreferenceError listing all problems as `FILE:LINE: field ...`."""
+    """Every row checked; raises PreferenceError listing all problems as `FILE:LINE: field ...`. A file
+    that is not JSONL (its suffix, gzip, not UTF-8) is one problem, not one per line."""
     path = Path(path)
     if not path.exists():
-        from bench.tasks.files import relative_to_here
-
         raise PreferenceError(str(path), [f"{path}: no such file or folder{relative_to_here(path)}"])
+    try:
+        check_readable(path, PREFERENCE_SUFFIXES, "preference pairs, which are JSONL (one JSON object a line)")
+        pairs, problems = _pairs(path)
+    except Unreadable as error:
+        raise PreferenceError(str(path), [str(error)]) from None
+    except UnicodeDecodeError:
+        raise PreferenceError(str(path), [str(not_utf8(path))]) from None
+    except OSError as error:
+        raise PreferenceError(str(path), [f"{path}: cannot read: {error}"]) from None
+    if not pairs and not problems:
+        problems.append(f"{path}: no preference rows")
+    if problems:
+        raise PreferenceError(str(path), problems)
+    return pairs
+
+
+def _pairs(path: Path) -> tuple[list[PreferencePair], list[str]]:
+    """The file's valid pairs, and the problems of the others (one format per file)."""
     pairs, problems = [], []
     first: tuple[int, str] | None = None
     for number, row, why in jsonl_lines(path):  # the task files' reader (bench/tasks/files.py)
         where = f"{path}:{number}"
         if why is not None:
-            problems.append(f"{where}: not valid JSON ({why})")
+            problems.append(f"{where}: {why}")
             continue
         pair, row_problems = parse_row(row)
         problems.extend(
@@ -176,11 +194,7 @@ def read_jsonl(path: Path | str) -> list[PreferencePair]:
                             "(one format per file)")  # fmt: skip
             continue
         pairs.append(pair)
-    if not pairs and not problems:
-        problems.append(f"{path}: no preference rows")
-    if problems:
-        raise PreferenceError(str(path), problems)
-    return pairs
+    return pairs, problems
 
 
 def _short(value: Any) -> str:

@@ -25,6 +25,7 @@ GENERATIVE_KEYS = frozenset({"context", "answer", "aliases"})
 OPTIONAL_KEYS = frozenset({"id"})
 TRAIN_KEYS = frozenset({"text", "prompt", "completion", "messages"})
 ROLES = ("system", "user", "assistant", "tool")
+SPEAKERS = ("user", "assistant")  # turns that must not be blank (an empty system or tool turn is allowed)
 # which tokens carry the loss, per format: the first is the default (TRL's own for that type)
 LOSSES: dict[str, tuple[str, ...]] = {
     "language-modeling": ("all",),
@@ -35,7 +36,19 @@ LOSSES: dict[str, tuple[str, ...]] = {
 CONVERSATIONAL = ("conversational", "conversational-prompt-completion")
 
 
+ONE_LINE = (
+    "holds a line break: only the first line of a generation is compared (bench/evaluate/answers.py), so it "
+    "could never be scored correct; write the answer on one line"
+)
 REPEATS_LISTED = 3  # rows listed with one same problem before the rest are counted in one line
+
+
+def completion_join(prompt: str, completion: str) -> str:
+    """What goes between a prompt and its completion text: one space, unless either side already has
+    whitespace at the join (a row written TRL's way, `{"prompt": "The sky is", "completion": " blue."}`)."""
+    if prompt and completion and not prompt[-1].isspace() and not completion[0].isspace():
+        return " "
+    return ""
 
 
 def where(path: Path | str, line: int | None, key: str | None = None) -> str:
@@ -205,14 +218,7 @@ class Rows:
         context = row["context"]
         if not isinstance(context, str):
             self.problem(line, "context", f"expected a string, got {_short(context)}")
-        choices = row["choices"]
-        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-            self.problem(line, "choices", f"expected a list of at least 2 non-empty strings, got {_short(choices)}")
-            choices = None
-        elif len(set(choices)) < len(choices):
-            twice = next(choice for index, choice in enumerate(choices) if choice in choices[:index])
-            self.problem(line, "choices", f"choice {_short(twice)} is given twice: the choices must differ")
-            choices = None
+        choices = self._choices(line, row["choices"])
         label = _whole(row["label"])
         if choices is not None and (
             isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices)
@@ -220,15 +226,31 @@ class Rows:
             self.problem(
                 line, "label", f"expected the index of the correct choice (0..{len(choices) - 1}), got {_short(label)}"
             )
-        item_id = row.get("id", f"{self.name}/line{line}")
-        if not isinstance(item_id, str) or not item_id:
-            self.problem(line, "id", f"expected a non-empty string, got {_short(item_id)}")
-        elif item_id in self._ids:
-            self.problem(line, "id", f"duplicate id {item_id!r} (first on line {self._ids[item_id]})")
-        else:
-            self._ids[item_id] = line
-        if len(self.problems) == count:
+        item_id = self._item_id(line, row)
+        if len(self.problems) == count and item_id is not None:
             self._keep(line, ChoiceItem(item_id, context, choices, label))
+
+    def _choices(self, line: int, choices: Any) -> list[str] | None:
+        """At least two non-blank strings that differ by more than surrounding whitespace (`c` and `c ` are
+        one answer written twice: which of them the label names is not something the model could show)."""
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+            self.problem(line, "choices", f"expected a list of at least 2 non-empty strings, got {_short(choices)}")
+            return None
+        blank = next((index for index, choice in enumerate(choices) if not choice.strip()), None)
+        if blank is not None:
+            self.problem(line, f"choices[{blank}]", f"blank choice {choices[blank]!r}: a choice is a text to score")
+            return None
+        stripped = [choice.strip() for choice in choices]
+        twice = next((index for index, choice in enumerate(stripped) if choice in stripped[:index]), None)
+        if twice is not None:
+            first = choices[stripped.index(stripped[twice])]
+            if first == choices[twice]:
+                self.problem(line, "choices", f"choice {_short(first)} is given twice: the choices must differ")
+            else:
+                what = f"{_short(choices[twice])} differs from {_short(first)} only by whitespace"
+                self.problem(line, f"choices[{twice}]", f"{what}: the choices must differ")
+            return None
+        return choices
 
     def _same_kind(self, line: int, kind: str) -> bool:
         """One kind of evaluation row per file (a task is scored one way), the kind of its first valid row."""
@@ -277,17 +299,26 @@ class Rows:
             answer = str(answer)  # a number written without quotes (or a whole float of a number column)
         if not isinstance(answer, str) or not answer.strip():
             self.problem(line, "answer", f"expected a non-empty string, got {_got(answer)}")
+        elif "\n" in answer.strip():
+            self.problem(line, "answer", ONE_LINE)
         aliases = row.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
             self.problem(line, "aliases", f"expected a list of non-empty strings, got {_short(aliases)}")
+        elif any("\n" in alias.strip() for alias in aliases):
+            at = next(index for index, alias in enumerate(aliases) if "\n" in alias.strip())
+            self.problem(line, f"aliases[{at}]", ONE_LINE)
         item_id = self._item_id(line, row)
         if len(self.problems) == count and item_id is not None:
             self._keep(line, GenItem(item_id, context, answer.strip(), [a.strip() for a in aliases]))
 
     def _item_id(self, line: int, row: dict[str, Any]) -> str | None:
-        item_id = row.get("id", f"{self.name}/line{line}")
-        if not isinstance(item_id, str) or not item_id:
-            self.problem(line, "id", f"expected a non-empty string, got {_short(item_id)}")
+        """The row's id as text (an integer id is its decimal text, as a CSV cell gives it), else
+        `<task>/line<N>`; a blank or repeated id is refused."""
+        item_id = _whole(row.get("id", f"{self.name}/line{line}"))
+        if isinstance(item_id, int) and not isinstance(item_id, bool):
+            item_id = str(item_id)
+        if not isinstance(item_id, str) or not item_id.strip():
+            self.problem(line, "id", f"expected a non-blank string or an integer, got {_short(item_id)}")
             return None
         if item_id in self._ids:
             self.problem(line, "id", f"duplicate id {item_id!r} (first on line {self._ids[item_id]})")
@@ -319,6 +350,8 @@ def check_messages(value: Any, key: str, need_assistant: bool) -> tuple[list[dic
             problems.append((f"{at}.role", f"{what} (expected one of {', '.join(ROLES)})"))
         if not isinstance(content, str):
             problems.append((f"{at}.content", f"expected a string, got {type(content).__name__}"))
+        elif role in SPEAKERS and not content.strip():
+            problems.append((f"{at}.content", f"empty {role} turn {content!r}: it must say something"))
         messages.append({"role": role, "content": content})
     if not problems and need_assistant and not any(m["role"] == "assistant" for m in messages):
         problems.append((key, "no assistant turn: nothing to learn"))

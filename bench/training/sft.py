@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.spec import Budget
 from bench.tasks.base import TaskData
+from bench.tasks.rows import completion_join
 
 
 def _lean_sft_trainer_class() -> type:
@@ -89,11 +90,18 @@ def _lean_sft_trainer_class() -> type:
     return LeanSFTTrainer
 
 
+def _prompt_completion(prompt: str, completion: str) -> dict[str, str]:
+    """A string prompt-completion row as TRL reads it: TRL joins the two as they are, so the completion
+    starts with the space between them unless either side already has whitespace there (a row written
+    TRL's way, `" blue."`, is left as it is rather than given a second space)."""
+    return {"prompt": prompt, "completion": completion_join(prompt, completion) + completion}
+
+
 def sft_trainer(model: Any, tokenizer: Any, task: TaskData, arguments: dict[str, Any], budget: Budget, **_: Any):
     from datasets import Dataset
     from trl import SFTConfig
 
-    rows = [example.row or {"prompt": example.prompt, "completion": " " + example.completion} for example in task.train]
+    rows = [example.row or _prompt_completion(example.prompt, example.completion) for example in task.train]
     data_format, loss = task.info.get("format", "prompt-completion"), task.info.get("loss", "completion")
     if data_format.startswith("conversational") and not getattr(tokenizer, "chat_template", None):
         raise ValueError(
