@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.tasks.base import TaskData
+from bench.tasks.rows import completion_join
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ def write_task(task: TaskData, folder: Path) -> str:
     data = folder / f"{name}.jsonl"
     with data.open("w", encoding="utf-8") as stream:
         for item in task.eval:
-            row = {"id": item.id, "context": item.context, "choices": item.choices, "label": item.label}
+            # each choice carries its own join to the context (target_delimiter ""): one space, none where
+            # the context or the choice already has whitespace there, as training joins them (completion_join)
+            choices = [completion_join(item.context, choice) + choice for choice in item.choices]
+            row = {"id": item.id, "context": item.context, "choices": choices, "label": item.label}
             stream.write(json.dumps(row) + "\n")
     yaml_text = "\n".join(
         [
@@ -47,7 +51,7 @@ def write_task(task: TaskData, folder: Path) -> str:
             'doc_to_text: "{{context}}"',
             'doc_to_choice: "{{choices}}"',
             'doc_to_target: "{{label}}"',
-            'target_delimiter: " "',
+            'target_delimiter: ""',
             "metric_list:",
             "  - {metric: acc, aggregation: mean, higher_is_better: true}",
             "  - {metric: acc_norm, aggregation: mean, higher_is_better: true}",
