@@ -368,4 +368,4 @@ def trend(
                 f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{color}"><title>{escape(hover)}</title></circle>'
             )
     legend = [(name, palette.get(name, "#333")) for name in series]
-    return _svg(chart_id, title, body + _legend(legend, ["dashed: change point", "whiskers: seed spread"]))
+    return _svg(chart_id, title, body + _legend(legend, ["dashed: change point", "whiskers: ± half the seeds' range"]))
