@@ -86,3 +86,9 @@ def test_rows_cut_at_seq_len_are_said_once_per_strategy():
         "full: 18 of 18 training rows longer than seq_len 6 (the longest 7 tokens) were truncated, "
         "4 dropped: nothing left to learn in them"
     ]
+
+
+def test_a_share_of_any_unit_is_shown_without_its_unit():
+    """An alignment rate (unit `rate`) read `0.550 [0.000 to 1.000] rate`: every share unit is bare, as accuracy."""
+    assert figure([0.5, 0.6], "rate") == figure([0.5, 0.6], "acc") == "0.550 [0.000 to 1.000]"
+    assert figure([2000.0, 2100.0], "tokens/s").endswith("tokens/s")

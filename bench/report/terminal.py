@@ -13,7 +13,7 @@ from bench.analysis import stats
 from bench.analysis.selection import comparable, keyed_records
 from bench.records.results import learned_task
 from bench.report.aggregate import QUESTIONS, resolve, summarize
-from bench.report.scales import bounds
+from bench.report.scales import SHARE_UNITS, bounds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,7 @@ def figure(values: list[float], unit: str, metric: str = "") -> str:
             text += f" [{max(low, mean - half):.{digits}f} to {min(high, mean + half):.{digits}f}]"
         else:
             text += f" ± {half:.{digits}f}"
-    return f"{text} {unit}" if unit and unit not in ("acc", "fraction", "ratio") else text
+    return f"{text} {unit}" if unit and unit not in SHARE_UNITS else text  # a share needs no unit
 
 
 def clean_timing(runs: list[RunResult], metric: str) -> tuple[list[float], int]:
