@@ -68,12 +68,17 @@ def items_digest(records: list[Any], task: str) -> str | None:
     return digests.pop() if len(digests) == 1 else None
 
 
+def _forgetting_tasks(records: list[Any]) -> list[str]:
+    """The retained tasks behind forgetting.mean: those with item outcomes and a forgetting metric."""
+    return sorted({t for r in records for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
+
+
 def metric_matrix(records: list[Any], metric: str) -> list[list[list[float]]] | None:
     """The per-task matrices behind a quality metric: accuracy.T and accuracy_before.T (correct),
     gain.T and forgetting.T (after minus before); forgetting.mean: one matrix per retained task."""
     family, _, task = metric.partition(".")
     if family == "forgetting" and task == "mean":
-        tasks = sorted({t for r in records for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
+        tasks = _forgetting_tasks(records)
         matrices = [_matrix(records, t, "change") for t in tasks]
         return matrices if tasks and all(m is not None for m in matrices) else None
     kind = {"accuracy": "after", "accuracy_before": "before", "gain": "change", "forgetting": "change"}.get(family)
@@ -121,9 +126,7 @@ def comparable_matrices(a: list[Any], b: list[Any], metric: str) -> tuple[list[A
     if left is None or right is None or len(left) != len(right):
         return None
     task = metric.partition(".")[2]
-    tasks = (
-        [task] if task != "mean" else sorted({t for r in a for t in (r.items or {}) if f"forgetting.{t}" in r.metrics})
-    )
+    tasks = [task] if task != "mean" else _forgetting_tasks(a)
     if any(items_digest(a + b, t) is None for t in tasks):
         return None
     return left, right
