@@ -31,7 +31,7 @@ class Strict(BaseModel):
 class ModelSpec(Strict):
     """Exactly one source names the base model."""
 
-    preset: str | None = None  # built-in model, pretrained once by the harness and cached
+    preset: str | None = None  # built-in model; its pretrained weights ship in bench/models/presets/
     path: str | None = None  # a local transformers folder
     hub: str | None = None  # a hub id (needs a network)
     gguf: str | None = None  # a GGUF file, converted once and cached

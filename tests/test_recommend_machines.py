@@ -1,5 +1,5 @@
 """`bench recommend` groups runs as the report does (bench.analysis.selection): per machine, so the same
-hardware under two `--machine` names gives two candidates, never one with each seed twice."""
+hardware stored under two machine names gives two candidates, never one with each seed twice."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ GIB = 2**30
 
 
 def _on(machine: str, record: RunResult) -> RunResult:
-    """The record as `bench run --machine MACHINE` stores it (the same hardware, so the same fingerprint)."""
+    """The record as if stored under machine name MACHINE (the same hardware, so the same fingerprint)."""
     environment = record.environment.model_copy(update={"machine": machine})
     return record.model_copy(update={"environment": environment, "run_id": f"{record.run_id}-{machine}"})
 
