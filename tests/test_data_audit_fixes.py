@@ -59,7 +59,7 @@ def test_a_generative_answer_or_alias_on_several_lines_is_refused(tmp_path: Path
     [("The sky is", " blue.", ""), ("The sky is ", "blue.", ""), ("Q:\n", "4", ""), ("next of a =", "b", " ")],
 )
 def test_the_space_between_prompt_and_completion_is_added_only_where_none_is(prompt, completion, join):
-    from bench.tasks.rows import completion_join
+    from bench.tasks.base import completion_join
 
     assert completion_join(prompt, completion) == join
 

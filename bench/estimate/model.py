@@ -91,10 +91,7 @@ def expected_batch_tokens(lengths: list[int], batch_size: int, seq_len: int) -> 
 
 def training_lengths(task: Any, tokenizer: Any) -> list[int]:
     """Tokens per training example as the SFT trainer sees them (prompt, completion, end of sequence)."""
-    from bench.tasks.rows import completion_join
-
-    texts = [ex.prompt + completion_join(ex.prompt, ex.completion) + ex.completion for ex in task.train]
-    return [len(tokenizer(text)["input_ids"]) + 1 for text in texts]
+    return [len(tokenizer(example.text)["input_ids"]) + 1 for example in task.train]
 
 
 def _quantized_bytes(numel: int, options: Any) -> int:

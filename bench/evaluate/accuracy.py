@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.tasks.base import TaskData
-from bench.tasks.rows import completion_join
+from bench.tasks.base import TaskData, completion_join
 
 
 @dataclass(frozen=True)

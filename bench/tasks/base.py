@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def completion_join(prompt: str, completion: str) -> str:
+    """What goes between a prompt and its completion text: one space, unless either side already has
+    whitespace at the join (a row written TRL's way, `{"prompt": "The sky is", "completion": " blue."}`)."""
+    if prompt and completion and not prompt[-1].isspace() and not completion[0].isspace():
+        return " "
+    return ""
+
+
 @dataclass(frozen=True)
 class Example:
     """One supervised example: the model reads `prompt` and learns to write `completion`.
@@ -18,6 +26,11 @@ class Example:
     prompt: str
     completion: str
     row: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """Prompt and completion as one text, joined as training joins them (`completion_join`)."""
+        return self.prompt + completion_join(self.prompt, self.completion) + self.completion
 
 
 @dataclass(frozen=True)

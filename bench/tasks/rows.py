@@ -43,14 +43,6 @@ ONE_LINE = (
 REPEATS_LISTED = 3  # rows listed with one same problem before the rest are counted in one line
 
 
-def completion_join(prompt: str, completion: str) -> str:
-    """What goes between a prompt and its completion text: one space, unless either side already has
-    whitespace at the join (a row written TRL's way, `{"prompt": "The sky is", "completion": " blue."}`)."""
-    if prompt and completion and not prompt[-1].isspace() and not completion[0].isspace():
-        return " "
-    return ""
-
-
 def where(path: Path | str, line: int | None, key: str | None = None) -> str:
     return (f"{path}:{line}" if line else str(path)) + (f": field {key!r}" if key else "")
 

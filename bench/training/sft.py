@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.spec import Budget
-from bench.tasks.base import TaskData
-from bench.tasks.rows import completion_join
+from bench.tasks.base import TaskData, completion_join
 
 
 def _lean_sft_trainer_class() -> type:
