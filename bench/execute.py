@@ -13,20 +13,21 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.backends.local import sigkill_cause
 from bench.executors import EXECUTORS
-from bench.executors.base import Finished, Job, Progress, SetupError
+from bench.executors.base import Executor, Finished, Job, Progress, SetupError, StoreError
 from bench.measure import env, limits
 from bench.plan import RunSpec
 from bench.records.migrations import NotARecord
 from bench.records.portable import redact_file
 from bench.records.results import RunResult
-from bench.records.store import ResultStore
+from bench.records.store import FolderBusy, FolderLock, ResultStore
 from bench.registry import UnknownNameError
 from bench.spec import Resources
 from bench.tasks.fingerprint import changed_data, data_files
@@ -41,11 +42,16 @@ class ExecutionReport:
     executed: int = 0
 
 
-def failure_record(spec: RunSpec, machine: str, reason: str, started: str, seconds: float, log_path: Path) -> RunResult:
+def failure_record(
+    spec: RunSpec, machine: str, reason: str, started: str, seconds: float, log_path: Path, start: str | None = None
+) -> RunResult:
+    """The record of a run that returned none. `start`: how its process started (warm, cold and why);
+    `seconds`: from its process's start to its end, none of a warm server's start-up."""
     return RunResult(
         **spec.record_header(),
         status="failed",
         reason=reason,
+        start=start,
         budget={"resolved": spec.budget.model_dump()},
         environment=env.capture(machine),
         started_at=started,
@@ -105,18 +111,20 @@ def execute(
     here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
     unreadable: set[Path] = set()  # stored files that are not records, each told once
     digests: dict[str, str] = {}  # data files' sha256, taken once per call
-    if not all(_kept(store, spec, here, unreadable, digests) for spec in specs):  # that something will run
-        problem = results_dir_problem(store.root)
-        if problem:
-            raise SetupError(problem)
+    pending = not all(_kept(store, spec, here, unreadable, digests) for spec in specs)  # something will run
+    if pending and (problem := results_dir_problem(store.root)):
+        raise SetupError(problem)
     try:
         kind = EXECUTORS.get(executor)
     except UnknownNameError as error:
         raise SetupError(str(error)) from None
     chosen = kind(backend_name, timeout_s, resources, clock, **(executor_options or {}))
     jobs: list[Job] = []
+    locks: list[FolderLock] = []
     try:
         machine = machine or chosen.machine()  # where its runs land (Ray: a probe task on the cluster)
+        if pending:  # one `bench run` at a time writes a suite's machine folder
+            locks += _lock(store, sorted({spec.suite for spec in specs}), machine)
         for index, spec in enumerate(specs):
             stored = _kept(store, spec, machine, unreadable, digests, tell=True)
             if stored is not None:
@@ -124,12 +132,9 @@ def execute(
                 report.reused += 1
                 progress.end_run(stored, reused=True)
             else:
-                if keep_artefacts:  # beside the record: <results>/<suite>/<machine>/artefacts/<run_id>/
-                    folder = store.path_for(spec.suite, machine, spec.run_id).parent / "artefacts" / spec.run_id
-                    spec = spec.model_copy(update={"artefacts_dir": str(folder.resolve())})
-                jobs.append(Job(index, len(specs), spec, _log_path(store, machine, spec)))
+                jobs.append(_job(store, spec, machine, index, len(specs), keep_artefacts))
         limit = limits.limit_bytes(resources.memory_gib)
-        for finished in chosen.run(jobs, machine, progress) if jobs else ():
+        for finished in _finished(chosen, jobs, machine, progress):
             result = _store(finished, store, machine, limit, session)
             results[finished.job.index] = result
             report.executed += 1
@@ -138,9 +143,58 @@ def execute(
         chosen.close()
         for job in jobs:  # a run cut off (Ctrl-C, a crash) stored no record: its log is redacted here
             if job.index not in results:
-                redact_file(job.log_path)
+                _quietly(redact_file, job.log_path)
+        for lock in locks:
+            lock.release()
         report.results = [results[index] for index in sorted(results)]  # plan order, however runs ended
     return report
+
+
+def _lock(store: ResultStore, suites: list[str], machine: str) -> list[FolderLock]:
+    """The folders' locks, or SetupError naming the `bench run` that holds one (nothing has run yet)."""
+    taken: list[FolderLock] = []
+    try:
+        for suite in suites:
+            taken.append(store.lock(suite, machine))
+    except FolderBusy as busy:
+        for lock in taken:
+            lock.release()
+        pid, started = busy.holder.get("pid", "?"), busy.holder.get("started", "at an unknown time")
+        raise SetupError(
+            f"another bench run (pid {pid}, started {started}) is writing {busy.folder};"
+            " wait for it or use another --results"
+        ) from None
+    except OSError as error:
+        raise SetupError(f"could not lock {store.root / suites[len(taken)] / machine}: {error}") from None
+    return taken
+
+
+def _job(store: ResultStore, spec: RunSpec, machine: str, index: int, total: int, keep_artefacts: bool) -> Job:
+    if keep_artefacts:  # beside the record: <results>/<suite>/<machine>/artefacts/<run_id>/
+        folder = store.path_for(spec.suite, machine, spec.run_id).parent / "artefacts" / spec.run_id
+        spec = spec.model_copy(update={"artefacts_dir": str(folder.resolve())})
+    return Job(index, total, spec, _log_path(store, machine, spec))
+
+
+def _finished(chosen: Executor, jobs: list[Job], machine: str, progress: Progress) -> Iterator[Finished]:
+    """The executor's finished runs; a file of a run that cannot be written (its log: a full disk, a
+    folder made unwritable) stops the suite as a record that cannot be stored does (StoreError)."""
+    if not jobs:
+        return
+    try:
+        yield from chosen.run(jobs, machine, progress)
+    except OSError as error:
+        if error.filename is None:  # not a file's (a fork that failed): no environment problem to name
+            raise
+        raise StoreError(f"could not write {error.filename}: {error.strerror or error}") from None
+
+
+def _quietly(action: Callable[[Path], None], path: Path) -> None:
+    """`action(path)`, where an OSError (a full disk) changes nothing that matters more."""
+    try:
+        action(path)
+    except OSError:
+        pass
 
 
 def _kept(
@@ -195,17 +249,56 @@ def new_session_id() -> str:
 
 
 def _store(finished: Finished, store: ResultStore, machine: str, limit: int | None, session: str) -> RunResult:
-    """The run's record, with its session and out-of-memory named in a failure's reason; written atomically."""
+    """The run's record, with its session and out-of-memory named in a failure's reason; written atomically.
+    StoreError where it cannot be written, with the record kept elsewhere if possible."""
     job, outcome = finished.job, finished.outcome
     result = outcome.result or failure_record(
-        job.spec, machine, outcome.failure or "unknown", finished.started, finished.seconds, job.log_path
+        job.spec,
+        machine,
+        outcome.failure or "unknown",
+        finished.started,
+        finished.seconds if outcome.seconds is None else outcome.seconds,
+        job.log_path,
+        outcome.start,
     )
     if result.status == "failed" and result.reason:
-        named = limits.out_of_memory_reason(result.reason, limit)
+        named = _memory_line(result.reason, limit, outcome.oom_kills)
         if named and (limit or "out of memory" not in result.reason):
             result = result.model_copy(update={"reason": f"{result.reason}\n{named}"})
     result = result.model_copy(update={"session": session, "log_path": result.log_path or str(job.log_path)})
     result = store.portable(result)  # what the record file holds is what the report shows
-    store.write(result)
-    redact_file(job.log_path)  # a secret a library printed never stays in the log beside the record
+    try:
+        store.write(result)
+    except OSError as error:
+        raise StoreError(_unstored(store, result, error)) from None
+    _quietly(redact_file, job.log_path)  # a secret a library printed never stays in the log beside the record
     return result
+
+
+def _memory_line(reason: str, limit: int | None, oom_kills: int | None) -> str | None:
+    """The line naming out-of-memory for a failure's reason, or None. A SIGKILL is out of memory only on
+    evidence (the cgroup's OOM-kill count, bench/backends/local.py); else a possibility to check."""
+    named = limits.out_of_memory_reason(reason, limit)
+    if not (named and named.startswith("likely out of memory")):
+        return named
+    if reason.startswith("worker killed by SIGKILL"):  # the backend said what the count shows already
+        return None
+    limit_note = f"; the run's memory limit was {limit / 2**30:.3g} GiB" if limit else ""
+    what = "killed by SIGKILL" if "killed by SIGKILL" in reason else "a rank was killed by SIGKILL"
+    return f"{what}: {sigkill_cause(oom_kills)}{limit_note}"
+
+
+def _unstored(store: ResultStore, result: RunResult, error: OSError) -> str:
+    """One line: the record that could not be stored, where it would have gone, why, and where it is kept."""
+    path = store.path_for(result.suite, result.environment.machine, result.run_id)
+    text = result.model_dump_json(indent=2) + "\n"
+    kept = Path(tempfile.gettempdir()) / f"bench-unstored-{result.run_id}.json"
+    try:
+        kept.write_text(text, encoding="utf-8")
+        keeping = f"its record is kept at {kept}; copy it there once the disk has room"
+    except OSError:
+        keeping = "it could not be kept elsewhere either"
+    return (
+        f"could not store the record of {result.label} seed={result.seed} at {path}: {error.strerror or error}; "
+        + keeping
+    )

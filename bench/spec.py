@@ -195,7 +195,7 @@ class Execution(Strict):
     # where runs execute (`bench ls`): warm forks each run from a server that imported the stack once;
     # local starts a fresh interpreter per run (the cold start, ~10 s more per run)
     backend: str = "warm"
-    timeout_s: Seconds = 1800  # per run; a run past it is killed and recorded as failed
+    timeout_s: Seconds = 1800  # per run, from its first event (after start-up, warm or cold); past it: killed, failed
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch intra-op threads. None: 1 for models under 10M parameters (more threads buy nothing there
     # and cost 3x beside a busy neighbour), else every core this process may use (docs/statistics.md)

@@ -201,7 +201,8 @@ def test_a_warm_server_killed_during_a_run_is_named_and_the_next_run_is_warm_aga
     records = {r.label: r for r in load_records(results)}
     killed = records["server_killer"]
     assert killed.status == "failed" and "warm server died" in killed.reason and "SIGKILL" in killed.reason
-    assert "likely out of memory" in killed.reason
+    # a plugin's os.kill, not the kernel: out of memory only on the cgroup's evidence (tests/test_run_failures.py)
+    assert "likely out of memory" not in killed.reason
     assert records["full"].status == "ok" and records["full"].start == "warm"
 
 

@@ -20,6 +20,9 @@ EventHandler = Callable[[dict[str, Any]], None]
 class Outcome:
     result: RunResult | None  # what the worker returned
     failure: str | None = None  # why there is no result (crash, signal, timeout)
+    start: str | None = None  # how its process started, as a record's `start` says it: warm, or cold (why)
+    seconds: float | None = None  # from its process's start to its end: a failure record's wall_seconds
+    oom_kills: int | None = None  # processes the OOM killer ended in this cgroup meanwhile; None: unknown
 
 
 class Backend(Protocol):

@@ -2,6 +2,10 @@
 
 The child runs in its own session so that a Ctrl-C reaches only the parent, which then kills the
 child's whole process group; on Linux the child also dies if the parent is killed outright.
+
+`execution.timeout_s` counts from the run's first event (its imports done: the same moment for a warm
+and a cold start, RunClock); the driver owns the run's work folder (the child's TMPDIR, where the
+worker, torchrun and the libraries put their files) and removes it however the run ends.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from bench.backends.base import EventHandler, Outcome
 from bench.measure.limits import die_with_parent
@@ -41,6 +46,94 @@ DISTRIBUTED_VARIABLES = (
     "MASTER_ADDR",
     "MASTER_PORT",
 )
+RUN_STARTUP_S = 300  # before its first event a run's process may take this long to start (imports, busy machine)
+POLL_S = 1.0  # how often a waiting backend looks again at its run's deadline (the first event moves it)
+T = TypeVar("T")
+
+
+class RunClock:
+    """One run's timeout and duration. `timeout_s` counts from the run's first event (its imports done),
+    so a cold start's interpreter start-up counts no more than a warm one's; until that event the
+    process may take `startup_s` more. `seconds()`: from its process's start (spawn or fork) to now."""
+
+    def __init__(self, timeout_s: float, startup_s: float = RUN_STARTUP_S) -> None:
+        self.timeout_s, self.startup_s = timeout_s, startup_s
+        self.spawned = time.monotonic()
+        self.began: float | None = None
+
+    def watch(self, on_event: EventHandler) -> EventHandler:
+        """`on_event`, noting when the first event came."""
+
+        def seen(event: dict[str, Any]) -> None:
+            if self.began is None:
+                self.began = time.monotonic()
+            on_event(event)
+
+        return seen
+
+    def deadline(self) -> float:
+        start = self.began if self.began is not None else self.spawned + self.startup_s
+        return start + self.timeout_s
+
+    def wait(self, step: Callable[[float], T | None]) -> T | None:
+        """`step(seconds)` (None: not yet) until it answers or the deadline passes (None)."""
+        while (left := self.deadline() - time.monotonic()) > 0:
+            answer = step(min(left, POLL_S))
+            if answer is not None:
+                return answer
+        return None
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.spawned
+
+    def timed_out(self) -> str:
+        if self.began is None:
+            return (
+                f"timed out: no progress {self.startup_s + self.timeout_s:g} s after its process started"
+                f" (start-up allowance {self.startup_s:g} s + execution.timeout_s); killed"
+            )
+        return f"timed out after {self.timeout_s:g} s (execution.timeout_s) from the run's first event; killed"
+
+
+def oom_kill_count() -> int | None:
+    """Processes the kernel's OOM killer has ended in this process's memory cgroup (cgroup v2
+    memory.events or v1 memory.oom_control, `oom_kill`), or None where that cannot be read."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidates += [f"/sys/fs/cgroup{path}/memory.events", "/sys/fs/cgroup/memory.events"]
+        elif "memory" in controllers.split(","):
+            candidates += [
+                f"/sys/fs/cgroup/memory{path}/memory.oom_control",
+                "/sys/fs/cgroup/memory/memory.oom_control",
+            ]
+    for candidate in candidates:
+        try:
+            fields = dict(line.split() for line in Path(candidate).read_text().splitlines() if line.count(" ") == 1)
+        except (OSError, ValueError):
+            continue
+        if "oom_kill" in fields:
+            return int(fields["oom_kill"])
+    return None
+
+
+def oom_kills_since(before: int | None) -> int | None:
+    after = oom_kill_count() if before is not None else None
+    return None if after is None or before is None else after - before
+
+
+def sigkill_cause(oom_kills: int | None) -> str:
+    """What a SIGKILL says about memory: the cgroup's OOM-kill count when it is known, else a possibility."""
+    if oom_kills is None:
+        return "the out-of-memory killer is the usual cause; check `dmesg` or the memory figures"
+    if oom_kills > 0:
+        return f"out of memory: the kernel's OOM killer ended {oom_kills} process(es) of this cgroup during the run"
+    return "not the kernel's OOM killer (this cgroup's oom_kill count did not change): another process sent it"
 
 
 def run_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -102,15 +195,42 @@ def kill_group(pid: int) -> None:
             pass
 
 
-def outcome(out_path: Path, return_code: int, log_path: Path) -> Outcome:
-    """The worker's record, or why there is none."""
+def outcome(out_path: Path, return_code: int, log_path: Path, oom_kills: int | None = None) -> Outcome:
+    """The worker's record, or why there is none (`oom_kills`: oom_kills_since the run's start)."""
     if out_path.exists():
-        return Outcome(load_record(out_path))
+        return Outcome(load_record(out_path), oom_kills=oom_kills)
     if return_code < 0:
         name = _signal_name(-return_code)
-        hint = " (likely out of memory)" if name == "SIGKILL" else ""
-        return Outcome(None, f"worker killed by {name}{hint}\n{_tail(log_path)}".strip())
-    return Outcome(None, f"worker exited with code {return_code} without a result\n{_tail(log_path)}".strip())
+        hint = f": {sigkill_cause(oom_kills)}" if name == "SIGKILL" else ""
+        return Outcome(None, f"worker killed by {name}{hint}\n{_tail(log_path)}".strip(), oom_kills=oom_kills)
+    failure = f"worker exited with code {return_code} without a result\n{_tail(log_path)}".strip()
+    return Outcome(None, failure, oom_kills=oom_kills)
+
+
+@dataclass
+class Exited:
+    """A run's process that exited by itself: its exit code, seconds from its start, OOM kills meanwhile."""
+
+    code: int
+    seconds: float
+    oom_kills: int | None
+
+
+def start_text(start: str, reason: str | None) -> str:
+    """A record's `start`: warm or cold, with why a warm start was not possible (bench/run/recorder.py)."""
+    return f"{start} ({reason})" if reason else start
+
+
+def work_folder(prefix: str = "bench-run-") -> tempfile.TemporaryDirectory:
+    """The run's work folder, owned by the driver: the run's TMPDIR below it goes with it however the run ends."""
+    return tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
+
+
+def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class LocalBackend:
@@ -121,36 +241,52 @@ class LocalBackend:
 
     def __init__(self, why_cold: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.start_env = {"BENCH_START": "cold", **({"BENCH_COLD_REASON": why_cold} if why_cold else {}), **(env or {})}
+        self.start = start_text("cold", why_cold)
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
-            spec_path, out_path = Path(folder, "spec.json"), Path(folder, "result.json")
+        with work_folder() as folder:
+            spec_path, out_path, scratch = Path(folder, "spec.json"), Path(folder, "result.json"), Path(folder, "tmp")
             spec_path.write_text(spec.model_dump_json())
+            scratch.mkdir()
             log_path.write_text("")  # one log per attempt; appended to by the child and the relay
+            command = [sys.executable, "-m", "bench.run.worker", str(spec_path), str(out_path), "--machine", machine]
             with open(log_path, "a", encoding="utf-8") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "bench.run.worker", str(spec_path), str(out_path), "--machine", machine],
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    text=True,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-                    env=run_environment(self.start_env),
-                )
-                reader = threading.Thread(target=relay, args=(process.stdout, log, on_event), daemon=True)
-                reader.start()
-                try:
-                    return_code = process.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    self._kill(process)
-                    return Outcome(None, f"timed out after {timeout_s:g} s (execution.timeout_s); killed")
-                except BaseException:  # Ctrl-C or a kill of the suite: take the child down with us
-                    self._kill(process)
-                    raise
-                finally:
-                    reader.join(timeout=5)
-            return outcome(out_path, return_code, log_path)
+                ended = self._watch(command, scratch, timeout_s, log, on_event)
+            if isinstance(ended, Exited):  # its record, or why there is none
+                seconds, ended = ended.seconds, outcome(out_path, ended.code, log_path, ended.oom_kills)
+                ended.seconds = seconds
+            ended.start = self.start
+            return ended
+
+    def _watch(
+        self, command: list[str], scratch: Path, timeout_s: float, log: TextIO, on_event: EventHandler
+    ) -> Outcome | Exited:
+        """Start the worker (its TMPDIR: `scratch`) and wait for it to exit, or kill it at its timeout."""
+        oom_before = oom_kill_count()
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            env=run_environment({**self.start_env, "TMPDIR": str(scratch)}),
+        )
+        clock = RunClock(timeout_s)
+        reader = threading.Thread(target=relay, args=(process.stdout, log, clock.watch(on_event)), daemon=True)
+        reader.start()
+        try:
+            return_code = clock.wait(lambda seconds: _exit_code(process, seconds))
+            if return_code is None:
+                self._kill(process)
+                return Outcome(None, clock.timed_out(), seconds=clock.seconds(), oom_kills=oom_kills_since(oom_before))
+        except BaseException:  # Ctrl-C or a kill of the suite: take the child down with us
+            self._kill(process)
+            raise
+        finally:
+            reader.join(timeout=5)
+        return Exited(return_code, clock.seconds(), oom_kills_since(oom_before))
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:

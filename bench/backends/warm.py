@@ -14,14 +14,24 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bench.backends.base import EventHandler, Outcome
-from bench.backends.local import LocalBackend, _signal_name, kill_group, outcome, relay, run_environment
+from bench.backends.local import (
+    LocalBackend,
+    RunClock,
+    _signal_name,
+    kill_group,
+    oom_kill_count,
+    oom_kills_since,
+    outcome,
+    relay,
+    run_environment,
+    work_folder,
+)
 from bench.measure.limits import die_with_parent
 from bench.plan import RunSpec
 
@@ -44,45 +54,57 @@ class WarmBackend:
 
     def execute(self, spec: RunSpec, machine: str, timeout_s: float, log_path: Path, on_event: EventHandler) -> Outcome:
         if self.cold_reason is None:
-            self._start()
+            self._start()  # before the run's clock: a server's start-up is no part of the run
         if self.cold_reason is not None:
             return self._cold(spec, machine, timeout_s, log_path, on_event, self.cold_reason)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text("")
-        with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
+        with work_folder() as folder:
             spec_path, out_path, events = Path(folder, "spec.json"), Path(folder, "result.json"), Path(folder, "events")
             spec_path.write_text(spec.model_dump_json())
+            Path(folder, "tmp").mkdir()  # the run's TMPDIR: removed with the folder however the run ends
             os.mkfifo(events)
             request = {"spec": str(spec_path), "out": str(out_path), "machine": machine, "log": str(log_path)}
-            self._send(request | {"events": str(events)})
+            oom_before = oom_kill_count()
+            self._send(request | {"events": str(events), "tmp": str(Path(folder, "tmp"))})
             reply = self._reply(60)
             if reply is None or "pid" not in reply:  # no answer, the server ended, or forking is unsafe
                 if (reply or {}).get("unsafe"):
                     self._stop(reply["unsafe"])  # for the rest of the suite
                 reason = (reply or {}).get("unsafe") or self._drop("the warm server stopped answering")
                 return self._cold(spec, machine, timeout_s, log_path, on_event, reason)
-            pid = reply["pid"]
+            start, clock = reply.get("start", "warm"), RunClock(timeout_s)
             with open(log_path, "a", encoding="utf-8") as log:
-                reader = threading.Thread(target=self._relay_fifo, args=(events, log, on_event), daemon=True)
-                reader.start()
-                try:
-                    ended = self._reply(timeout_s)
-                    if ended is None:
-                        kill_group(pid)
-                        if "exit" not in (self._reply(15) or {}):  # the server reaps the killed child and says so
-                            self._drop("the warm server did not reap a killed run")  # the next run gets a new one
-                        return Outcome(None, f"timed out after {timeout_s:g} s (execution.timeout_s); killed")
-                    if ended.get("ended"):  # the server itself died: the run's child dies with it
-                        kill_group(pid)
-                        how = self._drop("the warm server died")
-                        return Outcome(None, f"{how} during this run; the next run starts a new one")
-                except BaseException:  # Ctrl-C or a kill of the suite: take the run down with us
-                    kill_group(pid)
-                    raise
-                finally:
-                    self._unblock(events)
-                    reader.join(timeout=5)
-            return outcome(out_path, ended.get("exit", 1), log_path)
+                ended = self._follow(reply["pid"], clock, events, log, on_event)
+            oom_kills = oom_kills_since(oom_before)
+            if isinstance(ended, str):  # killed: timed out, or its server died
+                return Outcome(None, ended, start=start, seconds=clock.seconds(), oom_kills=oom_kills)
+            result = outcome(out_path, ended, log_path, oom_kills)
+            result.start, result.seconds = start, clock.seconds()
+            return result
+
+    def _follow(self, pid: int, clock: RunClock, events: Path, log: TextIO, on_event: EventHandler) -> int | str:
+        """Wait for the forked run `pid` to end: its exit code, or why it was killed (a timeout, the server died)."""
+        reader = threading.Thread(target=self._relay_fifo, args=(events, log, clock.watch(on_event)), daemon=True)
+        reader.start()
+        try:
+            ended = clock.wait(self._reply)
+            if ended is None:
+                kill_group(pid)
+                if "exit" not in (self._reply(15) or {}):  # the server reaps the killed child and says so
+                    self._drop("the warm server did not reap a killed run")  # the next run gets a new one
+                return clock.timed_out()
+            if ended.get("ended"):  # the server itself died: the run's child dies with it
+                kill_group(pid)
+                how = self._drop("the warm server died")
+                return f"{how} during this run; the next run starts a new one"
+            return ended.get("exit", 1)
+        except BaseException:  # Ctrl-C or a kill of the suite: take the run down with us
+            kill_group(pid)
+            raise
+        finally:
+            self._unblock(events)
+            reader.join(timeout=5)
 
     # -- the server -------------------------------------------------------------------------------
 
@@ -159,7 +181,7 @@ class WarmBackend:
     # -- one run ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _relay_fifo(events: Path, log, on_event: EventHandler) -> None:
+    def _relay_fifo(events: Path, log: TextIO, on_event: EventHandler) -> None:
         with open(events, encoding="utf-8") as lines:  # blocks until the child opens its end
             relay(lines, log, on_event)
 

@@ -1,8 +1,8 @@
 """The warm server behind the `warm` backend: imports the training stack once, then forks one child
 per run. Usage (by bench/backends/warm.py only): python -m bench.backends.zygote
 
-Protocol, one JSON object per line: requests on stdin ({"spec", "out", "machine", "log", "events"}),
-replies on stdout: {"ready": seconds} once, then per request {"pid": n} and later {"exit": code},
+Protocol, one JSON object per line: requests on stdin ({"spec", "out", "machine", "log", "events", "tmp"}),
+replies on stdout: {"ready": seconds} once, then per request {"pid": n, "start": how} and later {"exit": code},
 or {"unsafe": reason} when forking is not safe (the backend then starts a fresh process).
 
 Nothing that forking would share badly is set up here: no CUDA context, no OpenMP thread pool (torch
@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 
@@ -74,6 +75,11 @@ def unsafe_reason() -> str | None:
     return None
 
 
+def start_kind() -> str:
+    """What a run forked now records as its `start`."""
+    return "warm" if "peft" in sys.modules else PARTIAL
+
+
 def _reply(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -87,10 +93,13 @@ def _child(request: dict) -> None:
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        if request.get("tmp"):  # the run's TMPDIR, in a folder the driver removes however the run ends
+            os.environ["TMPDIR"] = tempfile.tempdir = request["tmp"]
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), 2)
         os.dup2(os.open(request["events"], os.O_WRONLY), 1)
-        os.environ["BENCH_START"] = "warm" if "peft" in sys.modules else PARTIAL
+        os.environ["BENCH_START"] = start_kind()
         from bench.run import worker
 
         arguments = [request["spec"], request["out"], "--machine", request["machine"]]
@@ -107,6 +116,7 @@ def _child(request: dict) -> None:
 def main() -> int:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C reaches it and it kills runs
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so does a closing terminal: the parent ends this server
     started = time.perf_counter()
     # Under the run's memory limit from the start, as a cold worker imports under it: what the imports
     # reserve then adapts to the limit (pyarrow's mimalloc reserves 1 GiB without one, 0.15 GiB under
@@ -124,7 +134,7 @@ def main() -> int:
         pid = os.fork()
         if pid == 0:
             _child(request)
-        _reply({"pid": pid})
+        _reply({"pid": pid, "start": start_kind()})
         _, status = os.waitpid(pid, 0)
         _reply({"exit": os.waitstatus_to_exitcode(status)})
     return 0

@@ -4,6 +4,7 @@ the table of a comparison (rich)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,21 @@ from bench.plan import RunSpec
 from bench.records.results import RunResult
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
+# the line of a traceback that names the exception: `ValueError: ...`, `torch.OutOfMemoryError: ...`
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b(:.*)?$")
+
+
+def reason_headline(reason: str) -> str:
+    """A failure's reason in one line: a traceback's exception line (the last one, the exception that
+    ended the run), else the reason's first line, which is the driver's own (its log tail follows)."""
+    lines = [line for line in reason.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+        if raised:
+            return raised[-1]
+    return lines[0]
 
 
 class RichProgress(SuiteProgress):
@@ -61,7 +77,7 @@ class RichProgress(SuiteProgress):
     def end_run(self, result: RunResult, reused: bool) -> None:
         style = STATUS_STYLE[result.status]
         origin = "stored, reused" if reused else f"{result.wall_seconds:.1f} s"
-        reason = f": {result.reason.splitlines()[-1]}" if result.reason else ""
+        reason = f": {reason_headline(result.reason)}" if result.reason else ""
         self.console.print(f"[{style}]{result.status:7}[/{style}] {result.label} seed={result.seed} ({origin}){reason}")
 
     def close(self) -> None:

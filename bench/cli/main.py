@@ -54,8 +54,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a background job's usual stop): handled like Ctrl-C, exit 143 (128 + 15) as shells expect."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (the terminal or ssh session closed): handled like SIGTERM, exit 129 (128 + 1)."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise Terminated
+    raise HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
+
+
+EXIT_CODES = {HungUp: 129, Terminated: 143}  # else Ctrl-C: 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,14 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         plain(f"bench {args.command}: {problem}")
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, _interrupt)
     try:
         return args.handler(args)
     except SuiteError as error:
         errors.print(f"[red]invalid[/red] {error}", highlight=False)
         return 2
     except KeyboardInterrupt as interrupt:
-        errors.print("[yellow]interrupted[/yellow]: finished runs are stored; run the same command again to resume")
-        return 143 if isinstance(interrupt, Terminated) else 130
+        try:
+            errors.print("[yellow]interrupted[/yellow]: finished runs are stored; run the same command again to resume")
+        except OSError:  # the terminal it would go to has closed (SIGHUP)
+            pass
+        return EXIT_CODES.get(type(interrupt), 130)
 
 
 if __name__ == "__main__":

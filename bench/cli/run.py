@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 def _run(args: argparse.Namespace) -> int:
     from bench.api import UnknownLabelError, run_suite, selected_runs
     from bench.cli.console import RichProgress
-    from bench.executors.base import Progress, SetupError
+    from bench.executors.base import Progress, SetupError, StoreError
 
     suite = load(args.suite)
     if args.only:
@@ -47,13 +48,19 @@ def _run(args: argparse.Namespace) -> int:
     except SetupError as error:  # before any run: an executor that cannot start, an unusable results folder
         plain(f"bench run: {error}")
         return 2
+    except StoreError as error:  # a record that cannot be stored: the runs after it could not be either
+        plain(f"bench run: {error}")
+        plain("bench run: stopped; finished runs are stored; run the same command again to resume")
+        return 2
     finally:
         if isinstance(progress, RichProgress):
             progress.close()
     counts = {status: sum(r.status == status for r in report.results) for status in ("ok", "skipped", "failed")}
     if args.quiet:  # no progress, but a failure is never silent: exit 1 comes with its reasons
+        from bench.cli.console import reason_headline
+
         for failed in (r for r in report.results if r.status == "failed"):
-            why = (failed.reason or "no reason recorded").strip().splitlines()[-1]
+            why = reason_headline(failed.reason or "") or "no reason recorded"
             plain(f"failed {failed.label} seed={failed.seed}: {why}")
     if not args.quiet or counts["failed"]:
         errors.print(
@@ -61,23 +68,33 @@ def _run(args: argparse.Namespace) -> int:
             + ", ".join(f"{count} {status}" for status, count in counts.items())
         )
     if not args.no_report and report.results:
-        from bench.records.portable import scrub_document
-        from bench.report.html import write_report
-
-        try:
-            reports = args.reports or args.results.parent / "reports"
-            records = _suite_records(suite, args.results, report.results) if args.only else report.results
-            suite_text = scrub_document(args.suite.read_text("utf-8"))  # as its records: no secret, no path of ours
-            path = write_report(records, reports / f"{suite.name}.html", suite_text)
-            if not args.quiet:
-                errors.print(f"report: {path}")
-        except Exception as error:  # a report failure must not lose the runs, which are stored already
-            errors.print(f"[red]report failed[/red]: {error}; rebuild it with: bench report {args.suite}")
+        _write_report(args, suite, report.results)
     if not args.quiet and report.results:
         from bench.report.terminal import print_results
 
         print_results(report.results, Console(width=max(console.width, 120)), errors)
     return 1 if counts["failed"] else 0
+
+
+def _write_report(args: argparse.Namespace, suite: Suite, ran: list[RunResult]) -> None:
+    """The suite's HTML report; a failure to write it is one line with the command that rebuilds it."""
+    reports = args.reports or args.results.parent / "reports"
+    try:
+        from bench.records.portable import scrub_document
+        from bench.report.html import write_report
+
+        records = _suite_records(suite, args.results, ran) if args.only else ran
+        suite_text = scrub_document(args.suite.read_text("utf-8"))  # as its records: no secret, no path of ours
+        path = write_report(records, reports / f"{suite.name}.html", suite_text)
+        if not args.quiet:
+            errors.print(f"report: {path}")
+    except Exception as error:  # a report failure must not lose the runs, which are stored already
+        from rich.markup import escape
+
+        again = shlex.join(["bench", "report", str(args.suite), "--results", str(args.results)])
+        again += " --reports " + shlex.quote(str(reports))
+        said = f"[red]report failed[/red]: {escape(str(error))}; rebuild it with: {escape(again)}"
+        errors.print(said, highlight=False, soft_wrap=True)  # one line: the command copies whole
 
 
 def _suite_records(suite: Suite, results: Path, ran: list[RunResult]) -> list[RunResult]:

@@ -44,6 +44,11 @@ class SetupError(Exception):
     folder); the CLI prints it as one line and exits 2."""
 
 
+class StoreError(Exception):
+    """A run's record could not be stored (a full disk, a folder made unwritable mid-suite): the suite
+    stops, as the runs after it could not be stored either; the CLI prints it as one line and exits 2."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One pending run: its place in the plan (for progress), its spec, and where the driver keeps its log."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import Outcome
+from bench.backends.local import RUN_STARTUP_S, start_text
 from bench.executors.base import Finished, Job, Progress, SetupError, utc_now
 from bench.measure import env, limits
 from bench.spec import Resources
@@ -42,7 +43,7 @@ except ImportError:  # an optional extra
     ray = None
 
 INSTALL_HINT = "the ray executor needs Ray: pip install '.[ray]'"
-GRACE_S = 30  # the task kills its run at timeout_s itself; past this more, the driver cancels the task
+GRACE_S = 30  # the task kills its run at its timeout itself; past this more, the driver cancels the task
 POLL_S = 1.0
 KILLED = "killed (the driver cancelled its Ray task)"
 FORWARDED_PREFIXES = ("BENCH_", "HF_")
@@ -67,6 +68,7 @@ class RayExecutor:
         self.address = address
         # a warm server cannot be shared by tasks: every run starts a fresh process, and its record says why
         self.why_cold = "the ray executor starts each run in a fresh process" if backend == "warm" else None
+        self.start = start_text("cold", self.why_cold)  # a failure record's `start` when the task says none
         self.connected = False
         self.owned = False  # this call initialised Ray: it disconnects (and stops a local cluster) at the end
         self.unfit: str | None = None
@@ -148,7 +150,7 @@ class RayExecutor:
             self.unfit = self._no_node_fits()
         if self.unfit:
             for job in jobs:
-                yield Finished(job, Outcome(None, self.unfit), utc_now(), 0.0)
+                yield Finished(job, Outcome(None, self.unfit, start=self.start), utc_now(), 0.0)
             return
         self.tracker = ray.remote(_Tracker).options(num_cpus=0).remote()
         task, needs = ray.remote(_run_task), {"max_retries": 0, "retry_exceptions": False, **self._needs()}
@@ -184,13 +186,7 @@ class RayExecutor:
                 if job is not None:
                     progress.start_run(job.index, job.total, job.spec)
             ended = [(ref, self._collect(ref, self.in_flight[ref])) for ref in done]
-            for ref, job in list(self.in_flight.items()):  # a task stuck past its run's own timeout
-                begun = started.get(job.spec.run_id)
-                if ref not in done and begun and self.clock() - begun[1] > self.timeout_s + GRACE_S:
-                    ray.cancel(ref, force=True)
-                    ended.append(
-                        (ref, Outcome(None, f"timed out after {self.timeout_s:g} s (execution.timeout_s); {KILLED}"))
-                    )
+            ended += self._stuck(done, started)
             for ref, outcome in ended:
                 job = self.in_flight.pop(ref)
                 waiting.discard(job.spec.run_id)
@@ -199,6 +195,17 @@ class RayExecutor:
                 for child in [j for j in deferred if (j.spec.parent or {}).get("run_id") not in waiting]:
                     deferred.remove(child)
                     submit(child)
+
+    def _stuck(self, done: list[Any], started: dict[str, tuple[str, float]]) -> list[tuple[Any, Outcome]]:
+        """Tasks still running past their run's own deadline (start-up allowance, timeout, grace): cancelled."""
+        stuck = []
+        for ref, job in list(self.in_flight.items()):
+            begun = started.get(job.spec.run_id)
+            if ref not in done and begun and self.clock() - begun[1] > RUN_STARTUP_S + self.timeout_s + GRACE_S:
+                ray.cancel(ref, force=True)
+                reason = f"timed out after {self.timeout_s:g} s (execution.timeout_s); {KILLED}"
+                stuck.append((ref, Outcome(None, reason, start=self.start, seconds=self.clock() - begun[1])))
+        return stuck
 
     def _collect(self, ref: Any, job: Job) -> Outcome:
         """The run's record, or why there is none: a failure the run reported, or what Ray says happened."""
@@ -216,12 +223,14 @@ class RayExecutor:
                 "TaskCancelledError": "the Ray task of this run was cancelled",
             }.get(name, "the Ray task of this run failed")
             detail = "\n".join(str(error).strip().splitlines()[:12])
-            return Outcome(None, f"{what} ({name})\n{detail}\n{_tail(job.log_path)}".strip())
+            return Outcome(None, f"{what} ({name})\n{detail}\n{_tail(job.log_path)}".strip(), start=self.start)
         if reply["log"] is not None:  # the run went to another node: its log came back with it
             job.log_path.parent.mkdir(parents=True, exist_ok=True)
             job.log_path.write_text(reply["log"], encoding="utf-8")
         record = parse_record(json.loads(reply["record"])) if reply["record"] else None
-        return Outcome(record, reply["failure"])
+        return Outcome(
+            record, reply["failure"], reply.get("start", self.start), reply.get("seconds"), reply.get("oom_kills")
+        )
 
     def close(self) -> None:
         """Stopped early (Ctrl-C, an error), runs may be in flight. A cluster this call started goes down
@@ -318,4 +327,7 @@ def _run_task(
         "record": outcome.result.model_dump_json() if outcome.result else None,
         "failure": outcome.failure,
         "log": text,
+        "start": outcome.start,
+        "seconds": outcome.seconds,  # the run's process, start to end: none of the wait for Ray's scheduling
+        "oom_kills": outcome.oom_kills,
     }

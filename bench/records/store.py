@@ -18,6 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: there one run writing a folder at a time is the user's to keep
+    fcntl = None
+
 from bench.records.archives import as_folder, is_archive
 from bench.records.migrations import NotARecord
 from bench.records.results import RunResult, parse_record
@@ -52,6 +57,64 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+LOCK_NAME = ".bench-run.lock"  # hidden: never read as a record
+
+
+class FolderBusy(Exception):
+    """Another process holds the folder's lock; `holder`: its pid and start, as it wrote them (or {})."""
+
+    def __init__(self, folder: Path, holder: dict) -> None:
+        super().__init__(f"{folder} is locked by pid {holder.get('pid', '?')}")
+        self.folder, self.holder = folder, holder
+
+
+class FolderLock:
+    """One writer at a time for a folder: an exclusive flock on <folder>/.bench-run.lock, which holds the
+    holder's pid and start. Released by release(), and by the OS when the process ends however it ends
+    (a crash, kill -9). Where the file system cannot lock (ENOLCK on some NFS), nothing is locked."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self.handle = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise FolderBusy."""
+        if fcntl is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.folder / LOCK_NAME, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = _holder(handle.read())
+            handle.close()
+            raise FolderBusy(self.folder, holder) from None
+        except OSError:  # this file system cannot lock: go on unlocked
+            handle.close()
+            return
+        from datetime import datetime
+
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "started": datetime.now().astimezone().isoformat("T", "seconds")}))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file drops the lock; the file stays for the next writer
+            self.handle = None
+
+
+def _holder(text: str) -> dict:
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
 class ResultStore:
     """Records live at <root>/<suite>/<machine>/<run_id>.json, written portable (bench/records/portable.py):
     paths relative to the root or the cache, no host name unless `record_host`."""
@@ -62,6 +125,12 @@ class ResultStore:
 
     def path_for(self, suite: str, machine: str, run_id: str) -> Path:
         return self.root / suite / machine / f"{run_id}.json"
+
+    def lock(self, suite: str, machine: str) -> FolderLock:
+        """Taken (FolderBusy if another process holds it): one `bench run` at a time writes <suite>/<machine>."""
+        lock = FolderLock(self.root / suite / machine)
+        lock.acquire()
+        return lock
 
     def write(self, result: RunResult) -> Path:
         path = self.path_for(result.suite, result.environment.machine, result.run_id)

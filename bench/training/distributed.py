@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from bench.measure.limits import die_with_parent
@@ -35,14 +36,21 @@ def launch(processes: int, worker_argv: list[str]) -> int:
     """Run `python -m bench.run.worker <worker_argv>` as `processes` ranks on this machine; the exit code.
 
     Standalone rendezvous (a free local port), so several runs never collide. stdout (progress
-    events, printed by rank 0 only) and stderr go where this process's go.
+    events, printed by rank 0 only) and stderr go where this process's go. torchrun's log folder is
+    ours, removed when it ends (under TMPDIR, which the driver removes should this process be killed).
     """
+    with tempfile.TemporaryDirectory(prefix="torchrun-", ignore_cleanup_errors=True) as logs:
+        return _torchrun(processes, worker_argv, logs)
+
+
+def _torchrun(processes: int, worker_argv: list[str], logs: str) -> int:
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={processes}",
+        f"--log-dir={logs}",
         "-m",
         "bench.run.worker",
         *worker_argv,
