@@ -135,7 +135,11 @@ def add_parsers(commands: Any) -> None:
         help="print nothing unless a run fails; then each failure and the summary",
     )
     run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
-    run.add_argument("--reports", type=Path, help="reports folder (default: beside the results folder, ./reports)")
+    run.add_argument(
+        "--reports",
+        type=Path,
+        help="reports folder (default: reports/ beside the results folder: ./reports for --results results)",
+    )
     run.add_argument(
         "--keep-artefacts",
         action="store_true",
@@ -162,7 +166,7 @@ def add_parsers(commands: Any) -> None:
     report.add_argument(
         "source", type=Path, help="suite YAML (its records under --results), a results folder, or one record file"
     )
-    report.add_argument("--out", type=Path, help="output file (default: reports/<suite>.html)")
+    report.add_argument("--out", type=Path, help="output file (default: <--reports>/<suite>.html)")
     report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
     report.add_argument(
