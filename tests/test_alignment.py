@@ -122,17 +122,6 @@ def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Pa
     assert value(second, "align.preference_accuracy") > value(second, "align.preference_accuracy_before")
 
 
-def test_ppo_is_refused_clearly_when_trl_has_none():
-    import trl
-
-    from bench.training.alignment import ALGORITHMS
-
-    if hasattr(trl, "PPOTrainer"):
-        pytest.skip("this TRL ships a PPOTrainer")
-    with pytest.raises(NotImplementedError, match="no PPOTrainer.*use algorithm: rloo or grpo"):
-        ALGORITHMS.get("ppo")()
-
-
 def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
     """Without LoRA the reference is rebuilt from the model's folder; GRPO is the other RL option."""
     import transformers

@@ -264,7 +264,6 @@ def test_an_rloo_batch_that_is_not_whole_groups_is_refused_at_load():
         "completions per prompt (strategies[1], rlhf)"
     ]
     assert parse_suite(data | {"strategies": [{"rlhf": {"num_generations": 3}}]}).budget.batch_size == 6
-    assert parse_suite(data | {"strategies": [{"rlhf": {"algorithm": "ppo"}}]}).budget.batch_size == 6
 
 
 def test_a_misspelt_name_is_told_with_the_schemas_problems(tmp_path: Path, capsys):

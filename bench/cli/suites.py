@@ -17,11 +17,17 @@ from bench.suite import Suite, SuiteError, load_suite, read_yaml
 def check_data(suite: Suite, source: str) -> None:
     """Raise SuiteError with every name the suite gives that no run could find (backend, model, tasks)
     and every problem of its data, before any run; `bench validate` and `bench run` call it."""
+    from bench.estimate.lengths import too_long_pairs
     from bench.tasks.check import data_problems
 
     named, data = name_problems(suite), data_problems(suite)
     if named or data:
         raise SuiteError(source if named else f"{source} (its data)", named + data)
+    too_long, warnings = too_long_pairs(suite)  # needs the model's tokenizer: after the names and data pass
+    if too_long:
+        raise SuiteError(f"{source} (its data)", too_long)
+    for warning in warnings:
+        errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 def load(path: Path | str) -> Suite:

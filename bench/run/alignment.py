@@ -112,9 +112,26 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     return model
 
 
+def record_trained_pairs(run: Recorder, preference: Any) -> None:
+    """After training: `budget.preference.train_pairs` becomes the pairs trained on (DPO, or RLHF's reward
+    model), `too_long_dropped` beside it the pairs budget.seq_len left out, and the trainer's counts are the
+    run's budget.truncation (as SFT's; RLHF's come from its reward phase). Runs that only score the pairs
+    (sft) train on none of them and keep the pairs given."""
+    counts = preference.truncation
+    if counts is None:
+        return
+    run.budget.setdefault("truncation", counts)
+    pairs = run.budget.get("preference")
+    if pairs is not None:
+        pairs["train_pairs"] = counts["rows"] - counts["dropped"]
+        if counts["dropped"]:
+            pairs["too_long_dropped"] = counts["dropped"]
+
+
 def record_alignment(run: Recorder, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:
     from bench.evaluate.alignment import alignment_metrics
 
+    record_trained_pairs(run, preference)
     metrics = alignment_metrics(model, tokenizer, preference, base, reward_model)
     for name, (value, unit, reason) in metrics.items():
         if value is None:

@@ -1,7 +1,7 @@
 """RLHF: a reward model trained on preference pairs (TRL RewardTrainer), then online optimisation
 of the policy against it (TRL RLOOTrainer by default, GRPOTrainer as an option). Both phases run
-through bench.training.train and are measured separately (docs/alignment.md). TRL 1.16 has no PPO:
-`algorithm: ppo` fails with a clear message unless the installed TRL provides a PPOTrainer.
+through bench.training.train and are measured separately (docs/alignment.md). TRL 1.16 has no PPO, so
+`algorithm: ppo` is refused when the suite is validated.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bench.strategies.dpo import LoraShape, prepare_policy, save_policy
 
 class Options(StrategyOptions):
     learning_rate: LearningRate = 1e-6  # policy; RL on pretrained LMs uses small steps
-    algorithm: Literal["rloo", "grpo", "ppo"] = "rloo"
+    algorithm: Literal["rloo", "grpo"] = "rloo"  # TRL 1.16 has no PPOTrainer: ppo is refused here
     num_generations: int = Field(default=4, ge=2)  # completions per prompt (RLOO/GRPO baselines need >= 2)
     max_new_tokens: PositiveInt = 4  # generation length of each completion
     temperature: PositiveFloat = 1.0  # sampling temperature of the generations
@@ -30,7 +30,7 @@ class Options(StrategyOptions):
     def batch_problem(self, batch_size: int) -> str | None:
         """Why RLOO and GRPO cannot train on this (global) batch, or None: each step scores whole groups
         of completions per prompt. One rule for the trainer, suite validation and bench estimate."""
-        if self.algorithm == "ppo" or batch_size % self.num_generations == 0:
+        if batch_size % self.num_generations == 0:
             return None
         return (
             f"budget.batch_size ({batch_size}) must be a multiple of num_generations ({self.num_generations}): "

@@ -104,7 +104,7 @@ def _sizes(field: str, spec: TaskSpec, rows: Rows, suite: Suite | None) -> list[
             f"{rows.path}: {field}.test_fraction: 0 evaluation items ({declared} held out none): "
             "raise test_fraction or add evaluation rows"
         ]
-    if suite is None or "sft" not in _objectives(suite):
+    if suite is None or "sft" not in objectives_of(suite):
         return []
     usable, batch = min(len(train), spec.train_size), suite.budget.batch_size
     if not train:
@@ -124,7 +124,7 @@ def _sizes(field: str, spec: TaskSpec, rows: Rows, suite: Suite | None) -> list[
 def _train_size(field: str, spec: TaskSpec, suite: Suite) -> list[str]:
     """A built-in task (synthetic, olmo) has at most `train_size` training examples: a batch needs as many."""
     batch = suite.budget.batch_size
-    if spec.train_size >= batch or "sft" not in _objectives(suite):
+    if spec.train_size >= batch or "sft" not in objectives_of(suite):
         return []
     return [
         f"{field}.train_size: {spec.train_size} < budget.batch_size {batch}: no full batch, so no training step; "
@@ -132,7 +132,7 @@ def _train_size(field: str, spec: TaskSpec, suite: Suite) -> list[str]:
     ]
 
 
-def _objectives(suite: Suite) -> set[str]:
+def objectives_of(suite: Suite) -> set[str]:
     """What the suite's strategies train: `sft` on the learned task (a chained run's parent is one), `dpo`
     and `rlhf` on preference pairs."""
     from bench.strategies import STRATEGIES
@@ -194,9 +194,12 @@ def _preference(suite: Suite) -> list[str]:
             f"preference.jsonl: {pairs[0].format} pairs need a chat template, and model {kind} {model!r} has none: "
             "give one with model.chat_template"
         ]
-    train = len(pairs) - min(spec.heldout_size, len(pairs) - 1)  # split_pairs' rule
+    held = min(spec.heldout_size, len(pairs) - 1)  # split_pairs' rule: at least one row trains
     given = f"{len(pairs)} rows less heldout_size {spec.heldout_size}"
-    return _pairs_per_batch(suite, train, f"{path}: preference.heldout_size", given)
+    if held < spec.heldout_size:
+        given = f"{len(pairs)} rows, heldout_size {spec.heldout_size} clamped to {held}: at least one row trains"
+    problems = _pairs_per_batch(suite, len(pairs) - held, f"{path}: preference.heldout_size", given)
+    return problems
 
 
 def _pairs_from_task(suite: Suite) -> str | None:
@@ -204,7 +207,7 @@ def _pairs_from_task(suite: Suite) -> str | None:
     trains on pairs) exist for synthetic tasks only (bench.tasks.preference.pairs_from_task)."""
     from bench.tasks.synthetic import SYNTHETIC_TASKS
 
-    if suite.preference is None and not _objectives(suite) - {"sft"}:
+    if suite.preference is None and not objectives_of(suite) - {"sft"}:
         return None  # nothing needs pairs
     task = suite.task
     if task.source == "synthetic" and task.name in SYNTHETIC_TASKS:
@@ -220,7 +223,7 @@ def _pairs_from_task(suite: Suite) -> str | None:
 def _pairs_per_batch(suite: Suite, train: int, where: str, given: str) -> list[str]:
     """A strategy that trains on the pairs (dpo, rlhf) needs a full batch of them, as sft needs examples."""
     batch = suite.budget.batch_size
-    if train >= batch or not _objectives(suite) - {"sft"}:
+    if train >= batch or not objectives_of(suite) - {"sft"}:
         return []
     return [
         f"{where}: {train} training pair(s) ({given}) < budget.batch_size {batch}: no full batch, so no "

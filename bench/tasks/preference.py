@@ -73,6 +73,9 @@ class PreferenceData:
     heldout: list[PreferencePair]
     source: str  # "jsonl:<path>" or "task:<name>"
     heldout_dropped: int = 0  # held-out pairs left out as also training pairs (bench/run/alignment.py)
+    # what the trainer made of the training pairs at budget.seq_len (bench.training.alignment counts it:
+    # {seq_len, rows, truncated, dropped, longest, rule}); None before training
+    truncation: dict[str, Any] | None = None
 
     @property
     def format(self) -> str:
@@ -117,6 +120,14 @@ def _turns(value: Any, name: str, conversational: bool, need_assistant: bool) ->
     return check_messages(value, name, need_assistant)[1]
 
 
+def _stripped(value: Turns) -> Turns:
+    """Text, or every message's content, without its outer whitespace: answers that differ by spaces alone
+    are the same answer, for text and conversational pairs alike."""
+    if isinstance(value, str):
+        return value.strip()
+    return [{**message, "content": str(message.get("content", "")).strip()} for message in value]
+
+
 def parse_row(row: Any) -> tuple[PreferencePair | None, list[tuple[str | None, str]]]:
     """One row -> a pair, or None and (field, problem) pairs (field None: the whole row)."""
     if not isinstance(row, dict):
@@ -132,8 +143,8 @@ def parse_row(row: Any) -> tuple[PreferencePair | None, list[tuple[str | None, s
     if problems:
         return None, problems
     chosen, rejected = row["chosen"], row["rejected"]
-    if (chosen.strip() if not conversational else chosen) == (rejected.strip() if not conversational else rejected):
-        return None, [("rejected", f"equal to 'chosen' ({_short(chosen)}); a pair needs two answers")]
+    if _stripped(chosen) == _stripped(rejected):
+        return None, [("rejected", f"equal to 'chosen' ({_short(chosen)}), spaces aside; a pair needs two answers")]
     if not implicit:
         return PreferencePair(row["prompt"], chosen, rejected), []
     shared = chosen[0] == rejected[0]

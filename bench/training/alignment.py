@@ -6,13 +6,16 @@ frozen copy of the initial adapter) when the policy is a PeftModel, else the mod
 
 rlhf: two phases. `reward`: a sequence-classification copy of the policy's base (score head
 fresh, num_labels=1) trained with RewardTrainer on the pairs. `policy`: online optimisation of the
-policy against that frozen reward model with RLOO (default) or GRPO. TRL 1.16 has no PPO; the
-option `ppo` looks for one and fails with a clear message when the installed TRL lacks it.
+policy against that frozen reward model with RLOO (default) or GRPO (TRL 1.16 has no PPO).
+
+Pairs longer than budget.seq_len: DPOTrainer keeps the start of each prompt + answer (keep_start) and drops
+a pair whose prompt alone fills seq_len (no answer token left); RewardTrainer cuts nothing and drops every
+pair whose chosen or rejected sequence is longer. Both trainers here count what they cut and dropped
+(`truncation`, recorded as budget.truncation like SFT's) and refuse to train on less than one batch.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,72 @@ def _pairs_dataset(preference: PreferenceData, tokenizer: Any):
     return Dataset.from_list([pair.row() for pair in preference.train])
 
 
+def dpo_lengths(full: Any) -> list[int]:
+    """Each pair's longest sequence as DPOTrainer builds it (prompt + the longer answer), uncut."""
+    return [
+        len(prompt) + max(len(chosen), len(rejected))
+        for prompt, chosen, rejected in zip(full["prompt_ids"], full["chosen_ids"], full["rejected_ids"], strict=True)
+    ]
+
+
+def reward_lengths(full: Any) -> list[int]:
+    """Each pair's longer side as RewardTrainer tokenizes it (the whole prompt + answer)."""
+    return [max(len(chosen), len(rejected)) for chosen, rejected in zip(full["chosen_ids"], full["rejected_ids"])]
+
+
+def truncation_counts(lengths: list[int], kept: int, limit: int, rule: str) -> dict[str, Any]:
+    """budget.truncation as SFT records it: pairs longer than seq_len, pairs TRL dropped, the longest."""
+    return {
+        "seq_len": limit,
+        "rows": len(lengths),
+        "truncated": sum(length > limit for length in lengths),
+        "dropped": len(lengths) - kept,
+        "longest": max(lengths, default=0),
+        "rule": rule,
+    }
+
+
+def refuse_less_than_a_batch(counts: dict[str, Any], batch: int, source: str, trainer: str) -> None:
+    """A loader with fewer pairs than a batch makes no step (PyTorch's sampler: `num_samples=0`): said here."""
+    kept = counts["rows"] - counts["dropped"]
+    if kept < batch:
+        raise ValueError(
+            f"preference {source}: {trainer}: {kept} of {counts['rows']} training pairs left after "
+            f"budget.seq_len {counts['seq_len']} ({counts['dropped']} dropped: {counts['rule']}; the longest "
+            f"{counts['longest']} tokens), fewer than budget.batch_size {batch}: no training step; raise "
+            "budget.seq_len or shorten the pairs"
+        )
+
+
+# what each trainer does with a pair longer than seq_len (TRL 1.16's _prepare_dataset and collator)
+DPO_RULE = "the prompt alone fills seq_len (the others keep their first seq_len tokens)"
+REWARD_RULE = "chosen or rejected longer than seq_len (RewardTrainer cuts nothing, it drops the pair)"
+
+
+def counting_trainer(base: type, lengths: Callable[[Any], list[int]], rule: str, preference: PreferenceData) -> type:
+    """`base` (DPOTrainer, RewardTrainer) counting what budget.seq_len cut and dropped of the training pairs
+    (`truncation`, also left on `preference.truncation`), and refusing fewer pairs left than a batch."""
+
+    class Counting(base):
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, name: str, *rest, **kwargs):
+            prepared = super()._prepare_dataset(dataset, processing_class, args, name, *rest, **kwargs)
+            if name != "train" or args.max_length is None:
+                return prepared
+            limit, args.max_length = args.max_length, None
+            try:  # prepared once more without the limit: every pair, uncut
+                full = super()._prepare_dataset(dataset, processing_class, args, name, *rest, **kwargs)
+            finally:
+                args.max_length = limit
+            self.truncation = truncation_counts(lengths(full), len(prepared), limit, rule)
+            preference.truncation = self.truncation
+            batch = args.per_device_train_batch_size * args.world_size
+            refuse_less_than_a_batch(self.truncation, batch, preference.source, base.__name__)
+            return prepared
+
+    Counting.__name__ = Counting.__qualname__ = base.__name__
+    return Counting
+
+
 def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any], budget: Budget, **inputs: Any):
     from trl import DPOConfig, DPOTrainer
 
@@ -49,10 +118,13 @@ def dpo_trainer(model: Any, tokenizer: Any, task: Any, arguments: dict[str, Any]
         **arguments,
         beta=options.beta,
         loss_type=[options.loss_type],
+        label_smoothing=options.label_smoothing,
         max_length=budget.seq_len,
+        truncation_mode="keep_start",  # TRL's default, said: the pairs whose prompt fills seq_len are dropped
         precompute_ref_log_probs=options.precompute_ref_log_probs,
     )
-    return DPOTrainer(
+    trainer_class = counting_trainer(DPOTrainer, dpo_lengths, DPO_RULE, preference)
+    return trainer_class(
         model=model,
         ref_model=reference,
         args=config,
@@ -128,21 +200,6 @@ def reward_function(reward_model: Any, tokenizer: Any):
     return reward_model_score
 
 
-def _ppo() -> tuple[Any, Any]:
-    import trl
-
-    modules = [trl]
-    if importlib.util.find_spec("trl.experimental.ppo") is not None:
-        modules.append(importlib.import_module("trl.experimental.ppo"))
-    for module in modules:
-        if hasattr(module, "PPOTrainer") and hasattr(module, "PPOConfig"):
-            return module.PPOConfig, module.PPOTrainer
-    raise NotImplementedError(
-        f"rlhf algorithm 'ppo': the installed TRL {trl.__version__} has no PPOTrainer (neither trl nor "
-        "trl.experimental.ppo); use algorithm: rloo or grpo"
-    )
-
-
 def _rloo() -> tuple[Any, Any]:
     from trl import RLOOConfig, RLOOTrainer
 
@@ -159,7 +216,6 @@ def _grpo() -> tuple[Any, Any]:
 ALGORITHMS: Registry[Callable[[], tuple[Any, Any]]] = Registry("rlhf algorithm")
 ALGORITHMS.add("rloo", _rloo)
 ALGORITHMS.add("grpo", _grpo)
-ALGORITHMS.add("ppo", _ppo)
 
 
 def rlhf_phases(
@@ -182,9 +238,10 @@ def rlhf_phases(
     reward_arguments = {**arguments, "learning_rate": options.reward_learning_rate}
     reward_arguments["output_dir"] = str(output / "reward")
     reward_config = RewardConfig(**reward_arguments, max_length=budget.seq_len)
+    reward_trainer_class = counting_trainer(RewardTrainer, reward_lengths, REWARD_RULE, preference)
     yield (
         "reward",
-        RewardTrainer(
+        reward_trainer_class(
             model=reward_model,
             args=reward_config,
             train_dataset=_pairs_dataset(preference, tokenizer),
