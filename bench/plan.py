@@ -82,7 +82,16 @@ def canonical_spec(data: dict[str, Any]) -> dict[str, Any]:
     training = data.get("training") or {}
     if not training.get("gradient_checkpointing"):
         training.pop("gradient_checkpointing", None)
+    options = data.get("options") or {}
+    for strategy, name, default in LATER_OPTIONS:
+        if data.get("strategy") == strategy and options.get(name) == default:
+            options.pop(name)
     return data
+
+
+# strategy options added after runs were stored, left out of the run id at their default (which keeps the
+# old behaviour): (strategy, option, default)
+LATER_OPTIONS = (("dpo", "label_smoothing", 0.0),)
 
 
 def _preference(suite: Suite, strategy: str) -> PreferenceSpec | None:

@@ -54,3 +54,23 @@ def test_committed_smoke_records_keep_their_run_ids():
     root = Path(__file__).resolve().parents[1]
     committed = {path.stem for path in (root / "results" / "smoke" / "x86_64-2c-cpu").glob("*.json")}
     assert {spec.run_id for spec in plan(load_suite(root / "suites" / "smoke.yaml"))} == committed
+
+
+def test_every_committed_suites_records_are_in_its_plan():
+    """As for smoke, for every suite with committed records: a DPO option added with its default (label_smoothing)
+    moved the DPO run ids, and `bench report suites/smollm2-instruct.yaml` quietly dropped the stored DPO run
+    (6 ok -> 5 ok), which `bench run` would have trained again."""
+    from bench.records.store import load_records
+    from bench.suite import load_suite
+
+    checked = 0
+    for path in sorted((REPO / "suites").glob("*.yaml")):
+        suite = load_suite(path)
+        folder = REPO / "results" / suite.name
+        if not folder.is_dir():
+            continue
+        planned = {spec.run_id for spec in plan(suite)}
+        stray = sorted(f"{r.label} seed {r.seed}" for r in load_records(folder, []) if r.run_id not in planned)
+        assert not stray, f"{path.name}: committed records no longer in its plan: {stray}"
+        checked += 1
+    assert checked >= 8
