@@ -255,7 +255,19 @@ def test_bench_report_scrubs_the_suite_and_the_notes(tmp_path, monkeypatch):
     notes = tmp_path / "notes.txt"
     notes.write_text("Findings: see /home/alice/secret-project; pat my-pat-value-42; token hf_SecretTokenValue123456\n")
     html = report(suite, tmp_path / "a.html", tmp_path / "results", notes=notes).read_text()
-    assert "Findings: see secret-project" in html
+    assert "Findings: see ~/secret-project" in html  # the home folder's owner left out, the rest as written
     _clean(html)
     record = ResultStore(tmp_path / "results").write(make_record("lora", 1).model_copy(update={"suite": "embedded"}))
     _clean(report(record, tmp_path / "b.html", notes=notes).read_text())
+
+
+def test_a_documents_own_paths_stay_as_written_but_a_home_folders_owner_goes():
+    """The suite comment `tar -xJf ... -C /tmp/u && cp -r /tmp/u/records/x/* results/x/` was rewritten to
+    `-C tmp/u && cp -r x/* ...` in the committed reports: a command that no longer says what it did."""
+    from bench.records.portable import scrub_document
+
+    command = "mkdir -p /tmp/u && tar -xJf results/x/records.tar.xz -C /tmp/u && cp -r /tmp/u/records/x/* results/x/"
+    assert scrub_document(command) == command
+    assert scrub_document("data: /home/alice/data/x.jsonl, C:\\Users\\carol\\y.csv, ~bob/z") == (
+        "data: ~/data/x.jsonl, ~\\y.csv, ~/z"
+    )

@@ -211,10 +211,23 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     )
 
 
+# a home folder and its owner: /home/alice, /Users/bob, C:\Users\carol (what follows is kept)
+HOME_OWNER = re.compile(r"(?<![\w/.~%<^-])(?:/home/|/Users/|[A-Za-z]:[\\/]Users[\\/])[^/\\\s\"'<>|;,()\[\]{}`]+")
+
+
 def scrub_document(text: str) -> str:
-    """Text an author wrote that goes into a report (a suite's YAML, notes), scrubbed as records are:
-    this process's secrets, credentials and tokens redacted, this machine's name replaced, paths made portable."""
-    return scrub_text(text, hosts=machine_hosts(), secrets=secret_values(), cache_root=_cache_root())
+    """Text an author wrote that goes into a report (a suite's YAML, notes): this process's secrets,
+    credentials and tokens redacted, this machine's name replaced, a home folder's owner left out
+    (`/home/alice/data/x.jsonl` -> `~/data/x.jsonl`, `~alice/` -> `~/`). Other paths stay as written: in an
+    author's commands (`tar -C /tmp/u && cp -r /tmp/u/records/x/* results/x/`) a path cut to its last two
+    parts changes what they say; `bench publish` checks what reaches a site (`leaks`)."""
+    for secret in secret_values():
+        text = text.replace(secret, REDACTED)
+    text = CREDENTIAL_URL.sub(lambda found: found.group(1) + REDACTED + "@", text)
+    text = TOKEN.sub(REDACTED, text)
+    for host in machine_hosts():
+        text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", HOST, text)
+    return HOME_OWNER.sub("~", TILDE_USER.sub("~", text))
 
 
 def machine_hosts() -> list[str]:
