@@ -23,6 +23,7 @@ from bench.backends.local import sigkill_cause
 from bench.executors import EXECUTORS
 from bench.executors.base import Executor, Finished, Job, Progress, SetupError, StoreError
 from bench.measure import env, limits
+from bench.models.load import model_changes
 from bench.plan import RunSpec
 from bench.records.migrations import NotARecord
 from bench.records.portable import redact_file
@@ -110,7 +111,7 @@ def execute(
     results: dict[int, RunResult] = {}
     here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
     unreadable: set[Path] = set()  # stored files that are not records, each told once
-    digests: dict[str, str] = {}  # data files' sha256, taken once per call
+    digests: dict[str, str] = {}  # data files' and the model's sha256, taken once per call
     pending = not all(_kept(store, spec, here, unreadable, digests) for spec in specs)  # something will run
     if pending and (problem := results_dir_problem(store.root)):
         raise SetupError(problem)
@@ -207,7 +208,8 @@ def _kept(
 ) -> RunResult | None:
     """The stored record to reuse (ok or skipped), or None: the run is to execute. A stored file that is
     not a record (truncated, empty, invalid) is set aside, said once, and its run executes again; a
-    record whose data files have changed since (bench/tasks/fingerprint.py) executes again, said where
+    record whose data files (bench/tasks/fingerprint.py) or model (its weights, config, tokenizer, chat
+    template or code: bench/models/load.py model_changes) have changed since executes again, said where
     `tell`."""
     try:
         stored = store.read(spec.suite, machine, spec.run_id)
@@ -224,6 +226,11 @@ def _kept(
             files = ", ".join(f"{role} ({data_files(spec).get(role, 'no longer named')})" for role in changed)
             print(f"bench: {spec.label} seed={spec.seed}: data changed since its stored run: {files}; running it again",
                   file=sys.stderr)  # fmt: skip
+        return None
+    if changed := model_changes(stored.model, spec.model, digests):
+        if tell:
+            print(f"bench: {spec.label} seed={spec.seed}: model changed since its stored run: {'; '.join(changed)};"
+                  " running it again", file=sys.stderr)  # fmt: skip
         return None
     return stored
 

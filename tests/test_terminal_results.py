@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from bench.execute import ExecutionReport
-from bench.report.terminal import figure, interval, results_lines, truncation_notes
+from bench.report.terminal import figure, interval, print_results, results_lines, truncation_notes
 from tests.conftest import REPO
 from tests.synthetic_records import make_record, make_set
 
@@ -92,3 +92,16 @@ def test_a_share_of_any_unit_is_shown_without_its_unit():
     """An alignment rate (unit `rate`) read `0.550 [0.000 to 1.000] rate`: every share unit is bare, as accuracy."""
     assert figure([0.5, 0.6], "rate") == figure([0.5, 0.6], "acc") == "0.550 [0.000 to 1.000]"
     assert figure([2000.0, 2100.0], "tokens/s").endswith("tokens/s")
+
+
+def test_the_answer_of_random_weights_says_its_accuracy_means_nothing():
+    """`model: {config: ...}` ranked accuracy on the console with no word that the weights were random."""
+    from bench.report.terminal import random_weights
+
+    runs = [make_record(label, 0) for label in ("full", "lora")]
+    assert not random_weights(runs)
+    configured = [r.model_copy(update={"spec": {**r.spec, "model": {"config": "shapes/llama"}}}) for r in runs]
+    assert random_weights(configured)
+    console = Console(record=True, width=200)
+    print_results(configured, console, Console(record=True))
+    assert "random weights, model.config: accuracy here says nothing" in console.export_text()

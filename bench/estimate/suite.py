@@ -47,15 +47,14 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
     return config
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
-
-
 def _why_not(error: Exception, model: Any) -> str:
     """Why the data could not be tokenised, in a line: a config folder without a tokenizer says so (transformers'
-    own message advises installing converters, which would not help)."""
+    own message advises installing converters, which would not help; `bench validate` says the same)."""
+    from bench.models.load import tokenizer_file_problem
+
     folder = Path(model.config or model.path or "").expanduser() if (model.config or model.path) else None
-    if folder is not None and folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
-        return f"{folder} holds no tokenizer file ({', '.join(TOKENIZER_FILES)})"
+    if folder is not None and (missing := tokenizer_file_problem(folder)):
+        return missing
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 

@@ -1,6 +1,8 @@
 """The base model's scores are the same for every run of a suite: measure them once, then reuse.
 
-The key covers everything that can change them: the model (source, folder, weights hash, dtype), the
+The key covers everything that can change them: the model (source, folder, weights hash, dtype, and the
+hash of its config, tokenizer, chat template and code files: `files_sha256`, bench/models/load.py, so an
+edited config.json, or a `model: {config: ...}` folder's, never reuses the scores of the old one), the
 tokenizer's chat template (generative contexts are rendered with it), every evaluation item, the batch
 size, the device with its kernel level and threads (they set the floating-point order), the versions of
 the scoring stack, and the source of bench's own scoring code (answer extraction, normalisation, the
@@ -20,13 +22,14 @@ from typing import Any
 
 from bench.evaluate.accuracy import Score
 from bench.models.cache import cache_root
+from bench.models.load import FILES_KEY
 from bench.records.store import atomic_write_text
 from bench.tasks.base import TaskData
 
 SCORING_PACKAGES = ("torch", "transformers", "peft", "lm_eval")
 
 
-IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "sha256")
+IDENTITY = ("source", "name", "folder", "architecture", "parameters", "dtype", "sha256", FILES_KEY)
 # bench's code that decides a score: these modules and bench/tasks/math_answer.py
 SCORING_CODE = ("accuracy", "answers", "generation", "generation_pool", "scorer")
 

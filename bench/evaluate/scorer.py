@@ -12,7 +12,8 @@ log-softmax run on those alone. The arithmetic per scored position is the same; 
 tested to be identical to lm-eval's own path (tests/test_scorer.py).
 
 The choices of one item share its context, so they are packed into one row (where the model allows
-it: not for prompt-learning adapters, which put their own tokens in front, and not where lm-eval
+it: not for prompt-learning adapters, which put their own tokens in front, not for ALiBi models (BLOOM,
+Falcon with `alibi`, MPT), whose position biases are built from a 2D mask, and not where lm-eval
 would truncate): the context once, then each choice as a branch that sees the context and itself
 (a 4D attention mask and position ids that restart after the context). An item of four choices
 runs its context once instead of four times; the first token of every choice is scored from the
@@ -61,10 +62,33 @@ def _head_bypassed(model: Any):
 
 def _packable(model: Any) -> bool:
     """Whether choices can share a row: the attention takes an arbitrary mask (SDPA and eager do,
-    flash-attention kernels do not) and no prompt-learning adapter puts its own tokens in front."""
-    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    flash-attention kernels do not), positions come from position ids (not ALiBi's biases, which are
+    built from a 2D padding mask) and no prompt-learning adapter puts its own tokens in front."""
+    config = getattr(model, "config", None)
+    attention = getattr(config, "_attn_implementation", None)
     peft_config = getattr(model, "active_peft_config", None)
-    return attention in ("sdpa", "eager") and not getattr(peft_config, "is_prompt_learning", False)
+    prompt_learning = getattr(peft_config, "is_prompt_learning", False)
+    return attention in ("sdpa", "eager") and not prompt_learning and not uses_alibi(config)
+
+
+ALIBI_FLAGS = ("alibi", "use_alibi")  # Falcon's `alibi`, MPT's attn_config `alibi`, others' `use_alibi`
+
+
+def uses_alibi(config: Any) -> bool:
+    """Whether a model's attention adds ALiBi biases: BLOOM always; any other whose config (or a
+    sub-config such as MPT's `attn_config`) sets an ALIBI_FLAGS flag or `position_embedding_type: alibi`."""
+    if config is None:
+        return False
+    if getattr(config, "model_type", None) == "bloom":
+        return True
+    raw = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    return _alibi_in(raw)
+
+
+def _alibi_in(raw: dict[str, Any]) -> bool:
+    if any(raw.get(flag) is True for flag in ALIBI_FLAGS) or raw.get("position_embedding_type") == "alibi":
+        return True
+    return any(_alibi_in(value) for value in raw.values() if isinstance(value, dict))
 
 
 @dataclass

@@ -9,8 +9,11 @@ Sources (exactly one per `model:` block, see bench.suite.ModelSpec):
   config    a folder with config.json and a tokenizer: the shape, with random weights (seed 0); for
             memory and speed, where the weights cannot be had (accuracy means nothing there)
 
-The record's `model` dict names the source, the model, its parameter count, dtype and the sha256
-of the weights (the GGUF file, or the folder's safetensors files).
+The record's `model` dict names the source, the model, its parameter count, dtype, the sha256
+of the weights (the GGUF file, or the folder's safetensors files) and `files_sha256`, the sha256 of
+what else in the folder decides its outputs (config, tokenizer, chat template, the folder's own code:
+`files_sha256`). Both key the base scores' cache (bench/evaluate/base_cache.py) and decide whether a
+stored run still holds (`model_changes`, bench/execute.py).
 """
 
 from __future__ import annotations
@@ -65,6 +68,45 @@ def folder_sha256(folder: Path) -> str | None:
         return file_sha256(files[0])
     lines = "".join(f"{path.name} {file_sha256(path)}\n" for path in files)
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+# What beside the weights decides a model's outputs: its config, its tokenizer, its chat template, its own code
+IDENTITY_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "chat_template.json",
+)
+IDENTITY_PATTERNS = ("*.py", "*.model", "*.tiktoken", "*.jinja", "additional_chat_templates/*.jinja")
+FILES_KEY = "files_sha256"
+
+
+def files_sha256(folder: Path, chat_template: str | None = None) -> str | None:
+    """sha256 of the files beside the weights that decide a model's outputs (IDENTITY_FILES and
+    IDENTITY_PATTERNS: names and bytes, sorted), and of the suite's own `chat_template` where it gives one;
+    None where the folder does not exist."""
+    if not folder.is_dir():
+        return None
+    named = {folder / name for name in IDENTITY_FILES} | {path for p in IDENTITY_PATTERNS for path in folder.glob(p)}
+    digest = hashlib.sha256()
+    for path in sorted(path for path in named if path.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + file_sha256(path).encode() + b"\0")
+    if chat_template is not None:
+        digest.update(b"model.chat_template\0" + _template_or_missing(chat_template).encode())
+    return digest.hexdigest()
+
+
+def _template_or_missing(value: str) -> str:
+    try:
+        return chat_template_text(value)
+    except OSError:
+        return "missing"
 
 
 def convert_gguf(gguf: Path, report: Report = print, digest: str | None = None) -> Path:
@@ -127,23 +169,115 @@ def _hub_sha256(hub_id: str) -> str | None:
 
 
 def source_problem(spec: ModelSpec) -> str | None:
-    """Why `resolve_folder` would fail for the spec's source, checked without loading or converting
-    anything (a hub id is not checked: that needs the network); None when it would find the model."""
+    """Why the spec's model could not load, checked without loading or converting anything (a hub id is
+    not checked: that needs the network); None when it would load. A folder (`path`, `config`) must exist,
+    hold a config.json and a tokenizer, run no code it is not trusted to, and have an embedding row for
+    every token of its tokenizer."""
     if spec.preset:
         from bench.models.tiny import PRESETS
         from bench.registry import unknown_name_message
 
         known = spec.preset in PRESETS
         return None if known else f"model.preset: {unknown_name_message('preset', spec.preset, list(PRESETS))}"
-    if spec.path and not (Path(spec.path).expanduser() / "config.json").exists():
-        return f"model.path: {spec.path!r} is not a transformers model folder (no config.json)"
-    if spec.config and not (Path(spec.config).expanduser() / "config.json").is_file():
-        return f"model.config: {spec.config!r} is not a folder with a config.json"
+    if spec.path:
+        return _folder_problem("model.path", spec.path, "is not a transformers model folder", spec.trust_remote_code)
+    if spec.config:
+        return _folder_problem(
+            "model.config", spec.config, "is not a folder with a config.json", spec.trust_remote_code
+        )
     if spec.gguf and not Path(spec.gguf).expanduser().is_file():
         return f"model.gguf: no such file {spec.gguf!r}"
     if spec.packaged:
         return _packaged_problem(spec.packaged)
     return None
+
+
+def _folder_problem(field: str, value: str, not_a_model: str, trusted: bool) -> str | None:
+    """source_problem of a `path` or `config` folder."""
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        return f"{field}: {value!r} {not_a_model} (no such folder: {folder})"
+    if not (folder / "config.json").is_file():
+        return f"{field}: {value!r} {not_a_model} (no config.json)"
+    try:
+        config = json.loads((folder / "config.json").read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        return f"{field}: {str(folder / 'config.json')!r} is not readable JSON: {error}"
+    if not isinstance(config, dict):
+        return f"{field}: {str(folder / 'config.json')!r} holds no JSON object"
+    if missing := tokenizer_file_problem(folder):
+        return f"{field}: {missing}"
+    try:
+        refuse_untrusted_code(folder, trusted)
+    except ValueError as error:
+        return str(error)
+    return vocabulary_problem(field, folder, config)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
+
+
+def tokenizer_file_problem(folder: Path) -> str | None:
+    """`FOLDER holds no tokenizer file (...)` where a folder has none of the files a tokenizer loads from
+    (TOKENIZER_FILES, vocab.txt, a sentencepiece *.model, a *.tiktoken, or its own tokenizer code); None
+    where it has one or is not a folder. transformers' own error there advises installing converters,
+    which would not help."""
+    if not folder.is_dir() or any((folder / name).is_file() for name in (*TOKENIZER_FILES, "vocab.txt")):
+        return None
+    if any(folder.glob("*.model")) or any(folder.glob("*.tiktoken")) or _tokenizer_code(folder):
+        return None
+    return f"{folder} holds no tokenizer file ({', '.join(TOKENIZER_FILES)})"
+
+
+def _tokenizer_code(folder: Path) -> bool:
+    """Whether tokenizer_config.json maps the tokenizer to code of its own (`auto_map`)."""
+    raw = _json_or_none(folder / "tokenizer_config.json")
+    return isinstance(raw, dict) and bool(raw.get("auto_map"))
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def vocabulary_problem(field: str, folder: Path, config: dict[str, Any]) -> str | None:
+    """Where the folder's tokenizer has more tokens than the model has embedding rows (config.json's
+    vocab_size), every run would fail in the embedding: why, or None (also where either cannot be read
+    cheaply: loading checks again, with the tokenizer and model themselves)."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    rows = config.get("vocab_size", text.get("vocab_size"))
+    tokens = tokenizer_size(folder)
+    if not isinstance(rows, int) or tokens is None or tokens <= rows:
+        return None
+    return f"{field}: {too_many_tokens(tokens, rows, folder)}"
+
+
+def too_many_tokens(tokens: int, rows: int, folder: Path | str) -> str:
+    return (
+        f"the tokenizer of {folder} holds {tokens} tokens (len(tokenizer)) but the model has {rows} embedding rows"
+        f" (vocab_size {rows}): token ids {rows} and above would fail in every run; give the folder the"
+        " tokenizer its model was trained with"
+    )
+
+
+def tokenizer_size(folder: Path) -> int | None:
+    """The number of tokens of the folder's tokenizer.json (its largest id + 1, added tokens and
+    tokenizer_config.json's `added_tokens_decoder` included); None where it has no readable tokenizer.json."""
+    raw = _json_or_none(folder / "tokenizer.json")
+    vocab = raw.get("model", {}).get("vocab") if isinstance(raw, dict) and isinstance(raw.get("model"), dict) else None
+    if isinstance(vocab, dict):
+        ids = [value for value in vocab.values() if isinstance(value, int)]
+    elif isinstance(vocab, list):  # Unigram: [token, score] in id order
+        ids = [len(vocab) - 1] if vocab else []
+    else:
+        return None
+    added_tokens = [token for token in raw.get("added_tokens") or [] if isinstance(token, dict)]
+    ids += [token["id"] for token in added_tokens if isinstance(token.get("id"), int)]
+    added = (_json_or_none(folder / "tokenizer_config.json") or {}).get("added_tokens_decoder") or {}
+    ids += [int(key) for key in added if str(key).isdigit()]
+    return max(ids) + 1 if ids else None
 
 
 def _packaged_problem(name: str) -> str | None:
@@ -171,7 +305,8 @@ def resolve_folder(spec: ModelSpec, report: Report) -> Resolved:
     if spec.path:
         folder = Path(spec.path).expanduser()
         if not (folder / "config.json").exists():
-            raise FileNotFoundError(f"model.path: {spec.path!r} is not a transformers model folder (no config.json)")
+            why = "no config.json" if folder.is_dir() else f"no such folder: {folder}"
+            raise FileNotFoundError(f"model.path: {spec.path!r} is not a transformers model folder ({why})")
         return Resolved("path", folder.name, str(folder), folder_sha256(folder))
     if spec.hub:
         return Resolved("hub", spec.hub, spec.hub)
@@ -215,13 +350,15 @@ def refuse_untrusted_code(folder: str | Path, trusted: bool) -> None:
     """ValueError naming `model.trust_remote_code` where the folder's config.json maps a model type
     transformers does not know to Python code in the folder (`auto_map`) and the suite does not trust it:
     transformers would ask on the terminal instead, which a worker process does not have."""
-    from transformers import CONFIG_MAPPING
-
     file = Path(folder) / "config.json"
     if trusted or not file.is_file():
         return
-    raw = json.loads(file.read_text("utf-8"))
-    if isinstance(raw, dict) and raw.get("auto_map") and raw.get("model_type") not in CONFIG_MAPPING:
+    raw = _json_or_none(file)  # unreadable: transformers says why as it loads
+    if not (isinstance(raw, dict) and raw.get("auto_map")):
+        return
+    from transformers import CONFIG_MAPPING
+
+    if raw.get("model_type") not in CONFIG_MAPPING:
         raise ValueError(
             f"model.trust_remote_code: {str(file)!r} maps model type {raw.get('model_type')!r} to Python code in"
             f" its folder ({', '.join(sorted(raw['auto_map']))}); set model.trust_remote_code: true to run that"
@@ -250,6 +387,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
     else:
         dtype = _torch_dtype(spec.dtype)
         model = AutoModelForCausalLM.from_pretrained(resolved.where, dtype=dtype, trust_remote_code=trust).to(device)
+    _refuse_missing_rows(tokenizer, model, resolved.where)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if spec.chat_template:  # the suite's template replaces the model's (or gives one to a model without)
@@ -263,6 +401,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
         "parameters": sum(p.numel() for p in model.parameters()),
         "dtype": spec.dtype,
         "sha256": sha256,
+        FILES_KEY: files_sha256(_local_folder(resolved), spec.chat_template),
         **resolved.extra,
         **({"chat_template": "model.chat_template"} if spec.chat_template else {}),
         **({"trust_remote_code": True} if trust else {}),
@@ -270,3 +409,78 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
     }
     report(f"loaded {resolved.name}: {info['parameters'] / 1e6:.1f}M parameters in {info['load_seconds']} s")
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _refuse_missing_rows(tokenizer: Any, model: Any, where: str) -> None:
+    """ValueError where the tokenizer has more tokens than the model has embedding rows: every run would
+    fail in the embedding (IndexError) on the first token past them. More rows than tokens is common."""
+    try:
+        rows = model.get_input_embeddings().num_embeddings
+    except (AttributeError, NotImplementedError):  # no embedding table to count: nothing to hold it against
+        return
+    if len(tokenizer) > rows:
+        raise ValueError(f"model: {too_many_tokens(len(tokenizer), rows, where)}")
+
+
+def _local_folder(resolved: Resolved) -> Path:
+    """The folder transformers loads from: a hub model's snapshot in the Hugging Face cache where it is there."""
+    if resolved.kind != "hub":
+        return Path(resolved.where)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return Path(resolved.where)
+    cached = try_to_load_from_cache(resolved.where, "config.json")
+    return Path(cached).parent if isinstance(cached, str) else Path(resolved.where)
+
+
+def current_identity(spec: ModelSpec, cache: dict[str, str]) -> dict[str, str | None]:
+    """What identifies the spec's model now, read without loading it: `sha256` of the weights and
+    FILES_KEY of the files beside them, each where it can be had cheaply (a `path` or `config` folder; a
+    GGUF file, whose header holds the config and tokenizer). A preset (shipped with bench) and a hub
+    model (the network) give nothing. `cache`: digests already taken in this call."""
+    if spec.path or spec.config:
+        folder = Path(spec.path or spec.config or "").expanduser()
+        found = {
+            FILES_KEY: _memo(
+                cache, f"model-files:{folder}:{spec.chat_template}", files_sha256, folder, spec.chat_template
+            )
+        }
+        if spec.path:
+            found["sha256"] = _memo(cache, f"model-weights:{folder}", folder_sha256, folder)
+        return found
+    gguf = Path(spec.gguf).expanduser() if spec.gguf else _packaged_or_none(spec.packaged)
+    if gguf is not None and gguf.is_file():
+        return {"sha256": _memo(cache, f"model-weights:{gguf}", file_sha256, gguf)}
+    return {}
+
+
+def _packaged_or_none(name: str | None) -> Path | None:
+    if not name:
+        return None
+    from bench.models.packaged import packaged_file
+
+    try:
+        return packaged_file(name)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _memo(cache: dict[str, str], key: str, compute: Callable[..., str | None], *args: Any) -> str | None:
+    """compute(*args), taken once per `cache` (None kept as "")."""
+    if key not in cache:
+        cache[key] = compute(*args) or ""
+    return cache[key] or None
+
+
+def model_changes(stored: dict[str, Any], spec: ModelSpec, cache: dict[str, str]) -> list[str]:
+    """What of the spec's model differs from what a stored run's record (its `model` dict) names: the
+    weights, and the config, tokenizer, chat template or code files; empty where all match or the record
+    predates a digest (nothing to hold it against)."""
+    now = current_identity(spec, cache)
+    changes = []
+    for key, what in (("sha256", "weights"), (FILES_KEY, "config, tokenizer, chat template or code files")):
+        before = stored.get(key)
+        if key in now and isinstance(before, str) and before != now[key]:
+            changes.append(f"{what} (sha256 {before[:12]} -> {(now[key] or 'none')[:12]})")
+    return changes

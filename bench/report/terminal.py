@@ -155,4 +155,11 @@ def print_results(records: list[RunResult], out: Console, errors: Console) -> No
     out.print(table)
     for line in truncation_notes(records):
         out.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
+    if random_weights(records):
+        answer += " (random weights, model.config: accuracy here says nothing about a trained model)"
     out.print(f"answer: {answer}", markup=False, highlight=False, soft_wrap=True)
+
+
+def random_weights(records: list[RunResult]) -> bool:
+    """Every run's base model was built from a config with random weights (`model: {config: ...}`)."""
+    return bool(records) and all((r.spec.get("model") or {}).get("config") for r in records)
