@@ -105,3 +105,14 @@ def test_the_answer_of_random_weights_says_its_accuracy_means_nothing():
     console = Console(record=True, width=200)
     print_results(configured, console, Console(record=True))
     assert "random weights, model.config: accuracy here says nothing" in console.export_text()
+
+
+def test_a_preference_trainers_rows_are_said_with_its_own_rule():
+    """RLHF's reward model drops a pair whole (nothing cut): 'were truncated ... nothing left to learn' was false."""
+    rule = "chosen or rejected longer than seq_len (RewardTrainer cuts nothing, it drops the pair)"
+    cut = {"seq_len": 32, "rows": 60, "truncated": 28, "dropped": 28, "longest": 55, "rule": rule}
+    run = make_record("lora", 0).model_copy(update={"label": "rlhf"})
+    run = run.model_copy(update={"budget": {**run.budget, "truncation": cut}})
+    assert truncation_notes([run]) == [
+        f"rlhf: 28 of 60 training rows longer than seq_len 32 (the longest 55 tokens); 28 dropped: {rule}"
+    ]

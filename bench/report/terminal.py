@@ -132,7 +132,11 @@ def truncation_notes(records: list[RunResult]) -> list[str]:
         line = (
             f"{record.label}: {truncated} of {cut.get('rows')} training rows longer than seq_len {cut.get('seq_len')}"
         )
-        line += f" (the longest {cut.get('longest')} tokens) were truncated"
+        line += f" (the longest {cut.get('longest')} tokens)"
+        if cut.get("rule"):  # a preference trainer's own rule (bench/training/alignment.py): what it drops
+            notes[record.label] = line + f"; {dropped} dropped: {cut['rule']}"
+            continue
+        line += " were truncated"
         notes[record.label] = line + (f", {dropped} dropped: nothing left to learn in them" if dropped else "")
     return list(notes.values())
 
