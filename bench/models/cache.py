@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.records.store import atomic_write_text
+
 
 def cache_root() -> Path:
     """`BENCH_CACHE_DIR` if set, else ~/.cache/fine-tune-bench."""
@@ -28,9 +30,29 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# files at least this large keep their sha256 beside the cache (`sha256/`), keyed on what `stat` says of
+# them: a 13 GB model's weights took ~30 s to hash on every `bench run` and in every run of it
+REMEMBERED_FROM_BYTES = 64 << 20
+
+
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """The file's sha256. A large one is hashed once per version of it: the digest is remembered under the
+    cache, keyed on its resolved path, size, modification time (ns) and inode, as git's index trusts stat;
+    a file rewritten in place keeping all four (a deliberate `touch -d` to its old time) is not noticed."""
+    info = path.stat()
+    memo = None
+    if info.st_size >= REMEMBERED_FROM_BYTES:
+        key = f"{path.resolve()}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}"
+        memo = cache_root() / "sha256" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+        remembered = memo.read_text().strip() if memo.is_file() else ""
+        if len(remembered) == 64 and all(c in "0123456789abcdef" for c in remembered):
+            return remembered
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         while block := stream.read(chunk):
             digest.update(block)
-    return digest.hexdigest()
+    found = digest.hexdigest()
+    if memo is not None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the next hash
+            atomic_write_text(memo, found + "\n")
+    return found
