@@ -151,7 +151,8 @@ def _estimate(args: argparse.Namespace) -> int:
         _write_json(args.json, payload)
     too_big = [e.label for e in estimates if device is not None and not fits(e, device, reserve)]
     if too_big:
-        plain(f"will not fit in {args.device_memory}: {', '.join(too_big)}", console)
+        at = f" at the suite's batch ({suite.budget.batch_size})" if batch_sizes is not None else ""
+        plain(f"will not fit in {args.device_memory}{at}: {', '.join(too_big)}", console)
     return 2 if failed else 0
 
 

@@ -165,7 +165,7 @@ def repeated_parts(notes: list[str]) -> dict[str, int]:
     reason one session a side cannot test timing was printed on every timing row."""
     counts: dict[str, int] = {}
     for note in notes:
-        for part in dict.fromkeys(note.split("; ")):
+        for part in dict.fromkeys(note_parts(note)):
             counts[part] = counts.get(part, 0) + 1
     long = [part for part, count in counts.items() if count >= 2 and len(part) >= FOOTNOTE_LENGTH]
     return {part: number for number, part in enumerate(long, start=1)}
@@ -173,4 +173,16 @@ def repeated_parts(notes: list[str]) -> dict[str, int]:
 
 def with_footnotes(note: str, footnotes: dict[str, int]) -> str:
     """The note with each shared long part replaced by its number, `[1]` (not rich markup: it starts with a digit)."""
-    return "; ".join(f"[{footnotes[part]}]" if part in footnotes else part for part in note.split("; "))
+    return "; ".join(f"[{footnotes[part]}]" if part in footnotes else part for part in note_parts(note))
+
+
+def note_parts(note: str) -> list[str]:
+    """A note's "; "-separated parts, split only outside brackets: "hardware differs (cpu A -> B; isa x -> y)"
+    is one part (cut at its inner "; ", its footnotes read "(cpu A -> B" and "isa x -> y)")."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(note):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth <= 0 and note.startswith("; ", index):
+            parts.append(note[start:index])
+            start = index + 2
+    return [*parts, note[start:]]
