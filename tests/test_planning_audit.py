@@ -306,3 +306,19 @@ def test_a_config_folder_without_a_tokenizer_is_said_in_one_line(tmp_path: Path)
     (folder / "tokenizer.json").write_text("{}")
     said = _why_not(ValueError("broken file\nmore"), ModelSpec(config=str(folder)))
     assert said == "ValueError: broken file"
+
+
+def test_a_scaling_row_without_clean_timing_says_why_it_has_no_efficiency():
+    """Every 2-process run contaminated: the row read '- ... yes (1 vs 0 uncontaminated runs)', the reason left
+    to be guessed."""
+    one = [_run(seed, 1, 1000.0) for seed in range(2)]
+    many = [_run(seed, 2, 1800.0) for seed in range(2)]
+    many = [
+        r.model_copy(update={"timing_quality": r.timing_quality.model_copy(update={"contaminated": True})})
+        for r in many
+    ]
+    (row,) = scaling(one, many)
+    assert row.efficiency is None
+    assert row.note == (
+        "2 vs 0 uncontaminated runs; no efficiency: every run of MANY had its timing contaminated or unmeasured"
+    )

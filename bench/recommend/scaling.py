@@ -60,6 +60,9 @@ def _row(label: str, processes: int, ones: list[RunResult], manys: list[RunResul
     single, multi = throughput(ones), throughput(manys)  # contaminated timing left out
     efficiency = multi.mean / (processes * single.mean) if single.mean and multi.mean else None
     note = f"{single.n} vs {multi.n} uncontaminated runs"
+    if efficiency is None and ones and processes > 1:  # say which side left no clean timing
+        empty = [side for side, figure in (("ONE", single), ("MANY", multi)) if not figure.mean]
+        note += f"; no efficiency: every run of {' and '.join(empty)} had its timing contaminated or unmeasured"
     if not ones or processes == 1:  # nothing to scale: no single-process side, or MANY's runs are one process too
         why = "ONE holds no 1-process runs of this strategy" if not ones else "MANY's runs of it are 1-process too"
         return Scaling(label, processes, single.mean, multi.mean, None, None, why, compared=False)
