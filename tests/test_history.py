@@ -165,7 +165,8 @@ def test_a_first_night_unlike_the_rest_is_no_change():
 def test_the_newest_nights_interval_leaves_out_no_change_exactly_where_its_test_does():
     """The interval of tonight's shift and its p come from one test on one scale (logarithms: a machine's speed
     moves by a factor). On the raw scale, with nights spread by 20%, an interval could hold 0 with p < 0.05."""
-    from bench.analysis.change_points import _tonight_interval, _tonight_p
+    from bench.analysis.split_tests import tonight_interval as _tonight_interval
+    from bench.analysis.split_tests import tonight_p as _tonight_p
 
     rng = np.random.default_rng(5)
     disagreements, beyond = 0, 0

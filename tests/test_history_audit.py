@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.analysis.change_points import Point, Series, _interval, _once_per_seed, change_points
+from bench.analysis.change_points import Point, Series, _once_per_seed, change_points
 from bench.analysis.history import build
+from bench.analysis.split_tests import interval as _interval
 from bench.records.results import Metric
 from tests.synthetic_records import make_record
 

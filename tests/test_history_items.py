@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from bench.analysis import items
-from bench.analysis.change_points import Point, Series, _distinct_tests, change_points
+from bench.analysis.change_points import Point, Series, change_points
 from bench.analysis.history import build
+from bench.analysis.split_tests import distinct_tests as _distinct_tests
 from bench.records.results import Metric
 from tests.synthetic_records import make_record
 
@@ -112,7 +113,7 @@ def test_new_commits_every_night_without_a_change_rarely_make_a_change_point():
 def test_a_lasting_drop_under_new_commits_is_found_often_where_seed_values_never_could():
     """A new commit every night: each side's newest night of three seeds against the other's, its p paid for
     every split the scan could have taken (eleven) and for how much nights move beyond their seeds
-    (`_commit_variance`): a 50-point drop from night 7 is found at night 7 in about a third of the series (37 of
+    (`split_tests.commit_variance`): a 50-point drop from night 7 is found at night 7 in about a third of the series (37 of
     100 measured); the seed-value test, 3 against 3, never (p >= 0.1)."""
     rng = np.random.default_rng(5)
     difficulty = rng.normal(0, 1, ITEMS)

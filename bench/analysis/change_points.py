@@ -21,12 +21,10 @@ E-Divisive's own significance step is a permutation test, which is what the conf
 from __future__ import annotations
 
 import math
-import statistics
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from bench.analysis import items, quality, stats
+from bench.analysis import items, quality, split_tests, stats
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
@@ -106,26 +104,17 @@ class Series:
         return stats.matches(self.metric, stats.HARDWARE_BOUND)
 
 
-def _robust_sigma(means: list[float]) -> float:
-    import numpy as np
-
-    if len(means) < 3:
-        return 0.0
-    diffs = np.diff(np.asarray(means))
-    return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / math.sqrt(2))
-
-
 def _noise(series: Series) -> float:
     """The noise of a night's mean that the penalty is scaled to. Timings: from the night-to-night
     differences (robust to shifts). Quality metrics, whose runs are the unit: the seeds' spread within
     a night over the square root of the runs (their nights repeat exactly, so differences are 0)."""
     means = [p.mean for p in series.points]
     if series.hardware_bound:
-        return _robust_sigma(means)
+        return split_tests.robust_sigma(means)
     spread = [(v - p.mean) ** 2 for p in series.points for v in p.runs]
     degrees = sum(len(p.runs) - 1 for p in series.points)
     if not degrees:
-        return _robust_sigma(means)
+        return split_tests.robust_sigma(means)
     runs = sum(len(p.runs) for p in series.points) / len(series.points)
     return math.sqrt(sum(spread) / degrees / runs)
 
@@ -214,38 +203,6 @@ def _means_can_decide(left: int, right: int, alpha: float) -> bool:
     return 2 / math.comb(left + right, right) <= alpha
 
 
-def scan_p(groups: list[list[float]], split: int, scan: bool = True, resamples: int = 999) -> float:
-    """Permutation p of a shift in mean at night `split` of `groups`.
-
-    With `scan`, the observed split is held against the BEST split of each permuted series (E-Divisive's
-    test): the split was chosen for fitting the data well, and testing it as if given would find
-    changes in pure noise. Without it (a split fixed in advance, tonight against the nights before),
-    against the same split of each permuted series."""
-    import numpy as np
-
-    sizes = np.array([len(g) for g in groups])
-    values = np.concatenate([np.asarray(g, dtype=float) for g in groups])
-    ends = np.cumsum(sizes)
-    allowed = np.arange(1, len(groups)) if scan else np.array([split])
-    if scan and all(len(g) == 1 for g in groups):
-        allowed = allowed[(allowed >= 2) & (allowed <= len(groups) - 2)]
-
-    def statistic(matrix):  # (rows, n) -> per row, the statistic at each allowed split
-        total, n = matrix.sum(axis=1, keepdims=True), matrix.shape[1]
-        left_n = ends[allowed - 1]
-        left_sum = np.cumsum(matrix, axis=1)[:, left_n - 1]
-        difference = left_sum / left_n - (total - left_sum) / (n - left_n)
-        return np.abs(difference) * np.sqrt(left_n * (n - left_n) / n)
-
-    observed = statistic(values[None, :])[0, list(allowed).index(split)] if split in allowed else None
-    if observed is None or np.ptp(values) == 0:
-        return 1.0
-    rng = np.random.default_rng(0)  # fixed: the same history gives the same answer
-    shuffled = rng.permuted(np.tile(values, (resamples, 1)), axis=1)
-    null = statistic(shuffled).max(axis=1)
-    return float((1 + np.sum(null >= observed - 1e-12)) / (resamples + 1))
-
-
 def _scale(series: Series, before: list[float], after: list[float]) -> str:
     """How a shift of `series` is said (ChangePoint.scale): in points for an accuracy-like unit (as `bench
     compare` does, never %); as a ratio for a positive quantity (a loss, a time, a rate, memory), whose interval
@@ -258,59 +215,6 @@ def _scale(series: Series, before: list[float], after: list[float]) -> str:
     if ratio_unit and all(value > 0 for value in [*before, *after]):
         return "ratio"
     return "relative" if stats.mean(before) else "absolute"
-
-
-def _log_mean(values: list[float]) -> float:
-    return sum(math.log(v) for v in values) / len(values)
-
-
-def _shift(before: list[float], after: list[float], scale: str) -> float:
-    """The shift of the level in the terms of `scale`: a ratio of geometric means, minus 1, for "ratio"."""
-    if scale == "ratio":
-        return math.expm1(_log_mean(after) - _log_mean(before))
-    difference = stats.mean(after) - stats.mean(before)
-    return difference / abs(stats.mean(before)) if scale == "relative" else difference
-
-
-def _interval(before: list[float], after: list[float], scale: str) -> tuple[float, float]:
-    """95% interval of the shift (Welch t), in the terms of `scale`: on logarithms for "ratio"."""
-    from scipy import stats as scipy_stats
-
-    shift = _shift(before, after, scale)
-    if len(before) < 2 or len(after) < 2 or (len(set(before)) == 1 and len(set(after)) == 1):
-        return shift, shift
-    logs = scale == "ratio"
-    a, b = ([math.log(v) for v in after], [math.log(v) for v in before]) if logs else (after, before)
-    with warnings.catch_warnings():  # near-identical segments (exact repeats) are expected, not a problem
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    if logs:
-        return math.expm1(low), math.expm1(high)
-    divisor = abs(stats.mean(before)) if scale == "relative" else 1.0
-    return low / divisor, high / divisor
-
-
-def _tonight_p(before: list[float], tonight: float) -> float:
-    """Two-sided p of tonight's night mean against the night means before it (t prediction test)."""
-    return min(1.0, 2 * stats.prediction_p(tonight, before))
-
-
-def _tonight_interval(
-    before: list[float], tonight: float, scale: float, logs: bool | None = None
-) -> tuple[float, float]:
-    """95% interval of tonight's shift from the level before, over `scale`: the spread of a new night about
-    that level, s (1 + 1/m)^(1/2) with m - 1 degrees of freedom. On logarithms where every value is positive
-    (unless `logs` says otherwise), as `_tonight_p` tests (a machine's speed moves by a factor), turned back into
-    a relative shift: the interval leaves out no change exactly where that test's p is under 0.05."""
-    if logs is None:
-        logs = all(value > 0 for value in [*before, tonight])
-    sample, x = ([math.log(v) for v in before], math.log(tonight)) if logs else (before, tonight)
-    m, centre = len(sample), sum(sample) / len(sample)
-    half = stats.t_quantile(0.975, m - 1) * math.sqrt(sum((v - centre) ** 2 for v in sample) / (m - 1) * (1 + 1 / m))
-    if logs:
-        return math.expm1(x - centre - half), math.expm1(x - centre + half)
-    shift = (x - centre) / scale
-    return shift - half / scale, shift + half / scale
 
 
 class Shift(NamedTuple):
@@ -327,55 +231,6 @@ class Shift(NamedTuple):
     scale: str
 
 
-def _newest_records(points: list[Point]) -> list[Any]:
-    """The newest record of each seed among `points`, in seed order (what `_once_per_seed` keeps of the values);
-    empty where a point was built without its records."""
-    newest: dict[int, Any] = {}
-    for point in points:
-        if len(point.records) != len(point.runs):
-            return []
-        for record in point.records:
-            newest[record.seed] = record
-    return [newest[seed] for seed in sorted(newest)]
-
-
-def _records_key(records: list[Any], metric: str) -> tuple:
-    """What a side of an item-level test is made of: each seed's value and item outcomes."""
-    return tuple((r.seed, r.metrics[metric].value, _outcomes(r)) for r in records)
-
-
-def _outcomes(record: Any) -> tuple:
-    return tuple(
-        (task, entry.get("before"), entry.get("after")) for task, entry in sorted((record.items or {}).items())
-    )
-
-
-def _distinct_tests(segment: list[Point], metric: str) -> int:
-    """How many different tests the splits of `segment` make: each side holds the newest run of each seed, so
-    splits between nights that repeat one another (one commit, night after night) make the same test, and the
-    scan over them is one test, not one per night (a Bonferroni bound over the distinct ones)."""
-    sides = {
-        (_records_key(_newest_records(segment[:split]), metric), _records_key(_newest_records(segment[split:]), metric))
-        for split in range(1, len(segment))
-    }
-    return max(len(sides), 1)
-
-
-def _commit_variance(series: Series) -> float:
-    """How much a night's level moves beyond what its seeds explain (a new commit that shifts every seed a
-    little): the robust variance of the night means (`_robust_sigma`, from night-to-night differences, so a
-    step in the level barely moves it) less the seeds' share of it, the mean within-night variance over the
-    runs a night. Each side of an item-level split is one night, so the test adds it twice. 0 where nights
-    repeat one commit exactly. Without it, a shared shift of 0.3 logits a commit (about 4.5 points) made
-    the split test reject 10.3% of 4,000 no-change draws and change_points flag 7% of series."""
-    means = [p.mean for p in series.points]
-    spreads = [statistics.variance(p.runs) for p in series.points if len(p.runs) > 1]
-    if len(means) < 3 or not spreads:
-        return 0.0
-    runs = sum(len(p.runs) for p in series.points) / len(series.points)
-    return max(_robust_sigma(means) ** 2 - sum(spreads) / len(spreads) / runs, 0.0)
-
-
 def _by_items(series: Series, left: list[Point], right: list[Point], tonight: bool) -> Shift | float | None:
     """The split of an accuracy-like series whose records keep their item outcomes, tested as `bench compare`
     holds quality (bench/analysis/quality.py): each side's newest run of each seed, paired by seed where both
@@ -385,14 +240,14 @@ def _by_items(series: Series, left: list[Point], right: list[Point], tonight: bo
     seed on a side: PENDING for tonight's split, else untestable), None where the records lack item outcomes."""
     if series.hardware_bound or series.unit not in stats.POINT_UNITS:
         return None
-    before, after = _newest_records(left), _newest_records(right)
+    before, after = split_tests.newest_records(left), split_tests.newest_records(right)
     if not before or not after or items.comparable_matrices(after, before, series.metric) is None:
         return None
     test = quality.quality_test(before, after, series.metric)
     if isinstance(test, str):
         return PENDING if tonight else 1.0
-    test = replace(test, se=math.sqrt(test.se**2 + 2 * _commit_variance(series)))
-    scans = 1 if tonight else _distinct_tests(left + right, series.metric)
+    test = replace(test, se=math.sqrt(test.se**2 + 2 * split_tests.commit_variance(series.points)))
+    scans = 1 if tonight else split_tests.distinct_tests(left + right, series.metric)
     p = min(1.0, 2 * test.p() * scans)
     low, high = test.bounds(0.025)
     level = [stats.mean([r.metrics[series.metric].value for r in side]) for side in (before, after)]
@@ -410,14 +265,14 @@ def _by_values(series: Series, left: list[Point], right: list[Point], trailing: 
     before = [v for g in test.groups[: test.left] for v in g]
     after = [v for g in test.groups[test.left :] for v in g]
     scale = _scale(series, before, after)
-    shift = _shift(before, after, scale)
+    shift = split_tests.shift_of(before, after, scale)
     if test.kind == "permutation":
-        p = scan_p(test.groups, test.left, scan=test.scan)
-        low, high = _interval(before, after, scale)
+        p = split_tests.scan_p(test.groups, test.left, scan=test.scan)
+        low, high = split_tests.interval(before, after, scale)
     else:
-        p = _tonight_p(before, after[0])
+        p = split_tests.tonight_p(before, after[0])
         divisor = abs(stats.mean(before)) if scale == "relative" else 1.0
-        low, high = _tonight_interval(before, after[0], divisor, logs=scale == "ratio")
+        low, high = split_tests.tonight_interval(before, after[0], divisor, logs=scale == "ratio")
     return Shift(p, test.share, stats.mean(before), stats.mean(after), shift, low, high, scale)
 
 
