@@ -236,7 +236,7 @@ def _by_items(series: Series, left: list[Point], right: list[Point], tonight: bo
     holds quality (bench/analysis/quality.py): each side's newest run of each seed, paired by seed where both
     ran the same seeds and by item within seed, a t test whose standard error holds seed and item noise. Its
     two-sided p is multiplied by the number of distinct tests the scan over the segment's splits could have
-    made (`_distinct_tests`; 1 for tonight's split, fixed in advance). A float where no such test exists (one
+    made (`split_tests.distinct_tests`; 1 for tonight's split, fixed in advance). A float where no such test exists (one
     seed on a side: PENDING for tonight's split, else untestable), None where the records lack item outcomes."""
     if series.hardware_bound or series.unit not in stats.POINT_UNITS:
         return None
