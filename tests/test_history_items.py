@@ -113,8 +113,8 @@ def test_new_commits_every_night_without_a_change_rarely_make_a_change_point():
 def test_a_lasting_drop_under_new_commits_is_found_often_where_seed_values_never_could():
     """A new commit every night: each side's newest night of three seeds against the other's, its p paid for
     every split the scan could have taken (eleven) and for how much nights move beyond their seeds
-    (`split_tests.commit_variance`): a 50-point drop from night 7 is found at night 7 in about a third of the series (37 of
-    100 measured); the seed-value test, 3 against 3, never (p >= 0.1)."""
+    (`split_tests.commit_variance`): a 50-point drop from night 7 is found at night 7 in about a third of the
+    series (37 of 100 measured); the seed-value test, 3 against 3, never (p >= 0.1)."""
     rng = np.random.default_rng(5)
     difficulty = rng.normal(0, 1, ITEMS)
     series = [_series(_new_commit_each_night(rng, difficulty, 12, drop_from=7, drop=3.0)) for _ in range(50)]

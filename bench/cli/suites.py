@@ -72,7 +72,7 @@ def _part(model: Any, value: Any) -> Any:
 
 def _names(execution: Execution | None, model: ModelSpec | None, tasks: dict[str, TaskSpec | None]) -> list[str]:
     from bench.backends import BACKENDS
-    from bench.models.load import source_problem
+    from bench.models.checks import source_problem
 
     problems = []
     if execution is not None and execution.backend not in BACKENDS:

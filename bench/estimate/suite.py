@@ -18,7 +18,8 @@ DEFAULT_RESERVE = "2GiB"
 def _pretrained_source(spec: Any, report: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
     """Where transformers reads the model's config and tokenizer from, without loading weights, and how
     (a GGUF file's name; whether the suite trusts a model folder's own code: model.trust_remote_code)."""
-    from bench.models.load import refuse_untrusted_code, resolve_folder
+    from bench.models.checks import refuse_untrusted_code
+    from bench.models.load import resolve_folder
 
     if spec.gguf or spec.packaged:
         if spec.packaged:
@@ -50,7 +51,7 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
 def _why_not(error: Exception, model: Any) -> str:
     """Why the data could not be tokenised, in a line: a config folder without a tokenizer says so (transformers'
     own message advises installing converters, which would not help; `bench validate` says the same)."""
-    from bench.models.load import tokenizer_file_problem
+    from bench.models.checks import tokenizer_file_problem
 
     folder = Path(model.config or model.path or "").expanduser() if (model.config or model.path) else None
     if folder is not None and (missing := tokenizer_file_problem(folder)):
