@@ -190,3 +190,15 @@ def test_each_training_phase_leaves_its_own_warm_up_steps_out(tmp_path: Path):
     assert recorder.metrics["train.steps_per_s"].value == pytest.approx(4 / measured)
     step_seconds = recorder.timings["train.step_seconds"]
     assert step_seconds.samples == [1.0, 1.0, 2.0, 2.0] and step_seconds.warmup_excluded == 4
+
+
+def test_a_phases_seq_len_counts_reach_the_run_outcome():
+    """RLHF's reward phase counts the pairs it dropped at seq_len; combining the phases lost them, so the record
+    had them only by a side route (the preference data), and not at all for a run that failed after training."""
+    from bench.training.measuring import TrainOutcome
+
+    cut = {"seq_len": 32, "rows": 60, "truncated": 28, "dropped": 28, "longest": 55, "rule": "RewardTrainer drops"}
+    reward = TrainOutcome([1.0], [10], [2], phase="reward", truncation=cut)
+    policy = TrainOutcome([1.0], [10], [2], phase="policy")
+    assert TrainOutcome.combine([reward, policy], {}).truncation == cut
+    assert TrainOutcome.combine([policy], {}).truncation is None

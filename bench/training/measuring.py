@@ -62,6 +62,9 @@ class TrainOutcome:
             artefacts=artefacts,
             breakdown={part: [v for phase in phases for v in phase.breakdown.get(part, [])] for part in STEP_PARTS},
             components=_largest(phases),
+            # rows a phase's trainer cut or dropped at seq_len (RLHF: the reward model's pairs; the policy's
+            # prompts are generated from, not truncated), as one phase records it
+            truncation=next((phase.truncation for phase in phases if phase.truncation), None),
         )
 
 
