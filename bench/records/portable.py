@@ -37,7 +37,7 @@ import ipaddress
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +197,7 @@ def _is_path(text: str) -> bool:
 def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **roots: str | None) -> str:
     """Secret values, credentials in URLs and tokens redacted; host names replaced; every absolute path
     (a Windows share too) made portable and a named user's `~alice/` made `~/`."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    text = CREDENTIAL_URL.sub(lambda found: found.group(1) + REDACTED + "@", text)
-    text = TOKEN.sub(REDACTED, text)
-    for host in hosts:
-        text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", HOST, text)
-    text = FILE_URL.sub("file:", text)
+    text = FILE_URL.sub("file:", _redacted(text, hosts, secrets))
     text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
     text = TILDE_USER.sub("~", text)
     return ABSOLUTE.sub(
@@ -221,13 +215,19 @@ def scrub_document(text: str) -> str:
     (`/home/alice/data/x.jsonl` -> `~/data/x.jsonl`, `~alice/` -> `~/`). Other paths stay as written: in an
     author's commands (`tar -C /tmp/u && cp -r /tmp/u/records/x/* results/x/`) a path cut to its last two
     parts changes what they say; `bench publish` checks what reaches a site (`leaks`)."""
-    for secret in secret_values():
+    return HOME_OWNER.sub("~", TILDE_USER.sub("~", _redacted(text, machine_hosts(), secret_values())))
+
+
+def _redacted(text: str, hosts: Iterable[str], secrets: Iterable[str]) -> str:
+    """Secret values, credentials in URLs and tokens redacted, host names replaced: what both scrubs do
+    before they treat paths their own way."""
+    for secret in secrets:
         text = text.replace(secret, REDACTED)
     text = CREDENTIAL_URL.sub(lambda found: found.group(1) + REDACTED + "@", text)
     text = TOKEN.sub(REDACTED, text)
-    for host in machine_hosts():
+    for host in hosts:
         text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", HOST, text)
-    return HOME_OWNER.sub("~", TILDE_USER.sub("~", text))
+    return text
 
 
 def machine_hosts() -> list[str]:
