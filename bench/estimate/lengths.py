@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.suite import _pretrained_source
+from bench.estimate.suite import model_tokenizer
 from bench.spec import ModelSpec
 from bench.suite import Suite
 from bench.tasks.check import objectives_of
@@ -67,14 +67,6 @@ def _tokenizer(model: ModelSpec) -> Any:
     """The suite's model's tokenizer as a run sets it up (chat template), or None where it cannot be read
     without loading or fetching the model."""
     try:
-        from transformers import AutoTokenizer
-
-        from bench.models.load import chat_template_text
-
-        where, extra = _pretrained_source(model, lambda _: None)
-        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-        if model.chat_template:
-            tokenizer.chat_template = chat_template_text(model.chat_template)
-        return tokenizer
+        return model_tokenizer(model, lambda _: None)
     except Exception:  # a hub model offline, a config folder without a tokenizer: the run counts and refuses
         return None

@@ -59,16 +59,26 @@ def _why_not(error: Exception, model: Any) -> str:
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
-def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
-    """Tokenised lengths of the suite's training data, or None (with the reason reported)."""
+def model_tokenizer(model: Any, report: Callable[[str], None] = print) -> Any:
+    """The model's tokenizer as a run sets it up (its chat template), read without loading weights; raises
+    where it cannot be read (a hub model offline, a folder without a tokenizer)."""
     from transformers import AutoTokenizer
 
+    from bench.models.load import chat_template_text
+
+    where, extra = _pretrained_source(model, report)
+    tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+    if model.chat_template:
+        tokenizer.chat_template = chat_template_text(model.chat_template)
+    return tokenizer
+
+
+def suite_lengths(suite: Any, report: Callable[[str], None] = print) -> list[int] | None:
+    """Tokenised lengths of the suite's training data, or None (with the reason reported)."""
     from bench.tasks import load_task
 
     try:
-        where, extra = _pretrained_source(suite.model, report)
-        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-        return training_lengths(load_task(suite.task), tokenizer)
+        return training_lengths(load_task(suite.task), model_tokenizer(suite.model, report))
     except Exception as error:  # the estimate still stands, at seq_len
         report(f"sequence lengths: budget.seq_len (the data could not be tokenised: {_why_not(error, suite.model)})")
         return None
