@@ -20,12 +20,12 @@ import pytest
 from rich.console import Console
 
 from bench.backends.base import Outcome
-from bench.cli.main import main
 from bench.plan import RunSpec, plan
 from bench.records.store import ResultStore, load_records
 from bench.suite import load_suite
 from tests.conftest import REPO, fast_suite, write_suite
 from tests.synthetic_records import make_record
+from tests.test_cli_robustness import _bench
 
 MACHINE = "x86_64-2c-cpu"
 
@@ -36,14 +36,6 @@ def _suite(folder: Path) -> Path:
 
 def _specs(folder: Path) -> list[RunSpec]:
     return plan(load_suite(_suite(folder)))
-
-
-def _bench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    try:
-        code = main([*args])
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 class StubExecutor:
