@@ -173,7 +173,11 @@ def test_jsonl_under_a_json_name_still_reads(tmp_path: Path):
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
     [
-        ("d.jsonl.gz", gzip.compress(b'{"text": "a"}\n'), ": cannot read: gzip-compressed, which is not supported"),
+        (
+            "d.jsonl.gz",
+            gzip.compress(b'{"text": "a"}\n', mtime=0),
+            ": cannot read: gzip-compressed, which is not supported",
+        ),
         ("d.jsonl", '{"text": "a"}\n'.encode("utf-16"), ": cannot read: not UTF-8 (a UTF-16 byte order mark)"),
         ("d.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}\n', ":2: cannot read: byte 0xe9 (offset 27) is not UTF-8"),
         ("d.tsv", b"context\tchoices\n", ": unsupported suffix '.tsv' for task data (supported: a datasets folder"),
