@@ -58,7 +58,7 @@ class RunSpec(Strict):
 def canonical_spec(data: dict[str, Any]) -> dict[str, Any]:
     """A run spec (as JSON data) as its run id hashes it: fields added later are left out when unset or at
     their default, so older run ids hold; where outputs go and how a comparison gates are not the run.
-    bench compare tells specs apart by the same rule (bench/analysis/compare.py spec_key)."""
+    bench compare tells specs apart by the same rule (bench/analysis/spec_keys.py spec_key)."""
     data = copy.deepcopy(data)
     for name in ("preference", "parent"):
         if data.get(name) is None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.analysis.compare import compare_records, spec_key
+from bench.analysis.compare import compare_records
 from bench.analysis.history import build
+from bench.analysis.spec_keys import spec_key
 from bench.analysis.verdicts import MISSING, NOT_COMPARABLE, SAME, UNKNOWN, WORSE
 from bench.cli.console import change_text, comparison_table
 from bench.plan import RunSpec

@@ -23,15 +23,14 @@ A metric absent or null on either side is "missing". Imports no torch.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
 
 from bench.analysis import quality, stats
 from bench.analysis.gate import control_family, min_effect_for, quality_verdict
 from bench.analysis.snapshot import load_set
+from bench.analysis.spec_keys import spec_diff, spec_key
 from bench.analysis.timing import (
     ONE_AGAINST_SEVERAL,
     ONE_SESSION,
@@ -67,50 +66,11 @@ from bench.analysis.verdicts import (
     MetricChange,
     RunIssue,
 )
-from bench.plan import canonical_spec
 from bench.records.results import RunResult
 from bench.records.store import Skipped
 from bench.suite import SuiteError
 
 min_p_value = stats.min_p_value
-
-
-def spec_key(record: RunResult) -> str:
-    """The spec without its seed, canonical as run ids are: two runs are comparable when these are equal."""
-    return json.dumps(normalised_spec(record.spec), sort_keys=True, default=str)
-
-
-def normalised_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as RunSpec.run_id hashes it (bench.plan.canonical_spec), less the seed and any unset
-    (null) field, so a record written before a field existed matches one written after it."""
-    kept = canonical_spec(spec)
-    kept.pop("seed", None)
-    return _without_unset(kept)
-
-
-def _without_unset(value: Any) -> Any:
-    """The spec without its unset (null) fields: a field added to the spec later is null in new records and
-    absent from older ones, and the two describe the same run (as run ids treat them)."""
-    if isinstance(value, dict):
-        return {k: _without_unset(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_unset(item) for item in value]
-    return value
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def spec_diff(a: str, b: str) -> list[str]:
-    """Dotted field names that differ between two spec keys."""
-    left, right = _flatten(json.loads(a)), _flatten(json.loads(b))
-    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
 
 
 def threshold_for(metric: str, thresholds: dict[str, float]) -> float:
@@ -148,9 +108,21 @@ def compare_metric(
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
     result = MetricChange(
-        strategy, metric, unit, higher, b_mean, c_mean, len(b_values), len(c_values), None, threshold, None, "",
-        MISSING, gating,
-    )  # fmt: skip
+        strategy=strategy,
+        metric=metric,
+        unit=unit,
+        higher_is_better=higher,
+        baseline=b_mean,
+        candidate=c_mean,
+        n_baseline=len(b_values),
+        n_candidate=len(c_values),
+        change=None,
+        threshold=threshold,
+        p_value=None,
+        test="",
+        verdict=MISSING,
+        gating=gating,
+    )
     result.adjusted = speed is not None
     if untestable(result, base, cand, b_values, c_values):
         return result

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.analysis.compare import spec_key
 from bench.analysis.quality import one_per_seed
+from bench.analysis.spec_keys import spec_key
 from bench.records.results import RunResult
 
 
