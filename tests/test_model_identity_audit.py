@@ -137,6 +137,51 @@ def test_a_record_from_before_the_files_digest_is_reused_as_before(tmp_path: Pat
     assert _kept(store, spec, "x86_64-2c-cpu", set(), {}) is not None
 
 
+def _hub_snapshot(cache: Path, source: Path, revision: str) -> Path:
+    """`source`'s files as the Hugging Face cache holds revision `revision` of `me/tiny`, refs/main on it."""
+    repo = cache / "models--me--tiny"
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(source, snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def test_a_stored_hub_run_runs_again_once_the_cache_holds_another_revision(tmp_path: Path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the cache only, as tox runs every test
+    _hub_snapshot(tmp_path / "hub", _folder(tmp_path / "m"), "a" * 40)
+    spec = plan(parse_suite(fast_suite("mine", ["full"], model={"hub": "me/tiny"})))[0]
+    store = ResultStore(tmp_path / "results")
+    loaded = load_model(spec.model, "cpu", lambda message: None)
+    assert loaded.info["sha256"] and loaded.info["files_sha256"]
+    store.write(make_record("full", 0).model_copy(update={**spec.record_header(), "model": loaded.info}))
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}, tell=True) is not None
+    _hub_snapshot(tmp_path / "hub", _folder(tmp_path / "other", initializer_range=0.5), "b" * 40)  # a newer revision
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}, tell=True) is None
+    assert "full seed=0: model changed since its stored run: weights (sha256 " in capsys.readouterr().err
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))  # not cached: nothing to hold it against
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}) is not None
+
+
+def test_a_stored_preset_run_runs_again_once_the_preset_weights_change(tmp_path: Path, monkeypatch):
+    import bench.models.tiny as tiny
+
+    monkeypatch.setattr(tiny, "SHIPPED", tmp_path / "presets")
+    shutil.copytree(SHIPPED, tmp_path / "presets")
+    spec = plan(parse_suite(fast_suite("mine", ["full"])))[0]
+    assert spec.model.preset == "tiny-llama"
+    store = ResultStore(tmp_path / "results")
+    loaded = load_model(spec.model, "cpu", lambda message: None)
+    store.write(make_record("full", 0).model_copy(update={**spec.record_header(), "model": loaded.info}))
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}) is not None
+    other = _folder(tmp_path / "other", hidden_size=64, intermediate_size=128)
+    shutil.copy(other / "model.safetensors", tmp_path / "presets" / "tiny-llama" / "model.safetensors")
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}) is None
+
+
 # 3. ALiBi models score on the plain path, as lm-eval does
 
 

@@ -292,23 +292,38 @@ def _local_folder(resolved: Resolved) -> Path:
 
 def current_identity(spec: ModelSpec, cache: dict[str, str]) -> dict[str, str | None]:
     """What identifies the spec's model now, read without loading it: `sha256` of the weights and
-    FILES_KEY of the files beside them, each where it can be had cheaply (a `path` or `config` folder; a
-    GGUF file, whose header holds the config and tokenizer). A preset (shipped with bench) and a hub
-    model (the network) give nothing. `cache`: digests already taken in this call."""
-    if spec.path or spec.config:
-        folder = Path(spec.path or spec.config or "").expanduser()
+    FILES_KEY of the files beside them, each where it can be had without building or downloading (a
+    `path` or `config` folder; a preset's folder where it is built; a hub model's snapshot where the
+    Hugging Face cache holds one: the revision a load would use offline; a GGUF file, whose header holds
+    the config and tokenizer). Nothing where none is at hand. `cache`: digests already taken in this call."""
+    folder = _folder_at_hand(spec)
+    if folder is not None:
         found = {
             FILES_KEY: _memo(
                 cache, f"model-files:{folder}:{spec.chat_template}", files_sha256, folder, spec.chat_template
             )
         }
-        if spec.path:
+        if not spec.config:  # a config folder's weights are random: nothing to hash
             found["sha256"] = _memo(cache, f"model-weights:{folder}", folder_sha256, folder)
         return found
     gguf = Path(spec.gguf).expanduser() if spec.gguf else _packaged_or_none(spec.packaged)
     if gguf is not None and gguf.is_file():
         return {"sha256": _memo(cache, f"model-weights:{gguf}", file_sha256, gguf)}
     return {}
+
+
+def _folder_at_hand(spec: ModelSpec) -> Path | None:
+    """The folder a load of the spec would read, where it exists without building or downloading it."""
+    if spec.path or spec.config:
+        return Path(spec.path or spec.config or "").expanduser()
+    if spec.preset:
+        from bench.models.tiny import PRESETS, built_preset_folder
+
+        return built_preset_folder(spec.preset) if spec.preset in PRESETS else None
+    if spec.hub:
+        snapshot = _local_folder(Resolved("hub", spec.hub, spec.hub))
+        return snapshot if snapshot.is_absolute() and snapshot.is_dir() else None
+    return None
 
 
 def _packaged_or_none(name: str | None) -> Path | None:

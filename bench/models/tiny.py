@@ -161,11 +161,24 @@ def build_preset(name: str, folder: Path, report: Callable[[str], None] = print)
     return folder
 
 
-def ensure_preset(name: str, report: Callable[[str], None] = print) -> Path:
-    """The folder of a preset: the shipped weights when they match the recipe, else a local build."""
+def _preset_folder(name: str) -> Path:
+    """Where a preset's weights are: the shipped ones when they match the recipe, else a local build's."""
     if shipped_recipe_key(name) == recipe_key(name):
         return shipped_folder(name)
-    folder = cache_root() / "presets" / f"{name}-{recipe_key(name)}"
+    return cache_root() / "presets" / f"{name}-{recipe_key(name)}"
+
+
+def built_preset_folder(name: str) -> Path | None:
+    """The folder ensure_preset would load from, where it is there without building it."""
+    folder = _preset_folder(name)
+    return folder if (folder / "config.json").is_file() else None
+
+
+def ensure_preset(name: str, report: Callable[[str], None] = print) -> Path:
+    """The folder of a preset: the shipped weights when they match the recipe, else a local build."""
+    folder = _preset_folder(name)
+    if folder == shipped_folder(name):
+        return folder
     with locked(folder.with_suffix(".lock")):
         if not (folder / "config.json").exists():
             report(
