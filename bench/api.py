@@ -157,7 +157,7 @@ def report(
         folder = source
         records = list(load_records(folder, skipped)) if folder.exists() else []
     if not records:
-        raise FileNotFoundError(f"no result records under {folder}")
+        raise FileNotFoundError(f"no result records under {folder}" + ("" if folder.exists() else ": no such folder"))
     unreadable = [f"{_within(one.path, folder)}: {one.reason}" for one in skipped if one.damaged]
     suites = sorted({record.suite for record in records})
     if out is None:

@@ -136,8 +136,9 @@ def test_marginal_when_seeds_straddle_the_limit(records: list[RunResult]) -> Non
 def test_pareto_excludes_the_dominated(records: list[RunResult]) -> None:
     rec = recommend(records, 24 * GIB)
     assert rec.pareto == ["dora", "ia3", "lora"]
-    assert rec.dominated == {
-        "prompt": "dominated by ia3 (less memory, higher accuracy, less forgetting, faster training)"
+    assert rec.dominated == {  # 3 vs 3 seeds cannot tell the scores apart: by means only
+        "prompt": "dominated by ia3 (less memory; by means only, not beyond seed noise: higher accuracy,"
+        " less forgetting, faster training)"
     }
 
 

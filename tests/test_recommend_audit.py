@@ -45,12 +45,15 @@ def test_seed_test_decides_where_the_design_can():
     assert within_noise(Figure.of([0.80, 0.82, 0.84, 0.86]), Figure.of([0.81, 0.83, 0.85, 0.87])) is True
 
 
-def test_lighter_strategy_within_noise_is_still_preferred():
-    accuracies = {"dora": (0.81, 0.83, 0.85, 0.87), "lora": (0.80, 0.82, 0.84, 0.86)}
+def test_lighter_strategy_within_the_tolerance_is_still_preferred():
+    """4 seeds a side, lora at most 1.5 points below dora by the 95% interval: the lighter one, said with its
+    bounds (tests/test_recommend_claims.py: where the interval is wider than the tolerance, the more accurate)."""
+    accuracies = {"dora": (0.81, 0.83, 0.85, 0.87), "lora": (0.805, 0.825, 0.84, 0.865)}
     memory = {"dora": 7 * 1024, "lora": 6 * 1024}
     records = [planted(label, s, a, memory[label]) for label, acc in accuracies.items() for s, a in enumerate(acc)]
     rec = recommend(records, 24 * GIB)
-    assert rec.choice == "lora" and "within seed noise of dora" in rec.reason
+    assert rec.choice == "lora" and rec.reason.startswith("lora: less memory than dora")
+    assert "within the 2-point tolerance of it: 0.83 vs 0.84, -0.6 points (95% interval -1.0 to -0.2" in rec.reason
 
 
 @pytest.mark.parametrize("suite", ["smoke", "smollm2-cpu", "smollm2-forgetting", "smollm2-instruct-pc"])

@@ -108,21 +108,10 @@ def compare_metric(
     threshold = threshold_for(metric, thresholds)
     b_mean, c_mean = stats.mean(b_values), stats.mean(c_values)
     result = MetricChange(
-        strategy=strategy,
-        metric=metric,
-        unit=unit,
-        higher_is_better=higher,
-        baseline=b_mean,
-        candidate=c_mean,
-        n_baseline=len(b_values),
-        n_candidate=len(c_values),
-        change=None,
-        threshold=threshold,
-        p_value=None,
-        test="",
-        verdict=MISSING,
-        gating=gating,
-    )
+        strategy=strategy, metric=metric, unit=unit, higher_is_better=higher, baseline=b_mean, candidate=c_mean,
+        n_baseline=len(b_values), n_candidate=len(c_values), change=None, threshold=threshold, p_value=None,
+        test="", verdict=MISSING, gating=gating,
+    )  # fmt: skip
     result.adjusted = speed is not None
     if untestable(result, base, cand, b_values, c_values):
         return result

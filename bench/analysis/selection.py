@@ -1,6 +1,7 @@
 """Which runs a report compares: strategies told apart by label (and suite and machine where a folder
-holds several), each strategy's newest spec only, and one run per seed. The HTML report, the terminal
-table, the one-line answer and bench recommend all read records through `comparable`.
+holds several; machines by their hardware where one machine id ran on several), each strategy's newest
+spec only, and one run per seed. The HTML report, the terminal table, the one-line answer and bench
+recommend all read records through `comparable`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,42 @@ from bench.analysis.spec_keys import spec_key
 from bench.records.results import RunResult
 
 
-def group_key(record: RunResult, machines: int, suites: int = 1) -> str:
-    """Strategies are told apart by label; across suites the suite leads it, across machines the machine joins it."""
+def group_key(record: RunResult, machines: int, suites: int = 1, machine: str | None = None) -> str:
+    """Strategies are told apart by label; across suites the suite leads it, across machines the machine
+    (`machine`: its name as hardware_names gives it) joins it."""
     key = record.label if suites <= 1 else f"{record.suite}/{record.label}"
-    return key if machines <= 1 else f"{key} @ {record.environment.machine}"
+    return key if machines <= 1 else f"{key} @ {machine or record.environment.machine}"
+
+
+def hardware_names(records: list[RunResult]) -> dict[int, str]:
+    """Each record's machine as reports name it, by id(record): its machine id, with its hardware
+    fingerprint where the records of one machine id came from different hardware (two CPU models behind
+    one `x86_64-2c-cpu`, another thread count): their timing and memory are not one population."""
+    prints: dict[str, set[str | None]] = {}
+    for record in records:
+        prints.setdefault(record.environment.machine, set()).add(record.environment.fingerprint)
+
+    def name(record: RunResult) -> str:
+        machine = record.environment.machine
+        if len(prints[machine]) <= 1:
+            return machine
+        return f"{machine} ({record.environment.fingerprint or 'hardware not recorded'})"
+
+    return {id(record): name(record) for record in records}
+
+
+def strategy_keys(records: list[RunResult]) -> list[str]:
+    """Each record's strategy key (group_key), in order: one rule for the tables, answers and charts."""
+    names = hardware_names(records)
+    machines, suites = len(set(names.values())), len({record.suite for record in records})
+    return [group_key(record, machines, suites, names[id(record)]) for record in records]
 
 
 def keyed_records(records: list[RunResult]) -> dict[str, list[RunResult]]:
-    machines = len({record.environment.machine for record in records})
-    suites = len({record.suite for record in records})
+    ordered = sorted(records, key=lambda r: (r.suite, r.label, r.seed))
     grouped: dict[str, list[RunResult]] = {}
-    for record in sorted(records, key=lambda r: (r.suite, r.label, r.seed)):
-        grouped.setdefault(group_key(record, machines, suites), []).append(record)
+    for key, record in zip(strategy_keys(ordered), ordered, strict=True):
+        grouped.setdefault(key, []).append(record)
     return grouped
 
 
@@ -40,11 +65,10 @@ def comparable(records: list[RunResult]) -> Selection:
     where several) the newest spec's runs only (runs of an older spec, such as an edited suite option,
     are left out, not pooled), and one run per seed, the newest (a seed run again on later nights is a
     replicate of timing, not of training; bench/analysis/quality.py one_per_seed)."""
-    machines = len({record.environment.machine for record in records})
     suites = len({record.suite for record in records})
     specs: dict[str, dict[str, list[RunResult]]] = {}
-    for record in records:
-        specs.setdefault(group_key(record, machines, suites), {}).setdefault(spec_key(record), []).append(record)
+    for key, record in zip(strategy_keys(records), records, strict=True):
+        specs.setdefault(key, {}).setdefault(spec_key(record), []).append(record)
     kept, notes, repeats, most = [], [], 0, 1
     for key, found in sorted(specs.items()):
         newest = max(found, key=lambda s: (max(r.started_at or "" for r in found[s]), len(found[s]), s))

@@ -49,5 +49,6 @@ def load_set(path: Path | str, rev: str | None = None, skipped: list[Skipped] | 
     if skipped is not None:
         skipped.extend(own)
     if not records:
-        raise FileNotFoundError(f"no result records under {root}" + (f" at git revision {rev}" if rev else ""))
+        where = f" at git revision {rev}" if rev else ("" if root.exists() else ": no such folder")
+        raise FileNotFoundError(f"no result records under {root}{where}")
     return records

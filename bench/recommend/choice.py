@@ -1,9 +1,12 @@
 """The one choice of `bench recommend` and its reason in a sentence, among the candidates that meet the constraints
-(bench/recommend/constraints.py), with the noise test of that reason (bench/recommend/noise.py)."""
+(bench/recommend/constraints.py), with the noise test of that reason (bench/recommend/noise.py).
+
+A lighter strategy is chosen over the best only where its difference's 95% interval stays within a tolerance
+of it (DEFAULT_TOLERANCE: 2 accuracy points, or 5% of the fastest's tokens/s): a test that fails to reject
+is no evidence that two strategies are equal, and with 2 seeds an interval can admit a 30-point drop."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +14,28 @@ from bench.analysis.selection import suites_of
 from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
-from bench.recommend.constraints import SHORT_NAMES, checks_of, pareto_set
-from bench.recommend.figures import (
-    MEMORY_SOURCES,
-    OBJECTIVES,
-    TENSOR_SOURCES,
-    Candidate,
-    Recommendation,
-    _grouped,
-    candidates_from,
+from bench.recommend.constraints import checks_of, pareto_set
+from bench.recommend.figures import OBJECTIVES, TENSOR_SOURCES, Candidate, Recommendation, _grouped, candidates_from
+from bench.recommend.formatting import (
+    _limit,
+    _rate,
+    _size,
+    failed_strategies,
+    memory_key,
+    nothing_fits,
+    plan_text,
+    planned_at,
+    record_notes,
+    source_notes,
 )
-from bench.recommend.formatting import _limit, _rate, _size
-from bench.recommend.noise import objective_figure, pair_noise, ties_with
+from bench.recommend.noise import Difference, Noise, objective_figure, pair_difference, pair_noise, ties_with
 from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
 from bench.records.results import RunResult
 
 RESERVE_BYTES = parse_bytes(DEFAULT_RESERVE)  # the CUDA context and allocator slack an estimate leaves out
-
-
-# (name, value of a candidate, higher is better, how "better" reads)
+# How much worse a lighter strategy may be, at the low end of its difference's 95% interval, and still be chosen
+# for its memory: accuracy in points (shares: 0.02 = 2 points); throughput as a share of the fastest's tokens/s
+DEFAULT_TOLERANCE = {"accuracy": 0.02, "throughput": 0.05}
 
 
 def _shown(candidate: Candidate, objective: str) -> str:
@@ -38,10 +44,6 @@ def _shown(candidate: Candidate, objective: str) -> str:
     if mean is None:
         return "?"
     return f"{mean:.2f}" if objective == "accuracy" else f"{_rate(mean)} tokens/s"
-
-
-def _memory_key(candidate: Candidate) -> float:
-    return math.inf if candidate.needed_mib is None else candidate.needed_mib
 
 
 def _scope(count: int, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None) -> str:
@@ -56,134 +58,135 @@ def _scope(count: int, memory_bytes: int, min_accuracy: float | None, max_forget
     return f"the only strategy that {phrase}" if count == 1 else f"the {count} strategies that {phrase}"
 
 
-def _at(candidate: Candidate) -> str:
-    """Its planning memory, saying where it is the estimate for the user's model."""
-    shown = _size(candidate.planning_mib)
-    return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
+def _signed(value: float, objective: str) -> str:
+    if objective == "accuracy":
+        return f"{100 * value:+.1f}"
+    return ("+" if value >= 0 else "-") + _rate(abs(value))
 
 
-def _plan(candidate: Candidate) -> str:
-    """The figure it plans with, named, and the reserve held beside it: "0.94 MiB (tensors) + 2 GiB reserve"."""
-    if candidate.estimate is not None or candidate.memory_source is None:
-        return _at(candidate)
-    shown = f"{_size(candidate.memory_mib)} ({SHORT_NAMES[candidate.memory_source]})"
-    return shown + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
+def _difference(found: Difference, objective: str) -> str:
+    """ "-0.5 points (95% interval -1.6 to +0.7" without the closing bracket, for the noise words to follow."""
+    unit = "points" if objective == "accuracy" else "tokens/s"
+    low, high = _signed(found.low, objective), _signed(found.high, objective)
+    return f"{_signed(found.mean, objective)} {unit} (95% interval {low} to {high}"
+
+
+def _tolerance(objective: str, tolerance: float, best: Candidate) -> tuple[float, str]:
+    """(the tolerance in the difference's unit, in words)."""
+    if objective == "accuracy":
+        return tolerance, f"{100 * tolerance:g}-point tolerance"
+    allowed = tolerance * (objective_figure(best, objective).mean or 0.0)
+    return allowed, f"{100 * tolerance:g}% tolerance ({_rate(allowed)} tokens/s)"
 
 
 def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str) -> str:
     """The reason where others tie with the best (the report's answer names one of them, "tie"): the lightest."""
-    lightest = all(_memory_key(best) < _memory_key(c) for c in tied)
+    lightest = all(memory_key(best) < memory_key(c) for c in tied)
     memory = "the least memory of them" if lightest else "no more memory than they do"
     return (
         f"{best.name}: tied with {', '.join(c.name for c in tied)} as {best_word} of {scope}"
-        f" ({_shown(best, objective)} each), with {memory}, at {_plan(best)}."
+        f" ({_shown(best, objective)} each), with {memory}, at {plan_text(best)}"
     )
 
 
+def _one_hardware(ranked: list[Candidate], objective: str) -> tuple[list[Candidate], list[Candidate]]:
+    """(those ranked, those left out): throughput is ranked among the strategies of one hardware only (the one
+    with the most of them), as tokens/s of a GPU and of a CPU do not compare; accuracy over every one."""
+    if objective != "throughput" or len({c.hardware for c in ranked}) < 2:
+        return ranked, []
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in ranked:
+        groups.setdefault(candidate.hardware, []).append(candidate)
+    kept = max(sorted(groups), key=lambda key: len(groups[key]))
+    return groups[kept], [c for c in ranked if c.hardware != kept]
+
+
+def _elsewhere(left_out: list[Candidate], objective: str) -> str:
+    """The clause naming the strategies timed on other hardware, never ranked against the choice."""
+    if not left_out:
+        return ""
+    named = ", ".join(f"{c.name} ({_shown(c, objective)})" for c in left_out)
+    verb = "was" if len(left_out) == 1 else "were"
+    return f"; not ranked against {named}, which {verb} timed on other hardware, whose tokens/s do not compare"
+
+
+def _within_tolerance(
+    lighter: list[Candidate], noise: dict[str, Noise], found: dict[str, Difference | None], allowed: float
+) -> list[Candidate]:
+    """Those of the lighter ones whose pair test can decide (enough seeds) and whose difference's 95% interval
+    stays within the tolerance at its low end."""
+    return [
+        c
+        for c in lighter
+        if noise[c.name].within is not None and (d := found[c.name]) is not None and d.low >= -allowed
+    ]
+
+
+def _undecided(candidate: Candidate, found: Difference | None, objective: str, words: str, noise: Noise) -> str:
+    """The clause for a lighter strategy the pair test did not tell apart but whose interval admits a loss beyond
+    the tolerance: the data cannot tell, so the more accurate (faster) one is kept."""
+    like = "as accurate" if objective == "accuracy" else "as fast"
+    clause = f"; {candidate.name} needs less memory ({planned_at(candidate)}) but the data cannot tell whether it is"
+    if found is None:
+        return f"{clause} {like} ({noise.words})"
+    unit = "points" if objective == "accuracy" else "tokens/s"
+    mde = _signed(found.mde, objective).lstrip("+")
+    return f"{clause} {like}: {_difference(found, objective)}, detectable >= {mde} {unit}), wider than the {words}"
+
+
 def choose(
-    feasible: list[Candidate], objective: str, scope: str, runs: dict[str, list[RunResult]] | None = None
+    feasible: list[Candidate],
+    objective: str,
+    scope: str,
+    runs: dict[str, list[RunResult]] | None = None,
+    tolerance: float | None = None,
 ) -> tuple[Candidate, str]:
     """The recommended candidate and the one-sentence reason: the best by the objective's mean (the lightest of
-    those tied), unless others are within seed noise of it and need less memory: then the one of those with the
-    least. runs: each candidate's records by name, for the item-paired test of accuracy."""
+    those tied), unless others need less memory and the 95% interval of their difference to it stays within
+    `tolerance` (DEFAULT_TOLERANCE): then the lightest of those. runs: each candidate's records by name."""
+    runs = runs or {}
     best_word = "the most accurate" if objective == "accuracy" else "the fastest to train"
     ranked = [c for c in feasible if objective_figure(c, objective).mean is not None]
-    ranked.sort(key=lambda c: (-(objective_figure(c, objective).mean or 0.0), _memory_key(c)))
+    ranked.sort(key=lambda c: (-(objective_figure(c, objective).mean or 0.0), memory_key(c)))
     if not ranked:
-        lightest = min(feasible, key=_memory_key)
+        lightest = min(feasible, key=memory_key)
         return lightest, f"{lightest.name}: none of {scope} measured {objective}; it needs the least memory, " + (
-            f"{_plan(lightest)}."
+            f"{plan_text(lightest)}."
         )
+    ranked, left_out = _one_hardware(ranked, objective)
+    apart = _elsewhere(left_out, objective) + "."
+    if left_out:
+        scope += f", among those timed on {', '.join(sorted({c.machine for c in ranked}))}"
     best = ranked[0]
     if len(ranked) == 1:
         only = scope if len(feasible) == 1 else f"the only one of {scope} that measured {objective}"
         named = f"accuracy {_shown(best, objective)}" if objective == "accuracy" else _shown(best, objective)
-        return best, f"{best.name}: {only} ({named}), at {_plan(best)}."
+        return best, f"{best.name}: {only} ({named}), at {plan_text(best)}{apart}"
     tied = [c for c in ranked[1:] if ties_with(best, c, objective)]
     if tied:
-        return best, _tie(best, tied, objective, best_word, scope)
-    noise = {c.name: pair_noise(best, c, objective, runs or {}) for c in ranked[1:]}
-    lighter = [c for c in ranked[1:] if noise[c.name].within and _memory_key(c) < _memory_key(best)]
-    if lighter:
-        pick = min(lighter, key=_memory_key)
+        return best, _tie(best, tied, objective, best_word, scope) + apart
+    noise = {c.name: pair_noise(best, c, objective, runs) for c in ranked[1:]}
+    lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best)]
+    found = {c.name: pair_difference(best, c, objective, runs) for c in lighter}
+    allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
+    close = _within_tolerance(lighter, noise, found, allowed)
+    if close:
+        pick = min(close, key=memory_key)
         return pick, (
-            f"{pick.name}: within seed noise of {best.name}, {best_word} of {scope}"
-            f" ({_shown(pick, objective)} vs {_shown(best, objective)}),"
-            f" with less memory ({_at(pick)} vs {_size(best.planning_mib)})."
+            f"{pick.name}: less memory than {best.name}, {best_word} of {scope}"
+            f" ({planned_at(pick)} vs {_size(best.planning_mib)}), and within the {words} of it:"
+            f" {_shown(pick, objective)} vs {_shown(best, objective)},"
+            f" {_difference(found[pick.name], objective)}; {noise[pick.name].words}){apart}"  # type: ignore[arg-type]
         )
     runner = ranked[1]
-    return best, (
+    reason = (
         f"{best.name}: {best_word} of {scope} ({_shown(best, objective)} vs {runner.name}"
-        f" {_shown(runner, objective)}, {noise[runner.name].words}), at {_plan(best)}."
+        f" {_shown(runner, objective)}, {noise[runner.name].words}), at {plan_text(best)}"
     )
-
-
-def _failing(candidates: list[Candidate], constraint: str) -> list[Candidate]:
-    return [c for c in candidates if any(k.constraint == constraint and not k.met for k in c.checks)]
-
-
-def _nothing_fits(
-    candidates: list[Candidate], memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
-) -> str:
-    """One line: how many strategies miss each constraint, and the closest to it (what to relax)."""
-    if not candidates:
-        return "no successful (ok) runs to recommend from"
-    total, parts = len(candidates), []
-    too_big = _failing(candidates, "memory")
-    if too_big:
-        part = f"{len(too_big)} of {total} need more than {_size(memory_bytes / MIB)}"
-        smallest = min(too_big, key=_memory_key)
-        if smallest.planning_mib is not None:
-            part += f" (smallest: {smallest.name}, {_plan(smallest)})"
-        parts.append(part)
-    for constraint, limit, words, closest, value in (
-        ("accuracy", min_accuracy, "have accuracy below", "best", lambda c: c.accuracy.mean),
-        ("forgetting", max_forgetting, "forget more than", "least", lambda c: c.forgetting.mean),
-    ):
-        failing = _failing(candidates, constraint)
-        if not failing or limit is None:
-            continue
-        part = f"{len(failing)} of {total} {words} {_limit(limit)}"
-        measured = [c for c in failing if value(c) is not None]
-        if measured:
-            top = max(measured, key=value)
-            part += f" ({closest}: {top.name}, {abs(value(top)):.2f})"
-        parts.append(part)
-    return "no strategy meets the constraints: " + "; ".join(parts)
-
-
-def _source_notes(candidates: list[Candidate]) -> list[str]:
-    used = {c.memory_source for c in candidates if c.memory_source}
-    notes = [
-        f"memory ({short}): {meaning}"
-        + (f" [{', '.join(c.name for c in candidates if c.memory_source == metric)}]" if len(used) > 1 else "")
-        for metric, short, meaning in MEMORY_SOURCES
-        if metric in used
-    ]
-    reserved = [c for c in candidates if c.reserve_mib]
-    if reserved:
-        notes.append(
-            f"a strategy planned with its tensors fits only with {_size(reserved[0].reserve_mib)} reserve on top"
-            " (the CUDA context, the allocator's slack and the process, which they leave out), as bench estimate"
-            " holds an estimate; --reserve sets it"
-        )
-    if len(used) > 1:
-        notes.append("memory figures come from different sources, so they do not compare exactly")
-    return notes
-
-
-def _record_notes(candidates: list[Candidate]) -> list[str]:
-    notes = []
-    machines = sorted({c.machine for c in candidates})
-    if len(machines) > 1:
-        notes.append(
-            f"records from {len(machines)} machines ({', '.join(machines)}): each strategy is listed per machine,"
-            " its runs never pooled across them"
-        )
-    for c in candidates:
-        if c.throughput.reason and c.throughput.mean is not None:
-            notes.append(f"{c.name}: throughput: {c.throughput.reason}")
-    return notes
+    undecided = [c for c in lighter if noise[c.name].within]
+    if undecided:
+        reason += _undecided(undecided[0], found[undecided[0].name], objective, words, noise[undecided[0].name])
+    return best, reason + apart
 
 
 def recommend_by_suite(records: list[RunResult], memory_bytes: int, **options: Any) -> dict[str, Recommendation]:
@@ -199,6 +202,7 @@ def recommend(
     objective: str = "accuracy",
     model_config: Any = None,
     reserve_bytes: int = RESERVE_BYTES,
+    tolerance: float | None = None,
 ) -> Recommendation:
     """The strategies of `records` that meet the constraints, their Pareto set and one choice. The runs are
     the report's (bench.analysis.selection.comparable: per strategy the newest spec, one run per seed); records
@@ -206,7 +210,9 @@ def recommend(
 
     `model_config`: the user's model (a transformers config, or the path of its config.json); where it
     is larger than the measured model, memory is the estimator's for it (imports torch), held against
-    `memory_bytes` with `reserve_bytes` on top, as `bench estimate` does.
+    `memory_bytes` with `reserve_bytes` on top, as `bench estimate` does. `tolerance`: how much worse a
+    lighter strategy may be at the low end of its 95% interval to be chosen (`choose`; DEFAULT_TOLERANCE). A
+    strategy whose runs all failed is rejected with their reasons.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -226,16 +232,17 @@ def recommend(
         candidate.checks = checks_of(candidate, memory_bytes, min_accuracy, max_forgetting)
     feasible = [c for c in candidates if all(check.met for check in c.checks)]
     rejected = {c.name: "; ".join(k.text for k in c.checks if not k.met) for c in candidates if c not in feasible}
-    pareto, dominated = pareto_set(feasible)
-    choice, reason = None, _nothing_fits(candidates, memory_bytes, min_accuracy, max_forgetting)
+    rejected.update(failed_strategies(selection.records))
+    groups = _grouped([record for record in selection.records if record.status == "ok"])
+    runs = {c.name: groups[c.name] for c in feasible}
+    pareto, dominated = pareto_set(feasible, runs)
+    choice, reason = None, nothing_fits(candidates, memory_bytes, min_accuracy, max_forgetting)
     if feasible:
-        groups = _grouped([record for record in selection.records if record.status == "ok"])
-        runs = {c.name: groups[c.name] for c in feasible}
         scope = _scope(len(feasible), memory_bytes, min_accuracy, max_forgetting)
-        picked, reason = choose(feasible, objective, scope, runs)
+        picked, reason = choose(feasible, objective, scope, runs, tolerance)
         choice = picked.name
         notes += [f"{picked.name}: {check.text}" for check in picked.marginal]
-    notes = _source_notes(candidates) + notes + _record_notes(candidates) + selection.notes
+    notes = source_notes(candidates) + notes + record_notes(candidates) + selection.notes
     return Recommendation(
         memory_bytes=memory_bytes,
         objective=objective,

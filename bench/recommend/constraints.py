@@ -9,6 +9,8 @@ from collections.abc import Callable
 from bench.measure.components import MIB
 from bench.recommend.figures import MEMORY_SOURCES, Candidate, Check, Figure
 from bench.recommend.formatting import _against, _fraction, _size, _sizes
+from bench.recommend.noise import dimension_noise
+from bench.records.results import RunResult
 
 
 def _straddles(figure: Figure, limit: float) -> bool:
@@ -81,11 +83,12 @@ DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ..
 
 def dominance(a: Candidate, b: Candidate) -> list[str] | None:
     """Where `a` beats `b` when `a` dominates it (at least as good on every dimension both measured,
-    better on one), else None. A dimension either of them lacks is left out of the test."""
+    better on one), by means, else None. A dimension either of them lacks is left out of the test, and so is
+    throughput where they ran on different hardware (tokens/s of a GPU and a CPU do not compare)."""
     better = []
-    for _, value, higher, wording in DIMENSIONS:
+    for name, value, higher, wording in DIMENSIONS:
         x, y = value(a), value(b)
-        if x is None or y is None:
+        if x is None or y is None or (name == "throughput" and a.hardware != b.hardware):
             continue
         if (x < y) if higher else (x > y):
             return None
@@ -94,14 +97,37 @@ def dominance(a: Candidate, b: Candidate) -> list[str] | None:
     return better or None
 
 
-def pareto_set(feasible: list[Candidate]) -> tuple[list[str], dict[str, str]]:
-    """(names on the Pareto front, {dominated name: "dominated by X (where)"})."""
+def _qualified(a: Candidate, b: Candidate, where: list[str], runs: dict[str, list[RunResult]]) -> str:
+    """Where `a` beats `b`, each measured dimension with the report's test of the pair alone: those it does not
+    tell apart are said as "by means only"; memory (a measured size, not a noisy score) stands as it is."""
+    wording = {words: name for name, _, _, words in DIMENSIONS}
+    firm, by_means = [], []
+    for words in where:
+        if wording[words] == "memory":
+            firm.append(words)
+            continue
+        noise = dimension_noise(a, b, wording[words], runs)
+        if noise.within is False:
+            firm.append(f"{words} ({noise.words.partition(', uncorrected')[0]})")
+        else:
+            by_means.append(words)
+    if not by_means:
+        return ", ".join(firm)
+    lead = f"{', '.join(firm)}; " if firm else ""
+    return f"{lead}by means only, not beyond seed noise: {', '.join(by_means)}"
+
+
+def pareto_set(
+    feasible: list[Candidate], runs: dict[str, list[RunResult]] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(names on the Pareto front by means, {dominated name: "dominated by X (where)"}), each dimension where
+    X is better said with its noise test (`_qualified`; runs: each candidate's records, for the item tests)."""
     dominated = {}
     for b in feasible:
         for a in feasible:
             where = dominance(a, b) if a is not b else None
             if where:
-                dominated[b.name] = f"dominated by {a.name} ({', '.join(where)})"
+                dominated[b.name] = f"dominated by {a.name} ({_qualified(a, b, where, runs or {})})"
                 break
     return [c.name for c in feasible if c.name not in dominated], dominated
 

@@ -110,6 +110,13 @@ class Candidate:
     estimate: ModelEstimate | None = None  # on the user's model, where it is larger
     checks: list[Check] = field(default_factory=list)
     reserve_mib: float = 0.0  # held beside a measured tensor count (TENSOR_SOURCES), as beside an estimate
+    ran_on_gpu: bool = False  # a run's machine had a GPU
+    timing_unrecorded: int = 0  # runs that measured throughput but recorded no timing quality: contamination unknown
+
+    @property
+    def hardware(self) -> str:
+        """What its timing is comparable within: the hardware fingerprint, else the machine name."""
+        return self.fingerprint or f"machine {self.machine}"
 
     @property
     def planning_mib(self) -> float | None:
@@ -234,6 +241,8 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
                 throughput=throughput(runs),
                 model_name=runs[0].model.get("name"),
                 model_parameters=max(parameters) if parameters else None,
+                ran_on_gpu=any(r.environment.gpus for r in runs),
+                timing_unrecorded=sum(r.timing_quality is None and _value(r, THROUGHPUT) is not None for r in runs),
             )
         )
     return found

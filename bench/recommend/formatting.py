@@ -1,11 +1,17 @@
-"""Numbers as text for `bench recommend`, and the recommendation as a plain-text table."""
+"""Numbers as text for `bench recommend`, what it says beside its choice (why nothing fits, the strategies whose
+runs all failed, where its memory figures come from and that none is a GPU's where no CUDA memory was measured,
+what the records leave unknown about timing), and the recommendation as a plain-text table."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+from bench.analysis.selection import keyed_records
 from bench.measure.components import MIB
+from bench.measure.limits import GPU_SIGNS, NODE_SIGNS, PROCESS_SIGNS
 from bench.recommend.figures import GIB_IN_MIB, MEMORY_SOURCES, Candidate, Figure, Recommendation
+from bench.records.results import RunResult
 
 
 def _trim(text: str) -> str:
@@ -85,6 +91,135 @@ def _spread(figure: Figure, fmt: Callable[[float], str]) -> str:
     return f"{fmt(figure.mean)} [{fmt(figure.low)}, {fmt(figure.high)}] n={figure.n}"  # type: ignore[arg-type]
 
 
+# ---- what is said beside the choice: why nothing fits, failed strategies, memory sources, timing ----------
+
+# Memory figures a GPU measured: where no candidate plans with one, none of its sizes is a GPU's
+GPU_SOURCES = ("memory.train.nvml_process_mib", "memory.train.cuda_reserved_peak_mib")
+# What each figure measured without a GPU is, said beside the sizes it gives
+CPU_FIGURES = {
+    "memory.train.host_peak_mib": "host RSS shown, which is not what a GPU would need",
+    "memory.train.components_mib": "tensor counts shown (with the reserve on top), not a GPU's measurement",
+    None: "no memory figure",
+}
+OUT_OF_MEMORY = ("out of memory", *GPU_SIGNS, *NODE_SIGNS, *PROCESS_SIGNS)
+
+
+def _failing(candidates: list[Candidate], constraint: str) -> list[Candidate]:
+    return [c for c in candidates if any(k.constraint == constraint and not k.met for k in c.checks)]
+
+
+def nothing_fits(
+    candidates: list[Candidate], memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
+) -> str:
+    """One line: how many strategies miss each constraint, and the closest to it (what to relax)."""
+    if not candidates:
+        return "no successful (ok) runs to recommend from"
+    total, parts = len(candidates), []
+    too_big = _failing(candidates, "memory")
+    if too_big:
+        part = f"{len(too_big)} of {total} need more than {_size(memory_bytes / MIB)}"
+        smallest = min(too_big, key=memory_key)
+        if smallest.planning_mib is not None:
+            part += f" (smallest: {smallest.name}, {plan_text(smallest)})"
+        parts.append(part)
+    for constraint, limit, words, closest, value in (
+        ("accuracy", min_accuracy, "have accuracy below", "best", lambda c: c.accuracy.mean),
+        ("forgetting", max_forgetting, "forget more than", "least", lambda c: c.forgetting.mean),
+    ):
+        failing = _failing(candidates, constraint)
+        if not failing or limit is None:
+            continue
+        part = f"{len(failing)} of {total} {words} {_limit(limit)}"
+        measured = [c for c in failing if value(c) is not None]
+        if measured:
+            top = max(measured, key=value)
+            part += f" ({closest}: {top.name}, {abs(value(top)):.2f})"
+        parts.append(part)
+    return "no strategy meets the constraints: " + "; ".join(parts)
+
+
+def failed_strategies(records: list[RunResult]) -> dict[str, str]:
+    """{name: why} for each strategy none of whose runs is `ok` (the report's names), with the runs' reasons;
+    an out-of-memory failure says where it ran out, the answer to the memory question for that machine."""
+    rejected = {}
+    for name, runs in keyed_records(records).items():
+        if any(run.status == "ok" for run in runs):
+            continue
+        statuses = sorted({run.status for run in runs})
+        reasons = sorted({run.reason or "no reason recorded" for run in runs})
+        count = f"all {len(runs)} runs" if len(runs) > 1 else "its only run"
+        why = f"{count} {' or '.join(statuses)}: {'; '.join(reasons)}"
+        if any(sign.lower() in reason.lower() for reason in reasons for sign in OUT_OF_MEMORY):
+            machines = ", ".join(sorted({run.environment.machine for run in runs}))
+            why += f"; out of memory on {machines}: it did not fit there, and nothing was measured to plan with"
+        rejected[name] = why
+    return rejected
+
+
+def gpu_memory_caveat(candidates: list[Candidate]) -> str | None:
+    """Where no candidate's memory is a GPU's measurement (nor an estimate for the user's model), that plainly:
+    a CPU process's host RSS or tensor count is not what a GPU would need. None where a GPU measured one."""
+    if not candidates or any(c.memory_source in GPU_SOURCES or c.estimate is not None for c in candidates):
+        return None
+    where = "these runs ran on CPU" if not any(c.ran_on_gpu for c in candidates) else "no run recorded CUDA memory"
+    used = {c.memory_source for c in candidates}
+    shown = [words for source, words in CPU_FIGURES.items() if source in used]
+    return f"no GPU memory measured: {where}; {'; '.join(shown)}; run `bench estimate SUITE --device-memory SIZE`" + (
+        " for a GPU estimate"
+    )
+
+
+def source_notes(candidates: list[Candidate]) -> list[str]:
+    """What each memory figure in use means, the reserve held beside a tensor count, and the GPU caveat."""
+    used = {c.memory_source for c in candidates if c.memory_source}
+    notes = [
+        f"memory ({short}): {meaning}"
+        + (f" [{', '.join(c.name for c in candidates if c.memory_source == metric)}]" if len(used) > 1 else "")
+        for metric, short, meaning in MEMORY_SOURCES
+        if metric in used
+    ]
+    reserved = [c for c in candidates if c.reserve_mib]
+    if reserved:
+        notes.append(
+            f"a strategy planned with its tensors fits only with {_size(reserved[0].reserve_mib)} reserve on top"
+            " (the CUDA context, the allocator's slack and the process, which they leave out), as bench estimate"
+            " holds an estimate; --reserve sets it"
+        )
+    if len(used) > 1:
+        notes.append("memory figures come from different sources, so they do not compare exactly")
+    caveat = gpu_memory_caveat(candidates)
+    return [caveat, *notes] if caveat else notes
+
+
+def record_notes(candidates: list[Candidate]) -> list[str]:
+    """Machines listed apart, hardware whose timing does not compare, and timing left out or of unknown quality."""
+    notes = []
+    machines = sorted({c.machine for c in candidates})
+    if len(machines) > 1:
+        notes.append(
+            f"records from {len(machines)} machines ({', '.join(machines)}): each strategy is listed per machine,"
+            " its runs never pooled across them"
+        )
+    timed = [c for c in candidates if c.throughput.mean is not None]
+    kinds = {c.hardware for c in timed}
+    if len(kinds) > 1:
+        notes.append(
+            f"tokens/s measured on {len(kinds)} kinds of hardware compare only within one: speed is ranked among"
+            " the strategies of one hardware, never across them"
+        )
+    for c in candidates:
+        if c.throughput.reason and c.throughput.mean is not None:
+            notes.append(f"{c.name}: throughput: {c.throughput.reason}")
+    unknown = [c for c in candidates if c.timing_unrecorded]
+    if unknown:
+        count = sum(c.timing_unrecorded for c in unknown)
+        notes.append(
+            f"timing quality not recorded for {count} run{'s' * (count > 1)} "
+            f"({', '.join(c.name for c in unknown)}): contamination unknown, so their tokens/s may include other load"
+        )
+    return notes
+
+
 # ---- text -------------------------------------------------------------------------------------------
 
 
@@ -111,6 +246,26 @@ def _row(rec: Recommendation, candidate: Candidate) -> list[str]:
         shown = "-" if estimate is None else "failed" if estimate.total_mib is None else f"~{_size(estimate.total_mib)}"
         row.append(shown)
     return [*row, _status(rec, candidate)]
+
+
+def memory_key(candidate: Candidate) -> float:
+    """What it needs (for sorting): its planning memory with the reserve, infinite where unmeasured."""
+    return math.inf if candidate.needed_mib is None else candidate.needed_mib
+
+
+def planned_at(candidate: Candidate) -> str:
+    """Its planning memory, saying where it is the estimate for the user's model."""
+    shown = _size(candidate.planning_mib)
+    return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
+
+
+def plan_text(candidate: Candidate) -> str:
+    """The figure it plans with, named, and the reserve held beside it: "0.94 MiB (tensors) + 2 GiB reserve"."""
+    if candidate.estimate is not None or candidate.memory_source is None:
+        return planned_at(candidate)
+    short = {metric: name for metric, name, _ in MEMORY_SOURCES}[candidate.memory_source]
+    shown = f"{_size(candidate.memory_mib)} ({short})"
+    return shown + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from bench.analysis import stats
 from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
-from bench.recommend.figures import ALPHA, Candidate, Figure
+from bench.analysis.quality import minimum_detectable, quality_test
+from bench.recommend.figures import ALPHA, FORGETTING, THROUGHPUT, Candidate, Figure
 from bench.records.results import RunResult
 
 
@@ -79,6 +80,56 @@ def pair_noise(best: Candidate, other: Candidate, objective: str, runs: dict[str
         if found is not None:
             return found
     return seed_noise(objective_figure(best, objective), objective_figure(other, objective))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One strategy's objective minus another's: the mean, its two-sided 95% interval and the minimum
+    detectable effect (80% power), as the report's quality table states them; in accuracy points (shares)
+    for accuracy, tokens/s for throughput."""
+
+    mean: float
+    low: float
+    high: float
+    mde: float
+
+
+def _runs_of(candidate: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> list[RunResult]:
+    """The candidate's runs the objective is compared on: for throughput the runs with clean timing only."""
+    found = runs.get(candidate.name, [])
+    return [r for r in found if not r.timing_contaminated] if objective == "throughput" else found
+
+
+def pair_difference(
+    best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]]
+) -> Difference | None:
+    """other - best on the objective with its 95% interval: paired by item for accuracy where both hold per-item
+    outcomes (the report's quality table), else over seeds (bench.analysis.quality: paired where both ran the
+    same seeds); None where a side has one seed, did not measure it or its seeds show no spread at all (the
+    seed noise is then unknown: two seeds that each lost one item more agree by chance)."""
+    metric = best.accuracy_metric if objective == "accuracy" else THROUGHPUT
+    mine, theirs = _runs_of(other, objective, runs), _runs_of(best, objective, runs)
+    if objective == "accuracy" and metric and mine and theirs:
+        found = metric_difference(mine, theirs, metric)
+        if found is not None:
+            bounded = found.knows_seed_noise and found.se > 0
+            return Difference(found.mean, found.low, found.high, found.mde) if bounded else None
+    measured = [[r for r in side if r.value(metric) is not None] for side in (mine, theirs)] if metric else []
+    if not measured or not all(measured):
+        return None
+    test = quality_test(measured[1], measured[0], metric)
+    if isinstance(test, str) or test.scale == "ratio" or test.se == 0:  # no spread: the seeds bound nothing
+        return None
+    low, high = test.bounds(ALPHA / 2)
+    return Difference(test.effect, low, high, minimum_detectable(test.se, test.df, ALPHA / 2, power=0.8))
+
+
+def dimension_noise(a: Candidate, b: Candidate, dimension: str, runs: dict[str, list[RunResult]]) -> Noise:
+    """The report's test of two strategies on one dimension of dominance (accuracy, forgetting, throughput)."""
+    if dimension in ("accuracy", "throughput"):
+        return pair_noise(a, b, dimension, runs)
+    found = item_noise(runs.get(a.name, []), runs.get(b.name, []), FORGETTING)
+    return found if found is not None else seed_noise(a.forgetting, b.forgetting)
 
 
 def ties_with(a: Candidate, b: Candidate, objective: str) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.analysis.selection import keyed_records, suites_of
+from bench.analysis.selection import hardware_names, keyed_records, strategy_keys, suites_of
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
@@ -63,8 +63,13 @@ class Answer:
     timing_unrecorded: int = 0  # ok runs of its set (suite) that recorded no timing quality: contamination unknown
 
 
-def summarize(records: list[RunResult]) -> pd.DataFrame:
-    """One row per (strategy, metric): mean, std over seeds, n measured, unit, direction, missing reasons."""
+CONTAMINATED = "left out: timing contaminated (another process, CPU steal or scattered steps; see Timing quality)"
+
+
+def summarize(records: list[RunResult], clean_timing: bool = False) -> pd.DataFrame:
+    """One row per (strategy, metric): mean, std over seeds, n measured, unit, direction, missing reasons.
+    `clean_timing`: timing metrics over the runs whose timing was not contaminated, as the answers rank
+    them (the others count as not measured, with CONTAMINATED as their reason): the tables and charts."""
     import pandas as pd
 
     ok = [record for record in records if record.status == "ok"]
@@ -72,9 +77,12 @@ def summarize(records: list[RunResult]) -> pd.DataFrame:
     frame = records_frame(ok) if ok else None
     if frame is None or frame.empty:  # no ok run, or ok runs that recorded no metric
         return pd.DataFrame(columns=columns)
-    strategy = frame["label"] if frame["suite"].nunique() <= 1 else frame["suite"] + "/" + frame["label"]
-    frame["strategy"] = strategy if frame["machine"].nunique() <= 1 else strategy + " @ " + frame["machine"]
+    frame["strategy"] = [key for key, record in zip(strategy_keys(ok), ok, strict=True) for _ in record.metrics]
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    if clean_timing:
+        contaminated = pd.Series([record.timing_contaminated for record in ok for _ in record.metrics], frame.index)
+        left_out = frame["metric"].map(lambda metric: stats.matches(metric, stats.TIMING)) & contaminated
+        frame.loc[left_out, "value"], frame.loc[left_out, "reason"] = math.nan, CONTAMINATED
     grouped = frame.groupby(["strategy", "metric"], sort=True)
     summary = grouped.agg(
         mean=("value", "mean"),
@@ -110,17 +118,42 @@ def by_suite(records: list[RunResult]) -> list[tuple[str | None, list[RunResult]
     return list(found.items()) if len(found) > 1 else [(None, records)]
 
 
+def asked(question: Question, summary: pd.DataFrame, task: str | None, records: list[RunResult]) -> list[Answer]:
+    """The question's answer; for timing and measured memory (hardware-bound) where the strategies ran on
+    several machines, one answer per machine ("Fastest to train (on M)"): a GPU's speed or a CPU
+    process's memory is not a rival of another machine's."""
+    metric = resolve(question.patterns, summary, task)
+    ok = [record for record in records if record.status == "ok"]
+    keyed, names = keyed_records(ok), hardware_names(ok)
+    machines: dict[str, set[str]] = {}
+    for key, runs in keyed.items():
+        machines.setdefault(names[id(runs[0])], set()).add(key)
+    if metric is None or not stats.hardware_bound(metric) or len(machines) < 2:
+        found = answer(question, summary, task, records)
+        return [found] if found else []
+    per_machine = (answer(question, summary, task, records, among) for among in machines.values())
+    return [replace(item, question=f"{item.question} (on {name})") for name, item in zip(machines, per_machine) if item]
+
+
 def answer(
-    question: Question, summary: pd.DataFrame, task: str | None, records: list[RunResult] | None = None
+    question: Question,
+    summary: pd.DataFrame,
+    task: str | None,
+    records: list[RunResult] | None = None,
+    among: set[str] | None = None,
 ) -> Answer | None:
     """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise. A timing
-    question ranks the runs whose timing was not contaminated only (as bench compare leaves them out)."""
+    question ranks the runs whose timing was not contaminated only (as bench compare leaves them out).
+    `among`: the strategies asked (those of one machine), else all."""
+    keyed = keyed_records([record for record in records or [] if record.status == "ok"])
+    if among is not None:
+        summary = summary[summary["strategy"].isin(among)]
+        keyed = {key: runs for key, runs in keyed.items() if key in among}
     metric = resolve(question.patterns, summary, task)
     if metric is None:
         return None
     rows = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
     higher, unit = bool(rows["higher_is_better"].iloc[0]), str(rows["unit"].iloc[0])
-    keyed = keyed_records([record for record in records or [] if record.status == "ok"])
     left_out = ""
     if keyed and stats.matches(metric, stats.TIMING):
         rows, left_out = _clean_timing(rows, keyed, metric)
@@ -134,7 +167,9 @@ def answer(
         return replace(base, note="only one strategy measured this" + (f" ({left_out})" if left_out else ""))
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
-    relative = margin / abs(float(second["mean"])) if float(second["mean"]) else None
+    # a share of the runner-up's value, except for differences (forgetting, gain: points), whose base can be ~0
+    difference = metric.startswith(("forgetting.", "gain."))
+    relative = margin / abs(float(second["mean"])) if float(second["mean"]) and not difference else None
     runs = [keyed.get(str(row["strategy"]), []) for row in (best, second)]
     beyond, p, note, by_item = _tested(best, second, runs, metric, bool(keyed))
     if _tied(float(best["mean"]), float(second["mean"])):
@@ -282,7 +317,7 @@ def answers_and_family(records: list[RunResult], summary: pd.DataFrame | None = 
     must not make its accuracy deficit easier to call, as one Benjamini-Hochberg family over both would."""
     summary = summarize(records) if summary is None else summary
     task = learned_task(records)
-    found = [item for item in (answer(question, summary, task, records) for question in QUESTIONS) if item]
+    found = [item for question in QUESTIONS for item in asked(question, summary, task, records)]
     quality = quality_family(records, [item for item in found if stats.is_quality(str(item.metric))])
     cost = decide({}, [], _seed_tests([item for item in found if not stats.is_quality(str(item.metric))]))
     unrecorded = sum(record.status == "ok" and record.timing_quality is None for record in records)

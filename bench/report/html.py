@@ -76,7 +76,7 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
     text = scales.fmt(value["mean"])
     if value["std"] is not None and math.isfinite(value["mean"]):  # no spread around inf or NaN
         text += f" ± {scales.fmt(value['std'])}"
-    partial = f"{value['n']} of {value['runs']} runs measured: {value['reason']}" if value["n"] < value["runs"] else ""
+    partial = f"{value['n']} of {value['runs']} runs: {value['reason']}" if value["n"] < value["runs"] else ""
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
 
 
@@ -112,10 +112,11 @@ def context(
     selection.comparable (the newest spec, one run per seed), which says what it left out."""
     chosen = selection.comparable(records)
     records = chosen.records
-    summary = aggregate.summarize(records)
+    summary = aggregate.summarize(records)  # the answers leave contaminated timing out themselves
+    shown = aggregate.summarize(records, clean_timing=True)  # the table and charts, as the answers rank
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = colors.colors(strategies)
-    columns, unmeasured = table_columns(summary) if len(summary) else ([], [])
+    columns, unmeasured = table_columns(shown) if len(shown) else ([], [])
     answers, qualities = _answers_and_quality(records, summary)
     keyed = selection.keyed_records([r for r in records if r.status == "ok"])
     rows = [
@@ -125,19 +126,19 @@ def context(
             "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
             "contaminated": sum(r.timing_contaminated for r in keyed.get(strategy, [])),
             "cells": [
-                _cell_text(aggregate.cell(summary, strategy, c["name"])) | {"best": strategy in c["best"]}
+                _cell_text(aggregate.cell(shown, strategy, c["name"])) | {"best": strategy in c["best"]}
                 for c in columns
             ],
         }
         for strategy in strategies
     ]
     suites = sorted({r.suite for r in records})
-    environments = {r.environment.machine: r.environment for r in records}
+    environments = {(r.environment.machine, r.environment.fingerprint): r.environment for r in records}
     budgets = {
         repr(r.budget.get("resolved") or r.spec.get("budget")): r.budget.get("resolved") or r.spec.get("budget")
         for r in records
     }
-    figures, chart_notes = build_charts(records, summary, palette) if len(summary) else ([], [])
+    figures, chart_notes = build_charts(records, shown, palette) if len(shown) else ([], [])
     commits = sorted({(r.environment.git_commit or "unknown", r.environment.git_dirty) for r in records}, key=str)
     return {
         "title": title or f"Fine-tuning comparison: {', '.join(suites) or 'no records'}",

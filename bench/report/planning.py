@@ -92,8 +92,11 @@ RECOMMEND_FOR_GIB = (8, 24, 80)
 
 
 def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
-    """`bench recommend` for each size in RECOMMEND_FOR_GIB (objective: accuracy, else throughput)."""
+    """`bench recommend` for each size in RECOMMEND_FOR_GIB (objective: accuracy, else throughput), over every
+    record so that a strategy whose runs all failed is listed as rejected with why. Where no run measured GPU
+    memory, each answer says so: a CPU process's figure is no GPU fit."""
     from bench.recommend import recommend
+    from bench.recommend.formatting import gpu_memory_caveat
 
     ok = [r for r in records if r.status == "ok"]
     if not ok:
@@ -103,17 +106,19 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
     objective = "accuracy" if has_accuracy else "throughput"
     out = []
     for gib in RECOMMEND_FOR_GIB:
-        result = recommend(ok, gib * 2**30, objective=objective)
+        result = recommend(records, gib * 2**30, objective=objective)
+        caveat = gpu_memory_caveat(result.candidates)
         out.append(
             {
                 "memory": f"{gib} GiB",
                 "objective": objective,
                 "choice": result.choice,
-                "reason": result.reason,
+                "reason": result.reason if caveat is None else f"{result.reason} {caveat[0].upper()}{caveat[1:]}.",
                 "pareto": result.pareto,
                 "rejected": result.rejected,
                 "dominated": result.dominated,
                 "notes": result.notes,
+                "caveat": caveat,
             }
         )
     return out

@@ -1,0 +1,97 @@
+"""The report's answers, table and charts hold hardware and timing apart as `bench compare` does (audit of
+2026-12-07, user11): two CPU models behind one machine id were pooled; a GPU's speed was ranked against a
+CPU's; the all-metrics table's star and the charts counted runs whose timing was contaminated; forgetting's
+margin was given as a percentage of a value near 0; a folder that does not exist had "no records"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.analysis.selection import comparable, keyed_records
+from bench.cli.main import main
+from bench.records.results import Hardware, RunResult
+from bench.report import aggregate, html
+from tests.synthetic_records import make_set, store
+
+GPU = Hardware(cpu="AMD EPYC", cores=16, isa=["avx2"], gpus=["NVIDIA H200"], torch_threads=16)
+
+
+def on(records: list[RunResult], machine: str | None = None, hardware: Hardware | None = None) -> list[RunResult]:
+    """The records as run on another machine id and/or other hardware."""
+    out = []
+    for record in records:
+        update = {"machine": machine or record.environment.machine}
+        if hardware is not None:
+            update |= {"hardware": hardware, "cpu": hardware.cpu}
+        out.append(record.model_copy(update={"environment": record.environment.model_copy(update=update)}))
+    return out
+
+
+def test_two_cpu_models_behind_one_machine_id_are_two_machines() -> None:
+    amd = make_set(labels=("full",), cpu="AMD EPYC")
+    intel = make_set(labels=("lora",), cpu="Intel Xeon", scale={"train.tokens_per_s": 3.0})
+    keys = sorted(keyed_records(amd + intel))
+    assert len(keys) == 2 and all(
+        key.startswith(("full @ x86_64-2c-cpu (amd-epyc", "lora @ x86_64-2c-cpu (intel")) for key in keys
+    )
+    assert len(comparable(amd + intel).records) == 6
+    questions = [item.question for item in aggregate.answers(amd + intel)]
+    assert "Most accurate" in questions  # quality is pooled: the same training on any hardware
+    fastest = [q for q in questions if q.startswith("Fastest to train")]
+    assert len(fastest) == 2 and all("(on x86_64-2c-cpu (" in q for q in fastest)
+    page = html.render(amd + intel)
+    assert "fingerprint <code>amd-epyc" in page and "fingerprint <code>intel-xeon" in page  # both named
+
+
+def test_a_gpu_is_not_ranked_against_a_cpu_on_speed_or_measured_memory() -> None:
+    cpu = make_set(labels=("full",))
+    gpu = on(make_set(labels=("lora",), scale={"train.tokens_per_s": 50.0}), "x86_64-16c-1x-nvidia-h200", GPU)
+    found = {item.question: item for item in aggregate.answers(cpu + gpu)}
+    assert "Fastest to train" not in found
+    on_gpu = found["Fastest to train (on x86_64-16c-1x-nvidia-h200)"]
+    assert on_gpu.winner == "lora @ x86_64-16c-1x-nvidia-h200" and on_gpu.runner_up is None
+    assert found["Fastest to train (on x86_64-2c-cpu)"].winner == "full @ x86_64-2c-cpu"
+    assert {"Least memory (training peak) (on x86_64-2c-cpu)", "Lowest latency (on x86_64-2c-cpu)"} <= set(found)
+    assert found["Most accurate"].runner_up is not None  # accuracy is still one question over both
+    one_machine = {item.question for item in aggregate.answers(make_set())}
+    assert "Fastest to train" in one_machine  # and one machine keeps the plain questions
+
+
+def test_the_table_star_and_charts_leave_contaminated_timing_out() -> None:
+    clean = make_set(labels=("full",), seeds=(0, 1))
+    # lora's seed 0 looks fastest, but another process ran beside it: its timing is left out
+    lora = make_set(labels=("lora",), seeds=(0, 1), scale={"train.tokens_per_s": 1.1})
+    lora[0] = make_set(labels=("lora",), seeds=(0,), scale={"train.tokens_per_s": 4.0}, contaminated="another process")[
+        0
+    ]
+    shown = aggregate.summarize(clean + lora, clean_timing=True)
+    columns, _ = html.table_columns(shown)
+    speed = next(c for c in columns if c["name"] == "train.tokens_per_s")
+    assert speed["best"] == ["full"]  # lora's clean run (1.1 x 1,600) is slower than full's 2,000
+    assert aggregate.cell(shown, "lora", "train.tokens_per_s")["n"] == 1
+    assert "timing contaminated" in aggregate.cell(shown, "lora", "train.tokens_per_s")["reason"]
+    raw = aggregate.summarize(clean + lora)
+    assert html.table_columns(raw)[0][columns.index(speed)]["best"] == ["lora"]  # what the table said before
+    assert aggregate.cell(shown, "lora", "accuracy.cipher")["n"] == 2  # quality keeps every run
+    assert next(a for a in aggregate.answers(clean + lora) if a.question == "Fastest to train").winner == "full"
+
+
+def test_forgetting_margins_are_points_not_a_share_of_a_value_near_zero() -> None:
+    found = {a.question: a for a in aggregate.answers(make_set())}
+    assert found["Least forgetting"].margin is not None and found["Least forgetting"].margin_relative is None
+    assert found["Most accurate"].margin_relative is not None
+
+
+@pytest.mark.parametrize("command", ["report", "recommend"])
+def test_a_results_folder_that_does_not_exist_is_said_so(command: str, tmp_path: Path, capsys) -> None:
+    store(make_set(), tmp_path / "results")
+    missing = tmp_path / "typo"
+    extra = ["--out", str(tmp_path / "r.html")] if command == "report" else ["--memory", "24GiB"]
+    try:
+        code = main([command, str(missing), *extra])
+    except SystemExit as exit:  # recommend exits through argparse's error
+        code = exit.code
+    assert code == 2
+    assert f"no result records under {missing}: no such folder" in " ".join(capsys.readouterr().err.split())
