@@ -210,6 +210,15 @@ class Execution(Strict):
     # run's process (resource.setrlimit): a run past it fails as out of memory
     resources: Resources = Field(default_factory=Resources)
 
+    @model_validator(mode="after")
+    def _shards_need_processes(self) -> Execution:
+        if self.parallel == "fsdp" and self.processes == 1:
+            raise ValueError(
+                "parallel: fsdp shards the model across processes, and processes is 1: nothing would be "
+                "sharded (the run would train as one plain process); set processes to 2 or more, or drop parallel"
+            )
+        return self
+
 
 class PreferenceSpec(Strict):
     """Preference pairs for DPO, RLHF and the alignment metrics (see docs/alignment.md).

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -221,9 +223,41 @@ def start_text(start: str, reason: str | None) -> str:
     return f"{start} ({reason})" if reason else start
 
 
+OWNER_FILE = "bench-owner"  # "<host> <pid>" of the process that made a work folder
+
+
 def work_folder(prefix: str = "bench-run-") -> tempfile.TemporaryDirectory:
-    """The run's work folder, owned by the driver: the run's TMPDIR below it goes with it however the run ends."""
-    return tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
+    """The run's work folder, owned by the driver: the run's TMPDIR below it goes with it however the run ends.
+    What a process killed outright (SIGKILL, a Ray worker shut down) could not remove is removed here, by the
+    next run on this host: the folders whose owner is no longer alive."""
+    remove_orphans(prefix)
+    folder = tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
+    Path(folder.name, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+    return folder
+
+
+def remove_orphans(prefix: str = "bench-run-") -> list[Path]:
+    """Remove the work folders under the temporary directory whose owner process (on this host) has ended."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            host, pid = (folder / OWNER_FILE).read_text().split()
+        except (OSError, ValueError):  # not ours, not readable, or made before owners were written
+            continue
+        if host == socket.gethostname() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _exit_code(process: subprocess.Popen, seconds: float) -> int | None:

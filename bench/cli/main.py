@@ -58,11 +58,23 @@ class HungUp(Terminated):
     """SIGHUP (the terminal or ssh session closed): handled like SIGTERM, exit 129 (128 + 1)."""
 
 
+# the stop signal that arrived, if any: a library between the handler and main (Ray's wait) may turn the
+# exception it raised into a plain KeyboardInterrupt, and the exit code must still say which signal it was
+_received: list[type[Terminated]] = []
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
+    stop = HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
+    _received.append(stop)
+    raise stop
 
 
 EXIT_CODES = {HungUp: 129, Terminated: 143}  # else Ctrl-C: 130
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal that stopped the command: its own exception's, else the first one received."""
+    return EXIT_CODES.get(type(interrupt)) or (EXIT_CODES[_received[0]] if _received else 130)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         plain(f"bench {args.command}: {problem}")
         return 2
+    _received.clear()
     signal.signal(signal.SIGTERM, _interrupt)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _interrupt)
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             errors.print("[yellow]interrupted[/yellow]: finished runs are stored; run the same command again to resume")
         except OSError:  # the terminal it would go to has closed (SIGHUP)
             pass
-        return EXIT_CODES.get(type(interrupt), 130)
+        return exit_code(interrupt)
 
 
 if __name__ == "__main__":

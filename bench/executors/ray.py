@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -51,6 +52,19 @@ FORWARDED_PREFIXES = ("BENCH_", "HF_")
 AUTH_HINT = "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token (docs/scaling.md)"
 
 
+def cores_warning(jobs: list[Job], resources: Resources) -> str | None:
+    """Where a run starts more processes than the CPUs it asks Ray for: Ray places runs by what they ask, so
+    several such runs share cores and time one another (their records say contaminated, at best)."""
+    most = max((job.spec.processes for job in jobs), default=1)
+    if most <= resources.cpus:
+        return None
+    return (
+        f"runs of {most} processes ask Ray for {resources.cpus:g} CPU each (execution.resources.cpus): Ray may "
+        f"place several on the same cores, which slows and contaminates their timing; set execution.resources.cpus "
+        f"to at least {most}"
+    )
+
+
 class RayExecutor:
     def __init__(
         self,
@@ -66,8 +80,9 @@ class RayExecutor:
         self.resources = resources or Resources()
         self.clock = clock or time.perf_counter
         self.address = address
-        # a warm server cannot be shared by tasks: every run starts a fresh process, and its record says why
-        self.why_cold = "the ray executor starts each run in a fresh process" if backend == "warm" else None
+        # a warm server cannot be shared by tasks: every run starts a fresh process, and its record says why;
+        # asked for cold starts, the record still names the executor (its timing shared a node with other tasks)
+        self.why_cold = "the ray executor starts each run in a fresh process" if backend == "warm" else "a Ray task"
         self.start = start_text("cold", self.why_cold)  # a failure record's `start` when the task says none
         self.connected = False
         self.owned = False  # this call initialised Ray: it disconnects (and stops a local cluster) at the end
@@ -152,6 +167,8 @@ class RayExecutor:
             for job in jobs:
                 yield Finished(job, Outcome(None, self.unfit, start=self.start), utc_now(), 0.0)
             return
+        if warning := cores_warning(jobs, self.resources):
+            print(f"bench: {warning}", file=sys.stderr)
         self.tracker = ray.remote(_Tracker).options(num_cpus=0).remote()
         task, needs = ray.remote(_run_task), {"max_retries": 0, "retry_exceptions": False, **self._needs()}
         driver_node = ray.get_runtime_context().get_node_id()
