@@ -13,6 +13,7 @@ import pytest
 from bench.recommend import recommend, render_text
 from bench.records.results import RunResult
 from bench.records.store import load_records
+from bench.report.html import render
 from bench.report.planning import recommendation_section
 from tests.synthetic_records import make_record
 
@@ -88,6 +89,16 @@ def test_a_strategy_whose_runs_all_failed_is_rejected_with_why():
     assert all(row["rejected"]["ia3"].startswith("all 2 runs failed") for row in recommendation_section(records))
 
 
+def test_the_cli_rejects_a_strategy_whose_runs_all_failed(tmp_path: Path, capsys):
+    from bench.cli.main import main
+    from tests.synthetic_records import store
+
+    records = [_failed(r, "CUDA out of memory") if r.label == "ia3" else r for r in committed("smollm2-forgetting")]
+    store(records, tmp_path / "results")
+    assert main(["recommend", str(tmp_path / "results"), "--memory", "24GiB"]) == 0
+    assert "ia3: all 2 runs failed: CUDA out of memory" in " ".join(capsys.readouterr().out.split())
+
+
 def test_unrecorded_timing_quality_is_said():
     """results/smollm2-cpu records no timing quality (full's tokens/s span 8.43 to 39.1): contamination unknown."""
     rec = recommend(list(committed("smollm2-cpu")), 24 * GIB, objective="throughput")
@@ -133,11 +144,14 @@ def test_the_report_says_no_gpu_memory_was_measured_on_cpu_runs(objective: str):
     assert [row["memory"] for row in rows] == ["8 GiB", "24 GiB", "80 GiB"]
     for row in rows:
         assert row["objective"] == objective
-        assert (
-            "at 2.3 GiB (host RSS). No GPU memory measured: these runs ran on CPU; host RSS shown, which is"
-            " not what a GPU would need; run `bench estimate SUITE --device-memory SIZE`" in row["reason"]
+        assert "at 2.3 GiB (host RSS)" in row["reason"]
+        assert row["caveat"].startswith(
+            "no GPU memory measured: these runs ran on CPU; host RSS shown, which is not what a GPU would need; run"
+            " `bench estimate SUITE --device-memory SIZE`"
         )
-        assert row["notes"][0].startswith("no GPU memory measured: these runs ran on CPU")
+        assert row["caveat"] not in row["notes"]  # said once, above the table
+    page = render(records)
+    assert page.count("No GPU memory measured: these runs ran on CPU") == 1 and 'id="recommend-caveat"' in page
 
 
 def test_gpu_measured_memory_carries_no_caveat():

@@ -82,9 +82,32 @@ def _estimate_sizes(args: argparse.Namespace) -> tuple[int | None, int, list[int
     return device, reserve, batch_sizes
 
 
-def _estimate(args: argparse.Namespace) -> int:
-    from bench.estimate.suite import fits, render, suite_estimates, suite_lengths, suite_model_config
+def _estimate_config(args: argparse.Namespace, suite: Any, note: Any) -> Any:
+    """The model config to estimate on (--model-config, else the suite's model); a ValueError or OSError
+    says what is wrong in one line, naming the flag where it is the flag's."""
+    from bench.estimate.suite import suite_model_config
     from bench.recommend import load_model_config
+
+    try:
+        return load_model_config(args.model_config) if args.model_config else suite_model_config(suite.model, note)
+    except ValueError as error:  # load_model_config names the file
+        raise ValueError(f"{'--model-config: ' * bool(args.model_config)}{error}") from error
+
+
+def _estimate_lengths(args: argparse.Namespace, suite: Any, note: Any) -> tuple[str, Any]:
+    """Where the tokens per sequence come from, and the suite data's lengths where they are used."""
+    from bench.estimate.suite import suite_lengths
+
+    if args.tokens is not None:
+        return "--tokens", None
+    if args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
+        return "seq_len (another model's config)", None
+    found = suite_lengths(suite, note)
+    return ("longest training example" if found else "seq_len"), ((lambda: found) if found else None)
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from bench.estimate.suite import fits, planning_device, render, suite_estimates
 
     suite = load_suite(args.suite)
     try:
@@ -94,29 +117,21 @@ def _estimate(args: argparse.Namespace) -> int:
         return 2
     note = (lambda message: None) if args.json and args.quiet else (lambda message: plain(message))
     try:
-        config = load_model_config(args.model_config) if args.model_config else suite_model_config(suite.model, note)
-    except ValueError as error:  # load_model_config names the file
-        plain(f"bench estimate: {'--model-config: ' * bool(args.model_config)}{error}")
-        return 2
-    except OSError as error:
+        config = _estimate_config(args, suite, note)
+    except (ValueError, OSError) as error:
         plain(f"bench estimate: {error}")
         return 2
-    if args.tokens is not None:
-        source, lengths = "--tokens", None
-    elif args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
-        source, lengths = "seq_len (another model's config)", None
-    else:
-        found = suite_lengths(suite, note)
-        source = "longest training example" if found else "seq_len"
-        lengths = (lambda: found) if found else None
+    source, lengths = _estimate_lengths(args, suite, note)
+    # a suite whose execution.device is auto is estimated for a GPU where --device-memory asks about one
+    planned_for, why_device = planning_device(suite.execution.device, device)
     # an entry whose options the model or the estimator cannot take (an adapter's sites, an optimizer it
     # does not know) is named with its error, after the others' estimates, and the exit is 2
-    estimates, skipped, failed = suite_estimates(suite, config, lengths, lambda message: None, args.tokens)
+    estimates, skipped, failed = suite_estimates(suite, config, lengths, lambda message: None, args.tokens, planned_for)
     if failed and not estimates and not skipped and len(set(failed.values())) == 1:  # the suite's, not an entry's
         plain(f"bench estimate: {next(iter(failed.values()))}")
         return 2
     if estimates:
-        plain(render(estimates, device, reserve, source), console)
+        plain(render(estimates, device, reserve, source, why_device), console)
     for label, why in skipped.items():
         plain(f"{label}: not applicable to this model ({why})", console)
     for label, why in failed.items():
@@ -125,8 +140,9 @@ def _estimate(args: argparse.Namespace) -> int:
     if batch_sizes is not None and device is not None:
         from bench.estimate.batches import largest_batches, render_batches
 
-        answers = largest_batches(suite, config, batch_sizes, device, reserve, lengths, args.tokens)
-        plain("", console)
+        answers = largest_batches(suite, config, batch_sizes, device, reserve, lengths, args.tokens, planned_for)
+        if skipped or failed:  # else the estimates' table ends in a blank line of its own
+            plain("", console)
         plain(render_batches(answers, device, reserve, batch_sizes), console)
     if args.json:
         payload = {
@@ -135,6 +151,8 @@ def _estimate(args: argparse.Namespace) -> int:
             "device_bytes": device,
             "reserve_bytes": reserve,
             "tokens_source": source,
+            "estimated_for": planned_for,
+            "estimated_for_reason": why_device,
             "estimates": [
                 {
                     "label": e.label,
@@ -187,7 +205,7 @@ def _scaling(args: argparse.Namespace) -> int:
 
 
 def _recommend_inputs(args: argparse.Namespace) -> tuple[int, int, list, object] | str:
-    """(memory bytes, reserve bytes, ok records, model config or None), or what is wrong with the input."""
+    """(memory bytes, reserve bytes, records, model config or None), or what is wrong with the input."""
     from bench.analysis.snapshot import load_set
     from bench.recommend import load_model_config
 
@@ -205,12 +223,12 @@ def _recommend_inputs(args: argparse.Namespace) -> tuple[int, int, list, object]
     if any(problems):
         return "; ".join(p for p in problems if p)
     try:
-        records = [record for record in load_set(args.results) if record.status == "ok"]
+        records = load_set(args.results)  # failed ones too: a strategy whose runs all failed is rejected, with why
     except FileNotFoundError as error:
         return str(error)
     except ValueError as error:  # a JSON file below it that is not a record
         return f"{args.results}: {error}"
-    if not records:
+    if not any(record.status == "ok" for record in records):
         return f"no successful (ok) runs under {args.results}"
     try:
         config = load_model_config(args.model_config) if args.model_config else None

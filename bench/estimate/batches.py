@@ -67,8 +67,9 @@ def largest_batches(
     reserve_bytes: int,
     lengths: Callable[[], list[int]] | None = None,
     tokens: int | None = None,
+    device: str | None = None,
 ) -> list[Answer]:
-    """One answer per strategy entry and checkpointing setting (off, then on)."""
+    """One answer per strategy entry and checkpointing setting (off, then on), for `device` (else the spec's)."""
     from bench.strategies import NotApplicable
 
     answers = []
@@ -84,8 +85,8 @@ def largest_batches(
                     answer.left_out_reason = "; ".join(dict.fromkeys(reasons))
                     continue
                 try:
-                    estimate = estimate_spec(spec, config, length, size, checkpointing)
-                except (NotApplicable, ValueError) as error:  # ValueError: options the model cannot take
+                    estimate = estimate_spec(spec, config, length, size, checkpointing, device)
+                except (NotApplicable, ValueError, RuntimeError) as error:  # options or a shape the model cannot take
                     answer.reason = str(error)
                     break
                 peak = estimate.components.peak() or 0

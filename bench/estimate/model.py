@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bench.estimate.fused_head import FusedHeadLoss
@@ -48,6 +47,10 @@ from bench.estimate.meta import (
     meta_model,
     optimizer_bytes,
 )
+from bench.estimate.model_config import ConfigProblem as ConfigProblem  # re-exported: callers import them here
+from bench.estimate.model_config import check_model_type as check_model_type
+from bench.estimate.model_config import config_from_file as config_from_file
+from bench.estimate.model_config import refuse_beyond_positions
 from bench.measure.components import COMPONENTS, MIB, Components, count_weights
 
 
@@ -60,6 +63,7 @@ class Estimate:
     tokens: int  # tokens per sequence the activations were estimated at
     notes: list[str] = field(default_factory=list)
     phases: dict[str, Components] = field(default_factory=dict)  # rlhf: each phase's components
+    device: str = "cuda"  # what it was estimated for: "cuda" or "cpu" (estimate_run)
 
     def total_mib(self) -> float:
         """The step's peak (Components.peak): what a device must hold."""
@@ -77,6 +81,7 @@ class Estimate:
             "notes": self.notes,
             "phase": self.components.phase,
             "phases": {name: phase.total() for name, phase in self.phases.items()},
+            "device": self.device,
         }
 
 
@@ -188,6 +193,7 @@ def estimate_run(
     # (embeddings, norms, head) to float32, and a quantised layer returns its input's dtype, so the
     # whole forward runs in float32 whatever the model's dtype (measured on CPU: docs/memory.md)
     model = meta_model(config, "float32" if strategy == "qlora" else dtype)
+    refuse_beyond_positions(model, config, tokens)
     context = PrepareContext(
         tokenizer=None, budget=Budget(batch_size=batch_size, seq_len=tokens), seed=0, device="meta"
     )
@@ -224,7 +230,7 @@ def estimate_run(
         )  # fmt: skip
     if components.phase == "reward":  # the reward model trains on chosen and rejected together
         sequences = 2 * batch_size
-    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases)
+    return Estimate(strategy, label or strategy, components, sequences, tokens, notes, phases, device)
 
 
 def _count_activations(
@@ -264,10 +270,15 @@ def _count_activations(
 
 
 def estimate_spec(
-    spec: Any, config: Any, tokens: int, batch_size: int | None = None, gradient_checkpointing: bool | None = None
+    spec: Any,
+    config: Any,
+    tokens: int,
+    batch_size: int | None = None,
+    gradient_checkpointing: bool | None = None,
+    device: str | None = None,
 ) -> Estimate:
-    """`estimate_run` for one run's spec (a RunSpec, or a record's spec as stored), at its own batch and
-    checkpointing unless told others: the one place a spec's fields become the estimator's arguments."""
+    """`estimate_run` for one run's spec (a RunSpec, or a record's spec as stored), at its own batch,
+    checkpointing and device unless told others: the one place a spec's fields become the estimator's arguments."""
     fields = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else spec
     training = fields.get("training") or {}
     if gradient_checkpointing is None:
@@ -284,7 +295,7 @@ def estimate_spec(
         optimizer=training.get("optimizer", "adamw_torch"),
         gradient_checkpointing=gradient_checkpointing,
         label=fields.get("label"),
-        device=_device(fields.get("device")),
+        device=device or spec_device(fields.get("device")),
     )
     if processes > 1:
         estimate.notes.append(f"per process: {processes} processes share the global batch of {batch}")
@@ -293,7 +304,7 @@ def estimate_spec(
     return estimate
 
 
-def _device(device: str | None) -> str:
+def spec_device(device: str | None) -> str:
     """A spec's device as the estimate needs it: "auto" is where a run would go on this machine
     (bench/run/phases.py); a record made before specs named their device, "cpu"."""
     if device == "auto":
@@ -318,70 +329,3 @@ def parse_bytes(text: str, allow_zero: bool = False) -> int:
     if size < 0 or value < 0 or (size == 0 and not allow_zero):  # '1e-12GiB' is no byte at all
         raise ValueError(f"{text!r} is not a memory size (examples: 24GiB, 80GB, 512MiB)")
     return size
-
-
-# what a config must state for its shape: transformers' class defaults (Llama's are Llama-2-7B's) would
-# otherwise stand in silently for a field the file leaves out
-SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-
-
-class ConfigProblem(ValueError):
-    """A config file the estimator cannot use, with a message naming the file and what is wrong."""
-
-
-def _missing_shape(config_class: Any, raw: dict[str, Any]) -> list[str]:
-    """The SHAPE_FIELDS the class has but `raw` leaves out (under their own name or the class's alias)."""
-    sub = getattr(config_class, "sub_configs", {}).get("text_config")
-    if isinstance(raw.get("text_config"), dict) and isinstance(sub, type) and hasattr(sub, "model_type"):
-        config_class, raw = sub, raw["text_config"]
-    aliases = getattr(config_class, "attribute_map", {}) or {}
-    try:
-        defaults = config_class()
-    except Exception:  # a class that cannot build without arguments: nothing to compare with
-        return []
-    stated = set(raw)
-    return [name for name in SHAPE_FIELDS if hasattr(defaults, name) and not {name, aliases.get(name)} & stated]
-
-
-def check_model_type(model_type: Any, where: str) -> Any:
-    """The config class of a causal language model type, or ConfigProblem naming `where` and the type."""
-    import difflib
-
-    from transformers import CONFIG_MAPPING
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
-        close = difflib.get_close_matches(str(model_type), list(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigProblem(f"{where}: model_type {model_type!r} is not a transformers model type{hint}")
-    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise ConfigProblem(
-            f"cannot build a causal language model from {where}: transformers has no AutoModelForCausalLM "
-            f"for model_type {model_type!r}"
-        )
-    return CONFIG_MAPPING[model_type]
-
-
-def config_from_file(path: Path) -> Any:
-    """A transformers config from a config.json (or the folder holding one), no weights. Refuses, naming
-    the file, what the estimator cannot use: no model_type, one that is not a causal language model,
-    and a config that leaves out its shape (SHAPE_FIELDS)."""
-    import json
-
-    from transformers import AutoConfig
-
-    file = path / "config.json" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"no config.json at {str(path)!r}")
-    raw = json.loads(file.read_text("utf-8"))
-    where = repr(str(file))
-    if not isinstance(raw, dict) or "model_type" not in raw:
-        raise ConfigProblem(f'{where} names no model_type (e.g. "llama")')
-    config_class = check_model_type(raw["model_type"], where)
-    missing = _missing_shape(config_class, raw)
-    if missing:
-        raise ConfigProblem(
-            f"{where} leaves out {', '.join(missing)}: the estimate would be of transformers' default "
-            f"{raw['model_type']} shape, not your model's"
-        )
-    return AutoConfig.for_model(raw.pop("model_type"), **raw)

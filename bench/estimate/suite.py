@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.estimate.model import Estimate, estimate_spec, training_lengths
+from bench.estimate.model import Estimate, estimate_spec, spec_device, training_lengths
 
 # What a device needs beyond the estimated tensors: the CUDA context, the caching allocator's slack
 # and short-lived temporaries. Measured on an H200 (results/smollm2-gpu-memory, 6 strategies):
@@ -38,13 +38,14 @@ def suite_model_config(spec: Any, report: Callable[[str], None] = print) -> Any:
     """The config of the model a suite names, read without its weights."""
     from transformers import AutoConfig
 
-    from bench.estimate.model import check_model_type
+    from bench.estimate.model_config import check_model_type, check_shape_values
     from bench.strategies.base import runs_folder_code
 
     where, extra = _pretrained_source(spec, report)
     config = AutoConfig.from_pretrained(where, **extra)
     if not runs_folder_code(type(config)):  # else the folder's own, trusted
         check_model_type(config.model_type, f"the suite's model ({where})")
+        check_shape_values(config, f"the suite's model ({where})")
     return config
 
 
@@ -90,23 +91,28 @@ def suite_estimates(
     lengths: Callable[[], list[int]] | None = None,
     report=print,
     tokens: int | None = None,
+    device: str | None = None,
 ) -> tuple[list[Estimate], dict[str, str], dict[str, str]]:
-    """One estimate per strategy entry of a suite (seeds do not change memory), the entries that do
-    not apply to the model (label -> why), as `bench run` would skip them, and those whose options do
-    not fit it (label -> the error, e.g. an adapter's `sites` on an architecture without a table),
-    which `bench run` would record as failed: one entry's error never hides the others' estimates."""
+    """One estimate per strategy entry of a suite (seeds do not change memory), for `device` (else the
+    spec's), the entries that do not apply to the model (label -> why), as `bench run` would skip them,
+    and those whose options or shape do not fit it (label -> the error, e.g. an adapter's `sites` on an
+    architecture without a table, or torch refusing a shape on meta), which `bench run` would record as
+    failed: one entry's error never hides the others' estimates."""
     from bench.strategies import NotApplicable
 
     estimates, skipped, failed = [], {}, {}
     for label, spec in suite_specs(suite).items():
         report(f"estimating {label}")
         try:
-            estimate = estimate_spec(spec, config, planning_tokens(spec, lengths, tokens))
+            estimate = estimate_spec(spec, config, planning_tokens(spec, lengths, tokens), device=device)
         except NotApplicable as error:
             skipped[label] = str(error)
             continue
         except ValueError as error:
             failed[label] = str(error)
+            continue
+        except RuntimeError as error:  # torch on meta: a shape it cannot build or run, said in one line
+            failed[label] = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
             continue
         estimates.append(estimate)
     return estimates, skipped, failed
@@ -132,12 +138,29 @@ def planning_tokens(spec: Any, lengths: Callable[[], list[int]] | None, tokens: 
     return spec.budget.seq_len
 
 
+def planning_device(suite_device: str, device_bytes: int | None) -> tuple[str, str]:
+    """The device a suite is estimated for ("cuda" or "cpu") and why: its execution.device; for "auto",
+    a GPU where --device-memory asks whether runs fit one, else where a run would go on this machine."""
+    if suite_device != "auto":
+        return spec_device(suite_device), f"execution.device {suite_device}"
+    if device_bytes is not None:
+        return "cuda", "execution.device auto, planned for a GPU as --device-memory asks"
+    found = spec_device("auto")
+    if found == "cuda":
+        return found, "execution.device auto: a GPU on this machine"
+    return found, "execution.device auto: no GPU on this machine; --device-memory plans for a GPU"
+
+
 def fits(estimate: Estimate, device_bytes: int, reserve_bytes: int) -> bool:
     return (estimate.components.peak() or 0) + reserve_bytes <= device_bytes
 
 
-def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: int, source: str) -> str:
-    """A plain table: components in MiB per strategy, the step's peak, and whether it fits the device."""
+def render(
+    estimates: list[Estimate], device_bytes: int | None, reserve_bytes: int, source: str, device: str | None = None
+) -> str:
+    """A plain table: components in MiB per strategy, the step's peak and whether it fits the device, under
+    the device it is for (`device`: planning_device's reason) and over the estimates' notes, ending in a
+    blank line so that what follows (stderr too) starts apart."""
     names = ("weights_trainable", "weights_frozen", "gradients", "optimizer", "activations", "other_models")
     names += ("generation_cache", "loss_gradients")
     heads = ("strategy", "sequences", "tokens", "trained w.", "frozen w.", "gradients", "optimizer", "activations")
@@ -158,12 +181,23 @@ def render(estimates: list[Estimate], device_bytes: int | None, reserve_bytes: i
             e.strategy in ("dpo", "rlhf") and e.tokens != estimates[0].tokens for e in estimates
         )
         lines.insert(0, f"tokens per sequence: {source}{preference}; sequences per step and process (MiB)")
+        lines.insert(0, f"estimated for {estimates[0].device}" + (f" ({device})" if device else ""))
     if device_bytes is not None:
-        lines.append(
-            f"fits: peak + {size_text(reserve_bytes)} reserve (CUDA context, allocator slack) <= "
-            f"{size_text(device_bytes)}"
-        )
-    return "\n".join(lines)
+        kept = "CUDA context, allocator slack" if any(e.device == "cuda" for e in estimates) else "kept free"
+        lines.append(f"fits: peak + {size_text(reserve_bytes)} reserve ({kept}) <= {size_text(device_bytes)}")
+    return "\n".join([*lines, *note_lines(estimates), ""])
+
+
+def note_lines(estimates: list[Estimate]) -> list[str]:
+    """Each estimate's notes (what explains a surprising row) once, under the labels they hold for."""
+    holders: dict[str, list[str]] = {}
+    for estimate in estimates:
+        for note in dict.fromkeys(estimate.notes):
+            holders.setdefault(note, []).append(estimate.label)
+    everyone = [estimate.label for estimate in estimates]
+    ordered = sorted(holders.items(), key=lambda item: item[1] != everyone)  # those of every row first
+    lines = [f"  {'all' if labels == everyone else ', '.join(labels)}: {note}" for note, labels in ordered]
+    return ["notes:", *lines] if lines else []
 
 
 def size_text(value: int | None) -> str:
