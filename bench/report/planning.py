@@ -94,7 +94,7 @@ RECOMMEND_FOR_GIB = (8, 24, 80)
 def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
     """`bench recommend` for each size in RECOMMEND_FOR_GIB (objective: accuracy, else throughput), over every
     record so that a strategy whose runs all failed is listed as rejected with why. Where no run measured GPU
-    memory, each answer says so: a CPU process's figure is no GPU fit."""
+    memory, `caveat` says so (shown above the table): a CPU process's figure is no GPU fit."""
     from bench.recommend import recommend
     from bench.recommend.formatting import gpu_memory_caveat
 
@@ -113,11 +113,11 @@ def recommendation_section(records: list[RunResult]) -> list[dict[str, Any]]:
                 "memory": f"{gib} GiB",
                 "objective": objective,
                 "choice": result.choice,
-                "reason": result.reason if caveat is None else f"{result.reason} {caveat[0].upper()}{caveat[1:]}.",
+                "reason": result.reason,
                 "pareto": result.pareto,
                 "rejected": result.rejected,
                 "dominated": result.dominated,
-                "notes": result.notes,
+                "notes": [note for note in result.notes if note != caveat],  # the caveat is said once, above
                 "caveat": caveat,
             }
         )
