@@ -95,3 +95,14 @@ def test_a_results_folder_that_does_not_exist_is_said_so(command: str, tmp_path:
         code = exit.code
     assert code == 2
     assert f"no result records under {missing}: no such folder" in " ".join(capsys.readouterr().err.split())
+
+
+def test_timing_no_run_measured_cleanly_is_said_not_compared_never_unmeasured() -> None:
+    records = make_set(seeds=(0, 1), contaminated="another process")
+    columns, unmeasured = html.table_columns(aggregate.summarize(records, clean_timing=True))
+    spoiled = {u["name"] for u in unmeasured if u["contaminated"]}
+    assert "train.tokens_per_s" in spoiled and "accuracy.cipher" in {c["name"] for c in columns}
+    page = html.render(records)
+    assert 'id="timing-not-compared"' in page
+    absent = page.split("Not measured on any run:")[1].split("</p>")[0] if "Not measured on any run:" in page else ""
+    assert "train.tokens_per_s" not in absent

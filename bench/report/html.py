@@ -50,7 +50,9 @@ def table_columns(summary: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dic
             "higher_is_better": bool(rows["higher_is_better"].iloc[0]),
         }
         if int(rows["n"].sum()) == 0:
-            unmeasured.append({**entry, "reason": "; ".join(sorted({r for r in rows["reason"] if r}))})
+            reasons = sorted({r for r in rows["reason"] if r})
+            spoiled = reasons == [aggregate.CONTAMINATED]  # measured, but every run's timing was contaminated
+            unmeasured.append({**entry, "reason": "; ".join(reasons), "contaminated": spoiled})
             continue
         measured = rows[rows["n"] > 0]
         best = measured["mean"].max() if entry["higher_is_better"] else measured["mean"].min()
