@@ -1,6 +1,6 @@
 """Which runs a report compares: strategies told apart by label (and suite and machine where a folder
-holds several; machines by their hardware where one machine id ran on several), each strategy's newest
-spec only, and one run per seed. The HTML report, the terminal table, the one-line answer and bench
+holds several), each strategy's newest spec only, and one run per seed; and the hardware each run's
+timing belongs to. The HTML report, the terminal table, the one-line answer and bench
 recommend all read records through `comparable`.
 """
 
@@ -13,35 +13,37 @@ from bench.analysis.spec_keys import spec_key
 from bench.records.results import RunResult
 
 
-def group_key(record: RunResult, machines: int, suites: int = 1, machine: str | None = None) -> str:
-    """Strategies are told apart by label; across suites the suite leads it, across machines the machine
-    (`machine`: its name as hardware_names gives it) joins it."""
+def group_key(record: RunResult, machines: int, suites: int = 1) -> str:
+    """Strategies are told apart by label; across suites the suite leads it, across machines the machine joins it."""
     key = record.label if suites <= 1 else f"{record.suite}/{record.label}"
-    return key if machines <= 1 else f"{key} @ {machine or record.environment.machine}"
-
-
-def hardware_names(records: list[RunResult]) -> dict[int, str]:
-    """Each record's machine as reports name it, by id(record): its machine id, with its hardware
-    fingerprint where the records of one machine id came from different hardware (two CPU models behind
-    one `x86_64-2c-cpu`, another thread count): their timing and memory are not one population."""
-    prints: dict[str, set[str | None]] = {}
-    for record in records:
-        prints.setdefault(record.environment.machine, set()).add(record.environment.fingerprint)
-
-    def name(record: RunResult) -> str:
-        machine = record.environment.machine
-        if len(prints[machine]) <= 1:
-            return machine
-        return f"{machine} ({record.environment.fingerprint or 'hardware not recorded'})"
-
-    return {id(record): name(record) for record in records}
+    return key if machines <= 1 else f"{key} @ {record.environment.machine}"
 
 
 def strategy_keys(records: list[RunResult]) -> list[str]:
-    """Each record's strategy key (group_key), in order: one rule for the tables, answers and charts."""
-    names = hardware_names(records)
-    machines, suites = len(set(names.values())), len({record.suite for record in records})
-    return [group_key(record, machines, suites, names[id(record)]) for record in records]
+    """Each record's strategy key (group_key), in order: one rule for the tables, answers and charts. A strategy
+    pools its seeds across hardware of one machine id (CI runners of two CPU models): its quality is one
+    population; what the hardware decides (timing, measured memory) is asked per hardware (`hardware_of`)."""
+    machines = len({record.environment.machine for record in records})
+    suites = len({record.suite for record in records})
+    return [group_key(record, machines, suites) for record in records]
+
+
+def hardware_of(record: RunResult) -> str:
+    """The hardware a run's timing and measured memory belong to: its fingerprint, else its machine id."""
+    return record.environment.fingerprint or f"machine {record.environment.machine}"
+
+
+def hardware_names(records: list[RunResult]) -> dict[str, str]:
+    """Each hardware (hardware_of) of the records as reports name it: its machine id, with the fingerprint
+    where one machine id ran on several hardware (two CPU models behind one `x86_64-2c-cpu`)."""
+    prints: dict[str, set[str]] = {}
+    for record in records:
+        prints.setdefault(record.environment.machine, set()).add(hardware_of(record))
+    named = {}
+    for record in records:
+        machine, hardware = record.environment.machine, hardware_of(record)
+        named[hardware] = machine if len(prints[machine]) <= 1 else f"{machine} ({hardware})"
+    return named
 
 
 def keyed_records(records: list[RunResult]) -> dict[str, list[RunResult]]:

@@ -28,7 +28,7 @@ from bench.recommend.formatting import (
     record_notes,
     source_notes,
 )
-from bench.recommend.noise import Difference, Noise, objective_figure, pair_difference, pair_noise, ties_with
+from bench.recommend.noise import Difference, objective_figure, pair_difference, pair_noise, ties_with
 from bench.recommend.user_model import _apply_model, _model_notes, load_model_config
 from bench.records.results import RunResult
 
@@ -110,28 +110,21 @@ def _elsewhere(left_out: list[Candidate], objective: str) -> str:
     return f"; not ranked against {named}, which {verb} timed on other hardware, whose tokens/s do not compare"
 
 
-def _within_tolerance(
-    lighter: list[Candidate], noise: dict[str, Noise], found: dict[str, Difference | None], allowed: float
-) -> list[Candidate]:
-    """Those of the lighter ones whose pair test can decide (enough seeds) and whose difference's 95% interval
-    stays within the tolerance at its low end."""
-    return [
-        c
-        for c in lighter
-        if noise[c.name].within is not None and (d := found[c.name]) is not None and d.low >= -allowed
-    ]
+def _within_tolerance(lighter: list[Candidate], found: dict[str, Difference | None], allowed: float) -> list[Candidate]:
+    """Those of the lighter ones whose difference's two-sided 95% interval stays within the tolerance at its low
+    end (a one-sided 97.5% lower bound: a non-inferiority test); no interval (one seed a side, no spread): no."""
+    return [c for c in lighter if (d := found[c.name]) is not None and d.low >= -allowed]
 
 
-def _undecided(candidate: Candidate, found: Difference | None, objective: str, words: str, noise: Noise) -> str:
-    """The clause for a lighter strategy the pair test did not tell apart but whose interval admits a loss beyond
-    the tolerance: the data cannot tell, so the more accurate (faster) one is kept."""
-    like = "as accurate" if objective == "accuracy" else "as fast"
-    clause = f"; {candidate.name} needs less memory ({planned_at(candidate)}) but the data cannot tell whether it is"
-    if found is None:
-        return f"{clause} {like} ({noise.words})"
+def _undecided(candidate: Candidate, found: Difference, objective: str, words: str) -> str:
+    """The clause for a lighter strategy whose interval reaches past the tolerance but not wholly beyond it: the
+    data cannot tell whether it is within the tolerance, so the more accurate (faster) one is kept."""
     unit = "points" if objective == "accuracy" else "tokens/s"
     mde = _signed(found.mde, objective).lstrip("+")
-    return f"{clause} {like}: {_difference(found, objective)}, detectable >= {mde} {unit}), wider than the {words}"
+    return (
+        f"; {candidate.name} needs less memory ({planned_at(candidate)}) but the data cannot tell whether it is"
+        f" within the {words} of it: {_difference(found, objective)}, detectable >= {mde} {unit})"
+    )
 
 
 def choose(
@@ -169,7 +162,7 @@ def choose(
     lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best)]
     found = {c.name: pair_difference(best, c, objective, runs) for c in lighter}
     allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
-    close = _within_tolerance(lighter, noise, found, allowed)
+    close = _within_tolerance(lighter, found, allowed)
     if close:
         pick = min(close, key=memory_key)
         return pick, (
@@ -183,9 +176,10 @@ def choose(
         f"{best.name}: {best_word} of {scope} ({_shown(best, objective)} vs {runner.name}"
         f" {_shown(runner, objective)}, {noise[runner.name].words}), at {plan_text(best)}"
     )
-    undecided = [c for c in lighter if noise[c.name].within]
+    # lighter ones whose interval reaches past the tolerance but not wholly beyond it: the data cannot tell
+    undecided = [c for c in lighter if c not in close and (d := found[c.name]) and d.high >= -allowed]
     if undecided:
-        reason += _undecided(undecided[0], found[undecided[0].name], objective, words, noise[undecided[0].name])
+        reason += _undecided(undecided[0], found[undecided[0].name], objective, words)  # type: ignore[arg-type]
     return best, reason + apart
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bench.analysis import stats
 from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
 from bench.analysis.quality import minimum_detectable, quality_test
-from bench.recommend.figures import ALPHA, FORGETTING, THROUGHPUT, Candidate, Figure
+from bench.recommend.figures import ALPHA, FORGETTING, THROUGHPUT, Candidate, Figure, _value
 from bench.records.results import RunResult
 
 
@@ -114,7 +114,7 @@ def pair_difference(
         if found is not None:
             bounded = found.knows_seed_noise and found.se > 0
             return Difference(found.mean, found.low, found.high, found.mde) if bounded else None
-    measured = [[r for r in side if r.value(metric) is not None] for side in (mine, theirs)] if metric else []
+    measured = [[r for r in side if _value(r, metric) is not None] for side in (mine, theirs)] if metric else []
     if not measured or not all(measured):
         return None
     test = quality_test(measured[1], measured[0], metric)

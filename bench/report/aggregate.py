@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench.analysis import stats
-from bench.analysis.selection import hardware_names, keyed_records, strategy_keys, suites_of
+from bench.analysis.selection import hardware_names, hardware_of, keyed_records, strategy_keys, suites_of
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
@@ -61,6 +61,12 @@ class Answer:
     p_value: float | None = None  # tested over seeds (two-sided), and decided with the report's other differences
     suite: str | None = None  # set where the report holds several suites: each is asked on its own
     timing_unrecorded: int = 0  # ok runs of its set (suite) that recorded no timing quality: contamination unknown
+    hardware: str | None = None  # asked over the runs of this hardware only (selection.hardware_of)
+
+    @property
+    def tested(self) -> str:
+        """What its test is named by in its family: the metric, and the hardware where asked per hardware."""
+        return str(self.metric) if self.hardware is None else f"{self.metric} on {self.hardware}"
 
 
 CONTAMINATED = "left out: timing contaminated (another process, CPU steal or scattered steps; see Timing quality)"
@@ -119,20 +125,17 @@ def by_suite(records: list[RunResult]) -> list[tuple[str | None, list[RunResult]
 
 
 def asked(question: Question, summary: pd.DataFrame, task: str | None, records: list[RunResult]) -> list[Answer]:
-    """The question's answer; for timing and measured memory (hardware-bound) where the strategies ran on
-    several machines, one answer per machine ("Fastest to train (on M)"): a GPU's speed or a CPU
-    process's memory is not a rival of another machine's."""
+    """The question's answer; for timing and measured memory (hardware-bound) where the runs that measured it
+    ran on several hardware (selection.hardware_of), one answer per hardware over its runs ("Fastest to train
+    (on M)"): a GPU's speed is no rival of a CPU's, nor one CPU model's of another's behind one machine id."""
     metric = resolve(question.patterns, summary, task)
-    ok = [record for record in records if record.status == "ok"]
-    keyed, names = keyed_records(ok), hardware_names(ok)
-    machines: dict[str, set[str]] = {}
-    for key, runs in keyed.items():
-        machines.setdefault(names[id(runs[0])], set()).add(key)
-    if metric is None or not stats.hardware_bound(metric) or len(machines) < 2:
+    measured = [r for r in records if r.status == "ok" and metric is not None and r.value(metric) is not None]
+    names = hardware_names(measured)
+    if metric is None or not stats.hardware_bound(metric) or len(names) < 2:
         found = answer(question, summary, task, records)
         return [found] if found else []
-    per_machine = (answer(question, summary, task, records, among) for among in machines.values())
-    return [replace(item, question=f"{item.question} (on {name})") for name, item in zip(machines, per_machine) if item]
+    per_hardware = ((name, answer(question, summary, task, records, hardware)) for hardware, name in names.items())
+    return [replace(item, question=f"{item.question} (on {name})") for name, item in sorted(per_hardware) if item]
 
 
 def answer(
@@ -140,15 +143,15 @@ def answer(
     summary: pd.DataFrame,
     task: str | None,
     records: list[RunResult] | None = None,
-    among: set[str] | None = None,
+    hardware: str | None = None,
 ) -> Answer | None:
     """Who wins this question, by how much, and whether the margin beats the seed-to-seed noise. A timing
     question ranks the runs whose timing was not contaminated only (as bench compare leaves them out).
-    `among`: the strategies asked (those of one machine), else all."""
+    `hardware`: over the runs of that hardware only (selection.hardware_of), else all."""
     keyed = keyed_records([record for record in records or [] if record.status == "ok"])
-    if among is not None:
-        summary = summary[summary["strategy"].isin(among)]
-        keyed = {key: runs for key, runs in keyed.items() if key in among}
+    if hardware is not None:
+        keyed = {key: kept for key, runs in keyed.items() if (kept := [r for r in runs if hardware_of(r) == hardware])}
+        summary = summary[summary["strategy"].isin(keyed)]
     metric = resolve(question.patterns, summary, task)
     if metric is None:
         return None
@@ -157,12 +160,14 @@ def answer(
     left_out = ""
     if keyed and stats.matches(metric, stats.TIMING):
         rows, left_out = _clean_timing(rows, keyed, metric)
+    elif hardware is not None:  # the means of this hardware's runs, not of every run of the strategy
+        rows = _over_runs(rows, keyed, metric)
     unanswered = _floor(keyed, metric) or (_uncompared(keyed, metric) if rows.empty else None)
     if unanswered:
-        return Answer(question.text, metric, unit, higher, note=unanswered)
+        return Answer(question.text, metric, unit, higher, note=unanswered, hardware=hardware)
     rows = rows.sort_values(["mean", "strategy"], ascending=[not higher, True], kind="mergesort")
     best = rows.iloc[0]
-    base = Answer(question.text, metric, unit, higher, str(best["strategy"]), float(best["mean"]))
+    base = Answer(question.text, metric, unit, higher, str(best["strategy"]), float(best["mean"]), hardware=hardware)
     if len(rows) < 2:
         return replace(base, note="only one strategy measured this" + (f" ({left_out})" if left_out else ""))
     second = rows.iloc[1]
@@ -246,6 +251,17 @@ def _clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric:
     if unknown:
         said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
     return rows[rows["n"] > 0], "; ".join(said)
+
+
+def _over_runs(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> pd.DataFrame:
+    """A metric's rows over each strategy's runs in `keyed` (those of one hardware): values, n and mean."""
+    values = {strategy: [v for _, v in _seed_values(keyed.get(strategy, []), metric)] for strategy in rows["strategy"]}
+    rows = rows.assign(
+        values=[values[s] for s in rows["strategy"]],
+        n=[len(values[s]) for s in rows["strategy"]],
+        mean=[sum(values[s]) / len(values[s]) if values[s] else math.nan for s in rows["strategy"]],
+    )
+    return rows[rows["n"] > 0]
 
 
 def _uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
@@ -351,13 +367,13 @@ def quality_family(records: list[RunResult], found: list[Answer]) -> Family:
 
 
 def _seed_tests(found: list[Answer]) -> list[SeedTest]:
-    return [(str(a.winner), str(a.runner_up), str(a.metric), a.p_value) for a in found if a.p_value is not None]
+    return [(str(a.winner), str(a.runner_up), a.tested, a.p_value) for a in found if a.p_value is not None]
 
 
 def _settled(item: Answer, family: Family, kind: str) -> Answer:
     """A tested answer with the family's verdict, and q where the family holds more than one test."""
     tested = item.by_item or item.p_value is not None
-    verdict = family.verdict(str(item.winner), str(item.runner_up), str(item.metric)) if tested else None
+    verdict = family.verdict(str(item.winner), str(item.runner_up), item.tested) if tested else None
     if verdict is None or _tied(float(item.winner_mean), float(item.runner_up_mean)):  # type: ignore[arg-type]
         return item
     if verdict.q is None:

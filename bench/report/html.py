@@ -38,8 +38,14 @@ def _family_rank(metric: str) -> tuple[int, str]:
     return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), metric)
 
 
-def table_columns(summary: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Metrics measured somewhere become columns; metrics never measured are listed with their reasons."""
+def table_columns(
+    summary: pd.DataFrame, several_hardware: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Metrics measured somewhere become columns; metrics never measured are listed with their reasons. The
+    best value of a column is starred, except timing and measured memory where runs came from several
+    hardware (`several_hardware`): those do not compare, and the answers ask them per hardware."""
+    from bench.analysis.stats import hardware_bound
+
     columns, unmeasured = [], []
     for metric in sorted(set(summary["metric"]), key=_family_rank):
         rows = summary[summary["metric"] == metric]
@@ -56,7 +62,11 @@ def table_columns(summary: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dic
             continue
         measured = rows[rows["n"] > 0]
         best = measured["mean"].max() if entry["higher_is_better"] else measured["mean"].min()
-        entry["best"] = sorted(measured.loc[measured["mean"] == best, "strategy"])
+        entry["best"] = (
+            []
+            if several_hardware and hardware_bound(metric)
+            else sorted(measured.loc[measured["mean"] == best, "strategy"])
+        )
         columns.append(entry)
     return columns, unmeasured
 
@@ -118,7 +128,9 @@ def context(
     shown = aggregate.summarize(records, clean_timing=True)  # the table and charts, as the answers rank
     strategies = sorted(set(summary["strategy"])) if len(summary) else []
     palette = colors.colors(strategies)
-    columns, unmeasured = table_columns(shown) if len(shown) else ([], [])
+    ok = [r for r in records if r.status == "ok"]
+    several_hardware = len({selection.hardware_of(r) for r in ok}) > 1
+    columns, unmeasured = table_columns(shown, several_hardware) if len(shown) else ([], [])
     answers, qualities = _answers_and_quality(records, summary)
     keyed = selection.keyed_records([r for r in records if r.status == "ok"])
     rows = [
@@ -135,7 +147,8 @@ def context(
         for strategy in strategies
     ]
     suites = sorted({r.suite for r in records})
-    environments = {(r.environment.machine, r.environment.fingerprint): r.environment for r in records}
+    # the hardware of the runs that ran (a failure filed by the driver carries the driver's environment)
+    environments = {(r.environment.machine, r.environment.fingerprint): r.environment for r in ok or records}
     budgets = {
         repr(r.budget.get("resolved") or r.spec.get("budget")): r.budget.get("resolved") or r.spec.get("budget")
         for r in records
