@@ -90,7 +90,7 @@ def test_accuracy_clear_winner_beyond_noise(records: list[RunResult]) -> None:
     assert rec.choice == "full" and not rec.rejected
     assert rec.reason == (
         "full: the most accurate of the 5 strategies that fit 40 GiB (0.88 vs dora 0.83, cannot tell: 3 vs 3 seeds:"
-        " too few to tell at two-sided p<=0.05), at 30 GiB (tensors) + 2 GiB reserve."
+        " too few to tell at two-sided p<=0.05), at 30 GiB tensors + 2 GiB reserve."
     )
 
 
@@ -201,7 +201,7 @@ def test_cli_exits_1_when_nothing_fits(records: list[RunResult], tmp_path: Path,
     error = capsys.readouterr().err.strip()
     assert error == (
         "no recommendation: no strategy meets the constraints: 5 of 5 need more than 1 GiB"
-        " (smallest: ia3, 2 GiB (tensors) + 2 GiB reserve)"
+        " (smallest: ia3, 2 GiB tensors + 2 GiB reserve)"
     )
 
 

@@ -144,7 +144,7 @@ def test_the_report_says_no_gpu_memory_was_measured_on_cpu_runs(objective: str):
     assert [row["memory"] for row in rows] == ["8 GiB", "24 GiB", "80 GiB"]
     for row in rows:
         assert row["objective"] == objective
-        assert "at 2.3 GiB (host RSS)" in row["reason"]
+        assert "at 2.3 GiB host RSS" in row["reason"]
         assert row["caveat"].startswith(
             "no GPU memory measured: these runs ran on CPU; host RSS shown, which is not what a GPU would need; run"
             " `bench estimate SUITE --device-memory SIZE`"

@@ -4,6 +4,8 @@ runs whose timing was contaminated by other load. docs/statistics.md says why ea
 
 from __future__ import annotations
 
+import math
+
 from bench.analysis import stats
 from bench.records.results import RunResult
 
@@ -118,6 +120,33 @@ def start_kind(run: RunResult) -> str:
     """How the run's process started, "warm" or "cold" (the record's `start` adds the reason of a cold
     start where a warm one was asked for); records from before `start` was kept: "unknown"."""
     return (run.start or "unknown").split(" ", 1)[0]
+
+
+def timing_counts(record: RunResult) -> bool:
+    """Whether the record's timing is ranked: not found contaminated by other load (bench/measure/contention.py).
+    A record that recorded no timing quality counts, unchecked; `timing_unrecorded` counts those."""
+    return not record.timing_contaminated
+
+
+def clean_timing_runs(runs: list[RunResult]) -> list[RunResult]:
+    """The runs whose timing was not contaminated: the one rule the report, the terminal table and
+    `bench recommend` rank timing by."""
+    return [run for run in runs if timing_counts(run)]
+
+
+def timing_unrecorded(runs: list[RunResult], metric: str | None) -> int:
+    """How many ok runs that measured the timing `metric` (a finite value) recorded no timing quality, so
+    their contamination is unknown; metric None: every ok run (the report's Timing quality section, which
+    counts against all ok runs)."""
+    return sum(
+        run.status == "ok" and run.timing_quality is None and (metric is None or _measured(run, metric)) for run in runs
+    )
+
+
+def _measured(run: RunResult, metric: str) -> bool:
+    """The run recorded a finite value of the metric."""
+    value = run.value(metric)
+    return value is not None and math.isfinite(value)
 
 
 def contaminated_runs(runs: list[RunResult], side: str) -> list[str]:

@@ -14,7 +14,7 @@ from bench.analysis.selection import suites_of
 from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
-from bench.recommend.constraints import checks_of, pareto_set
+from bench.recommend.constraints import checks_of, memory_differs, pareto_set
 from bench.recommend.figures import OBJECTIVES, TENSOR_SOURCES, Candidate, Recommendation, _grouped, candidates_from
 from bench.recommend.formatting import (
     _limit,
@@ -159,7 +159,8 @@ def choose(
     if tied:
         return best, _tie(best, tied, objective, best_word, scope) + apart
     noise = {c.name: pair_noise(best, c, objective, runs) for c in ranked[1:]}
-    lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best)]
+    # lighter beyond the noise of the memory figures (constraints.memory_differs): 649 vs 651 MiB is no lighter
+    lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best) and memory_differs(c, best)]
     found = {c.name: pair_difference(best, c, objective, runs) for c in lighter}
     allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
     close = _within_tolerance(lighter, found, allowed)

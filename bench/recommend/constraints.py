@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.measure.components import MIB
-from bench.recommend.figures import MEMORY_SOURCES, Candidate, Check, Figure
-from bench.recommend.formatting import _against, _fraction, _size, _sizes
+from bench.recommend.figures import MEMORY_NAMES, TENSOR_SOURCES, Candidate, Check, Figure
+from bench.recommend.formatting import _against, _fraction, _size, _sizes, plan_text
 from bench.recommend.noise import dimension_noise
 from bench.records.results import RunResult
 
@@ -32,7 +32,9 @@ def _memory_check(candidate: Candidate, limit_mib: float) -> Check:
         return Check("memory", False, False, "training memory not measured")
     value, limit = _sizes(needed, limit_mib)
     met = needed <= limit_mib
-    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit} ({figure_named(candidate)})")
+    # the figure with its reserve where one is held; else its name alone, as the size is the one it needs
+    named = plan_text(candidate) if candidate.reserve_mib else MEMORY_NAMES[str(candidate.memory_source)]
+    return Check("memory", met, False, f"needs {value} {'<=' if met else '>'} {limit} ({named})")
 
 
 def _accuracy_check(candidate: Candidate, minimum: float) -> Check:
@@ -81,14 +83,39 @@ DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ..
 )
 
 
+# A whole-process memory peak (host RSS, NVML, CUDA reserved) moves between seeds of one strategy with the
+# allocator's caching, the libraries' own allocations and when the peak is sampled: the worst seed's host RSS
+# spreads 2% (median) and up to 7% over the seeds in results/, so a smaller difference claims no "less memory"
+MEMORY_NOISE = 0.05
+
+
+def _exact_memory(candidate: Candidate) -> bool:
+    """Its planning memory has no seed noise: a tensor count (TENSOR_SOURCES) or the estimate for the user's model."""
+    return candidate.estimate is not None or candidate.memory_source in TENSOR_SOURCES
+
+
+def memory_differs(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates' memory needs differ beyond the noise of their figures: any difference of exact
+    figures on both sides, else more than MEMORY_NOISE of the smaller."""
+    x, y = a.needed_mib, b.needed_mib
+    if x is None or y is None:
+        return False
+    if _exact_memory(a) and _exact_memory(b):
+        return x != y
+    return abs(x - y) > MEMORY_NOISE * min(x, y)
+
+
 def dominance(a: Candidate, b: Candidate) -> list[str] | None:
     """Where `a` beats `b` when `a` dominates it (at least as good on every dimension both measured,
     better on one), by means, else None. A dimension either of them lacks is left out of the test, and so is
-    throughput where they ran on different hardware (tokens/s of a GPU and a CPU do not compare)."""
+    throughput where they ran on different hardware (tokens/s of a GPU and a CPU do not compare) and memory
+    within the noise of its figures (`memory_differs`)."""
     better = []
     for name, value, higher, wording in DIMENSIONS:
         x, y = value(a), value(b)
         if x is None or y is None or (name == "throughput" and a.hardware != b.hardware):
+            continue
+        if name == "memory" and not memory_differs(a, b):
             continue
         if (x < y) if higher else (x > y):
             return None
@@ -99,7 +126,7 @@ def dominance(a: Candidate, b: Candidate) -> list[str] | None:
 
 def _qualified(a: Candidate, b: Candidate, where: list[str], runs: dict[str, list[RunResult]]) -> str:
     """Where `a` beats `b`, each measured dimension with the report's test of the pair alone: those it does not
-    tell apart are said as "by means only"; memory (a measured size, not a noisy score) stands as it is."""
+    tell apart are said as "by means only"; memory stands as it is (dominance counts it only beyond its noise)."""
     wording = {words: name for name, _, _, words in DIMENSIONS}
     firm, by_means = [], []
     for words in where:
@@ -130,14 +157,3 @@ def pareto_set(
                 dominated[b.name] = f"dominated by {a.name} ({_qualified(a, b, where, runs or {})})"
                 break
     return [c.name for c in feasible if c.name not in dominated], dominated
-
-
-SHORT_NAMES = {metric: short for metric, short, _ in MEMORY_SOURCES}
-
-
-def figure_named(candidate: Candidate) -> str:
-    """Which measured figure it plans with, and the reserve beside it: "0.94 MiB tensors + 2 GiB reserve"."""
-    short = SHORT_NAMES[str(candidate.memory_source)]
-    if not candidate.reserve_mib:
-        return short
-    return f"{_size(candidate.memory_mib)} {short} + {_size(candidate.reserve_mib)} reserve"

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bench.analysis.selection import keyed_records
+from bench.analysis.timing import clean_timing_runs, timing_unrecorded
 from bench.records.results import RunResult, learned_task
 
 Objective = Literal["accuracy", "throughput"]
@@ -40,6 +41,8 @@ MEMORY_SOURCES: tuple[tuple[str, str, str], ...] = (
         " (torch, transformers, TRL)",
     ),
 )
+# The short name each figure is said by, after its size: "2.2 GiB host RSS" (bench/recommend/formatting.py memory_text)
+MEMORY_NAMES = {metric: short for metric, short, _ in MEMORY_SOURCES}
 # Figures that count the tensors only, leaving out the CUDA context, the allocator's slack and the process: a
 # strategy fits only when the figure plus the reserve does, as an estimate is held (bench estimate)
 TENSOR_SOURCES = ("memory.train.components_mib",)
@@ -185,7 +188,7 @@ def _figure(records: list[RunResult], metric: str | None) -> Figure:
 
 def throughput(records: list[RunResult]) -> Figure:
     """tokens/s over the runs whose timing was not contaminated by other load (bench/measure/contention.py)."""
-    clean = [r for r in records if not r.timing_contaminated]
+    clean = clean_timing_runs(records)
     figure = _figure(clean, THROUGHPUT)
     left_out = len(records) - len(clean)
     if left_out:
@@ -242,7 +245,7 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
                 model_name=runs[0].model.get("name"),
                 model_parameters=max(parameters) if parameters else None,
                 ran_on_gpu=any(r.environment.gpus for r in runs),
-                timing_unrecorded=sum(r.timing_quality is None and _value(r, THROUGHPUT) is not None for r in runs),
+                timing_unrecorded=timing_unrecorded(runs, THROUGHPUT),
             )
         )
     return found

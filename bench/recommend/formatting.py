@@ -10,7 +10,7 @@ from collections.abc import Callable
 from bench.analysis.selection import keyed_records
 from bench.measure.components import MIB
 from bench.measure.limits import GPU_SIGNS, NODE_SIGNS, PROCESS_SIGNS
-from bench.recommend.figures import GIB_IN_MIB, MEMORY_SOURCES, Candidate, Figure, Recommendation
+from bench.recommend.figures import GIB_IN_MIB, MEMORY_NAMES, MEMORY_SOURCES, Candidate, Figure, Recommendation
 from bench.records.results import RunResult
 
 
@@ -232,11 +232,9 @@ def _status(rec: Recommendation, candidate: Candidate) -> str:
 
 
 def _row(rec: Recommendation, candidate: Candidate) -> list[str]:
-    short = {metric: name for metric, name, _ in MEMORY_SOURCES}
-    memory = _size(candidate.memory_mib) + (f" ({short[candidate.memory_source]})" if candidate.memory_source else "")
     row = [
         candidate.name,
-        memory,
+        memory_text(candidate),
         _spread(candidate.accuracy, lambda x: f"{x:.2f}"),
         _spread(candidate.forgetting, lambda x: f"{x:+.2f}"),
         _spread(candidate.throughput, _rate),
@@ -259,13 +257,18 @@ def planned_at(candidate: Candidate) -> str:
     return f"~{shown} on your model (estimate)" if candidate.estimate is not None else shown
 
 
+def memory_text(candidate: Candidate) -> str:
+    """Its measured memory (worst seed) named by its figure, the one way a size and its source are said:
+    "2.2 GiB host RSS"; the size alone where no figure was measured."""
+    shown = _size(candidate.memory_mib)
+    return f"{shown} {MEMORY_NAMES[candidate.memory_source]}" if candidate.memory_source else shown
+
+
 def plan_text(candidate: Candidate) -> str:
-    """The figure it plans with, named, and the reserve held beside it: "0.94 MiB (tensors) + 2 GiB reserve"."""
+    """The figure it plans with, named, and the reserve held beside it: "0.94 MiB tensors + 2 GiB reserve"."""
     if candidate.estimate is not None or candidate.memory_source is None:
         return planned_at(candidate)
-    short = {metric: name for metric, name, _ in MEMORY_SOURCES}[candidate.memory_source]
-    shown = f"{_size(candidate.memory_mib)} ({short})"
-    return shown + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
+    return memory_text(candidate) + (f" + {_size(candidate.reserve_mib)} reserve" if candidate.reserve_mib else "")
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bench.analysis import stats
 from bench.analysis.items import SEED_NOISE_UNKNOWN, metric_difference
 from bench.analysis.quality import minimum_detectable, quality_test
+from bench.analysis.timing import clean_timing_runs
 from bench.recommend.figures import ALPHA, FORGETTING, THROUGHPUT, Candidate, Figure, _value
 from bench.records.results import RunResult
 
@@ -97,7 +98,7 @@ class Difference:
 def _runs_of(candidate: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> list[RunResult]:
     """The candidate's runs the objective is compared on: for throughput the runs with clean timing only."""
     found = runs.get(candidate.name, [])
-    return [r for r in found if not r.timing_contaminated] if objective == "throughput" else found
+    return clean_timing_runs(found) if objective == "throughput" else found
 
 
 def pair_difference(

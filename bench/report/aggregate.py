@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import stats
 from bench.analysis.selection import hardware_names, hardware_of, keyed_records, strategy_keys, suites_of
+from bench.analysis.timing import clean_timing_runs, timing_counts, timing_unrecorded
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
@@ -86,8 +87,8 @@ def summarize(records: list[RunResult], clean_timing: bool = False) -> pd.DataFr
     frame["strategy"] = [key for key, record in zip(strategy_keys(ok), ok, strict=True) for _ in record.metrics]
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     if clean_timing:
-        contaminated = pd.Series([record.timing_contaminated for record in ok for _ in record.metrics], frame.index)
-        left_out = frame["metric"].map(lambda metric: stats.matches(metric, stats.TIMING)) & contaminated
+        counts = pd.Series([timing_counts(record) for record in ok for _ in record.metrics], frame.index)
+        left_out = frame["metric"].map(lambda metric: stats.matches(metric, stats.TIMING)) & ~counts
         frame.loc[left_out, "value"], frame.loc[left_out, "reason"] = math.nan, CONTAMINATED
     grouped = frame.groupby(["strategy", "metric"], sort=True)
     summary = grouped.agg(
@@ -212,9 +213,7 @@ def _tested(
         return True, None, f"the same on every seed of either ({sides}): no seed noise, exact", False
     if keyed:
         timing = stats.matches(metric, stats.TIMING)
-        first, other = (
-            _seed_values([r for r in side if not (timing and r.timing_contaminated)], metric) for side in runs
-        )
+        first, other = (_seed_values(clean_timing_runs(side) if timing else side, metric) for side in runs)
     else:  # no records given: the summary's values, unpaired
         first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
     p, design = stats.seed_test(first, other, REPORT_ALPHA)
@@ -231,9 +230,7 @@ def _clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric:
     left is not ranked), and what was left out, in words."""
     measured = {strategy: _seed_values(keyed.get(strategy, []), metric) for strategy in rows["strategy"]}
     clean = {
-        strategy: [
-            v for _, v in _seed_values([r for r in keyed.get(strategy, []) if not r.timing_contaminated], metric)
-        ]
+        strategy: [v for _, v in _seed_values(clean_timing_runs(keyed.get(strategy, [])), metric)]
         for strategy in rows["strategy"]
     }
     rows = rows.assign(
@@ -247,7 +244,7 @@ def _clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric:
         unranked = sorted(s for s in clean if not clean[s])
         said.append(f"{dropped} run{'s' * (dropped > 1)} with contaminated timing left out")
         said[-1] += f" ({', '.join(unranked)}: no clean run, not ranked)" if unranked else ""
-    unknown = sum(r.timing_quality is None for s in clean for r in keyed.get(s, []) if _seed_values([r], metric))
+    unknown = timing_unrecorded([r for s in clean for r in keyed.get(s, [])], metric)
     if unknown:
         said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
     return rows[rows["n"] > 0], "; ".join(said)
@@ -336,7 +333,7 @@ def answers_and_family(records: list[RunResult], summary: pd.DataFrame | None = 
     found = [item for question in QUESTIONS for item in asked(question, summary, task, records)]
     quality = quality_family(records, [item for item in found if stats.is_quality(str(item.metric))])
     cost = decide({}, [], _seed_tests([item for item in found if not stats.is_quality(str(item.metric))]))
-    unrecorded = sum(record.status == "ok" and record.timing_quality is None for record in records)
+    unrecorded = timing_unrecorded(records, None)  # of every ok run: the Timing quality section counts against them
     settled = [
         _settled(item, quality, "quality") if stats.is_quality(str(item.metric)) else _settled(item, cost, "cost")
         for item in found

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bench.analysis import stats
 from bench.analysis.selection import comparable, keyed_records
+from bench.analysis.timing import clean_timing_runs
 from bench.records.results import learned_task
 from bench.report.aggregate import QUESTIONS, resolve, summarize
 from bench.report.scales import SHARE_UNITS, bounds
@@ -61,10 +62,14 @@ def figure(values: list[float], unit: str, metric: str = "") -> str:
 
 def clean_timing(runs: list[RunResult], metric: str) -> tuple[list[float], int]:
     """(the values of the ok runs whose timing was not contaminated, how many measured runs were left out)."""
-    measured = [(run, run.value(metric)) for run in runs if run.status == "ok"]
-    measured = [(run, value) for run, value in measured if value is not None and not math.isnan(value)]
-    clean = [float(value) for run, value in measured if not run.timing_contaminated]
+    measured = [run for run in runs if run.status == "ok" and _number(run.value(metric))]
+    clean = [float(run.value(metric)) for run in clean_timing_runs(measured)]  # type: ignore[arg-type]
     return clean, len(measured) - len(clean)
+
+
+def _number(value: float | None) -> bool:
+    """A measured value: recorded, and not NaN."""
+    return value is not None and not math.isnan(value)
 
 
 def _cell(runs: list[RunResult], metric: str | None, summary: pd.DataFrame, strategy: str) -> tuple[str, bool]:
