@@ -94,3 +94,16 @@ def test_a_ray_runs_record_names_the_executor() -> None:
 
     assert RayExecutor(backend="local").start == "cold (a Ray task)"
     assert RayExecutor(backend="warm").start.startswith("cold (the ray executor")
+
+
+def test_a_run_no_ray_node_can_take_says_no_process_started(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from bench.executors.base import Progress
+    from bench.executors.ray import RayExecutor
+
+    executor = RayExecutor(backend="local")
+    executor.connected, executor.unfit = True, "no node of the Ray cluster can take a run that needs 64 CPUs"
+    spec = plan(parse_suite(fast_suite("unfit", ["full"])))[0]
+    (finished,) = executor.run([Job(0, 1, spec, tmp_path / "log")], "x86_64-2c-cpu", Progress())
+    assert finished.outcome.start is None and finished.outcome.result is None  # was "cold": no process started
+    assert "no node of the Ray cluster can take" in str(finished.outcome.failure)

@@ -165,7 +165,7 @@ class RayExecutor:
             self.unfit = self._no_node_fits()
         if self.unfit:
             for job in jobs:
-                yield Finished(job, Outcome(None, self.unfit, start=self.start), utc_now(), 0.0)
+                yield Finished(job, Outcome(None, self.unfit, start=None), utc_now(), 0.0)  # no process started
             return
         if warning := cores_warning(jobs, self.resources):
             print(f"bench: {warning}", file=sys.stderr)
