@@ -69,6 +69,8 @@ def canonical_spec(data: dict[str, Any]) -> dict[str, Any]:
         data.pop("parallel")
     data.pop("artefacts_dir", None)
     data.pop("gate", None)
+    if data.get("plugins"):  # which modules a suite imports is not the run: a strategy is its name and options
+        data["plugins"] = []
     model = data.get("model") or {}
     for name in ("config", "chat_template"):
         if model.get(name) is None:

@@ -32,12 +32,22 @@ class Registry(Generic[T]):
         self._loaded: dict[str, T] = {}
 
     def register(self, name: str, target: str) -> None:
+        self._refuse_taken(name, target)
         self._targets[name] = target
 
     def add(self, name: str, obj: T) -> None:
         """Register an already imported object (plugins, tests)."""
+        if self._loaded.get(name) is obj:
+            return
+        self._refuse_taken(name, f"<object {name}>")
         self._targets[name] = f"<object {name}>"
         self._loaded[name] = obj
+
+    def _refuse_taken(self, name: str, target: str) -> None:
+        """A name stands for one thing: a plugin that reused a built-in's name would replace it without a word
+        (runs labelled `lora` training something else)."""
+        if name in self._targets and self._targets[name] != target:
+            raise ValueError(f"{self.kind} {name!r} is already registered; register yours under a name of its own")
 
     def names(self) -> list[str]:
         return sorted(self._targets)

@@ -282,6 +282,23 @@ def load_plugins(modules: list[str]) -> None:
         importlib.import_module(module)
 
 
+def plugin_problems(modules: list[Any]) -> list[str]:
+    """Import the suite's plugins; one line per plugin that cannot be imported or fails as it runs, naming it."""
+    problems = []
+    for module in modules:
+        if not isinstance(module, str) or not module:
+            problems.append(f"plugins: expected module names, got {module!r}")
+            continue
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            missing = "" if error.name == module else f": it imports {error.name!r}, which is not installed"
+            problems.append(f"plugins: cannot import {module!r}{missing}")
+        except Exception as error:  # a plugin is the user's code: anything it raises is its problem line
+            problems.append(f"plugins: {module!r} failed as it was imported: {type(error).__name__}: {error}")
+    return problems
+
+
 def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     if data is None:
         raise SuiteError(source, ["(top level): the suite is empty; it needs name, model, task, seeds and strategies"])
@@ -289,10 +306,7 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
         raise SuiteError(source, [f"(top level): expected a mapping, got {type(data).__name__}"])
     problems: list[str] = []
     plugins = data.get("plugins") or []
-    try:
-        load_plugins(plugins if isinstance(plugins, list) else [])
-    except ImportError as error:
-        problems.append(f"plugins: cannot import {error.name!r}: {error}")
+    problems += plugin_problems(plugins if isinstance(plugins, list) else [])
     strategies = _strategy_entries(data.get("strategies"), problems)
     try:
         suite = Suite.model_validate({**data, "strategies": strategies or [{"name": "_", "label": "_", "options": {}}]})

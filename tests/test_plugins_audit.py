@@ -1,0 +1,73 @@
+"""Extending bench with plugins (audit of 2026-12-07, user15): a plugin could replace a built-in strategy under
+its name without a word; naming any plugin changed every run's id (a rerun of all, and compare said "spec
+changed: plugins"); a plugin that raised or had a syntax error gave a traceback, one missing a dependency
+named the dependency, not the plugin."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.plan import plan
+from bench.registry import Registry
+from bench.suite import SuiteError, parse_suite
+from tests.conftest import fast_suite
+
+
+def _module(tmp_path: Path, monkeypatch, name: str, text: str) -> str:
+    (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+def test_a_name_stands_for_one_thing() -> None:
+    registry: Registry[object] = Registry("strategy")
+    registry.register("lora", "bench.strategies.lora:LoRA")
+    with pytest.raises(ValueError, match="strategy 'lora' is already registered; register yours under a name"):
+        registry.add("lora", object())
+    mine = object()
+    registry.add("mine", mine)
+    registry.add("mine", mine)  # the same object again (a module imported twice) is no clash
+    registry.register("lora", "bench.strategies.lora:LoRA")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("lora", "elsewhere:LoRA")
+
+
+def test_a_plugin_that_reuses_a_built_in_name_is_a_suite_problem(tmp_path: Path, monkeypatch) -> None:
+    clash = _module(
+        tmp_path, monkeypatch, "u_clash", "from bench.strategies import STRATEGIES\nSTRATEGIES.add('lora', object())\n"
+    )
+    with pytest.raises(SuiteError, match=r"plugins: 'u_clash' failed as it was imported: ValueError: strategy 'lora'"):
+        parse_suite(fast_suite("clash", ["lora"], plugins=[clash]))
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "raise RuntimeError('not configured')",
+            "plugins: 'u_bad' failed as it was imported: RuntimeError: not configured",
+        ),
+        ("def broken(:\n", "plugins: 'u_bad' failed as it was imported: SyntaxError"),
+        (
+            "import not_installed_dependency_xyz\n",
+            "plugins: cannot import 'u_bad': it imports 'not_installed_dependency_xyz'",
+        ),
+    ],
+)
+def test_a_plugin_that_fails_is_named_in_one_line(text: str, said: str, tmp_path: Path, monkeypatch) -> None:
+    bad = _module(tmp_path, monkeypatch, "u_bad", text)
+    with pytest.raises(SuiteError) as raised:
+        parse_suite(fast_suite("bad", ["lora"], plugins=[bad]))
+    assert said in str(raised.value)
+
+
+def test_naming_a_plugin_keeps_the_built_in_runs_ids(tmp_path: Path, monkeypatch) -> None:
+    noop = _module(tmp_path, monkeypatch, "u_noop", "")
+    plain = {spec.label: spec.run_id for spec in plan(parse_suite(fast_suite("s", ["lora", "full"])))}
+    named = plan(parse_suite(fast_suite("s", ["lora", "full"], plugins=[noop])))
+    assert {spec.label: spec.run_id for spec in named} == plain
+    assert all(spec.plugins == [noop] for spec in named)  # the worker still imports it
