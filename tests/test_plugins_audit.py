@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.plan import plan
 from bench.registry import Registry
@@ -71,3 +72,43 @@ def test_naming_a_plugin_keeps_the_built_in_runs_ids(tmp_path: Path, monkeypatch
     named = plan(parse_suite(fast_suite("s", ["lora", "full"], plugins=[noop])))
     assert {spec.label: spec.run_id for spec in named} == plain
     assert all(spec.plugins == [noop] for spec in named)  # the worker still imports it
+
+
+def test_recommend_for_a_larger_model_estimates_a_plugin_strategy(tmp_path: Path, monkeypatch) -> None:
+    """`bench recommend --model-config` said "oft: no estimate for your model (UnknownNameError ...)": the records
+    name their plugins, and the estimate imports them as the run did."""
+    from bench.recommend import recommend
+    from tests.synthetic_records import make_record
+
+    plugin = _module(
+        tmp_path,
+        monkeypatch,
+        "u_lora_again",
+        "from bench.strategies import STRATEGIES\nfrom bench.strategies.lora import LoRA\n"
+        "STRATEGIES.add('my-lora', LoRA())\n",
+    )
+    record = make_record("lora", 0)
+    spec = {**record.spec, "strategy": "my-lora", "plugins": [plugin]}
+    record = record.model_copy(update={"strategy": "my-lora", "spec": spec})
+    config = Path(__file__).resolve().parents[1] / "suites" / "model-configs" / "smollm2-135m"
+    rec = recommend([record], 24 * 2**30, model_config=str(config))
+    estimate = rec.candidate("lora").estimate
+    assert estimate is not None and estimate.error is None and estimate.total_mib
+
+
+def test_an_executor_a_plugin_registers_can_be_chosen(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`--executor` offered only the built-in names, fixed before the suite's plugins were imported."""
+    from bench.cli.main import main
+    from bench.executors import EXECUTORS
+
+    monkeypatch.setattr(EXECUTORS, "_targets", dict(EXECUTORS._targets))  # the plugin's name goes with the test
+    plugin = _module(
+        tmp_path,
+        monkeypatch,
+        "u_executor",
+        "from bench.executors import EXECUTORS\nEXECUTORS.register('u-local', 'bench.executors.local:LocalExecutor')\n",
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(fast_suite("plugged", ["lora"], plugins=[plugin])))
+    assert main(["run", str(suite), "--executor", "u-lcal", "--results", str(tmp_path / "r"), "--no-report"]) == 2
+    assert "unknown executor 'u-lcal'; did you mean 'u-local'?" in " ".join(capsys.readouterr().err.split())

@@ -149,13 +149,11 @@ def add_parsers(commands: Any) -> None:
     run.add_argument(
         "--record-host", action="store_true", help="store this machine's host name in each record (off: records travel)"
     )
-    from bench.executors import EXECUTORS  # names only: an executor's module is imported when chosen
-
     run.add_argument(
         "--executor",
-        choices=EXECUTORS.names(),
         default="local",
-        help="local: one run after another on this machine (default); ray: one Ray task per run (docs/scaling.md)",
+        help="local: one run after another on this machine (default); ray: one Ray task per run (docs/scaling.md);"
+        " or one a suite's plugin registers (checked once the suite's plugins are imported)",
     )
     run.add_argument(
         "--address", metavar="ADDR", help="--executor ray: the cluster (HEAD:6379); default: a local one for this call"

@@ -41,9 +41,11 @@ def _estimate(config: Any, record: RunResult, memory_bytes: int, reserve_bytes: 
     """The strategy of `record`, with its options and budget, on the user's model; never raises. It fits
     when the estimate plus the reserve is within the memory, as `bench estimate` says it."""
     from bench.estimate.model import estimate_spec
+    from bench.suite import load_plugins
 
     reserve = reserve_bytes / MIB
     try:
+        load_plugins(record.spec.get("plugins") or [])  # a plugin strategy is estimated as its run was
         tokens = record.spec["budget"]["seq_len"]
         total = estimate_spec(record.spec, config, tokens).total_mib()
     except Exception as error:  # an estimator gap (unknown optimizer, strategy) is reported, not fatal
