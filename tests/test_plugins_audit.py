@@ -112,3 +112,39 @@ def test_an_executor_a_plugin_registers_can_be_chosen(tmp_path: Path, monkeypatc
     suite.write_text(yaml.safe_dump(fast_suite("plugged", ["lora"], plugins=[plugin])))
     assert main(["run", str(suite), "--executor", "u-lcal", "--results", str(tmp_path / "r"), "--no-report"]) == 2
     assert "unknown executor 'u-lcal'; did you mean 'u-local'?" in " ".join(capsys.readouterr().err.split())
+
+
+PLUGIN_STRATEGY = """from bench.strategies import STRATEGIES
+from bench.strategies.lora import LoRA
+
+
+class MyLoRA(LoRA):
+    scale = {scale}
+
+
+STRATEGIES.add("my-lora", MyLoRA())
+"""
+
+
+def test_a_stored_run_of_a_plugin_strategy_runs_again_once_its_code_changes(tmp_path: Path, monkeypatch, capsys):
+    """Editing a plugin's code reused its stored runs ("0 executed, 2 reused"): its module is a digest of the run."""
+    from bench.execute import _kept
+    from bench.records.store import ResultStore
+    from bench.strategies import STRATEGIES
+    from bench.tasks.fingerprint import DIGEST_KEY, data_fingerprint
+    from tests.synthetic_records import make_record
+
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    plugin = _module(tmp_path, monkeypatch, "u_my_lora", PLUGIN_STRATEGY.format(scale=1))
+    spec = next(s for s in plan(parse_suite(fast_suite("mine", ["my-lora", "lora"], plugins=[plugin]))))
+    assert set(data_fingerprint(spec)) == {"plugin:u_my_lora"}
+    store = ResultStore(tmp_path / "results")
+    model = {DIGEST_KEY: data_fingerprint(spec)}
+    store.write(make_record("lora", 0).model_copy(update={**spec.record_header(), "model": model}))
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}) is not None
+    (tmp_path / "u_my_lora.py").write_text(PLUGIN_STRATEGY.format(scale=2))  # the user edits the plugin
+    assert _kept(store, spec, "x86_64-2c-cpu", set(), {}, tell=True) is None
+    assert "changed since its stored run: plugin:u_my_lora" in capsys.readouterr().err
+    built_in = plan(parse_suite(fast_suite("mine", ["lora"], plugins=[plugin])))[0]
+    assert "plugin:u_my_lora" not in data_fingerprint(built_in)  # a built-in strategy's runs do not depend on it

@@ -1,14 +1,15 @@
 """What the data files a run reads held when it ran: one sha256 per file (or dataset folder) the spec
-names, kept in the record as `model["data_sha256"]`. A run id hashes the spec, and so a file's path but
-not its contents: a stored run is reused only while these digests still match (bench/execute.py), and
-an edited file runs its runs again.
+names, and of the module of a strategy a plugin defines, kept in the record as `model["data_sha256"]`.
+A run id hashes the spec, and so a file's path but not its contents: a stored run is reused only while
+these digests still match (bench/execute.py), and an edited file (or plugin) runs its runs again.
 
-Keys are roles ("task:NAME", "retain:NAME", "preference"), never paths, so a record stays free of the
-author's folders (bench/records/portable.py)."""
+Keys are roles ("task:NAME", "retain:NAME", "preference", "plugin:MODULE"), never paths, so a record stays
+free of the author's folders (bench/records/portable.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ CHUNK = 1 << 20
 class ReadsData(Protocol):
     """What names a run's data: a RunSpec (bench/plan.py), which this folder does not import."""
 
+    strategy: str
     task: TaskSpec
     retain: list[TaskSpec]
     preference: PreferenceSpec | None
@@ -36,7 +38,22 @@ def data_files(spec: ReadsData) -> dict[str, str]:
             files[role] = task.path
     if spec.preference is not None and spec.preference.jsonl:
         files["preference"] = spec.preference.jsonl
+    if plugin := plugin_source(spec.strategy):
+        files[f"plugin:{plugin[0]}"] = plugin[1]
     return files
+
+
+def plugin_source(strategy: str) -> tuple[str, str] | None:
+    """(module, file) of the code of a strategy a plugin defines (its class outside bench), whose edit must run
+    its runs again as a data file's does; None for bench's own and for a name not registered."""
+    from bench.strategies import STRATEGIES
+
+    try:
+        module = type(STRATEGIES.get(strategy)).__module__
+    except Exception:  # unknown, or its module fails to import: the run says why
+        return None
+    source = getattr(sys.modules.get(module), "__file__", None)
+    return None if module.split(".")[0] == "bench" or not source else (module, source)
 
 
 def digest(path: str, cache: dict[str, str] | None = None) -> str:
@@ -78,4 +95,5 @@ def changed_data(model_info: dict[str, Any], spec: ReadsData, cache: dict[str, s
     if not isinstance(stored, dict):
         return []
     now = data_fingerprint(spec, cache)
+    now = {role: found for role, found in now.items() if not role.startswith("plugin:") or role in stored}  # older
     return sorted(role for role in stored.keys() | now.keys() if stored.get(role) != now.get(role))
