@@ -148,3 +148,20 @@ def test_a_stored_run_of_a_plugin_strategy_runs_again_once_its_code_changes(tmp_
     assert "changed since its stored run: plugin:u_my_lora" in capsys.readouterr().err
     built_in = plan(parse_suite(fast_suite("mine", ["lora"], plugins=[plugin])))[0]
     assert "plugin:u_my_lora" not in data_fingerprint(built_in)  # a built-in strategy's runs do not depend on it
+
+
+def test_a_plugin_strategy_without_the_protocol_is_refused_naming_what_it_lacks(tmp_path: Path, monkeypatch):
+    """A strategy written from the README's summary ("an Options model and prepare/save") failed deep in a run
+    with "AttributeError: ... no attribute 'objective'"."""
+    from bench.strategies import STRATEGIES
+
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    text = (
+        "from bench.strategies import STRATEGIES\nfrom bench.strategies.base import StrategyOptions\n\n\n"
+        "class Half:\n    Options = StrategyOptions\n\n    def prepare(self, model, options, context):\n"
+        "        return model\n\n\nSTRATEGIES.add('half', Half())\n"
+    )
+    plugin = _module(tmp_path, monkeypatch, "u_half", text)
+    with pytest.raises(SuiteError, match=r"strategy 'half' lacks objective, save \(the protocol: docs/strategies.md\)"):
+        parse_suite(fast_suite("half", ["half"], plugins=[plugin]))
