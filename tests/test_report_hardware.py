@@ -119,3 +119,18 @@ def test_timing_no_run_measured_cleanly_is_said_not_compared_never_unmeasured() 
     assert 'id="timing-not-compared"' in page
     absent = page.split("Not measured on any run:")[1].split("</p>")[0] if "Not measured on any run:" in page else ""
     assert "train.tokens_per_s" not in absent
+
+
+def test_the_latency_answer_says_where_a_merged_model_is_lower() -> None:
+    """results/smollm2-forgetting: full-5x won lowest latency at 37.6 ms, while lora-5x merged ran at 37.0."""
+    from bench.records.results import Metric
+
+    def merged(record: RunResult, value: float) -> RunResult:
+        metric = Metric(value=value, unit="ms", higher_is_better=False)
+        return record.model_copy(update={"metrics": {**record.metrics, "latency.merged.ttft_ms.p50": metric}})
+
+    records = [merged(r, 5.0) if r.label == "lora" else r for r in make_set()]  # full 9 ms, lora 13 unmerged
+    found = next(a for a in aggregate.answers(records) if a.question == "Lowest latency")
+    assert found.winner == "full" and "merged, lora is lower: 5 ms (latency.merged.ttft_ms.p50" in found.note
+    slower = [merged(r, 12.0) if r.label == "lora" else r for r in make_set()]
+    assert "merged" not in next(a for a in aggregate.answers(slower) if a.question == "Lowest latency").note

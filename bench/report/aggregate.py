@@ -17,6 +17,7 @@ from bench.analysis.timing import clean_timing_runs, timing_counts, timing_unrec
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
+from bench.report.scales import fmt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,7 +181,8 @@ def answer(
     beyond, p, note, by_item = _tested(best, second, runs, metric, bool(keyed))
     if _tied(float(best["mean"]), float(second["mean"])):
         beyond, p, note = False, None, "tie"
-    note = "; ".join(filter(None, [f"{note} ({left_out})" if left_out else note, _floor_note(keyed, metric)]))
+    note = f"{note} ({left_out})" if left_out else note
+    note = "; ".join(filter(None, [note, _floor_note(keyed, metric), _merged_lower(keyed, metric, best)]))
     return replace(
         base,
         runner_up=str(second["strategy"]),
@@ -303,6 +305,24 @@ def _exact(metric: str, first: list[float], second: list[float]) -> bool:
     return (
         not stats.is_quality(metric) and min(len(first), len(second)) >= 2 and len(set(first)) == len(set(second)) == 1
     )
+
+
+def _merged_lower(keyed: dict[str, list[RunResult]], metric: str, best: pd.Series) -> str:
+    """Where a strategy's merged model (its update folded into the weights: `latency.merged.*`) beats the
+    unmerged winner of a latency question, which a deployment that merges would see: that, in words."""
+    if not metric.startswith("latency.") or metric.startswith("latency.merged."):
+        return ""
+    merged = "latency.merged." + metric.removeprefix("latency.")
+    means, unit = {}, ""
+    for strategy, runs in keyed.items():
+        clean = [run for run in clean_timing_runs(runs) if merged in run.metrics]
+        values = [value for _, value in _seed_values(clean, merged)]
+        if values:
+            means[strategy], unit = sum(values) / len(values), clean[0].metrics[merged].unit
+    if not means or min(means.values()) >= float(best["mean"]):
+        return ""
+    lowest = min(means, key=lambda strategy: (means[strategy], strategy))
+    return f"merged, {lowest} is lower: {fmt(means[lowest])} {unit} ({merged}: its update folded into the weights)"
 
 
 def _seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
