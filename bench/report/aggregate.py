@@ -16,8 +16,16 @@ from bench.analysis.selection import hardware_names, hardware_of, keyed_records,
 from bench.analysis.timing import clean_timing_runs, timing_counts, timing_unrecorded
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
+from bench.report.answer_rows import (
+    clean_timing,
+    floor_note,
+    forgetting_floor,
+    merged_lower,
+    over_runs,
+    seed_values,
+    uncompared,
+)
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
-from bench.report.scales import fmt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -161,10 +169,10 @@ def answer(
     higher, unit = bool(rows["higher_is_better"].iloc[0]), str(rows["unit"].iloc[0])
     left_out = ""
     if keyed and stats.matches(metric, stats.TIMING):
-        rows, left_out = _clean_timing(rows, keyed, metric)
+        rows, left_out = clean_timing(rows, keyed, metric)
     elif hardware is not None:  # the means of this hardware's runs, not of every run of the strategy
-        rows = _over_runs(rows, keyed, metric)
-    unanswered = _floor(keyed, metric) or (_uncompared(keyed, metric) if rows.empty else None)
+        rows = over_runs(rows, keyed, metric)
+    unanswered = forgetting_floor(keyed, metric) or (uncompared(keyed, metric) if rows.empty else None)
     if unanswered:
         return Answer(question.text, metric, unit, higher, note=unanswered, hardware=hardware)
     rows = rows.sort_values(["mean", "strategy"], ascending=[not higher, True], kind="mergesort")
@@ -182,7 +190,7 @@ def answer(
     if _tied(float(best["mean"]), float(second["mean"])):
         beyond, p, note = False, None, "tie"
     note = f"{note} ({left_out})" if left_out else note
-    note = "; ".join(filter(None, [note, _floor_note(keyed, metric), _merged_lower(keyed, metric, best)]))
+    note = "; ".join(filter(None, [note, floor_note(keyed, metric), merged_lower(keyed, metric, best)]))
     return replace(
         base,
         runner_up=str(second["strategy"]),
@@ -215,7 +223,7 @@ def _tested(
         return True, None, f"the same on every seed of either ({sides}): no seed noise, exact", False
     if keyed:
         timing = stats.matches(metric, stats.TIMING)
-        first, other = (_seed_values(clean_timing_runs(side) if timing else side, metric) for side in runs)
+        first, other = (seed_values(clean_timing_runs(side) if timing else side, metric) for side in runs)
     else:  # no records given: the summary's values, unpaired
         first, other = list(enumerate(best["values"])), list(enumerate(second["values"], len(best["values"])))
     p, design = stats.seed_test(first, other, REPORT_ALPHA)
@@ -227,108 +235,12 @@ def _tied(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> tuple[pd.DataFrame, str]:
-    """A timing metric's rows over each strategy's runs whose timing was not contaminated (a strategy with none
-    left is not ranked), and what was left out, in words."""
-    measured = {strategy: _seed_values(keyed.get(strategy, []), metric) for strategy in rows["strategy"]}
-    clean = {
-        strategy: [v for _, v in _seed_values(clean_timing_runs(keyed.get(strategy, [])), metric)]
-        for strategy in rows["strategy"]
-    }
-    rows = rows.assign(
-        values=[clean[s] for s in rows["strategy"]],
-        n=[len(clean[s]) for s in rows["strategy"]],
-        mean=[sum(clean[s]) / len(clean[s]) if clean[s] else math.nan for s in rows["strategy"]],
-    )
-    said = []
-    dropped = sum(len(measured[s]) - len(clean[s]) for s in clean)
-    if dropped:
-        unranked = sorted(s for s in clean if not clean[s])
-        said.append(f"{dropped} run{'s' * (dropped > 1)} with contaminated timing left out")
-        said[-1] += f" ({', '.join(unranked)}: no clean run, not ranked)" if unranked else ""
-    unknown = timing_unrecorded([r for s in clean for r in keyed.get(s, [])], metric)
-    if unknown:
-        said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
-    return rows[rows["n"] > 0], "; ".join(said)
-
-
-def _over_runs(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> pd.DataFrame:
-    """A metric's rows over each strategy's runs in `keyed` (those of one hardware): values, n and mean."""
-    values = {strategy: [v for _, v in _seed_values(keyed.get(strategy, []), metric)] for strategy in rows["strategy"]}
-    rows = rows.assign(
-        values=[values[s] for s in rows["strategy"]],
-        n=[len(values[s]) for s in rows["strategy"]],
-        mean=[sum(values[s]) / len(values[s]) if values[s] else math.nan for s in rows["strategy"]],
-    )
-    return rows[rows["n"] > 0]
-
-
-def _uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
-    """Why a timing question has no strategy left to rank: every run that measured it was contaminated."""
-    measured = sum(len(_seed_values(runs, metric)) for runs in keyed.values())
-    return (
-        f"timing could not be compared: all {measured} runs that measured it had contaminated timing "
-        "(another process, CPU steal or scattered steps; see Timing quality)"
-    )
-
-
-def _floors(keyed: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:
-    """(the retained tasks, those every run scored 0 on before training: nothing there could be forgotten)."""
-    runs = [run for side in keyed.values() for run in side]
-    retained = retained_tasks(runs)
-    return retained, [task for task in retained if all(run.value(f"accuracy_before.{task}") == 0 for run in runs)]
-
-
-def _floor(keyed: dict[str, list[RunResult]], metric: str) -> str | None:
-    """Why mean forgetting cannot be measured, where every retained task was at 0 before training in every run
-    (a floor: nothing to forget, so "least forgetting" would name a winner by chance); else None."""
-    if metric != "forgetting.mean" or not keyed:
-        return None
-    retained, floors = _floors(keyed)
-    if not retained or floors != retained:
-        return None
-    return (
-        f"forgetting cannot be measured: every retained task ({', '.join(retained)}) scored 0 before training "
-        "in every run, so there was nothing to forget (floor)"
-    )
-
-
-def _floor_note(keyed: dict[str, list[RunResult]], metric: str) -> str:
-    """Where some retained tasks were at 0 before training: mean forgetting averages them in at no risk."""
-    floors = _floors(keyed)[1] if metric == "forgetting.mean" and keyed else []
-    return f"{', '.join(floors)}: 0 before training, nothing to forget there (floor)" if floors else ""
-
-
 def _exact(metric: str, first: list[float], second: list[float]) -> bool:
     """A measurement (not a quality metric) that took one value on every seed of either side, two seeds
     or more a side (storage bytes, counted memory): there is no seed noise to test against."""
     return (
         not stats.is_quality(metric) and min(len(first), len(second)) >= 2 and len(set(first)) == len(set(second)) == 1
     )
-
-
-def _merged_lower(keyed: dict[str, list[RunResult]], metric: str, best: pd.Series) -> str:
-    """Where a strategy's merged model (its update folded into the weights: `latency.merged.*`) beats the
-    unmerged winner of a latency question, which a deployment that merges would see: that, in words."""
-    if not metric.startswith("latency.") or metric.startswith("latency.merged."):
-        return ""
-    merged = "latency.merged." + metric.removeprefix("latency.")
-    means, unit = {}, ""
-    for strategy, runs in keyed.items():
-        clean = [run for run in clean_timing_runs(runs) if merged in run.metrics]
-        values = [value for _, value in _seed_values(clean, merged)]
-        if values:
-            means[strategy], unit = sum(values) / len(values), clean[0].metrics[merged].unit
-    if not means or min(means.values()) >= float(best["mean"]):
-        return ""
-    lowest = min(means, key=lambda strategy: (means[strategy], strategy))
-    return f"merged, {lowest} is lower: {fmt(means[lowest])} {unit} ({merged}: its update folded into the weights)"
-
-
-def _seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
-    """(seed, value) of each of a strategy's runs that measured the metric."""
-    found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
-    return [(seed, float(value)) for seed, value in found if value is not None]
 
 
 def _paired(first: list[RunResult], second: list[RunResult], metric: str):

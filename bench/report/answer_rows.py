@@ -1,0 +1,111 @@
+"""The rows an answer of the report ranks and what its note adds: timing over clean runs, one hardware's
+runs, forgetting's floors (nothing to forget), a merged model's lower latency (bench/report/aggregate.py
+asks the questions)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from bench.analysis.timing import clean_timing_runs, timing_unrecorded
+from bench.records.results import RunResult, retained_tasks
+from bench.report.scales import fmt
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> tuple[pd.DataFrame, str]:
+    """A timing metric's rows over each strategy's runs whose timing was not contaminated (a strategy with none
+    left is not ranked), and what was left out, in words."""
+    measured = {strategy: seed_values(keyed.get(strategy, []), metric) for strategy in rows["strategy"]}
+    clean = {
+        strategy: [v for _, v in seed_values(clean_timing_runs(keyed.get(strategy, [])), metric)]
+        for strategy in rows["strategy"]
+    }
+    rows = rows.assign(
+        values=[clean[s] for s in rows["strategy"]],
+        n=[len(clean[s]) for s in rows["strategy"]],
+        mean=[sum(clean[s]) / len(clean[s]) if clean[s] else math.nan for s in rows["strategy"]],
+    )
+    said = []
+    dropped = sum(len(measured[s]) - len(clean[s]) for s in clean)
+    if dropped:
+        unranked = sorted(s for s in clean if not clean[s])
+        said.append(f"{dropped} run{'s' * (dropped > 1)} with contaminated timing left out")
+        said[-1] += f" ({', '.join(unranked)}: no clean run, not ranked)" if unranked else ""
+    unknown = timing_unrecorded([r for s in clean for r in keyed.get(s, [])], metric)
+    if unknown:
+        said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
+    return rows[rows["n"] > 0], "; ".join(said)
+
+
+def over_runs(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> pd.DataFrame:
+    """A metric's rows over each strategy's runs in `keyed` (those of one hardware): values, n and mean."""
+    values = {strategy: [v for _, v in seed_values(keyed.get(strategy, []), metric)] for strategy in rows["strategy"]}
+    rows = rows.assign(
+        values=[values[s] for s in rows["strategy"]],
+        n=[len(values[s]) for s in rows["strategy"]],
+        mean=[sum(values[s]) / len(values[s]) if values[s] else math.nan for s in rows["strategy"]],
+    )
+    return rows[rows["n"] > 0]
+
+
+def uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
+    """Why a timing question has no strategy left to rank: every run that measured it was contaminated."""
+    measured = sum(len(seed_values(runs, metric)) for runs in keyed.values())
+    return (
+        f"timing could not be compared: all {measured} runs that measured it had contaminated timing "
+        "(another process, CPU steal or scattered steps; see Timing quality)"
+    )
+
+
+def floored_tasks(keyed: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:
+    """(the retained tasks, those every run scored 0 on before training: nothing there could be forgotten)."""
+    runs = [run for side in keyed.values() for run in side]
+    retained = retained_tasks(runs)
+    return retained, [task for task in retained if all(run.value(f"accuracy_before.{task}") == 0 for run in runs)]
+
+
+def forgetting_floor(keyed: dict[str, list[RunResult]], metric: str) -> str | None:
+    """Why mean forgetting cannot be measured, where every retained task was at 0 before training in every run
+    (a floor: nothing to forget, so "least forgetting" would name a winner by chance); else None."""
+    if metric != "forgetting.mean" or not keyed:
+        return None
+    retained, floors = floored_tasks(keyed)
+    if not retained or floors != retained:
+        return None
+    return (
+        f"forgetting cannot be measured: every retained task ({', '.join(retained)}) scored 0 before training "
+        "in every run, so there was nothing to forget (floor)"
+    )
+
+
+def floor_note(keyed: dict[str, list[RunResult]], metric: str) -> str:
+    """Where some retained tasks were at 0 before training: mean forgetting averages them in at no risk."""
+    floors = floored_tasks(keyed)[1] if metric == "forgetting.mean" and keyed else []
+    return f"{', '.join(floors)}: 0 before training, nothing to forget there (floor)" if floors else ""
+
+
+def merged_lower(keyed: dict[str, list[RunResult]], metric: str, best: pd.Series) -> str:
+    """Where a strategy's merged model (its update folded into the weights: `latency.merged.*`) beats the
+    unmerged winner of a latency question, which a deployment that merges would see: that, in words."""
+    if not metric.startswith("latency.") or metric.startswith("latency.merged."):
+        return ""
+    merged = "latency.merged." + metric.removeprefix("latency.")
+    means, unit = {}, ""
+    for strategy, runs in keyed.items():
+        clean = [run for run in clean_timing_runs(runs) if merged in run.metrics]
+        values = [value for _, value in seed_values(clean, merged)]
+        if values:
+            means[strategy], unit = sum(values) / len(values), clean[0].metrics[merged].unit
+    if not means or min(means.values()) >= float(best["mean"]):
+        return ""
+    lowest = min(means, key=lambda strategy: (means[strategy], strategy))
+    return f"merged, {lowest} is lower: {fmt(means[lowest])} {unit} ({merged}: its update folded into the weights)"
+
+
+def seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
+    """(seed, value) of each of a strategy's runs that measured the metric."""
+    found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
+    return [(seed, float(value)) for seed, value in found if value is not None]
