@@ -165,3 +165,17 @@ def test_a_plugin_strategy_without_the_protocol_is_refused_naming_what_it_lacks(
     plugin = _module(tmp_path, monkeypatch, "u_half", text)
     with pytest.raises(SuiteError, match=r"strategy 'half' lacks objective, save \(the protocol: docs/strategies.md\)"):
         parse_suite(fast_suite("half", ["half"], plugins=[plugin]))
+
+
+def test_bench_ls_lists_what_plugins_register(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`bench ls` could not show a plugin's strategies: it took no suite and imported no plugin."""
+    from bench.cli.main import main
+    from bench.strategies import STRATEGIES
+
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    plugin = _module(tmp_path, monkeypatch, "u_ls_lora", PLUGIN_STRATEGY.format(scale=1))
+    assert main(["ls", "--plugins", plugin]) == 0
+    assert "my-lora" in capsys.readouterr().out
+    assert main(["ls", "--plugins", "u_not_there"]) == 2
+    assert "plugins: cannot import 'u_not_there'" in " ".join(capsys.readouterr().err.split())

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.cli.output import console, errors
+from bench.cli.output import console, errors, plain
 from bench.registry import unknown_name_message
 from bench.spec import Execution, ModelSpec, TaskSpec
 from bench.suite import Suite, SuiteError, load_suite, read_yaml
@@ -156,7 +156,12 @@ def _ls(args: argparse.Namespace) -> int:
     from bench.backends import BACKENDS
     from bench.models.tiny import PRESETS
     from bench.strategies import STRATEGIES
+    from bench.suite import plugin_problems
     from bench.tasks import task_names
+
+    if problems := plugin_problems([name for name in args.plugins.split(",") if name.strip()]):
+        plain("bench ls: " + "; ".join(problems))
+        return 2
 
     console.print("[bold]strategies[/bold]")
     for name in STRATEGIES.names():
@@ -187,4 +192,10 @@ def add_parsers(commands: Any) -> None:
     validate.set_defaults(handler=_validate)
 
     ls = commands.add_parser("ls", help="list strategies, model presets, tasks, backends and executors")
+    ls.add_argument(
+        "--plugins",
+        default="",
+        metavar="MODULE[,MODULE]",
+        help="import these modules first (a suite's `plugins:`), so that what they register is listed too",
+    )
     ls.set_defaults(handler=_ls)
