@@ -224,7 +224,8 @@ def _kept(
     if changed := changed_data(stored.model, spec, digests):
         if tell:
             files = ", ".join(f"{role} ({data_files(spec).get(role, 'no longer named')})" for role in changed)
-            print(f"bench: {spec.label} seed={spec.seed}: data changed since its stored run: {files}; running it again",
+            print(f"bench: {spec.label} seed={spec.seed}: data (or plugin code) changed since its stored run: {files};"
+                  " running it again",
                   file=sys.stderr)  # fmt: skip
         return None
     if changed := model_changes(stored.model, spec.model, digests):

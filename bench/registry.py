@@ -23,6 +23,13 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+def _defined_as(target: str) -> tuple[str, str]:
+    """("module", "attribute") of a "package.module:attribute" target: its last module name and attribute,
+    which a module imported under two package paths shares."""
+    module, _, attribute = target.partition(":")
+    return module.rpartition(".")[2], attribute
+
+
 class Registry(Generic[T]):
     """Maps a name to "module:attribute"; the module is imported only when the name is used."""
 
@@ -32,21 +39,32 @@ class Registry(Generic[T]):
         self._loaded: dict[str, T] = {}
 
     def register(self, name: str, target: str) -> None:
-        self._refuse_taken(name, target)
+        if self._targets.get(name) == target:  # the same line run again
+            return
+        self._refuse_taken(name, _defined_as(target))
         self._targets[name] = target
+        self._loaded.pop(name, None)
 
     def add(self, name: str, obj: T) -> None:
         """Register an already imported object (plugins, tests)."""
-        if self._loaded.get(name) is obj:
-            return
-        self._refuse_taken(name, f"<object {name}>")
+        kind = obj if isinstance(obj, type) else type(obj)
+        self._refuse_taken(name, (kind.__module__.rpartition(".")[2], kind.__qualname__))
         self._targets[name] = f"<object {name}>"
         self._loaded[name] = obj
 
-    def _refuse_taken(self, name: str, target: str) -> None:
-        """A name stands for one thing: a plugin that reused a built-in's name would replace it without a word
-        (runs labelled `lora` training something else)."""
-        if name in self._targets and self._targets[name] != target:
+    def _refuse_taken(self, name: str, defined: tuple[str, str]) -> None:
+        """A name stands for one thing: a plugin that reused a built-in's (or another plugin's) name would
+        replace it without a word (runs labelled `lora` training something else). The same definition again
+        (a module imported twice, under two names, or reloaded) is no clash."""
+        if name not in self._targets:
+            return
+        loaded = self._loaded.get(name)
+        if loaded is not None:
+            kind = loaded if isinstance(loaded, type) else type(loaded)
+            before = (kind.__module__.rpartition(".")[2], kind.__qualname__)
+        else:
+            before = _defined_as(self._targets[name])
+        if before != defined:
             raise ValueError(f"{self.kind} {name!r} is already registered; register yours under a name of its own")
 
     def names(self) -> list[str]:

@@ -243,7 +243,12 @@ def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
         if options is not None and not isinstance(options, dict):
             problems.append(f"{where}.{name}: expected a mapping of options, got {options!r}")
             continue
-        if lacking := _lacking(STRATEGIES.get(name)):  # a plugin's: bench's own are held to it by their tests
+        try:
+            strategy = STRATEGIES.get(name)
+        except Exception as error:  # a plugin's lazily registered module that fails as it is imported
+            problems.append(f"{where}: strategy {name!r} cannot be loaded: {type(error).__name__}: {error}")
+            continue
+        if lacking := _lacking(strategy):  # a plugin's: bench's own are held to it by their tests
             problems.append(f"{where}: strategy {name!r} lacks {', '.join(lacking)} (the protocol: docs/strategies.md)")
             continue
         try:

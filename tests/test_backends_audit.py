@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.backends.local import OWNER_FILE, remove_orphans, work_folder
+from bench.backends.local import OWNER_FILE, _pid_namespace, remove_orphans, work_folder
 from bench.cli import main as cli
 from bench.executors.base import Job
 from bench.plan import plan
@@ -24,10 +24,10 @@ from bench.suite import SuiteError, parse_suite
 from tests.conftest import fast_suite
 
 
-def _owned(root: Path, name: str, host: str, pid: int) -> Path:
+def _owned(root: Path, name: str, host: str, pid: int, namespace: str | None = None) -> Path:
     folder = root / name
     (folder / "tmp").mkdir(parents=True)
-    (folder / OWNER_FILE).write_text(f"{host} {pid}")
+    (folder / OWNER_FILE).write_text(f"{host} {pid} {namespace or _pid_namespace()}")
     return folder
 
 
@@ -39,11 +39,14 @@ def test_work_folders_whose_owner_died_are_removed_by_the_next_run(tmp_path: Pat
     dead = _owned(tmp_path, "bench-run-dead", here, ended.pid)
     alive = _owned(tmp_path, "bench-run-alive", here, os.getpid())
     elsewhere = _owned(tmp_path, "bench-run-elsewhere", "another-host", ended.pid)  # /tmp shared with another host
+    # a container sharing /tmp and the host name, with pids of its own: its pid says nothing here
+    contained = _owned(tmp_path, "bench-run-contained", here, ended.pid, namespace="4026531836")
     unowned = tmp_path / "bench-run-old"  # made before owners were written: left alone
     unowned.mkdir()
     with work_folder() as folder:
-        assert Path(folder, OWNER_FILE).read_text() == f"{here} {os.getpid()}"
+        assert Path(folder, OWNER_FILE).read_text() == f"{here} {os.getpid()} {_pid_namespace()}"
         assert not dead.exists() and alive.exists() and elsewhere.exists() and unowned.exists()
+        assert contained.exists() or _pid_namespace() == "4026531836"
     assert not Path(folder).exists()
     assert remove_orphans() == []
 

@@ -67,7 +67,7 @@ def test_a_stored_run_is_reused_while_its_data_holds_and_runs_again_once_edited(
     _write_rows(data, ROWS[18:])  # the user dropped rows: same path, same run id
     assert _kept(store, spec, "x86_64-2c-cpu", set(), {}, tell=True) is None
     said = capsys.readouterr().err
-    assert "data changed since its stored run: task:sums" in said and str(data) in said
+    assert "data (or plugin code) changed since its stored run: task:sums" in said and str(data) in said
 
 
 def test_a_record_from_before_data_digests_is_reused_as_before(tmp_path: Path):

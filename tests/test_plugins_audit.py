@@ -35,6 +35,19 @@ def test_a_name_stands_for_one_thing() -> None:
     registry.register("lora", "bench.strategies.lora:LoRA")
     with pytest.raises(ValueError, match="already registered"):
         registry.register("lora", "elsewhere:LoRA")
+    registry.register("self", "selfreg:STRATEGY")
+    registry.register("self", "plug.selfreg:STRATEGY")  # one module imported under two package paths
+
+    class First:
+        pass
+
+    class Second:
+        pass
+
+    registry.add("oft", First())
+    registry.add("oft", First())  # reloaded: another instance of the same definition
+    with pytest.raises(ValueError, match="strategy 'oft' is already registered"):
+        registry.add("oft", Second())  # another plugin's strategy under the same name
 
 
 def test_a_plugin_that_reuses_a_built_in_name_is_a_suite_problem(tmp_path: Path, monkeypatch) -> None:
@@ -78,8 +91,11 @@ def test_recommend_for_a_larger_model_estimates_a_plugin_strategy(tmp_path: Path
     """`bench recommend --model-config` said "oft: no estimate for your model (UnknownNameError ...)": the records
     name their plugins, and the estimate imports them as the run did."""
     from bench.recommend import recommend
+    from bench.strategies import STRATEGIES
     from tests.synthetic_records import make_record
 
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))  # the plugin's name goes with the test
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
     plugin = _module(
         tmp_path,
         monkeypatch,
@@ -179,3 +195,35 @@ def test_bench_ls_lists_what_plugins_register(tmp_path: Path, monkeypatch, capsy
     assert "my-lora" in capsys.readouterr().out
     assert main(["ls", "--plugins", "u_not_there"]) == 2
     assert "plugins: cannot import 'u_not_there'" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_strategy_registered_as_a_class_is_digested_by_its_own_module(tmp_path: Path, monkeypatch) -> None:
+    """A class registered itself (not an instance) was digested by its metaclass's module (`abc`), or not at all."""
+    from bench.strategies import STRATEGIES
+    from bench.tasks.fingerprint import plugin_source
+
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    text = (
+        "import abc\nfrom bench.strategies import STRATEGIES\n\n\nclass Plain(abc.ABC):\n    pass\n\n\n"
+        "STRATEGIES.add('plain', Plain)\n"
+    )
+    plugin = _module(tmp_path, monkeypatch, "u_class", text)
+    __import__(plugin)
+    assert plugin_source("plain") == (plugin, str(tmp_path / "u_class.py"))
+
+
+def test_a_lazily_registered_plugin_strategy_that_fails_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    from bench.strategies import STRATEGIES
+
+    monkeypatch.setattr(STRATEGIES, "_targets", dict(STRATEGIES._targets))
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    _module(tmp_path, monkeypatch, "u_lazy_target", "raise RuntimeError('half written')\n")
+    plugin = _module(
+        tmp_path,
+        monkeypatch,
+        "u_lazy",
+        "from bench.strategies import STRATEGIES\nSTRATEGIES.register('lazy', 'u_lazy_target:X')\n",
+    )
+    with pytest.raises(SuiteError, match=r"strategy 'lazy' cannot be loaded: RuntimeError: half written"):
+        parse_suite(fast_suite("lazy", ["lazy"], plugins=[plugin]))

@@ -131,6 +131,21 @@ def test_the_latency_answer_says_where_a_merged_model_is_lower() -> None:
 
     records = [merged(r, 5.0) if r.label == "lora" else r for r in make_set()]  # full 9 ms, lora 13 unmerged
     found = next(a for a in aggregate.answers(records) if a.question == "Lowest latency")
-    assert found.winner == "full" and "merged, lora is lower: 5 ms (latency.merged.ttft_ms.p50" in found.note
+    assert found.winner == "full" and "merged, lora is lower by means (untested): 5 ms (latency.merged" in found.note
     slower = [merged(r, 12.0) if r.label == "lora" else r for r in make_set()]
     assert "merged" not in next(a for a in aggregate.answers(slower) if a.question == "Lowest latency").note
+
+
+def test_a_seed_whose_figure_is_not_finite_does_not_decide_a_per_hardware_answer() -> None:
+    import math
+
+    from bench.records.results import Metric
+
+    cpu = make_set(labels=("full", "lora"))
+    broken = cpu[-1]  # lora seed 2
+    metric = Metric(value=math.nan, unit="MiB", higher_is_better=False)
+    cpu[-1] = broken.model_copy(update={"metrics": {**broken.metrics, "memory.train.host_peak_mib": metric}})
+    gpu = on(make_set(labels=("full",)), "x86_64-16c-1x-nvidia-h200", GPU)  # asked per hardware
+    found = {a.question: a for a in aggregate.answers(cpu + gpu)}
+    least = found["Least memory (training peak) (on x86_64-2c-cpu)"]
+    assert least.winner == "lora @ x86_64-2c-cpu" and math.isfinite(least.winner_mean)  # 600 MiB, finite seeds

@@ -232,19 +232,30 @@ def work_folder(prefix: str = "bench-run-") -> tempfile.TemporaryDirectory:
     next run on this host: the folders whose owner is no longer alive."""
     remove_orphans(prefix)
     folder = tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
-    Path(folder.name, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+    Path(folder.name, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()} {_pid_namespace()}")
     return folder
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (its inode): a pid means one process only within one namespace (containers
+    that share /tmp and a host name have their own); "unknown" where it cannot be read."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "unknown"
+
+
 def remove_orphans(prefix: str = "bench-run-") -> list[Path]:
-    """Remove the work folders under the temporary directory whose owner process (on this host) has ended."""
-    removed = []
+    """Remove the work folders under the temporary directory whose owner process has ended: one of this host
+    and this PID namespace (another's pids cannot be told alive from here: its folders stay)."""
+    removed, namespace = [], _pid_namespace()
     for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
-            host, pid = (folder / OWNER_FILE).read_text().split()
+            host, pid, owner_namespace = (folder / OWNER_FILE).read_text().split()
         except (OSError, ValueError):  # not ours, not readable, or made before owners were written
             continue
-        if host == socket.gethostname() and not _alive(int(pid)):
+        ours = host == socket.gethostname() and owner_namespace == namespace != "unknown"
+        if ours and not _alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

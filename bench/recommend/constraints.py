@@ -85,7 +85,8 @@ DIMENSIONS: tuple[tuple[str, Callable[[Candidate], float | None], bool, str], ..
 
 # A whole-process memory peak (host RSS, NVML, CUDA reserved) moves between seeds of one strategy with the
 # allocator's caching, the libraries' own allocations and when the peak is sampled: the worst seed's host RSS
-# spreads 2% (median) and up to 7% over the seeds in results/, so a smaller difference claims no "less memory"
+# spreads 2% (median) and beyond 5% in a fifth of the strategies in results/: a difference under 5% claims no
+# "less memory" (one larger can still be seed spread: the figure is a worst seed, not a test)
 MEMORY_NOISE = 0.05
 
 

@@ -102,10 +102,13 @@ def merged_lower(keyed: dict[str, list[RunResult]], metric: str, best: pd.Series
     if not means or min(means.values()) >= float(best["mean"]):
         return ""
     lowest = min(means, key=lambda strategy: (means[strategy], strategy))
-    return f"merged, {lowest} is lower: {fmt(means[lowest])} {unit} ({merged}: its update folded into the weights)"
+    return (
+        f"merged, {lowest} is lower by means (untested): {fmt(means[lowest])} {unit} ({merged}: its update folded"
+        " into the weights)"
+    )
 
 
 def seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
     """(seed, value) of each of a strategy's runs that measured the metric."""
     found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
-    return [(seed, float(value)) for seed, value in found if value is not None]
+    return [(seed, float(value)) for seed, value in found if value is not None and math.isfinite(value)]

@@ -49,9 +49,10 @@ def plugin_source(strategy: str) -> tuple[str, str] | None:
     from bench.strategies import STRATEGIES
 
     try:
-        module = type(STRATEGIES.get(strategy)).__module__
+        found = STRATEGIES.get(strategy)
     except Exception:  # unknown, or its module fails to import: the run says why
         return None
+    module = found.__module__ if isinstance(found, type) else type(found).__module__  # a class, or an instance
     source = getattr(sys.modules.get(module), "__file__", None)
     return None if module.split(".")[0] == "bench" or not source else (module, source)
 
