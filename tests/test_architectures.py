@@ -21,7 +21,7 @@ from bench.strategies import STRATEGIES, NotApplicable, PrepareContext
 from bench.suite import Budget, TaskSpec, Training
 from bench.tasks import load_task
 from bench.training.train import TrainRequest, train
-from tests.tiny_architectures import ARCHITECTURES, SKIPPED, TOKENIZER, config_of
+from tests.tiny_architectures import ARCHITECTURES, TOKENIZER, config_of, skipped_strategies
 
 
 @pytest.mark.parametrize("architecture", list(ARCHITECTURES))
@@ -37,7 +37,7 @@ def test_every_strategy_is_estimated_on_each_architecture_or_says_why_not(archit
             skipped.add(strategy)
             continue
         peaks[strategy] = estimate.components.peak()
-    assert skipped == SKIPPED.get(architecture, set())
+    assert skipped == skipped_strategies(architecture)
     assert all(peak and peak > 0 for peak in peaks.values()), peaks
 
 

@@ -197,5 +197,18 @@ SKIPPED = {
 }
 
 
+def skipped_strategies(architecture: str) -> set[str]:
+    """The strategies that say why they cannot apply to the architecture, with the installed PEFT: from 0.22
+    its "all-linear" reaches Qwen2-MoE's fused expert weights (lora.ParamWrapper), which DoRA cannot train
+    (bench/strategies/dora.py says so); 0.21 left them out."""
+    import peft
+    from packaging.version import Version
+
+    found = set(SKIPPED.get(architecture, set()))
+    if architecture == "qwen2_moe" and Version(peft.__version__) >= Version("0.22"):
+        found.add("dora")
+    return found
+
+
 def config_of(architecture: str, vocab_size: int = 512):
     return AutoConfig.for_model(architecture, vocab_size=vocab_size, **ARCHITECTURES[architecture])
