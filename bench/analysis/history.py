@@ -9,7 +9,6 @@ counted. Where each series' level shifted: bench/analysis/change_points.py.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ from bench.analysis.change_points import (
     Series,
     change_points,
 )
+from bench.analysis.timing import clean_timing_runs
 from bench.records.results import RunResult
 from bench.records.store import Skipped, scan_records, tell_skipped
 
@@ -109,11 +109,10 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
     for key, group in groups.items():
         name = key[3]
         timing = stats.matches(name, stats.TIMING)
-        clean = [r for r in group if not (timing and r.timing_contaminated)]
+        clean = clean_timing_runs(group) if timing else list(group)
         # oldest first, so that the newest run of a seed repeated in one folder is the one that stands for it
         clean.sort(key=lambda r: (r.started_at or "", r.run_id))
-        kept = [(r, r.metrics[name].value) for r in clean]
-        kept = [(r, value) for r, value in kept if value is not None and math.isfinite(value)]
+        kept = [(r, value) for r in clean if (value := r.finite(name)) is not None]
         if not kept:
             continue
         first = group[0]

@@ -4,8 +4,6 @@ runs whose timing was contaminated by other load. docs/statistics.md says why ea
 
 from __future__ import annotations
 
-import math
-
 from bench.analysis import stats
 from bench.records.results import RunResult
 
@@ -139,14 +137,9 @@ def timing_unrecorded(runs: list[RunResult], metric: str | None) -> int:
     their contamination is unknown; metric None: every ok run (the report's Timing quality section, which
     counts against all ok runs)."""
     return sum(
-        run.status == "ok" and run.timing_quality is None and (metric is None or _measured(run, metric)) for run in runs
+        run.status == "ok" and run.timing_quality is None and (metric is None or run.finite(metric) is not None)
+        for run in runs
     )
-
-
-def _measured(run: RunResult, metric: str) -> bool:
-    """The run recorded a finite value of the metric."""
-    value = run.value(metric)
-    return value is not None and math.isfinite(value)
 
 
 def contaminated_runs(runs: list[RunResult], side: str) -> list[str]:

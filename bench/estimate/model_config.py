@@ -106,9 +106,22 @@ def fixed_default_fields(config_class: Any) -> tuple[str, ...]:
     return tuple(fixed)
 
 
+def _aliases(config_class: Any) -> dict[str, str]:
+    """The class's other names of its fields (GPT-2's n_embd for hidden_size), alias -> field."""
+    return getattr(config_class, "attribute_map", {}) or {}
+
+
+def _text_part(config_class: Any, raw: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(class, file fields) of the text model: a model with one inside (Llava, Gemma 3) by its text_config."""
+    sub = getattr(config_class, "sub_configs", {}).get("text_config")
+    if isinstance(raw.get("text_config"), dict) and isinstance(sub, type) and hasattr(sub, "model_type"):
+        return sub, raw["text_config"]
+    return config_class, raw
+
+
 def _names_of(config_class: Any, name: str) -> set[str]:
     """Every name a config file may give the field `name` under: its own and the class's aliases of it."""
-    aliases = getattr(config_class, "attribute_map", {}) or {}
+    aliases = _aliases(config_class)
     own = aliases.get(name, name)
     return {name, own} | {alias for alias, target in aliases.items() if target == own}
 
@@ -117,9 +130,7 @@ def missing_shape(config_class: Any, raw: dict[str, Any]) -> list[str]:
     """The SHAPE_FIELDS the class declares (not those it derives, as Nemotron-H its layer count), and its
     fixed_default_fields, that `raw` leaves out under all of their names; a model with a text model inside
     (Llava, Gemma 3) is judged by its text_config."""
-    sub = getattr(config_class, "sub_configs", {}).get("text_config")
-    if isinstance(raw.get("text_config"), dict) and isinstance(sub, type) and hasattr(sub, "model_type"):
-        config_class, raw = sub, raw["text_config"]
+    config_class, raw = _text_part(config_class, raw)
     defaults = _build(config_class)
     if defaults is None:
         return []
@@ -155,7 +166,7 @@ def check_shape_values(config: Any, where: str) -> None:
     """Refuses, naming `where`, the fields and their values, sizes a model cannot be built with: one below
     1 (_refuse_sizes), or query heads that the key/value heads do not divide."""
     text = _text_config(config)
-    aliases = getattr(type(text), "attribute_map", {}) or {}
+    aliases = _aliases(type(text))
     _refuse_sizes(lambda name: _read(text, name), aliases, where)
     heads, kv_heads = _read(text, "num_attention_heads"), _read(text, "num_key_value_heads")
     if _is_count(heads) and _is_count(kv_heads) and kv_heads > 0 and heads % kv_heads:
@@ -167,15 +178,12 @@ def check_shape_values(config: Any, where: str) -> None:
 
 def _check_stated_sizes(config_class: Any, raw: dict[str, Any], where: str) -> None:
     """_refuse_sizes on the file's own values, before transformers builds (and warns about) the config."""
-    sub = getattr(config_class, "sub_configs", {}).get("text_config")
-    if isinstance(raw.get("text_config"), dict) and isinstance(sub, type) and hasattr(sub, "model_type"):
-        config_class, raw = sub, raw["text_config"]
-    aliases = getattr(config_class, "attribute_map", {}) or {}
+    config_class, raw = _text_part(config_class, raw)
 
     def stated(name: str) -> Any:
         return next((raw[each] for each in _names_of(config_class, name) if each in raw), None)
 
-    _refuse_sizes(stated, aliases, where)
+    _refuse_sizes(stated, _aliases(config_class), where)
 
 
 def learned_positions(model: Any, config: Any) -> tuple[str, int] | None:
@@ -191,8 +199,7 @@ def learned_positions(model: Any, config: Any) -> tuple[str, int] | None:
     tokens = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     for module in model.modules():
         if isinstance(module, torch.nn.Embedding) and module is not tokens and module.num_embeddings - limit in (0, 2):
-            aliases = getattr(type(text), "attribute_map", {}) or {}
-            return aliases.get("max_position_embeddings", "max_position_embeddings"), limit
+            return _aliases(type(text)).get("max_position_embeddings", "max_position_embeddings"), limit
     return None
 
 

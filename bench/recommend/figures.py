@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -169,8 +168,7 @@ class Recommendation:
 
 
 def _value(record: RunResult, metric: str | None) -> float | None:
-    value = record.value(metric) if metric else None
-    return None if value is None or not math.isfinite(value) else float(value)
+    return record.finite(metric) if metric else None
 
 
 def _missing_reason(records: list[RunResult], metric: str | None) -> str:

@@ -7,6 +7,7 @@ This module must never import torch: reports and comparisons rebuild from record
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -184,6 +185,12 @@ class RunResult(Record):
         """The metric's value, or None when the run did not record it or recorded it missing."""
         found = self.metrics.get(metric)
         return None if found is None else found.value
+
+    def finite(self, metric: str) -> float | None:
+        """The metric's value where it is a finite number, else None (not recorded, missing, NaN or infinite):
+        what a mean, a ranking or a test may use."""
+        value = self.value(metric)
+        return None if value is None or not math.isfinite(value) else float(value)
 
     @property
     def timing_contaminated(self) -> bool:

@@ -18,30 +18,25 @@ if TYPE_CHECKING:
 def clean_timing(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> tuple[pd.DataFrame, str]:
     """A timing metric's rows over each strategy's runs whose timing was not contaminated (a strategy with none
     left is not ranked), and what was left out, in words."""
-    measured = {strategy: seed_values(keyed.get(strategy, []), metric) for strategy in rows["strategy"]}
-    clean = {
-        strategy: [v for _, v in seed_values(clean_timing_runs(keyed.get(strategy, [])), metric)]
-        for strategy in rows["strategy"]
-    }
-    rows = rows.assign(
-        values=[clean[s] for s in rows["strategy"]],
-        n=[len(clean[s]) for s in rows["strategy"]],
-        mean=[sum(clean[s]) / len(clean[s]) if clean[s] else math.nan for s in rows["strategy"]],
-    )
+    strategies = list(rows["strategy"])
+    clean = {strategy: clean_timing_runs(keyed.get(strategy, [])) for strategy in strategies}
+    measured = {strategy: len(seed_values(keyed.get(strategy, []), metric)) for strategy in strategies}
+    counted = {strategy: len(seed_values(clean[strategy], metric)) for strategy in strategies}
     said = []
-    dropped = sum(len(measured[s]) - len(clean[s]) for s in clean)
+    dropped = sum(measured[s] - counted[s] for s in strategies)
     if dropped:
-        unranked = sorted(s for s in clean if not clean[s])
+        unranked = sorted(s for s in strategies if not counted[s])
         said.append(f"{dropped} run{'s' * (dropped > 1)} with contaminated timing left out")
         said[-1] += f" ({', '.join(unranked)}: no clean run, not ranked)" if unranked else ""
-    unknown = timing_unrecorded([r for s in clean for r in keyed.get(s, [])], metric)
+    unknown = timing_unrecorded([r for s in strategies for r in keyed.get(s, [])], metric)
     if unknown:
         said.append(f"timing quality not recorded for {unknown} run{'s' * (unknown > 1)}: contamination unknown")
-    return rows[rows["n"] > 0], "; ".join(said)
+    return over_runs(rows, clean, metric), "; ".join(said)
 
 
 def over_runs(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str) -> pd.DataFrame:
-    """A metric's rows over each strategy's runs in `keyed` (those of one hardware): values, n and mean."""
+    """A metric's rows over each strategy's runs in `keyed` (those of one hardware, or with clean timing):
+    values, n and mean; a strategy with none is not ranked."""
     values = {strategy: [v for _, v in seed_values(keyed.get(strategy, []), metric)] for strategy in rows["strategy"]}
     rows = rows.assign(
         values=[values[s] for s in rows["strategy"]],
@@ -110,5 +105,4 @@ def merged_lower(keyed: dict[str, list[RunResult]], metric: str, best: pd.Series
 
 def seed_values(runs: list[RunResult], metric: str) -> list[tuple[int, float]]:
     """(seed, value) of each of a strategy's runs that measured the metric."""
-    found = [(run.seed, run.metrics[metric].value) for run in runs if metric in run.metrics]
-    return [(seed, float(value)) for seed, value in found if value is not None and math.isfinite(value)]
+    return [(run.seed, value) for run in runs if (value := run.finite(metric)) is not None]
