@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from bench.analysis import quality, stats
+from bench.analysis.environment import environment_changes
 from bench.analysis.gate import control_family, min_effect_for, quality_verdict
 from bench.analysis.snapshot import load_set
 from bench.analysis.spec_keys import spec_diff, spec_key
@@ -275,6 +276,7 @@ def compare_records(
     result = Comparison(baseline_name, candidate_name, alpha=alpha)
     qualify = max(len({r.suite for r in baseline}), len({r.suite for r in candidate})) > 1
     base_groups, cand_groups = _by_strategy(baseline, qualify), _by_strategy(candidate, qualify)
+    compared: dict[str, list[RunResult]] = {"baseline": [], "candidate": []}
     for strategy in sorted(set(base_groups) | set(cand_groups)):
         if strategy not in cand_groups:
             result.issues.append(RunIssue(strategy, "only in baseline", "no candidate run"))
@@ -301,9 +303,12 @@ def compare_records(
                     result.issues.append(RunIssue(strategy, kind, f"seed {run.seed}: {run.reason}", gating=broke))
             _missing_seeds(strategy, base_runs, cand_runs, result)
             if base_ok and cand_ok:
+                compared["baseline"] += base_ok
+                compared["candidate"] += cand_ok
                 _compare_runs(
                     strategy, base_ok, cand_ok, result, patterns, thresholds, adjust_timing, min_effects or {}
                 )
+    result.environment = environment_changes(compared["baseline"], compared["candidate"])
     if control:
         control_family(result)
     return result

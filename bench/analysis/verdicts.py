@@ -8,6 +8,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bench.analysis.environment import EnvironmentChange
+
 BETTER, WORSE, SAME, NOISE = "better", "worse", "no change", "~ noise"
 UNKNOWN, MISSING, NOT_COMPARABLE = "cannot tell", "missing", "not comparable"
 ALL_STRATEGIES = "all strategies"  # bench ab's suite-level timing rows
@@ -91,6 +93,8 @@ class Comparison:
     # per side ("baseline", "candidate"), the files under its folder that may be records but could not be
     # read ("<path>: <reason>"): the comparison may be missing runs (bench compare exits 2 for the candidate's)
     unreadable: dict[str, list[str]] = field(default_factory=dict)
+    # what differs between the compared runs besides what is compared: commit, packages, Python, hardware
+    environment: list[EnvironmentChange] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[MetricChange]:
@@ -129,6 +133,7 @@ class Comparison:
                 "issues": [asdict(issue) for issue in self.issues],
                 "bad_input": [f"{issue.strategy}: {issue.detail}" for issue in self.bad_input],
                 "unreadable": self.unreadable,
+                "environment_changes": [asdict(change) for change in self.environment],
             }
         )
 

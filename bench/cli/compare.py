@@ -75,7 +75,7 @@ def _thresholds(pairs: list[str], flag: str = "--threshold", percent: bool = Tru
 
 def _compare(args: argparse.Namespace) -> int:
     from bench.api import compare
-    from bench.cli.console import comparison_table
+    from bench.cli.console import comparison_table, environment_lines
 
     try:
         result = compare(
@@ -98,6 +98,8 @@ def _compare(args: argparse.Namespace) -> int:
     wide.print(comparison_table(result, show_unchanged=args.all))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
     console.print(f"{len(result.changes)} metrics compared: {counts or 'none'}")
+    for line in environment_lines(result):
+        plain(line, to=console)
     for path in (args.json, args.html):
         if path:
             console.print(f"written: {path}")

@@ -160,6 +160,18 @@ def comparison_table(comparison: Comparison, show_unchanged: bool = False) -> An
 FOOTNOTE_LENGTH = 60  # a part of a note this long, said on two rows or more, is said once under the table
 
 
+def environment_lines(comparison: Comparison) -> list[str]:
+    """What differs between the compared runs besides what is compared, and, on a regression, that more than
+    the code changed: a new package or other hardware is a cause to rule out before the commit."""
+    if not comparison.environment:
+        return []
+    lines = ["the sides' runs differ in: " + "; ".join(change.text() for change in comparison.environment)]
+    besides_code = [change.text() for change in comparison.environment if change.name != "commit"]
+    if comparison.failed and besides_code:
+        lines.append(f"not only the code changed ({'; '.join(besides_code)}): rule that out before the commit")
+    return lines
+
+
 def repeated_parts(notes: list[str]) -> dict[str, int]:
     """The long parts ("; "-separated) that several notes share, numbered in order of first use: the 9-line
     reason one session a side cannot test timing was printed on every timing row."""
