@@ -85,3 +85,48 @@ def test_bench_compare_prints_it_and_writes_it_to_json_and_html(tmp_path: Path):
         {"name": "peft", "baseline": ["0.21.2"], "candidate": ["0.22.0"]}
     ]
     assert "peft 0.21.2 -&gt; 0.22.0" in page.read_text()
+
+
+def test_a_history_change_point_says_what_else_changed_at_it():
+    """A 20% throughput step at the night PEFT changed: the change point carries `peft 0.21.2 -> 0.22.0`
+    (its own commit is said beside it already); the steps without one carry nothing."""
+    from bench.analysis.history import Point, Series, change_points
+
+    old, new = {"peft": ["0.21.2"], "commit": ["a"]}, {"peft": ["0.22.0"], "commit": ["b"]}
+    nights = [[100.0, 101.0, 99.0]] * 6 + [[80.0, 81.0, 79.0]] * 6
+    points = [
+        Point(f"night-{i}", f"c{i}", None, f"2026-11-{i + 1:02d}", runs, environment=old if i < 6 else new)
+        for i, runs in enumerate(nights)
+    ]
+    (change,) = change_points(Series("smoke", "fp", "lora", "train.tokens_per_s", "tokens/s", True, points))
+    assert change.index == 6 and change.worse
+    assert change.environment == ["peft 0.21.2 -> 0.22.0"]
+    same = [Point(p.folder, p.commit, None, p.started_at, p.runs, environment=old) for p in points]
+    (change,) = change_points(Series("smoke", "fp", "lora", "train.tokens_per_s", "tokens/s", True, same))
+    assert change.environment == []
+
+
+def test_bench_history_prints_the_environment_of_a_change(tmp_path: Path):
+    """Through the command: nights filed as the nightly files them, from the seventh on with a new PEFT and
+    half the accuracy; `bench history` names the change with the package, in its table and its --json."""
+    from tests.synthetic_records import make_record
+
+    for night in range(10):
+        worse = night >= 6
+        records = [make_record("lora", seed, scale={"accuracy.cipher": 0.5} if worse else None) for seed in range(6)]
+        if worse:
+            records = _with(records, packages={"peft": "0.22.0"})
+        folder = tmp_path / "smoke" / "fp" / f"2026-11-{night + 1:02d}"
+        folder.mkdir(parents=True)
+        for record in records:
+            update = {"started_at": f"2026-11-{night + 1:02d}T01:00:00+00:00", "run_id": f"{night}-{record.seed}"}
+            record = record.model_copy(update=update)
+            (folder / f"{record.run_id}.json").write_text(record.model_dump_json())
+    out = tmp_path / "history.json"
+    command = [sys.executable, "-m", "bench.cli", "history", str(tmp_path), "--metric", "accuracy.cipher"]
+    done = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (series,) = json.loads(out.read_text())["series"]
+    assert [c["environment"] for c in series["change_points"]] == [["peft 0.21.2 -> 0.22.0"]]
+    assert "environment" not in series["points"][0]  # said per change, not repeated per night
+    assert "peft 0.21.2 -> 0.22.0" in " ".join(done.stdout.split())

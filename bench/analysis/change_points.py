@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from bench.analysis import items, quality, split_tests, stats
+from bench.analysis.environment import differences
 
 PENALTY_FACTOR = 3.0
 DEFAULT_ALPHA = 0.05
@@ -52,6 +53,8 @@ class Point:
     seeds: list[int] = field(default_factory=list)  # the seed of each run; empty: unknown, each run its own
     # the record of each run (quality series built from records): their item outcomes make the item-level test
     records: list[Any] = field(default_factory=list, repr=False, compare=False)
+    # the environment its runs recorded (bench/analysis/environment.py): fact -> values
+    environment: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def mean(self) -> float:
@@ -74,6 +77,9 @@ class ChangePoint:
     # "ratio": after / before - 1 of a positive quantity (geometric means); "points": after - before of an
     # accuracy-like share; "relative": (after - before) / |before|; "absolute": after - before from a level of 0
     scale: str = "relative"
+    # what else changed between the last point before and the first after (`peft 0.21.2 -> 0.22.0`), the
+    # commit apart: a shift that came with a new package or other hardware may not be the code's
+    environment: list[str] = field(default_factory=list)
 
     @property
     def shift_text(self) -> str:
@@ -307,6 +313,11 @@ def _confirm(series: Series, edges: list[int], k: int, alpha: float, min_shift: 
         worse,
         relative=relative,
         scale=found.scale,
+        environment=[
+            change.text()
+            for change in differences(left[-1].environment, right[0].environment)
+            if change.name != "commit"
+        ],
     )
 
 

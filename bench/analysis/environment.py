@@ -41,24 +41,29 @@ def _facts(record: RunResult) -> dict[str, str | None]:
     return facts
 
 
-def _values(records: list[RunResult]) -> dict[str, set[str | None]]:
-    values: dict[str, set[str | None]] = {}
+def environment_of(records: list[RunResult]) -> dict[str, list[str]]:
+    """Each environment fact the runs recorded, with its values over them (sorted; facts none recorded left out)."""
+    values: dict[str, set[str]] = {}
     for record in records:
         for name, value in _facts(record).items():
-            values.setdefault(name, set()).add(value)
-    return values
+            if value is not None:
+                values.setdefault(name, set()).add(value)
+    return {name: sorted(found) for name, found in values.items()}
+
+
+def differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[EnvironmentChange]:
+    """The facts whose values differ, commit first, then Python, the hardware, CUDA and the packages by name.
+    A fact one side never recorded is left out: records of an older schema list fewer packages, and a value
+    that was not recorded is no evidence that it changed."""
+    fixed = ["commit", "python", "hardware", "cuda"]
+    names = fixed + sorted((set(before) | set(after)) - set(fixed))
+    return [
+        EnvironmentChange(name, before[name], after[name])
+        for name in names
+        if name in before and name in after and before[name] != after[name]
+    ]
 
 
 def environment_changes(baseline: list[RunResult], candidate: list[RunResult]) -> list[EnvironmentChange]:
-    """The facts whose recorded values differ between the sides' runs, commit first, then Python, the
-    hardware, CUDA and the packages by name. A fact one side's runs never recorded is left out: records of an
-    older schema list fewer packages, and a value that was not recorded is no evidence that it changed."""
-    base, cand = _values(baseline), _values(candidate)
-    fixed = ["commit", "python", "hardware", "cuda"]
-    names = fixed + sorted((set(base) | set(cand)) - set(fixed))
-    changes = []
-    for name in names:
-        before, after = base.get(name, set()) - {None}, cand.get(name, set()) - {None}
-        if before and after and before != after:
-            changes.append(EnvironmentChange(name, sorted(before), sorted(after)))  # type: ignore[arg-type]
-    return changes
+    """What differs between the environments of two sets of runs (`differences`)."""
+    return differences(environment_of(baseline), environment_of(candidate))

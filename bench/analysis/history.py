@@ -23,6 +23,7 @@ from bench.analysis.change_points import (
     Series,
     change_points,
 )
+from bench.analysis.environment import environment_of
 from bench.analysis.timing import clean_timing_runs
 from bench.records.results import RunResult
 from bench.records.store import Skipped, scan_records, tell_skipped
@@ -43,9 +44,11 @@ class History:
 
 
 def _series_json(series: Series) -> dict[str, Any]:
-    """A series as --json writes it: its points without the records they were read from."""
+    """A series as --json writes it: its points without the records they were read from (and their
+    environment, which each change point says where it changed)."""
     data = {f.name: getattr(series, f.name) for f in fields(series) if f.name not in ("points", "change_points")}
-    data["points"] = [{f.name: getattr(p, f.name) for f in fields(p) if f.name != "records"} for p in series.points]
+    kept = [f.name for f in fields(Point) if f.name not in ("records", "environment")]  # environment: per change
+    data["points"] = [{name: getattr(p, name) for name in kept} for p in series.points]
     data["change_points"] = [asdict(c) for c in series.change_points]
     return data
 
@@ -126,6 +129,7 @@ def _points(folder: Path, runs: list[RunResult], only: str | None):
             left_out=len(group) - len(clean),
             seeds=[r.seed for r, _ in kept],
             records=[] if timing else [r for r, _ in kept],
+            environment=environment_of(group),
         )
         yield key, point, (metric.unit, metric.higher_is_better)
 

@@ -180,6 +180,7 @@ def _history(args: argparse.Namespace) -> int:
         marks = "; ".join(
             f"at night {one.points[c.index].night or c.index + 1} ({(c.commit or '?')[:8]}): {c.shift_text}"
             f" p={c.p:.2g} {'worse' if c.worse else 'better'}"
+            + (f", with {'; '.join(c.environment)}" if c.environment else "")
             for c in one.change_points
         )
         grid.add_row(
@@ -206,7 +207,11 @@ def _history(args: argparse.Namespace) -> int:
         console.print(f"written: {args.json}")
     fresh = new_regressions(history)
     if args.fail_on_new and fresh:
-        names = [f"{s.strategy}: {s.metric} {c.shift_text}" for s, c in fresh]
+        names = [
+            f"{s.strategy}: {s.metric} {c.shift_text}"
+            + (f" (with {'; '.join(c.environment)})" if c.environment else "")
+            for s, c in fresh
+        ]
         errors.print("[bold red]NEW CHANGE POINT (worse)[/bold red] " + "; ".join(names))
         return 1
     return 0
