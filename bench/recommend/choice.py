@@ -3,7 +3,9 @@
 
 A lighter strategy is chosen over the best only where its difference's 95% interval stays within a tolerance
 of it (DEFAULT_TOLERANCE: 2 accuracy points, or 5% of the fastest's tokens/s): a test that fails to reject
-is no evidence that two strategies are equal, and with 2 seeds an interval can admit a 30-point drop."""
+is no evidence that two strategies are equal, and with 2 seeds an interval can admit a 30-point drop. With
+several lighter strategies, each one's bound is held at 97.5% / their number (Bonferroni), as the lightest
+of those that pass is picked."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ from bench.estimate.model import parse_bytes
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.measure.components import MIB
 from bench.recommend.constraints import checks_of, memory_differs, pareto_set
-from bench.recommend.figures import OBJECTIVES, TENSOR_SOURCES, Candidate, Recommendation, _grouped, candidates_from
+from bench.recommend.figures import (
+    ALPHA,
+    OBJECTIVES,
+    TENSOR_SOURCES,
+    Candidate,
+    Recommendation,
+    _grouped,
+    candidates_from,
+)
 from bench.recommend.formatting import (
     _limit,
     _rate,
@@ -110,20 +120,42 @@ def _elsewhere(left_out: list[Candidate], objective: str) -> str:
     return f"; not ranked against {named}, which {verb} timed on other hardware, whose tokens/s do not compare"
 
 
-def _within_tolerance(lighter: list[Candidate], found: dict[str, Difference | None], allowed: float) -> list[Candidate]:
-    """Those of the lighter ones whose difference's two-sided 95% interval stays within the tolerance at its low
-    end (a one-sided 97.5% lower bound: a non-inferiority test); no interval (one seed a side, no spread): no."""
-    return [c for c in lighter if (d := found[c.name]) is not None and d.low >= -allowed]
+def _level(found: dict[str, Difference | None]) -> tuple[float, int]:
+    """(the one-sided level of each non-inferiority test, how many there are): 2.5% over the lighter strategies
+    with an interval (Bonferroni), so that the chance that any one more than the tolerance worse passes, and
+    may be picked, stays within 2.5% however many lighter strategies the suite holds."""
+    tested = sum(difference is not None for difference in found.values())
+    return ALPHA / 2 / max(1, tested), tested
 
 
-def _undecided(candidate: Candidate, found: Difference, objective: str, words: str) -> str:
+def _within_tolerance(
+    lighter: list[Candidate], found: dict[str, Difference | None], allowed: float, level: float
+) -> list[Candidate]:
+    """Those of the lighter ones whose difference's one-sided (1 - level) lower bound stays within the tolerance
+    (a non-inferiority test; at one lighter strategy, the low end of the 95% interval); no interval (one seed a
+    side, no spread): no."""
+    return [c for c in lighter if (d := found[c.name]) is not None and d.low_at(level) >= -allowed]
+
+
+def _held(found: Difference, objective: str, level: float, tested: int) -> str:
+    """Where several lighter strategies were tested: the low end each test held, as a clause."""
+    if tested <= 1:
+        return ""
+    unit = "points" if objective == "accuracy" else "tokens/s"
+    return (
+        f"; {_signed(found.low_at(level), objective)} {unit} at its low end held for the {tested} lighter"
+        " strategies tested at once"
+    )
+
+
+def _undecided(candidate: Candidate, found: Difference, objective: str, words: str, held: str) -> str:
     """The clause for a lighter strategy whose interval reaches past the tolerance but not wholly beyond it: the
     data cannot tell whether it is within the tolerance, so the more accurate (faster) one is kept."""
     unit = "points" if objective == "accuracy" else "tokens/s"
     mde = _signed(found.mde, objective).lstrip("+")
     return (
         f"; {candidate.name} needs less memory ({planned_at(candidate)}) but the data cannot tell whether it is"
-        f" within the {words} of it: {_difference(found, objective)}, detectable >= {mde} {unit})"
+        f" within the {words} of it: {_difference(found, objective)}{held}, detectable >= {mde} {unit})"
     )
 
 
@@ -163,14 +195,16 @@ def choose(
     lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best) and memory_differs(c, best)]
     found = {c.name: pair_difference(best, c, objective, runs) for c in lighter}
     allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
-    close = _within_tolerance(lighter, found, allowed)
+    level, tested = _level(found)
+    close = _within_tolerance(lighter, found, allowed, level)
     if close:
         pick = min(close, key=memory_key)
+        held = _held(found[pick.name], objective, level, tested)  # type: ignore[arg-type]
         return pick, (
             f"{pick.name}: less memory than {best.name}, {best_word} of {scope}"
             f" ({planned_at(pick)} vs {_size(best.planning_mib)}), and within the {words} of it:"
             f" {_shown(pick, objective)} vs {_shown(best, objective)},"
-            f" {_difference(found[pick.name], objective)}; {noise[pick.name].words}){apart}"  # type: ignore[arg-type]
+            f" {_difference(found[pick.name], objective)}{held}; {noise[pick.name].words}){apart}"  # type: ignore[arg-type]
         )
     runner = ranked[1]
     reason = (
@@ -180,7 +214,10 @@ def choose(
     # lighter ones whose interval reaches past the tolerance but not wholly beyond it: the data cannot tell
     undecided = [c for c in lighter if c not in close and (d := found[c.name]) and d.high >= -allowed]
     if undecided:
-        reason += _undecided(undecided[0], found[undecided[0].name], objective, words)  # type: ignore[arg-type]
+        first: Difference = found[undecided[0].name]  # type: ignore[assignment]
+        # the held bound is said where it, not the 95% interval, is what reaches past the tolerance
+        held = _held(first, objective, level, tested) if first.low >= -allowed else ""
+        reason += _undecided(undecided[0], first, objective, words, held)
     return best, reason + apart
 
 

@@ -93,6 +93,16 @@ class Difference:
     low: float
     high: float
     mde: float
+    se: float = math.nan  # with df and floor, the t bound at any level (low_at); nan: the 95% bounds only
+    df: float = math.inf
+    floor: float = -math.inf  # the lowest the difference can be (accuracy: -1); a bound never passes it
+
+    def low_at(self, one_sided: float) -> float:
+        """The one-sided (1 - one_sided) lower bound: `low` at 0.025. Where no t bound is known (a Wilson score
+        interval where every outcome was alike), `low`, whatever the level."""
+        if math.isnan(self.se):
+            return self.low
+        return max(self.mean - stats.t_quantile(1 - one_sided, self.df) * self.se, self.floor)
 
 
 def _runs_of(candidate: Candidate, objective: str, runs: dict[str, list[RunResult]]) -> list[RunResult]:
@@ -114,7 +124,10 @@ def pair_difference(
         found = metric_difference(mine, theirs, metric)
         if found is not None:
             bounded = found.knows_seed_noise and found.se > 0
-            return Difference(found.mean, found.low, found.high, found.mde) if bounded else None
+            if not bounded:
+                return None
+            se = math.nan if found.score is not None else found.se
+            return Difference(found.mean, found.low, found.high, found.mde, se, found.df, found.limits[0])
     measured = [[r for r in side if _value(r, metric) is not None] for side in (mine, theirs)] if metric else []
     if not measured or not all(measured):
         return None
@@ -122,7 +135,8 @@ def pair_difference(
     if isinstance(test, str) or test.scale == "ratio" or test.se == 0:  # no spread: the seeds bound nothing
         return None
     low, high = test.bounds(ALPHA / 2)
-    return Difference(test.effect, low, high, minimum_detectable(test.se, test.df, ALPHA / 2, power=0.8))
+    mde = minimum_detectable(test.se, test.df, ALPHA / 2, power=0.8)
+    return Difference(test.effect, low, high, mde, test.se, test.df)
 
 
 def dimension_noise(a: Candidate, b: Candidate, dimension: str, runs: dict[str, list[RunResult]]) -> Noise:
