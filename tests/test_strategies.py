@@ -197,3 +197,18 @@ def test_strategies_suite_covers_every_supervised_strategy() -> None:
 
     suite = load_suite(SUITE)
     assert set(SFT) <= {entry.name for entry in suite.strategies}
+
+
+def test_bitfit_stores_its_biases_alone(tmp_path: Path) -> None:
+    """What a BitFit task stores beside the shared base model is its biases (the whole model was stored, so its
+    storage.bytes was full fine-tuning's: 357k on the tiny model for 1,152 trainable parameters)."""
+    loaded = fresh()
+    strategy = STRATEGIES.get("bitfit")
+    model = strategy.prepare(loaded.model, strategy.Options(), context(loaded.tokenizer))
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    strategy.save(model, tmp_path / "bitfit")
+    stored = sum(f.stat().st_size for f in (tmp_path / "bitfit").iterdir())
+    tensor_bytes = sum(p.numel() * p.element_size() for p in trained.values())
+    assert tensor_bytes <= stored < tensor_bytes + 16_384  # the tensors and a safetensors header
+    whole = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert stored < whole / 10

@@ -58,7 +58,7 @@ def lm_eval_command(
     elif (model / "config.json").exists():
         arguments = f"pretrained={model}"
     else:
-        return None  # a hand-written bottleneck adapter or trained blocks: bench loads them, lm-eval cannot
+        return None  # a hand-written bottleneck adapter, trained blocks or biases: bench loads them, lm-eval cannot
     arguments += f",tokenizer={folder / 'tokenizer'},dtype={dtype}"
     if model_info.get("trust_remote_code"):  # the suite trusted the model folder's own code
         arguments += ",trust_remote_code=True"

@@ -65,6 +65,30 @@ def save_whole_model(model: Any, directory: Path) -> None:
     model.save_pretrained(directory)
 
 
+TRAINED_WEIGHTS = "trained_parameters.safetensors"
+
+
+def save_trained_parameters(model: Any, directory: Path) -> None:
+    """Only the parameters that trained, for a strategy that trains some of the base model's own weights in
+    place (BitFit's biases): what a task must store beside the shared base model, and what storage.bytes
+    counts. load_trained_parameters puts them back into a fresh base model."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    trained = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+    save_file(trained, str(directory / TRAINED_WEIGHTS))
+
+
+def load_trained_parameters(base_model: Any, directory: Path) -> Any:
+    from safetensors.torch import load_file
+
+    trained = load_file(str(directory / TRAINED_WEIGHTS))
+    unexpected = base_model.load_state_dict(trained, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{directory}: parameters the base model does not have: {unexpected[:5]}")
+    return base_model
+
+
 def save_adapter(model: Any, directory: Path) -> None:
     """A PEFT model saves only its adapter weights and config."""
     model.save_pretrained(directory)

@@ -1,8 +1,10 @@
 """BitFit (Ben Zaken et al. 2022): only the bias terms train; everything else is frozen.
 
 A model without bias terms (Llama without attention_bias/mlp_bias: RMSNorm has none) raises
-NotApplicable, so the run is recorded as skipped instead of training nothing. The updated biases
-live inside the model, so what is stored per task is the whole (merged) model.
+NotApplicable, so the run is recorded as skipped instead of training nothing. What a task must store
+beside the shared base model is its biases alone (the paper's point: 0.1% of the parameters), so that is
+what save() writes and storage.bytes counts; load() puts them back into a fresh base model. (The whole
+model was stored before: a BitFit run's storage was full fine-tuning's.)
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from bench.strategies.base import (
     PrepareContext,
     StrategyOptions,
     freeze_all,
-    load_whole_model,
-    save_whole_model,
+    load_trained_parameters,
+    save_trained_parameters,
 )
 
 
@@ -39,10 +41,10 @@ class BitFit:
         return model
 
     def save(self, model: Any, directory: Path) -> None:
-        save_whole_model(model, directory)
+        save_trained_parameters(model, directory)
 
     def load(self, base_model: Any, directory: Path) -> Any:
-        return load_whole_model(base_model, directory)
+        return load_trained_parameters(base_model, directory)
 
 
 STRATEGY = BitFit()
