@@ -20,10 +20,13 @@ from bench.report.answer_rows import (
     clean_timing,
     floor_note,
     forgetting_floor,
+    gains_text,
     merged_lower,
+    nothing_learned,
     over_runs,
     seed_values,
     uncompared,
+    unlearned,
 )
 from bench.report.family import REPORT_ALPHA, Family, SeedTest, decide, table_pairs
 
@@ -173,13 +176,21 @@ def answer(
     elif hardware is not None:  # the means of this hardware's runs, not of every run of the strategy
         rows = over_runs(rows, keyed, metric)
     unanswered = forgetting_floor(keyed, metric) or (uncompared(keyed, metric) if rows.empty else None)
+    dropped = unlearned(rows, keyed, metric, task)
+    rows = rows[~rows["strategy"].isin(dropped)]
+    if rows.empty and dropped and not unanswered:
+        unanswered = f"not ranked: no strategy learned {task} (mean gain {gains_text(dropped)}), and one that changed"
+        unanswered += " nothing forgets nothing"
     if unanswered:
         return Answer(question.text, metric, unit, higher, note=unanswered, hardware=hardware)
     rows = rows.sort_values(["mean", "strategy"], ascending=[not higher, True], kind="mergesort")
     best = rows.iloc[0]
     base = Answer(question.text, metric, unit, higher, str(best["strategy"]), float(best["mean"]), hardware=hardware)
+    if dropped:
+        left_out = "; ".join(filter(None, [left_out, f"did not learn {task}, not ranked: {gains_text(dropped)} gain"]))
     if len(rows) < 2:
-        return replace(base, note="only one strategy measured this" + (f" ({left_out})" if left_out else ""))
+        only = f"only one strategy learned {task}" if dropped else "only one strategy measured this"
+        return replace(base, note=only + (f" ({left_out})" if left_out else ""))
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     # a share of the runner-up's value, except for differences (forgetting, gain: points), whose base can be ~0
@@ -190,7 +201,8 @@ def answer(
     if _tied(float(best["mean"]), float(second["mean"])):
         beyond, p, note = False, None, "tie"
     note = f"{note} ({left_out})" if left_out else note
-    note = "; ".join(filter(None, [note, floor_note(keyed, metric), merged_lower(keyed, metric, best)]))
+    harmed = nothing_learned(keyed, metric, task)
+    note = "; ".join(filter(None, [harmed, note, floor_note(keyed, metric), merged_lower(keyed, metric, best)]))
     return replace(
         base,
         runner_up=str(second["strategy"]),

@@ -1,6 +1,6 @@
 """The rows an answer of the report ranks and what its note adds: timing over clean runs, one hardware's
-runs, forgetting's floors (nothing to forget), a merged model's lower latency (bench/report/aggregate.py
-asks the questions)."""
+runs, forgetting's floors (nothing to forget), strategies that did not learn the task, a merged model's
+lower latency (bench/report/aggregate.py asks the questions)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,39 @@ def uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
         f"timing could not be compared: all {measured} runs that measured it had contaminated timing "
         "(another process, CPU steal or scattered steps; see Timing quality)"
     )
+
+
+def mean_gains(keyed: dict[str, list[RunResult]], task: str | None) -> dict[str, float]:
+    """Each strategy's mean gain on the learned task (`gain.TASK`: accuracy after minus before, on the same
+    items) over its runs that measured it; a strategy that measured none is left out."""
+    if task is None:
+        return {}
+    gains = {strategy: [v for _, v in seed_values(runs, f"gain.{task}")] for strategy, runs in keyed.items()}
+    return {strategy: sum(values) / len(values) for strategy, values in gains.items() if values}
+
+
+def unlearned(rows: pd.DataFrame, keyed: dict[str, list[RunResult]], metric: str, task: str | None) -> dict[str, float]:
+    """For a forgetting metric, the strategies among `rows` that did not learn the task (mean gain <= 0, by
+    means) with their mean gain: one that did not learn forgets nothing by changing nothing, and would win
+    "least forgetting" for it (an RLHF run below the base model's accuracy did; so did five strategies tied
+    at 0 whose loss stayed where it started). Other metrics: none."""
+    gains = mean_gains(keyed, task) if metric.startswith("forgetting.") else {}
+    return {s: gains[s] for s in sorted(rows["strategy"]) if s in gains and gains[s] <= 0}
+
+
+def gains_text(gains: dict[str, float]) -> str:
+    """ "adapter -3.0, bitfit -5.0 points" """
+    return ", ".join(f"{strategy} {100 * gain:+.1f}" for strategy, gain in gains.items()) + " points"
+
+
+def nothing_learned(keyed: dict[str, list[RunResult]], metric: str, task: str | None) -> str:
+    """For the learned task's accuracy: where no strategy's mean gain is above 0, that, in words (the most
+    accurate is then only the least harmed)."""
+    gains = mean_gains(keyed, task)
+    if metric != f"accuracy.{task}" or not gains or max(gains.values()) > 0:
+        return ""
+    best = 100 * max(gains.values())
+    return f"no strategy learned {task}: no mean gain over the base model is above 0 (the best {best:+.1f} points)"
 
 
 def floored_tasks(keyed: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:

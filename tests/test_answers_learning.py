@@ -1,0 +1,45 @@
+"""The report's answers and strategies that did not learn the task (audit user16): "Least forgetting" went to
+an RLHF run below the base model's accuracy, and to five strategies tied at 0 whose loss never moved;
+"Most accurate" named a winner where no strategy beat the base model."""
+
+from __future__ import annotations
+
+from bench.report.aggregate import answers
+from tests.synthetic_records import make_record, make_set
+
+SEEDS = (0, 1, 2)
+
+
+def _answer(records, question: str):
+    (found,) = [a for a in answers(records) if a.question == question]
+    return found
+
+
+def _stuck(label: str) -> list:
+    """A strategy that changed nothing: no gain on the learned task, nothing forgotten."""
+    values = {"gain.cipher": -0.01, "forgetting.mean": 0.0, "accuracy.cipher": 0.04}
+    return [make_record(label, seed, values=values, noise=0.0) for seed in SEEDS]
+
+
+def test_a_strategy_that_did_not_learn_does_not_win_least_forgetting():
+    """lora changed nothing (forgetting 0.0, gain -1 point); full learned (forgetting -0.5): full is the answer,
+    the only strategy that learned, and lora is named as left out."""
+    found = _answer(make_set(labels=("full",)) + _stuck("lora"), "Least forgetting")
+    assert found.winner == "full"
+    assert found.note.startswith("only one strategy learned cipher")
+    assert "did not learn cipher, not ranked: lora -1.0 points gain" in found.note
+    both = _answer(make_set(labels=("full", "lora")), "Least forgetting")
+    assert both.winner == "lora" and "did not learn" not in both.note  # both learned: ranked as before
+
+
+def test_least_forgetting_is_not_ranked_when_no_strategy_learned():
+    found = _answer(_stuck("full") + _stuck("lora"), "Least forgetting")
+    assert found.winner is None
+    assert found.note.startswith("not ranked: no strategy learned cipher (mean gain full -1.0, lora -1.0 points)")
+
+
+def test_most_accurate_says_when_no_strategy_learned():
+    found = _answer(_stuck("full") + _stuck("lora"), "Most accurate")
+    assert found.note.startswith("no strategy learned cipher: no mean gain over the base model is above 0")
+    learned = _answer(make_set(labels=("full", "lora")), "Most accurate")
+    assert "no strategy learned" not in learned.note
