@@ -105,14 +105,15 @@ def test_both_rlhf_phases_are_measured_and_recorded(rlhf: RunResult):
 
 
 def test_a_chained_run_trains_its_parent_once_then_reuses_it(specs, tmp_path: Path, monkeypatch):
-    import bench.run.alignment
 
-    monkeypatch.setattr(bench.run.alignment, "artefact_folder", lambda run_id: tmp_path / "artefacts" / run_id)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
     spec = specs["dpo-after-sft"]
     assert spec.parent["run_id"] == specs["sft"].run_id
     first = _run(spec, tmp_path / "first")
     assert first.budget["parent"]["cached"] is False and value(first, "train.parent.seconds") > 0
-    assert (tmp_path / "artefacts" / specs["sft"].run_id / "config.json").exists()
+    (cached,) = (tmp_path / "cache" / "artefacts").iterdir()  # the parent's run id and what it read
+    assert cached.name.startswith(specs["sft"].run_id + "-") and (cached / "config.json").exists()
+    assert first.budget["parent"]["folder"] == str(cached)
     second = _run(spec, tmp_path / "second")
     assert second.budget["parent"]["cached"] is True
     assert second.metrics["train.parent.seconds"].value is None
@@ -150,3 +151,21 @@ def test_full_dpo_and_grpo_train_through_the_same_path(tmp_path: Path):
         )  # fmt: skip
         assert outcome.steps == (3 if name == "dpo" else 6), name
         assert all(phase.memory is not None for phase in outcome.phases)
+
+
+def test_a_parent_is_cached_by_what_it_read_not_only_its_spec(tmp_path: Path, monkeypatch):
+    """audit user17: the cache was keyed on the parent's run id (its spec: a file's path, not its contents), so a
+    parent trained on data since edited was reused. The key now holds the base weights' sha256 and the digests
+    of the parent's task files; the preference and retained files it does not train on leave it alone."""
+    from bench.run.alignment import artefact_folder
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    info = {"sha256": "aa", "data_sha256": {"task:sums": "11", "retain:copy": "22", "preference": "33"}}
+    edited = {**info, "data_sha256": {**info["data_sha256"], "task:sums": "12"}}
+    other_pairs = {**info, "data_sha256": {**info["data_sha256"], "preference": "34", "retain:copy": "23"}}
+    folder = artefact_folder("run", info)
+    assert folder.parent == tmp_path / "artefacts" and folder.name.startswith("run-")
+    assert artefact_folder("run", edited) != folder
+    assert artefact_folder("run", {**info, "sha256": "ab"}) != folder
+    assert artefact_folder("run", other_pairs) == folder
+    assert artefact_folder("run") == tmp_path / "artefacts" / "run"  # nothing known of what it read

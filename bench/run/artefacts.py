@@ -103,7 +103,7 @@ def keep_scoring_tasks(folder: Path, tasks: list[Any], model_info: dict[str, Any
     if getattr(spec, "parent", None):  # trained on the parent's merged model, kept in bench's artefact cache
         from bench.run.alignment import artefact_folder
 
-        base = str(artefact_folder(spec.parent["run_id"]))
+        base = str(artefact_folder(spec.parent["run_id"], model_info))
     command = lm_eval_command(folder, tasks, model_info, spec.measure.eval_batch_size, spec.model.dtype, base)
     body = command or "echo 'this artefact has no lm-eval CLI equivalent (see bench/run/artefacts.py)'; exit 1"
     script = folder / "reproduce.sh"
