@@ -130,3 +130,15 @@ def test_bench_history_prints_the_environment_of_a_change(tmp_path: Path):
     assert [c["environment"] for c in series["change_points"]] == [["peft 0.21.2 -> 0.22.0"]]
     assert "environment" not in series["points"][0]  # said per change, not repeated per night
     assert "peft 0.21.2 -> 0.22.0" in " ".join(done.stdout.split())
+
+
+def test_an_edited_data_file_is_named_with_its_digests():
+    """audit user17: the preference file replaced between baseline and candidate, and compare named only the
+    commit. The digests of the data files each run read (record model.data_sha256) are facts too."""
+
+    def reading(records: list, sha: str) -> list:
+        return [r.model_copy(update={"model": {**r.model, "data_sha256": {"preference": sha}}}) for r in records]
+
+    (change,) = environment_changes(reading(make_set(), "a" * 64), reading(make_set(), "b" * 64))
+    assert change.text() == f"data preference {'a' * 10} -> {'b' * 10}"
+    assert environment_changes(reading(make_set(), "a" * 64), reading(make_set(), "a" * 64)) == []

@@ -1,6 +1,7 @@
-"""What differs between two sets of runs besides what is being compared: the commit, the packages, Python
-and the hardware. A regression that arrives with a new PEFT is a question about PEFT before it is one
-about the code, so a comparison says which of these changed between its sides."""
+"""What differs between two sets of runs besides what is being compared: the commit, the packages, Python,
+the hardware and the data files the runs read (their sha256). A regression that arrives with a new PEFT is
+a question about PEFT before it is one about the code, so a comparison says which of these changed between
+its sides."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ _SHORT_COMMIT = 10
 class EnvironmentChange:
     """One fact of the runs' environment whose values differ between the sides (each side's values sorted)."""
 
-    name: str  # "commit", "python", "hardware", "cuda", or a package's name
+    name: str  # "commit", "python", "hardware", "cuda", a package's name, or "data ROLE" (a file's sha256)
     baseline: list[str]
     candidate: list[str]
 
@@ -38,6 +39,8 @@ def _facts(record: RunResult) -> dict[str, str | None]:
     facts["hardware"] = env.fingerprint or f"machine {env.machine}"
     facts["cuda"] = env.cuda
     facts.update(env.packages)
+    digests = (record.model or {}).get("data_sha256") or {}  # role -> sha256 of a data file the run read
+    facts.update({f"data {role}": str(sha)[:_SHORT_COMMIT] for role, sha in digests.items()})
     return facts
 
 
@@ -52,11 +55,15 @@ def environment_of(records: list[RunResult]) -> dict[str, list[str]]:
 
 
 def differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[EnvironmentChange]:
-    """The facts whose values differ, commit first, then Python, the hardware, CUDA and the packages by name.
+    """The facts whose values differ, commit first, then Python, the hardware, CUDA, the data files by role and
+    the packages by name.
     A fact one side never recorded is left out: records of an older schema list fewer packages, and a value
     that was not recorded is no evidence that it changed."""
     fixed = ["commit", "python", "hardware", "cuda"]
-    names = fixed + sorted((set(before) | set(after)) - set(fixed))
+    rest = (set(before) | set(after)) - set(fixed)
+    names = (
+        fixed + sorted(n for n in rest if n.startswith("data ")) + sorted(n for n in rest if not n.startswith("data "))
+    )
     return [
         EnvironmentChange(name, before[name], after[name])
         for name in names
