@@ -43,3 +43,14 @@ def test_most_accurate_says_when_no_strategy_learned():
     assert found.note.startswith("no strategy learned cipher: no mean gain over the base model is above 0")
     learned = _answer(make_set(labels=("full", "lora")), "Most accurate")
     assert "no strategy learned" not in learned.note
+
+
+def test_a_chained_winner_says_its_parent_trained_first():
+    """audit user16: dpo-after-sft won "Most accurate" with no word that sft-lora's 60 steps came first."""
+    parent = {"strategy": "lora", "label": "sft-lora", "options": {}, "run_id": "p"}
+    chained = [r.model_copy(update={"spec": {**r.spec, "parent": parent}}) for r in make_set(labels=("full",))]
+    found = _answer(chained + make_set(labels=("lora",)), "Most accurate")
+    assert found.winner == "full"
+    assert "full trained after sft-lora (60 steps of it first, not in its own budget)" in found.note
+    plain = _answer(make_set(labels=("full", "lora")), "Most accurate")
+    assert "trained after" not in plain.note

@@ -17,6 +17,7 @@ from bench.analysis.timing import clean_timing_runs, timing_counts, timing_unrec
 from bench.analysis.variance import sentence
 from bench.records.results import RunResult, learned_task, records_frame, retained_tasks
 from bench.report.answer_rows import (
+    chained_note,
     clean_timing,
     floor_note,
     forgetting_floor,
@@ -202,7 +203,10 @@ def answer(
         beyond, p, note = False, None, "tie"
     note = f"{note} ({left_out})" if left_out else note
     harmed = nothing_learned(keyed, metric, task)
-    note = "; ".join(filter(None, [harmed, note, floor_note(keyed, metric), merged_lower(keyed, metric, best)]))
+    chained = chained_note(keyed, [str(best["strategy"]), str(second["strategy"])])
+    note = "; ".join(
+        filter(None, [harmed, note, chained, floor_note(keyed, metric), merged_lower(keyed, metric, best)])
+    )
     return replace(
         base,
         runner_up=str(second["strategy"]),

@@ -88,6 +88,21 @@ def nothing_learned(keyed: dict[str, list[RunResult]], metric: str, task: str | 
     return f"no strategy learned {task}: no mean gain over the base model is above 0 (the best {best:+.1f} points)"
 
 
+def chained_note(keyed: dict[str, list[RunResult]], strategies: list[str]) -> str:
+    """Where a strategy ranked (winner or runner-up) trained after another (`start_from`: its parent trains
+    first, on the same budget, and is not counted in the run's): that, in words, as its budget is twice the
+    matched one (audit user16: dpo-after-sft won "Most accurate" with no word of its parent's 60 steps)."""
+    said = []
+    for strategy in strategies:
+        runs = keyed.get(strategy, [])
+        parent = next((run.spec.get("parent") for run in runs if run.spec.get("parent")), None)
+        if parent:
+            steps = runs[0].spec.get("budget", {}).get("steps")
+            budget = f"{steps} steps" if steps else "its budget"
+            said.append(f"{strategy} trained after {parent.get('label')} ({budget} of it first, not in its own budget)")
+    return "; ".join(said)
+
+
 def floored_tasks(keyed: dict[str, list[RunResult]]) -> tuple[list[str], list[str]]:
     """(the retained tasks, those every run scored 0 on before training: nothing there could be forgotten)."""
     runs = [run for side in keyed.values() for run in side]
