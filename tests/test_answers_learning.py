@@ -54,3 +54,16 @@ def test_a_chained_winner_says_its_parent_trained_first():
     assert "full trained after sft-lora (60 steps of it first, not in its own budget)" in found.note
     plain = _answer(make_set(labels=("full", "lora")), "Most accurate")
     assert "trained after" not in plain.note
+
+
+def test_recommend_rejects_a_strategy_that_did_not_learn():
+    """bench recommend chose among strategies whatever their gain: one that changed nothing is the lightest and
+    forgets nothing. Now it is rejected, saying so; where none learned, nothing is recommended."""
+    from bench.recommend import recommend
+
+    rec = recommend(make_set(labels=("full",)) + _stuck("lora"), 24 * 2**30, objective="throughput")
+    assert rec.rejected["lora"] == "did not learn cipher: mean gain -1.0 points over the base model"
+    assert rec.choice == "full"
+    none = recommend(_stuck("full") + _stuck("lora"), 24 * 2**30)
+    assert none.choice is None
+    assert none.reason == "no strategy meets the constraints: 2 of 2 did not learn the task (best: full, -1.0 points)"

@@ -1,6 +1,6 @@
 """Which strategies `bench recommend` may choose from: each constraint checked against a candidate's figures
-(memory with its reserve, minimum accuracy, maximum forgetting; "marginal" where the seeds straddle a limit),
-and the Pareto set of those that meet them."""
+(memory with its reserve, that it learned the task, minimum accuracy, maximum forgetting; "marginal" where the
+seeds straddle a limit), and the Pareto set of those that meet them."""
 
 from __future__ import annotations
 
@@ -64,10 +64,27 @@ def _forgetting_check(candidate: Candidate, maximum: float) -> Check:
     return Check("forgetting", met, marginal, text)
 
 
+def _learning_check(candidate: Candidate) -> Check | None:
+    """A strategy whose mean gain on the learned task is not above 0 did not learn it (by means): no choice,
+    whatever it costs (one that changes nothing is the lightest and forgets nothing). None where no gain
+    was measured (records without a learned task's before and after)."""
+    gain = candidate.gain
+    if gain.mean is None:
+        return None
+    task = (candidate.accuracy_metric or "accuracy.the task").removeprefix("accuracy.")
+    met = gain.mean > 0
+    text = (
+        f"{'learned' if met else 'did not learn'} {task}: mean gain {100 * gain.mean:+.1f} points over the base model"
+    )
+    return Check("learning", met, False, text)
+
+
 def checks_of(
     candidate: Candidate, memory_bytes: int, min_accuracy: float | None, max_forgetting: float | None
 ) -> list[Check]:
     checks = [_memory_check(candidate, memory_bytes / MIB)]
+    if (learning := _learning_check(candidate)) is not None:
+        checks.append(learning)
     if min_accuracy is not None:
         checks.append(_accuracy_check(candidate, min_accuracy))
     if max_forgetting is not None:

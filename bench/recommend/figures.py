@@ -73,7 +73,7 @@ class Figure:
 class Check:
     """One constraint on one strategy: met by the mean; marginal when its seeds straddle the limit."""
 
-    constraint: str  # memory | accuracy | forgetting
+    constraint: str  # memory | accuracy | forgetting | learning
     met: bool
     marginal: bool
     text: str  # names the number and the limit, e.g. "needs 30.1 GiB > 24 GiB"
@@ -114,6 +114,8 @@ class Candidate:
     reserve_mib: float = 0.0  # held beside a measured tensor count (TENSOR_SOURCES), as beside an estimate
     ran_on_gpu: bool = False  # a run's machine had a GPU
     timing_unrecorded: int = 0  # runs that measured throughput but recorded no timing quality: contamination unknown
+    # gain on the learned task (accuracy after minus before): a strategy whose mean is not above 0 did not learn it
+    gain: Figure = field(default_factory=lambda: Figure.of([], "not measured"))
 
     @property
     def hardware(self) -> str:
@@ -244,6 +246,7 @@ def candidates_from(records: list[RunResult]) -> list[Candidate]:
                 model_parameters=max(parameters) if parameters else None,
                 ran_on_gpu=any(r.environment.gpus for r in runs),
                 timing_unrecorded=timing_unrecorded(runs, THROUGHPUT),
+                gain=_figure(runs, f"gain.{task}" if task else None),
             )
         )
     return found

@@ -135,6 +135,10 @@ def nothing_fits(
             top = max(measured, key=value)
             part += f" ({closest}: {top.name}, {abs(value(top)):.2f})"
         parts.append(part)
+    if unlearned := _failing(candidates, "learning"):
+        best = max(unlearned, key=lambda c: c.gain.mean or 0.0)
+        gain = 100 * (best.gain.mean or 0.0)
+        parts.append(f"{len(unlearned)} of {total} did not learn the task (best: {best.name}, {gain:+.1f} points)")
     return "no strategy meets the constraints: " + "; ".join(parts)
 
 
