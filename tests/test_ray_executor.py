@@ -251,3 +251,26 @@ def test_the_memory_limit_is_set_in_the_child_and_its_failures_are_named():
     )
     assert out_of_memory_reason("RuntimeError: planted failure", limit) is None
     assert out_of_memory_reason(-signal.SIGTERM) is None
+
+
+def test_a_plugin_no_node_can_import_stops_before_any_run(tmp_path: Path, cluster: str, monkeypatch):
+    """A plugin importable on the driver (here through its sys.path only) but not where the runs go failed
+    each run there, one by one, with an import error: now one SetupError before any run, naming the node and
+    the plugin, and nothing stored."""
+    from bench.api import run_suite
+    from bench.executors.base import SetupError
+
+    plugins = tmp_path / "driver_only"
+    plugins.mkdir()
+    (plugins / "driver_only_plugin_xyz.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(plugins))
+    suite = write_suite(tmp_path, fast_suite("plugin-probe", ["full"], plugins=["driver_only_plugin_xyz"]))
+    with pytest.raises(SetupError) as raised:
+        run_suite(suite, tmp_path / "results", executor="ray", address=cluster)
+    said = str(raised.value)
+    assert "the suite's plugins cannot be imported where its runs would go" in said
+    assert "No module named 'driver_only_plugin_xyz'" in said
+    assert not list((tmp_path / "results").rglob("*.json"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])))
+    report = run_suite(suite, tmp_path / "results", executor="ray", address=cluster)  # on the path it travels
+    assert [r.status for r in report.results] == ["ok"]

@@ -14,7 +14,9 @@ the record. A run whose parent (`start_from`) is in the same batch is submitted 
 so it finds the parent's artefact cached as it would locally.
 
 Ray needs the package on every node (`pip install '.[ray]'`, same version); the driver's PYTHONPATH
-(plugins: `plugins:` modules) and BENCH_*/HF_* variables travel with each task.
+(plugins: `plugins:` modules) and BENCH_*/HF_* variables travel with each task. Before any run, the
+suite's plugins are imported on every node that can take one, as a run's process would import them: a
+node that cannot stops the suite with one line naming it and the plugin.
 """
 
 from __future__ import annotations
@@ -157,6 +159,30 @@ class RayExecutor:
             last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise SetupError(f"a probe task on the Ray cluster failed: {last}") from None
 
+    def _check_plugins(self, modules: list[str], forwarded: dict[str, str]) -> None:
+        """Import the suite's plugins on every node that can take a run, as its run's process would: a plugin
+        missing there failed each run that landed on it, one by one (a SetupError names node and plugin)."""
+        if not modules:
+            return
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        limit = limits.limit_bytes(self.resources.memory_gib) or 0
+        wanted = {"CPU": self.resources.cpus, "GPU": self.resources.gpus, "memory": limit}
+        nodes = [
+            node["NodeID"]
+            for node in ray.nodes()
+            if node.get("Alive") and all(node.get("Resources", {}).get(k, 0) >= v for k, v in wanted.items() if v)
+        ]
+        probe = ray.remote(_plugins_missing)
+        on = [{"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)} for node in nodes]
+        found = ray.get([probe.options(num_cpus=0, max_retries=0, **where).remote(modules, forwarded) for where in on])
+        problems = [f"{host}: {why}" for host, why in found if why]
+        if problems:
+            raise SetupError(
+                "the suite's plugins cannot be imported where its runs would go (install them on every node, or"
+                " put them on the driver's PYTHONPATH, which travels with each task): " + "; ".join(problems)
+            )
+
     # -- the runs ---------------------------------------------------------------------------------
 
     def run(self, jobs: list[Job], machine: str, progress: Progress) -> Iterator[Finished]:
@@ -169,10 +195,11 @@ class RayExecutor:
             return
         if warning := cores_warning(jobs, self.resources):
             print(f"bench: {warning}", file=sys.stderr)
+        forwarded = _forwarded_env(self.resources.memory_gib)
+        self._check_plugins(sorted({module for job in jobs for module in job.spec.plugins}), forwarded)
         self.tracker = ray.remote(_Tracker).options(num_cpus=0).remote()
         task, needs = ray.remote(_run_task), {"max_retries": 0, "retry_exceptions": False, **self._needs()}
         driver_node = ray.get_runtime_context().get_node_id()
-        forwarded = _forwarded_env(self.resources.memory_gib)
         waiting = {job.spec.run_id for job in jobs}
         deferred: list[Job] = []
         started: dict[str, tuple[str, float]] = {}  # run_id -> (UTC start, driver clock at start)
@@ -289,6 +316,22 @@ def _unreachable(address: str, timeout_s: float = 10) -> str | None:
 
 def _machine_id() -> str:
     return env.machine_id()
+
+
+def _plugins_missing(modules: list[str], forwarded: dict[str, str]) -> tuple[str, str | None]:
+    """(this node's host name, why the plugins cannot be imported here, or None): in a fresh interpreter with
+    the environment a run's process gets (`_run_task`), as a plugin a run cannot import fails that run."""
+    import subprocess
+
+    child = {**os.environ, **forwarded}
+    if os.environ.get("PYTHONPATH") and "PYTHONPATH" in forwarded:
+        child["PYTHONPATH"] = forwarded["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]
+    code = "import importlib, sys\nfor module in sys.argv[1:]:\n    importlib.import_module(module)"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *modules], env=child, capture_output=True, text=True, timeout=300, check=False
+    )
+    lines = done.stderr.strip().splitlines()
+    return socket.gethostname(), None if done.returncode == 0 else (lines[-1] if lines else f"exit {done.returncode}")
 
 
 class _Tracker:
