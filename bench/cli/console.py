@@ -85,6 +85,20 @@ class RichProgress(SuiteProgress):
             self.bar.stop()
 
 
+def print_learning_rates(records: list[RunResult], out: Console, errors: Console) -> None:
+    """The line above `bench run`'s table: each strategy's learning rate, `(default)` where it is its
+    strategy's (bench/report/settings.py, as the report's Settings table); a failure is said, never raised."""
+    from bench.report.settings import rates_line
+
+    try:
+        line = rates_line(records)
+    except Exception as error:  # noqa: BLE001 (the runs are stored; the report says the same)
+        errors.print(f"learning rates failed: {error}", markup=False, highlight=False)
+        return
+    if line:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 VERDICT_STYLE = {
     BETTER: "green",
     WORSE: "bold red",

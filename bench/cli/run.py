@@ -70,9 +70,12 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report and report.results:
         _write_report(args, suite, report.results)
     if not args.quiet and report.results:
+        from bench.cli.console import print_learning_rates
         from bench.report.terminal import print_results
 
-        print_results(report.results, Console(width=max(console.width, 120)), errors)
+        wide = Console(width=max(console.width, 120))
+        print_learning_rates(report.results, wide, errors)  # above the table: they decide its ranking
+        print_results(report.results, wide, errors)  # its last line is the answer
     return 1 if counts["failed"] else 0
 
 

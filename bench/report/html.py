@@ -20,6 +20,7 @@ from bench.report.figures import build_charts, history_charts
 from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
+from bench.report.settings import settings_section
 from bench.report.terminal import truncation_notes
 
 if TYPE_CHECKING:
@@ -132,20 +133,7 @@ def context(
     several_hardware = len({selection.hardware_of(r) for r in ok}) > 1
     columns, unmeasured = table_columns(shown, several_hardware) if len(shown) else ([], [])
     answers, qualities = _answers_and_quality(records, summary)
-    keyed = selection.keyed_records([r for r in records if r.status == "ok"])
-    rows = [
-        {
-            "strategy": strategy,
-            "color": palette[strategy],
-            "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
-            "contaminated": sum(r.timing_contaminated for r in keyed.get(strategy, [])),
-            "cells": [
-                _cell_text(aggregate.cell(shown, strategy, c["name"])) | {"best": strategy in c["best"]}
-                for c in columns
-            ],
-        }
-        for strategy in strategies
-    ]
+    rows = _strategy_rows(ok, strategies, palette, shown, columns)
     suites = sorted({r.suite for r in records})
     # the hardware of the runs that ran (a failure filed by the driver carries the driver's environment)
     environments = {(r.environment.machine, r.environment.fingerprint): r.environment for r in ok or records}
@@ -171,6 +159,7 @@ def context(
         "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
         "unmeasured": unmeasured,
         "rows": rows,
+        "settings": settings_section(records),  # each strategy's learning rate and non-default options
         "problems": [r for r in records if r.status != "ok"],
         "unreadable": unreadable or [],
         "inconsistent": contradictions(records),
@@ -189,6 +178,30 @@ def context(
         "recommendations": _recommendations(records),
         "fmt": scales.fmt,
     }
+
+
+def _strategy_rows(
+    ok: list[RunResult],
+    strategies: list[str],
+    palette: dict[str, str],
+    shown: pd.DataFrame,
+    columns: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The All metrics table's rows: per strategy, its colour, seeds, contaminated runs and cells."""
+    keyed = selection.keyed_records(ok)
+    return [
+        {
+            "strategy": strategy,
+            "color": palette[strategy],
+            "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
+            "contaminated": sum(r.timing_contaminated for r in keyed.get(strategy, [])),
+            "cells": [
+                _cell_text(aggregate.cell(shown, strategy, c["name"])) | {"best": strategy in c["best"]}
+                for c in columns
+            ],
+        }
+        for strategy in strategies
+    ]
 
 
 def unfinished_answers(records: list[RunResult]) -> list[str]:
