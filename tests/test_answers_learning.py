@@ -67,3 +67,21 @@ def test_recommend_rejects_a_strategy_that_did_not_learn():
     none = recommend(_stuck("full") + _stuck("lora"), 24 * 2**30)
     assert none.choice is None
     assert none.reason == "no strategy meets the constraints: 2 of 2 did not learn the task (best: full, -1.0 points)"
+
+
+def test_the_table_stars_no_forgetting_of_a_strategy_that_did_not_learn():
+    from bench.report.html import context
+
+    columns = {c["name"]: c["best"] for c in context(make_set(labels=("full",)) + _stuck("lora"))["columns"]}
+    assert columns["forgetting.mean"] == ["full"]  # lora's 0.0 is no star: it changed nothing
+    columns = {c["name"]: c["best"] for c in context(_stuck("full") + _stuck("lora"))["columns"]}
+    assert columns["forgetting.mean"] == []
+
+
+def test_the_budget_line_names_a_chained_strategy():
+    from bench.report.html import render
+
+    parent = {"strategy": "lora", "label": "sft-lora", "options": {}, "run_id": "p"}
+    chained = [r.model_copy(update={"spec": {**r.spec, "parent": parent}}) for r in make_set(labels=("full",))]
+    page = render(chained + make_set(labels=("lora",)))
+    assert 'id="chained-budget">(full trained after sft-lora (60 steps of it first, not in its own budget))' in page

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
-from bench.report import aggregate, colors, scales
+from bench.report import aggregate, answer_rows, colors, scales
 from bench.report.figures import build_charts, history_charts
 from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
@@ -40,11 +40,13 @@ def _family_rank(metric: str) -> tuple[int, str]:
 
 
 def table_columns(
-    summary: pd.DataFrame, several_hardware: bool = False
+    summary: pd.DataFrame, several_hardware: bool = False, not_learned: frozenset[str] = frozenset()
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Metrics measured somewhere become columns; metrics never measured are listed with their reasons. The
     best value of a column is starred, except timing and measured memory where runs came from several
-    hardware (`several_hardware`): those do not compare, and the answers ask them per hardware."""
+    hardware (`several_hardware`): those do not compare, and the answers ask them per hardware; and a
+    forgetting column stars none of `not_learned` (strategies that did not learn the task forget nothing by
+    changing nothing), as the Least forgetting answer ranks them."""
     from bench.analysis.stats import hardware_bound
 
     columns, unmeasured = [], []
@@ -62,10 +64,12 @@ def table_columns(
             unmeasured.append({**entry, "reason": "; ".join(reasons), "contaminated": spoiled})
             continue
         measured = rows[rows["n"] > 0]
+        if metric.startswith("forgetting."):
+            measured = measured[~measured["strategy"].isin(not_learned)]
         best = measured["mean"].max() if entry["higher_is_better"] else measured["mean"].min()
         entry["best"] = (
             []
-            if several_hardware and hardware_bound(metric)
+            if (several_hardware and hardware_bound(metric)) or measured.empty
             else sorted(measured.loc[measured["mean"] == best, "strategy"])
         )
         columns.append(entry)
@@ -131,7 +135,9 @@ def context(
     palette = colors.colors(strategies)
     ok = [r for r in records if r.status == "ok"]
     several_hardware = len({selection.hardware_of(r) for r in ok}) > 1
-    columns, unmeasured = table_columns(shown, several_hardware) if len(shown) else ([], [])
+    gains = answer_rows.mean_gains(selection.keyed_records(ok), learned_task(records))
+    not_learned = frozenset(strategy for strategy, gain in gains.items() if gain <= 0)
+    columns, unmeasured = table_columns(shown, several_hardware, not_learned) if len(shown) else ([], [])
     answers, qualities = _answers_and_quality(records, summary)
     rows = _strategy_rows(ok, strategies, palette, shown, columns)
     suites = sorted({r.suite for r in records})
@@ -151,6 +157,7 @@ def context(
         "retained": retained_tasks(records),
         "model": model_name(records[0].spec.get("model")) if len(suites) == 1 else None,
         "budgets": list(budgets.values()),
+        "chained": _chained(ok),  # strategies whose parent trained first: not the matched budget alone
         "environments": list(environments.values()),
         "commits": commits,
         "answers": answers,
@@ -178,6 +185,12 @@ def context(
         "recommendations": _recommendations(records),
         "fmt": scales.fmt,
     }
+
+
+def _chained(ok: list[RunResult]) -> list[str]:
+    """Each strategy that trained after another (`start_from`), in words, for the Matched budget line."""
+    keyed = selection.keyed_records(ok)
+    return [note for note in (answer_rows.chained_note(keyed, [key]) for key in keyed) if note]
 
 
 def _strategy_rows(
