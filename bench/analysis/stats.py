@@ -35,8 +35,12 @@ from collections.abc import Iterable, Sequence
 from bench.records.components import COMPONENTS
 
 # Metric families: which rules apply to a metric, by name (docs/statistics.md).
-# Per-suite constants: the base model's scores, the same for every seed. Identities, not samples.
-IDENTITY = ("accuracy_before.*", "align.preference_accuracy_before")
+# The base model's scores: identities, not samples (bench/analysis/compare.py compares them, never tests them).
+# Per-suite constants: on the task's evaluation items, the same for every seed.
+SUITE_CONSTANT = ("accuracy_before.*",)
+# On the held-out preference pairs, which the seed draws: the same for one seed, compared seed by seed.
+PER_SEED_CONSTANT = ("align.preference_accuracy_before", "align.exact_match_before")
+IDENTITY = (*SUITE_CONSTANT, *PER_SEED_CONSTANT)
 # Timings: only comparable on the same hardware fingerprint, and only when not contaminated.
 TIMING = (
     "train.tokens_per_s",

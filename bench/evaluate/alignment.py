@@ -1,17 +1,30 @@
 """Alignment metrics on held-out preference pairs (definitions and caveats: docs/alignment.md).
 
-- align.preference_accuracy: share of pairs where the policy gives the chosen completion a higher
-  log-likelihood than the rejected one (completion tokens + eos, or the chat template's turn, given
-  the prompt), on the token ids DPOTrainer trains on (bench/evaluate/rendering.py; every TRL format).
+Every metric here is higher-is-better (bench/run/alignment.py records them so).
+
+- align.reward_accuracy: share of pairs whose implicit reward margin against the base model is above 0,
+  (log pi(c) - log base(c)) > (log pi(r) - log base(r)), as TRL's rewards/accuracies; a tie (margins
+  within TIE_NATS, as for an unchanged model) counts one half, so an unchanged model scores 0.5.
+- align.preference_accuracy: the raw ranking, with no reference: share of pairs where the policy gives
+  the chosen completion a higher log-likelihood than the rejected one (completion tokens + eos, or the
+  chat template's turn, given the prompt), on the token ids DPOTrainer trains on
+  (bench/evaluate/rendering.py; every TRL format). Length-sensitive: a summed log-likelihood falls with
+  every token, so where chosen answers are longer it stays near 0 however well DPO trained (a SmolLM2
+  DPO run: reward margin +54.8 nats, this 0.0 before and after). align.preference_accuracy_before: the
+  same for the base model.
 - align.reward_margin: DPO's implicit reward margin with beta = 1 and the base model as reference:
   mean of (log pi(c) - log pi(r)) - (log base(c) - log base(r)), in nats. 0 for an unchanged model.
 - align.mean_reward: mean score of the trained reward model on the policy's greedy answers to the
   held-out prompts (only where a reward model was trained: rlhf); align.mean_reward_before: the same
   for the base model's answers, under the same reward model.
 - align.reward_model_accuracy: share of held-out pairs the reward model ranks chosen above rejected.
-- align.win_rate_vs_base: greedy answers of the tuned and the base model on the held-out prompts,
-  judged by the ground truth (an answer wins when it equals the pair's chosen completion and the
-  other does not; a tie counts one half). The same judge for every strategy, so rates compare.
+- Greedy answers of the tuned and the base model on the held-out prompts, judged by the ground truth
+  (an answer is right when it equals the pair's chosen completion): align.exact_match and
+  align.exact_match_before, the share of pairs each model answers right; align.wins_vs_base, the share
+  only the tuned model answers right; align.win_rate_vs_base, wins + half the ties (both right or both
+  wrong). Losses = exact_match_before - exact_match + wins_vs_base; ties = 1 - wins - losses. Where no
+  answer of either model equals either answer of any pair (free text), the judge decided nothing: the
+  win rate is missing with that reason, not 0.5.
 """
 
 from __future__ import annotations
@@ -23,6 +36,9 @@ from bench.evaluate.rendering import answer_text, answer_turns, dpo_ids, prompt_
 from bench.tasks.preference import PreferenceData, Turns, prompt_key
 
 BATCH = 32
+# Implicit reward margins (nats) this close to 0 are ties: summed log-likelihoods in float32 of an unchanged
+# model can differ in the last bits between two passes; a trained model moves them by far more
+TIE_NATS = 1e-4
 
 
 @dataclass
@@ -133,14 +149,64 @@ def measure_base(model: Any, tokenizer: Any, preference: PreferenceData) -> Base
     return BaseScores(margins=margins, accuracy=sum(m > 0 for m in margins) / len(margins), answers=answers)
 
 
-def win_rate(tuned: dict[str, str], base: dict[str, str], preference: PreferenceData) -> float:
-    """Per held-out pair: 1 if only the tuned answer equals chosen, 0 if only the base's, else 1/2."""
-    total = 0.0
+def reward_accuracy(implicit: list[float]) -> float:
+    """Share of pairs whose implicit reward margin (log pi(c) - log base(c)) - (log pi(r) - log base(r))
+    is above 0, as TRL's rewards/accuracies. Ties (|margin| <= TIE_NATS, e.g. an unchanged model) count
+    as half, so an unchanged model scores 0.5 (TRL counts them as 0)."""
+    return sum(1.0 if m > TIE_NATS else 0.0 if m < -TIE_NATS else 0.5 for m in implicit) / len(implicit)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Greedy answers of the tuned and the base model, judged pair by pair against the chosen text."""
+
+    pairs: int
+    wins: int  # only the tuned answer equals chosen
+    losses: int  # only the base's does
+    tuned_right: int
+    base_right: int
+    decided: int  # pairs where some answer (tuned or base) equals the chosen or the rejected text
+
+    @property
+    def ties(self) -> int:
+        """Both right or both wrong."""
+        return self.pairs - self.wins - self.losses
+
+
+def judge_answers(tuned: dict[str, str], base: dict[str, str], preference: PreferenceData) -> Judged:
+    """Per held-out pair: is each model's greedy answer the chosen text, and did either give either answer."""
+    wins = losses = tuned_right = base_right = decided = 0
     for pair in preference.heldout:
-        reference = answer_text(pair.chosen)
-        tuned_right, base_right = tuned[pair.key] == reference, base[pair.key] == reference
-        total += 0.5 if tuned_right == base_right else float(tuned_right)
-    return total / len(preference.heldout)
+        chosen, rejected = answer_text(pair.chosen), answer_text(pair.rejected)
+        tuned_answer, base_answer = tuned[pair.key], base[pair.key]
+        tuned_ok, base_ok = tuned_answer == chosen, base_answer == chosen
+        wins, losses = wins + (tuned_ok and not base_ok), losses + (base_ok and not tuned_ok)
+        tuned_right, base_right = tuned_right + tuned_ok, base_right + base_ok
+        decided += bool({tuned_answer, base_answer} & {chosen, rejected})
+    return Judged(len(preference.heldout), wins, losses, tuned_right, base_right, decided)
+
+
+def win_rate(judged: Judged) -> float | None:
+    """Wins + half the ties over the held-out pairs; None where the judge decided no pair (Judged.decided)."""
+    return (judged.wins + judged.ties / 2) / judged.pairs if judged.decided else None
+
+
+def answer_metrics(
+    tuned: dict[str, str], base: dict[str, str], preference: PreferenceData
+) -> dict[str, tuple[float | None, str, str | None]]:
+    """The greedy answers' metrics (module docstring): each model's exact matches, wins and the win rate."""
+    judged = judge_answers(tuned, base, preference)
+    n = judged.pairs
+    undecided = (
+        f"no greedy answer of the tuned or the base model equals the chosen or the rejected text of any of the "
+        f"{n} held-out pairs (free-form answers?): every pair is a tie the judge cannot decide, not a 0.5"
+    )
+    return {
+        "align.win_rate_vs_base": (win_rate(judged), "rate", None if judged.decided else undecided),
+        "align.wins_vs_base": (judged.wins / n, "rate", None),
+        "align.exact_match": (judged.tuned_right / n, "acc", None),
+        "align.exact_match_before": (judged.base_right / n, "acc", None),
+    }
 
 
 def alignment_metrics(
@@ -151,10 +217,11 @@ def alignment_metrics(
     answers = greedy_answers(model, tokenizer, preference.prompts(), answer_length(tokenizer, preference))
     implicit = [after - before for after, before in zip(margins, base.margins)]
     metrics: dict[str, tuple[float | None, str, str | None]] = {
+        "align.reward_accuracy": (reward_accuracy(implicit), "acc", None),
         "align.preference_accuracy": (sum(m > 0 for m in margins) / len(margins), "acc", None),
         "align.preference_accuracy_before": (base.accuracy, "acc", None),
         "align.reward_margin": (sum(implicit) / len(implicit), "nats", None),
-        "align.win_rate_vs_base": (win_rate(answers, base.answers, preference), "rate", None),
+        **answer_metrics(answers, base.answers, preference),
     }
     if reward_model is None:
         reason = "no reward model in this run (only rlhf trains one)"

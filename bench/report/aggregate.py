@@ -53,7 +53,7 @@ QUESTIONS: tuple[Question, ...] = (
     Question("Fastest to train", ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s")),
     Question("Lowest latency", ("latency.decode_ms_per_token.p50", "latency.ttft_ms.p50", "latency.*.p50")),
     Question("Smallest to store", ("storage.bytes",)),
-    Question("Best aligned", ("align.preference_accuracy", "align.*")),
+    Question("Best aligned", ("align.reward_accuracy", "align.preference_accuracy", "align.*")),
 )
 
 
