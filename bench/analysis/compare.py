@@ -48,10 +48,9 @@ from bench.analysis.timing import (
     speed_factors,
     start_diff,
 )
-from bench.analysis.untestable import untestable
+from bench.analysis.untestable import identity_verdict, untestable
 from bench.analysis.verdicts import (
     BETTER,
-    CHANGED,
     DEFAULT_ALPHA,
     DEFAULT_GATES,
     DEFAULT_THRESHOLD,
@@ -150,39 +149,6 @@ def compare_metric(
     via = f": one session's mean against the others' ({ONE_AGAINST_SEVERAL})" if one_against_several else ""
     result.note = f"{len(b_values)} vs {len(c_values)} {result.test}{via}"
     return result
-
-
-def _by_seed(runs: list[RunResult], metric: str) -> dict[int, set[float]]:
-    found: dict[int, set[float]] = {}
-    for run in runs:
-        if metric in run.metrics and run.metrics[metric].value is not None:
-            found.setdefault(run.seed, set()).add(run.metrics[metric].value)
-    return found
-
-
-def identity_verdict(
-    result: MetricChange, base: list[RunResult], cand: list[RunResult], b_values: list[float], c_values: list[float]
-) -> None:
-    """A base model's score: the same or "changed", never tested or gated. A per-suite constant
-    (stats.SUITE_CONSTANT) as its set of values; one on the held-out pairs the seed draws
-    (stats.PER_SEED_CONSTANT: 0.467 / 0.5 / 0.533 over three seeds) seed by seed, on the seeds both ran."""
-    result.test, result.gating = "identity", False
-    if not stats.matches(result.metric, stats.PER_SEED_CONSTANT):
-        result.n_baseline, result.n_candidate = len(set(b_values)), len(set(c_values))
-        result.verdict = SAME if set(b_values) == set(c_values) else CHANGED
-        result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
-        return
-    by_seed_b, by_seed_c = _by_seed(base, result.metric), _by_seed(cand, result.metric)
-    seeds = sorted(by_seed_b.keys() & by_seed_c.keys())
-    result.n_baseline, result.n_candidate = len(by_seed_b), len(by_seed_c)
-    what = "the base model's score on the held-out pairs the seed draws (they differ by seed)"
-    if not seeds:
-        result.verdict, result.note = UNKNOWN, f"{what}: no seed on both sides to compare it on, never gated"
-        return
-    differ = [seed for seed in seeds if by_seed_b[seed] != by_seed_c[seed]]
-    result.verdict = CHANGED if differ else SAME
-    where = f"; differs on seed {', '.join(map(str, differ))}" if differ else ""
-    result.note = f"{what}: compared seed by seed as an identity ({len(seeds)} seeds), never gated{where}"
 
 
 def _base_models(runs: list[RunResult]) -> set[str | None]:

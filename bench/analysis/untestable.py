@@ -1,14 +1,15 @@
 """Before any test of one metric of one strategy (bench/analysis/compare.py compare_metric): the values no
 test can be run on, each with its verdict and why. A value that is not a number (a diverged training is
 worse), a side without values, a record whose headline disagrees with its own item outcomes (bad input),
-a direction that differs between the sets."""
+a direction that differs between the sets; and the base model's scores, which are identities, never tested
+(identity_verdict)."""
 
 from __future__ import annotations
 
 import math
 
 from bench.analysis import items, stats
-from bench.analysis.verdicts import INCONSISTENT, NOT_COMPARABLE, WORSE, MetricChange
+from bench.analysis.verdicts import CHANGED, INCONSISTENT, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, MetricChange
 from bench.records.results import RunResult
 
 
@@ -69,3 +70,36 @@ def not_numbers(base: list[RunResult], cand: list[RunResult], metric: str) -> st
             if value is not None and not math.isfinite(value):
                 found.append(f"{side} seed {run.seed}: {value}")
     return "; ".join(found)
+
+
+def _by_seed(runs: list[RunResult], metric: str) -> dict[int, set[float]]:
+    found: dict[int, set[float]] = {}
+    for run in runs:
+        if metric in run.metrics and run.metrics[metric].value is not None:
+            found.setdefault(run.seed, set()).add(run.metrics[metric].value)
+    return found
+
+
+def identity_verdict(
+    result: MetricChange, base: list[RunResult], cand: list[RunResult], b_values: list[float], c_values: list[float]
+) -> None:
+    """A base model's score: the same or "changed", never tested or gated. A per-suite constant
+    (stats.SUITE_CONSTANT) as its set of values; one on the held-out pairs the seed draws
+    (stats.PER_SEED_CONSTANT: 0.467 / 0.5 / 0.533 over three seeds) seed by seed, on the seeds both ran."""
+    result.test, result.gating = "identity", False
+    if not stats.matches(result.metric, stats.PER_SEED_CONSTANT):
+        result.n_baseline, result.n_candidate = len(set(b_values)), len(set(c_values))
+        result.verdict = SAME if set(b_values) == set(c_values) else CHANGED
+        result.note = "per-suite constant (the base model's score): compared as an identity, never gated"
+        return
+    by_seed_b, by_seed_c = _by_seed(base, result.metric), _by_seed(cand, result.metric)
+    seeds = sorted(by_seed_b.keys() & by_seed_c.keys())
+    result.n_baseline, result.n_candidate = len(by_seed_b), len(by_seed_c)
+    what = "the base model's score on the held-out pairs the seed draws (they differ by seed)"
+    if not seeds:
+        result.verdict, result.note = UNKNOWN, f"{what}: no seed on both sides to compare it on, never gated"
+        return
+    differ = [seed for seed in seeds if by_seed_b[seed] != by_seed_c[seed]]
+    result.verdict = CHANGED if differ else SAME
+    where = f"; differs on seed {', '.join(map(str, differ))}" if differ else ""
+    result.note = f"{what}: compared seed by seed as an identity ({len(seeds)} seeds), never gated{where}"
