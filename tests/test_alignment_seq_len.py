@@ -26,7 +26,11 @@ LONG = "code a = " * 8 + "code c ="  # 26 words: longer than seq_len 16 on the w
 
 
 def _pairs(short: int, long: int) -> list[PreferencePair]:
-    return [PreferencePair("code e =", " a", " t")] * short + [PreferencePair(LONG, " x", " l")] * long
+    """Pairs of distinct prompts (the split holds out every pair of a prompt together)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return [PreferencePair(f"code {c} =", " a", " t") for c in letters[:short]] + [
+        PreferencePair(LONG[: -len("c =")] + f"{c} =", " x", " l") for c in letters[:long]
+    ]
 
 
 def _trainer(name: str, tmp_path: Path, pairs: list[PreferencePair], **options: Any) -> tuple[Any, PreferenceData]:
@@ -132,7 +136,7 @@ def test_a_heldout_size_larger_than_the_file_says_it_was_clamped(tmp_path: Path)
     (problem,) = data_problems(suite)
     assert problem.startswith(
         f"{path}: preference.heldout_size: 1 training pair(s) (3 rows, heldout_size 100 clamped to 2: at least one "
-        "row trains) < budget.batch_size 4"
+        "prompt trains) < budget.batch_size 4"
     )
 
 

@@ -233,20 +233,27 @@ def test_a_dpo_suite_on_these_rows_runs_ok(tmp_path: Path, data_format: str):
     result = run(spec, "test-machine", tmp_path / "run")
     assert result.status == "ok", result.reason
     record = RunResult.model_validate_json(result.model_dump_json())
-    assert record.budget["preference"] == {
+    recorded = record.budget["preference"]
+    assert recorded == {
         "source": f"jsonl:{tmp_path / 'pairs.jsonl'}",
-        "train_pairs": 80,
-        "heldout": 37,  # of 40: the file repeats rows, and 3 held-out pairs are also training pairs
-        "heldout_dropped_as_training_pairs": 3,
+        "train_pairs": 79,
+        "heldout": 41,  # heldout_size 40: the split holds out every pair of a held-out prompt
+        # 41 pairs of 8 prompts (the committed rows) or 7 (the text rows), none of them in training
+        "heldout_prompts": 8 if data_format.startswith("conversational") else 7,
+        "heldout_prompts_in_training": 0,
         "format": data_format,
     }
     metrics = {name: record.metrics[name].value for name in record.metrics if name.startswith("align.")}
-    assert metrics["align.reward_margin"] > 0, metrics  # DPO moved the policy towards the chosen answers
-    # seen: 0.70 -> 0.90 (conversational), 0.65 -> 0.85 (text)
-    assert metrics["align.preference_accuracy"] > metrics["align.preference_accuracy_before"], metrics
+    # DPO trained: its loss fell from ln 2. The held-out prompts are now unseen in training (the split is by
+    # prompt), and on these cipher pairs what DPO learns on some letters does not carry to others: the
+    # held-out margins moved (-0.30 and -5.8 nats on the two formats), not towards the chosen answers; until
+    # the split was by row, held-out prompts were trained on and this test saw 0.70 -> 0.90 there
+    assert record.metrics["train.final_loss"].value < 0.69, record.loss_curve
+    assert metrics["align.reward_margin"] != 0, metrics
+    for name in ("align.reward_accuracy", "align.preference_accuracy", "align.preference_accuracy_before"):
+        assert 0 <= metrics[name] <= 1, metrics
     win = metrics["align.win_rate_vs_base"]  # missing where no greedy answer equals either text of any pair
     assert win is None or 0 <= win <= 1
-    assert metrics["align.reward_accuracy"] > 0.5, metrics  # the implicit reward ranks chosen above rejected
 
 
 TEXT = st.sampled_from(["q :", "q : a", "q : b", "q :a", "q :b", "a", "ab", " ", ""])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,9 @@ def load_preference_data(run: Recorder) -> Any:
     run.budget["preference"] = {"source": data.source, "train_pairs": len(data.train), "heldout": len(data.heldout)}
     if data.heldout_dropped:
         run.budget["preference"]["heldout_dropped_as_training_pairs"] = data.heldout_dropped
+    # held-out prompts, and those training also has: 0 for a file (split by prompt), not for pairs from a task
+    run.budget["preference"]["heldout_prompts"] = data.heldout_prompts
+    run.budget["preference"]["heldout_prompts_in_training"] = data.heldout_prompts_in_training
     if spec.preference.jsonl:  # a file's format (pairs built from a task are always standard)
         run.budget["preference"]["format"] = data.format
     return data
@@ -33,23 +35,14 @@ def load_preference_data(run: Recorder) -> Any:
 
 def held_out_only(data: Any) -> Any:
     """The pairs with every held-out pair that is also a training pair (same prompt, chosen and rejected)
-    left out, so the align.* metrics score pairs the model never trained on. Pairs built from a task with
-    few prompts repeat often (cipher, 1000 + 100 pairs: 75 of the 100 held-out pairs), as do files with
-    repeated rows. `heldout_dropped` counts them; none left is an error."""
-    import json
+    left out, so the align.* metrics score pairs the model never trained on, and the held-out prompts that
+    training also has counted (bench/tasks/preference.py:drop_trained, which `bench validate` runs per seed
+    too). A file's pairs are split by prompt, so none of its held-out pairs or prompts is trained on; pairs
+    built from a task with few prompts repeat often (cipher, 1000 + 100 pairs: 75 of the 100 held-out pairs,
+    every held-out prompt). `heldout_dropped` counts the pairs left out; none left is an error."""
+    from bench.tasks.preference import drop_trained
 
-    def key(pair: Any) -> str:
-        return json.dumps(pair.row(), sort_keys=True)
-
-    trained = {key(pair) for pair in data.train}
-    kept = [pair for pair in data.heldout if key(pair) not in trained]
-    dropped = len(data.heldout) - len(kept)
-    if not kept:
-        raise ValueError(
-            f"preference {data.source}: all {dropped} held-out pairs are also training pairs; nothing is held out "
-            "for the align.* metrics"
-        )
-    return replace(data, heldout=kept, heldout_dropped=dropped)
+    return drop_trained(data)
 
 
 def artefact_folder(run_id: str, model_info: dict[str, Any] | None = None) -> Path:
@@ -133,9 +126,10 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
 
 def record_trained_pairs(run: Recorder, preference: Any) -> None:
     """After training: `budget.preference.train_pairs` becomes the pairs trained on (DPO, or RLHF's reward
-    model), `too_long_dropped` beside it the pairs budget.seq_len left out, and the trainer's counts are the
-    run's budget.truncation (as SFT's; RLHF's come from its reward phase). Runs that only score the pairs
-    (sft) train on none of them and keep the pairs given."""
+    model), `too_long_dropped` beside it the pairs budget.seq_len left out, `identical_after_seq_len` those
+    trained on whose chosen and rejected were the same ids at seq_len (nothing to learn), and the trainer's
+    counts are the run's budget.truncation (as SFT's; RLHF's come from its reward phase). Runs that only
+    score the pairs (sft) train on none of them and keep the pairs given."""
     counts = preference.truncation
     if counts is None:
         return
@@ -145,6 +139,8 @@ def record_trained_pairs(run: Recorder, preference: Any) -> None:
         pairs["train_pairs"] = counts["rows"] - counts["dropped"]
         if counts["dropped"]:
             pairs["too_long_dropped"] = counts["dropped"]
+        if counts.get("identical"):
+            pairs["identical_after_seq_len"] = counts["identical"]
 
 
 def record_alignment(run: Recorder, model: Any, tokenizer: Any, preference: Any, base: Any, reward_model: Any) -> None:

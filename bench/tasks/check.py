@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.spec import ModelSpec, TaskSpec
 from bench.suite import Suite
 from bench.tasks.base import ChoiceItem, Example, GenItem
 from bench.tasks.files import read_rows
 from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
-from bench.tasks.split import OverlapError, check_overlap, declared_split, hashed_order
+from bench.tasks.split import OverlapError, check_overlap, declared_split, hashed_order, repeats
+
+if TYPE_CHECKING:
+    from bench.tasks.preference import PreferencePair
 
 
 def data_problems(suite: Suite) -> list[str]:
@@ -53,7 +57,7 @@ def data_problems(suite: Suite) -> list[str]:
                 f"{field}.path: {what} need a chat template, and model {kind} {model!r} has none: "
                 "give one with model.chat_template"
             )
-    problems.extend(_preference(suite))
+    problems.extend(_preference(suite, read))
     return problems
 
 
@@ -172,20 +176,22 @@ def _generation(field: str, spec: TaskSpec, rows: Rows) -> list[str]:
     return []
 
 
-def _preference(suite: Suite) -> list[str]:
+def _preference(suite: Suite, read: dict[Path, Rows]) -> list[str]:
+    """The preference file's problems: its rows, its format against the model, its pairs against the tasks'
+    evaluation items, and each seed's split (`read`: the task files data_problems read)."""
     spec = suite.preference
     if spec is None or not spec.jsonl:
         if problem := _pairs_from_task(suite):
             return [problem]
         return _pairs_per_batch(suite, spec.train_size, "preference.train_size", "built from the task") if spec else []
-    from bench.tasks.preference import read_jsonl
+    from bench.tasks.preference import read_jsonl, split_key
 
     path = Path(spec.jsonl).expanduser()
     try:
         pairs = read_jsonl(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return list(getattr(error, "problems", None) or [f"preference.jsonl: {error}"])
-    if len(pairs) < 2:  # bench.tasks.preference.split_pairs holds one row out and trains on the rest
+    if len(pairs) < 2:  # bench.tasks.preference.split_pairs holds pairs out and trains on the rest
         return [f"{path}: preference.jsonl: needs at least 2 rows to hold one out, got {len(pairs)}"]
     if pairs[0].conversational and suite.model.chat_template is None and not _has_template(suite.model):
         model = suite.model.preset or suite.model.path or suite.model.config
@@ -194,12 +200,88 @@ def _preference(suite: Suite) -> list[str]:
             f"preference.jsonl: {pairs[0].format} pairs need a chat template, and model {kind} {model!r} has none: "
             "give one with model.chat_template"
         ]
-    held = min(spec.heldout_size, len(pairs) - 1)  # split_pairs' rule: at least one row trains
-    given = f"{len(pairs)} rows less heldout_size {spec.heldout_size}"
-    if held < spec.heldout_size:
-        given = f"{len(pairs)} rows, heldout_size {spec.heldout_size} clamped to {held}: at least one row trains"
-    problems = _pairs_per_batch(suite, len(pairs) - held, f"{path}: preference.heldout_size", given)
+    problems = _pairs_repeat_evaluation(suite, path, pairs, read)
+    prompts = len({split_key(pair.prompt) for pair in pairs})
+    if prompts < 2:  # split_pairs puts every pair of a prompt on one side
+        return [
+            *problems,
+            f"{path}: preference.jsonl: all {len(pairs)} rows have one prompt ({_short(pairs[0].prompt)}), and "
+            "the pairs of a prompt are either all trained on or all held out: add pairs with other prompts",
+        ]
+    return problems + _splits(suite, path, pairs, prompts)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _pairs_repeat_evaluation(
+    suite: Suite, path: Path, pairs: list[PreferencePair], read: dict[Path, Rows]
+) -> list[str]:
+    """Pairs a dpo/rlhf strategy trains on that repeat an evaluation item of the learned or a retained task,
+    as SFT rows are checked (bench/tasks/split.py:repeats: the prompt, or a user turn, equal to an evaluation
+    context after `overlap_key`; a whole text with an implicit prompt that starts with one): training on
+    them teaches the answers the evaluation scores. Tasks read from files only: a synthetic task's training
+    and evaluation draw on the same few prompts by design, an olmo task is read at run time."""
+    from bench.tasks.preference import pair_example
+
+    if not objectives_of(suite) - {"sft"}:
+        return []  # the pairs are only scored (alignment metrics of sft runs), never trained on
+    examples = [pair_example(pair) for pair in pairs]
+    problems = []
+    for index, spec in enumerate([suite.task, *suite.retain]):
+        rows = read.get(Path(spec.path or "").expanduser()) if spec.source in ("jsonl", "dataset") else None
+        if rows is None or rows.problems:
+            continue
+        clashes = repeats(examples, _sides(spec, rows)[1])
+        if not clashes:
+            continue
+        first, item = clashes[0]
+        lines = ", ".join(str(pairs[number].line) for number, _ in clashes[:5]) + (", ..." * (len(clashes) > 5))
+        name = "chosen" if pairs[first].implicit else "prompt"
+        task = "task" if index == 0 else f"retain[{index - 1}]"
+        problems.append(
+            f"{path}:{pairs[first].line}: field {name!r}: {len(clashes)} preference pair(s) (lines {lines}) repeat "
+            f"evaluation items of {task} {spec.name!r} ({rows.path}; normalised text, as training rows are "
+            f"checked), e.g. item {item} <- {_short(examples[first].prompt)}. DPO/RLHF on them trains on the "
+            "answers the evaluation scores: remove them from the preference file"
+        )
     return problems
+
+
+def _splits(suite: Suite, path: Path, pairs: list[PreferencePair], prompts: int) -> list[str]:
+    """Each seed's split as the run makes it (bench/tasks/preference.py: split_pairs by prompt, then
+    drop_trained, which the worker runs): no held-out pair left to score, or fewer training pairs than a
+    batch where a dpo/rlhf strategy trains on them, is the first failing seed's one problem."""
+    from bench.tasks.preference import drop_trained, split_key, split_pairs
+
+    heldout = suite.preference.heldout_size
+    for seed in suite.seeds:
+        data = split_pairs(pairs, heldout, str(path), seed)
+        try:
+            drop_trained(data)
+        except ValueError:
+            return [
+                f"{path}: preference.jsonl: seed {seed}: all {len(data.heldout)} held-out pairs are also training "
+                "pairs (the file repeats rows), so no run could score the align.* metrics: remove the repeated "
+                "rows or add pairs with other prompts"
+            ]
+        given, advice = f"{len(pairs)} rows less heldout_size {heldout}", "add pairs or lower budget.batch_size"
+        if len(data.heldout) < heldout:
+            given = f"{len(pairs)} rows, heldout_size {heldout} clamped to {len(data.heldout)}: at least one prompt "
+            given += "trains"
+        elif len(data.heldout) > heldout:  # a held-out prompt's pairs all go with it
+            held = prompts - len({split_key(pair.prompt) for pair in data.train})
+            given = (
+                f"{len(pairs)} rows less the {len(data.heldout)} pairs of the {held} prompt(s) seed {seed} holds out, "
+                f"heldout_size {heldout}: the pairs of a prompt are held out together"
+            )
+            advice = "add pairs with other prompts or lower budget.batch_size"
+        problems = _pairs_per_batch(suite, len(data.train), f"{path}: preference.heldout_size", given, advice)
+        if problems:
+            return problems
+    return []
 
 
 def _pairs_from_task(suite: Suite) -> str | None:
@@ -220,12 +302,14 @@ def _pairs_from_task(suite: Suite) -> str | None:
     )
 
 
-def _pairs_per_batch(suite: Suite, train: int, where: str, given: str) -> list[str]:
+def _pairs_per_batch(
+    suite: Suite, train: int, where: str, given: str, advice: str = "add pairs or lower budget.batch_size"
+) -> list[str]:
     """A strategy that trains on the pairs (dpo, rlhf) needs a full batch of them, as sft needs examples."""
     batch = suite.budget.batch_size
     if train >= batch or not objectives_of(suite) - {"sft"}:
         return []
     return [
         f"{where}: {train} training pair(s) ({given}) < budget.batch_size {batch}: no full batch, so no "
-        "dpo/rlhf training step; add pairs or lower budget.batch_size"
+        f"dpo/rlhf training step; {advice}"
     ]

@@ -7,24 +7,28 @@
 
 An implicit prompt is what chosen and rejected begin with, split off as TRL's `extract_prompt` splits it
 (`implicit_prompt`). One format per file (TRL decides from a dataset's first row). A file is validated
-row by row and every problem is reported at once, each naming the file, the line and the field. The
-builder derives pairs from a synthetic task: chosen is the correct completion, rejected a plausible wrong
-one (the task's own distractors). Training and held-out pairs come from separate random streams; with few
-distinct pairs (cipher's 26 letters) the streams repeat each other's pairs, as a file can repeat rows, so
-the worker scores only held-out pairs that are not training pairs and records how many it left out
-(bench/run/alignment.py `held_out_only`; the alignment suite: 75 of cipher's 100).
+row by row and every problem is reported at once, each naming the file, the line and the field. A file's
+pairs are split by prompt (`split_pairs`: every pair of one prompt on one side), so no held-out prompt is
+trained on. The builder derives pairs from a synthetic task: chosen is the correct completion, rejected a
+plausible wrong one (the task's own distractors). Training and held-out pairs come from separate random
+streams; with few distinct pairs (cipher's 26 letters) the streams repeat each other's pairs, so the
+worker scores only held-out pairs that are not training pairs and records how many it left out and how
+many held-out prompts training also has (`drop_trained`; the alignment suite: 75 of cipher's 100).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.tasks.base import Example, context_text
 from bench.tasks.files import Unreadable, check_readable, jsonl_lines, not_utf8, relative_to_here
 from bench.tasks.rows import check_messages
+from bench.tasks.split import overlap_key
 
 if TYPE_CHECKING:
     from bench.spec import PreferenceSpec
@@ -41,6 +45,7 @@ class PreferencePair:
     chosen: Turns  # the completion that follows the prompt (standard: with its leading space)
     rejected: Turns
     implicit: bool = False  # the file gave chosen and rejected whole; prompt is their shared start
+    line: int = field(default=0, compare=False)  # its line in the file (0: built), for problems; not compared
 
     @property
     def conversational(self) -> bool:
@@ -67,14 +72,37 @@ def prompt_key(prompt: Turns) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
+def split_key(prompt: Turns) -> str:
+    """A prompt as the split and the held-out counts group pairs: its text's `overlap_key` (case, spaces and
+    punctuation around words folded; a conversation's contents joined), so `Code a =` and `code a = ` are one
+    prompt, on one side of the split."""
+    return overlap_key(context_text(prompt))
+
+
+def pair_example(pair: PreferencePair) -> Example:
+    """The pair as the SFT row that teaches its chosen answer, for the overlap check
+    (bench/tasks/split.py:repeats): prompt and completion; a whole text (implicit prompt) as a
+    language-modeling row; a conversation as its messages."""
+    if not pair.conversational:
+        if pair.implicit:
+            return Example(pair.prompt + pair.chosen, "", {"text": pair.prompt + pair.chosen})
+        return Example(pair.prompt, pair.chosen)
+    text, answer = context_text(pair.prompt), context_text(pair.chosen)
+    if pair.implicit:
+        return Example(text, answer, {"messages": pair.prompt + pair.chosen})
+    return Example(text, answer, {"prompt": pair.prompt, "completion": pair.chosen})
+
+
 @dataclass
 class PreferenceData:
     train: list[PreferencePair]
     heldout: list[PreferencePair]
     source: str  # "jsonl:<path>" or "task:<name>"
-    heldout_dropped: int = 0  # held-out pairs left out as also training pairs (bench/run/alignment.py)
+    heldout_dropped: int = 0  # held-out pairs left out as also training pairs (`drop_trained`)
+    heldout_prompts: int = 0  # distinct prompts (`split_key`) of the held-out pairs kept (`drop_trained`)
+    heldout_prompts_in_training: int = 0  # of them, prompts training also has (a file's pairs: 0)
     # what the trainer made of the training pairs at budget.seq_len (bench.training.alignment counts it:
-    # {seq_len, rows, truncated, dropped, longest, rule}); None before training
+    # {seq_len, rows, truncated, dropped, identical, longest, rule}); None before training
     truncation: dict[str, Any] | None = None
 
     @property
@@ -204,7 +232,7 @@ def _pairs(path: Path) -> tuple[list[PreferencePair], list[str]]:
             problems.append(f"{where}: mixed formats: a {pair.format} row, but line {first[0]} is {first[1]} "
                             "(one format per file)")  # fmt: skip
             continue
-        pairs.append(pair)
+        pairs.append(replace(pair, line=number))
     return pairs, problems
 
 
@@ -245,13 +273,59 @@ def build_preference(task: str, train_size: int, heldout_size: int, seed: int = 
 
 
 def split_pairs(pairs: list[PreferencePair], heldout_size: int, source: str, seed: int = 0) -> PreferenceData:
-    """A seeded shuffle, then the last `heldout_size` rows are held out (at least one row trains)."""
-    if len(pairs) < 2:
-        raise PreferenceError(source, [f"{source}: needs at least 2 rows to hold one out, got {len(pairs)}"])
-    shuffled = list(pairs)
+    """Split by prompt (`split_key`), every pair of a prompt on one side: a seeded shuffle of the rows, then,
+    from its end, the pairs of each prompt met are held out until at least `heldout_size` pairs are (the last
+    prompt's may add more) or only one prompt is left to train. With one pair per prompt these are the
+    shuffle's last `heldout_size` rows, as the split by row was."""
+    sizes = Counter(split_key(pair.prompt) for pair in pairs)
+    if len(sizes) < 2:
+        raise PreferenceError(
+            source,
+            [
+                f"{source}: needs at least 2 distinct prompts to hold one out (every pair of a prompt goes to one "
+                f"side), got {len(sizes)} in {len(pairs)} row(s)"
+            ],
+        )
+    shuffled = [(split_key(pair.prompt), pair) for pair in pairs]
     random.Random(f"preference-split-{seed}").shuffle(shuffled)
-    held = min(heldout_size, len(shuffled) - 1)
-    return PreferenceData(train=shuffled[:-held], heldout=shuffled[-held:], source=source)
+    held: set[str] = set()
+    count = 0
+    for key, _ in reversed(shuffled):
+        if count >= heldout_size or len(held) == len(sizes) - 1:
+            break
+        if key not in held:
+            held.add(key)
+            count += sizes[key]
+    return PreferenceData(
+        train=[pair for key, pair in shuffled if key not in held],
+        heldout=[pair for key, pair in shuffled if key in held],
+        source=source,
+    )
+
+
+def drop_trained(data: PreferenceData) -> PreferenceData:
+    """The pairs with every held-out pair that is also a training pair (same prompt, chosen and rejected)
+    left out (`heldout_dropped`), so the align.* metrics score pairs the model never trained on, and the
+    held-out prompts counted (`heldout_prompts`), with those training also has (`heldout_prompts_in_training`:
+    0 for a file split by prompt; pairs built from a task draw their prompts from one small set). Raises
+    ValueError when every held-out pair is a training pair (the worker's error, and validation's per seed)."""
+
+    def key(pair: PreferencePair) -> str:
+        return json.dumps(pair.row(), sort_keys=True)
+
+    trained = {key(pair) for pair in data.train}
+    kept = [pair for pair in data.heldout if key(pair) not in trained]
+    dropped = len(data.heldout) - len(kept)
+    if not kept:
+        raise ValueError(
+            f"preference {data.source}: all {dropped} held-out pairs are also training pairs; nothing is held out "
+            "for the align.* metrics"
+        )
+    prompts = {split_key(pair.prompt) for pair in kept}
+    seen = prompts & {split_key(pair.prompt) for pair in data.train}
+    return replace(
+        data, heldout=kept, heldout_dropped=dropped, heldout_prompts=len(prompts), heldout_prompts_in_training=len(seen)
+    )
 
 
 def load_preference(spec: PreferenceSpec, task: str, seed: int = 0) -> PreferenceData:

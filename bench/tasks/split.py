@@ -134,19 +134,27 @@ def _repeated(example: Example, contexts: dict[str, str], sorted_keys: list[str]
     return next((contexts[key] for key in training_keys(example) if key in contexts), None)
 
 
-def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem | GenItem]) -> None:
-    """Raise OverlapError when a training example repeats an evaluation context (`overlap_key`): a prompt or a
-    user turn equal to it, or a language-modeling text that starts with it."""
+def repeats(train: Iterable[Example], test: Iterable[ChoiceItem | GenItem]) -> list[tuple[int, str]]:
+    """(index in `train`, evaluation item id) of each training example that repeats an evaluation context
+    (`overlap_key`): a prompt or a user turn equal to it, or a language-modeling text that starts with it.
+    The one definition of an overlap: SFT rows (`check_overlap`) and preference pairs
+    (bench/tasks/check.py) are checked with it."""
     contexts: dict[str, str] = {}
     for item in test:
         for key in context_keys(item.context):
             contexts.setdefault(key, item.id)
     sorted_keys = sorted(key for key in contexts if key)
-    clashes = [
-        (item_id, example.prompt)
-        for example in train
+    return [
+        (index, item_id)
+        for index, example in enumerate(train)
         if (item_id := _repeated(example, contexts, sorted_keys)) is not None
     ]
+
+
+def check_overlap(name: str, train: Iterable[Example], test: Iterable[ChoiceItem | GenItem]) -> None:
+    """Raise OverlapError when a training example repeats an evaluation context (`repeats`)."""
+    train = list(train)
+    clashes = [(item_id, train[index].prompt) for index, item_id in repeats(train, test)]
     if clashes:
         shown = "; ".join(f"{item_id} <- {prompt[:60]!r}" for item_id, prompt in clashes[:3])
         raise OverlapError(

@@ -11,7 +11,10 @@ policy against that frozen reward model with RLOO (default) or GRPO (TRL 1.16 ha
 Pairs longer than budget.seq_len: DPOTrainer keeps the start of each prompt + answer (keep_start) and drops
 a pair whose prompt alone fills seq_len (no answer token left); RewardTrainer cuts nothing and drops every
 pair whose chosen or rejected sequence is longer. Both trainers here count what they cut and dropped
-(`truncation`, recorded as budget.truncation like SFT's) and refuse to train on less than one batch.
+(`truncation`, recorded as budget.truncation like SFT's), and the pairs they keep whose chosen and rejected
+are the same ids once cut (differing only after seq_len tokens, or tokenized alike: unknown words): such
+a pair gives both answers one log-probability, so no preference to learn (the sigmoid loss: exactly ln 2).
+Fewer pairs left that differ than one batch is refused.
 """
 
 from __future__ import annotations
@@ -52,20 +55,37 @@ def reward_lengths(full: Any) -> list[int]:
     return [max(len(chosen), len(rejected)) for chosen, rejected in zip(full["chosen_ids"], full["rejected_ids"])]
 
 
-def truncation_counts(lengths: list[int], kept: int, limit: int, rule: str) -> dict[str, Any]:
-    """budget.truncation as SFT records it: pairs longer than seq_len, pairs TRL dropped, the longest."""
+def dpo_identical(prepared: Any, limit: int) -> list[bool]:
+    """Per pair DPOTrainer kept: whether prompt + chosen and prompt + rejected are the same ids once its
+    collator cuts them to seq_len (keep_start): the same log-probabilities, no preference to learn."""
+    columns = zip(prepared["prompt_ids"], prepared["chosen_ids"], prepared["rejected_ids"], strict=True)
+    return [(prompt + chosen)[:limit] == (prompt + rejected)[:limit] for prompt, chosen, rejected in columns]
+
+
+def reward_identical(prepared: Any, limit: int) -> list[bool]:
+    """Per pair RewardTrainer kept (none longer than seq_len): whether chosen and rejected are the same ids."""
+    return [
+        chosen == rejected for chosen, rejected in zip(prepared["chosen_ids"], prepared["rejected_ids"], strict=True)
+    ]
+
+
+def truncation_counts(lengths: list[int], kept: int, limit: int, rule: str, identical: int = 0) -> dict[str, Any]:
+    """budget.truncation as SFT records it: pairs longer than seq_len, pairs TRL dropped, the longest; and
+    `identical`, the pairs kept whose chosen and rejected are the same ids at seq_len (nothing to learn)."""
     return {
         "seq_len": limit,
         "rows": len(lengths),
         "truncated": sum(length > limit for length in lengths),
         "dropped": len(lengths) - kept,
+        "identical": identical,
         "longest": max(lengths, default=0),
         "rule": rule,
     }
 
 
 def refuse_less_than_a_batch(counts: dict[str, Any], batch: int, source: str, trainer: str) -> None:
-    """A loader with fewer pairs than a batch makes no step (PyTorch's sampler: `num_samples=0`): said here."""
+    """A loader with fewer pairs than a batch makes no step (PyTorch's sampler: `num_samples=0`), and pairs
+    whose chosen and rejected are the same ids teach nothing: fewer that differ than a batch is said here."""
     kept = counts["rows"] - counts["dropped"]
     if kept < batch:
         raise ValueError(
@@ -74,6 +94,15 @@ def refuse_less_than_a_batch(counts: dict[str, Any], batch: int, source: str, tr
             f"{counts['longest']} tokens), fewer than budget.batch_size {batch}: no training step; raise "
             "budget.seq_len or shorten the pairs"
         )
+    identical = counts.get("identical", 0)
+    if kept - identical < batch:
+        raise ValueError(
+            f"preference {source}: {trainer}: {identical} of {kept} training pairs have chosen and rejected "
+            f"with the same token ids at budget.seq_len {counts['seq_len']} (they differ only after seq_len "
+            f"tokens, or tokenize alike), leaving {kept - identical} that differ, fewer than budget.batch_size "
+            f"{batch}: no preference to learn (DPO's sigmoid loss stays at ln 2); raise budget.seq_len or make chosen "
+            "and rejected differ in their first tokens"
+        )
 
 
 # what each trainer does with a pair longer than seq_len (TRL 1.16's _prepare_dataset and collator)
@@ -81,9 +110,16 @@ DPO_RULE = "the prompt alone fills seq_len (the others keep their first seq_len 
 REWARD_RULE = "chosen or rejected longer than seq_len (RewardTrainer cuts nothing, it drops the pair)"
 
 
-def counting_trainer(base: type, lengths: Callable[[Any], list[int]], rule: str, preference: PreferenceData) -> type:
+def counting_trainer(
+    base: type,
+    lengths: Callable[[Any], list[int]],
+    rule: str,
+    preference: PreferenceData,
+    identical: Callable[[Any, int], list[bool]] = dpo_identical,
+) -> type:
     """`base` (DPOTrainer, RewardTrainer) counting what budget.seq_len cut and dropped of the training pairs
-    (`truncation`, also left on `preference.truncation`), and refusing fewer pairs left than a batch."""
+    and the kept pairs whose chosen and rejected are the same ids at seq_len (`identical`) as `truncation`,
+    also left on `preference.truncation`; refusing fewer pairs left that differ than a batch."""
 
     class Counting(base):
         def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, name: str, *rest, **kwargs):
@@ -95,7 +131,8 @@ def counting_trainer(base: type, lengths: Callable[[Any], list[int]], rule: str,
                 full = super()._prepare_dataset(dataset, processing_class, args, name, *rest, **kwargs)
             finally:
                 args.max_length = limit
-            self.truncation = truncation_counts(lengths(full), len(prepared), limit, rule)
+            same = sum(identical(prepared, limit))
+            self.truncation = truncation_counts(lengths(full), len(prepared), limit, rule, same)
             preference.truncation = self.truncation
             batch = args.per_device_train_batch_size * args.world_size
             refuse_less_than_a_batch(self.truncation, batch, preference.source, base.__name__)
@@ -238,7 +275,7 @@ def rlhf_phases(
     reward_arguments = {**arguments, "learning_rate": options.reward_learning_rate}
     reward_arguments["output_dir"] = str(output / "reward")
     reward_config = RewardConfig(**reward_arguments, max_length=budget.seq_len)
-    reward_trainer_class = counting_trainer(RewardTrainer, reward_lengths, REWARD_RULE, preference)
+    reward_trainer_class = counting_trainer(RewardTrainer, reward_lengths, REWARD_RULE, preference, reward_identical)
     yield (
         "reward",
         reward_trainer_class(

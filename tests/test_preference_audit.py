@@ -1,0 +1,250 @@
+"""The preference data checks of the DPO/RLHF audit (/tmp/user17), on the tiny preset: pairs that repeat
+evaluation items, pairs with nothing to learn at budget.seq_len, the held-out split by prompt, and
+validation of what each seed's split would fail on. Each test failed before its fix; none trains."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.cli.suites import check_data
+from bench.estimate.lengths import too_long_pairs
+from bench.models.load import load_model
+from bench.plan import plan
+from bench.run.alignment import load_preference_data, record_trained_pairs
+from bench.strategies import STRATEGIES, PrepareContext
+from bench.suite import Budget, ModelSpec, PreferenceSpec, SuiteError, Training, parse_suite
+from bench.tasks import load_task
+from bench.tasks.check import data_problems
+from bench.tasks.preference import PreferenceData, PreferencePair, read_jsonl, split_pairs
+from bench.training.train import trainer_arguments
+from tests.conftest import fast_suite
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+CHAT_TEMPLATE = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())["model"]["chat_template"]
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def pair_rows(prompts: list[str], chosen: str = " b", rejected: str = " c") -> list[dict[str, Any]]:
+    return [{"prompt": prompt, "chosen": chosen, "rejected": rejected} for prompt in prompts]
+
+
+# 1. pairs that repeat evaluation items
+
+
+def _leaking_suite(tmp_path: Path, data_format: str, where: str) -> tuple[Any, Path, int]:
+    """A jsonl task (the learned one, or retained beside cipher) and a file of 8 clean pairs then 3 that ask
+    its evaluation items with their answers, in `data_format`."""
+    rows = [{"prompt": f"code {a} {b} =", "completion": f" {a}"} for a in LETTERS[:4] for b in LETTERS[:4]]
+    rows += [{"context": f"code {a} {b} =", "answer": b, "id": f"e{a}{b}"} for a in "wxyz" for b in "wxyz"]
+    task = {"name": "mine", "source": "jsonl", "path": str(write(tmp_path / "task.jsonl", rows)), "eval_limit": 4}
+    evaluated = load_task(parse_suite(fast_suite("t", ["lora"], task=task)).task).eval[:3]
+    clean = [(f"code {a} {a} {a} =", "x") for a in LETTERS]
+    leak = [(item.context, item.answer) for item in evaluated]
+    pairs = []
+    for prompt, answer in clean[:8] + leak:
+        if data_format == "standard":
+            pairs.append({"prompt": prompt, "chosen": f" {answer}", "rejected": " z"})
+        elif data_format == "standard-implicit-prompt":
+            pairs.append({"chosen": f"{prompt} {answer}", "rejected": f"{prompt} z"})
+        else:
+            user = [{"role": "user", "content": prompt}]
+            say = [{"role": "assistant", "content": answer}]
+            pairs.append({"prompt": user, "chosen": say, "rejected": [{"role": "assistant", "content": "z"}]})
+    path = write(tmp_path / "pairs.jsonl", pairs)
+    places = {"task": task} if where == "task" else {"retain": [task]}
+    suite = fast_suite("leak", ["dpo"], preference={"jsonl": str(path), "heldout_size": 2}, **places)
+    suite["model"]["chat_template"] = CHAT_TEMPLATE
+    return parse_suite(suite), path, len(leak)
+
+
+@pytest.mark.parametrize("data_format", ["standard", "standard-implicit-prompt", "conversational"])
+@pytest.mark.parametrize("where", ["task", "retain[0]"])
+def test_pairs_that_repeat_evaluation_items_are_refused_as_sft_rows_are(tmp_path: Path, data_format: str, where: str):
+    """Before: `valid`, and DPO on 100 evaluation prompts with their answers took accuracy 0.24 -> 0.747."""
+    suite, path, leaked = _leaking_suite(tmp_path, data_format, where)
+    (problem,) = data_problems(suite)
+    field = "chosen" if data_format == "standard-implicit-prompt" else "prompt"
+    assert problem.startswith(f"{path}:9: field {field!r}: {leaked} preference pair(s) (lines 9, 10, 11) repeat")
+    assert f"evaluation items of {where} 'mine' ({tmp_path / 'task.jsonl'}" in problem
+    assert "remove them from the preference file" in problem and "\n" not in problem
+    clean = read_jsonl(path)[:8]
+    write(path, [pair.row() for pair in clean])
+    assert data_problems(suite) == []
+
+
+# 2. pairs with nothing to learn at budget.seq_len
+
+UNKNOWN = (" Paris is the capital.", " London is the capital.")  # words outside the tiny vocabulary: <unk>
+LATE = (" " + " ".join("abcdefghijklmnopqrst") + " x", " " + " ".join("abcdefghijklmnopqrst") + " y")
+
+
+@pytest.mark.parametrize("strategy", ["dpo", "rlhf"])
+def test_pairs_identical_at_seq_len_are_refused_before_any_run(strategy: str, tmp_path: Path):
+    """Before: `valid`; DPO's loss stayed at ln 2 = 0.6931 for every step and the run said ok."""
+    path = write(tmp_path / "pairs.jsonl", pair_rows([f"code {a} =" for a in LETTERS[:12]], *UNKNOWN))
+    suite = parse_suite(fast_suite("same", [strategy], preference={"jsonl": str(path), "heldout_size": 2}))
+    assert data_problems(suite) == []  # the rows are fine; their ids need the model's tokenizer
+    with pytest.raises(SuiteError) as refused:
+        check_data(suite, "suite.yaml")
+    (problem,) = refused.value.problems
+    assert problem.startswith(
+        f"{path}: preference.jsonl: 10 of 10 training pairs (seed 0) have chosen and rejected with the same token "
+        "ids at budget.seq_len 16"
+    )
+    assert "leaving 0 that differ < budget.batch_size 4" in problem and "\n" not in problem
+
+
+def test_pairs_that_differ_only_after_seq_len_are_counted_in_a_warning(tmp_path: Path, capsys):
+    """Before: no warning; 80 pairs differing after token 43 trained at seq_len 32 with the loss at ln 2."""
+    prompts = [f"code {a} =" for a in LETTERS[:12]]
+    rows = pair_rows(prompts[:8]) + pair_rows(prompts[8:], *LATE)
+    path = write(tmp_path / "pairs.jsonl", rows)
+    suite = parse_suite(fast_suite("late", ["dpo"], preference={"jsonl": str(path), "heldout_size": 2}))
+    train = split_pairs(read_jsonl(path), 2, str(path), 0).train
+    late = sum(pair.chosen == LATE[0] for pair in train)
+    problems, (warning,) = too_long_pairs(suite)
+    assert problems == [] and late > 0
+    assert warning == (
+        f"{path}: {late} of 10 training pairs (seed 0) have chosen and rejected with the same token ids at "
+        "budget.seq_len 16 (they differ only after seq_len tokens, or tokenize alike: words the tokenizer does "
+        "not know): dpo learns nothing from them"
+    )
+    check_data(suite, "suite.yaml")  # a warning, not a refusal
+    assert f"warning: {warning}" in capsys.readouterr().err.replace("\n", " ").replace("  ", " ")
+
+
+BUDGET = Budget(steps=2, batch_size=4, seq_len=16)
+
+
+def _first_trainer(name: str, tmp_path: Path, pairs: list[PreferencePair]) -> tuple[Any, PreferenceData]:
+    """The first trainer `name` builds on the tiny preset (DPO's, or RLHF's reward phase); nothing trains."""
+    from bench.training.alignment import dpo_trainer, rlhf_phases
+
+    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda message: None)
+    strategy = STRATEGIES.get(name)
+    options = strategy.Options(lora={"r": 4, "alpha": 8})
+    model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, BUDGET, 0, "cpu"))
+    preference = PreferenceData(train=pairs, heldout=pairs[:1], source="jsonl:pairs.jsonl")
+    arguments = trainer_arguments(BUDGET, Training(), 1e-3, 0, "cpu", tmp_path)
+    inputs = {"options": options, "preference": preference, "artefacts": {}}
+    if name == "dpo":
+        return dpo_trainer(model, loaded.tokenizer, None, arguments, BUDGET, **inputs), preference
+    _, trainer, _ = next(rlhf_phases(model, loaded.tokenizer, None, arguments, BUDGET, **inputs))
+    return trainer, preference
+
+
+@pytest.mark.parametrize("name", ["dpo", "rlhf"])
+def test_the_trainers_count_identical_pairs_and_the_record_keeps_them(name: str, tmp_path: Path):
+    """Before: budget.truncation and budget.preference said nothing of them; with none that differs, the
+    run trained at ln 2 and said ok."""
+    good = [PreferencePair(f"code {a} =", " b", " c") for a in LETTERS[:4]]
+    unknown = [PreferencePair(f"code {a} =", *UNKNOWN) for a in LETTERS[4:7]]
+    late = [PreferencePair("code z =", *LATE)] if name == "dpo" else []  # RewardTrainer drops a long pair
+    trainer, preference = _first_trainer(name, tmp_path, good + unknown + late)
+    assert trainer.truncation["identical"] == len(unknown + late) and preference.truncation == trainer.truncation
+    run = SimpleNamespace(budget={"preference": {"train_pairs": 8, "heldout": 1}})
+    record_trained_pairs(run, preference)
+    assert run.budget["preference"]["identical_after_seq_len"] == len(unknown + late)
+    assert run.budget["truncation"]["identical"] == len(unknown + late)
+    with pytest.raises(ValueError) as raised:
+        _first_trainer(name, tmp_path, good[:3] + unknown)
+    message = str(raised.value)
+    assert message.startswith("preference jsonl:pairs.jsonl: ") and "\n" not in message
+    assert "3 of 6 training pairs have chosen and rejected with the same token ids at budget.seq_len 16" in message
+    assert "leaving 3 that differ, fewer than budget.batch_size 4" in message
+
+
+# 3. the held-out split is by prompt
+
+RANKED = [
+    {"prompt": f"code {a} {b} =", "chosen": f" {LETTERS[i]}", "rejected": f" {LETTERS[j]}"}
+    for a, b in zip(LETTERS[:20], LETTERS[6:26], strict=True)
+    for i, j in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+]  # 20 prompts x 6 ranked pairs, as UltraFeedback-style files are
+
+
+def test_the_held_out_split_puts_every_pair_of_a_prompt_on_one_side():
+    """Before: split by row; with 50 prompts x 6 pairs every held-out prompt was also a training prompt."""
+    pairs = [PreferencePair(row["prompt"], row["chosen"], row["rejected"]) for row in RANKED]
+    for seed in range(5):
+        data = split_pairs(pairs, 12, "ranked", seed)
+        held, trained = ({pair.prompt for pair in side} for side in (data.heldout, data.train))
+        assert len(held) == 2 and not held & trained and len(data.heldout) == 12, seed
+        assert split_pairs(pairs, 12, "ranked", seed) == data  # deterministic per seed
+    assert split_pairs(pairs, 12, "ranked", 0).heldout != split_pairs(pairs, 12, "ranked", 1).heldout
+    one_each = pairs[::6]  # one pair per prompt: the split by row's rows, as before
+    shuffled = list(one_each)
+    random.Random("preference-split-3").shuffle(shuffled)
+    assert split_pairs(one_each, 5, "one", 3) == PreferenceData(shuffled[:-5], shuffled[-5:], "one")
+
+
+def test_the_record_counts_held_out_prompts_seen_in_training(tmp_path: Path):
+    """Before: `heldout_dropped_as_training_pairs: 0` while 56 of 60 held-out chosen answers were trained on
+    for the same prompt; now none is, and the record says how many held-out prompts training has (pairs
+    built from cipher: all of them, honestly)."""
+    path = write(tmp_path / "ranked.jsonl", RANKED)
+    run = SimpleNamespace(
+        spec=SimpleNamespace(
+            preference=PreferenceSpec(jsonl=str(path), heldout_size=12), task=SimpleNamespace(name="cipher"), seed=0
+        ),
+        budget={},
+    )
+    data = load_preference_data(run)
+    trained = {(pair.prompt, pair.chosen) for pair in data.train}
+    assert not any((pair.prompt, pair.chosen) in trained for pair in data.heldout)
+    assert run.budget["preference"] | {"source": None} == {
+        "source": None, "train_pairs": 108, "heldout": 12, "heldout_prompts": 2, "heldout_prompts_in_training": 0,
+        "format": "standard",
+    }  # fmt: skip
+    run.spec.preference = PreferenceSpec(from_task=True, train_size=100, heldout_size=20)
+    load_preference_data(run)
+    recorded = run.budget["preference"]
+    assert 0 < recorded["heldout_prompts_in_training"] <= recorded["heldout_prompts"]
+
+
+# 4. validation runs each seed's split as the run will
+
+
+def test_validate_passes_only_data_every_seeds_run_can_split(tmp_path: Path):
+    """Before: one pair repeated 100 times was `valid`, then every run (sft too) failed with "all 20
+    held-out pairs are also training pairs". Now a suite that validates splits in every run, and one that
+    would leave a run less than a batch of pairs is refused naming the file, the seed and what to do."""
+    rows = pair_rows(["code a ="] * 100) + pair_rows(["code b ="])
+    path = write(tmp_path / "dup.jsonl", rows)
+    preference = {"jsonl": str(path), "heldout_size": 20}
+    for strategies in (["lora"], ["lora", "dpo"]):
+        suite = parse_suite(fast_suite("dup", strategies, preference=preference, seeds=[0, 1, 2, 3]))
+        problems = data_problems(suite)
+        splits = {}
+        for spec in plan(suite):
+            run = SimpleNamespace(spec=spec, budget={})
+            splits[spec.seed] = len(load_preference_data(run).train)  # before: ValueError, every seed
+        short = [seed for seed, train in sorted(splits.items()) if train < suite.budget.batch_size]
+        if "dpo" not in strategies or not short:
+            assert problems == []
+            continue
+        (problem,) = problems
+        assert problem.startswith(
+            f"{path}: preference.heldout_size: 1 training pair(s) (101 rows less the 100 pairs of the 1 prompt(s) "
+            f"seed {short[0]} holds out, heldout_size 20: the pairs of a prompt are held out together)"
+        )
+        assert "add pairs with other prompts" in problem and "\n" not in problem
+
+
+def test_a_file_of_one_prompt_is_refused_before_any_run(tmp_path: Path):
+    """Before: `valid`; its pairs can no longer be split by prompt, which the run would fail on."""
+    path = write(tmp_path / "one.jsonl", pair_rows(["code a ="] * 12))
+    suite = parse_suite(fast_suite("one", ["dpo"], preference={"jsonl": str(path), "heldout_size": 2}))
+    (problem,) = data_problems(suite)
+    assert problem.startswith(f"{path}: preference.jsonl: all 12 rows have one prompt ('code a =')")
