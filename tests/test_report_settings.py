@@ -147,3 +147,31 @@ def test_reading_a_strategys_defaults_never_imports_torch(kind):
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_no_star_on_a_loss_where_the_strategies_minimise_different_losses():
+    """audit user17: the table starred train.final_loss across IPO (9.37), DPO's sigmoid (0.445) and RLOO (0.0),
+    values of different losses. Where every strategy minimises one kind of loss, the star stays."""
+    from bench.records.results import Metric
+    from bench.report.html import context
+    from tests.synthetic_records import make_set
+
+    def with_loss(records, value, strategy=None, loss_type=None):
+        changed = []
+        for record in records:
+            spec = dict(record.spec)
+            if strategy:
+                spec["strategy"] = strategy
+            if loss_type:
+                spec["options"] = {**spec["options"], "loss_type": loss_type}
+            metrics = {**record.metrics, "train.final_loss": Metric(value=value, unit="nats", higher_is_better=False)}
+            changed.append(record.model_copy(update={"spec": spec, "metrics": metrics}))
+        return changed
+
+    def stars(records):
+        return {c["name"]: c["best"] for c in context(records)["columns"]}["train.final_loss"]
+
+    same = with_loss(make_set(labels=("full",)), 0.4) + with_loss(make_set(labels=("lora",)), 0.6)
+    assert stars(same) == ["full"]
+    mixed = with_loss(make_set(labels=("full",)), 0.4) + with_loss(make_set(labels=("lora",)), 9.4, "dpo", "ipo")
+    assert stars(mixed) == []

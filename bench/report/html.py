@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 from bench.analysis import selection
 from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.records.store import atomic_write_text, load_records
-from bench.report import aggregate, answer_rows, colors, scales
+from bench.report import aggregate, answer_rows, colors, scales, settings
 from bench.report.figures import build_charts, history_charts
 from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
-from bench.report.settings import settings_section
 from bench.report.terminal import truncation_notes
 
 if TYPE_CHECKING:
@@ -40,13 +39,18 @@ def _family_rank(metric: str) -> tuple[int, str]:
 
 
 def table_columns(
-    summary: pd.DataFrame, several_hardware: bool = False, not_learned: frozenset[str] = frozenset()
+    summary: pd.DataFrame,
+    several_hardware: bool = False,
+    not_learned: frozenset[str] = frozenset(),
+    losses_differ: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Metrics measured somewhere become columns; metrics never measured are listed with their reasons. The
     best value of a column is starred, except timing and measured memory where runs came from several
     hardware (`several_hardware`): those do not compare, and the answers ask them per hardware; and a
     forgetting column stars none of `not_learned` (strategies that did not learn the task forget nothing by
-    changing nothing), as the Least forgetting answer ranks them."""
+    changing nothing), as the Least forgetting answer ranks them; nor a loss column where the strategies
+    minimise different losses (`losses_differ`: cross-entropy, DPO's sigmoid or IPO, RLOO's), whose values
+    do not compare (an IPO loss of 9.4 is no worse than a sigmoid one of 0.45)."""
     from bench.analysis.stats import hardware_bound
 
     columns, unmeasured = [], []
@@ -69,11 +73,20 @@ def table_columns(
         best = measured["mean"].max() if entry["higher_is_better"] else measured["mean"].min()
         entry["best"] = (
             []
-            if (several_hardware and hardware_bound(metric)) or measured.empty
+            if (several_hardware and hardware_bound(metric)) or measured.empty or (losses_differ and _is_loss(metric))
             else sorted(measured.loc[measured["mean"] == best, "strategy"])
         )
         columns.append(entry)
     return columns, unmeasured
+
+
+def _is_loss(metric: str) -> bool:
+    return metric.startswith("train.") and metric.endswith("final_loss")
+
+
+def losses_differ(records: list[RunResult]) -> bool:
+    """Whether the runs minimise more than one kind of loss (settings.loss_kind)."""
+    return len({settings.loss_kind(record) for record in records if record.status == "ok"}) > 1
 
 
 def model_name(model: dict[str, Any] | str | None) -> str | None:
@@ -137,7 +150,8 @@ def context(
     several_hardware = len({selection.hardware_of(r) for r in ok}) > 1
     gains = answer_rows.mean_gains(selection.keyed_records(ok), learned_task(records))
     not_learned = frozenset(strategy for strategy, gain in gains.items() if gain <= 0)
-    columns, unmeasured = table_columns(shown, several_hardware, not_learned) if len(shown) else ([], [])
+    differ = losses_differ(records)
+    columns, unmeasured = table_columns(shown, several_hardware, not_learned, differ) if len(shown) else ([], [])
     answers, qualities = _answers_and_quality(records, summary)
     rows = _strategy_rows(ok, strategies, palette, shown, columns)
     suites = sorted({r.suite for r in records})
@@ -166,7 +180,7 @@ def context(
         "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
         "unmeasured": unmeasured,
         "rows": rows,
-        "settings": settings_section(records),  # each strategy's learning rate and non-default options
+        "settings": settings.settings_section(records),  # each strategy's learning rate and non-default options
         "problems": [r for r in records if r.status != "ok"],
         "unreadable": unreadable or [],
         "inconsistent": contradictions(records),

@@ -181,3 +181,18 @@ def rates_line(records: list[RunResult]) -> str:
         parts.setdefault(row["strategy"], []).append(rate_text(row) + (seeds if row["split"] else ""))
     said = ", ".join(f"{key} {' / '.join(found)}" for key, found in parts.items())
     return f"learning rates: {said}" if parts else ""
+
+
+def loss_kind(record: RunResult) -> str:
+    """What loss a run minimises: its strategy's objective (sft, dpo, rlhf; bench.strategies) and, where
+    the options name one, its `loss_type` (DPO's sigmoid, ipo, hinge, ...); a strategy this process does
+    not know (a plugin's) is its own kind."""
+    from bench.strategies import STRATEGIES
+
+    kind = kind_of(record)
+    try:
+        objective = str(STRATEGIES.get(kind).objective)
+    except Exception:  # noqa: BLE001 (not registered here: a plugin's)
+        objective = kind
+    loss_type = options_of(record).get("loss_type")
+    return f"{objective}:{loss_type}" if loss_type else objective
