@@ -263,3 +263,13 @@ def test_a_shape_torch_cannot_build_is_one_entry_s_error(monkeypatch):
     estimates, skipped, failed = estimate_suite.suite_estimates(load_suite(SMOKE), None, None, lambda _: None, 16)
     assert not estimates and not skipped
     assert set(failed.values()) == {"RuntimeError: Trying to create tensor with negative dimension -64: [100, -64]"}
+
+
+def test_the_header_says_which_rows_are_planned_at_seq_len(capsys):
+    """audit user17: "tokens per sequence: longest training example" headed a table whose DPO and RLHF rows are
+    planned at budget.seq_len whatever their pairs' lengths (docs/memory.md)."""
+    assert main(["estimate", "suites/alignment.yaml"]) == 0
+    said = capsys.readouterr().out
+    assert "tokens per sequence: longest training example; dpo, dpo-after-sft, rlhf-rloo: seq_len;" in said
+    assert main(["estimate", "suites/smoke.yaml"]) == 0  # no preference strategy: the header as it was
+    assert "tokens per sequence: longest training example; sequences per step" in capsys.readouterr().out

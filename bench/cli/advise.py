@@ -103,7 +103,15 @@ def _estimate_lengths(args: argparse.Namespace, suite: Any, note: Any) -> tuple[
     if args.model_config:  # another model's tokenizer: the suite's data says nothing of its lengths
         return "seq_len (another model's config)", None
     found = suite_lengths(suite, note)
-    return ("longest training example" if found else "seq_len"), ((lambda: found) if found else None)
+    if not found:
+        return "seq_len", None
+    from bench.strategies import STRATEGIES
+
+    pairs = [e.label for e in suite.strategies if e.name in STRATEGIES and STRATEGIES.get(e.name).objective != "sft"]
+    # DPO and RLHF are planned at budget.seq_len whatever their pairs' lengths (docs/memory.md): said, as the
+    # header spoke for every row (audit user17: "longest training example" over a DPO row at seq_len 128)
+    where = f"longest training example; {', '.join(pairs)}: seq_len" if pairs else "longest training example"
+    return where, lambda: found
 
 
 def _estimate(args: argparse.Namespace) -> int:
