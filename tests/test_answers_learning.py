@@ -85,3 +85,53 @@ def test_the_budget_line_names_a_chained_strategy():
     chained = [r.model_copy(update={"spec": {**r.spec, "parent": parent}}) for r in make_set(labels=("full",))]
     page = render(chained + make_set(labels=("lora",)))
     assert 'id="chained-budget">(full trained after sft-lora (60 steps of it first, not in its own budget))' in page
+
+
+def test_a_lone_strategy_that_did_not_learn_is_said_so():
+    """review: with one strategy, Most accurate returned before saying that it did not learn."""
+    found = _answer(_stuck("full"), "Most accurate")
+    assert found.note.startswith("no strategy learned cipher") and "only one strategy measured this" in found.note
+
+
+def test_the_star_asks_each_suite_its_own_task():
+    """review: the table's forgetting star took one learned task for a folder of several suites, so a strategy
+    that did not learn its own suite's task kept the star its suite's answer denied it."""
+    from bench.report.html import context
+
+    def other(records):
+        moved = []
+        for r in records:
+            spec = {**r.spec, "suite": "other", "task": {**r.spec["task"], "name": "dates"}}
+            metrics = {("gain.dates" if k == "gain.cipher" else k): v for k, v in r.metrics.items()}
+            moved.append(r.model_copy(update={"suite": "other", "spec": spec, "metrics": metrics}))
+        return moved
+
+    records = _stuck("lora") + other(make_set(labels=("full", "lora")))
+    stars = {c["name"]: c["best"] for c in context(records)["columns"]}["forgetting.mean"]
+    assert "smoke/lora" not in stars, stars
+
+
+def test_best_aligned_asks_the_metric_every_strategy_measured():
+    """review: a folder of new records (align.reward_accuracy) and reused older ones (only
+    align.preference_accuracy) ranked the new ones alone on reward_accuracy, the others dropped unnamed."""
+    from bench.records.results import Metric
+
+    def aligned(records, names):
+        return [
+            r.model_copy(
+                update={
+                    "metrics": {
+                        **r.metrics,
+                        **{n: Metric(value=v, unit="acc", higher_is_better=True) for n, v in names.items()},
+                    }
+                }
+            )
+            for r in records
+        ]
+
+    new = aligned(make_set(labels=("full",)), {"align.reward_accuracy": 0.6, "align.preference_accuracy": 0.7})
+    old = aligned(make_set(labels=("lora",)), {"align.preference_accuracy": 0.9})
+    found = _answer(new + old, "Best aligned")
+    assert found.metric == "align.preference_accuracy" and found.winner == "lora" and found.runner_up == "full"
+    both = aligned(make_set(labels=("lora",)), {"align.reward_accuracy": 0.8, "align.preference_accuracy": 0.1})
+    assert _answer(new + both, "Best aligned").metric == "align.reward_accuracy"

@@ -41,6 +41,9 @@ class Question:
 
     text: str
     patterns: tuple[str, ...]  # fnmatch patterns; {task} is the learned task's name
+    # ask the first pattern every strategy that measured one of them measured, before the first any measured: a
+    # metric new records have and reused older ones lack (align.reward_accuracy) would rank the new ones alone
+    every_strategy: bool = False
 
 
 QUESTIONS: tuple[Question, ...] = (
@@ -53,7 +56,7 @@ QUESTIONS: tuple[Question, ...] = (
     Question("Fastest to train", ("train.tokens_per_s", "train.samples_per_s", "train.steps_per_s")),
     Question("Lowest latency", ("latency.decode_ms_per_token.p50", "latency.ttft_ms.p50", "latency.*.p50")),
     Question("Smallest to store", ("storage.bytes",)),
-    Question("Best aligned", ("align.reward_accuracy", "align.preference_accuracy", "align.*")),
+    Question("Best aligned", ("align.reward_accuracy", "align.preference_accuracy", "align.*"), every_strategy=True),
 )
 
 
@@ -117,16 +120,21 @@ def summarize(records: list[RunResult], clean_timing: bool = False) -> pd.DataFr
     return summary[columns]
 
 
-def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None) -> str | None:
-    """The first metric name (in pattern order) that some strategy measured."""
-    measured = sorted(set(summary.loc[summary["n"] > 0, "metric"])) if len(summary) else []
-    for pattern in patterns:
-        if "{task}" in pattern:
-            if task is None:
-                continue
-            pattern = pattern.replace("{task}", task)
-        matches = fnmatch.filter(measured, pattern)
-        if matches:
+def resolve(patterns: tuple[str, ...], summary: pd.DataFrame, task: str | None, every: bool = False) -> str | None:
+    """The first metric name (in pattern order) that some strategy measured; with `every`, the first that every
+    strategy measuring one of the patterns measured, where there is one."""
+    taken = summary[summary["n"] > 0] if len(summary) else summary
+    measured = sorted(set(taken["metric"])) if len(summary) else []
+    named = [p.replace("{task}", task) if task else p for p in patterns if task or "{task}" not in p]
+    if every and measured:
+        asked = taken[taken["metric"].map(lambda m: any(fnmatch.fnmatch(m, p) for p in named))]
+        strategies = set(asked["strategy"])
+        by_all = [m for m in measured if set(asked.loc[asked["metric"] == m, "strategy"]) == strategies]
+        for pattern in named:
+            if matches := fnmatch.filter(by_all, pattern):
+                return matches[0]
+    for pattern in named:
+        if matches := fnmatch.filter(measured, pattern):
             return matches[0]
     return None
 
@@ -142,7 +150,7 @@ def asked(question: Question, summary: pd.DataFrame, task: str | None, records: 
     """The question's answer; for timing and measured memory (hardware-bound) where the runs that measured it
     ran on several hardware (selection.hardware_of), one answer per hardware over its runs ("Fastest to train
     (on M)"): a GPU's speed is no rival of a CPU's, nor one CPU model's of another's behind one machine id."""
-    metric = resolve(question.patterns, summary, task)
+    metric = resolve(question.patterns, summary, task, question.every_strategy)
     measured = [r for r in records if r.status == "ok" and metric is not None and r.value(metric) is not None]
     names = hardware_names(measured)
     if metric is None or not stats.hardware_bound(metric) or len(names) < 2:
@@ -166,7 +174,7 @@ def answer(
     if hardware is not None:
         keyed = {key: kept for key, runs in keyed.items() if (kept := [r for r in runs if hardware_of(r) == hardware])}
         summary = summary[summary["strategy"].isin(keyed)]
-    metric = resolve(question.patterns, summary, task)
+    metric = resolve(question.patterns, summary, task, question.every_strategy)
     if metric is None:
         return None
     rows = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
@@ -189,9 +197,10 @@ def answer(
     base = Answer(question.text, metric, unit, higher, str(best["strategy"]), float(best["mean"]), hardware=hardware)
     if dropped:
         left_out = "; ".join(filter(None, [left_out, f"did not learn {task}, not ranked: {gains_text(dropped)} gain"]))
+    harmed = nothing_learned(keyed, metric, task)
     if len(rows) < 2:
         only = f"only one strategy learned {task}" if dropped else "only one strategy measured this"
-        return replace(base, note=only + (f" ({left_out})" if left_out else ""))
+        return replace(base, note="; ".join(filter(None, [harmed, only + (f" ({left_out})" if left_out else "")])))
     second = rows.iloc[1]
     margin = abs(float(best["mean"]) - float(second["mean"]))
     # a share of the runner-up's value, except for differences (forgetting, gain: points), whose base can be ~0
@@ -202,7 +211,6 @@ def answer(
     if _tied(float(best["mean"]), float(second["mean"])):
         beyond, p, note = False, None, "tie"
     note = f"{note} ({left_out})" if left_out else note
-    harmed = nothing_learned(keyed, metric, task)
     chained = chained_note(keyed, [str(best["strategy"]), str(second["strategy"])])
     note = "; ".join(
         filter(None, [harmed, note, chained, floor_note(keyed, metric), merged_lower(keyed, metric, best)])

@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING
 
 from bench.analysis.timing import clean_timing_runs, timing_unrecorded
-from bench.records.results import RunResult, retained_tasks
+from bench.records.results import RunResult, learned_task, retained_tasks
 from bench.report.scales import fmt
 
 if TYPE_CHECKING:
@@ -55,12 +55,14 @@ def uncompared(keyed: dict[str, list[RunResult]], metric: str) -> str:
     )
 
 
-def mean_gains(keyed: dict[str, list[RunResult]], task: str | None) -> dict[str, float]:
+def mean_gains(keyed: dict[str, list[RunResult]], task: str | None = None) -> dict[str, float]:
     """Each strategy's mean gain on the learned task (`gain.TASK`: accuracy after minus before, on the same
-    items) over its runs that measured it; a strategy that measured none is left out."""
-    if task is None:
-        return {}
-    gains = {strategy: [v for _, v in seed_values(runs, f"gain.{task}")] for strategy, runs in keyed.items()}
+    items) over its runs that measured it; a strategy that measured none is left out. `task`: the one learned
+    task of them all (one suite); None: each strategy's own (records of several suites)."""
+    gains = {
+        strategy: [v for _, v in seed_values(runs, f"gain.{own}")] if (own := task or learned_task(runs)) else []
+        for strategy, runs in keyed.items()
+    }
     return {strategy: sum(values) / len(values) for strategy, values in gains.items() if values}
 
 

@@ -148,7 +148,7 @@ def context(
     palette = colors.colors(strategies)
     ok = [r for r in records if r.status == "ok"]
     several_hardware = len({selection.hardware_of(r) for r in ok}) > 1
-    gains = answer_rows.mean_gains(selection.keyed_records(ok), learned_task(records))
+    gains = answer_rows.mean_gains(selection.keyed_records(ok))  # each strategy's own task (several suites)
     not_learned = frozenset(strategy for strategy, gain in gains.items() if gain <= 0)
     differ = losses_differ(records)
     columns, unmeasured = table_columns(shown, several_hardware, not_learned, differ) if len(shown) else ([], [])
