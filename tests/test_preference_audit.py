@@ -248,3 +248,22 @@ def test_a_file_of_one_prompt_is_refused_before_any_run(tmp_path: Path):
     suite = parse_suite(fast_suite("one", ["dpo"], preference={"jsonl": str(path), "heldout_size": 2}))
     (problem,) = data_problems(suite)
     assert problem.startswith(f"{path}: preference.jsonl: all 12 rows have one prompt ('code a =')")
+
+
+def test_a_stored_run_from_before_the_split_by_prompt_runs_again():
+    """review: a run stored before the split by prompt was reused (same run id, same data), its align.*
+    metrics on held-out pairs of trained prompts beside new runs' on unseen ones."""
+    import yaml
+
+    from bench.execute import _split_by_row
+    from bench.plan import plan
+    from bench.suite import parse_suite
+    from tests.synthetic_records import make_record
+
+    spec = plan(parse_suite(yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())))[0]
+    assert spec.preference is not None and spec.preference.jsonl
+    before = make_record("full", 0).model_copy(update={"budget": {"preference": {"train_pairs": 80, "heldout": 40}}})
+    after = before.model_copy(update={"budget": {"preference": {"heldout": 40, "heldout_prompts": 7}}})
+    assert _split_by_row(before, spec) and not _split_by_row(after, spec)
+    built = plan(parse_suite(yaml.safe_load(Path("suites/alignment.yaml").read_text())))[0]
+    assert not _split_by_row(before, built)  # pairs built from a task: their split did not change
