@@ -49,10 +49,21 @@ def test_a_side_whose_runs_disagree_lists_each_value():
     assert change.text() == "peft 0.21.2 -> 0.21.2 / 0.22.0"
 
 
-def test_other_hardware_is_named_by_fingerprint():
+def test_other_hardware_is_named_field_by_field():
     (change,) = environment_changes(make_set(), make_set(cpu="Other CPU"))
-    assert change.name == "hardware"
-    assert change.baseline[0].startswith("test-cpu-2c-1t-cpu-") and change.candidate[0].startswith("other-cpu-2c-")
+    assert change.text() == "hardware cpu Test CPU -> Other CPU"
+
+
+def test_a_hardware_field_an_older_record_did_not_record_is_no_change():
+    """review: the fingerprint hashes every field, so a record of an older schema (no `isa`) on the same
+    machine showed as other hardware, and a regression then said 'not only the code changed'."""
+    older = []
+    for record in make_set():
+        hardware = record.environment.hardware.model_copy(update={"isa": None})
+        older.append(
+            record.model_copy(update={"environment": record.environment.model_copy(update={"hardware": hardware})})
+        )
+    assert environment_changes(older, make_set()) == []
 
 
 def test_a_regression_with_a_new_package_says_not_only_the_code_changed():

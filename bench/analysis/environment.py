@@ -16,7 +16,9 @@ _SHORT_COMMIT = 10
 class EnvironmentChange:
     """One fact of the runs' environment whose values differ between the sides (each side's values sorted)."""
 
-    name: str  # "commit", "python", "hardware", "cuda", a package's name, or "data ROLE" (a file's sha256)
+    # "commit", "python", "machine", "hardware FIELD", "cuda", "data ROLE" or "code plugin:MODULE" (a file's
+    # sha256), or a package's name
+    name: str
     baseline: list[str]
     candidate: list[str]
 
@@ -35,13 +37,22 @@ def _commit(record: RunResult) -> str | None:
 def _facts(record: RunResult) -> dict[str, str | None]:
     """A run's environment as name -> value; None where the record does not say."""
     env = record.environment
-    facts: dict[str, str | None] = {"commit": _commit(record), "python": env.python}
-    facts["hardware"] = env.fingerprint or f"machine {env.machine}"
+    facts: dict[str, str | None] = {"commit": _commit(record), "python": env.python, "machine": env.machine}
+    # the hardware field by field, each only where recorded: an older record without `isa` is no other CPU
+    for field, value in (env.hardware.model_dump() if env.hardware else {}).items():
+        facts[f"hardware {field}"] = _text(value)
     facts["cuda"] = env.cuda
     facts.update(env.packages)
-    digests = (record.model or {}).get("data_sha256") or {}  # role -> sha256 of a data file the run read
-    facts.update({f"data {role}": str(sha)[:_SHORT_COMMIT] for role, sha in digests.items()})
+    digests = (record.model or {}).get("data_sha256") or {}  # role -> sha256 of a file (or plugin module) it read
+    for role, sha in digests.items():
+        facts[f"{'code' if role.startswith('plugin:') else 'data'} {role}"] = str(sha)[:_SHORT_COMMIT]
     return facts
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return (", ".join(map(str, value)) or "none") if isinstance(value, list) else str(value)
 
 
 def environment_of(records: list[RunResult]) -> dict[str, list[str]]:
@@ -55,15 +66,15 @@ def environment_of(records: list[RunResult]) -> dict[str, list[str]]:
 
 
 def differences(before: dict[str, list[str]], after: dict[str, list[str]]) -> list[EnvironmentChange]:
-    """The facts whose values differ, commit first, then Python, the hardware, CUDA, the data files by role and
-    the packages by name.
+    """The facts whose values differ, commit first, then Python, the machine, the hardware field by field, CUDA,
+    the data files and plugin code by role, and the packages by name.
     A fact one side never recorded is left out: records of an older schema list fewer packages, and a value
     that was not recorded is no evidence that it changed."""
-    fixed = ["commit", "python", "hardware", "cuda"]
+    fixed = ["commit", "python", "machine"]
     rest = (set(before) | set(after)) - set(fixed)
-    names = (
-        fixed + sorted(n for n in rest if n.startswith("data ")) + sorted(n for n in rest if not n.startswith("data "))
-    )
+    first = ("hardware ", "cuda", "data ", "code ")
+    names = fixed + [n for p in first for n in sorted(rest) if n.startswith(p)]
+    names += sorted(n for n in rest if not n.startswith(first))
     return [
         EnvironmentChange(name, before[name], after[name])
         for name in names
