@@ -169,3 +169,30 @@ def test_a_parent_is_cached_by_what_it_read_not_only_its_spec(tmp_path: Path, mo
     assert artefact_folder("run", {**info, "sha256": "ab"}) != folder
     assert artefact_folder("run", other_pairs) == folder
     assert artefact_folder("run") == tmp_path / "artefacts" / "run"  # nothing known of what it read
+
+
+def test_a_parent_of_a_plugin_strategy_is_cached_by_its_code(tmp_path: Path, monkeypatch):
+    """A parent whose strategy a plugin defines, its code edited since, was loaded from the cache trained by
+    the old code: the key now holds the digest of the strategy's module; a built-in parent's key is as before."""
+    import sys
+
+    from bench.run.alignment import artefact_folder
+    from bench.strategies import STRATEGIES as REGISTRY
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(REGISTRY, "_targets", dict(REGISTRY._targets))  # the plugin's name goes with the test
+    monkeypatch.setattr(REGISTRY, "_loaded", dict(REGISTRY._loaded))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "u_parent_sft", raising=False)
+    plugin = tmp_path / "u_parent_sft.py"
+    text = "from bench.strategies import STRATEGIES\nfrom bench.strategies.lora import LoRA\n\n\nclass MySFT(LoRA):\n"
+    plugin.write_text(text + "    scale = 1\n\n\nSTRATEGIES.add('my-sft', MySFT())\n")
+    __import__("u_parent_sft")
+    info = {"sha256": "aa", "data_sha256": {"task:sums": "11"}}
+    folder = artefact_folder("run", info, "my-sft")
+    assert folder.name.startswith("run-") and folder != artefact_folder("run", info)
+    assert artefact_folder("run", info, "my-sft") == folder  # the same code: the same cached parent
+    plugin.write_text(text + "    scale = 2\n\n\nSTRATEGIES.add('my-sft', MySFT())\n")  # the user edits the plugin
+    assert artefact_folder("run", info, "my-sft") != folder
+    assert artefact_folder("run", info, "lora") == artefact_folder("run", info)  # bench's own: the key as before
+    assert artefact_folder("run", None, "lora") == tmp_path / "artefacts" / "run"

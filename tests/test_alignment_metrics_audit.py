@@ -59,12 +59,16 @@ def test_reward_accuracy_is_measured_against_the_reference_where_the_raw_ranking
     assert metrics["align.reward_margin"][0] == pytest.approx((15 + 18 - 5 + 0) / 4)
 
 
-def test_reward_accuracy_counts_ties_as_half():
+def test_reward_accuracy_counts_ties_as_half(monkeypatch):
     assert alignment.reward_accuracy([0.0, 0.0, 0.0]) == 0.5  # an unchanged model
     assert alignment.reward_accuracy([3e-6, -2e-6]) == 0.5  # float noise of two passes is a tie
     assert alignment.reward_accuracy([2.0, -1.0, 0.5, 0.0]) == pytest.approx(2.5 / 4)
-    assert "as half" in " ".join(alignment.reward_accuracy.__doc__.split())
-    assert "length-sensitive" in alignment.__doc__.lower()
+    names = [f"right{i}" for i in range(4)]
+    unchanged = _metrics(monkeypatch, BASE_MARGINS, BASE_MARGINS, names, names)
+    assert unchanged["align.reward_accuracy"][0] == 0.5 and unchanged["align.preference_accuracy"][0] == 0.0
+    # a longer chosen answer (raw margin below 0) that training moved up: counted by the reference, not the raw
+    moved = _metrics(monkeypatch, [-3.0], [-5.0], ["right0"], ["right0"])
+    assert moved["align.reward_accuracy"][0] == 1.0 and moved["align.preference_accuracy"][0] == 0.0
 
 
 def test_win_rate_is_missing_where_no_answer_matches_either_text(monkeypatch):

@@ -274,3 +274,27 @@ def test_a_plugin_no_node_can_import_stops_before_any_run(tmp_path: Path, cluste
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])))
     report = run_suite(suite, tmp_path / "results", executor="ray", address=cluster)  # on the path it travels
     assert [r.status for r in report.results] == ["ok"]
+
+
+def test_a_plugin_probe_that_hangs_or_fails_on_a_node_is_one_setup_error(tmp_path: Path, cluster: str, monkeypatch):
+    """A plugin import that hung past the probe's timeout (subprocess.TimeoutExpired in the task) or a probe
+    task that failed (a node without bench) gave a raw traceback: now one line naming the node and the problem."""
+    import bench.executors.ray as ray_executor
+    from bench.executors.base import SetupError
+
+    (tmp_path / "slow_plugin_xyz.py").write_text("import time\ntime.sleep(30)\n")
+    executor, forwarded = ray_executor.RayExecutor(address=cluster), {"PYTHONPATH": str(tmp_path)}
+    executor._connect()  # the module's cluster
+    monkeypatch.setattr(ray_executor, "PLUGIN_PROBE_TIMEOUT_S", 1, raising=False)
+    with pytest.raises(SetupError) as hung:
+        executor._check_plugins(["slow_plugin_xyz"], forwarded)
+    assert ": importing slow_plugin_xyz did not end within 1 s" in str(hung.value)
+
+    def without_bench(*args: object) -> None:
+        raise ModuleNotFoundError("No module named 'bench'")
+
+    monkeypatch.setattr(ray_executor, "_plugins_missing", without_bench)
+    with pytest.raises(SetupError) as failed:
+        executor._check_plugins(["slow_plugin_xyz"], forwarded)
+    said = str(failed.value)
+    assert "the probe failed: ModuleNotFoundError: No module named 'bench'" in said and "\n" not in said

@@ -87,19 +87,20 @@ def _verdict(
 
 def _fate(objective: str, pair: Any, tokenizer: Any, seq_len: int) -> str | None:
     """What the trainer makes of a pair at seq_len: "dropped" (LENGTH_RULES), "identical" (kept, chosen and
-    rejected the same ids once cut: DPO's keep_start cut of prompt + answer; the reward model's whole
-    sequences), or None (trained on)."""
+    rejected the same ids once cut: the trainers' own rule, bench.training.alignment.same_ids), or None
+    (trained on)."""
     from bench.evaluate.rendering import dpo_ids, reward_ids
+    from bench.training.alignment import same_ids
 
     if objective == "dpo":
         prompt, chosen, rejected = dpo_ids(tokenizer, pair)
         if len(prompt) >= seq_len:
             return "dropped"
-        return "identical" if (prompt + chosen)[:seq_len] == (prompt + rejected)[:seq_len] else None
+        return "identical" if same_ids(prompt, chosen, rejected, seq_len) else None
     sides = [reward_ids(tokenizer, pair.prompt, answer) for answer in (pair.chosen, pair.rejected)]
     if max(len(ids) for ids in sides) > seq_len:
         return "dropped"
-    return "identical" if sides[0] == sides[1] else None
+    return "identical" if same_ids([], sides[0], sides[1], None) else None
 
 
 def _tokenizer(model: ModelSpec) -> Any:

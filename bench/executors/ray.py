@@ -16,7 +16,7 @@ so it finds the parent's artefact cached as it would locally.
 Ray needs the package on every node (`pip install '.[ray]'`, same version); the driver's PYTHONPATH
 (plugins: `plugins:` modules) and BENCH_*/HF_* variables travel with each task. Before any run, the
 suite's plugins are imported on every node that can take one, as a run's process would import them: a
-node that cannot stops the suite with one line naming it and the plugin.
+node where that fails, hangs, or the probe itself fails (no bench there) stops the suite with one line naming it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from bench.spec import Resources
 
 try:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 except ImportError:  # an optional extra
     ray = None
 
@@ -50,6 +51,7 @@ GRACE_S = 30  # the task kills its run at its timeout itself; past this more, th
 POLL_S = 1.0
 KILLED = "killed (the driver cancelled its Ray task)"
 FORWARDED_PREFIXES = ("BENCH_", "HF_")
+PLUGIN_PROBE_TIMEOUT_S = 300  # a plugin import on a node that takes longer is taken as hung
 # Ray sends its token to an address given explicitly only when told to (Ray >= 2.52)
 AUTH_HINT = "; a cluster with token authentication also needs RAY_AUTH_MODE=token and its token (docs/scaling.md)"
 
@@ -128,23 +130,26 @@ class RayExecutor:
             needs["memory"] = limit
         return needs
 
+    def _fitting_nodes(self) -> list[dict[str, Any]]:
+        """The live nodes of the cluster that can take one run (its execution.resources)."""
+        limit = limits.limit_bytes(self.resources.memory_gib) or 0
+        wanted = {"CPU": self.resources.cpus, "GPU": self.resources.gpus, "memory": limit}.items()
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        return [node for node in alive if all(node.get("Resources", {}).get(k, 0) >= v for k, v in wanted if v)]
+
     def _no_node_fits(self) -> str | None:
         """Why no node of the cluster can take one run (the task would wait forever), or None."""
-        limit = limits.limit_bytes(self.resources.memory_gib) or 0
-        wanted = {"CPU": self.resources.cpus, "GPU": self.resources.gpus, "memory": limit}
-        nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-        if any(all(node.get(name, 0) >= amount for name, amount in wanted.items() if amount) for node in nodes):
+        if self._fitting_nodes():
             return None
+        limit = limits.limit_bytes(self.resources.memory_gib) or 0
         offers = "; ".join(
             f"{node.get('CPU', 0):g} CPUs, {node.get('GPU', 0):g} GPUs, {node.get('memory', 0) / 2**30:.1f} GiB"
-            for node in nodes
+            for node in (node.get("Resources", {}) for node in ray.nodes() if node.get("Alive"))
         )
-        need = f"{self.resources.cpus:g} CPUs, {self.resources.gpus:g} GPUs" + (
-            f", {limit / 2**30:.3g} GiB" if limit else ""
-        )
-        return (
-            f"no node of the Ray cluster can take a run that needs {need} (execution.resources); nodes offer: {offers}"
-        )
+        gib = f", {limit / 2**30:.3g} GiB" if limit else ""
+        need = f"{self.resources.cpus:g} CPUs, {self.resources.gpus:g} GPUs{gib}"
+        why = f"no node of the Ray cluster can take a run that needs {need} (execution.resources)"
+        return f"{why}; nodes offer: {offers}"
 
     def machine(self) -> str:
         """The machine kind of a node that takes the suite's resources, from a probe task there."""
@@ -152,31 +157,27 @@ class RayExecutor:
         self.unfit = self._no_node_fits()
         if self.unfit:
             return env.machine_id()  # nothing will run; its failure records are filed under the driver's
-        probe = ray.remote(_machine_id).options(max_retries=0, **self._needs())
+        probe = ray.remote(env.machine_id).options(max_retries=0, **self._needs())
         try:
             return ray.get(probe.remote())
         except ray.exceptions.RayError as error:  # e.g. the package is not installed on that node
-            last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-            raise SetupError(f"a probe task on the Ray cluster failed: {last}") from None
+            raise SetupError(f"a probe task on the Ray cluster failed: {_last_line(error)}") from None
 
     def _check_plugins(self, modules: list[str], forwarded: dict[str, str]) -> None:
         """Import the suite's plugins on every node that can take a run, as its run's process would: a plugin
         missing there failed each run that landed on it, one by one (a SetupError names node and plugin)."""
         if not modules:
             return
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        limit = limits.limit_bytes(self.resources.memory_gib) or 0
-        wanted = {"CPU": self.resources.cpus, "GPU": self.resources.gpus, "memory": limit}
-        nodes = [
-            node["NodeID"]
-            for node in ray.nodes()
-            if node.get("Alive") and all(node.get("Resources", {}).get(k, 0) >= v for k, v in wanted.items() if v)
-        ]
-        probe = ray.remote(_plugins_missing)
-        on = [{"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)} for node in nodes]
-        found = ray.get([probe.options(num_cpus=0, max_retries=0, **where).remote(modules, forwarded) for where in on])
-        problems = [f"{host}: {why}" for host, why in found if why]
+        nodes, probe, problems = self._fitting_nodes(), ray.remote(num_cpus=0, max_retries=0)(_plugins_missing), []
+        args = (modules, forwarded, PLUGIN_PROBE_TIMEOUT_S)
+        on = [NodeAffinitySchedulingStrategy(node["NodeID"], soft=False) for node in nodes]
+        refs = [probe.options(scheduling_strategy=where).remote(*args) for where in on]
+        for node, ref in zip(nodes, refs):
+            try:
+                host, why = ray.get(ref)
+            except ray.exceptions.RayError as error:  # e.g. bench is not installed on that node
+                host, why = node.get("NodeManagerHostname", node["NodeID"]), f"the probe failed: {_last_line(error)}"
+            problems += [f"{host}: {why}"] if why else []
         if problems:
             raise SetupError(
                 "the suite's plugins cannot be imported where its runs would go (install them on every node, or"
@@ -298,6 +299,11 @@ class RayExecutor:
         self.connected = False
 
 
+def _last_line(error: BaseException) -> str:
+    """The last line of an error's message (a Ray error's: the remote exception), or its type's name."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1]
+
+
 def _unreachable(address: str, timeout_s: float = 10) -> str | None:
     """Why nothing answers at HOST:PORT (connection refused, unknown host, no answer), else None.
     Other forms (`auto`, `ray://...`) are left to Ray."""
@@ -314,22 +320,17 @@ def _unreachable(address: str, timeout_s: float = 10) -> str | None:
 # -- what runs on the cluster ------------------------------------------------------------------
 
 
-def _machine_id() -> str:
-    return env.machine_id()
-
-
-def _plugins_missing(modules: list[str], forwarded: dict[str, str]) -> tuple[str, str | None]:
+def _plugins_missing(modules: list[str], forwarded: dict[str, str], timeout_s: float) -> tuple[str, str | None]:
     """(this node's host name, why the plugins cannot be imported here, or None): in a fresh interpreter with
     the environment a run's process gets (`_run_task`), as a plugin a run cannot import fails that run."""
     import subprocess
 
-    child = {**os.environ, **forwarded}
-    if os.environ.get("PYTHONPATH") and "PYTHONPATH" in forwarded:
-        child["PYTHONPATH"] = forwarded["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]
     code = "import importlib, sys\nfor module in sys.argv[1:]:\n    importlib.import_module(module)"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *modules], env=child, capture_output=True, text=True, timeout=300, check=False
-    )
+    command, child = [sys.executable, "-c", code, *modules], {**os.environ, **_child_env(forwarded)}
+    try:
+        done = subprocess.run(command, env=child, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return socket.gethostname(), f"importing {', '.join(modules)} did not end within {timeout_s:g} s"
     lines = done.stderr.strip().splitlines()
     return socket.gethostname(), None if done.returncode == 0 else (lines[-1] if lines else f"exit {done.returncode}")
 
@@ -359,6 +360,12 @@ def _forwarded_env(memory_gib: float | None) -> dict[str, str]:
     return found | limits.child_env(memory_gib)
 
 
+def _child_env(forwarded: dict[str, str]) -> dict[str, str]:
+    """What the driver forwards, with this node's own PYTHONPATH kept behind the driver's."""
+    own = os.environ.get("PYTHONPATH") if "PYTHONPATH" in forwarded else None
+    return {**forwarded, "PYTHONPATH": forwarded["PYTHONPATH"] + os.pathsep + own} if own else dict(forwarded)
+
+
 def _run_task(
     spec_json: str,
     machine: str,
@@ -375,9 +382,7 @@ def _run_task(
 
     spec = RunSpec.model_validate_json(spec_json)
     tracker.start.remote(spec.run_id, utc_now())
-    child_env = dict(forwarded)
-    if os.environ.get("PYTHONPATH") and "PYTHONPATH" in child_env:  # the node's own path stays behind the driver's
-        child_env["PYTHONPATH"] += os.pathsep + os.environ["PYTHONPATH"]
+    child_env = _child_env(forwarded)
     on_driver_node = ray.get_runtime_context().get_node_id() == driver_node
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as folder:
         log = Path(log_path) if on_driver_node else Path(folder, "run.log")

@@ -45,25 +45,30 @@ def held_out_only(data: Any) -> Any:
     return drop_trained(data)
 
 
-def artefact_folder(run_id: str, model_info: dict[str, Any] | None = None) -> Path:
+def artefact_folder(run_id: str, model_info: dict[str, Any] | None = None, strategy: str | None = None) -> Path:
     """Where the merged model of a parent run is cached: its run id (the spec), and, from `model_info` (the
-    run's record `model`), the base model's sha256 and the digest of the parent's training data. A run id
-    hashes a file's path, not its contents: keyed on the run id alone, a parent trained on data since
-    edited was reused (audit user17: every SFT completion replaced, and the chained DPO run's accuracy
-    stayed 0.3933 to the digit)."""
+    run's record `model`), the base model's sha256 and the digest of the parent's training data, and the
+    digest of the module of the parent's `strategy` where a plugin defines it. A run id hashes a file's
+    path, not its contents: keyed on the run id alone, a parent trained on data since edited was reused
+    (audit user17: every SFT completion replaced, and the chained DPO run's accuracy stayed 0.3933 to the
+    digit), and so was one whose plugin strategy's code was edited since."""
     from bench.models.cache import cache_root
 
-    return cache_root() / "artefacts" / (run_id + _contents_key(model_info or {}))
+    return cache_root() / "artefacts" / (run_id + _contents_key(model_info or {}, strategy))
 
 
-def _contents_key(model_info: dict[str, Any]) -> str:
-    """ "-" and 12 hex digits of what the parent read beyond its spec (base weights, its task's files), or ""
-    where nothing is known of them (the run id alone, as before)."""
+def _contents_key(model_info: dict[str, Any], strategy: str | None = None) -> str:
+    """ "-" and 12 hex digits of what the parent read beyond its spec (base weights, its task's files, the
+    code of a plugin's strategy), or "" where nothing is known of them (the run id alone, as before)."""
     import hashlib
     import json
 
+    from bench.tasks.fingerprint import digest, plugin_source
+
     digests = model_info.get("data_sha256") or {}
     read = {"model": model_info.get("sha256"), **{k: v for k, v in digests.items() if k.startswith("task:")}}
+    if strategy and (plugin := plugin_source(strategy)):  # bench's own strategies: nothing added (keys kept)
+        read[f"plugin:{plugin[0]}"] = digest(plugin[1])
     if not any(read.values()):
         return ""
     return "-" + hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()[:12]
@@ -71,10 +76,10 @@ def _contents_key(model_info: dict[str, Any]) -> str:
 
 def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     """The model the parent sft run produces: loaded from the artefact cache (keyed by the parent's
-    run_id, base model and task data: artefact_folder), else trained here through bench.training.train
-    (measured as phase `parent_train`), merged into a standalone model and cached. The returned model's
-    `_name_or_path` is that folder, so trainers that rebuild a reference model from it get the sft result,
-    not the base."""
+    run_id, base model, task data and a plugin strategy's code: artefact_folder), else trained here through
+    bench.training.train (measured as phase `parent_train`), merged into a standalone model and cached. The
+    returned model's `_name_or_path` is that folder, so trainers that rebuild a reference model from it get
+    the sft result, not the base."""
     from transformers import AutoModelForCausalLM
 
     from bench.run.events import emit
@@ -84,7 +89,7 @@ def start_from_parent(run: Recorder, loaded: Any, device: str) -> Any:
     from bench.training.train import TrainRequest, train
 
     spec, parent = run.spec, run.spec.parent
-    folder = artefact_folder(parent["run_id"], run.model_info)
+    folder = artefact_folder(parent["run_id"], run.model_info, parent["strategy"])
     cached = (folder / "config.json").exists()
     run.budget["parent"] = {**parent, "cached": cached, "folder": str(folder)}
     if cached:

@@ -55,18 +55,24 @@ def reward_lengths(full: Any) -> list[int]:
     return [max(len(chosen), len(rejected)) for chosen, rejected in zip(full["chosen_ids"], full["rejected_ids"])]
 
 
+def same_ids(prompt: list[int], chosen: list[int], rejected: list[int], limit: int | None) -> bool:
+    """Whether a kept pair's chosen and rejected are the same token ids at budget.seq_len: prompt + chosen
+    against prompt + rejected, cut to `limit` (DPO's collator keeps their start; RewardTrainer cuts nothing:
+    None, its sides already hold the prompt: `prompt` []). Such a pair has nothing to learn. The one rule of
+    the trainers here and of bench/estimate/lengths.py before any run."""
+    return (prompt + chosen)[:limit] == (prompt + rejected)[:limit]
+
+
 def dpo_identical(prepared: Any, limit: int) -> list[bool]:
-    """Per pair DPOTrainer kept: whether prompt + chosen and prompt + rejected are the same ids once its
-    collator cuts them to seq_len (keep_start): the same log-probabilities, no preference to learn."""
+    """Per pair DPOTrainer kept: whether its two sequences are the same ids at seq_len (`same_ids`)."""
     columns = zip(prepared["prompt_ids"], prepared["chosen_ids"], prepared["rejected_ids"], strict=True)
-    return [(prompt + chosen)[:limit] == (prompt + rejected)[:limit] for prompt, chosen, rejected in columns]
+    return [same_ids(prompt, chosen, rejected, limit) for prompt, chosen, rejected in columns]
 
 
 def reward_identical(prepared: Any, limit: int) -> list[bool]:
     """Per pair RewardTrainer kept (none longer than seq_len): whether chosen and rejected are the same ids."""
-    return [
-        chosen == rejected for chosen, rejected in zip(prepared["chosen_ids"], prepared["rejected_ids"], strict=True)
-    ]
+    columns = zip(prepared["chosen_ids"], prepared["rejected_ids"], strict=True)
+    return [same_ids([], chosen, rejected, None) for chosen, rejected in columns]
 
 
 def truncation_counts(lengths: list[int], kept: int, limit: int, rule: str, identical: int = 0) -> dict[str, Any]:
