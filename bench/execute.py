@@ -99,8 +99,9 @@ def execute(
     """Run what is not stored yet through `executor` (bench/executors/), store each record as it ends.
 
     `executor_options`: the executor's own (Ray: `address`). `keep_artefacts`: each run keeps its trained
-    adapter or weights and scoring tasks beside its record (bench/run/artefacts.py). Raises SetupError, before any run
-    starts, when the executor cannot start or the results folder cannot take records."""
+    adapter or weights and scoring tasks beside its record (bench/run/artefacts.py); a stored ok run that kept none
+    runs again. Raises SetupError, before any run starts, when the executor cannot start or the results folder
+    cannot take records."""
     import time
 
     clock = clock or time.perf_counter
@@ -112,7 +113,8 @@ def execute(
     here = machine or env.machine_id()  # the executor may file runs elsewhere (below); enough to know
     unreadable: set[Path] = set()  # stored files that are not records, each told once
     digests: dict[str, str] = {}  # data files' and the model's sha256, taken once per call
-    pending = not all(_kept(store, spec, here, unreadable, digests) for spec in specs)  # something will run
+    kept = (_kept(store, spec, here, unreadable, digests, keep_artefacts=keep_artefacts) for spec in specs)
+    pending = not all(kept)  # something will run
     if pending and (problem := results_dir_problem(store.root)):
         raise SetupError(problem)
     try:
@@ -127,7 +129,7 @@ def execute(
         if pending:  # one `bench run` at a time writes a suite's machine folder
             locks += _lock(store, sorted({spec.suite for spec in specs}), machine)
         for index, spec in enumerate(specs):
-            stored = _kept(store, spec, machine, unreadable, digests, tell=True)
+            stored = _kept(store, spec, machine, unreadable, digests, tell=True, keep_artefacts=keep_artefacts)
             if stored is not None:
                 results[index] = stored
                 report.reused += 1
@@ -205,12 +207,13 @@ def _kept(
     unreadable: set[Path],
     digests: dict[str, str],
     tell: bool = False,
+    keep_artefacts: bool = False,
 ) -> RunResult | None:
     """The stored record to reuse (ok or skipped), or None: the run is to execute. A stored file that is
     not a record (truncated, empty, invalid) is set aside, said once, and its run executes again; a
     record whose data files (bench/tasks/fingerprint.py) or model (its weights, config, tokenizer, chat
-    template or code: bench/models/load.py model_changes) have changed since executes again, said where
-    `tell`."""
+    template or code: bench/models/load.py model_changes) have changed since executes again, and so does an
+    ok run that kept no artefacts where `keep_artefacts` asks for them; each said where `tell`."""
     try:
         stored = store.read(spec.suite, machine, spec.run_id)
     except (NotARecord, OSError) as error:
@@ -239,7 +242,21 @@ def _kept(
                   " prompts were trained on); the split is by prompt since 2026-12-07: running it again",
                   file=sys.stderr)  # fmt: skip
         return None
+    if keep_artefacts and stored.status == "ok" and (missing := _no_artefacts(store, stored)):
+        if tell:
+            print(f"bench: {spec.label} seed={spec.seed}: --keep-artefacts, and its stored run kept none ({missing});"
+                  " running it again", file=sys.stderr)  # fmt: skip
+        return None
     return stored
+
+
+def _no_artefacts(store: ResultStore, stored: RunResult) -> str | None:
+    """Why a stored run has no kept artefacts (none asked for, or its folder is gone), or None: it has."""
+    kept = stored.spec.get("artefacts_dir")
+    if not kept:
+        return "it ran without --keep-artefacts"
+    folder = store.root / kept  # relative to the results root (schema 7); an older record's is absolute
+    return None if folder.is_dir() else f"{folder} is missing"
 
 
 def _split_by_row(stored: RunResult, spec: RunSpec) -> bool:

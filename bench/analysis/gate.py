@@ -48,11 +48,47 @@ def _restated(metric: str, runs: list[RunResult]) -> list[list[str]]:
     return names
 
 
+def seconds_matched(run: RunResult) -> bool:
+    """A run whose budget was matched by seconds (`budget.match: seconds`): it trained for as many steps as
+    its machine managed in `max_seconds`, so its quality is that machine's and that moment's."""
+    resolved = run.budget.get("resolved") or run.spec.get("budget") or {}
+    return resolved.get("match") == "seconds"
+
+
+def steps_said(steps: list[int | None]) -> str:
+    """Steps done, one per run in seed order: `98` where all agree, else `98, 91` (`?`: not recorded)."""
+    said = ["?" if count is None else str(count) for count in steps]
+    return ", ".join(said if len(set(said)) > 1 else said[:1])
+
+
+def steps_note(base: list[RunResult], cand: list[RunResult]) -> str | None:
+    """Where a side's budget was matched by seconds and the sides did different steps: that the quality
+    change is partly the machines' (their speed and load), not only the code's; else None."""
+    if not any(seconds_matched(run) for run in base + cand):
+        return None
+    sides = [[run.budget.get("steps_done") for run in sorted(side, key=lambda run: run.seed)] for side in (base, cand)]
+    if sides[0] == sides[1]:
+        return None
+    said = " vs ".join(steps_said(side) for side in sides)
+    return f"budget matched by seconds: steps done differ ({said}): quality depends on machine speed"
+
+
 def quality_verdict(
     result: MetricChange, base: list[RunResult], cand: list[RunResult], alpha: float, min_effect: float | None
 ) -> MetricChange:
     """A quality metric with both noises, items and seeds (bench/analysis/quality.py); one-sided at alpha, with the
-    (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect."""
+    (1 - 2 alpha) interval that agrees with it, and gated only beyond the minimum effect. Runs whose budget
+    was matched by seconds and whose sides did different steps say so in the note (steps_note)."""
+    _tested(result, base, cand, alpha, min_effect)
+    if note := steps_note(base, cand):
+        result.note = f"{result.note}; {note}" if result.note else note
+    return result
+
+
+def _tested(
+    result: MetricChange, base: list[RunResult], cand: list[RunResult], alpha: float, min_effect: float | None
+) -> MetricChange:
+    """quality_verdict's verdict and note, from the test of both noises."""
     result.test = "seeds"
     if quality.identical_per_seed(base, cand, result.metric):
         seeds = len(quality.measured(base, result.metric))

@@ -87,15 +87,16 @@ class RichProgress(SuiteProgress):
 
 def print_learning_rates(records: list[RunResult], out: Console, errors: Console) -> None:
     """The line above `bench run`'s table: each strategy's learning rate, `(default)` where it is its
-    strategy's (bench/report/settings.py, as the report's Settings table); a failure is said, never raised."""
-    from bench.report.settings import rates_line
+    strategy's (bench/report/settings.py, as the report's Settings table), and where a budget was matched
+    by seconds the steps each did; a failure is said, never raised."""
+    from bench.report.settings import rates_line, steps_line
 
     try:
-        line = rates_line(records)
+        lines = [rates_line(records), steps_line(records)]
     except Exception as error:  # noqa: BLE001 (the runs are stored; the report says the same)
         errors.print(f"learning rates failed: {error}", markup=False, highlight=False)
         return
-    if line:
+    for line in filter(None, lines):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from bench.analysis import selection
+from bench.analysis.gate import seconds_matched, steps_said
 from bench.plan import canonical_spec
 from bench.records.results import RunResult
 
@@ -104,7 +105,8 @@ def compared_runs(records: list[RunResult]) -> dict[str, list[RunResult]]:
 def settings_rows(records: list[RunResult]) -> list[dict[str, Any]]:
     """One row per strategy key, or one per set of its seeds that ran with other settings (one spec should
     not, but records can): strategy, seeds, rate, whether the rate is the default (None: unknown), and the
-    other settings that differ from the defaults (and the training settings that differ between runs)."""
+    other settings that differ from the defaults (and the training settings that differ between runs), and the
+    steps each seed's run did (`steps`: what a budget matched by seconds leaves to the machine)."""
     keyed = compared_runs(records)
     runs = [record for group in keyed.values() for record in group]
     training_varies = varying(runs, training_of)
@@ -127,9 +129,12 @@ def settings_rows(records: list[RunResult]) -> list[dict[str, Any]]:
                 "default_rate": None if found is None else found.get("learning_rate"),
                 "others": other_settings(options, found, across[kind] - set(HIDDEN), training),
             }
-            same = variants.setdefault(json.dumps(row, sort_keys=True), {**row, "seeds": []})
-            same["seeds"].append(record.seed)
-        rows += [{**row, "seeds": sorted(row["seeds"]), "split": len(variants) > 1} for row in variants.values()]
+            same = variants.setdefault(json.dumps(row, sort_keys=True), {**row, "runs": []})
+            same["runs"].append(record)
+        for row in variants.values():
+            done = sorted(row.pop("runs"), key=lambda record: record.seed)
+            steps = [record.budget.get("steps_done") for record in done]
+            rows.append({**row, "seeds": [r.seed for r in done], "split": len(variants) > 1, "steps": steps})
     return rows
 
 
@@ -166,10 +171,40 @@ def rate_note(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
+def steps_text(row: dict[str, Any]) -> str:
+    """`98 steps`, or per seed where its seeds' runs did different steps: `98, 91 steps`."""
+    return f"{steps_said(row['steps'])} steps"
+
+
+def time_budgeted(records: list[RunResult]) -> bool:
+    """Whether any compared run's budget was matched by seconds (`budget.match: seconds`)."""
+    return any(seconds_matched(record) for group in compared_runs(records).values() for record in group)
+
+
+def seconds_note(records: list[RunResult], rows: list[dict[str, Any]]) -> str | None:
+    """Where any compared run's budget was matched by seconds: that its quality is the machine's, and how
+    to reproduce a run (a step budget of the steps it did), with one run's number."""
+    if not time_budgeted(records):
+        return None
+    example = next(((row, seed, n) for row in rows for seed, n in zip(row["seeds"], row["steps"]) if n), None)
+    run = f" (e.g. {example[0]['strategy']} seed {example[1]}: steps: {example[2]})" if example else ""
+    return (
+        "Budget matched by seconds: each run trained for as many steps as fit in max_seconds (the steps done "
+        "column), so quality under a time budget depends on the machine's speed and load, and a rerun of the same "
+        f"run can differ. To reproduce a run, set budget.steps to its steps done{run}, without max_seconds "
+        "and match: seconds."
+    )
+
+
 def settings_section(records: list[RunResult]) -> dict[str, Any]:
-    """What the report's Settings table shows: its rows, the note on differing rates, the shared training."""
-    rows = [{**row, "rate_text": rate_text(row), "default_text": default_text(row)} for row in settings_rows(records)]
-    return {"rows": rows, "note": rate_note(rows), "training": shared_training(records)}
+    """What the report's Settings table shows: its rows, the note on differing rates, the shared training,
+    and where budgets were matched by seconds (`seconds`: the warning) each row's steps done."""
+    rows = [
+        {**row, "rate_text": rate_text(row), "default_text": default_text(row), "steps_text": steps_text(row)}
+        for row in settings_rows(records)
+    ]
+    seconds = seconds_note(records, rows)
+    return {"rows": rows, "note": rate_note(rows), "training": shared_training(records), "seconds": seconds}
 
 
 def rates_line(records: list[RunResult]) -> str:
@@ -181,6 +216,22 @@ def rates_line(records: list[RunResult]) -> str:
         parts.setdefault(row["strategy"], []).append(rate_text(row) + (seeds if row["split"] else ""))
     said = ", ".join(f"{key} {' / '.join(found)}" for key, found in parts.items())
     return f"learning rates: {said}" if parts else ""
+
+
+def steps_line(records: list[RunResult]) -> str:
+    """Where a compared run's budget was matched by seconds, the line under the rates: each strategy's steps
+    done (per seed where they differ) and how to reproduce a run; "" otherwise."""
+    if not time_budgeted(records):
+        return ""
+    parts: dict[str, list[str]] = {}
+    for row in settings_rows(records):
+        seeds = f" (seed{'s' * (len(row['seeds']) > 1)} {', '.join(map(str, row['seeds']))})"
+        parts.setdefault(row["strategy"], []).append(steps_said(row["steps"]) + (seeds * (len(set(row["steps"])) > 1)))
+    said = "; ".join(f"{key} {' / '.join(found)}" for key, found in parts.items())
+    return (
+        f"budget matched by seconds, steps done: {said}. Quality depends on this machine's speed and load: to"
+        " reproduce a run, set budget.steps to its steps done"
+    )
 
 
 def loss_kind(record: RunResult) -> str:
