@@ -136,3 +136,30 @@ def test_the_strategies_doc_lists_every_strategy_without_an_lm_eval_line():
     said = " ".join(doc.split())
     line = said[said.index("no lm-eval CLI line") :][:200]
     assert all(f"`{name}`" in line for name in ("freeze", "qlora", "bitfit")), line
+
+
+def test_a_hub_model_records_the_snapshot_it_loaded_and_reproduce_names_it(tmp_path: Path, monkeypatch):
+    """audit user18: a LoRA run on a `hub:` model got no reproduce line, and its record named the weights'
+    sha256 but no revision, so someone loading `hub: ID` later gets whatever is current. The record now holds
+    the snapshot's commit that the load read, and the lm-eval line names it."""
+    import shutil
+
+    from bench.models.load import load_model
+    from bench.models.tiny import SHIPPED
+    from bench.run.artefacts import lm_eval_command
+    from bench.spec import ModelSpec
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--local--tiny"
+    shutil.copytree(SHIPPED / "tiny-llama", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    info = load_model(ModelSpec(hub="local/tiny"), "cpu", lambda message: None).info
+    assert info["source"] == "hub" and info["revision"] == commit
+    folder = kept_model(tmp_path / "kept", {"adapter_config.json": PEFT})
+    line = lm_eval_command(folder, [], info, 4, "float32")
+    assert line is not None and f"pretrained=local/tiny,revision={commit},peft={folder / 'model'}" in line
+    preset = load_model(ModelSpec(preset="tiny-llama"), "cpu", lambda message: None).info
+    assert "revision" not in preset  # a preset's folder and sha256 name it

@@ -259,6 +259,7 @@ def load_model(spec: ModelSpec, device: str = "cpu", report: Report = print) -> 
         "sha256": sha256,
         FILES_KEY: files_sha256(_local_folder(resolved), spec.chat_template),
         **resolved.extra,
+        **({"revision": revision} if (revision := hub_revision(resolved)) else {}),
         **({"chat_template": "model.chat_template"} if spec.chat_template else {}),
         **({"trust_remote_code": True} if trust else {}),
         "load_seconds": round(time.perf_counter() - started, 2),
@@ -288,6 +289,15 @@ def _local_folder(resolved: Resolved) -> Path:
         return Path(resolved.where)
     cached = try_to_load_from_cache(resolved.where, "config.json")
     return Path(cached).parent if isinstance(cached, str) else Path(resolved.where)
+
+
+def hub_revision(resolved: Resolved) -> str | None:
+    """The commit of a hub model's snapshot that a load read (the Hugging Face cache keeps each as
+    `snapshots/<commit>/`), for a record to name what `hub: ID` meant that day; None for other sources."""
+    if resolved.kind != "hub":
+        return None
+    snapshot = _local_folder(resolved)
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
 
 
 def current_identity(spec: ModelSpec, cache: dict[str, str]) -> dict[str, str | None]:

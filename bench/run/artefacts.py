@@ -69,7 +69,9 @@ def model_arguments(folder: Path, model_info: dict[str, Any], base: str | None) 
     if model_info.get("source") == "config" and not chained:
         return None, "the base model has random weights (model.config), saved nowhere lm-eval could load them"
     if not Path(base).is_dir():
-        if model_info.get("source") == "hub":
+        if model_info.get("source") == "hub" and not chained:
+            if revision := model_info.get("revision"):  # the snapshot the run loaded: lm-eval loads the same one
+                return f"pretrained={base},revision={revision},peft={model}", ""
             return None, f"the base model is the hub model {base}, not a folder, and the record names no revision"
         return None, f"the base model folder {base} is not there"
     return f"pretrained={base},peft={model}", ""
