@@ -204,8 +204,8 @@ def test_the_record_counts_held_out_prompts_seen_in_training(tmp_path: Path):
     trained = {(pair.prompt, pair.chosen) for pair in data.train}
     assert not any((pair.prompt, pair.chosen) in trained for pair in data.heldout)
     assert run.budget["preference"] | {"source": None} == {
-        "source": None, "train_pairs": 108, "heldout": 12, "heldout_prompts": 2, "heldout_prompts_in_training": 0,
-        "format": "standard",
+        "source": None, "train_pairs": 108, "heldout": 12, "heldout_distinct": 12, "heldout_prompts": 2,
+        "heldout_prompts_in_training": 0, "format": "standard",
     }  # fmt: skip
     run.spec.preference = PreferenceSpec(from_task=True, train_size=100, heldout_size=20)
     load_preference_data(run)

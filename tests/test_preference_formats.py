@@ -238,6 +238,8 @@ def test_a_dpo_suite_on_these_rows_runs_ok(tmp_path: Path, data_format: str):
         "source": f"jsonl:{tmp_path / 'pairs.jsonl'}",
         "train_pairs": 79,
         "heldout": 41,  # heldout_size 40: the split holds out every pair of a held-out prompt
+        # distinct held-out pairs: cipher's 26 letters x 25 distractors repeat a few pairs within a prompt
+        "heldout_distinct": 38 if data_format.startswith("conversational") else 37,
         # 41 pairs of 8 prompts (the committed rows) or 7 (the text rows), none of them in training
         "heldout_prompts": 8 if data_format.startswith("conversational") else 7,
         "heldout_prompts_in_training": 0,

@@ -1,8 +1,10 @@
 """What training will leave out at budget.seq_len, known before any run: the preference pairs DPO's and the
 reward model's trainers drop (TRL 1.16's rules, tokenised as bench/training/alignment.py tokenises them),
-and those they keep whose chosen and rejected are the same token ids there (nothing to learn). Here, not in
-bench/tasks/check.py: it needs the model's tokenizer (bench.models, bench.evaluate), which the tasks folder
-below them may not import; `bench validate` and `bench run` call it after the data check."""
+and those they keep whose chosen and rejected are the same token ids there (nothing to learn), and chosen
+answers systematically longer or shorter than rejected ones (align.preference_accuracy then measures
+length). Here, not in bench/tasks/check.py: it needs the model's tokenizer (bench.models, bench.evaluate),
+which the tasks folder below them may not import; `bench validate` and `bench run` call it after the data
+check."""
 
 from __future__ import annotations
 
@@ -22,24 +24,46 @@ LENGTH_RULES = {
 
 
 def too_long_pairs(suite: Suite) -> tuple[list[str], list[str]]:
-    """(problems, warnings): training pairs of `preference.jsonl` the dpo/rlhf trainers would drop at
-    budget.seq_len, or keep with chosen and rejected the same ids there (`_fate`), tokenised as they tokenise
-    them: fewer left that differ than a batch (in any seed's split) is a problem; some dropped or identical a
-    warning. Where the model's tokenizer cannot be read here, the trainers count and refuse at the start of
+    """(problems, warnings) of `preference.jsonl` known before any run: its training pairs the dpo/rlhf
+    trainers would drop at budget.seq_len, or keep with chosen and rejected the same ids there (`_fate`),
+    tokenised as they tokenise them: fewer left that differ than a batch (in any seed's split) is a problem;
+    some dropped or identical a warning. Warnings too (every suite with a file, sft's too: they all score
+    align.*): held-out sides of few distinct pairs (bench.tasks.check.few_distinct_heldout) and chosen
+    answers systematically longer or shorter than rejected ones (`length_bias`, on the same token ids).
+    Where the model's tokenizer cannot be read here, the trainers count and refuse at the start of
     training (bench/training/alignment.py). Run after the data check passed."""
-    from bench.tasks.preference import read_jsonl, split_pairs
+    from bench.evaluate.rendering import dpo_ids
+    from bench.tasks.check import few_distinct_heldout
+    from bench.tasks.preference import read_jsonl
 
-    objectives = sorted(objectives_of(suite) & set(LENGTH_RULES))
-    if suite.preference is None or not suite.preference.jsonl or not objectives:
-        return [], []
-    tokenizer = _tokenizer(suite.model)
-    if tokenizer is None:
+    if suite.preference is None or not suite.preference.jsonl:
         return [], []
     path = Path(suite.preference.jsonl).expanduser()
     pairs = read_jsonl(path)
+    warnings = few_distinct_heldout(suite, path, pairs)
+    tokenizer = _tokenizer(suite.model)
+    if tokenizer is None:
+        return [], warnings
+    # one tokenization of every pair, as DPOTrainer and align.preference_accuracy take it: DPO's fates and
+    # the answers' lengths both read it
+    rendered = {id(pair): dpo_ids(tokenizer, pair) for pair in pairs}
+    problems, dropped = _seq_len_fates(suite, path, pairs, tokenizer, rendered)
+    if problems:
+        return problems, []
+    return [], warnings + dropped + length_bias(path, [rendered[id(pair)] for pair in pairs])
+
+
+def _seq_len_fates(
+    suite: Suite, path: Path, pairs: list[Any], tokenizer: Any, rendered: dict[int, Any]
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of each dpo/rlhf objective's training pairs at budget.seq_len (`_verdict`),
+    seed by seed: the first failing seed's problem, else the first seed's warnings that has any."""
+    from bench.tasks.preference import split_pairs
+
     problems, warnings = [], []
-    for objective in objectives:
-        fates = {id(pair): _fate(objective, pair, tokenizer, suite.budget.seq_len) for pair in pairs}
+    for objective in sorted(objectives_of(suite) & set(LENGTH_RULES)):
+        seq_len = suite.budget.seq_len
+        fates = {id(pair): _fate(objective, pair, tokenizer, seq_len, rendered[id(pair)]) for pair in pairs}
         said: list[str] = []
         for seed in suite.seeds:
             train = [
@@ -51,7 +75,36 @@ def too_long_pairs(suite: Suite) -> tuple[list[str], list[str]]:
                 break
             said = said or seed_warnings  # the first seed that loses pairs says so
         warnings.extend(said)
-    return problems, ([] if problems else warnings)
+    return problems, warnings
+
+
+# chosen longer (or shorter) than rejected in at least this share of pairs: align.preference_accuracy,
+# a summed log-likelihood ranking, then mostly measures length (a SmolLM2 DPO run: 0.0 before and after)
+LENGTH_BIAS = 0.9
+
+
+def length_bias(path: Path, rendered: list[tuple[list[int], list[int], list[int]]]) -> list[str]:
+    """A warning where the chosen answer is longer in tokens than the rejected one in at least LENGTH_BIAS
+    of the file's pairs, or shorter: align.preference_accuracy then sits near 0 (or 1) whatever training
+    does, and align.reward_accuracy (against the base model, whose length bias cancels) is the one to read.
+    `rendered`: each pair's (prompt, chosen, rejected) ids as DPOTrainer takes them (`dpo_ids`); the file's
+    pairs, which both sides of every seed's split are drawn from."""
+    if not rendered:
+        return []
+    chosen = [len(ids[1]) for ids in rendered]
+    rejected = [len(ids[2]) for ids in rendered]
+    longer = sum(c > r for c, r in zip(chosen, rejected))
+    shorter = sum(c < r for c, r in zip(chosen, rejected))
+    total = len(rendered)
+    if max(longer, shorter) < LENGTH_BIAS * total:
+        return []
+    what, count, near = ("longer", longer, 0) if longer >= shorter else ("shorter", shorter, 1)
+    return [
+        f"{path}: the chosen answer is {what} than the rejected one in {count} of {total} pairs "
+        f"({count / total:.0%}; mean {sum(chosen) / total:.1f} against {sum(rejected) / total:.1f} tokens): "
+        f"align.preference_accuracy (summed log-likelihoods: every token lowers one) leans towards {near} "
+        "whatever training does; read align.reward_accuracy (relative to the base model), not it"
+    ]
 
 
 def _verdict(
@@ -85,15 +138,15 @@ def _verdict(
     return None, warnings
 
 
-def _fate(objective: str, pair: Any, tokenizer: Any, seq_len: int) -> str | None:
+def _fate(objective: str, pair: Any, tokenizer: Any, seq_len: int, rendered: Any) -> str | None:
     """What the trainer makes of a pair at seq_len: "dropped" (LENGTH_RULES), "identical" (kept, chosen and
     rejected the same ids once cut: the trainers' own rule, bench.training.alignment.same_ids), or None
-    (trained on)."""
-    from bench.evaluate.rendering import dpo_ids, reward_ids
+    (trained on). `rendered`: the pair's `dpo_ids`."""
+    from bench.evaluate.rendering import reward_ids
     from bench.training.alignment import same_ids
 
     if objective == "dpo":
-        prompt, chosen, rejected = dpo_ids(tokenizer, pair)
+        prompt, chosen, rejected = rendered
         if len(prompt) >= seq_len:
             return "dropped"
         return "identical" if same_ids(prompt, chosen, rejected, seq_len) else None

@@ -23,6 +23,8 @@ def load_preference_data(run: Recorder) -> Any:
         return None
     data = held_out_only(load_preference(spec.preference, spec.task.name, spec.seed))
     run.budget["preference"] = {"source": data.source, "train_pairs": len(data.train), "heldout": len(data.heldout)}
+    # distinct pairs among those scored: a file may repeat one pair, and align.* count each copy
+    run.budget["preference"]["heldout_distinct"] = data.heldout_distinct
     if data.heldout_dropped:
         run.budget["preference"]["heldout_dropped_as_training_pairs"] = data.heldout_dropped
     # held-out prompts, and those training also has: 0 for a file (split by prompt), not for pairs from a task

@@ -284,6 +284,28 @@ def _splits(suite: Suite, path: Path, pairs: list[PreferencePair], prompts: int)
     return []
 
 
+def few_distinct_heldout(suite: Suite, path: Path, pairs: list[PreferencePair]) -> list[str]:
+    """Warnings, one per seed, where the held-out pairs the run will score (`split_pairs`, then
+    `drop_trained`) are mostly copies: at most half of them distinct (`pair_key`). Every align.* metric
+    is then a share of the copies, and the count of pairs overstates what was measured at least twofold
+    (2 prompts each repeating one pair 50 times: 50 held-out pairs, 1 distinct, every metric 0 or 1).
+    A few distinct pairs are not warned about: the count is honest there, and a small held-out set is the
+    suite's choice. Run after the data check passed (`_splits` refuses what no run could split)."""
+    from bench.tasks.preference import drop_trained, split_pairs
+
+    warnings = []
+    for seed in suite.seeds:
+        data = drop_trained(split_pairs(pairs, suite.preference.heldout_size, str(path), seed))
+        scored, distinct = len(data.heldout), data.heldout_distinct
+        if 2 * distinct <= scored and distinct < scored:
+            warnings.append(
+                f"{path}: held-out: {scored} pairs, {distinct} distinct (seed {seed}): align.* metrics are the "
+                f"outcome of {distinct} pair{'s' * (distinct != 1)}, each scored {scored / distinct:.3g} times on "
+                "average; remove the repeated rows or add distinct pairs"
+            )
+    return warnings
+
+
 def _pairs_from_task(suite: Suite) -> str | None:
     """Pairs built from the learned task (a `preference` block without `jsonl`, or none while a strategy
     trains on pairs) exist for synthetic tasks only (bench.tasks.preference.pairs_from_task)."""

@@ -13,7 +13,8 @@ trained on. The builder derives pairs from a synthetic task: chosen is the corre
 plausible wrong one (the task's own distractors). Training and held-out pairs come from separate random
 streams; with few distinct pairs (cipher's 26 letters) the streams repeat each other's pairs, so the
 worker scores only held-out pairs that are not training pairs and records how many it left out and how
-many held-out prompts training also has (`drop_trained`; the alignment suite: 75 of cipher's 100).
+many held-out prompts training also has (`drop_trained`; the alignment suite: 75 of cipher's 100), and how
+many distinct pairs the held-out side has (`pair_key`: a file may repeat one pair many times).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class PreferenceData:
     heldout_dropped: int = 0  # held-out pairs left out as also training pairs (`drop_trained`)
     heldout_prompts: int = 0  # distinct prompts (`split_key`) of the held-out pairs kept (`drop_trained`)
     heldout_prompts_in_training: int = 0  # of them, prompts training also has (a file's pairs: 0)
+    heldout_distinct: int = 0  # distinct pairs (`pair_key`) among the held-out pairs kept (`drop_trained`)
     # what the trainer made of the training pairs at budget.seq_len (bench.training.alignment counts it:
     # {seq_len, rows, truncated, dropped, identical, longest, rule}); None before training
     truncation: dict[str, Any] | None = None
@@ -303,18 +305,20 @@ def split_pairs(pairs: list[PreferencePair], heldout_size: int, source: str, see
     )
 
 
+def pair_key(pair: PreferencePair) -> str:
+    """A pair as one string: equal for pairs of the same prompt, chosen and rejected (the row as given)."""
+    return json.dumps(pair.row(), sort_keys=True)
+
+
 def drop_trained(data: PreferenceData) -> PreferenceData:
     """The pairs with every held-out pair that is also a training pair (same prompt, chosen and rejected)
     left out (`heldout_dropped`), so the align.* metrics score pairs the model never trained on, and the
     held-out prompts counted (`heldout_prompts`), with those training also has (`heldout_prompts_in_training`:
-    0 for a file split by prompt; pairs built from a task draw their prompts from one small set). Raises
+    0 for a file split by prompt; pairs built from a task draw their prompts from one small set), and the
+    distinct held-out pairs (`heldout_distinct`: a file's repeated rows are scored once each). Raises
     ValueError when every held-out pair is a training pair (the worker's error, and validation's per seed)."""
-
-    def key(pair: PreferencePair) -> str:
-        return json.dumps(pair.row(), sort_keys=True)
-
-    trained = {key(pair) for pair in data.train}
-    kept = [pair for pair in data.heldout if key(pair) not in trained]
+    trained = {pair_key(pair) for pair in data.train}
+    kept = [pair for pair in data.heldout if pair_key(pair) not in trained]
     dropped = len(data.heldout) - len(kept)
     if not kept:
         raise ValueError(
@@ -324,7 +328,12 @@ def drop_trained(data: PreferenceData) -> PreferenceData:
     prompts = {split_key(pair.prompt) for pair in kept}
     seen = prompts & {split_key(pair.prompt) for pair in data.train}
     return replace(
-        data, heldout=kept, heldout_dropped=dropped, heldout_prompts=len(prompts), heldout_prompts_in_training=len(seen)
+        data,
+        heldout=kept,
+        heldout_dropped=dropped,
+        heldout_prompts=len(prompts),
+        heldout_prompts_in_training=len(seen),
+        heldout_distinct=len({pair_key(pair) for pair in kept}),
     )
 
 
