@@ -28,10 +28,15 @@ class EnvironmentChange:
 
 
 def _commit(record: RunResult) -> str | None:
+    """`abc1234567`, `abc1234567 (with uncommitted changes 1a2b3c4d)`: the digest of the changes tells two dirty
+    trees of one commit apart; a dirty record written before it was recorded says only that it was dirty."""
     env = record.environment
     if not env.git_commit:
         return None
-    return env.git_commit[:_SHORT_COMMIT] + (" (with uncommitted changes)" if env.git_dirty else "")
+    if not env.git_dirty:
+        return env.git_commit[:_SHORT_COMMIT]
+    digest = f" {env.git_diff_sha256[:8]}" if env.git_diff_sha256 else ""
+    return f"{env.git_commit[:_SHORT_COMMIT]} (with uncommitted changes{digest})"
 
 
 def _facts(record: RunResult) -> dict[str, str | None]:

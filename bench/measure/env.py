@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.records.portable import allowed_env
 from bench.records.results import Environment, Hardware
@@ -144,30 +146,60 @@ def package_versions() -> dict[str, str]:
 CODE_PATHSPEC = (".", ":(exclude)results", ":(exclude)reports")
 
 
-def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None, str | None]:
-    """(commit, dirty, committer date) of the harness's checkout; Nones outside git."""
+class GitState(NamedTuple):
+    """The harness checkout's commit, whether its code differs from it, and a digest of how; Nones outside git."""
+
+    commit: str | None
+    dirty: bool | None  # changed, staged, deleted or untracked (not ignored) files under CODE_PATHSPEC
+    commit_time: str | None
+    diff_sha256: str | None = None  # None when clean (or outside git): uncommitted_digest
+
+
+def _git(root: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=10, check=True).stdout
+
+
+def _changed_paths(status: bytes) -> list[str]:
+    """Paths of `git status --porcelain -z --no-renames` output (each entry `XY PATH`), sorted."""
+    return sorted({entry[3:].decode("utf-8", "surrogateescape") for entry in status.split(b"\0") if entry})
+
+
+def uncommitted_digest(top: Path, paths: list[str]) -> str:
+    """sha256 over each changed or untracked path (relative to the work tree's top) and what it holds now:
+    its bytes, a link's target, or that it was deleted. With the commit, it names the code that ran:
+    two dirty runs of one commit share it only when their changes are the same. Independent of diff
+    settings (renames, context, prefixes), as it reads the files, not a diff."""
+    digest = hashlib.sha256()
+    for name in paths:
+        path, kind, data = top / name, b"gone", b""  # deleted (or a submodule, whose own commit is not read)
+        try:
+            if path.is_symlink():
+                kind, data = b"link", os.readlink(path).encode("utf-8", "surrogateescape")
+            elif path.is_file():
+                kind, data = (b"exec" if path.stat().st_mode & 0o111 else b"file"), path.read_bytes()
+        except OSError:  # removed or unreadable since git listed it
+            kind, data = b"gone", b""
+        digest.update(b"%s\0%s\0%d\0" % (name.encode("utf-8", "surrogateescape"), kind, len(data)) + data)
+    return digest.hexdigest()
+
+
+def git_state(root: Path = SOURCE_ROOT) -> GitState:
+    """GitState of the harness's checkout: untracked files count (a new module the code imports is code),
+    ignored ones do not; ~12 ms on this repository (docs/report-and-compare.md)."""
     try:
-        commit, commit_time = subprocess.run(
-            ["git", "-C", str(root), "show", "-s", "--format=%H %cI", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split()
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPEC],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
+        commit, commit_time = _git(root, "show", "-s", "--format=%H %cI", "HEAD").decode().split()
+        status = _git(
+            root, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", *CODE_PATHSPEC
+        )
+        paths = _changed_paths(status)
+        top = Path(_git(root, "rev-parse", "--show-toplevel").decode().strip()) if paths else root
+        return GitState(commit, bool(paths), commit_time, uncommitted_digest(top, paths) if paths else None)
     except (OSError, subprocess.SubprocessError, ValueError):
-        return None, None, None
-    return commit, bool(status.strip()), commit_time
+        return GitState(None, None, None)
 
 
 def capture(machine: str | None = None) -> Environment:
-    commit, dirty, commit_time = git_state()
+    git = git_state()
     torch = sys.modules.get("torch")
     return Environment(
         machine=machine or machine_id(),
@@ -180,9 +212,10 @@ def capture(machine: str | None = None) -> Environment:
         cuda=getattr(getattr(torch, "version", None), "cuda", None) if torch else None,
         torch_threads=torch.get_num_threads() if torch else None,
         packages=package_versions(),
-        git_commit=commit,
-        git_dirty=dirty,
-        git_commit_time=commit_time,
+        git_commit=git.commit,
+        git_dirty=git.dirty,
+        git_commit_time=git.commit_time,
+        git_diff_sha256=git.diff_sha256,
         hardware=hardware(),
         omp=allowed_env(),  # an allow-list (bench/records/portable.py): never a token, key or secret
     )

@@ -96,6 +96,9 @@ class Environment(Record):
     git_commit: str | None = None
     git_dirty: bool | None = None
     git_commit_time: str | None = None  # committer date (ISO 8601): a record's place in history
+    # sha256 of the uncommitted code (changed and untracked files, bench/measure/env.py uncommitted_digest):
+    # None when clean, and in records written before it (a dirty one then says only that it was dirty)
+    git_diff_sha256: str | None = None
     hardware: Hardware | None = None  # None only for a failure recorded before anything ran
     omp: dict[str, str] = Field(default_factory=dict)  # OpenMP settings in the worker's environment
 

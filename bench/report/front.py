@@ -6,9 +6,9 @@ README.md in the set's folder or a folder above it (within the results root), el
 description. Sets with findings lead. Validation experiments (results/validation/<name>/, see its
 README.md) are listed under their own heading with what each validates, its README and its archive.
 Nothing git-ignored is listed or copied. Every text an author wrote that reaches the site (findings, a suite's
-description, a validation page) and every file in a validation archive is read by the same leak check as
-records (`front_leaks`, `validation_leaks`): `bench publish` refuses, naming the file, rather than rewrite
-an author's notes. Never imports torch.
+description, a set's suite file, a validation page) and every file in a validation archive is read by the same
+leak check as records (`front_leaks`, `suite_leaks`, `validation_leaks`): `bench publish` refuses, naming the
+file, rather than rewrite an author's notes. Never imports torch.
 """
 
 from __future__ import annotations
@@ -108,6 +108,34 @@ def findings_file(folder: Path, root: Path) -> Path | None:
 
 def _suite_file(suite: str, root: Path) -> Path:
     return root.resolve().parent / "suites" / f"{suite}.yaml"
+
+
+def suite_file(suite: str, root: Path) -> Path | None:
+    """suites/<suite>.yaml beside the results root (as `bench report` finds it), where it exists and git does
+    not ignore it: the file `bench publish` ships beside the set's records."""
+    path = _suite_file(suite, root)
+    return path if path.is_file() and not git_ignored(root, [path]) else None
+
+
+def _comment(line: str) -> str:
+    """The YAML comment on a line (`# ...` alone, or after a value and a space), else ''."""
+    stripped = line.lstrip()
+    return stripped if stripped.startswith("#") else line.partition(" #")[2]
+
+
+def suite_leaks(path: Path, hosts: list[str] | None = None) -> list[str]:
+    """`suites/<name>.yaml: field: what` for each value (and key) that would leak, and `line N (a comment)`
+    for each comment that would; a file that is not YAML is read line by line. The check records get."""
+    import yaml
+
+    text, where = path.read_text(encoding="utf-8", errors="replace"), f"suites/{path.name}"
+    try:
+        loaded, lines = yaml.safe_load(text), [(n, _comment(line)) for n, line in enumerate(text.splitlines(), 1)]
+        found = [f"{where}: {field or '(the document)'}: {what}" for field, what in leaks(loaded, hosts)]
+        label = " (a comment)"
+    except yaml.YAMLError:
+        found, lines, label = [], list(enumerate(text.splitlines(), 1)), ""
+    return found + [f"{where}: line {n}{label}: {what}" for n, line in lines for what in text_leaks(line, hosts)]
 
 
 def _suite_description(suite: str, root: Path) -> str | None:

@@ -7,9 +7,11 @@ records' machine (results/<suite>/<machine>/) or hardware fingerprint (a history
 <suite>/<fingerprint>/<night>/); when it holds several nights, its report shows the newest night with
 the History section of all of them, as scripts/nightly renders it. A packed set
 (<set>/records.tar.xz) is published as the folder it unpacks to (packed_records). JSON that is not a record
-(summaries, comparisons, pytest-benchmark output) and logs are left out. Nothing leaves that would leak:
+(summaries, comparisons, pytest-benchmark output) and logs are left out; a set's suite file
+(suites/<suite>.yaml beside the results root) is copied beside its records, its data files never are (they
+may be private: the records name each one's sha256). Nothing leaves that would leak:
 records are scrubbed (bench/records/portable.py) and then checked, and so is every text an author wrote that
-the site shows (findings, a suite's description, validation pages) and every file of a validation archive;
+the site shows (findings, a suite's file and description, validation pages) and every file of a validation archive;
 anything left that names a path, a host, a person or a secret stops the build (LeakError: `bench publish`
 exits 2 naming the file and field), nothing written. Never imports torch.
 """
@@ -20,7 +22,7 @@ import html
 import os
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,6 +37,8 @@ from bench.report.front import (
     front_leaks,
     git_ignored,
     sections,
+    suite_file,
+    suite_leaks,
     summarize_set,
     validation_leaks,
 )
@@ -52,6 +56,7 @@ td { white-space: nowrap; }
 class ResultSet:
     folder: Path  # relative to the results root; the site keeps the same path
     nights: dict[Path, list[tuple[Path, RunResult]]]  # record folder (relative to `folder`) -> its records
+    suite_files: dict[str, Path] = field(default_factory=dict)  # suite -> its YAML, shipped (find_suite_files)
 
     @property
     def runs(self) -> list[tuple[Path, RunResult]]:
@@ -60,6 +65,12 @@ class ResultSet:
     @property
     def records(self) -> list[RunResult]:
         return [record for _, record in self.runs]
+
+    def find_suite_files(self, root: Path) -> list[Path]:
+        """Look up the YAML of each suite of the set that has one (front.suite_file); returns them."""
+        found = {suite: suite_file(suite, root) for suite in sorted({r.suite for r in self.records})}
+        self.suite_files = {suite: path for suite, path in found.items() if path is not None}
+        return list(self.suite_files.values())
 
     def names(self, field: str) -> str:
         values = {r.suite if field == "suite" else r.environment.machine for r in self.records}
@@ -168,12 +179,24 @@ def _counts(records: list[RunResult], named: bool = False) -> str:
     )
 
 
+def _commit(record: RunResult) -> str:
+    """`abc1234567`, `abc1234567+dirty` or, with the digest of its uncommitted changes, `abc1234567+dirty:1a2b3c4d`."""
+    env = record.environment
+    dirty = "+dirty" + (f":{env.git_diff_sha256[:8]}" if env.git_diff_sha256 else "") if env.git_dirty else ""
+    return (env.git_commit or "unknown")[:10] + dirty
+
+
 def _commits(records: list[RunResult]) -> str:
-    commits = sorted(
-        {(r.environment.git_commit or "unknown")[:10] + "+dirty" * bool(r.environment.git_dirty) for r in records}
-    )
+    commits = sorted({_commit(r) for r in records})
     more = f' <span class="muted" title="{html.escape(", ".join(commits))}">+{len(commits) - 3} more</span>'
     return ", ".join(f"<code>{html.escape(c)}</code>" for c in commits[:3]) + more * (len(commits) > 3)
+
+
+def _suite_links(one: ResultSet) -> str:
+    """` · suite file x.yaml` links for the navigation of the set's pages (the files _records copies)."""
+    return "".join(
+        f' · <a href="{_href(p.name)}">suite file {html.escape(p.name)}</a>' for p in one.suite_files.values()
+    )
 
 
 def _report(one: ResultSet, root: Path, site: Path, up: str) -> None:
@@ -186,8 +209,12 @@ def _report(one: ResultSet, root: Path, site: Path, up: str) -> None:
     history = build(root / one.folder, suites[0] if len(suites) == 1 else None) if len(one.nights) > 1 else None
     label = "/".join(one.folder.parts) + f", newest of {len(one.nights)} nights: {newest}" * (len(one.nights) > 1)
     title = f"{one.names('suite')} on {one.names('machine')} ({label})"
-    nav = f'<nav><a href="{up}index.html">All results</a> · <a href="records.html">records of this report</a></nav>'
-    _write(site / "report.html", render(records, title=title, history=history).replace("<body>", f"<body>\n{nav}", 1))
+    suite_files = list(one.suite_files.values())
+    suite_text = suite_files[0].read_text(encoding="utf-8") if len(suite_files) == 1 else None  # checked: suite_leaks
+    nav = f'<nav><a href="{up}index.html">All results</a> · <a href="records.html">records of this report</a>'
+    nav += _suite_links(one) + "</nav>"
+    page = render(records, suite_text=suite_text, title=title, history=history)
+    _write(site / "report.html", page.replace("<body>", f"<body>\n{nav}", 1))
 
 
 def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
@@ -209,11 +236,16 @@ def _records(one: ResultSet, root: Path, site: Path, up: str) -> None:
             commit = record.environment.git_commit or "unknown"
             rows.append([link, *(html.escape(str(c)) for c in cells), f"<code>{html.escape(commit)}</code>"])
     (site / "records.zip").chmod(0o644)
+    for path in one.suite_files.values():  # leak-checked before anything was written (suite_leaks)
+        shutil.copyfile(path, site / path.name)
+        (site / path.name).chmod(0o644)
     body = (
         f'<nav><a href="{up}index.html">All results</a> · <a href="report.html">report</a> · '
-        f'<a href="records.zip">all {len(rows)} records (zip)</a></nav>\n'
+        f'<a href="records.zip">all {len(rows)} records (zip)</a>{_suite_links(one)}</nav>\n'
         f"<h1>Records: {html.escape(str(one.folder))}</h1>\n<p>One JSON file per run, as <code>bench run</code> "
         "stored it; <code>bench report</code> and <code>bench compare</code> read them back.</p>\n"
+        '<p class="muted" id="data">Data files are not published (they may be private): each record names the '
+        "sha256 of every file it read (<code>model.data_sha256</code>).</p>\n"
         + _table("record|suite|strategy|seed|status|started|commit", rows)
     )
     _write(site / "records.html", _page(f"Records: {one.folder}", body))
@@ -294,6 +326,11 @@ def publish(results_root: Path | str, out_dir: Path | str, command: str | None =
     comparisons, hosts = summaries(sets, root), machine_hosts()
     problems = check_leaks(sets, root)
     problems += front_leaks([summary for _, summary, _ in comparisons], hosts) + validation_leaks(root, hosts)
+    problems += [
+        line
+        for path in sorted({p for one in sets for p in one.find_suite_files(root)})
+        for line in suite_leaks(path, hosts)
+    ]
     if problems:
         raise LeakError("records or texts would leak; nothing published:\n" + "\n".join(capped(problems)))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
