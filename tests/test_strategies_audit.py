@@ -109,8 +109,9 @@ def test_a_chained_runs_adapter_is_reproduced_on_the_parents_model(task, tmp_pat
     )
     info = {"source": "preset", "folder": str(loaded.info["folder"])}
     keep_scoring_tasks(folder, [task], info, spec, loaded.tokenizer)
-    line = (folder / "reproduce.sh").read_text().splitlines()[-1]
-    assert f"pretrained={parent}," in line and f"peft={folder / 'model'}" in line, line
+    script = (folder / "reproduce.sh").read_text()
+    line = script.splitlines()[-1]
+    assert f"BASE=${{BASE:-{parent}}}" in script and "pretrained=${BASE}," in line and ",peft=model," in line, script
     # the same adapter without a parent keeps the suite's base
     keep_scoring_tasks(folder, [task], info, SimpleNamespace(**{**vars(spec), "parent": None}), loaded.tokenizer)
-    assert f"pretrained={info['folder']}," in (folder / "reproduce.sh").read_text()
+    assert f"BASE=${{BASE:-{info['folder']}}}" in (folder / "reproduce.sh").read_text()

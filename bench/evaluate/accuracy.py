@@ -28,8 +28,18 @@ def lmeval_task_name(task: TaskData) -> str:
     return "bench_" + re.sub(r"[^A-Za-z0-9_]", "_", task.name)
 
 
-def write_task(task: TaskData, folder: Path) -> str:
-    """Write the items as JSONL and a multiple-choice task YAML scored by log-likelihood."""
+def data_file_name(data: Path, root: Path | None) -> str:
+    """How a task YAML names its JSONL: absolute, or relative to `root` (a kept artefact folder, which its
+    reproduce.sh makes the working directory: lm-eval hands `data_files` to `datasets.load_dataset`, which
+    resolves a relative path against the working directory, not the YAML's folder)."""
+    if root is None:
+        return str(data.resolve())
+    return data.resolve().relative_to(root.resolve()).as_posix()
+
+
+def write_task(task: TaskData, folder: Path, root: Path | None = None) -> str:
+    """Write the items as JSONL and a multiple-choice task YAML scored by log-likelihood (its data file
+    named relative to `root` where given, data_file_name)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = lmeval_task_name(task)
     data = folder / f"{name}.jsonl"
@@ -44,7 +54,7 @@ def write_task(task: TaskData, folder: Path) -> str:
         [
             f"task: {name}",
             "dataset_path: json",
-            f"dataset_kwargs: {{data_files: {{test: {json.dumps(str(data.resolve()))}}}}}",
+            f"dataset_kwargs: {{data_files: {{test: {json.dumps(data_file_name(data, root))}}}}}",
             "test_split: test",
             "output_type: multiple_choice",
             'doc_to_text: "{{context}}"',
@@ -61,17 +71,18 @@ def write_task(task: TaskData, folder: Path) -> str:
     return name
 
 
-def write_tasks(tasks: list[TaskData], folder: Path, tokenizer: Any) -> dict[str, TaskData]:
-    """Every task's lm-eval YAML and JSONL: multiple choice here, generative in bench/evaluate/generation.py."""
+def write_tasks(tasks: list[TaskData], folder: Path, tokenizer: Any, root: Path | None = None) -> dict[str, TaskData]:
+    """Every task's lm-eval YAML and JSONL: multiple choice here, generative in bench/evaluate/generation.py.
+    `root`: the folder the YAML files name their data relative to (a kept artefact folder); None: absolute."""
     from bench.evaluate.generation import write_generative_task
 
     names = {}
     for task in tasks:
         if task.generative:
             names[lmeval_task_name(task)] = task
-            write_generative_task(task, folder, lmeval_task_name(task), tokenizer)
+            write_generative_task(task, folder, lmeval_task_name(task), tokenizer, root)
         else:
-            names[write_task(task, folder)] = task
+            names[write_task(task, folder, root)] = task
     return names
 
 

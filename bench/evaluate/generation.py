@@ -165,14 +165,17 @@ MATCHING: dict[str, dict[str, Any]] = {
 }
 
 
-def lmeval_generation_config(task: TaskData, name: str, data: Path) -> dict[str, Any]:
-    """The lm-eval task config of a generative task: greedy `generate_until`, the answer filter, exact match."""
+def lmeval_generation_config(task: TaskData, name: str, data: Path, root: Path | None = None) -> dict[str, Any]:
+    """The lm-eval task config of a generative task: greedy `generate_until`, the answer filter, exact match.
+    Its data file is named relative to `root` where given (a kept artefact folder), else absolute."""
+    from bench.evaluate.accuracy import data_file_name
+
     settings = task.generation
     assert settings is not None, task.name
     return {
         "task": name,
         "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str(data.resolve())}},
+        "dataset_kwargs": {"data_files": {"test": data_file_name(data, root)}},
         "test_split": "test",
         "output_type": "generate_until",
         "doc_to_text": "context",
@@ -220,9 +223,9 @@ def targets(task: TaskData, item: Any) -> list[str]:
     return answers
 
 
-def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: Any) -> None:
+def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: Any, root: Path | None = None) -> None:
     """The items as JSONL (`context` as lm-eval sees it, `targets` = answer and aliases) and the task YAML
-    (JSON, which is YAML)."""
+    (JSON, which is YAML), naming its data relative to `root` where given."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{name}.jsonl"
     with data.open("w", encoding="utf-8") as stream:
@@ -230,5 +233,5 @@ def write_generative_task(task: TaskData, folder: Path, name: str, tokenizer: An
             context = rendered_context(task, item, tokenizer)
             row = {"id": item.id, "context": context, "targets": targets(task, item)}
             stream.write(json.dumps(row) + "\n")
-    config = lmeval_generation_config(task, name, data)
+    config = lmeval_generation_config(task, name, data, root)
     (folder / f"{name}.yaml").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
