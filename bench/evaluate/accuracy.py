@@ -28,18 +28,11 @@ def lmeval_task_name(task: TaskData) -> str:
     return "bench_" + re.sub(r"[^A-Za-z0-9_]", "_", task.name)
 
 
-def data_file_name(data: Path, root: Path | None) -> str:
-    """How a task YAML names its JSONL: absolute, or relative to `root` (a kept artefact folder, which its
-    reproduce.sh makes the working directory: lm-eval hands `data_files` to `datasets.load_dataset`, which
-    resolves a relative path against the working directory, not the YAML's folder)."""
-    if root is None:
-        return str(data.resolve())
-    return data.resolve().relative_to(root.resolve()).as_posix()
-
-
 def write_task(task: TaskData, folder: Path, root: Path | None = None) -> str:
     """Write the items as JSONL and a multiple-choice task YAML scored by log-likelihood (its data file
     named relative to `root` where given, data_file_name)."""
+    from bench.evaluate.generation import data_file_name
+
     folder.mkdir(parents=True, exist_ok=True)
     name = lmeval_task_name(task)
     data = folder / f"{name}.jsonl"

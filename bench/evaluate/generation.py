@@ -165,11 +165,18 @@ MATCHING: dict[str, dict[str, Any]] = {
 }
 
 
+def data_file_name(data: Path, root: Path | None) -> str:
+    """How a task YAML names its JSONL: absolute, or relative to `root` (a kept artefact folder, which its
+    reproduce.sh makes the working directory: lm-eval hands `data_files` to `datasets.load_dataset`, which
+    resolves a relative path against the working directory, not the YAML's folder)."""
+    if root is None:
+        return str(data.resolve())
+    return data.resolve().relative_to(root.resolve()).as_posix()
+
+
 def lmeval_generation_config(task: TaskData, name: str, data: Path, root: Path | None = None) -> dict[str, Any]:
     """The lm-eval task config of a generative task: greedy `generate_until`, the answer filter, exact match.
     Its data file is named relative to `root` where given (a kept artefact folder), else absolute."""
-    from bench.evaluate.accuracy import data_file_name
-
     settings = task.generation
     assert settings is not None, task.name
     return {
