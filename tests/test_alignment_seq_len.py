@@ -33,8 +33,9 @@ def _pairs(short: int, long: int) -> list[PreferencePair]:
     ]
 
 
-def _trainer(name: str, tmp_path: Path, pairs: list[PreferencePair], **options: Any) -> tuple[Any, PreferenceData]:
-    """The first trainer `name` builds on the tiny preset: DPO's, or RLHF's reward phase."""
+def first_trainer(name: str, tmp_path: Path, pairs: list[PreferencePair], **options: Any) -> tuple[Any, PreferenceData]:
+    """The first trainer `name` builds on the tiny preset: DPO's, or RLHF's reward phase; nothing trains
+    (tests/test_preference_audit.py builds its trainers with it too)."""
     from bench.training.alignment import dpo_trainer, rlhf_phases
 
     loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda message: None)
@@ -53,7 +54,7 @@ def _trainer(name: str, tmp_path: Path, pairs: list[PreferencePair], **options: 
 @pytest.mark.parametrize("name", ["dpo", "rlhf"])
 def test_pairs_dropped_at_seq_len_are_counted_as_budget_truncation(name: str, tmp_path: Path):
     """Before: TRL dropped the 4 long pairs silently and the record counted all 12 as trained on."""
-    trainer, preference = _trainer(name, tmp_path, _pairs(8, 4))
+    trainer, preference = first_trainer(name, tmp_path, _pairs(8, 4))
     assert len(trainer.train_dataset) == 8
     counts = {key: trainer.truncation[key] for key in ("seq_len", "rows", "truncated", "dropped", "longest")}
     assert counts == {"seq_len": 16, "rows": 12, "truncated": 4, "dropped": 4, "longest": counts["longest"]}
@@ -64,7 +65,7 @@ def test_pairs_dropped_at_seq_len_are_counted_as_budget_truncation(name: str, tm
 def test_fewer_pairs_left_than_a_batch_is_a_one_line_error(name: str, tmp_path: Path):
     """Before: every run died in training with `num_samples should be a positive integer value, but got 0`."""
     with pytest.raises(ValueError) as raised:
-        _trainer(name, tmp_path, _pairs(2, 10))
+        first_trainer(name, tmp_path, _pairs(2, 10))
     message = str(raised.value)
     assert message.startswith("preference jsonl:pairs.jsonl: ") and "\n" not in message
     assert "2 of 12 training pairs left after budget.seq_len 16 (10 dropped" in message
@@ -92,7 +93,7 @@ def test_robust_needs_label_smoothing_and_only_robust_takes_it(tmp_path: Path):
         options(label_smoothing=0.1)
     with pytest.raises(ValidationError, match="label_smoothing"):
         options(loss_type="robust", label_smoothing=0.5)  # TRL's range: [0, 0.5)
-    trainer, _ = _trainer("dpo", tmp_path, _pairs(8, 0), loss_type="robust", label_smoothing=0.1)
+    trainer, _ = first_trainer("dpo", tmp_path, _pairs(8, 0), loss_type="robust", label_smoothing=0.1)
     assert trainer.args.label_smoothing == 0.1 and trainer.loss_types == ["robust"]
 
 

@@ -15,16 +15,14 @@ import yaml
 
 from bench.cli.suites import check_data
 from bench.estimate.lengths import too_long_pairs
-from bench.models.load import load_model
 from bench.plan import plan
 from bench.run.alignment import load_preference_data, record_trained_pairs
-from bench.strategies import STRATEGIES, PrepareContext
-from bench.suite import Budget, ModelSpec, PreferenceSpec, SuiteError, Training, parse_suite
+from bench.suite import PreferenceSpec, SuiteError, parse_suite
 from bench.tasks import load_task
 from bench.tasks.check import data_problems
 from bench.tasks.preference import PreferenceData, PreferencePair, read_jsonl, split_pairs
-from bench.training.train import trainer_arguments
 from tests.conftest import fast_suite
+from tests.test_alignment_seq_len import first_trainer
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 CHAT_TEMPLATE = yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())["model"]["chat_template"]
@@ -124,26 +122,6 @@ def test_pairs_that_differ_only_after_seq_len_are_counted_in_a_warning(tmp_path:
     assert f"warning: {warning}" in capsys.readouterr().err.replace("\n", " ").replace("  ", " ")
 
 
-BUDGET = Budget(steps=2, batch_size=4, seq_len=16)
-
-
-def _first_trainer(name: str, tmp_path: Path, pairs: list[PreferencePair]) -> tuple[Any, PreferenceData]:
-    """The first trainer `name` builds on the tiny preset (DPO's, or RLHF's reward phase); nothing trains."""
-    from bench.training.alignment import dpo_trainer, rlhf_phases
-
-    loaded = load_model(ModelSpec(preset="tiny-llama"), "cpu", report=lambda message: None)
-    strategy = STRATEGIES.get(name)
-    options = strategy.Options(lora={"r": 4, "alpha": 8})
-    model = strategy.prepare(loaded.model, options, PrepareContext(loaded.tokenizer, BUDGET, 0, "cpu"))
-    preference = PreferenceData(train=pairs, heldout=pairs[:1], source="jsonl:pairs.jsonl")
-    arguments = trainer_arguments(BUDGET, Training(), 1e-3, 0, "cpu", tmp_path)
-    inputs = {"options": options, "preference": preference, "artefacts": {}}
-    if name == "dpo":
-        return dpo_trainer(model, loaded.tokenizer, None, arguments, BUDGET, **inputs), preference
-    _, trainer, _ = next(rlhf_phases(model, loaded.tokenizer, None, arguments, BUDGET, **inputs))
-    return trainer, preference
-
-
 @pytest.mark.parametrize("name", ["dpo", "rlhf"])
 def test_the_trainers_count_identical_pairs_and_the_record_keeps_them(name: str, tmp_path: Path):
     """Before: budget.truncation and budget.preference said nothing of them; with none that differs, the
@@ -151,14 +129,14 @@ def test_the_trainers_count_identical_pairs_and_the_record_keeps_them(name: str,
     good = [PreferencePair(f"code {a} =", " b", " c") for a in LETTERS[:4]]
     unknown = [PreferencePair(f"code {a} =", *UNKNOWN) for a in LETTERS[4:7]]
     late = [PreferencePair("code z =", *LATE)] if name == "dpo" else []  # RewardTrainer drops a long pair
-    trainer, preference = _first_trainer(name, tmp_path, good + unknown + late)
+    trainer, preference = first_trainer(name, tmp_path, good + unknown + late)
     assert trainer.truncation["identical"] == len(unknown + late) and preference.truncation == trainer.truncation
     run = SimpleNamespace(budget={"preference": {"train_pairs": 8, "heldout": 1}})
     record_trained_pairs(run, preference)
     assert run.budget["preference"]["identical_after_seq_len"] == len(unknown + late)
     assert run.budget["truncation"]["identical"] == len(unknown + late)
     with pytest.raises(ValueError) as raised:
-        _first_trainer(name, tmp_path, good[:3] + unknown)
+        first_trainer(name, tmp_path, good[:3] + unknown)
     message = str(raised.value)
     assert message.startswith("preference jsonl:pairs.jsonl: ") and "\n" not in message
     assert "3 of 6 training pairs have chosen and rejected with the same token ids at budget.seq_len 16" in message
