@@ -83,8 +83,10 @@ def gains_text(gains: dict[str, float]) -> str:
 def nothing_learned(keyed: dict[str, list[RunResult]], metric: str, task: str | None) -> str:
     """For the learned task's accuracy: where no strategy's mean gain is above 0, that, in words (the most
     accurate is then only the least harmed)."""
+    if metric != f"accuracy.{task}":
+        return ""
     gains = mean_gains(keyed, task)
-    if metric != f"accuracy.{task}" or not gains or max(gains.values()) > 0:
+    if not gains or max(gains.values()) > 0:
         return ""
     best = 100 * max(gains.values())
     return f"no strategy learned {task}: no mean gain over the base model is above 0 (the best {best:+.1f} points)"
