@@ -102,12 +102,12 @@ def compared_runs(records: list[RunResult]) -> dict[str, list[RunResult]]:
     return selection.keyed_records(ok or chosen)
 
 
-def settings_rows(records: list[RunResult]) -> list[dict[str, Any]]:
+def settings_rows(records: list[RunResult], keyed: dict[str, list[RunResult]] | None = None) -> list[dict[str, Any]]:
     """One row per strategy key, or one per set of its seeds that ran with other settings (one spec should
     not, but records can): strategy, seeds, rate, whether the rate is the default (None: unknown), and the
     other settings that differ from the defaults (and the training settings that differ between runs), and the
     steps each seed's run did (`steps`: what a budget matched by seconds leaves to the machine)."""
-    keyed = compared_runs(records)
+    keyed = compared_runs(records) if keyed is None else keyed  # `keyed`: compared_runs(records), taken once
     runs = [record for group in keyed.values() for record in group]
     training_varies = varying(runs, training_of)
     rows = []
@@ -138,9 +138,9 @@ def settings_rows(records: list[RunResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def shared_training(records: list[RunResult]) -> list[str]:
-    """The training settings every compared run shares ("optimizer=adamw_torch", ...): said once."""
-    runs = [record for group in compared_runs(records).values() for record in group]
+def shared_training(keyed: dict[str, list[RunResult]]) -> list[str]:
+    """The training settings every compared run (compared_runs) shares ("optimizer=adamw_torch", ...): said once."""
+    runs = [record for group in keyed.values() for record in group]
     differ = varying(runs, training_of)
     first = training_of(runs[0]) if runs else {}
     return [f"{key}={text(value)}" for key, value in sorted(first.items()) if key not in differ]
@@ -176,15 +176,15 @@ def steps_text(row: dict[str, Any]) -> str:
     return f"{steps_said(row['steps'])} steps"
 
 
-def time_budgeted(records: list[RunResult]) -> bool:
-    """Whether any compared run's budget was matched by seconds (`budget.match: seconds`)."""
-    return any(seconds_matched(record) for group in compared_runs(records).values() for record in group)
+def time_budgeted(keyed: dict[str, list[RunResult]]) -> bool:
+    """Whether any compared run (compared_runs) had its budget matched by seconds (`budget.match: seconds`)."""
+    return any(seconds_matched(record) for group in keyed.values() for record in group)
 
 
-def seconds_note(records: list[RunResult], rows: list[dict[str, Any]]) -> str | None:
+def seconds_note(keyed: dict[str, list[RunResult]], rows: list[dict[str, Any]]) -> str | None:
     """Where any compared run's budget was matched by seconds: that its quality is the machine's, and how
     to reproduce a run (a step budget of the steps it did), with one run's number."""
-    if not time_budgeted(records):
+    if not time_budgeted(keyed):
         return None
     example = next(((row, seed, n) for row in rows for seed, n in zip(row["seeds"], row["steps"]) if n), None)
     run = f" (e.g. {example[0]['strategy']} seed {example[1]}: steps: {example[2]})" if example else ""
@@ -199,12 +199,13 @@ def seconds_note(records: list[RunResult], rows: list[dict[str, Any]]) -> str | 
 def settings_section(records: list[RunResult]) -> dict[str, Any]:
     """What the report's Settings table shows: its rows, the note on differing rates, the shared training,
     and where budgets were matched by seconds (`seconds`: the warning) each row's steps done."""
+    keyed = compared_runs(records)
     rows = [
         {**row, "rate_text": rate_text(row), "default_text": default_text(row), "steps_text": steps_text(row)}
-        for row in settings_rows(records)
+        for row in settings_rows(records, keyed)
     ]
-    seconds = seconds_note(records, rows)
-    return {"rows": rows, "note": rate_note(rows), "training": shared_training(records), "seconds": seconds}
+    seconds = seconds_note(keyed, rows)
+    return {"rows": rows, "note": rate_note(rows), "training": shared_training(keyed), "seconds": seconds}
 
 
 def rates_line(records: list[RunResult]) -> str:
@@ -212,21 +213,27 @@ def rates_line(records: list[RunResult]) -> str:
     a strategy whose seeds ran at several rates lists each with its seeds; "" where no run was compared."""
     parts: dict[str, list[str]] = {}
     for row in settings_rows(records):
-        seeds = f" (seed{'s' * (len(row['seeds']) > 1)} {', '.join(map(str, row['seeds']))})"
-        parts.setdefault(row["strategy"], []).append(rate_text(row) + (seeds if row["split"] else ""))
+        parts.setdefault(row["strategy"], []).append(rate_text(row) + (_seeds(row) if row["split"] else ""))
     said = ", ".join(f"{key} {' / '.join(found)}" for key, found in parts.items())
     return f"learning rates: {said}" if parts else ""
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    """ " (seeds 0, 1)": which seeds a row holds, for a strategy said once per set of them."""
+    return f" (seed{'s' * (len(row['seeds']) > 1)} {', '.join(map(str, row['seeds']))})"
 
 
 def steps_line(records: list[RunResult]) -> str:
     """Where a compared run's budget was matched by seconds, the line under the rates: each strategy's steps
     done (per seed where they differ) and how to reproduce a run; "" otherwise."""
-    if not time_budgeted(records):
+    keyed = compared_runs(records)
+    if not time_budgeted(keyed):
         return ""
     parts: dict[str, list[str]] = {}
-    for row in settings_rows(records):
-        seeds = f" (seed{'s' * (len(row['seeds']) > 1)} {', '.join(map(str, row['seeds']))})"
-        parts.setdefault(row["strategy"], []).append(steps_said(row["steps"]) + (seeds * (len(set(row["steps"])) > 1)))
+    for row in settings_rows(records, keyed):
+        parts.setdefault(row["strategy"], []).append(
+            steps_said(row["steps"]) + _seeds(row) * (len(set(row["steps"])) > 1)
+        )
     said = "; ".join(f"{key} {' / '.join(found)}" for key, found in parts.items())
     return (
         f"budget matched by seconds, steps done: {said}. Quality depends on this machine's speed and load: to"
