@@ -236,7 +236,7 @@ def _kept(
             print(f"bench: {spec.label} seed={spec.seed}: model changed since its stored run: {'; '.join(changed)};"
                   " running it again", file=sys.stderr)  # fmt: skip
         return None
-    if _split_by_row(stored, spec):
+    if stored.preference_split_by_row:
         if tell:
             print(f"bench: {spec.label} seed={spec.seed}: its stored run split the preference file by row (held-out"
                   " prompts were trained on); the split is by prompt since 2026-12-07: running it again",
@@ -257,14 +257,6 @@ def _no_artefacts(store: ResultStore, stored: RunResult) -> str | None:
         return "it ran without --keep-artefacts"
     folder = store.root / kept  # relative to the results root (schema 7); an older record's is absolute
     return None if folder.is_dir() else f"{folder} is missing"
-
-
-def _split_by_row(stored: RunResult, spec: RunSpec) -> bool:
-    """A stored run on a preference file from before the split by prompt (bench/tasks/preference.py
-    split_pairs), which records `heldout_prompts`: its align.* metrics scored other held-out pairs, some of
-    them on trained prompts, and would sit beside new runs' as if comparable."""
-    preference = stored.budget.get("preference")
-    return bool(spec.preference and spec.preference.jsonl and preference and "heldout_prompts" not in preference)
 
 
 def _set_aside(path: Path, reason: str) -> None:

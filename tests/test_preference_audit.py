@@ -16,6 +16,7 @@ import yaml
 from bench.cli.suites import check_data
 from bench.estimate.lengths import too_long_pairs
 from bench.plan import plan
+from bench.records.results import RunResult
 from bench.run.alignment import load_preference_data, record_trained_pairs
 from bench.suite import PreferenceSpec, SuiteError, parse_suite
 from bench.tasks import load_task
@@ -231,17 +232,40 @@ def test_a_file_of_one_prompt_is_refused_before_any_run(tmp_path: Path):
 def test_a_stored_run_from_before_the_split_by_prompt_runs_again():
     """review: a run stored before the split by prompt was reused (same run id, same data), its align.*
     metrics on held-out pairs of trained prompts beside new runs' on unseen ones."""
-    import yaml
 
-    from bench.execute import _split_by_row
     from bench.plan import plan
     from bench.suite import parse_suite
     from tests.synthetic_records import make_record
 
-    spec = plan(parse_suite(yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())))[0]
-    assert spec.preference is not None and spec.preference.jsonl
-    before = make_record("full", 0).model_copy(update={"budget": {"preference": {"train_pairs": 80, "heldout": 40}}})
-    after = before.model_copy(update={"budget": {"preference": {"heldout": 40, "heldout_prompts": 7}}})
-    assert _split_by_row(before, spec) and not _split_by_row(after, spec)
-    built = plan(parse_suite(yaml.safe_load(Path("suites/alignment.yaml").read_text())))[0]
-    assert not _split_by_row(before, built)  # pairs built from a task: their split did not change
+    def stored(suite: str, preference: dict) -> RunResult:
+        spec = plan(parse_suite(yaml.safe_load(Path(f"suites/{suite}.yaml").read_text())))[0]
+        record = make_record("full", 0)
+        return record.model_copy(update={"spec": spec.model_dump(mode="json"), "budget": {"preference": preference}})
+
+    assert stored("alignment-chat", {"train_pairs": 80, "heldout": 40}).preference_split_by_row
+    assert not stored("alignment-chat", {"heldout": 40, "heldout_prompts": 7}).preference_split_by_row
+    # pairs built from a task: their split did not change
+    assert not stored("alignment", {"train_pairs": 80, "heldout": 40}).preference_split_by_row
+
+
+def test_the_report_says_which_runs_scored_align_metrics_on_a_split_by_row(tmp_path: Path):
+    """The committed smollm2-instruct-pc records hold align.* metrics from the split by row; their report showed
+    them as any other run's, beside a newer run's on unseen prompts."""
+    import re
+
+    from bench.report.html import write_report
+    from tests.synthetic_records import make_record
+
+    spec = plan(parse_suite(yaml.safe_load(Path("suites/alignment-chat.yaml").read_text())))[0].model_dump(mode="json")
+    old, new = ({"heldout": 40}, {"heldout": 40, "heldout_prompts": 7})
+    runs = [
+        make_record("lora", 0).model_copy(update={"spec": spec, "budget": {"preference": old}}),
+        make_record("lora", 1).model_copy(update={"spec": spec, "budget": {"preference": new}}),
+        make_record("full", 0),
+    ]
+    page = write_report(runs, tmp_path / "report.html").read_text()
+    said = re.search(r'<p class="warning" id="split-by-row">(.*?)</p>', page, re.S).group(1)
+    assert said.startswith("⚠ The align.* metrics of lora seed 0 scored held-out preference pairs split")
+    assert "seed 1" not in said and "full" not in said
+    clean = write_report(runs[1:], tmp_path / "clean.html").read_text()
+    assert 'id="split-by-row"' not in clean

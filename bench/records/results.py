@@ -199,6 +199,15 @@ class RunResult(Record):
     def timing_contaminated(self) -> bool:
         return self.timing_quality is not None and self.timing_quality.contaminated
 
+    @property
+    def preference_split_by_row(self) -> bool:
+        """A run on a preference file from before the split by prompt (bench/tasks/preference.py split_pairs,
+        2026-12-07), which records `heldout_prompts`: its align.* metrics scored held-out pairs split off by
+        row, some of them on prompts it trained on, and are not comparable with a newer run's."""
+        preference = self.budget.get("preference")
+        named = (self.spec.get("preference") or {}).get("jsonl")
+        return bool(named and preference and "heldout_prompts" not in preference)
+
 
 def parse_record(raw: Any) -> RunResult:
     """A RunResult from raw JSON of any schema version; NotARecord (a ValueError) says why not."""

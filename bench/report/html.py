@@ -187,6 +187,7 @@ def context(
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
         "truncated": truncation_notes(records),
+        "split_by_row": sorted({f"{r.label} seed {r.seed}" for r in records if r.preference_split_by_row}),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
         "charts": figures,
         "chart_notes": chart_notes,  # charts left out for want of data, and why
