@@ -12,8 +12,8 @@ the same: it is decided by the tokens up to that stop, which are the same greedy
 (tests/test_generation.py checks the strings against HFLM's own path).
 
 Where greedy decoding would not be plain argmax (sampling, logits processors set in the model's
-generation config, prompt-learning adapters that add virtual tokens inside `generate`), the call goes
-to lm-eval's own path unchanged.
+generation config), the call goes to lm-eval's own path unchanged. A prompt-learning adapter adds its virtual
+tokens inside PEFT's `generate`, before any padding: its rows go to that `generate` one at a time, unpadded.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def generation_unsupported(model: Any, kwargs: dict[str, Any]) -> str | None:
     for key, value in kwargs.items():
         if key != "attention_mask" and PLAIN_KWARGS.get(key, object()) != value:
             return f"generation argument {key}={value!r}"
-    if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+    if prompt_learning(model):
         return "a prompt-learning adapter adds its tokens inside generate"
     if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         return "encoder-decoder model"
@@ -70,10 +70,16 @@ def generation_unsupported(model: Any, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def prompt_learning(model: Any) -> bool:
+    return getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False)
+
+
 class GreedyGenerator(HFLM):
     """HFLM whose batch generation drops each row as it finishes (module docstring)."""
 
     def _model_generate(self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
+        if prompt_learning(self.model):
+            return self._rows_alone(context, max_length, stop, **generation_kwargs)
         if generation_unsupported(self.model, generation_kwargs) is not None:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
         return greedy_generate(
@@ -84,6 +90,27 @@ class GreedyGenerator(HFLM):
             max_length,
             stop,
         )
+
+    def _rows_alone(self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any) -> Any:
+        """A prompt-learning adapter's `generate` (PEFT), one row at a time without its padding: PEFT puts the
+        virtual tokens before a left-padded row's padding, so a padded row saw them farther away and its
+        answer depended on the rows batched with it (tiny-llama, prompt tuning, PEFT 0.22:
+        tests/test_prompt_learning_generation.py). Returned as the batch's `generate` returns it: each row's
+        padded context, then its tokens, padded at the end as a finished row is."""
+        import torch
+
+        mask = generation_kwargs.pop("attention_mask", None)
+        width, rows = context.shape[1], []
+        for index, padded in enumerate(context):
+            row = padded[mask[index].bool()] if mask is not None else padded
+            alone = super()._model_generate(
+                row[None], max_length - (width - len(row)), stop, attention_mask=torch.ones_like(row)[None],
+                **generation_kwargs,
+            )  # fmt: skip
+            rows.append(torch.cat([padded, alone[0, len(row) :]]))
+        longest = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        return torch.stack([torch.nn.functional.pad(row, (0, longest - len(row)), value=pad) for row in rows])
 
 
 def _eos_ids(model: Any) -> set[int]:
