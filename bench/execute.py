@@ -32,6 +32,7 @@ from bench.records.store import FolderBusy, FolderLock, ResultStore
 from bench.registry import UnknownNameError
 from bench.spec import Resources
 from bench.tasks.fingerprint import changed_data, data_files
+from bench.tasks.preference import split_by_row_differs
 
 KEEP = ("ok", "skipped")
 
@@ -236,10 +237,11 @@ def _kept(
             print(f"bench: {spec.label} seed={spec.seed}: model changed since its stored run: {'; '.join(changed)};"
                   " running it again", file=sys.stderr)  # fmt: skip
         return None
-    if stored.preference_split_by_row:
+    if split_by_row_differs(stored):
         if tell:
-            print(f"bench: {spec.label} seed={spec.seed}: its stored run split the preference file by row (held-out"
-                  " prompts were trained on); the split is by prompt since 2026-12-07: running it again",
+            print(f"bench: {spec.label} seed={spec.seed}: its stored run split the preference file by row (the file"
+                  " repeats prompts: held-out prompts were trained on); the split is by prompt since 2026-12-07:"
+                  " running it again",
                   file=sys.stderr)  # fmt: skip
         return None
     if keep_artefacts and stored.status == "ok" and (missing := _no_artefacts(store, stored)):

@@ -269,3 +269,25 @@ def test_the_report_says_which_runs_scored_align_metrics_on_a_split_by_row(tmp_p
     assert "seed 1" not in said and "full" not in said
     clean = write_report(runs[1:], tmp_path / "clean.html").read_text()
     assert 'id="split-by-row"' not in clean
+
+
+def test_a_run_split_by_row_stands_where_every_prompt_has_one_pair(tmp_path: Path):
+    """audit user19: with one pair per prompt the split by prompt holds out the rows the split by row held out,
+    yet the committed instruct records (every prompt distinct) were run again and their report warned."""
+    from bench.report.html import write_report
+    from bench.tasks.preference import split_by_row_differs
+    from tests.synthetic_records import make_record
+
+    distinct = write(tmp_path / "distinct.jsonl", pair_rows([f"code {letter} =" for letter in LETTERS[:12]]))
+    repeated = write(tmp_path / "repeated.jsonl", pair_rows(["code a =", "code b ="] * 6))
+
+    def stored(path: Path) -> RunResult:
+        record = make_record("lora", 0)
+        spec = {**record.spec, "preference": {"jsonl": str(path)}}
+        return record.model_copy(update={"spec": spec, "budget": {"preference": {"heldout": 4}}})
+
+    assert not split_by_row_differs(stored(distinct))
+    assert split_by_row_differs(stored(repeated))
+    assert split_by_row_differs(stored(tmp_path / "gone.jsonl"))  # cannot tell: said
+    assert 'id="split-by-row"' not in write_report([stored(distinct)], tmp_path / "distinct.html").read_text()
+    assert 'id="split-by-row"' in write_report([stored(repeated)], tmp_path / "repeated.html").read_text()

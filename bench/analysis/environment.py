@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.records.results import RunResult
+from bench.tasks.preference import split_by_row_differs
 
 _SHORT_COMMIT = 10
 
@@ -52,8 +53,8 @@ def _facts(record: RunResult) -> dict[str, str | None]:
     for role, sha in digests.items():
         facts[f"{'code' if role.startswith('plugin:') else 'data'} {role}"] = str(sha)[:_SHORT_COMMIT]
     if (record.spec.get("preference") or {}).get("jsonl") and record.budget.get("preference"):
-        # align.* scored other held-out pairs before the split by prompt, from the same file
-        facts["data preference split"] = "by row" if record.preference_split_by_row else "by prompt"
+        # align.* scored other held-out pairs before the split by prompt, from a file that repeats prompts
+        facts["data preference split"] = "by row" if split_by_row_differs(record) else "by prompt"
     return facts
 
 

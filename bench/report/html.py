@@ -21,6 +21,7 @@ from bench.report.front import fold
 from bench.report.planning import memory_section, recommendation_section
 from bench.report.quality import quality_section
 from bench.report.terminal import truncation_notes
+from bench.tasks.preference import split_by_row_differs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,7 +188,7 @@ def context(
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
         "truncated": truncation_notes(records),
-        "split_by_row": sorted({f"{r.label} seed {r.seed}" for r in records if r.preference_split_by_row}),
+        "split_by_row": sorted({f"{r.label} seed {r.seed}" for r in records if split_by_row_differs(r)}),
         "counts": {s: sum(r.status == s for r in records) for s in ("ok", "failed", "skipped")},
         "charts": figures,
         "chart_notes": chart_notes,  # charts left out for want of data, and why

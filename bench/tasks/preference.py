@@ -32,6 +32,7 @@ from bench.tasks.rows import check_messages
 from bench.tasks.split import overlap_key
 
 if TYPE_CHECKING:
+    from bench.records.results import RunResult
     from bench.spec import PreferenceSpec
 
 FIELDS = ("prompt", "chosen", "rejected")
@@ -303,6 +304,23 @@ def split_pairs(pairs: list[PreferencePair], heldout_size: int, source: str, see
         heldout=[pair for key, pair in shuffled if key in held],
         source=source,
     )
+
+
+def prompts_repeat(path: Path | str) -> bool | None:
+    """Whether a preference file has a prompt (`split_key`) in more than one pair: only then does the split by
+    prompt hold out other pairs than the split by row did. None: the file cannot be read here."""
+    try:
+        keys = [split_key(pair.prompt) for pair in read_jsonl(path)]
+    except PreferenceError:
+        return None
+    return len(set(keys)) < len(keys)
+
+
+def split_by_row_differs(record: RunResult) -> bool:
+    """A run recorded before the split by prompt (`RunResult.preference_split_by_row`) whose file repeats a
+    prompt, or cannot be read here to tell: its held-out pairs were not today's, some of their prompts trained
+    on. With one pair per prompt both splits hold out the same rows, and the run stands."""
+    return record.preference_split_by_row and prompts_repeat(record.spec["preference"]["jsonl"]) is not False
 
 
 def pair_key(pair: PreferencePair) -> str:
