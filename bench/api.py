@@ -137,7 +137,7 @@ def report(
     from bench.report.html import write_report
 
     source = Path(source)
-    suite_text = None
+    suite_text, not_run = None, []
     skipped: list[Skipped] = []  # files below the folder that are not records, or damaged ones
     single = _record_file(source) if source.is_file() else None
     if single is not None:  # its own report (not the suite's), with history only from `history_dir`
@@ -150,9 +150,13 @@ def report(
         suite = load_suite(source)
         folder = Path(results_dir) / suite.name
         records = list(load_records(folder, skipped)) if folder.exists() else []
-        current = {spec.run_id for spec in plan(suite)}
+        planned = plan(suite)
+        current = {spec.run_id for spec in planned}
         # records of an older version of the suite stay on disk; report the current plan's runs when there are any
         records = [record for record in records if record.run_id in current] or records
+        stored = {record.run_id for record in records}
+        if stored & current:  # the plan's runs without a record (none of it stored: an older suite's records)
+            not_run = [f"{spec.label} seed {spec.seed}" for spec in planned if spec.run_id not in stored]
     else:
         folder = source
         records = list(load_records(folder, skipped)) if folder.exists() else []
@@ -164,7 +168,7 @@ def report(
         out = Path(reports_dir) / f"{'+'.join(suites)}.html"
     history = build(history_dir or folder, suites[0] if len(suites) == 1 else None)
     text = scrub_document(Path(notes).read_text(encoding="utf-8")) if notes else None
-    return write_report(records, out, suite_text, history=history, notes=text, unreadable=unreadable)
+    return write_report(records, out, suite_text, history=history, notes=text, unreadable=unreadable, not_run=not_run)
 
 
 def _within(path: Path, folder: Path) -> str:

@@ -279,3 +279,22 @@ def test_answers_cut_off_at_max_new_tokens_are_said_above_the_answers():
     for record in records:
         record.model["tasks"]["gsm8k"]["generation"]["reached_limit"] = {"before": 0, "after": 0}
     assert html.unfinished_answers(records) == [] and 'id="unfinished-answers"' not in html.render(records)
+
+
+def test_a_planned_run_without_a_record_is_said_not_every_run_finished(tmp_path):
+    """audit user19: the strategies report said "None: every run finished" while its suite's LoHa never ran
+    (no record, so nothing to show as failed)."""
+    from bench.api import report
+    from bench.plan import plan
+    from bench.suite import load_suite
+
+    planned = plan(load_suite(Path("suites/smoke.yaml")))
+    *kept, left = planned
+    store([make_record(spec.label, spec.seed).model_copy(update={"run_id": spec.run_id}) for spec in kept], tmp_path)
+    page = report("suites/smoke.yaml", tmp_path / "r.html", results_dir=tmp_path).read_text()
+    said = re.search(r'<p class="warning" id="not-run">(.*?)</p>', page, re.S).group(1)
+    assert said.startswith("⚠ 1 run of the suite's plan\n  has no record") and f"{left.label} seed {left.seed}." in said
+    assert "every run finished" not in page
+    store([make_record(left.label, left.seed).model_copy(update={"run_id": left.run_id})], tmp_path)
+    whole = report("suites/smoke.yaml", tmp_path / "whole.html", results_dir=tmp_path).read_text()
+    assert 'id="not-run"' not in whole and "None: every run finished." in whole

@@ -136,10 +136,12 @@ def context(
     history: History | None = None,
     notes: str | None = None,
     unreadable: list[str] | None = None,
+    not_run: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, computed from the records; `notes`: the author's findings
     (plain text, paragraphs separated by blank lines), shown first; `unreadable`: files that may have been
-    records and could not be read (their runs are missing), said beside the failed runs. The runs compared are chosen by
+    records and could not be read (their runs are missing), said beside the failed runs, as are `not_run`: the
+    runs the suite plans that have no record ("loha seed 0"). The runs compared are chosen by
     selection.comparable (the newest spec, one run per seed), which says what it left out."""
     chosen = selection.comparable(records)
     records = chosen.records
@@ -184,6 +186,7 @@ def context(
         "settings": settings.settings_section(records),  # each strategy's learning rate and non-default options
         "problems": [r for r in records if r.status != "ok"],
         "unreadable": unreadable or [],
+        "not_run": not_run or [],
         "inconsistent": contradictions(records),
         "contaminated": [r for r in records if r.status == "ok" and r.timing_contaminated],
         "unfinished": unfinished_answers(records),
@@ -284,13 +287,14 @@ def render(
     history: History | None = None,
     notes: str | None = None,
     unreadable: list[str] | None = None,
+    not_run: list[str] | None = None,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string (`context`)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     return env.get_template("report.html.j2").render(
-        **context(list(records), suite_text, comparison, title, history, notes, unreadable)
+        **context(list(records), suite_text, comparison, title, history, notes, unreadable, not_run)
     )
 
 
@@ -303,10 +307,11 @@ def write_report(
     history: History | None = None,
     notes: str | None = None,
     unreadable: list[str] | None = None,
+    not_run: list[str] | None = None,
 ) -> Path:
-    """Render and write atomically; returns the path."""
+    """Render (`context`) and write atomically; returns the path."""
     out = Path(out)
-    atomic_write_text(out, render(records, suite_text, comparison, title, history, notes, unreadable))
+    atomic_write_text(out, render(records, suite_text, comparison, title, history, notes, unreadable, not_run))
     out.chmod(0o644)  # a report is for sharing (the atomic temp file starts private)
     return out
 
