@@ -130,11 +130,15 @@ def test_answer_margin_percent_is_not_rounded_up_to_twice_its_value():
     from bench.report.html import context
 
     base = context(make_set(seeds=(0, 1)))
-    one = aggregate.Answer("Most accurate", "accuracy.x", "acc", True, "full", 0.886, "ia3", 0.8814, 0.0046, 0.0052)
+    one = aggregate.Answer(
+        "Lowest latency", "latency.ttft_ms.p50", "ms", False, "full", 0.8814, "ia3", 0.886, 0.0046, 0.0052
+    )
     two = aggregate.Answer("Fastest", "train.tokens_per_s", "tokens/s", True, "a", 12511, "b", 9826, 2685, 0.273)
+    three = aggregate.Answer("Most accurate", "accuracy.x", "acc", True, "full", 0.886, "ia3", 0.8814, 0.0046, 0.0052)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    text = env.get_template("report.html.j2").render(**{**base, "answers": [one, two]})
+    text = env.get_template("report.html.j2").render(**{**base, "answers": [one, two, three]})
     assert "0.0046 (0.52%)" in text and "2,685 (27%)" in text
+    assert "0.5 points" in text  # accuracy: in points (test_accuracy_margins_are_in_points_never_a_share_of_the_value)
 
 
 def _measure(page: Path, tmp_path: Path, width: int, script: str, css: str = "") -> dict:
@@ -189,3 +193,29 @@ def test_the_html_report_says_which_training_rows_were_cut_at_seq_len(tmp_path):
     assert "4 dropped" in said and "full" not in said
     clean = write_report([make_record("full", 0)], tmp_path / "clean.html").read_text()
     assert 'id="truncated-rows"' not in clean
+
+
+def test_accuracy_margins_are_in_points_never_a_share_of_the_value(tmp_path):
+    """audit user19: "0.0417 (14%)" for 4.2 points of accuracy (docs/statistics.md: accuracy is compared in points)."""
+    runs = make_set(labels=("full", "lora"))
+    page = write_report(runs, tmp_path / "report.html").read_text()
+    answers = re.search(r'<table class="answers" id="answers">(.*?)</table>', page, re.S).group(1)
+    accurate = next(row for row in answers.split("<tr>") if "Most accurate" in row)
+    cells = re.findall(r'<td class="num">(.*?)</td>', accurate, re.S)
+    margins = [cell for cell in cells if "points" in cell]
+    assert len(margins) == 1 and re.fullmatch(r"\d+\.\d points", margins[0].strip()), cells
+    assert "%" not in margins[0]
+    fastest = next(row for row in answers.split("<tr>") if "Fastest to train" in row)
+    assert "points" not in fastest and "%)" in fastest  # a throughput margin keeps its share
+
+
+def test_a_cell_over_fewer_runs_says_how_many_were_measured_and_why_not_the_others(tmp_path):
+    """audit user19: hover text "1 of 2 runs: left out: timing contaminated ...; nan" (the runs kept read as left
+    out, and pandas' NaN of the runs with no reason joined as text)."""
+    runs = [make_record("full", 0), make_record("full", 1, contaminated="planted neighbour"), make_record("lora", 0)]
+    page = write_report(runs, tmp_path / "report.html").read_text()
+    hovers = re.findall(r'title="(1 of 2 runs[^"]*)"', page)
+    assert hovers and all(
+        h.startswith("1 of 2 runs measured; the others: left out: timing contaminated") for h in hovers
+    )
+    assert "nan" not in " ".join(hovers)

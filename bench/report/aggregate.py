@@ -114,7 +114,7 @@ def summarize(records: list[RunResult], clean_timing: bool = False) -> pd.DataFr
         runs=("value", "size"),
         unit=("unit", "first"),
         higher_is_better=("higher_is_better", "first"),
-        reason=("reason", lambda reasons: "; ".join(sorted({str(r) for r in reasons if r}))),
+        reason=("reason", lambda reasons: "; ".join(sorted({r for r in reasons if isinstance(r, str) and r}))),
         values=("value", lambda values: [float(v) for v in values if pd.notna(v)]),  # per run: the unit of tests
     ).reset_index()
     return summary[columns]

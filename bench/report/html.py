@@ -107,7 +107,8 @@ def _cell_text(value: dict[str, Any] | None) -> dict[str, Any]:
     text = scales.fmt(value["mean"])
     if value["std"] is not None and math.isfinite(value["mean"]):  # no spread around inf or NaN
         text += f" ± {scales.fmt(value['std'])}"
-    partial = f"{value['n']} of {value['runs']} runs: {value['reason']}" if value["n"] < value["runs"] else ""
+    partial = f"{value['n']} of {value['runs']} runs measured; the others: {value['reason'] or 'no value'}"
+    partial = partial if value["n"] < value["runs"] else ""
     return {"missing": False, "text": text, "n": value["n"], "reason": partial}
 
 
@@ -203,6 +204,7 @@ def context(
         "notes": [fold(block) for block in (notes or "").split("\n\n") if block.strip()],  # list items keep their lines
         "recommendations": _recommendations(records),
         "fmt": scales.fmt,
+        "share_units": scales.SHARE_UNITS,  # accuracy-like margins in points, never as a share of the value
     }
 
 
