@@ -219,3 +219,17 @@ def test_a_cell_over_fewer_runs_says_how_many_were_measured_and_why_not_the_othe
         h.startswith("1 of 2 runs measured; the others: left out: timing contaminated") for h in hovers
     )
     assert "nan" not in " ".join(hovers)
+
+
+def test_charts_of_timing_left_out_as_contaminated_say_so_not_nothing_measured(tmp_path):
+    """audit user19: smollm2-instruct-pc's latency charts said "nothing measured" and its throughput chart "no
+    strategy has both metrics", where every run's timing was measured and left out as contaminated."""
+    from bench.report.html import context
+
+    runs = [make_record(label, seed, contaminated="planted neighbour") for label in ("full", "lora") for seed in (0, 1)]
+    notes = context(runs)["chart_notes"]
+    said = "every run's timing was left out as contaminated (see Timing quality)"
+    assert any(note.startswith("No chart of accuracy.") and said in note for note in notes), notes
+    assert any(note.startswith("No chart of latency.") and said in note for note in notes), notes
+    clean = context([make_record(label, seed) for label in ("full", "lora") for seed in (0, 1)])
+    assert not any(said in note for note in clean["chart_notes"])

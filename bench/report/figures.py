@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
 from bench.analysis import selection
@@ -33,6 +35,16 @@ def _points(summary: pd.DataFrame, x_metric: str | None, y_metric: str | None) -
         if x and y and x["mean"] is not None and y["mean"] is not None:
             points.append((strategy, x["mean"], y["mean"], x["std"] or 0.0, y["std"] or 0.0))
     return points
+
+
+def _left_out(summary: pd.DataFrame, patterns: Sequence[str]) -> str | None:
+    """Why the metrics matching `patterns` (fnmatch) that runs recorded have no value to draw: every run's timing
+    was left out as contaminated (the table says so cell by cell); None otherwise."""
+    rows = summary[summary["metric"].map(lambda metric: any(fnmatch(metric, p) for p in patterns))]
+    contaminated = rows["reason"].str.contains(aggregate.CONTAMINATED, regex=False)
+    if len(rows) and (rows["n"] == 0).all() and contaminated.all():
+        return "every run's timing was left out as contaminated (see Timing quality)"
+    return None
 
 
 def _direction(summary: pd.DataFrame, metric: str | None) -> bool:
@@ -95,7 +107,8 @@ def _accuracy_charts(records: list[RunResult], summary: pd.DataFrame, palette: d
             _limits(summary, metric),
             _limits(summary, accuracy),
         )
-        found.append(_chart(chart_id, title, svg, None if points else "no strategy has both metrics"))
+        empty = _left_out(summary, patterns) or "no strategy has both metrics"
+        found.append(_chart(chart_id, title, svg, None if points else empty))
 
     retained = [t for t in retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
     values: dict[str, list[float | None]] = {}
@@ -132,7 +145,8 @@ def _latency_charts(summary: pd.DataFrame, palette: dict[str, str]) -> list[Char
         chart_id = "latency-" + re.sub(r"[^a-z0-9]+", "-", family.removeprefix("latency.").lower()).strip("-")
         title = f"{family} distribution ({unit}, lower is better)"
         svg = charts.bars(chart_id, title, names, series, unit, palette, spreads, _limits(summary, quantiles[names[0]]))
-        found.append(_chart(chart_id, title, svg))
+        drawn = any(value is not None for row in series.values() for value in row)
+        found.append(_chart(chart_id, title, svg, None if drawn else _left_out(summary, list(quantiles.values()))))
     return found
 
 
