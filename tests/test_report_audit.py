@@ -233,3 +233,14 @@ def test_charts_of_timing_left_out_as_contaminated_say_so_not_nothing_measured(t
     assert any(note.startswith("No chart of latency.") and said in note for note in notes), notes
     clean = context([make_record(label, seed) for label in ("full", "lora") for seed in (0, 1)])
     assert not any(said in note for note in clean["chart_notes"])
+
+
+def test_the_table_legend_says_whom_a_forgetting_column_does_not_star(tmp_path):
+    """audit user19: forgetting.gsm8k starred 0 while prompt had 0.125 in the same column, the legend saying only
+    "the best value per column"."""
+    learned = make_set(labels=("full",))
+    flat = [make_record("lora", seed, values={"accuracy.cipher": 0.05, "gain.cipher": 0.0}) for seed in (0, 1, 2)]
+    page = write_report(learned + flat, tmp_path / "report.html").read_text()
+    legend = re.search(r"<h2>All metrics</h2>\s*<p class=\"meta\">(.*?)</p>", page, re.S).group(1)
+    assert "a forgetting column stars none of lora,\n  which did not learn the task" in legend
+    assert "stars none" not in write_report(learned, tmp_path / "clean.html").read_text()

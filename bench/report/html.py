@@ -181,6 +181,7 @@ def context(
         "answers": answers,
         "selection": chosen.notes,
         "columns": columns,
+        "not_learned": sorted(not_learned),  # no star in a forgetting column (table_columns)
         "families": [(f, sum(c["family"] == f for c in columns)) for f in dict.fromkeys(c["family"] for c in columns)],
         "unmeasured": unmeasured,
         "rows": rows,
