@@ -78,6 +78,18 @@ def test_an_accuracy_tie_is_said_as_a_tie():
     assert answer.note == "tie" and {answer.winner, answer.runner_up} == {"full", "ia3"}
     assert rec.reason.startswith("ia3: tied with full as the most accurate of the 5 strategies that fit 24 GiB")
     assert "with the least memory of them" in rec.reason
+    # audit user19: a tie of means is no difference shown small; the data's interval is said beside it
+    assert "(0.90 each; not shown within the 2-point tolerance of full: +0.0 points (95% interval -18.7 to +18.7))" in (
+        rec.reason
+    )
+
+
+def test_a_tie_with_one_seed_a_side_says_the_noise_is_unknown():
+    """audit user19: results/strategies (H200, one seed each) chose freeze "tied" with full, with nothing said of
+    the noise, where the tolerance rule never chooses a lighter strategy on one seed."""
+    rec = recommend(list(load_records(ROOT / "results" / "strategies")), 24 * GIB)
+    assert rec.reason.startswith("freeze: tied with full as the most accurate")
+    assert "(1.00 each; equal means; cannot tell: 1 vs 1 seeds" in rec.reason
 
 
 def test_a_tensor_count_fits_only_with_the_reserve():

@@ -89,14 +89,28 @@ def _tolerance(objective: str, tolerance: float, best: Candidate) -> tuple[float
     return allowed, f"{100 * tolerance:g}% tolerance ({_rate(allowed)} tokens/s)"
 
 
-def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str) -> str:
-    """The reason where others tie with the best (the report's answer names one of them, "tie"): the lightest."""
+def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str, apart: str) -> str:
+    """The reason where others tie with the best (the report's answer names one of them, "tie"): the lightest,
+    and what the data says of the tie with the first of them (`apart`: a mean tied is not a difference shown
+    small; audit user19: ia3 "tied with full" at a 95% interval of -18.7 to +18.7 points)."""
     lightest = all(memory_key(best) < memory_key(c) for c in tied)
     memory = "the least memory of them" if lightest else "no more memory than they do"
     return (
         f"{best.name}: tied with {', '.join(c.name for c in tied)} as {best_word} of {scope}"
-        f" ({_shown(best, objective)} each), with {memory}, at {plan_text(best)}"
+        f" ({_shown(best, objective)} each; {apart}), with {memory}, at {plan_text(best)}"
     )
+
+
+def _tie_noise(
+    best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]], allowed: float
+) -> str:
+    """What the data says of a tie of means: the difference's interval against the tolerance, else the noise."""
+    found = pair_difference(best, other, objective, runs)
+    if found is None:
+        return f"equal means; {pair_noise(best, other, objective, runs).words}"
+    close = -allowed <= found.low and found.high <= allowed
+    shown = "within" if close else "not shown within"
+    return f"{shown} the tolerance of {other.name}: {_difference(found, objective)})"
 
 
 def _one_hardware(ranked: list[Candidate], objective: str) -> tuple[list[Candidate], list[Candidate]]:
@@ -187,14 +201,15 @@ def choose(
         only = scope if len(feasible) == 1 else f"the only one of {scope} that measured {objective}"
         named = f"accuracy {_shown(best, objective)}" if objective == "accuracy" else _shown(best, objective)
         return best, f"{best.name}: {only} ({named}), at {plan_text(best)}{apart}"
+    allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
     tied = [c for c in ranked[1:] if ties_with(best, c, objective)]
     if tied:
-        return best, _tie(best, tied, objective, best_word, scope) + apart
+        noise_words = _tie_noise(best, tied[0], objective, runs, allowed).replace("the tolerance", f"the {words}")
+        return best, _tie(best, tied, objective, best_word, scope, noise_words) + apart
     noise = {c.name: pair_noise(best, c, objective, runs) for c in ranked[1:]}
     # lighter beyond the noise of the memory figures (constraints.memory_differs): 649 vs 651 MiB is no lighter
     lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best) and memory_differs(c, best)]
     found = {c.name: pair_difference(best, c, objective, runs) for c in lighter}
-    allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
     level, tested = _level(found)
     close = _within_tolerance(lighter, found, allowed, level)
     if close:
