@@ -1,7 +1,7 @@
 """Mutation audit of the decisions `bench recommend` and `bench compare` show: each test here fails on a mutant of
 bench/recommend/ (choice, constraints, noise, figures) or bench/analysis/ (compare, timing, selection) that the rest
 of the suite let through (boundaries of a limit, which strategy of several is picked, what a clause claims, which
-runs a number is made of). 135 mutants: 74 killed before, 8 equivalent, 53 closed here)."""
+runs a number is made of). 135 mutants: 74 killed before, 8 equivalent, 53 closed here."""
 
 from __future__ import annotations
 
