@@ -343,12 +343,14 @@ def test_quantised_frozen_weights_are_what_bitsandbytes_stores(options: dict, to
     model = qlora.prepare(loaded.model, qlora.Options.model_validate(options), context)
     measured = Components()
     count_weights(model, measured)
-    # an 8-bit weight's per-row scales (SCB) are held beside it
+    # an 8-bit weight's per-row float32 scales (SCB) are held beside it, and counted (audit: they were not)
     scales = sum(
         p.SCB.numel() * p.SCB.element_size() for p in model.parameters() if getattr(p, "SCB", None) is not None
     )
+    int8 = sum(p.numel() for p in model.parameters() if str(p.dtype) == "torch.int8")
+    assert measured.weights_by_dtype.get("int8", 0) == int8 + scales
     estimate = estimate_run(config, dtype="float32", strategy="qlora", options=options, batch_size=1, tokens=8)
-    held = measured.weights_frozen + scales
+    held = measured.weights_frozen
     assert abs(estimate.components.weights_frozen - held) <= tolerance * held
 
 

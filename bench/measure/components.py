@@ -77,8 +77,12 @@ def quant_state_bytes(state: Any) -> int:
 
 
 def parameter_bytes(parameter: Any) -> int:
-    """Storage of one parameter as held: packed 4-bit bytes plus their quantisation state."""
-    return parameter.numel() * parameter.element_size() + quant_state_bytes(getattr(parameter, "quant_state", None))
+    """Storage of one parameter as held: packed 4-bit bytes plus their quantisation state; 8-bit weights plus
+    their float32 scale per output row (bitsandbytes' `Int8Params.SCB`, which the estimate counts too)."""
+    scales = getattr(parameter, "SCB", None)
+    scale_bytes = scales.numel() * scales.element_size() if scales is not None else 0
+    held = parameter.numel() * parameter.element_size() + scale_bytes
+    return held + quant_state_bytes(getattr(parameter, "quant_state", None))
 
 
 def _dtype_name(parameter: Any) -> str:
