@@ -1,8 +1,8 @@
 """Generative scores of prompt-learning adapters come from PEFT's `generate` (its virtual tokens are added
 inside it). Two ways it went wrong, each measured on SmolLM2-135M-Instruct and tiny-llama:
 - PEFT 0.21.2 with transformers 5.25: `generate` lost the prompt after the first tokens (prompt tuning,
-  "1212012012012222" where forward passes without cache decode "12 + 7 = 9"); the committed smollm2-instruct
-  prompt-tuning record scored chat-sums 0.06 with it, 0.69 with PEFT 0.22 (same loss curve).
+  "1212012012012222" where forward passes without cache decode "12 + 7 = 9"); smollm2-instruct's prompt-tuning
+  run scored chat-sums 0.06 with it, 0.69 with PEFT 0.22 in batches, 0.81 (the base model's) one row at a time.
 - PEFT 0.22, prompt tuning, a left-padded batch (as lm-eval batches generation): the virtual tokens come before
   the padding, so a padded row's answer depended on the rows batched with it. bench's generator now hands
   PEFT one row at a time (bench/evaluate/generation.py GreedyGenerator._rows_alone).
