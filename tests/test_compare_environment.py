@@ -153,20 +153,3 @@ def test_an_edited_data_file_is_named_with_its_digests():
     (change,) = environment_changes(reading(make_set(), "a" * 64), reading(make_set(), "b" * 64))
     assert change.text() == f"data preference {'a' * 10} -> {'b' * 10}"
     assert environment_changes(reading(make_set(), "a" * 64), reading(make_set(), "a" * 64)) == []
-
-
-def test_a_preference_split_by_row_against_one_by_prompt_is_named():
-    """A baseline stored before the split by prompt scored its align.* metrics on other held-out pairs of the
-    same file (some on trained prompts): the data digest alone did not change, so nothing said why they moved."""
-    spec = {"preference": {"jsonl": "suites/data/cipher-preference-chat.jsonl"}}
-
-    def scored(records: list, preference: dict) -> list:
-        update = {"budget": {"preference": preference}}
-        return [r.model_copy(update={"spec": {**r.spec, **spec}, **update}) for r in records]
-
-    before = scored(make_set(), {"heldout": 40})
-    after = scored(make_set(), {"heldout": 40, "heldout_prompts": 7})
-    (change,) = environment_changes(before, after)
-    assert change.text() == "data preference split by row -> by prompt"
-    assert environment_changes(after, scored(make_set(), {"heldout": 40, "heldout_prompts": 9})) == []
-    assert environment_changes(make_set(), make_set()) == []  # no preference file: no such fact

@@ -87,7 +87,7 @@ def test_committed_records_hold_no_absolute_path_or_host_name_and_kept_their_num
         assert before.get(key, digest) == digest, path  # records written later at this schema are not in it
         migrated += key in before
         assert load_record(path).run_id == raw["run_id"]
-    assert migrated >= 50
+    assert migrated >= 40  # 61 migrated then; the smoke and smollm2-instruct records were re-recorded since
 
 
 def test_archived_records_are_migrated_too():

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.records.results import RunResult
-from bench.tasks.preference import split_by_row_differs
 
 _SHORT_COMMIT = 10
 
@@ -18,7 +17,7 @@ class EnvironmentChange:
     """One fact of the runs' environment whose values differ between the sides (each side's values sorted)."""
 
     # "commit", "python", "machine", "hardware FIELD", "cuda", "data ROLE" or "code plugin:MODULE" (a file's
-    # sha256), "data preference split" (by row or by prompt), or a package's name
+    # sha256), or a package's name
     name: str
     baseline: list[str]
     candidate: list[str]
@@ -52,9 +51,6 @@ def _facts(record: RunResult) -> dict[str, str | None]:
     digests = (record.model or {}).get("data_sha256") or {}  # role -> sha256 of a file (or plugin module) it read
     for role, sha in digests.items():
         facts[f"{'code' if role.startswith('plugin:') else 'data'} {role}"] = str(sha)[:_SHORT_COMMIT]
-    if (record.spec.get("preference") or {}).get("jsonl") and record.budget.get("preference"):
-        # align.* scored other held-out pairs before the split by prompt, from a file that repeats prompts
-        facts["data preference split"] = "by row" if split_by_row_differs(record) else "by prompt"
     return facts
 
 

@@ -203,7 +203,8 @@ class RunResult(Record):
     def preference_split_by_row(self) -> bool:
         """A run on a preference file from before the split by prompt (bench/tasks/preference.py split_pairs,
         2026-12-07), which records `heldout_prompts`: its align.* metrics scored held-out pairs split off by
-        row, some of them on prompts it trained on, and are not comparable with a newer run's."""
+        row. Whether that split differs from today's (the file repeats a prompt): tasks.preference
+        split_by_row_differs."""
         preference = self.budget.get("preference")
         named = (self.spec.get("preference") or {}).get("jsonl")
         return bool(named and preference and "heldout_prompts" not in preference)
