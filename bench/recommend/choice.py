@@ -102,15 +102,16 @@ def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str,
 
 
 def _tie_noise(
-    best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]], allowed: float
+    best: Candidate, other: Candidate, objective: str, runs: dict[str, list[RunResult]], tolerance: tuple[float, str]
 ) -> str:
-    """What the data says of a tie of means: the difference's interval against the tolerance, else the noise."""
+    """What the data says of a tie of means: the difference's interval against the tolerance (its value, in
+    words), else the noise."""
     found = pair_difference(best, other, objective, runs)
     if found is None:
         return f"equal means; {pair_noise(best, other, objective, runs).words}"
-    close = -allowed <= found.low and found.high <= allowed
-    shown = "within" if close else "not shown within"
-    return f"{shown} the tolerance of {other.name}: {_difference(found, objective)})"
+    allowed, words = tolerance
+    shown = "within" if -allowed <= found.low and found.high <= allowed else "not shown within"
+    return f"{shown} the {words} of {other.name}: {_difference(found, objective)})"
 
 
 def _one_hardware(ranked: list[Candidate], objective: str) -> tuple[list[Candidate], list[Candidate]]:
@@ -204,8 +205,8 @@ def choose(
     allowed, words = _tolerance(objective, DEFAULT_TOLERANCE[objective] if tolerance is None else tolerance, best)
     tied = [c for c in ranked[1:] if ties_with(best, c, objective)]
     if tied:
-        noise_words = _tie_noise(best, tied[0], objective, runs, allowed).replace("the tolerance", f"the {words}")
-        return best, _tie(best, tied, objective, best_word, scope, noise_words) + apart
+        said = _tie_noise(best, tied[0], objective, runs, (allowed, words))
+        return best, _tie(best, tied, objective, best_word, scope, said) + apart
     noise = {c.name: pair_noise(best, c, objective, runs) for c in ranked[1:]}
     # lighter beyond the noise of the memory figures (constraints.memory_differs): 649 vs 651 MiB is no lighter
     lighter = [c for c in ranked[1:] if memory_key(c) < memory_key(best) and memory_differs(c, best)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
 from bench.analysis import selection
@@ -38,9 +37,11 @@ def _points(summary: pd.DataFrame, x_metric: str | None, y_metric: str | None) -
 
 
 def _left_out(summary: pd.DataFrame, patterns: Sequence[str]) -> str | None:
-    """Why the metrics matching `patterns` (fnmatch) that runs recorded have no value to draw: every run's timing
-    was left out as contaminated (the table says so cell by cell); None otherwise."""
-    rows = summary[summary["metric"].map(lambda metric: any(fnmatch(metric, p) for p in patterns))]
+    """Why the metrics matching `patterns` (stats.matches) that runs recorded have no value to draw: every run's
+    timing was left out as contaminated (the table says so cell by cell); None otherwise."""
+    from bench.analysis.stats import matches
+
+    rows = summary[summary["metric"].map(lambda metric: matches(metric, patterns))]
     contaminated = rows["reason"].str.contains(aggregate.CONTAMINATED, regex=False)
     if len(rows) and (rows["n"] == 0).all() and contaminated.all():
         return "every run's timing was left out as contaminated (see Timing quality)"
