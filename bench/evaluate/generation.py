@@ -71,6 +71,8 @@ def generation_unsupported(model: Any, kwargs: dict[str, Any]) -> str | None:
 
 
 def prompt_learning(model: Any) -> bool:
+    """Whether the model's active adapter is PEFT prompt learning (prompt, prefix, P-tuning): virtual tokens
+    that PEFT puts in front inside `forward` and `generate`."""
     return getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False)
 
 

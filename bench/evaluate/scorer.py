@@ -32,6 +32,8 @@ from typing import Any
 
 from lm_eval.models.huggingface import HFLM
 
+from bench.evaluate.generation import prompt_learning
+
 Request = tuple[tuple[str, str], list[int], list[int]]
 
 
@@ -66,9 +68,7 @@ def _packable(model: Any) -> bool:
     built from a 2D padding mask) and no prompt-learning adapter puts its own tokens in front."""
     config = getattr(model, "config", None)
     attention = getattr(config, "_attn_implementation", None)
-    peft_config = getattr(model, "active_peft_config", None)
-    prompt_learning = getattr(peft_config, "is_prompt_learning", False)
-    return attention in ("sdpa", "eager") and not prompt_learning and not uses_alibi(config)
+    return attention in ("sdpa", "eager") and not prompt_learning(model) and not uses_alibi(config)
 
 
 ALIBI_FLAGS = ("alibi", "use_alibi")  # Falcon's `alibi`, MPT's attn_config `alibi`, others' `use_alibi`

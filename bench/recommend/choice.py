@@ -89,15 +89,15 @@ def _tolerance(objective: str, tolerance: float, best: Candidate) -> tuple[float
     return allowed, f"{100 * tolerance:g}% tolerance ({_rate(allowed)} tokens/s)"
 
 
-def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str, apart: str) -> str:
+def _tie(best: Candidate, tied: list[Candidate], objective: str, best_word: str, scope: str, said: str) -> str:
     """The reason where others tie with the best (the report's answer names one of them, "tie"): the lightest,
-    and what the data says of the tie with the first of them (`apart`: a mean tied is not a difference shown
-    small; audit user19: ia3 "tied with full" at a 95% interval of -18.7 to +18.7 points)."""
+    and what the data says of the tie with the first of them (`said`, `_tie_noise`: a mean tied is not a
+    difference shown small; audit user19: ia3 "tied with full" at a 95% interval of -18.7 to +18.7 points)."""
     lightest = all(memory_key(best) < memory_key(c) for c in tied)
     memory = "the least memory of them" if lightest else "no more memory than they do"
     return (
         f"{best.name}: tied with {', '.join(c.name for c in tied)} as {best_word} of {scope}"
-        f" ({_shown(best, objective)} each; {apart}), with {memory}, at {plan_text(best)}"
+        f" ({_shown(best, objective)} each; {said}), with {memory}, at {plan_text(best)}"
     )
 
 
