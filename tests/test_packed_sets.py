@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 from bench import api
@@ -53,3 +54,32 @@ def test_an_unreadable_archive_in_a_set_is_named_and_its_loose_records_still_rea
     (root / "smoke" / "records.tar.xz").write_bytes(b"not xz at all")
     assert run_ids(root / "smoke") == [record.run_id]
     assert "smoke/records.tar.xz: not a readable archive" in capsys.readouterr().err
+
+
+def test_a_packed_set_below_a_folder_is_left_out_of_it_whether_or_not_it_was_unpacked(tmp_path, capsys):
+    """`bench recommend results` after `scripts/validation.py unpack aa`: the experiment's repeats of the smoke
+    suite (packed below, unpacked to validation/aa/records/) must not join the published smoke set."""
+    root = tmp_path / "results"
+    published = make_set()
+    for record in published:
+        ResultStore(root).write(record)
+    stage = tmp_path / "stage"
+    repeats = [make_record("lora", seed, values={"accuracy.cipher": 0.1}) for seed in (11, 12)]
+    for record in repeats:
+        ResultStore(stage / "records").write(record)
+    experiment = root / "validation" / "aa"
+    experiment.mkdir(parents=True)
+    pack(stage / "records", experiment / "records.tar.xz")
+    expected = sorted(record.run_id for record in published)
+    assert run_ids(root) == expected
+    with tarfile.open(experiment / "records.tar.xz") as archive:  # scripts/validation.py unpack aa
+        archive.extractall(experiment, filter="data")
+    assert len(list((experiment / "records").rglob("*.json"))) == len(repeats)
+    capsys.readouterr()
+    assert run_ids(root) == expected
+    said = capsys.readouterr().err
+    assert f"left out {experiment / 'records'}: unpacked from records.tar.xz beside it" in said
+    assert f"(give {experiment})" in said
+    both = sorted(record.run_id for record in repeats)
+    assert run_ids(experiment) == both  # the experiment's own folder: its archive and its copy, counted once
+    assert run_ids(experiment / "records") == both

@@ -23,7 +23,7 @@ try:
 except ImportError:  # not on Windows: there one run writing a folder at a time is the user's to keep
     fcntl = None
 
-from bench.records.archives import as_folder, is_archive
+from bench.records.archives import SUFFIXES, as_folder, is_archive
 from bench.records.migrations import NotARecord
 from bench.records.results import RunResult, parse_record
 
@@ -189,15 +189,42 @@ HISTORY_SUFFIX = ".history.json"  # scripts/nightly writes <store>/<suite>/<fing
 
 
 def record_paths(root: Path | str) -> Iterator[Path]:
-    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/. An
-    archive (`records.tar.xz`, bench/records/archives.py) is read as the folder it holds."""
+    """The JSON files below `root` that can be records: not hidden, not in logs/ or artefacts/, not in an
+    unpacked copy of a packed set below it (`unpacked_copies`). An archive (`records.tar.xz`,
+    bench/records/archives.py) is read as the folder it holds."""
     root = as_folder(root)
+    copies = unpacked_copies(root)
     for path in sorted(root.rglob("*.json")):
         parts = path.relative_to(root).parts
         if path.name.endswith(HISTORY_SUFFIX):  # the nightly's own history of a store: never a record
             continue
+        if copies and any(folder in copies for folder in path.parents):
+            continue
         if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
             yield path
+
+
+def unpacked_copies(root: Path) -> set[Path]:
+    """Folders below `root` that a packed set below it unpacked to (`<set>/records/` beside
+    `<set>/records.tar.xz`, as `scripts/validation.py unpack` leaves it), each told once on stderr. A folder
+    reads a packed set only as its own (`load_records(<set>)`), never one below it, so its unpacked copy
+    is left out too: what a folder holds does not change with what was unpacked (a validation
+    experiment's repeats are not the published set of their suite)."""
+    copies = set()
+    for suffix in SUFFIXES:
+        for archive in sorted(root.rglob(f"*{suffix}")):
+            copy = archive.with_name(archive.name.removesuffix(suffix))
+            if archive.parent == root or not copy.is_dir() or not is_archive(archive):
+                continue
+            copies.add(copy)
+            if copy not in _LEFT_OUT:
+                _LEFT_OUT.add(copy)
+                print(
+                    f"bench: left out {copy}: unpacked from {archive.name} beside it; a packed set is read as "
+                    f"a folder of its own (give {archive.parent})",
+                    file=sys.stderr,
+                )
+    return copies
 
 
 class Skipped(NamedTuple):
@@ -207,6 +234,7 @@ class Skipped(NamedTuple):
 
 
 _SAID: set[tuple[Path, str]] = set()  # skips already told in this process (a folder read twice says them once)
+_LEFT_OUT: set[Path] = set()  # unpacked copies already told in this process
 
 
 def tell_skipped(root: Path | str, skipped: list[Skipped]) -> None:
