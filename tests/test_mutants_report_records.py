@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bench.report.aggregate import answers, cell, summarize
+from bench.report.front import _said
 from tests.synthetic_records import make_record, make_set
 from tests.test_paired import _with_items
 
@@ -36,6 +37,15 @@ def test_a_tie_is_won_by_the_first_strategy_by_name():
     assert (found.winner, found.runner_up, found.note, found.beyond_noise) == ("full", "lora", "tie", False)
     swapped = _answer(make_set(labels=("lora", "full"), values={"storage.bytes": 8000.0}), "Smallest to store")
     assert (swapped.winner, swapped.runner_up) == ("full", "lora")
+
+
+def test_a_tie_with_one_seed_on_a_side_is_noise_unknown():
+    """strategies-h200 (one seed a strategy) was published as "freeze 1 vs full 1 acc (tied), within noise" (audit
+    user20): with one seed a side the seed noise is unknown, as for any other answer of one seed."""
+    found = _answer(make_set(seeds=(0,), values={"accuracy.cipher": 1.0}), "Most accurate")
+    assert (found.winner, found.runner_up, found.beyond_noise) == ("full", "lora", None)
+    assert found.note == "tie; one seed on a side: noise unknown"
+    assert _said(found) == "Most accurate: full 1 vs lora 1 acc (tied), noise unknown"
 
 
 def test_the_relative_margin_is_a_share_of_the_runner_up():
