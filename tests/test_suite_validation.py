@@ -285,3 +285,15 @@ def test_a_misspelt_name_is_told_with_the_schemas_problems(tmp_path: Path, capsy
 def test_an_empty_list_says_how_many_items_it_needs():
     """pydantic's "List should have at least 1 item after validation, not 0" was shown as it was."""
     assert problems_of(suite_with(seeds=[])) == ["seeds: expected at least 1 item, got []"]
+
+
+def test_a_problem_line_is_never_broken_when_piped(tmp_path: Path):
+    """A CI log is grepped for `field: problem`: rich broke lines at 80 columns when stderr was not a terminal
+    (audit user20: `bench validate` and `bench ls` piped), so half a problem was on the next line."""
+    preset = "tiny-llama-" + "x" * 90
+    path = write_suite(tmp_path, suite_with(model={"preset": preset}))
+    result = bench_cli("validate", str(path), env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    assert any(line.startswith(f"- model.preset: unknown preset '{preset}'") for line in lines), result.stderr
+    assert any(line.startswith("invalid ") and line.endswith(str(path) + ": 1 problem(s)") for line in lines), lines

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a line is never broken at the console's width (80 columns when piped), so a CI log holds each
+# problem (`file:line: ...`) on one line to grep; tables still fit the width
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def plain(message: str, to: Console = errors) -> None:
