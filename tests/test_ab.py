@@ -74,7 +74,7 @@ def test_a_contaminated_round_is_dropped_with_its_pair_and_the_rest_still_gate()
     result = compare_rounds(base, cand)
     row = next(c for c in result.changes if c.metric == "train.tokens_per_s" and c.strategy == "full")
     assert row.verdict == WORSE and row.gating and row.n_baseline == 5
-    assert "1 contaminated round pairs dropped" in row.note
+    assert "1 contaminated round pair dropped" in row.note
     assert result.failed
 
 

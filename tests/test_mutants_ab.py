@@ -33,7 +33,7 @@ def test_each_strategy_drops_the_round_pairs_its_own_timing_was_disturbed_in_on_
     rows = {c.strategy: c for c in compare_rounds(base, cand).changes if c.metric == "train.tokens_per_s"}
     for label in ("full", "lora"):
         assert (rows[label].verdict, rows[label].n_baseline, rows[label].p_value) == (WORSE, 6, 1 / 64)
-        assert rows[label].note == "6 interleaved rounds, paired (1 contaminated round pairs dropped)"
+        assert rows[label].note == "6 interleaved rounds, paired (1 contaminated round pair dropped)"
     assert rows[ALL_STRATEGIES].n_baseline == 7
 
 
@@ -137,7 +137,7 @@ def test_a_dropped_contaminated_round_is_no_issue_of_the_comparison():
     base[1] = make_set(scale={"train.tokens_per_s": DRIFT7[1]}, contaminated=CONTAMINATED)
     result = compare_rounds(base, cand)
     assert result.issues == [] and result.to_json()["issues"] == []
-    assert _rows(result)["full"].note == "6 interleaved rounds, paired (1 contaminated round pairs dropped)"
+    assert _rows(result)["full"].note == "6 interleaved rounds, paired (1 contaminated round pair dropped)"
 
 
 def test_no_ab_row_says_its_timings_were_brought_to_equal_machine_speed():

@@ -344,7 +344,7 @@ def _test_pairs(change: MetricChange, pairs: list[tuple[float, float]], dropped:
     change.change = (change.candidate - change.baseline) / abs(change.baseline) if change.baseline else None
     change.test, change.adjusted, change.p_value = "rounds", False, None
     rounds = f"{len(pairs)} interleaved rounds, paired" + (
-        f" ({dropped} contaminated round pairs dropped)" if dropped else ""
+        f" ({dropped} contaminated round pair{'s' * (dropped > 1)} dropped)" if dropped else ""
     )
     if change.change is None or abs(change.change) <= change.threshold:
         change.verdict, change.note = SAME, f"within ±{change.threshold:.0%}; {rounds}"
