@@ -11,6 +11,7 @@ from typing import Annotated, Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bench.records.store import NOT_RECORDS
 from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users import them)
     MAX_COUNT,
     MAX_SECONDS,
@@ -54,6 +55,13 @@ class Suite(Strict):
     preference: PreferenceSpec | None = None  # preference pairs (DPO, RLHF, alignment metrics)
     gate: Gate | None = None  # how bench compare gates quality (minimum effects); not part of run ids
     strategies: Annotated[list[StrategyConfig], Field(min_length=1)]
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_kept_folder(cls, name: str) -> str:
+        if name in NOT_RECORDS:  # <suite>/<machine>/logs/ and artefacts/ are skipped when a results folder is read
+            raise ValueError(f"{name!r} is reserved: runs keep their {name} in folders of that name, never read")
+        return name
 
     @field_validator("seeds")
     @classmethod

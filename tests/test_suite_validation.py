@@ -297,3 +297,11 @@ def test_a_problem_line_is_never_broken_when_piped(tmp_path: Path):
     lines = [line.strip() for line in result.stderr.splitlines()]
     assert any(line.startswith(f"- model.preset: unknown preset '{preset}'") for line in lines), result.stderr
     assert any(line.startswith("invalid ") and line.endswith(str(path) + ": 1 problem(s)") for line in lines), lines
+
+
+@pytest.mark.parametrize("name", ["logs", "artefacts"])
+def test_a_suite_named_like_the_folders_readers_skip_is_refused(name: str):
+    """Records of a suite named `logs` were written to <results>/logs/<machine>/ and never read back from the
+    results folder (readers skip logs/ and artefacts/ folders: mutation audit H)."""
+    problems = problems_of(suite_with(name=name))
+    assert problems == [f"name: {name!r} is reserved: runs keep their {name} in folders of that name, never read"]
