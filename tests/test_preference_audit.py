@@ -291,3 +291,17 @@ def test_a_run_split_by_row_stands_where_every_prompt_has_one_pair(tmp_path: Pat
     assert split_by_row_differs(stored(tmp_path / "gone.jsonl"))  # cannot tell: said
     assert 'id="split-by-row"' not in write_report([stored(distinct)], tmp_path / "distinct.html").read_text()
     assert 'id="split-by-row"' in write_report([stored(repeated)], tmp_path / "repeated.html").read_text()
+
+
+def test_a_preference_file_is_read_once_for_its_records_and_again_once_changed(tmp_path: Path, monkeypatch):
+    """A report asks of each record whether its file repeats a prompt: one read per version of the file."""
+    from bench.tasks import preference
+
+    reads: list[str] = []
+    real = preference.read_jsonl
+    monkeypatch.setattr(preference, "read_jsonl", lambda path: reads.append(str(path)) or real(path))
+    path = write(tmp_path / "pairs.jsonl", pair_rows([f"code {letter} =" for letter in LETTERS[:12]]))
+    assert [preference.prompts_repeat(path) for _ in range(50)] == [False] * 50
+    assert reads == [str(path)]
+    write(path, pair_rows(["code a =", "code b ="] * 6 + ["code c ="]))  # another size: another version
+    assert preference.prompts_repeat(path) is True and len(reads) == 2

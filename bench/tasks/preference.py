@@ -19,6 +19,7 @@ many distinct pairs the held-out side has (`pair_key`: a file may repeat one pai
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections import Counter
@@ -308,7 +309,17 @@ def split_pairs(pairs: list[PreferencePair], heldout_size: int, source: str, see
 
 def prompts_repeat(path: Path | str) -> bool | None:
     """Whether a preference file has a prompt (`split_key`) in more than one pair: only then does the split by
-    prompt hold out other pairs than the split by row did. None: the file cannot be read here."""
+    prompt hold out other pairs than the split by row did. None: the file cannot be read here. Read once per
+    version of the file (a report asks for each of its records)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return _prompts_repeat(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _prompts_repeat(path: str, modified_ns: int, size: int) -> bool | None:
     try:
         keys = [split_key(pair.prompt) for pair in read_jsonl(path)]
     except PreferenceError:
