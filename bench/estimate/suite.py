@@ -119,7 +119,7 @@ def suite_estimates(
 
 
 def suite_specs(suite: Any) -> dict[str, Any]:
-    """label -> the first run spec of each strategy entry (seeds do not change memory)."""
+    """label -> one run spec of each strategy entry (its last seed's; seeds do not change memory)."""
     from bench.plan import plan
 
     return {spec.label: spec for spec in plan(suite)}
