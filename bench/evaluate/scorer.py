@@ -221,7 +221,7 @@ class ContinuationScorer(HFLM):
 
     def _branch_inputs(self, rows: list[_Row], width: int) -> dict[str, Any]:
         """A 4D additive mask in which a branch sees the prefix and itself, causally, and position
-        ids that restart each branch after the prefix. Padding sees only itself."""
+        ids that restart each branch after the prefix. Padding (never scored) sees the prefix too."""
         import torch
 
         segments = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -232,7 +232,7 @@ class ContinuationScorer(HFLM):
         query, key = segments[:, :, None], segments[:, None, :]
         causal = torch.ones(width, width, dtype=torch.bool).tril()
         allowed = causal & (key >= 0) & ((key == 0) | (key == query))
-        allowed |= torch.eye(width, dtype=torch.bool)  # no row without a key (padding)
+        allowed |= torch.eye(width, dtype=torch.bool)  # every query keeps a key, whatever its row holds
         dtype = self.model.dtype
         mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
         return {"attention_mask": mask[:, None].to(self.device), "position_ids": positions.to(self.device)}
