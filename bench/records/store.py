@@ -193,37 +193,37 @@ def record_paths(root: Path | str) -> Iterator[Path]:
     unpacked copy of a packed set below it (`unpacked_copies`). An archive (`records.tar.xz`,
     bench/records/archives.py) is read as the folder it holds."""
     root = as_folder(root)
-    copies = unpacked_copies(root)
-    for path in sorted(root.rglob("*.json")):
-        parts = path.relative_to(root).parts
-        if path.name.endswith(HISTORY_SUFFIX):  # the nightly's own history of a store: never a record
-            continue
+    found = sorted(root.rglob("*"))  # one walk of the tree: the JSON files and the archives
+    copies = unpacked_copies(root, [path for path in found if path.name.endswith(SUFFIXES)])
+    for path in found:
+        if not path.name.endswith(".json") or path.name.endswith(HISTORY_SUFFIX):
+            continue  # not JSON, or the nightly's own history of a store (never a record)
         if copies and any(folder in copies for folder in path.parents):
             continue
+        parts = path.relative_to(root).parts
         if not any(part.startswith(".") for part in parts) and not set(parts[:-1]) & set(NOT_RECORDS):
             yield path
 
 
-def unpacked_copies(root: Path) -> set[Path]:
-    """Folders below `root` that a packed set below it unpacked to (`<set>/records/` beside
-    `<set>/records.tar.xz`, as `scripts/validation.py unpack` leaves it), each told once on stderr. A folder
-    reads a packed set only as its own (`load_records(<set>)`), never one below it, so its unpacked copy
-    is left out too: what a folder holds does not change with what was unpacked (a validation
+def unpacked_copies(root: Path, archives: list[Path]) -> set[Path]:
+    """The folders below `root` that a packed set among `archives` below it unpacked to (`<set>/records/`
+    beside `<set>/records.tar.xz`, as `scripts/validation.py unpack` leaves it), each told once on stderr. A
+    folder reads a packed set only as its own (`load_records(<set>)`), never one below it, so its unpacked
+    copy is left out too: what a folder holds does not change with what was unpacked (a validation
     experiment's repeats are not the published set of their suite)."""
     copies = set()
-    for suffix in SUFFIXES:
-        for archive in sorted(root.rglob(f"*{suffix}")):
-            copy = archive.with_name(archive.name.removesuffix(suffix))
-            if archive.parent == root or not copy.is_dir() or not is_archive(archive):
-                continue
-            copies.add(copy)
-            if copy not in _LEFT_OUT:
-                _LEFT_OUT.add(copy)
-                print(
-                    f"bench: left out {copy}: unpacked from {archive.name} beside it; a packed set is read as "
-                    f"a folder of its own (give {archive.parent})",
-                    file=sys.stderr,
-                )
+    for archive in archives:
+        copy = archive.with_name(archive.name.removesuffix(next(s for s in SUFFIXES if archive.name.endswith(s))))
+        if archive.parent == root or not copy.is_dir() or not is_archive(archive):
+            continue
+        copies.add(copy)
+        if copy not in _LEFT_OUT:
+            _LEFT_OUT.add(copy)
+            print(
+                f"bench: left out {copy}: unpacked from {archive.name} beside it; a packed set is read as "
+                f"a folder of its own (give {archive.parent})",
+                file=sys.stderr,
+            )
     return copies
 
 
