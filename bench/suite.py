@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import math
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bench.records.store import NOT_RECORDS
 from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users import them)
@@ -30,6 +28,7 @@ from bench.spec import (  # noqa: F401  (re-exported: a suite's parts, as users 
     TaskSpec,
     Training,
 )
+from bench.suite_problems import validation_problems
 
 
 class StrategyConfig(Strict):
@@ -120,115 +119,6 @@ class SuiteError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
-def _path(location: tuple[Any, ...]) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _not_an_integer(value: Any) -> str:
-    if isinstance(value, bool):
-        return "expected a valid integer, not true or false"
-    if isinstance(value, str):
-        return "expected a valid integer, not a string (write numbers without quotes)"
-    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 2**63:
-        return "expected an integer, and this one is far too large"
-    return "expected a valid integer"
-
-
-def _describe(error: dict[str, Any], field_type: type | None = None) -> str:
-    """What the value should be; `field_type` (int or float) words a positive bound."""
-    kind, context = error["type"], error.get("ctx", {})
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required field is missing"
-    if kind in ("int_parsing_size", "int_type"):
-        return _not_an_integer(error.get("input"))
-    if kind == "greater_than" and context.get("gt") == 0:
-        return "expected a positive number" if field_type is float else "expected a positive integer"
-    if kind == "too_short":  # pydantic: "List should have at least 1 item after validation, not 0"
-        least = context.get("min_length", 1)
-        return f"expected at least {least} item{'s' if least != 1 else ''}"
-    message = error["msg"].removeprefix("Value error, ")
-    return message.replace("Input should be", "expected", 1)
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation (`X`, `X | None`, `list[X]`, `Annotated[X, ...]`)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((found for arg in get_args(annotation) if (found := _inner_model(arg)) is not None), None)
-
-
-def _model_at(model: type[BaseModel] | None, location: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model that validates the mapping at `location` below `model` (list indexes skipped)."""
-    for part in location:
-        if model is None or isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        model = _inner_model(field.annotation) if field is not None else None
-    return model
-
-
-def _unknown_key(location: tuple[Any, ...], prefix: tuple[Any, ...], model: type[BaseModel] | None) -> str:
-    """`budget.stepz: unknown key; did you mean 'steps'?`; a key that cannot be read in a path (empty,
-    blank, not a string) is named after its parent: `(top level): unknown key ''; valid keys: ...`."""
-    key = location[-1]
-    parent = _model_at(model, location[:-1])
-    names = sorted(parent.model_fields) if parent is not None else []
-    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else (f"; valid keys: {', '.join(names)}" if names else "")
-    if isinstance(key, str) and key and key.strip() == key and key.isprintable():
-        return f"{_path(prefix + location)}: unknown key{hint}"
-    return f"{_path(prefix + location[:-1])}: unknown key {key!r}{hint}"
-
-
-def _problems(error: ValidationError, prefix: tuple[Any, ...] = (), model: type[BaseModel] | None = None) -> list[str]:
-    """One line per problem, each naming its field path; `model` (what was validated) lets an unknown
-    key name the nearest valid one."""
-    problems = []
-    for item in error.errors():
-        if item["type"] == "extra_forbidden":
-            problems.append(_unknown_key(tuple(item["loc"]), prefix, model))
-            continue
-        location = tuple(item["loc"])
-        if item["type"] == "value_error" and isinstance(item["input"], dict):  # a check spanning a model's fields
-            problems.extend(_spanning(prefix + location, _describe(item)))
-            continue
-        message = _describe(item, _field_type(model, location))
-        named = item["type"] == "missing" or repr(item["input"]) in message  # the message names the value itself
-        got = "" if named else f", got {item['input']!r}"
-        problems.append(f"{_path(prefix + location)}: {message}{got}")
-    return problems
-
-
-def _spanning(location: tuple[Any, ...], message: str) -> list[str]:
-    """A check across several fields names them itself: one problem per line of its message, without the
-    mapping it read; at the top level the message's own field paths stand alone."""
-    lines = message.splitlines()
-    return lines if not location else [f"{_path(location)}: {line}" for line in lines]
-
-
-def _field_type(model: type[BaseModel] | None, location: tuple[Any, ...]) -> type | None:
-    """int or float: the number type of the field at `location` (a list item: its list's field)."""
-    names = [index for index, part in enumerate(location) if isinstance(part, str)]
-    if not names:
-        return None
-    parent = _model_at(model, location[: names[-1]])
-    field = parent.model_fields.get(location[names[-1]]) if parent is not None else None
-    return _number_type(field.annotation) if field is not None else None
-
-
-def _number_type(annotation: Any) -> type | None:
-    """float when the annotation (through Annotated, unions, lists) holds float, else int when it holds int."""
-    if annotation in (int, float):
-        return annotation
-    found = {_number_type(arg) for arg in get_args(annotation)}
-    return float if float in found else (int if int in found else None)
-
-
 def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
     """Each entry is `name` or `{name: {options}}`; options are validated by the strategy's model."""
     from bench.strategies import STRATEGIES
@@ -262,7 +152,7 @@ def _strategy_entries(raw: Any, problems: list[str]) -> list[dict[str, Any]]:
         try:
             validated = STRATEGIES.get(name).Options.model_validate(options or {})
         except ValidationError as error:
-            problems.extend(_problems(error, ("strategies", index, name), STRATEGIES.get(name).Options))
+            problems.extend(validation_problems(error, ("strategies", index, name), STRATEGIES.get(name).Options))
             continue
         resolved = validated.model_dump()
         entries.append({"name": name, "label": resolved.pop("label") or name, "options": resolved})
@@ -335,7 +225,7 @@ def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     try:
         suite = Suite.model_validate({**data, "strategies": strategies or [{"name": "_", "label": "_", "options": {}}]})
     except ValidationError as error:
-        problems.extend(p for p in _problems(error, model=Suite) if not p.startswith("strategies"))
+        problems.extend(p for p in validation_problems(error, model=Suite) if not p.startswith("strategies"))
         raise SuiteError(source, problems) from None
     if problems:
         raise SuiteError(source, problems)
