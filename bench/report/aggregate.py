@@ -210,7 +210,7 @@ def answer(
     beyond, p, note, by_item = _tested(best, second, runs, metric, bool(keyed))
     if _tied(float(best["mean"]), float(second["mean"])):  # within noise, unless a side's noise is unknown
         single = min(int(best["n"]), int(second["n"])) < 2
-        beyond, p, note = None if single else False, None, "tie; one seed on a side: noise unknown" if single else "tie"
+        beyond, p, note = (None, None, "tie; one seed on a side: noise unknown") if single else (False, None, "tie")
     note = f"{note} ({left_out})" if left_out else note
     chained = chained_note(keyed, [str(best["strategy"]), str(second["strategy"])])
     note = "; ".join(
