@@ -137,6 +137,8 @@ def report(
     from bench.report.html import write_report
 
     source = Path(source)
+    if source.suffix in (".yaml", ".yml") and not source.exists():
+        raise FileNotFoundError(f"no such suite file {source}")
     suite_text, not_run = None, []
     skipped: list[Skipped] = []  # files below the folder that are not records, or damaged ones
     single = _record_file(source) if source.is_file() else None

@@ -66,21 +66,51 @@ def failure_record(
 MIN_FREE_BYTES = 100 * 2**20  # records and logs are small; under this a disk is about to be full
 
 
-def results_dir_problem(root: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
-    """Why records cannot be stored under `root` (not creatable, not writable, nearly full), or None."""
+def _unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be made or written (the OS's words), or None: a file made there and removed."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=root, prefix=".bench-write-check-")
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".bench-write-check-")
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        return f"results folder {root} is not writable: {error.strerror or error}; nothing was run"
+        return str(error.strerror or error)
+    return None
+
+
+def results_dir_problem(root: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
+    """Why records cannot be stored under `root` (not creatable, not writable, nearly full), or None."""
+    why = "a file, not a folder" if root.is_file() else _unwritable(root)
+    if why:
+        return f"results folder {root} is not writable: {why}; nothing was run"
     free = shutil.disk_usage(root).free
     if free < min_free:
         return (
             f"results folder {root} has {free / 2**20:.0f} MiB free, under the {min_free / 2**20:.0f} MiB"
             " needed to store records and logs; nothing was run"
         )
+    return None
+
+
+def cache_dirs() -> dict[Path, str]:
+    """The caches a run on this machine writes, each with how to move it: bench's own (built and converted
+    models, base scores) and the Hugging Face datasets cache lm-eval's scoring writes (datasets' own rule:
+    HF_DATASETS_CACHE, else HF_HOME/datasets, else ~/.cache/huggingface/datasets)."""
+    from huggingface_hub.constants import HF_HOME
+
+    from bench.models.cache import cache_root
+
+    datasets = os.environ.get("HF_DATASETS_CACHE") or os.path.join(HF_HOME, "datasets")
+    return {cache_root(): "set BENCH_CACHE_DIR", Path(datasets).expanduser(): "set HF_HOME or HF_DATASETS_CACHE"}
+
+
+def cache_dir_problem() -> str | None:
+    """Why a run here could not write its caches (a read-only home folder), naming the folder and the variable
+    that moves it, or None."""
+    for folder, move in cache_dirs().items():
+        why = _unwritable(folder)
+        if why:
+            return f"cache folder {folder} is not writable: {why}; {move} to a writable folder; nothing was run"
     return None
 
 
@@ -116,7 +146,7 @@ def execute(
     digests: dict[str, str] = {}  # data files' and the model's sha256, taken once per call
     kept = (_kept(store, spec, here, unreadable, digests, keep_artefacts=keep_artefacts) for spec in specs)
     pending = not all(kept)  # something will run
-    if pending and (problem := results_dir_problem(store.root)):
+    if pending and (problem := results_dir_problem(store.root) or (executor == "local" and cache_dir_problem())):
         raise SetupError(problem)
     try:
         kind = EXECUTORS.get(executor)

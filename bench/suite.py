@@ -206,7 +206,12 @@ def plugin_problems(modules: list[Any]) -> list[str]:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:
-            missing = "" if error.name == module else f": it imports {error.name!r}, which is not installed"
+            missing = (
+                " (not on the Python path: a module of your own needs its folder on PYTHONPATH, e.g."
+                " `PYTHONPATH=. bench ...`; until it imports, what it registers is unknown below)"
+                if error.name == module.split(".")[0] or error.name == module
+                else f": it imports {error.name!r}, which is not installed"
+            )
             problems.append(f"plugins: cannot import {module!r}{missing}")
         except Exception as error:  # a plugin is the user's code: anything it raises is its problem line
             problems.append(f"plugins: {module!r} failed as it was imported: {type(error).__name__}: {error}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.output import console, plain
+from bench.cli.paths import user_path
 from bench.estimate.suite import DEFAULT_RESERVE
 from bench.suite import load_suite
 
@@ -285,7 +286,7 @@ def add_parsers(commands: Any) -> None:
         "estimate",
         help="predict each run's training memory by component, and the step's peak, before running (docs/memory.md)",
     )
-    estimate.add_argument("suite", type=Path, help="suite YAML")
+    estimate.add_argument("suite", type=user_path, help="suite YAML")
     estimate.add_argument(
         "--device-memory", metavar="SIZE", help="say which runs fit (their peak plus --reserve), e.g. 24GiB, 80GB"
     )
@@ -297,7 +298,7 @@ def add_parsers(commands: Any) -> None:
     )
     estimate.add_argument(
         "--model-config",
-        type=Path,
+        type=user_path,
         metavar="CONFIG",
         help="a transformers config.json to use instead of the suite's model",
     )
@@ -310,14 +311,14 @@ def add_parsers(commands: Any) -> None:
         help="with --device-memory: per strategy, the largest of these batch sizes that fits, "
         "without and with gradient checkpointing (e.g. 1,2,4,8,16)",
     )
-    estimate.add_argument("--json", type=Path, metavar="OUT", help="write the estimates as JSON")
+    estimate.add_argument("--json", type=user_path, metavar="OUT", help="write the estimates as JSON")
     estimate.add_argument("--quiet", action="store_true", help="with --json: no progress lines")
     estimate.set_defaults(handler=_estimate)
 
     recommend = commands.add_parser(
         "recommend", help="the strategies that fit a memory limit, their Pareto set and one recommendation"
     )
-    recommend.add_argument("results", type=Path, help="a results root or suite folder; every record below it")
+    recommend.add_argument("results", type=user_path, help="a results root or suite folder; every record below it")
     recommend.add_argument("--memory", required=True, help="memory to train in, e.g. 24GiB, 80GB, 512MiB")
     recommend.add_argument("--min-accuracy", type=float, metavar="A", help="least mean accuracy on the learned task")
     recommend.add_argument(
@@ -331,7 +332,7 @@ def add_parsers(commands: Any) -> None:
     )
     recommend.add_argument(
         "--model-config",
-        type=Path,
+        type=user_path,
         metavar="CONFIG",
         help="your model's transformers config.json: estimate memory on it where it is larger than the measured one",
     )
@@ -342,12 +343,12 @@ def add_parsers(commands: Any) -> None:
         help=f"kept free beside an estimate (--model-config) or a measured tensor count, as bench estimate does "
         f"(default {DEFAULT_RESERVE})",
     )
-    recommend.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON")
+    recommend.add_argument("--json", type=user_path, metavar="OUT", help="write the full result as JSON")
     recommend.set_defaults(handler=_recommend)
 
     scaling = commands.add_parser(
         "scaling", help="scaling efficiency of multi-process runs (execution.processes) against one process"
     )
-    scaling.add_argument("one", type=Path, help="records of the 1-process runs")
-    scaling.add_argument("many", type=Path, help="records of the same suite with execution.processes > 1")
+    scaling.add_argument("one", type=user_path, help="records of the 1-process runs")
+    scaling.add_argument("many", type=user_path, help="records of the same suite with execution.processes > 1")
     scaling.set_defaults(handler=_scaling)

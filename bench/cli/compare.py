@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bench.cli.output import console, errors, plain
+from bench.cli.paths import user_path
 from bench.suite import load_suite
 
 if TYPE_CHECKING:
@@ -304,8 +305,8 @@ def _add_compare(commands: Any) -> None:
     compare = commands.add_parser(
         "compare", help="hold a candidate result set against a baseline; exit 1 on regression"
     )
-    compare.add_argument("baseline", type=Path, help="baseline results folder, e.g. results/smoke/<machine>")
-    compare.add_argument("candidate", type=Path, help="candidate results folder")
+    compare.add_argument("baseline", type=user_path, help="baseline results folder, e.g. results/smoke/<machine>")
+    compare.add_argument("candidate", type=user_path, help="candidate results folder")
     compare.add_argument(
         "--fail-on",
         nargs="+",
@@ -322,8 +323,10 @@ def _add_compare(commands: Any) -> None:
     _add_gate_options(compare)
     compare.add_argument("--git-rev", metavar="REV", help="read the baseline folder as committed at this git revision")
     compare.add_argument("--candidate-rev", metavar="REV", help="read the candidate folder at this git revision")
-    compare.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
-    compare.add_argument("--html", type=Path, metavar="OUT", help="write the candidate's report with the comparison")
+    compare.add_argument("--json", type=user_path, metavar="OUT", help="write the comparison as JSON")
+    compare.add_argument(
+        "--html", type=user_path, metavar="OUT", help="write the candidate's report with the comparison"
+    )
     compare.add_argument("--all", action="store_true", help="also list metrics with no change")
     compare.add_argument(
         "--raw-timing",
@@ -343,10 +346,10 @@ def _add_history(commands: Any) -> None:
     history = commands.add_parser(
         "history", help="every metric's series over commits and nights, with change points (docs/history.md)"
     )
-    history.add_argument("results", type=Path, help="a results root or history store; every record below it")
+    history.add_argument("results", type=user_path, help="a results root or history store; every record below it")
     history.add_argument("--suite", help="only this suite")
     history.add_argument("--metric", metavar="PATTERN", help="only metrics matching this pattern, e.g. 'train.*'")
-    history.add_argument("--json", type=Path, metavar="OUT", help="write the series and change points as JSON")
+    history.add_argument("--json", type=user_path, metavar="OUT", help="write the series and change points as JSON")
     history.add_argument("--all", action="store_true", help="also list series without change points")
     history.add_argument("--alpha", type=_alpha, default=0.05, help="significance of a change point (default 0.05)")
     history.add_argument(
@@ -366,7 +369,7 @@ def _add_ab(commands: Any) -> None:
     ab = commands.add_parser(
         "ab", help="run baseline and candidate interleaved, compare round by round (docs/statistics.md)"
     )
-    ab.add_argument("suite", type=Path, help="suite YAML, run by both sides")
+    ab.add_argument("suite", type=user_path, help="suite YAML, run by both sides")
     ab.add_argument(
         "--baseline-rev", metavar="REV", help="git revision of the baseline's code (default: this checkout)"
     )
@@ -384,7 +387,7 @@ def _add_ab(commands: Any) -> None:
         " 5 is the fewest for p<=0.05 with a single test)",
     )
     ab.add_argument("--only", nargs="+", action="extend", metavar="LABEL", help="run only these strategy labels")
-    ab.add_argument("--out", type=Path, help="where the rounds go (default results/ab/<suite>); resumes")
+    ab.add_argument("--out", type=user_path, help="where the rounds go (default results/ab/<suite>); resumes")
     ab.add_argument("--threshold", action="append", metavar="METRIC=FRACTION", help="as for bench compare")
     _add_gate_options(ab)
     ab.add_argument(
@@ -393,6 +396,6 @@ def _add_ab(commands: Any) -> None:
         default=2,
         help="reruns of a round whose timing another process contaminated, before it is dropped (default 2)",
     )
-    ab.add_argument("--json", type=Path, metavar="OUT", help="write the comparison as JSON")
+    ab.add_argument("--json", type=user_path, metavar="OUT", help="write the comparison as JSON")
     ab.add_argument("--all", action="store_true", help="also list metrics with no change")
     ab.set_defaults(handler=_ab)

@@ -11,6 +11,7 @@ import sys
 
 from bench.cli import advise, compare, publish, run, suites
 from bench.cli.output import errors, plain
+from bench.cli.paths import output_problem
 from bench.suite import SuiteError
 
 # in the order `bench --help` lists them: each family adds its subcommands
@@ -23,31 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     for family in FAMILIES:
         family.add_parsers(commands)
     return parser
-
-
-# the options that name a file to write, per command: checked before the command does any work
-OUTPUT_FILES = {
-    "report": ("out",),
-    "compare": ("json", "html"),
-    "history": ("json",),
-    "ab": ("json",),
-    "estimate": ("json",),
-    "recommend": ("json",),
-}
-
-
-def output_problem(args: argparse.Namespace) -> str | None:
-    """Why an output file option cannot be written (a folder, or below a file), naming the option and path."""
-    for name in OUTPUT_FILES.get(args.command, ()):
-        path = getattr(args, name, None)
-        if path is None:
-            continue
-        if path.is_dir():
-            return f"--{name} {path} is a folder; give a file path"
-        above = next((parent for parent in path.parents if parent.exists()), None)
-        if above is not None and not above.is_dir():
-            return f"--{name} {path}: {above} is a file, not a folder"
-    return None
 
 
 class Terminated(KeyboardInterrupt):
@@ -91,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except SuiteError as error:
         errors.print(f"[red]invalid[/red] {error}", highlight=False)
+        return 2
+    except OSError as error:  # a file it reads or writes: bad input or a full disk, never a regression's exit 1
+        plain(f"bench {args.command}: {error.strerror or error}" + (f": {error.filename}" if error.filename else ""))
         return 2
     except KeyboardInterrupt as interrupt:
         try:

@@ -8,12 +8,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.cli.paths import user_path
+
 PUBLISH_DOC = "`bench publish RESULTS --out SITE`: a static site of every result set below a results folder."
 
 
 def _arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("results", type=Path, help="results root, e.g. results (every record below it)")
-    parser.add_argument("--out", type=Path, default=Path("site"), help="site folder (default: site)")
+    parser.add_argument("results", type=user_path, help="results root, e.g. results (every record below it)")
+    parser.add_argument("--out", type=user_path, default=Path("site"), help="site folder (default: site)")
     parser.set_defaults(handler=_handle)
     return parser
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bench.cli.output import console, errors, plain
+from bench.cli.paths import user_path
 from bench.cli.suites import check_data, load
 
 if TYPE_CHECKING:
@@ -129,8 +130,8 @@ def _report(args: argparse.Namespace) -> int:
 def add_parsers(commands: Any) -> None:
     """`run` and `report`, on `bench`'s subparsers."""
     run = commands.add_parser("run", help="train, measure and evaluate every strategy of a suite (resumes)")
-    run.add_argument("suite", type=Path, help="suite YAML, e.g. suites/smoke.yaml")
-    run.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    run.add_argument("suite", type=user_path, help="suite YAML, e.g. suites/smoke.yaml")
+    run.add_argument("--results", type=user_path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--only", nargs="+", action="extend", metavar="LABEL", help="run only these strategy labels")
     run.add_argument(
         "--quiet",
@@ -140,7 +141,7 @@ def add_parsers(commands: Any) -> None:
     run.add_argument("--no-report", action="store_true", help="do not render reports/<suite>.html at the end")
     run.add_argument(
         "--reports",
-        type=Path,
+        type=user_path,
         help="reports folder (default: reports/ beside the results folder: ./reports for --results results)",
     )
     run.add_argument(
@@ -165,15 +166,18 @@ def add_parsers(commands: Any) -> None:
 
     report = commands.add_parser("report", help="render the HTML comparison report from stored records")
     report.add_argument(
-        "source", type=Path, help="suite YAML (its records under --results), a results folder, or one record file"
+        "source", type=user_path, help="suite YAML (its records under --results), a results folder, or one record file"
     )
-    report.add_argument("--out", type=Path, help="output file (default: <--reports>/<suite>.html)")
-    report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
-    report.add_argument("--reports", type=Path, default=Path("reports"), help="reports folder (default: reports)")
+    report.add_argument("--out", type=user_path, help="output file (default: <--reports>/<suite>.html)")
+    report.add_argument("--results", type=user_path, default=Path("results"), help="results folder (default: results)")
+    report.add_argument("--reports", type=user_path, default=Path("reports"), help="reports folder (default: reports)")
     report.add_argument(
-        "--history", type=Path, metavar="STORE", help="add trend charts from this history store (docs/history.md)"
+        "--history", type=user_path, metavar="STORE", help="add trend charts from this history store (docs/history.md)"
     )
     report.add_argument(
-        "--notes", type=Path, metavar="FILE", help="the author's findings (plain text), shown at the top of the report"
+        "--notes",
+        type=user_path,
+        metavar="FILE",
+        help="the author's findings (plain text), shown at the top of the report",
     )
     report.set_defaults(handler=_report)

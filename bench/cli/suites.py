@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.output import console, errors, plain
+from bench.cli.paths import user_path
 from bench.registry import unknown_name_message
 from bench.spec import Execution, ModelSpec, TaskSpec
 from bench.suite import Suite, SuiteError, load_suite, read_yaml
@@ -187,7 +188,7 @@ def add_parsers(commands: Any) -> None:
     """`validate` and `ls`, on `bench`'s subparsers."""
     validate = commands.add_parser("validate", help="check suites without running them")
     validate.add_argument(
-        "suites", type=Path, nargs="+", help="suite YAML files; each is checked with every data file it names"
+        "suites", type=user_path, nargs="+", help="suite YAML files; each is checked with every data file it names"
     )
     validate.set_defaults(handler=_validate)
 

@@ -11,6 +11,7 @@ fast scoring and generation paths), so an edited rule never reuses scores of the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -77,5 +78,6 @@ def cached_base_scores(key: str, compute: Callable[[], dict[str, Score]]) -> tup
         raw = json.loads(path.read_text())
         return {name: Score(**fields) for name, fields in raw.items()}, True
     scores = compute()
-    atomic_write_text(path, json.dumps({name: dataclasses.asdict(score) for name, score in scores.items()}))
+    with contextlib.suppress(OSError):  # a cache: a run whose scores cannot be kept (a full disk) still has them
+        atomic_write_text(path, json.dumps({name: dataclasses.asdict(score) for name, score in scores.items()}))
     return scores, False

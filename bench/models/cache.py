@@ -15,7 +15,7 @@ from bench.records.store import atomic_write_text
 
 def cache_root() -> Path:
     """`BENCH_CACHE_DIR` if set, else ~/.cache/fine-tune-bench."""
-    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "fine-tune-bench")
+    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "fine-tune-bench").expanduser()
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.spec import ModelSpec
+from bench.tasks.files import relative_to_here
 
 
 def source_problem(spec: ModelSpec) -> str | None:
@@ -30,7 +31,7 @@ def source_problem(spec: ModelSpec) -> str | None:
             "model.config", spec.config, "is not a folder with a config.json", spec.trust_remote_code
         )
     if spec.gguf and not Path(spec.gguf).expanduser().is_file():
-        return f"model.gguf: no such file {spec.gguf!r}"
+        return f"model.gguf: no such file {spec.gguf!r}{relative_to_here(Path(spec.gguf).expanduser())}"
     if spec.packaged:
         return _packaged_problem(spec.packaged)
     return None
@@ -40,7 +41,7 @@ def _folder_problem(field: str, value: str, not_a_model: str, trusted: bool) -> 
     """source_problem of a `path` or `config` folder."""
     folder = Path(value).expanduser()
     if not folder.is_dir():
-        return f"{field}: {value!r} {not_a_model} (no such folder: {folder})"
+        return f"{field}: {value!r} {not_a_model} (no such folder: {folder}){relative_to_here(folder)}"
     if not (folder / "config.json").is_file():
         return f"{field}: {value!r} {not_a_model} (no config.json)"
     try:

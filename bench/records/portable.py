@@ -5,9 +5,10 @@ share one scrub. Rules, applied to every string of a record:
 
 * a path inside the model cache becomes `cache:<key>` (e.g. `cache:converted/SmolLM2-...-b179c9523d0e`);
 * a path inside an installed package becomes `site-packages/<package>/...`, one inside this checkout
-  `bench/...` (relative to the checkout), `log_path` is relative to the results root
+  `bench/...` (relative to the checkout; a module or a file the package ships), `log_path` is relative to the results root
   (`<suite>/<machine>/logs/<run_id>.log`);
-* any other absolute path keeps its last two components below a home folder's owner (`/home/alice/data/x.jsonl`
+* any other absolute path (a whole value, or one in quotes or parentheses: spaces and all) keeps its last two
+  components below a home folder's owner (`/home/alice/data/x.jsonl`
   -> `data/x.jsonl`, `/Users/bob/x.jsonl` -> `x.jsonl`: never a user name); a Windows share
   (`\\\\server\\share\\x`) loses its server and share, `~alice/x` becomes `~/x`; the file's sha256, where the
   record has one, still identifies it;
@@ -65,6 +66,16 @@ HOST = "<host>"
 # (`/home/x`): `3 /4`, `tokens /s` and `cd /root` name no folder of anyone's (ABSOLUTE_PARTS)
 ABSOLUTE = re.compile(r"(?<![\w/.~%<^-])(?:/|[A-Za-z]:[\\/])(?=[^\s/])[^\s\"'<>|;,()\[\]{}`]*")
 ABSOLUTE_PARTS = 2
+# A value that is one path as a whole, spaces and all (`/data/Alice Smith/x.jsonl`, `jsonl:C:\\My Data\\x.jsonl`):
+# a spec's path fields. ABSOLUTE stops at a space, and would keep `Alice Smith/x.jsonl` of it; a message
+# (`/x/y: no such file`) is no path as a whole (SENTENCE), and its quoted paths are QUOTED_PATH's
+WHOLE_PATH = re.compile(r"([A-Za-z][\w+.-]*:)?((?:/|[A-Za-z]:[\\/])[^\n\r\t\"'<>|;`]*)")
+SENTENCE = re.compile(r": |, |[.:]$")
+# A path between quotes or in parentheses in a message (`No such file or directory: '/data/Alice Smith/x.jsonl'`,
+# `task:sums (/data/Alice Smith/x.jsonl)`): group 2 or 3
+QUOTED_PATH = re.compile(
+    r"(?<![\w])(['\"])((?:/|[A-Za-z]:[\\/])[^'\"\n\r]*?)\1|(?<=\()((?:/|[A-Za-z]:[\\/])[^()\n\r]*?)(?=\))"
+)
 # A Windows share, `\\server\share\folder` (also with its backslashes doubled, as a repr shows them)
 UNC = re.compile(r"(?<![\w\\])\\{2,}[A-Za-z0-9][\w.$-]*(?:\\+[^\s\\\"'<>|;,()\[\]{}`]+)+")
 # `~alice/x`: the home folder of a named user (`~/x` names nobody)
@@ -98,9 +109,12 @@ TOKEN = re.compile(
 )
 CACHE = re.compile(r"^.*?/(?:\.cache/fine-tune-bench|\.bench-cache|fine-tune-bench-cache)/")
 SITE = re.compile(r"^.*?/(?:site|dist)-packages/")
+# a file of this package in another checkout (`/opt/ci/src/bench/records/store.py`, a traceback's line):
+# `bench/` and a module or a sub-package's file, never a user's folder that happens to be named bench
+# (`/mnt/nfs/bench/clients/acme/x.jsonl` keeps its last two parts as any path)
 CHECKOUT = re.compile(
-    r"^.*?/(bench/(?:cli|run|training|analysis|estimate|records|models|strategies|tasks|evaluate|measure|report"
-    r"|backends|executors|recommend)?)"
+    r"^.*?/(bench/(?:(?:(?:cli|run|training|analysis|estimate|records|models|strategies|tasks|evaluate|measure"
+    r"|report|backends|executors|recommend)/)?[\w.-]+\.py(?::\d+)?|report/templates/.+|models/presets/.+))$"
 )
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # this checkout (bench/records/portable.py)
 HOMES = frozenset({"home", "users"})  # /home/<user>, /Users/<user>, C:\Users\<user>: the owner is left out
@@ -198,11 +212,21 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     """Secret values, credentials in URLs and tokens redacted; host names replaced; every absolute path
     (a Windows share too) made portable and a named user's `~alice/` made `~/`."""
     text = FILE_URL.sub("file:", _redacted(text, hosts, secrets))
+    whole = WHOLE_PATH.fullmatch(text)
+    if whole and " " in text and _is_path(whole.group(2)) and not SENTENCE.search(text):
+        return (whole.group(1) or "") + portable_path(whole.group(2), **roots)
+    text = QUOTED_PATH.sub(lambda found: _quoted_path(found, roots), text)
     text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
     text = TILDE_USER.sub("~", text)
     return ABSOLUTE.sub(
         lambda found: portable_path(found.group(0), **roots) if _is_path(found.group(0)) else found.group(0), text
     )
+
+
+def _quoted_path(found: re.Match[str], roots: dict[str, str | None]) -> str:
+    """A QUOTED_PATH match made portable, its quotes kept (parentheses are outside the match)."""
+    quote, path = found.group(1) or "", found.group(2) or found.group(3)
+    return quote + portable_path(path, **roots) + quote if _is_path(path) else found.group(0)
 
 
 # a home folder and its owner: /home/alice, /Users/bob, C:\Users\carol (what follows is kept)

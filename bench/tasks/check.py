@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bench.spec import ModelSpec, TaskSpec
 from bench.suite import Suite
 from bench.tasks.base import ChoiceItem, Example, GenItem
-from bench.tasks.files import read_rows
+from bench.tasks.files import read_rows, relative_to_here
 from bench.tasks.rows import CONVERSATIONAL, LOSSES, Rows
 from bench.tasks.split import OverlapError, check_overlap, declared_split, hashed_order, repeats
 
@@ -25,7 +25,8 @@ def data_problems(suite: Suite) -> list[str]:
     template = suite.model.chat_template
     if template and template.strip().endswith((".jinja", ".j2")) and "{" not in template:
         if not Path(template.strip()).expanduser().is_file():
-            problems.append(f"model.chat_template: no such template file {template.strip()!r}")
+            where = relative_to_here(Path(template.strip()).expanduser())
+            problems.append(f"model.chat_template: no such template file {template.strip()!r}{where}")
     read: dict[Path, Rows] = {}
     for index, spec in enumerate([suite.task, *suite.retain]):
         field = "task" if index == 0 else f"retain[{index - 1}]"
