@@ -5,11 +5,11 @@ share one scrub. Rules, applied to every string of a record:
 
 * a path inside the model cache becomes `cache:<key>` (e.g. `cache:converted/SmolLM2-...-b179c9523d0e`);
 * a path inside an installed package becomes `site-packages/<package>/...`, one inside this checkout
-  `bench/...` (relative to the checkout; a module or a file the package ships), `log_path` is relative to the results root
-  (`<suite>/<machine>/logs/<run_id>.log`);
-* any other absolute path (a whole value, or one in quotes or parentheses: spaces and all) keeps its last two
-  components below a home folder's owner (`/home/alice/data/x.jsonl`
-  -> `data/x.jsonl`, `/Users/bob/x.jsonl` -> `x.jsonl`: never a user name); a Windows share
+  `bench/...` (relative to the checkout; a module or a file the package ships), `log_path` is relative to
+  the results root (`<suite>/<machine>/logs/<run_id>.log`);
+* any other absolute path (a whole value, or one in quotes or parentheses: spaces and all) keeps its last
+  two components below a home folder's owner (`/home/alice/data/x.jsonl` -> `data/x.jsonl`,
+  `/Users/bob/x.jsonl` -> `x.jsonl`: never a user name); a Windows share
   (`\\\\server\\share\\x`) loses its server and share, `~alice/x` becomes `~/x`; the file's sha256, where the
   record has one, still identifies it;
 * `environment.hostname` is dropped (None), and so is every other occurrence of it, unless the user
