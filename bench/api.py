@@ -132,7 +132,7 @@ def report(
     """
     from bench.analysis.history import build
     from bench.records.archives import is_archive
-    from bench.records.portable import scrub_document
+    from bench.records.portable import scrub_document, scrub_suite
     from bench.records.store import Skipped, load_records
     from bench.report.html import write_report
 
@@ -148,7 +148,7 @@ def report(
         text = scrub_document(Path(notes).read_text(encoding="utf-8")) if notes else None
         return write_report([single], out, history=history, notes=text)
     if source.is_file() and not is_archive(source):  # an archive of records reads as their folder
-        suite_text = scrub_document(source.read_text(encoding="utf-8"))  # scrubbed as records are
+        suite_text = scrub_suite(source.read_text(encoding="utf-8"))  # scrubbed as records are
         suite = load_suite(source)
         folder = Path(results_dir) / suite.name
         records = list(load_records(folder, skipped)) if folder.exists() else []

@@ -203,3 +203,18 @@ def test_a_plugin_not_on_the_python_path_says_how_to_put_it_there() -> None:
 
     [said] = plugin_problems(["u22_plugin_not_anywhere"])
     assert "not on the Python path" in said and "PYTHONPATH=." in said
+
+
+def test_a_report_embeds_the_suite_with_its_paths_cut_as_its_records_cut_them(tmp_path: Path) -> None:
+    """`bench run`'s and `bench report SUITE`'s page showed `path: /tmp/user22/proj/data/sums.jsonl`; the
+    records beside it said `data/sums.jsonl`."""
+    from bench.api import report
+
+    suite = write_suite(tmp_path, fast_suite("embedded", ["full"]))
+    text = suite.read_text()
+    mine = "- name: mine\n  source: jsonl\n  path: '/srv/Alice Smith/data/mine.jsonl'  # mine\n"
+    suite.write_text(text.replace("retain:\n", "retain:\n" + mine) + "# kept: /srv/Alice Smith/notes\n")
+    store([make_record("full", 0).model_copy(update={"suite": "embedded"})], tmp_path / "results")
+    page = report(suite, tmp_path / "a.html", tmp_path / "results").read_text()
+    assert "path: &#39;data/mine.jsonl&#39;  # mine" in page
+    assert "Alice Smith/data" not in page and "/srv/Alice Smith/notes" in page  # a comment is the author's

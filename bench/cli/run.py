@@ -84,11 +84,11 @@ def _write_report(args: argparse.Namespace, suite: Suite, ran: list[RunResult]) 
     """The suite's HTML report; a failure to write it is one line with the command that rebuilds it."""
     reports = args.reports or args.results.parent / "reports"
     try:
-        from bench.records.portable import scrub_document
+        from bench.records.portable import scrub_suite
         from bench.report.html import write_report
 
         records = _suite_records(suite, args.results, ran) if args.only else ran
-        suite_text = scrub_document(args.suite.read_text("utf-8"))  # as its records: no secret, no path of ours
+        suite_text = scrub_suite(args.suite.read_text("utf-8"))  # as its records: no secret, no path of ours
         path = write_report(records, reports / f"{suite.name}.html", suite_text)
         if not args.quiet:
             errors.print(f"report: {path}")

@@ -242,6 +242,26 @@ def scrub_document(text: str) -> str:
     return HOME_OWNER.sub("~", TILDE_USER.sub("~", _redacted(text, machine_hosts(), secret_values())))
 
 
+# a suite's line whose value is a file or folder (`path: /srv/data/x.jsonl`, `- jsonl: "/a b/x.jsonl"  # note`)
+SUITE_PATH_LINE = re.compile(
+    r"^(\s*(?:-\s+)?(?:path|gguf|config|chat_template|jsonl):[ \t]*)(['\"]?)([^'\"#\n]+?)\2([ \t]*(?:#.*)?)$", re.M
+)
+
+
+def scrub_suite(text: str) -> str:
+    """A suite's YAML as a report embeds it: scrub_document, and the absolute path a path field names cut as
+    its records cut it (`path: /srv/Alice Smith/data/x.jsonl` -> `path: data/x.jsonl`): a report travels."""
+
+    def portable(found: re.Match[str]) -> str:
+        head, quote, value, tail = found.groups()
+        whole = WHOLE_PATH.fullmatch(value)
+        if whole is None or whole.group(1) or not _is_path(value):  # relative, `~/...` or not a path
+            return found.group(0)
+        return f"{head}{quote}{portable_path(value)}{quote}{tail}"
+
+    return SUITE_PATH_LINE.sub(portable, scrub_document(text))
+
+
 def _redacted(text: str, hosts: Iterable[str], secrets: Iterable[str]) -> str:
     """Secret values, credentials in URLs and tokens redacted, host names replaced: what both scrubs do
     before they treat paths their own way."""
