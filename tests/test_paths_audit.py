@@ -218,3 +218,27 @@ def test_a_report_embeds_the_suite_with_its_paths_cut_as_its_records_cut_them(tm
     page = report(suite, tmp_path / "a.html", tmp_path / "results").read_text()
     assert "path: &#39;data/mine.jsonl&#39;  # mine" in page
     assert "Alice Smith/data" not in page and "/srv/Alice Smith/notes" in page  # a comment is the author's
+
+
+def test_a_relative_base_model_is_found_from_wherever_the_script_is_started(tmp_path: Path, monkeypatch) -> None:
+    """reproduce_base.sh held `BASE=${BASE:-'models/mine'}`, the path as bench's directory named it, and read it
+    after changing to its own folder: from anywhere but there, lm-eval was given a folder that is not there."""
+    import subprocess
+
+    from bench.run.artefacts import write_script
+
+    (tmp_path / "project" / "models" / "mine").mkdir(parents=True)
+    kept = tmp_path / "project" / "results" / "kept"
+    kept.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project")
+    write_script(kept / "show.sh", "the base", 'echo "${BASE}"', "", ("# BASE: mine", "models/mine"))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "my copy").mkdir()
+    for cwd, env, expected in [
+        (tmp_path / "elsewhere", {}, tmp_path / "project" / "models" / "mine"),
+        (tmp_path / "elsewhere", {"BASE": "my copy"}, tmp_path / "elsewhere" / "my copy"),
+    ]:
+        shown = subprocess.run(
+            ["bash", str(kept / "show.sh")], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True
+        ).stdout.strip()
+        assert (kept / shown).resolve() == expected.resolve(), shown

@@ -28,6 +28,7 @@ is not known (random weights, a hub model without a recorded revision, a chained
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -224,11 +225,16 @@ def write_script(path: Path, what: str, command: str | None, why: str, base: tup
     else:
         if BASE in command:
             comment, default = base
+            if default and not Path(default).is_absolute() and Path(default).is_dir():  # relative to where bench ran
+                default = os.path.relpath(Path(default).resolve(), path.parent.resolve())
             lines += [
                 comment,
-                f"BASE=${{BASE:-{shlex.quote(default)}}}",
-                '[ -d "$BASE" ] && BASE=$(cd "$BASE" && pwd)  # a folder named relative to where it was started',
+                '[ -n "${BASE:-}" ] && [ -d "$BASE" ] && BASE=$(cd "$BASE" && pwd)  # yours: relative to where you are',
+                'cd "$(dirname "$0")" || exit 1',
+                f"BASE=${{BASE:-{shlex.quote(default)}}}  # the run's: absolute, or relative to this folder",
             ]
-        lines += ['cd "$(dirname "$0")" || exit 1', command]
+        else:
+            lines.append('cd "$(dirname "$0")" || exit 1')
+        lines.append(command)
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)
