@@ -1,9 +1,9 @@
 """Change points of a history series (docs/history.md): where a metric's level shifted, night by night.
 
-ruptures' PELT (l2 cost) proposes where the mean of the point series shifts, with a penalty of
-3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed or dropped by a permutation test
-between the segments either side of it, at `alpha`, scanning for the best split in each permuted
-series as E-Divisive does (`scan_p`), and only when the shift is at least `min_shift` (points for
+PELT (l2 cost, as ruptures' Pelt computes it: `pelt_l2`) proposes where the mean of the point series
+shifts, with a penalty of 3 sigma^2 log(n) (sigma: `_noise`). Each proposal is confirmed or dropped by
+a permutation test between the segments either side of it, at `alpha`, scanning for the best split in
+each permuted series as E-Divisive does (`scan_p`), and only when the shift is at least `min_shift` (points for
 accuracy-like metrics, else relative, as `bench compare`'s threshold); a dropped proposal merges its
 segments and the others are retested. The unit of the test follows docs/statistics.md: timings vary
 night to night as a whole, so for hardware-bound metrics the unit is the night's mean; quality metrics
@@ -13,9 +13,9 @@ is only tested when it is the newest night: its mean against the night means bef
 test), as `bench compare` holds a nightly. Shifts are said in points for accuracy-like units, as a
 ratio with an interval on logarithms for positive quantities, else relative (`_sized`).
 
-Why ruptures and not E-Divisive (signal-processing-algorithms): the latter ships as a source
-package with a C extension and pins numpy below 2; ruptures is a plain wheel on numpy and scipy.
-E-Divisive's own significance step is a permutation test, which is what the confirmation does.
+Why PELT and not E-Divisive (signal-processing-algorithms): the latter ships as a source package with
+a C extension and pins numpy below 2. E-Divisive's own significance step is a permutation test, which
+is what the confirmation does. ruptures' Pelt is the reference `pelt_l2` is tested against.
 """
 
 from __future__ import annotations
@@ -126,16 +126,45 @@ def _noise(series: Series) -> float:
 
 
 def candidates(means: list[float], sigma: float) -> list[int]:
-    """Indices where ruptures' PELT puts the start of a new level (not yet tested)."""
+    """Indices where PELT puts the start of a new level (not yet tested)."""
     import numpy as np
-    import ruptures
 
     n = len(means)
     if n < 2 or len(set(means)) == 1:
         return []
     penalty = PENALTY_FACTOR * max(sigma, 1e-12) ** 2 * math.log(max(n, 2))
-    signal = np.asarray(means, dtype=float).reshape(-1, 1)
-    return [b for b in ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty) if b < n]
+    return [b for b in pelt_l2(np.asarray(means, dtype=float), penalty) if b < n]
+
+
+def pelt_l2(signal: Any, penalty: float) -> list[int]:
+    """The breakpoints of `ruptures.Pelt(model="l2", min_size=1, jump=1).fit(signal).predict(pen=penalty)`:
+    its recursion, pruning and first-minimum ties (tests/test_change_points_speed.py holds the two equal on
+    random series), with each end's candidate starts as one array. Hand-written because ruptures' PELT asks
+    its cost for every (start, end) pair in Python, and its l2 cost sums each segment again; PELT prunes
+    few starts on a series without a change, so one series of 730 nights took about 2 s, and `bench history`
+    on a year of nightlies over a minute. Here a segment's cost comes from running sums, O(n^2) in numpy."""
+    import numpy as np
+
+    n = len(signal)
+    centred = signal - signal.mean()  # the cost ignores a shift; centred sums stay small
+    sums = np.concatenate(([0.0], np.cumsum(centred)))
+    squares = np.concatenate(([0.0], np.cumsum(centred * centred)))
+    best = np.zeros(n + 1)  # best[t]: the cost of the best partition of signal[:t], its penalties included
+    start_of_last = np.zeros(n + 1, dtype=int)  # where that partition's last segment starts
+    starts = np.zeros(0, dtype=int)  # the admissible starts, in the order ruptures keeps them
+    for end in range(1, n + 1):
+        starts = np.append(starts, end - 1)
+        total = sums[end] - sums[starts]
+        cost = np.maximum(squares[end] - squares[starts] - total * total / (end - starts), 0.0)
+        candidate = best[starts] + (cost + penalty)  # summed in the order ruptures sums a partition
+        pick = int(np.argmin(candidate))  # the first minimum, as min() over ruptures' list
+        best[end], start_of_last[end] = candidate[pick], starts[pick]
+        starts = starts[candidate <= best[end] + penalty]
+    breakpoints, end = [], n
+    while end > 0:
+        breakpoints.append(end)
+        end = int(start_of_last[end])
+    return breakpoints[::-1]
 
 
 class Test(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.analysis import stats
 from bench.analysis.selection import hardware_names, hardware_of, keyed_records, strategy_keys, suites_of
@@ -339,10 +339,20 @@ def _settled(item: Answer, family: Family, kind: str) -> Answer:
 
 
 def cell(summary: pd.DataFrame, strategy: str, metric: str) -> dict[str, object] | None:
-    rows = summary[(summary["strategy"] == strategy) & (summary["metric"] == metric)]
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
+    """One strategy's figures for one metric (summarize's row), or None."""
+    return cells(summary).get((strategy, metric))
+
+
+def cells(summary: pd.DataFrame) -> dict[tuple[str, str], dict[str, object]]:
+    """Every (strategy, metric) cell of a summary in one pass, for a table or chart of every strategy: one
+    scan of the summary per cell took 14 s of a 5,000-record report (250 strategies, 16,250 cells)."""
+    found: dict[tuple[str, str], dict[str, object]] = {}
+    for row in summary.to_dict("records"):
+        found.setdefault((row["strategy"], row["metric"]), _cell(row))
+    return found
+
+
+def _cell(row: dict[str, Any]) -> dict[str, object]:
     return {
         "mean": None if int(row["n"]) == 0 else float(row["mean"]),
         "std": None if int(row["n"]) < 2 or math.isnan(float(row["std"])) else float(row["std"]),

@@ -28,9 +28,9 @@ def _question(text: str) -> tuple[str, ...]:
 def _points(summary: pd.DataFrame, x_metric: str | None, y_metric: str | None) -> list[tuple]:
     if x_metric is None or y_metric is None:
         return []
-    points = []
+    points, table = [], aggregate.cells(summary)
     for strategy in sorted(set(summary["strategy"])):
-        x, y = aggregate.cell(summary, strategy, x_metric), aggregate.cell(summary, strategy, y_metric)
+        x, y = table.get((strategy, x_metric)), table.get((strategy, y_metric))
         if x and y and x["mean"] is not None and y["mean"] is not None:
             points.append((strategy, x["mean"], y["mean"], x["std"] or 0.0, y["std"] or 0.0))
     return points
@@ -114,8 +114,9 @@ def _accuracy_charts(records: list[RunResult], summary: pd.DataFrame, palette: d
     retained = [t for t in retained_tasks(records) if f"forgetting.{t}" in set(summary["metric"])]
     values: dict[str, list[float | None]] = {}
     spreads: dict[str, list[float]] = {}
+    table = aggregate.cells(summary)
     for strategy in sorted(set(summary["strategy"])):
-        cells = [aggregate.cell(summary, strategy, f"forgetting.{t}") for t in retained]
+        cells = [table.get((strategy, f"forgetting.{t}")) for t in retained]
         values[strategy] = [c["mean"] if c else None for c in cells]
         spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]
     title = "Forgetting per retained task (accuracy after minus before; below zero = forgotten)"
@@ -134,12 +135,12 @@ def _latency_charts(summary: pd.DataFrame, palette: dict[str, str]) -> list[Char
             families.setdefault(match["family"], {})[f"p{match['q']}"] = metric
     if not families:
         return [_chart("latency", "latency", "", "no latency metrics recorded")]
-    found = []
+    found, table = [], aggregate.cells(summary)
     for family, quantiles in families.items():
         names = sorted(quantiles, key=lambda q: int(q[1:]))
         series, spreads = {}, {}
         for strategy in sorted(set(summary["strategy"])):
-            cells = [aggregate.cell(summary, strategy, quantiles[q]) for q in names]
+            cells = [table.get((strategy, quantiles[q])) for q in names]
             series[strategy] = [c["mean"] if c else None for c in cells]
             spreads[strategy] = [(c["std"] or 0.0) if c else 0.0 for c in cells]  # seed spread of each quantile
         unit = str(summary.loc[summary["metric"] == quantiles[names[0]], "unit"].iloc[0])

@@ -223,17 +223,14 @@ def _strategy_rows(
     columns: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The All metrics table's rows: per strategy, its colour, seeds, contaminated runs and cells."""
-    keyed = selection.keyed_records(ok)
+    keyed, table = selection.keyed_records(ok), aggregate.cells(shown)
     return [
         {
             "strategy": strategy,
             "color": palette[strategy],
             "seeds": sorted({r.seed for r in keyed.get(strategy, [])}),
             "contaminated": sum(r.timing_contaminated for r in keyed.get(strategy, [])),
-            "cells": [
-                _cell_text(aggregate.cell(shown, strategy, c["name"])) | {"best": strategy in c["best"]}
-                for c in columns
-            ],
+            "cells": [_cell_text(table.get((strategy, c["name"]))) | {"best": strategy in c["best"]} for c in columns],
         }
         for strategy in strategies
     ]

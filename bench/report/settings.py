@@ -110,11 +110,14 @@ def settings_rows(records: list[RunResult], keyed: dict[str, list[RunResult]] | 
     keyed = compared_runs(records) if keyed is None else keyed  # `keyed`: compared_runs(records), taken once
     runs = [record for group in keyed.values() for record in group]
     training_varies = varying(runs, training_of)
+    of_kind: dict[str, list[RunResult]] = {}
+    for record in runs:
+        of_kind.setdefault(kind_of(record), []).append(record)
+    across = {kind: varying(members, options_of) for kind, members in of_kind.items()}  # once a kind, not a key
     rows = []
     for key, group in keyed.items():
         kinds = {kind_of(record) for record in group}
         defaults = {kind: strategy_defaults(kind) for kind in kinds}
-        across = {kind: varying([r for r in runs if kind_of(r) == kind], options_of) for kind in kinds}
         variants: dict[str, dict[str, Any]] = {}
         for record in group:
             kind, options = kind_of(record), options_of(record)
