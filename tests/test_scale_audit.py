@@ -1,0 +1,50 @@
+"""A sweep of many strategies (audit user21, 2026-12-08): a chart's legend listed the first 17 of 50 in a
+fixed 340 px figure and cut the rest (and its notes) silently; the report's Settings table computed which
+options vary across every run once per strategy (635,000 deep copies of a spec at 5,000 records). Each test
+fails on the code before."""
+
+from __future__ import annotations
+
+import re
+
+import bench.report.settings as settings
+from bench.report import charts, html
+from tests.synthetic_records import make_set
+
+LEGEND = re.compile(r'<text x="[\d.]+" y="([\d.]+)" class="legend[^"]*">([^<]+)</text>')
+
+
+def _height(svg: str) -> float:
+    return float(re.search(r'viewBox="0 0 [\d.]+ ([\d.]+)"', svg).group(1))
+
+
+def test_a_legend_of_40_strategies_lists_each_within_the_chart() -> None:
+    names = [f"lora-v{index:02d}" for index in range(40)]
+    svg = charts.bars("x", "x", ["a", "b"], {name: [1.0, 2.0] for name in names}, "ms", {})
+    shown = LEGEND.findall(svg)
+    assert [text for _, text in shown] == names
+    assert max(float(y) for y, _ in shown) < _height(svg)
+
+
+def test_a_legend_note_is_wrapped_to_the_margin_it_is_drawn_in() -> None:
+    """The trend chart's "whiskers: ± half the seeds' range" ran past the right edge."""
+    svg = charts.trend("t", "t", {"full": [(1.0, 1.0, 0.1, "n1"), (2.0, 1.1, 0.1, "n2")]}, {}, "acc", {})
+    notes = [text for _, text in LEGEND.findall(svg) if text != "full"]
+    assert " ".join(notes) == "dashed: change point whiskers: ± half the seeds&#x27; range"
+    assert all(len(line.replace("&#x27;", "'")) <= charts.NOTE_CHARACTERS for line in notes)
+
+
+def test_the_settings_table_reads_each_runs_options_a_bounded_number_of_times(monkeypatch) -> None:
+    """Linear in runs, not strategies x runs: 30 strategies x 2 seeds."""
+    records = []
+    for index in range(30):
+        for run in make_set(seeds=(0, 1), labels=("lora",)):
+            spec = {**run.spec, "label": f"lora-{index}", "options": {**run.spec["options"], "r": index + 1}}
+            records.append(run.model_copy(update={"label": f"lora-{index}", "spec": spec}))
+    calls = []
+    real = settings.options_of
+    monkeypatch.setattr(settings, "options_of", lambda record: calls.append(record) or real(record))
+    rows = settings.settings_rows(records)
+    assert len(rows) == 30
+    assert len(calls) <= 3 * len(records), len(calls)
+    assert "lora-29" in html.render(records)
