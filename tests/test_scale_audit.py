@@ -48,3 +48,21 @@ def test_the_settings_table_reads_each_runs_options_a_bounded_number_of_times(mo
     assert len(rows) == 30
     assert len(calls) <= 3 * len(records), len(calls)
     assert "lora-29" in html.render(records)
+
+
+def test_the_regression_line_names_the_first_ten_of_a_sweeps_regressions(capsys) -> None:
+    """One line of 7.5 KB named 211 regressions; now their count and the first ten."""
+    from types import SimpleNamespace
+
+    from bench.cli.console import verdict
+
+    regressions = [
+        SimpleNamespace(strategy=f"lora-{index}", metric="accuracy.cipher", effect=-0.03, scale="points")
+        for index in range(211)
+    ]
+    result = SimpleNamespace(unreadable={}, bad_input=[], changes=regressions, failed=True, regressions=regressions)
+    result.issues = []
+    assert verdict(result) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.startswith("REGRESSION 211 gating changes, the first 10: lora-0: accuracy.cipher -3.0 pt; lora-1:")
+    assert "lora-9: accuracy.cipher" in said and "lora-10:" not in said and len(said) < 600

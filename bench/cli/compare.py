@@ -14,7 +14,7 @@ from bench.cli.paths import user_path
 from bench.suite import load_suite
 
 if TYPE_CHECKING:
-    from bench.analysis.verdicts import Comparison
+    pass
 
 
 def _add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +76,7 @@ def _thresholds(pairs: list[str], flag: str = "--threshold", percent: bool = Tru
 
 def _compare(args: argparse.Namespace) -> int:
     from bench.api import compare
-    from bench.cli.console import comparison_table, environment_lines
+    from bench.cli.console import comparison_table, environment_lines, verdict
 
     try:
         result = compare(
@@ -104,43 +104,7 @@ def _compare(args: argparse.Namespace) -> int:
     for path in (args.json, args.html):
         if path:
             console.print(f"written: {path}")
-    return _verdict(result, allow_unreadable=args.allow_unreadable)
-
-
-def _verdict(result: Comparison, allow_unreadable: bool = False) -> int:
-    """Say whether a comparison regressed, and the exit code that says it too (1: regression; 2: nothing
-    was compared, so the gate has no evidence either way: every run failed, or nothing was comparable; 2
-    also for bad input: a record that contradicts itself, or a candidate record file that could not be read,
-    unless `allow_unreadable`)."""
-    for side, files in result.unreadable.items():
-        listed = "\n  ".join(files)
-        plain(f"bench: WARNING: {len(files)} {side} record file(s) unreadable, so runs may be missing:\n  {listed}")
-    bad = [f"{issue.strategy}: {issue.detail}" for issue in result.bad_input]
-    if not allow_unreadable:
-        unread = result.unreadable.get("candidate", [])
-        bad += [f"unreadable candidate record {file} (fix or remove it, or pass --allow-unreadable)" for file in unread]
-    if bad:
-        names = [f"{c.strategy}: {c.metric}" for c in result.regressions]
-        errors.print("[bold red]BAD INPUT[/bold red]" + (f" (and REGRESSION {'; '.join(names)})" if names else ""))
-        for line in bad:
-            plain(f"  {line}")
-        return 2
-    if not result.changes and not result.failed:
-        kinds = sorted({issue.kind for issue in result.issues})
-        errors.print(
-            "[red]nothing compared[/red]: no strategy has successful, comparable runs on both sides"
-            + (f" ({', '.join(kinds)}: see the issues above)" if kinds else "")
-        )
-        return 2
-    if result.failed:
-        from bench.cli.console import change_text
-
-        names = [f"{c.strategy}: {c.metric} {change_text(c)}" for c in result.regressions]
-        names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
-        errors.print("[bold red]REGRESSION[/bold red] " + "; ".join(names))
-        return 1
-    console.print("[green]no gating regression[/green]")
-    return 0
+    return verdict(result, allow_unreadable=args.allow_unreadable)
 
 
 def _nothing_matched(args: argparse.Namespace) -> str:
@@ -252,7 +216,7 @@ def _ab(args: argparse.Namespace) -> int:
     import json
 
     from bench.analysis.ab import RoundError, compare_rounds, load_rounds, run_rounds
-    from bench.cli.console import comparison_table
+    from bench.cli.console import comparison_table, verdict
 
     problem = _ab_problem(args)
     if problem:
@@ -291,7 +255,7 @@ def _ab(args: argparse.Namespace) -> int:
     console.print(f"{len(result.changes)} metrics compared over {args.rounds} interleaved rounds: {counts}")
     if args.json:
         args.json.write_text(json.dumps(result.to_json(), indent=1))
-    return _verdict(result)
+    return verdict(result)
 
 
 def add_parsers(commands: Any) -> None:

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.analysis import stats
 from bench.analysis.verdicts import BETTER, CHANGED, MISSING, NOISE, NOT_COMPARABLE, SAME, UNKNOWN, WORSE, Comparison
+from bench.cli import output
 from bench.executors.base import Progress as SuiteProgress
 from bench.plan import RunSpec
 from bench.records.results import RunResult
@@ -213,3 +214,51 @@ def note_parts(note: str) -> list[str]:
             parts.append(note[start:index])
             start = index + 2
     return [*parts, note[start:]]
+
+
+def verdict(result: Comparison, allow_unreadable: bool = False) -> int:
+    """Say whether a comparison regressed, and the exit code that says it too (1: regression; 2: nothing
+    was compared, so the gate has no evidence either way: every run failed, or nothing was comparable; 2
+    also for bad input: a record that contradicts itself, or a candidate record file that could not be read,
+    unless `allow_unreadable`)."""
+    for side, files in result.unreadable.items():
+        listed = "\n  ".join(files)
+        output.plain(
+            f"bench: WARNING: {len(files)} {side} record file(s) unreadable, so runs may be missing:\n  {listed}"
+        )
+    bad = [f"{issue.strategy}: {issue.detail}" for issue in result.bad_input]
+    if not allow_unreadable:
+        unread = result.unreadable.get("candidate", [])
+        bad += [f"unreadable candidate record {file} (fix or remove it, or pass --allow-unreadable)" for file in unread]
+    if bad:
+        names = [f"{c.strategy}: {c.metric}" for c in result.regressions]
+        output.errors.print("[bold red]BAD INPUT[/bold red]" + (f" (and REGRESSION {_first(names)})" if names else ""))
+        for line in bad:
+            output.plain(f"  {line}")
+        return 2
+    if not result.changes and not result.failed:
+        kinds = sorted({issue.kind for issue in result.issues})
+        output.errors.print(
+            "[red]nothing compared[/red]: no strategy has successful, comparable runs on both sides"
+            + (f" ({', '.join(kinds)}: see the issues above)" if kinds else "")
+        )
+        return 2
+    if result.failed:
+        names = [f"{c.strategy}: {c.metric} {change_text(c)}" for c in result.regressions]
+        names += [f"{i.strategy}: {i.kind}" for i in result.issues if i.gating]
+        output.errors.print("[bold red]REGRESSION[/bold red] " + _first(names))
+        return 1
+    output.console.print("[green]no gating regression[/green]")
+    return 0
+
+
+SAID_AT_MOST = 10  # regressions named on the verdict's line; a sweep's 211 made one line of 7.5 KB
+
+
+def _first(names: list[str]) -> str:
+    """The regressions on one line, the first SAID_AT_MOST of them where there are more (all are in the table
+    above and in --json)."""
+    if len(names) <= SAID_AT_MOST:
+        return "; ".join(names)
+    shown = "; ".join(names[:SAID_AT_MOST])
+    return f"{len(names)} gating changes, the first {SAID_AT_MOST}: {shown}; the rest in the table above (or --json)"
