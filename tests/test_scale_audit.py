@@ -66,3 +66,34 @@ def test_the_regression_line_names_the_first_ten_of_a_sweeps_regressions(capsys)
     said = " ".join(capsys.readouterr().err.split())
     assert said.startswith("REGRESSION 211 gating changes, the first 10: lora-0: accuracy.cipher -3.0 pt; lora-1:")
     assert "lora-9: accuracy.cipher" in said and "lora-10:" not in said and len(said) < 600
+
+
+def test_a_report_of_one_folder_reads_its_records_once_and_still_says_what_it_skipped(tmp_path, capsys, monkeypatch):
+    """One folder is one night: no trend to draw, so no second read of every record (5,000: 10 s, 1 GB)."""
+    import bench.analysis.history
+    from bench.api import report
+    from tests.synthetic_records import store
+
+    folder = store(make_set(), tmp_path / "results")
+    (folder / "summary.json").write_text('{"counts": {}}')
+    monkeypatch.setattr(bench.analysis.history, "build", lambda *args, **kwargs: 1 / 0)
+    report(folder, tmp_path / "r.html")
+    said = capsys.readouterr().err
+    assert f"skipped {folder / 'summary.json'}: not a record" in said and "1 JSON file(s) under" in said
+
+
+def test_a_file_skipped_inside_a_packed_set_is_named_by_its_member(tmp_path, capsys) -> None:
+    """It was named by the temporary folder the archive was read from (/tmp/bench-records-xxxx/...)."""
+    from bench.records.archives import pack
+    from bench.records.store import ResultStore, load_records
+
+    stage = tmp_path / "stage" / "records"
+    for record in make_set():
+        ResultStore(stage).write(record)
+    (stage / "summary.json").write_text('{"counts": {}}')
+    (tmp_path / "results" / "smoke").mkdir(parents=True)
+    pack(stage, tmp_path / "results" / "smoke" / "records.tar.xz")
+    assert len(list(load_records(tmp_path / "results" / "smoke"))) == 6
+    said = capsys.readouterr().err
+    assert f"skipped {tmp_path / 'results' / 'smoke' / 'records.tar.xz' / 'records' / 'summary.json'}" in said
+    assert "bench-records-" not in said

@@ -293,11 +293,17 @@ def scan_packed(archive: Path, skipped: list[Skipped] | None = None) -> Iterator
         else:
             skipped.append(Skipped(archive, f"not a readable archive: {error}", damaged=True))
         return
-    for path, record in scan_records(unpacked, skipped):
+    inner: list[Skipped] = []
+    for path, record in scan_records(unpacked, inner):
         inside = path.relative_to(unpacked).parts[1:]  # without the top folder (records/)
         if inside[:1] == (archive.parent.name,):
             inside = inside[1:]
         yield archive.parent.joinpath(*inside), record
+    named = [one._replace(path=archive / one.path.relative_to(unpacked)) for one in inner]  # not a temporary folder
+    if skipped is None:
+        tell_skipped(archive, named)
+    else:
+        skipped.extend(named)
 
 
 def load_records(root: Path | str, skipped: list[Skipped] | None = None) -> Iterator[RunResult]:
