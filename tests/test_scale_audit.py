@@ -97,3 +97,13 @@ def test_a_file_skipped_inside_a_packed_set_is_named_by_its_member(tmp_path, cap
     said = capsys.readouterr().err
     assert f"skipped {tmp_path / 'results' / 'smoke' / 'records.tar.xz' / 'records' / 'summary.json'}" in said
     assert "bench-records-" not in said
+
+
+def test_the_settings_table_writes_many_seeds_as_ranges() -> None:
+    from bench.report.scales import runs_of
+
+    assert runs_of(list(range(20))) == "0-19"
+    assert runs_of([7, 0, 1, 2, 3, 11, 9, 10]) == "0-3, 7, 9, 10, 11"
+    assert runs_of([0, 1, 2]) == "0, 1, 2"  # as short as the range
+    page = html.render(make_set(seeds=tuple(range(12)), labels=("lora",)))
+    assert "<td>0-11</td>" in page

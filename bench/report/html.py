@@ -293,6 +293,7 @@ def render(
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
+    env.filters["runs_of"] = scales.runs_of
     return env.get_template("report.html.j2").render(
         **context(list(records), suite_text, comparison, title, history, notes, unreadable, not_run)
     )

@@ -81,3 +81,16 @@ def axis_ticks(values: list[float], limits: Bounds = NO_BOUNDS, pad: float = 0.0
     negative throughput, no accuracy above 1."""
     low, high = span([clip(v, limits) for v in values], pad)
     return nice_ticks(clip(low, limits), clip(high, limits))
+
+
+def runs_of(numbers: list[int]) -> str:
+    """Seeds with each run of four or more consecutive numbers as a range: `0-19` for twenty seeds, `0, 1, 2`
+    for three, `0-3, 7`; a sweep's 100 seeds in a Settings cell were 100 numbers."""
+    ordered, parts = sorted(set(numbers)), []
+    for number in ordered:
+        if parts and number == parts[-1][1] + 1:
+            parts[-1][1] = number
+        else:
+            parts.append([number, number])
+    shown = [f"{low}-{high}" if high - low >= 3 else ", ".join(map(str, range(low, high + 1))) for low, high in parts]
+    return ", ".join(shown)
