@@ -242,3 +242,20 @@ def test_a_relative_base_model_is_found_from_wherever_the_script_is_started(tmp_
             ["bash", str(kept / "show.sh")], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True
         ).stdout.strip()
         assert (kept / shown).resolve() == expected.resolve(), shown
+
+
+def test_a_failed_runs_log_keeps_its_traceback_with_this_machines_paths(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The record's reason is portable (`romnt/.cache`); the run's log, which stays on this machine, had no
+    traceback at all, so the real path was nowhere."""
+    from bench.plan import plan
+    from bench.run import worker
+    from bench.suite import load_suite
+
+    def fails(state) -> None:
+        raise OSError(30, "Read-only file system", "/tmp/user22/romnt/.cache")
+
+    monkeypatch.setattr(worker, "execute", fails)
+    spec = plan(load_suite(write_suite(tmp_path, fast_suite("paths", ["lora"]))))[0]
+    result = worker.run(spec, "x86_64-2c-cpu", tmp_path)
+    assert result.status == "failed" and "/tmp/user22/romnt/.cache" in result.reason  # scrubbed when stored
+    assert "OSError: [Errno 30] Read-only file system: '/tmp/user22/romnt/.cache'" in capsys.readouterr().err

@@ -117,6 +117,7 @@ def run(spec: RunSpec, machine: str, workdir: Path) -> RunResult:
             status, reason = "skipped", str(error)
         else:
             status, reason = "failed", "".join(traceback.format_exception(error)).strip()
+            print(reason, file=sys.stderr)  # the log keeps it as it was: the record's is made portable
     return state.result(status, reason, machine, started, clock_start)
 
 
