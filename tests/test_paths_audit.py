@@ -259,3 +259,26 @@ def test_a_failed_runs_log_keeps_its_traceback_with_this_machines_paths(tmp_path
     result = worker.run(spec, "x86_64-2c-cpu", tmp_path)
     assert result.status == "failed" and "/tmp/user22/romnt/.cache" in result.reason  # scrubbed when stored
     assert "OSError: [Errno 30] Read-only file system: '/tmp/user22/romnt/.cache'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("message", "scrubbed"),
+    [
+        ("cannot open /My Data/alice/x.jsonl: no such file", "cannot open alice/x.jsonl: no such file"),
+        ("cannot open D:\\My Data\\alice\\x.jsonl: gone", "cannot open alice/x.jsonl: gone"),
+        ("/srv/data/x.jsonl is not in docs/data.md.", "data/x.jsonl is not in docs/data.md."),  # words stay words
+    ],
+)
+def test_a_path_whose_first_folder_holds_a_space_is_cut_and_found(message: str, scrubbed: str) -> None:
+    """Mutation audit K: the path pattern saw the one-part `/My`, no path: the record kept the whole path and
+    `leaks()`, so `bench publish`, passed it."""
+    raw = make_record("lora", 0, status="failed", reason=message).model_dump(mode="json")
+    assert leaks(raw) and scrub(raw)["reason"] == scrubbed and leaks(scrub(raw)) == []
+
+
+def test_a_two_word_home_folder_owner_leaves_no_word_in_an_embedded_suite() -> None:
+    """Mutation audit K: `path: /home/Alice Smith/data/x.jsonl` became `path: ~ Smith/data/x.jsonl`."""
+    from bench.records.portable import scrub_suite
+
+    text = "  path: /home/Alice Smith/data/x.jsonl\n  config: D:/Data Sets/Bob Jones/x\n"
+    assert scrub_suite(text) == "  path: data/x.jsonl\n  config: Bob Jones/x\n"

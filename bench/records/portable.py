@@ -69,8 +69,15 @@ ABSOLUTE_PARTS = 2
 # A value that is one path as a whole, spaces and all (`/data/Alice Smith/x.jsonl`, `jsonl:C:\\My Data\\x.jsonl`):
 # a spec's path fields. ABSOLUTE stops at a space, and would keep `Alice Smith/x.jsonl` of it; a message
 # (`/x/y: no such file`) is no path as a whole (SENTENCE), and its quoted paths are QUOTED_PATH's
-WHOLE_PATH = re.compile(r"([A-Za-z][\w+.-]*:)?((?:/|[A-Za-z]:[\\/])[^\n\r\t\"'<>|;`]*)")
+WHOLE_PATH = re.compile(r"([A-Za-z][\w+.-]+:)?((?:/|[A-Za-z]:[\\/])[^\n\r\t\"'<>|;`]*)")  # `jsonl:`, not `D:`
 SENTENCE = re.compile(r": |, |[.:]$")
+# A path in a message whose first folder holds a space (`cannot open /My Data/alice/x.jsonl: no such file`),
+# where ABSOLUTE sees the one-part `/My`, which is no path: that folder (no `:` or `,` in it, as a sentence
+# has), then folders and a file name without spaces (a message's words after a path stay its words)
+SPACED_PATH = re.compile(
+    r"(?<![\w/.~%<^-])(?:/|[A-Za-z]:[\\/])(?=[^\s/\\])[^\s/\\\"'<>|;,:()\[\]{}`]+(?: [^\s/\\\"'<>|;,:()\[\]{}`]+)+"
+    r"[\\/][^\s\"'<>|;,()\[\]{}`]*"
+)
 # A path between quotes or in parentheses in a message (`No such file or directory: '/data/Alice Smith/x.jsonl'`,
 # `task:sums (/data/Alice Smith/x.jsonl)`): group 2 or 3
 QUOTED_PATH = re.compile(
@@ -216,11 +223,17 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     if whole and " " in text and _is_path(whole.group(2)) and not SENTENCE.search(text):
         return (whole.group(1) or "") + portable_path(whole.group(2), **roots)
     text = QUOTED_PATH.sub(lambda found: _quoted_path(found, roots), text)
+    text = SPACED_PATH.sub(lambda found: _spaced_path(found.group(0), roots), text)
     text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
     text = TILDE_USER.sub("~", text)
     return ABSOLUTE.sub(
         lambda found: portable_path(found.group(0), **roots) if _is_path(found.group(0)) else found.group(0), text
     )
+
+
+def _spaced_path(path: str, roots: dict[str, str | None]) -> str:
+    """A SPACED_PATH match made portable."""
+    return portable_path(path, **roots) if _is_path(path) else path
 
 
 def _quoted_path(found: re.Match[str], roots: dict[str, str | None]) -> str:
@@ -259,7 +272,7 @@ def scrub_suite(text: str) -> str:
             return found.group(0)
         return f"{head}{quote}{portable_path(value)}{quote}{tail}"
 
-    return SUITE_PATH_LINE.sub(portable, scrub_document(text))
+    return scrub_document(SUITE_PATH_LINE.sub(portable, text))  # cut first: `/home/Alice Smith/` is one owner
 
 
 def _redacted(text: str, hosts: Iterable[str], secrets: Iterable[str]) -> str:
@@ -382,6 +395,12 @@ SUSPECT = re.compile(
 )
 
 
+def _absolute_paths(text: str) -> Iterator[re.Match[str]]:
+    """ABSOLUTE's matches, then SPACED_PATH's (a first folder with a space in it)."""
+    yield from ABSOLUTE.finditer(text)
+    yield from SPACED_PATH.finditer(text)
+
+
 @functools.lru_cache(maxsize=65536)  # records repeat their strings (labels, units, metric names)
 def _pattern_leaks(text: str) -> tuple[str, ...]:
     if not SUSPECT.search(text):
@@ -390,7 +409,7 @@ def _pattern_leaks(text: str) -> tuple[str, ...]:
     finders = (
         ("credentials in URL", lambda t: (repr(m.group(1) + "…@") for m in CREDENTIAL_URL.finditer(t))),
         ("token", lambda t: (_masked(m.group(0)) for m in TOKEN.finditer(t))),
-        ("absolute path", lambda t: (repr(m.group(0)) for m in ABSOLUTE.finditer(t) if _is_path(m.group(0)))),
+        ("absolute path", lambda t: (repr(m.group(0)) for m in _absolute_paths(t) if _is_path(m.group(0)))),
         ("network share", lambda t: (repr(m.group(0)) for m in UNC.finditer(t))),
         ("home folder of a named user", lambda t: (repr(m.group(0)) for m in TILDE_USER.finditer(t))),
         ("IP address", lambda t: map(repr, _ipv4(t))),
