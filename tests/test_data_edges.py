@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bench.records.portable import leaks, scrub
+from bench.records.leaks import leaks
+from bench.records.portable import scrub
 from bench.spec import PreferenceSpec
 from bench.suite import parse_suite
 from bench.tasks.base import ChoiceItem, Example, GenItem

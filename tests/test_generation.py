@@ -271,7 +271,8 @@ def test_math500_is_scored_through_lm_eval_alike_on_both_paths(tiny, tmp_path: P
 
 def test_a_stop_sequence_like_a_closing_tag_survives_the_record_scrubber():
     """`</s>` (a GSM8K stop) is not an absolute path: records keep it, and publishing does not flag it."""
-    from bench.records.portable import leaks, scrub_text
+    from bench.records.leaks import leaks
+    from bench.records.portable import scrub_text
 
     assert scrub_text("until: ['Question:', '</s>', '<|im_end|>']") == "until: ['Question:', '</s>', '<|im_end|>']"
     assert leaks({"model": {"tasks": {"gsm8k": {"generation": {"until": ["</s>"]}}}}}, hosts=[]) == []

@@ -8,17 +8,16 @@ import socket
 
 import pytest
 
+from bench.records.leaks import leaks, text_leaks
 from bench.records.portable import (
     SOURCE_ROOT,
     is_secret_name,
-    leaks,
     machine_hosts,
     portable_path,
     redact,
     scrub,
     scrub_text,
     secret_values,
-    text_leaks,
 )
 
 

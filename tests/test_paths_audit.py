@@ -14,7 +14,8 @@ import pytest
 
 from bench.cli import paths
 from bench.cli.main import build_parser, main
-from bench.records.portable import leaks, portable_path, scrub, scrub_text
+from bench.records.leaks import leaks
+from bench.records.portable import portable_path, scrub, scrub_text
 from tests.conftest import fast_suite, write_suite
 from tests.synthetic_records import make_record, store
 

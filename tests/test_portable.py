@@ -13,7 +13,8 @@ from pathlib import Path
 
 from bench.cli.publish import main as publish_main
 from bench.records.archives import as_folder
-from bench.records.portable import allowed_env, is_secret_name, leaks, portable_path, scrub
+from bench.records.leaks import leaks
+from bench.records.portable import allowed_env, is_secret_name, portable_path, scrub
 from bench.records.results import SCHEMA_VERSION, parse_record
 from bench.records.store import ResultStore, atomic_write_text, load_record, record_paths
 from tests.conftest import REPO, bench_cli, fast_suite, write_suite

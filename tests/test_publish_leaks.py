@@ -16,7 +16,8 @@ import pytest
 
 from bench.cli.publish import main as publish_main
 from bench.records.archives import pack
-from bench.records.portable import is_secret_name, leaks, portable_path, scrub_text, secret_values
+from bench.records.leaks import leaks
+from bench.records.portable import is_secret_name, portable_path, scrub_text, secret_values
 from bench.records.store import ResultStore
 from bench.report.publish import LeakError, publish
 from tests.conftest import REPO, fast_suite, write_suite

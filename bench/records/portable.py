@@ -22,23 +22,15 @@ share one scrub. Rules, applied to every string of a record:
   tokens of a known shape (`hf_…`, `ghp_…`, `github_pat_…`, `glpat-…`, `AKIA…`, `sk-…`, `xox?-…`, `AIza…`,
   a bearer token, a private key) are redacted.
 
-`leaks()` finds what a scrub cannot decide for the user, and what it should have removed: an absolute path,
-a network share, a host name (this machine's, or one of a private network: `*.corp`, `*.internal`, `*.lan`),
-an IPv4 or IPv6 address, a `user@host` e-mail address, a named user's `~alice/`, credentials in a URL or a
-token. Harmless look-alikes pass: `3 /4`, `tokens /s`, `/root`, `^/api/v1$` (an absolute path has two parts
-at least), `release 1.2.3.4` (a version), `peft@v0.13.0`, `lora@r8.a16` (labels: their host is no domain).
-An e-mail address names a person, so it is a leak, unless its mailbox is an organisation's (`team@arxiv.org`,
-`support@…`: ROLE_MAILBOXES). Imports no torch.
+What a scrub leaves that would still leak is `bench/records/leaks.py`'s to find. Imports no torch.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,21 +81,6 @@ UNC = re.compile(r"(?<![\w\\])\\{2,}[A-Za-z0-9][\w.$-]*(?:\\+[^\s\\\"'<>|;,()\[\
 TILDE_USER = re.compile(r"(?<![\w~/])~[A-Za-z_][\w.-]*(?=[/\\])")
 # A file URL names a path on the machine that wrote it: `file:///home/x/y` is read as the path `/home/x/y`
 FILE_URL = re.compile(r"\bfile://(?:localhost)?(?=/)", re.I)
-IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")  # a full stop may end its sentence
-# what a version number follows (`release 1.2.3.4`, `==1.2.3.4`): then four numbers are no IP address
-VERSION_BEFORE = re.compile(r"(?:\b(?:release|version|ver|rev|revision|tag|build|v)[\s:=]*|[=<>~!]=?\s*)$", re.I)
-IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-# user@host where the host is a domain (`alice@gpu-node.example.org`); `peft@v0.13.0` and `lora@r8.a16` are labels
-USER_AT_HOST = re.compile(r"(?<![\w.+<-])[A-Za-z0-9_][\w.+-]*@[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.[A-Za-z]{2,}\b(?![.-]\w)")
-# an organisation's mailbox names no person (`team@arxiv.org`, `git@github.com`); any other address does
-ROLE_MAILBOXES = frozenset(
-    {"team", "info", "contact", "support", "help", "hello", "admin", "security", "press", "noreply", "no-reply"}
-    | {"git", "office", "feedback", "abuse", "postmaster", "webmaster", "maintainers", "research", "licensing"}
-)
-# host names of a private network: `gpu-box-17.corp.example.com`, `fileserver.corp`, `db.internal`
-INTERNAL_HOST = re.compile(
-    r"(?<![\w.-])[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.(?:corp|internal|intranet|intra|lan|localdomain)(?:\.[\w-]+)*\b", re.I
-)
 # `scheme://user:password@host`: the user and password are redacted, the scheme and host kept
 CREDENTIAL_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@:<>\"']+:[^\s/?#@<>\"']+@")
 # token shapes of known services, whoever holds them: Hugging Face, GitHub, GitLab, AWS, OpenAI-style, Slack,
@@ -210,7 +187,7 @@ def portable_path(path: str, *, results_root: str | None = None, cache_root: str
     return "/".join(parts[-2:]) or "."
 
 
-def _is_path(text: str) -> bool:
+def is_path(text: str) -> bool:
     """An absolute path names a folder: two parts at least (`/home/x`, not `/s`, `/4` or `/root`)."""
     return len(_parts(text.replace("\\", "/"))) >= ABSOLUTE_PARTS
 
@@ -220,26 +197,26 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     (a Windows share too) made portable and a named user's `~alice/` made `~/`."""
     text = FILE_URL.sub("file:", _redacted(text, hosts, secrets))
     whole = WHOLE_PATH.fullmatch(text)
-    if whole and " " in text and _is_path(whole.group(2)) and not SENTENCE.search(text):
+    if whole and " " in text and is_path(whole.group(2)) and not SENTENCE.search(text):
         return (whole.group(1) or "") + portable_path(whole.group(2), **roots)
     text = QUOTED_PATH.sub(lambda found: _quoted_path(found, roots), text)
     text = SPACED_PATH.sub(lambda found: _spaced_path(found.group(0), roots), text)
     text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
     text = TILDE_USER.sub("~", text)
     return ABSOLUTE.sub(
-        lambda found: portable_path(found.group(0), **roots) if _is_path(found.group(0)) else found.group(0), text
+        lambda found: portable_path(found.group(0), **roots) if is_path(found.group(0)) else found.group(0), text
     )
 
 
 def _spaced_path(path: str, roots: dict[str, str | None]) -> str:
     """A SPACED_PATH match made portable."""
-    return portable_path(path, **roots) if _is_path(path) else path
+    return portable_path(path, **roots) if is_path(path) else path
 
 
 def _quoted_path(found: re.Match[str], roots: dict[str, str | None]) -> str:
     """A QUOTED_PATH match made portable, its quotes kept (parentheses are outside the match)."""
     quote, path = found.group(1) or "", found.group(2) or found.group(3)
-    return quote + portable_path(path, **roots) + quote if _is_path(path) else found.group(0)
+    return quote + portable_path(path, **roots) + quote if is_path(path) else found.group(0)
 
 
 # a home folder and its owner: /home/alice, /Users/bob, C:\Users\carol (what follows is kept)
@@ -268,7 +245,7 @@ def scrub_suite(text: str) -> str:
     def portable(found: re.Match[str]) -> str:
         head, quote, value, tail = found.groups()
         whole = WHOLE_PATH.fullmatch(value)
-        if whole is None or whole.group(1) or not _is_path(value):  # relative, `~/...` or not a path
+        if whole is None or whole.group(1) or not is_path(value):  # relative, `~/...` or not a path
             return found.group(0)
         return f"{head}{quote}{portable_path(value)}{quote}{tail}"
 
@@ -341,102 +318,3 @@ def scrub(raw: dict[str, Any], *, results_root: Path | str | None = None, keep_h
     if keep_host and environment is not None:  # the user's choice, kept verbatim
         scrubbed["environment"]["hostname"] = environment.get("hostname")
     return scrubbed
-
-
-def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str):
-                yield (f"{where} (a key)" if where else "(a key)"), key
-            yield from _strings(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{where}[{index}]")
-
-
-def _masked(secret: str) -> str:
-    """A secret as a refusal names it: its first characters only (the message may land in a CI log)."""
-    return repr(secret[:6] + "…")
-
-
-def _ipv4(text: str) -> Iterator[str]:
-    """Four numbers up to 255 that no version word precedes (`release 1.2.3.4` is a version)."""
-    for found in IPV4.finditer(text):
-        numbers = [int(number) for number in found.group(0).split(".")]
-        if max(numbers) <= 255 and not VERSION_BEFORE.search(text[max(0, found.start() - 20) : found.start()]):
-            yield found.group(0)
-
-
-def _ipv6(text: str) -> Iterator[str]:
-    """IPv6 addresses with a digit in them (`fe80::1ff:fe23:4567:890a`; not `::1`, not a clock's `12:30:45`)."""
-    for found in IPV6.finditer(text):
-        try:
-            address = ipaddress.IPv6Address(found.group(0))
-        except ValueError:
-            continue
-        if not address.is_loopback and not address.is_unspecified and re.search(r"\d", found.group(0)):
-            yield found.group(0)
-
-
-def _emails(text: str) -> Iterator[str]:
-    """user@domain, unless the user is an organisation's mailbox (ROLE_MAILBOXES)."""
-    for found in USER_AT_HOST.finditer(text):
-        if found.group(0).split("@", 1)[0].lower() not in ROLE_MAILBOXES:
-            yield found.group(0)
-
-
-# a cheap first look: a text none of whose characters could start a leak is not read by every pattern
-SUSPECT = re.compile(
-    r"[/\\@~]|\d\.\d|:[0-9A-Fa-f]*:|\.(?:corp|internal|intranet|intra|lan|localdomain)\b|hf_|gh[pousr]_|github_pat_|glpat-"
-    r"|AKIA|ASIA|sk-|xox|AIza|bearer |PRIVATE KEY",
-    re.I,
-)
-
-
-def _absolute_paths(text: str) -> Iterator[re.Match[str]]:
-    """ABSOLUTE's matches, then SPACED_PATH's (a first folder with a space in it)."""
-    yield from ABSOLUTE.finditer(text)
-    yield from SPACED_PATH.finditer(text)
-
-
-@functools.lru_cache(maxsize=65536)  # records repeat their strings (labels, units, metric names)
-def _pattern_leaks(text: str) -> tuple[str, ...]:
-    if not SUSPECT.search(text):
-        return ()
-    text = FILE_URL.sub("file:", text)
-    finders = (
-        ("credentials in URL", lambda t: (repr(m.group(1) + "…@") for m in CREDENTIAL_URL.finditer(t))),
-        ("token", lambda t: (_masked(m.group(0)) for m in TOKEN.finditer(t))),
-        ("absolute path", lambda t: (repr(m.group(0)) for m in _absolute_paths(t) if _is_path(m.group(0)))),
-        ("network share", lambda t: (repr(m.group(0)) for m in UNC.finditer(t))),
-        ("home folder of a named user", lambda t: (repr(m.group(0)) for m in TILDE_USER.finditer(t))),
-        ("IP address", lambda t: map(repr, _ipv4(t))),
-        ("IPv6 address", lambda t: map(repr, _ipv6(t))),
-        ("user@host", lambda t: map(repr, _emails(t))),
-        ("internal host name", lambda t: (repr(m.group(0)) for m in INTERNAL_HOST.finditer(t))),
-    )
-    return tuple(f"{kind} {hit}" for kind, finder in finders for hit in [next(iter(finder(text)), None)] if hit)
-
-
-def text_leaks(text: str, hosts: list[str] | None = None) -> list[str]:
-    """What in one text would tell where, who or how to log in: the first of each kind (see the module
-    docstring); `hosts`: the host names to look for (default: this machine's)."""
-    hosts = machine_hosts() if hosts is None else hosts
-    found = list(_pattern_leaks(text))
-    named = [host for host in hosts if host in text and re.search(rf"(?<![\w-]){re.escape(host)}(?![\w-])", text)]
-    return found + [f"host name {host!r}" for host in named]
-
-
-def leaks(raw: Any, hosts: list[str] | None = None) -> list[tuple[str, str]]:
-    """(field, what) for every absolute path, host name, IP address, user@host, credential or token in a raw record."""
-    hosts = machine_hosts() if hosts is None else hosts
-    found = []
-    environment = raw.get("environment") if isinstance(raw, dict) else None
-    if isinstance(environment, dict) and environment.get("hostname"):
-        found.append(("environment.hostname", f"host name {environment['hostname']!r}"))
-    for where, text in _strings(raw, ""):
-        if where != "environment.hostname":
-            found += [(where, what) for what in text_leaks(text, hosts)]
-    return found

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from bench.records.portable import leaks, text_leaks
+from bench.records.leaks import leaks, text_leaks
 
 if TYPE_CHECKING:
     from bench.records.results import RunResult

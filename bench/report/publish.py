@@ -27,7 +27,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench.records.archives import SUFFIXES
-from bench.records.portable import leaks, machine_hosts, scrub, scrub_text
+from bench.records.leaks import leaks
+from bench.records.portable import machine_hosts, scrub, scrub_text
 from bench.records.results import RunResult
 from bench.records.store import atomic_write_text, scan_packed, scan_records
 from bench.report.front import (
