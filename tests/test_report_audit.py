@@ -124,10 +124,8 @@ def test_validation_pages_are_html_documents_with_a_way_back(tmp_path):
 
 def test_answer_margin_percent_is_not_rounded_up_to_twice_its_value():
     """A margin of 0.52% of the runner-up showed as "(1%)" (smollm2-forgetting-sized, most accurate)."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
-
     from bench.report import aggregate
-    from bench.report.html import context
+    from bench.report.html import context, template
 
     base = context(make_set(seeds=(0, 1)))
     one = aggregate.Answer(
@@ -135,8 +133,7 @@ def test_answer_margin_percent_is_not_rounded_up_to_twice_its_value():
     )
     two = aggregate.Answer("Fastest", "train.tokens_per_s", "tokens/s", True, "a", 12511, "b", 9826, 2685, 0.273)
     three = aggregate.Answer("Most accurate", "accuracy.x", "acc", True, "full", 0.886, "ia3", 0.8814, 0.0046, 0.0052)
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
-    text = env.get_template("report.html.j2").render(**{**base, "answers": [one, two, three]})
+    text = template().render(**{**base, "answers": [one, two, three]})
     assert "0.0046 (0.52%)" in text and "2,685 (27%)" in text
     assert "0.5 points" in text  # accuracy: in points (test_accuracy_margins_are_in_points_never_a_share_of_the_value)
 

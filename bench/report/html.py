@@ -290,13 +290,17 @@ def render(
     not_run: list[str] | None = None,
 ) -> str:
     """The report as one HTML string (`context`)."""
+    page = context(list(records), suite_text, comparison, title, history, notes, unreadable, not_run)
+    return template().render(**page)
+
+
+def template() -> Any:
+    """The report's jinja2 template, with the filters it uses."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
     env.filters["runs_of"] = scales.runs_of
-    return env.get_template("report.html.j2").render(
-        **context(list(records), suite_text, comparison, title, history, notes, unreadable, not_run)
-    )
+    return env.get_template("report.html.j2")
 
 
 def write_report(
