@@ -200,17 +200,15 @@ def scrub_text(text: str, *, hosts: list[str] = (), secrets: list[str] = (), **r
     if whole and " " in text and is_path(whole.group(2)) and not SENTENCE.search(text):
         return (whole.group(1) or "") + portable_path(whole.group(2), **roots)
     text = QUOTED_PATH.sub(lambda found: _quoted_path(found, roots), text)
-    text = SPACED_PATH.sub(lambda found: _spaced_path(found.group(0), roots), text)
+    text = SPACED_PATH.sub(lambda found: _cut_path(found, roots), text)
     text = UNC.sub(lambda found: portable_path(found.group(0), **roots), text)
     text = TILDE_USER.sub("~", text)
-    return ABSOLUTE.sub(
-        lambda found: portable_path(found.group(0), **roots) if is_path(found.group(0)) else found.group(0), text
-    )
+    return ABSOLUTE.sub(lambda found: _cut_path(found, roots), text)
 
 
-def _spaced_path(path: str, roots: dict[str, str | None]) -> str:
-    """A SPACED_PATH match made portable."""
-    return portable_path(path, **roots) if is_path(path) else path
+def _cut_path(found: re.Match[str], roots: dict[str, str | None]) -> str:
+    """An ABSOLUTE or SPACED_PATH match made portable where it is a path (two parts at least)."""
+    return portable_path(found.group(0), **roots) if is_path(found.group(0)) else found.group(0)
 
 
 def _quoted_path(found: re.Match[str], roots: dict[str, str | None]) -> str:
